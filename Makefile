@@ -1,0 +1,36 @@
+# Everything installs itself: system packages (as root, via apt), a venv, the project.
+# Re-running is fast: each step checks what is already there.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test bench lint system-packages venv clean
+
+system-packages:
+	@scripts/ensure-system-packages
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: system-packages venv lint
+	$(BIN)/python -m pytest
+
+demo: system-packages venv
+	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo
+
+bench: system-packages venv
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

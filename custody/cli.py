@@ -1,0 +1,507 @@
+"""The ``custody`` command: parse, call the vault service, print. No logic of its own."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pwd
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from custody import __version__
+from custody.config import Settings, load_settings, resolve_home
+from custody.errors import CustodyError
+from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, Skipped
+from custody.vault import ItemFilter, Vault
+from custody.vault.items import printable_name
+from custody.vault.timestamps import local_display, parse_user_time
+
+# Piped output is for reading later (files, README): do not cut it to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True)
+
+
+class CustodyGroup(click.Group):
+    """Turns every CustodyError into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CustodyError as exc:
+            if ctx.obj and ctx.obj.debug:
+                raise
+            click.echo(f"custody: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+class Session:
+    """What every command needs: where the vault is and who is asking."""
+
+    def __init__(self, home: str | None, debug: bool) -> None:
+        self.home = resolve_home(home)
+        self.debug = debug
+        self.actor = _login_name()
+
+    def settings(self) -> Settings:
+        return load_settings(self.home)
+
+    def vault(self, writer: bool = False) -> Vault:
+        return Vault(self.settings(), self.actor, writer=writer)
+
+
+def json_option(command):
+    """Add --json: print data as JSON for scripts instead of tables for people."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(command)
+
+
+def pass_session(command):
+    @click.pass_obj
+    @functools.wraps(command)
+    def wrapper(session: Session, *args, **kwargs):
+        return command(session, *args, **kwargs)
+
+    return wrapper
+
+
+@click.group(cls=CustodyGroup)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Vault home (default: $CUSTODY_HOME, else /var/lib/custody as root, else ~/.local/share/custody).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(__version__, prog_name="custody")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
+    """Body-worn-camera evidence vault: ingest, tag, extract and verify footage.
+
+    \b
+    Example:
+      custody --home /srv/custody init
+      custody ingest /media/recorder/DCIM --officer 031245
+      custody ls --untagged
+    """
+    ctx.obj = Session(home, debug)
+
+
+@cli.command()
+@pass_session
+def init(session: Session) -> None:
+    """Create a new vault: config, master and signing keys, catalog.
+
+    Refuses to touch a home that already holds a vault.
+
+    \b
+    Example:
+      custody --home /srv/custody init
+    """
+    home = session.home
+    with Vault.init(session.settings(), session.actor) as vault:
+        click.echo(f"created vault {vault.audit.vault_id} at {home}")
+        click.echo(f"master key id {vault.master.key_id} ({vault.master.source})")
+        click.echo("Back up the keys folder now: without the master key no footage can be read.")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--officer", help="Officer id (badge number) credited for these files.")
+@click.option("--recorder", help="Serial number of the recorder the files came from.")
+@json_option
+@pass_session
+def ingest(
+    session: Session, paths: tuple[Path, ...], officer: str | None, recorder: str | None, as_json: bool
+) -> None:
+    """Seal files and folders into the vault (recursively, hidden files skipped).
+
+    Each file is read once (hashed and encrypted as it is read), stored, and
+    read back from disk to verify it. A file already in the vault is reported
+    as a duplicate and not stored twice. Exits 1 if any file failed; the
+    others are still stored.
+
+    \b
+    Example:
+      custody ingest /media/usb/DCIM --officer 031245 --recorder BWC-88231
+      custody ingest clip.mp4 --json
+    """
+    settings = session.settings()
+    source = IngestSource(paths=list(paths), source=recorder or "import", officer=officer)
+    with Vault(settings, session.actor, writer=True) as vault:
+        observer = _IngestPrinter(as_json)
+        with observer:
+            summary = IngestSession(vault, source, settings.ingest, observer).run()
+    if as_json:
+        click.echo(json.dumps({"summary": summary.as_dict()}))
+    else:
+        click.echo(
+            f"{summary.new} new ({_size(summary.bytes_new)}), {summary.duplicate} duplicate, "
+            f"{summary.failed} failed; skipped {summary.hidden_skipped} hidden, "
+            f"{summary.other_skipped} other"
+        )
+    if not summary.ok:
+        sys.exit(1)
+
+
+@cli.command("ls")
+@click.option("--case", help="Only items whose current case number is this.")
+@click.option("--officer", help="Only items credited to this officer.")
+@click.option("--party", help="Only items whose party is this.")
+@click.option("--untagged", is_flag=True, help="Only items missing a case, party or officer tag.")
+@click.option("--since", help="Recorded (else ingested) on or after this date (YYYY-MM-DD[THH:MM]).")
+@click.option("--until", help="Recorded (else ingested) on or before this date.")
+@json_option
+@pass_session
+def list_items(session: Session, case, officer, party, untagged, since, until, as_json) -> None:
+    """List items, newest last, with their current tags.
+
+    \b
+    Example:
+      custody ls --case 2026-0412 --since 2026-11-01
+      custody ls --untagged --json
+    """
+    where = ItemFilter(
+        case=case,
+        officer=officer,
+        party=party,
+        untagged=untagged,
+        since=parse_user_time(since, "--since") if since else None,
+        until=parse_user_time(until, "--until", end_of_day=True) if until else None,
+    )
+    with session.vault() as vault:
+        items = vault.list_items(where)
+    if as_json:
+        click.echo(json.dumps([item.as_dict() for item in items], indent=1))
+        return
+    table = Table("id", "name", "recorded", "officer", "case", "party", "size", "sha256")
+    for column in (table.columns[0], table.columns[2], table.columns[7]):
+        column.no_wrap = True
+    for item in items:
+        table.add_row(
+            item.item_id,
+            item.original_name,
+            local_display(item.recorded_start or item.ingested_at) + ("" if item.recorded_start else "*"),
+            item.tags.get("officer", "-"),
+            item.tags.get("case", "-"),
+            item.tags.get("party", "-"),
+            _size(item.size),
+            item.sha256[:12],
+        )
+    console.print(table)
+    unknown = sum(1 for item in items if not item.recorded_start)
+    console.print(
+        f"{len(items)} item(s)" + ("; * recording time unknown, ingest time shown" if unknown else "")
+    )
+
+
+@cli.command()
+@click.argument("item")
+@json_option
+@pass_session
+def show(session: Session, item: str, as_json: bool) -> None:
+    """Show everything about one item: hashes, times, source, tags, tag history, audit events.
+
+    ITEM is an id such as EV-000123, a sha256, or 8+ of its first hex digits.
+
+    \b
+    Example:
+      custody show EV-000123
+      custody show 9f86d081 --json
+    """
+    with session.vault() as vault:
+        found = vault.resolve(item)
+        history = vault.tag_history(found)
+        events = vault.events(found)
+    if as_json:
+        detail = found.as_dict()
+        detail["tag_history"] = history
+        detail["events"] = [event.as_dict() for event in events]
+        click.echo(json.dumps(detail, indent=1))
+        return
+    fields = [
+        ("id", found.item_id),
+        ("name", found.original_name),
+        ("sha256", found.sha256),
+        ("size", f"{found.size} bytes ({_size(found.size)})"),
+        ("source", found.source),
+        ("source path", found.source_path),
+        ("file modified", local_display(found.source_mtime)),
+        ("recorded", f"{local_display(found.recorded_start)} to {local_display(found.recorded_end)}"),
+        ("ingested", f"{local_display(found.ingested_at)} by {found.ingested_by}"),
+        ("sealed with key", found.key_id),
+    ]
+    fields += [(f"tag {name}", value) for name, value in found.tags.items()]
+    if found.untagged:
+        fields.append(("missing tags", ", ".join(found.untagged)))
+    for label, value in fields:
+        _say(f"{label:>16}: {value}")
+    if history:
+        table = Table("tag", "value", "set", "by", "event", title="tag history")
+        for row in history:
+            table.add_row(
+                row["name"],
+                row["value"] or "(cleared)",
+                local_display(row["set_at"]),
+                row["set_by"],
+                str(row["audit_seq"]),
+            )
+        console.print(table)
+    console.print(_events_table(events, title="audit events"))
+
+
+@cli.command()
+@click.argument("items", nargs=-1, required=True)
+@click.option("--case", help="Case number.")
+@click.option("--party", help="Name of the party (the person the enforcement concerns).")
+@click.option("--officer", help="Handling officer's id (badge number).")
+@click.option("--category", help="Retention category, e.g. routine or penalty_evidence.")
+@click.option("--note", help="Free-text note.")
+@json_option
+@pass_session
+def tag(session: Session, items, case, party, officer, category, note, as_json) -> None:
+    """Set tags on one or many items at once (all or nothing; history is kept).
+
+    An empty value ("") clears a tag. Each changed item gets one audit event.
+
+    \b
+    Example:
+      custody tag EV-000123 EV-000124 --case 2026-0412 --party "Wang Li" --officer 031245
+      custody tag EV-000123 --note ""
+    """
+    values = {
+        name: value.strip()
+        for name, value in (
+            ("case", case),
+            ("party", party),
+            ("officer", officer),
+            ("category", category),
+            ("note", note),
+        )
+        if value is not None
+    }
+    with session.vault() as vault:
+        changes = vault.tag(list(items), values)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": c.item.item_id,
+                        "changed": {k: {"from": old, "to": new} for k, (old, new) in c.changed.items()},
+                    }
+                    for c in changes
+                ]
+            )
+        )
+        return
+    for change in changes:
+        described = ", ".join(
+            f"{name} {old or '-'} -> {new or '(cleared)'}" for name, (old, new) in change.changed.items()
+        )
+        _say(f"{change.item.item_id}: {described}")
+    _say(f"tagged {len(changes)} item(s); {len(set(items)) - len(changes)} already had these tags")
+
+
+@cli.command()
+@click.argument("item")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write; must not exist.",
+)
+@pass_session
+def extract(session: Session, item: str, out: Path) -> None:
+    """Write an item's original, decrypted and verified, to a new file (audited).
+
+    \b
+    Example:
+      custody extract EV-000123 --out /media/clerk/EV-000123.mp4
+    """
+    with session.vault() as vault:
+        found = vault.extract(item, out)
+    _say(f"wrote {out} ({_size(found.size)}, sha256 {found.sha256} verified)")
+
+
+@cli.command()
+@click.argument("item")
+@pass_session
+def cat(session: Session, item: str) -> None:
+    """Stream an item's original to standard output (audited as a view).
+
+    \b
+    Example:
+      custody cat EV-000123 | ffplay -
+    """
+    with session.vault() as vault:
+        vault.stream(item, sys.stdout.buffer)
+
+
+@cli.command()
+@click.argument("items", nargs=-1)
+@json_option
+@pass_session
+def verify(session: Session, items: tuple[str, ...], as_json: bool) -> None:
+    """Re-hash objects and check the audit chain and its signatures.
+
+    Without ITEMs every object is checked and every object must belong to an
+    item. Exits 0 only when everything holds; never repairs anything.
+
+    \b
+    Example:
+      custody verify
+      custody verify EV-000123 --json
+    """
+    with session.vault() as vault:
+        display = _byte_progress("verify") if console.is_terminal and not as_json else None
+        if display:
+            with display:
+                bar = display.add_task("verify", total=vault.bytes_to_verify(list(items)))
+                report = vault.verify(list(items), lambda n: display.advance(bar, n))
+        else:
+            report = vault.verify(list(items))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=1))
+    else:
+        for problem in report.object_problems:
+            label = problem.item or problem.sha256 or ""
+            _say(f"{problem.kind.upper():<8} {label}: {problem.problem}")
+        for problem in report.chain_problems:
+            _say(f"AUDIT    seq {problem.seq}: {problem.problem}")
+        _say(
+            f"checked {report.objects_checked} object(s), {_size(report.bytes_checked)}; "
+            f"audit chain {report.chain_events} event(s), {report.chain_checkpoints} checkpoint(s): "
+            + ("OK" if report.ok else "FAILED")
+        )
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--item", help="Only events about this item.")
+@json_option
+@pass_session
+def log(session: Session, item: str | None, as_json: bool) -> None:
+    """Print the audit chain (every action on the vault, in order).
+
+    \b
+    Example:
+      custody log --item EV-000123
+      custody log --json
+    """
+    with session.vault() as vault:
+        events = vault.events(vault.resolve(item) if item else None)
+    if as_json:
+        click.echo(json.dumps([event.as_dict() for event in events], indent=1))
+        return
+    console.print(_events_table(events))
+
+
+def _events_table(events, title: str | None = None) -> Table:
+    table = Table("seq", "time", "actor", "action", "item", "details", title=title)
+    for column in table.columns[:5]:
+        column.no_wrap = True
+    table.columns[5].overflow = "fold"
+    for event in events:
+        item_id = event.as_dict()["item"] or "-"
+        details = json.dumps(event.details, ensure_ascii=False, separators=(",", ":"))
+        table.add_row(str(event.seq), local_display(event.at), event.actor, event.action, item_id, details)
+    return table
+
+
+class _IngestPrinter:
+    """Shows an ingest to a person (progress bar, one line per file) or a script (JSON lines)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.display: Progress | None = None
+        self.bar = None
+        if not as_json and console.is_terminal:
+            self.display = _byte_progress("ingest")
+
+    def __enter__(self):
+        if self.display:
+            self.display.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.display:
+            self.display.stop()
+
+    def discovered(self, files: int, total_bytes: int) -> None:
+        if self.display:
+            self.bar = self.display.add_task("ingest", total=total_bytes)
+
+    def skipped(self, skipped: Skipped) -> None:
+        if not skipped.hidden:
+            _say_error(f"skipped {printable_name(skipped.path)}: {skipped.reason}", self.display)
+
+    def progress(self, nbytes: int) -> None:
+        if self.display and self.bar is not None:
+            self.display.advance(self.bar, nbytes)
+
+    def file_done(self, task: FileTask) -> None:
+        if self.as_json:
+            click.echo(json.dumps(task.as_dict()))
+        elif task.outcome == "error":
+            _say_error(f"failed: {task.message}", self.display)
+        else:
+            note = f"  ({task.warning})" if task.warning else ""
+            _say(f"{task.outcome:<9} {task.item.item_id}  {task.display_path}{note}", self.display)
+
+
+def _byte_progress(label: str) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _say(line: str, display: Progress | None = None) -> None:
+    if display:
+        display.console.print(line, markup=False, highlight=False, soft_wrap=True)
+    else:
+        click.echo(line)
+
+
+def _say_error(message: str, display: Progress | None = None) -> None:
+    if display:
+        errors.print(f"custody: {message}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        click.echo(f"custody: {message}", err=True)
+
+
+def _login_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid:{os.geteuid()}"
+
+
+def _size(nbytes: int) -> str:
+    value = float(nbytes)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def main() -> None:
+    cli(prog_name="custody")

@@ -1,0 +1,326 @@
+"""The ingest pipeline: files of a source become sealed vault items.
+
+The same pipeline serves ``custody ingest`` (files and folders) and, later, the
+docking daemon (a recorder's read-only mount). Its stages are listed in one
+place, :meth:`IngestSession.run`; each is a function of one file task. A file
+that cannot go on is given an outcome and a reason by the stage that found out,
+never by an exception crossing stages; the other files go on.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from custody.config import IngestSettings
+from custody.vault import IngestRecord, Item, Vault
+from custody.vault.items import printable_name
+from custody.vault.objects import StagedObject
+from custody.vault.timestamps import to_text
+
+NEW, DUPLICATE, ERROR = "new", "duplicate", "error"
+
+
+@dataclass(frozen=True)
+class IngestSource:
+    """Where the files come from and what is known about all of them."""
+
+    paths: list[Path]
+    source: str = "import"
+    officer: str | None = None
+
+
+@dataclass
+class FileTask:
+    """One regular file on its way into the vault."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    staged: StagedObject | None = None
+    outcome: str | None = None
+    item: Item | None = None
+    message: str | None = None
+    warning: str | None = None
+
+    @property
+    def display_path(self) -> str:
+        return printable_name(self.path)
+
+    def drop(self, message: str) -> None:
+        self.outcome, self.message = ERROR, message
+
+    def as_dict(self) -> dict:
+        result = {
+            "id": self.item.item_id if self.item else None,
+            "sha256": self.item.sha256 if self.item else None,
+            "size": self.size,
+            "name": self.display_path,
+            "status": self.outcome,
+        }
+        if self.message:
+            result["message"] = self.message
+        if self.warning:
+            result["warning"] = self.warning
+        return result
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A path discovery passed over, and why (hidden, symlink, not a regular file)."""
+
+    path: str
+    reason: str
+    hidden: bool = False
+
+
+@dataclass
+class IngestSummary:
+    new: int = 0
+    duplicate: int = 0
+    failed: int = 0
+    hidden_skipped: int = 0
+    other_skipped: int = 0
+    bytes_new: int = 0
+    tasks: list[FileTask] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def as_dict(self) -> dict:
+        return {
+            "new": self.new,
+            "duplicate": self.duplicate,
+            "failed": self.failed,
+            "hidden_skipped": self.hidden_skipped,
+            "other_skipped": self.other_skipped,
+            "bytes_new": self.bytes_new,
+        }
+
+
+class IngestObserver(Protocol):
+    """What a session tells whoever watches it (a progress bar, a JSON printer, the daemon)."""
+
+    def discovered(self, files: int, total_bytes: int) -> None: ...
+
+    def skipped(self, skipped: Skipped) -> None: ...
+
+    def progress(self, nbytes: int) -> None: ...
+
+    def file_done(self, task: FileTask) -> None: ...
+
+
+class SilentObserver:
+    def discovered(self, files: int, total_bytes: int) -> None:
+        pass
+
+    def skipped(self, skipped: Skipped) -> None:
+        pass
+
+    def progress(self, nbytes: int) -> None:
+        pass
+
+    def file_done(self, task: FileTask) -> None:
+        pass
+
+
+class IngestSession:
+    """One ingest of one source into one vault."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        source: IngestSource,
+        settings: IngestSettings,
+        observer: IngestObserver | None = None,
+    ) -> None:
+        self.vault = vault
+        self.source = source
+        self.settings = settings
+        self.observer = observer or SilentObserver()
+
+    def run(self) -> IngestSummary:
+        """Discover every file, then take each through the stages; return the summary."""
+        summary = IngestSummary()
+        tasks: list[FileTask] = []
+        for found in discover(self.source.paths, self.settings.skip_names):
+            if isinstance(found, Skipped):
+                if found.hidden:
+                    summary.hidden_skipped += 1
+                else:
+                    summary.other_skipped += 1
+                self.observer.skipped(found)
+            else:
+                tasks.append(found)
+        self.observer.discovered(len(tasks), sum(t.size for t in tasks))
+
+        stages: list[Callable[[FileTask], None]] = [
+            self.pull,  # read once: hash, encrypt, write to staging
+            self.skip_duplicate,  # already in the vault: audit it, keep nothing new
+            self.store,  # rename into place, read back from disk, catalogue, audit
+        ]
+        for task in tasks:
+            for stage in stages:
+                if task.outcome is not None:
+                    break
+                stage(task)
+            if task.outcome is None:  # pragma: no cover - a stage forgot to decide
+                task.drop("internal error: no stage decided this file's outcome")
+            if task.outcome == ERROR:
+                self.vault.record_failure("ingest", {"path": task.display_path, "reason": task.message})
+            self._count(summary, task)
+            self.observer.file_done(task)
+        return summary
+
+    # -- stages -----------------------------------------------------------
+
+    def pull(self, task: FileTask) -> None:
+        """Seal the file into staging, refusing files that change or vanish while read."""
+        try:
+            fd = os.open(task.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            task.drop(_read_error(task, exc, before=True))
+            return
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                task.drop(f"{task.display_path} is no longer a regular file; not read")
+                return
+            with open(fd, "rb", buffering=0, closefd=False) as source:
+                staged = self.vault.stage(source, before.st_size, self.observer.progress)
+            after = os.fstat(fd)
+        except OSError as exc:
+            task.drop(_read_error(task, exc, before=False))
+            return
+        finally:
+            os.close(fd)
+        changed = _change_while_reading(before, after, staged.size)
+        if changed:
+            self.vault.discard(staged)
+            task.drop(f"{task.display_path} {changed}; nothing stored: pull it again")
+            return
+        task.staged = staged
+        if staged.size == 0:
+            task.warning = "empty file"
+
+    def skip_duplicate(self, task: FileTask) -> None:
+        assert task.staged is not None
+        existing = self.vault.item_by_sha256(task.staged.sha256)
+        if existing is None:
+            return
+        self.vault.discard(task.staged)
+        self.vault.record_duplicate(existing, self._record(task))
+        task.outcome, task.item = DUPLICATE, existing
+        task.message = f"already in the vault as {existing.item_id}"
+
+    def store(self, task: FileTask) -> None:
+        assert task.staged is not None
+        try:
+            task.item = self.vault.store(task.staged, self._record(task))
+        except Vault.StoreFailed as exc:
+            task.drop(exc.message)
+            return
+        task.outcome = NEW
+
+    # -- helpers ----------------------------------------------------------
+
+    def _record(self, task: FileTask) -> IngestRecord:
+        raw_path = os.fsencode(task.path)
+        return IngestRecord(
+            original_name=printable_name(os.path.basename(task.path)),
+            source_path=task.display_path,
+            source_path_bytes=raw_path,
+            source=self.source.source,
+            source_mtime=to_text(datetime.fromtimestamp(task.mtime_ns / 1e9, UTC)),
+            tags={"officer": self.source.officer} if self.source.officer else {},
+        )
+
+    @staticmethod
+    def _count(summary: IngestSummary, task: FileTask) -> None:
+        summary.tasks.append(task)
+        if task.outcome == NEW:
+            summary.new += 1
+            summary.bytes_new += task.size
+        elif task.outcome == DUPLICATE:
+            summary.duplicate += 1
+        else:
+            summary.failed += 1
+
+
+def discover(paths: list[Path], skip_names: list[str]) -> Iterator[FileTask | Skipped]:
+    """Yield a FileTask for every regular file under ``paths`` and a Skipped for the rest.
+
+    Folders are walked recursively in name order without following symlinks.
+    Names matching ``skip_names`` are skipped as hidden (a hidden folder is
+    skipped whole and counted once). A path that does not exist or cannot be
+    listed yields a FileTask already marked as failed, so it is reported.
+    """
+    for top in paths:
+        top_text = os.fspath(top)
+        yield from _discover_entry(top_text, skip_names, explicit=True)
+
+
+def _discover_entry(path: str, skip_names: list[str], explicit: bool) -> Iterator[FileTask | Skipped]:
+    name = os.path.basename(path.rstrip("/")) or path
+    if not explicit and _is_hidden(name, skip_names):
+        yield Skipped(path, "hidden", hidden=True)
+        return
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        task = FileTask(path=path, size=0, mtime_ns=0)
+        task.drop(_read_error(task, exc, before=True))
+        yield task
+        return
+    if stat.S_ISLNK(info.st_mode):
+        yield Skipped(path, "symbolic link, not followed")
+    elif stat.S_ISDIR(info.st_mode):
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            task = FileTask(path=path, size=0, mtime_ns=0)
+            task.drop(f"cannot list folder {printable_name(path)}: {exc.strerror}")
+            yield task
+            return
+        for child in names:
+            yield from _discover_entry(os.path.join(path, child), skip_names, explicit=False)
+    elif stat.S_ISREG(info.st_mode):
+        yield FileTask(path=path, size=info.st_size, mtime_ns=info.st_mtime_ns)
+    else:
+        yield Skipped(path, "not a regular file")
+
+
+def _is_hidden(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def _change_while_reading(before: os.stat_result, after: os.stat_result, read: int) -> str | None:
+    if after.st_nlink == 0:
+        return "vanished while it was being read"
+    if read != before.st_size or after.st_size != before.st_size:
+        return f"changed size while it was being read ({before.st_size} -> {read} bytes read)"
+    if after.st_mtime_ns != before.st_mtime_ns:
+        return "was modified while it was being read"
+    return None
+
+
+def _read_error(task: FileTask, exc: OSError, before: bool) -> str:
+    where = task.display_path
+    if exc.errno == errno.ENOENT:
+        return f"{where} vanished before it could be read"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot read {where}: permission denied"
+    if exc.errno == errno.ELOOP:
+        return f"{where} became a symbolic link; not followed"
+    if exc.errno == errno.EIO:
+        return f"cannot read {where}: input/output error (damaged medium?)"
+    stage = "open" if before else "read"
+    return f"cannot {stage} {where}: {exc.strerror or exc}"

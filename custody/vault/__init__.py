@@ -1,0 +1,6 @@
+"""The evidence store: sealed objects, catalog, audit chain and keys."""
+
+from custody.vault.catalog import Item, ItemFilter
+from custody.vault.vault import IngestRecord, TagChange, Vault, VerifyReport
+
+__all__ = ["IngestRecord", "Item", "ItemFilter", "TagChange", "Vault", "VerifyReport"]

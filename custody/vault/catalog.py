@@ -1,0 +1,355 @@
+"""The SQLite catalog: items, their tag history, pending ingests and the audit tables.
+
+Opened through sqlite-utils in WAL mode with FULL sync (a committed ingest
+survives a power cut). The schema is created and upgraded by the numbered
+migrations below, applied in order at open; ``PRAGMA user_version`` records
+the last one applied.
+
+Tags are history: setting a tag appends a row; an item's current value for a
+tag is its newest row. An empty value clears a tag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from custody.errors import CustodyError
+from custody.vault.items import REQUIRED_TAGS, TAG_NAMES, format_item_id
+
+MIGRATIONS: list[str] = [
+    # 1: the vault foundation
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE items (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sha256 TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        original_name TEXT NOT NULL,
+        source_path TEXT NOT NULL,
+        source_path_bytes BLOB NOT NULL,
+        source TEXT NOT NULL,
+        source_mtime TEXT,
+        recorded_start TEXT,
+        recorded_end TEXT,
+        ingested_at TEXT NOT NULL,
+        ingested_by TEXT NOT NULL,
+        key_id TEXT NOT NULL
+    );
+    CREATE INDEX items_when ON items (coalesce(recorded_start, ingested_at));
+    CREATE TABLE tags (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item INTEGER NOT NULL REFERENCES items (id),
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        set_at TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL
+    );
+    CREATE INDEX tags_current ON tags (item, name, id);
+    CREATE INDEX tags_by_value ON tags (name, value, item);
+    CREATE TABLE ingest_intents (
+        sha256 TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        item INTEGER,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_item ON audit (item, seq);
+    CREATE TABLE checkpoints (
+        seq INTEGER PRIMARY KEY,
+        head_hash TEXT NOT NULL,
+        signed_at TEXT NOT NULL,
+        key_fingerprint TEXT NOT NULL,
+        signature TEXT NOT NULL
+    );
+    """,
+]
+
+_ITEM_COLUMNS = (
+    "id, sha256, size, original_name, source_path, source, source_mtime, "
+    "recorded_start, recorded_end, ingested_at, ingested_by, key_id"
+)
+
+
+def _current_tag_sql(name: str) -> str:
+    return (
+        f"(SELECT nullif(value, '') FROM tags WHERE tags.item = items.id AND tags.name = '{name}' "
+        "ORDER BY tags.id DESC LIMIT 1)"
+    )
+
+
+_ITEM_SELECT = (
+    f"SELECT {_ITEM_COLUMNS}, "
+    + ", ".join(f"{_current_tag_sql(name)} AS tag_{name}" for name in TAG_NAMES)
+    + " FROM items"
+)
+
+
+class CatalogNewer(CustodyError):
+    """catalog {path} has schema version {found}, newer than this custody knows ({known}): upgrade custody"""
+
+    exit_code = 4
+
+
+@dataclass(frozen=True)
+class Item:
+    """One catalogued original with its current tags."""
+
+    number: int
+    sha256: str
+    size: int
+    original_name: str
+    source_path: str
+    source: str
+    source_mtime: str | None
+    recorded_start: str | None
+    recorded_end: str | None
+    ingested_at: str
+    ingested_by: str
+    key_id: str
+    tags: dict[str, str]
+
+    @property
+    def item_id(self) -> str:
+        return format_item_id(self.number)
+
+    @property
+    def untagged(self) -> list[str]:
+        return [name for name in REQUIRED_TAGS if not self.tags.get(name)]
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.item_id,
+            "sha256": self.sha256,
+            "size": self.size,
+            "name": self.original_name,
+            "source_path": self.source_path,
+            "source": self.source,
+            "source_mtime": self.source_mtime,
+            "recorded_start": self.recorded_start,
+            "recorded_end": self.recorded_end,
+            "ingested_at": self.ingested_at,
+            "ingested_by": self.ingested_by,
+            "key_id": self.key_id,
+            "tags": self.tags,
+        }
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """What ``ls`` asks for; every field that is set must hold (AND)."""
+
+    case: str | None = None
+    officer: str | None = None
+    party: str | None = None
+    untagged: bool = False
+    since: str | None = None
+    until: str | None = None
+    limit: int | None = None
+
+
+class Catalog:
+    """The vault's SQLite catalog at ``path``."""
+
+    def __init__(self, path: Path, busy_timeout_seconds: float = 30.0) -> None:
+        self.path = path
+        # isolation_level=None: no implicit transactions; every write goes
+        # through transaction(), which takes the write lock up front.
+        connection = sqlite3.connect(str(path), timeout=busy_timeout_seconds, isolation_level=None)
+        self.db = sqlite_utils.Database(connection)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block as one write transaction (joined when one is already open)."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise CatalogNewer(path=self.path, found=version, known=len(MIGRATIONS))
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                current = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if current >= number:  # another process migrated first
+                    continue
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    # -- meta -------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+
+    # -- items ------------------------------------------------------------
+
+    def insert_item(self, record: dict) -> int:
+        """Insert an item from an ingest record; return its number."""
+        cursor = self.db.execute(
+            "INSERT INTO items (sha256, size, original_name, source_path, source_path_bytes, "
+            "source, source_mtime, recorded_start, recorded_end, ingested_at, ingested_by, key_id) "
+            "VALUES (:sha256, :size, :original_name, :source_path, :source_path_bytes, :source, "
+            ":source_mtime, :recorded_start, :recorded_end, :ingested_at, :ingested_by, :key_id)",
+            {**record, "source_path_bytes": bytes.fromhex(record["source_path_hex"])},
+        )
+        return cursor.lastrowid
+
+    def item(self, number: int) -> Item | None:
+        rows = self._items(f"{_ITEM_SELECT} WHERE items.id = ?", [number])
+        return rows[0] if rows else None
+
+    def item_by_sha256(self, sha256: str) -> Item | None:
+        rows = self._items(f"{_ITEM_SELECT} WHERE items.sha256 = ?", [sha256])
+        return rows[0] if rows else None
+
+    def items_by_sha256_prefix(self, prefix: str, limit: int = 10) -> list[Item]:
+        # 'g' sorts after every hex digit: the range is exactly the names with this prefix.
+        return self._items(
+            f"{_ITEM_SELECT} WHERE items.sha256 >= ? AND items.sha256 < ? "
+            f"ORDER BY items.sha256 LIMIT {int(limit)}",
+            [prefix, prefix + "g"],
+        )
+
+    def items(self, numbers: list[int]) -> list[Item]:
+        found: list[Item] = []
+        for start in range(0, len(numbers), 500):
+            chunk = numbers[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found += self._items(f"{_ITEM_SELECT} WHERE items.id IN ({marks})", chunk)
+        return found
+
+    def list_items(self, where: ItemFilter) -> list[Item]:
+        """Return the items matching ``where``, in id order."""
+        clauses: list[str] = []
+        params: dict[str, object] = {}
+        for name, value in (("case", where.case), ("officer", where.officer), ("party", where.party)):
+            if value is not None:
+                clauses.append(
+                    f"items.id IN (SELECT t.item FROM tags t WHERE t.name = :name_{name} "
+                    f"AND t.value = :value_{name} AND t.id = (SELECT max(t2.id) FROM tags t2 "
+                    f"WHERE t2.item = t.item AND t2.name = :name_{name}))"
+                )
+                params[f"name_{name}"] = name
+                params[f"value_{name}"] = value
+        if where.untagged:
+            clauses.append("(" + " OR ".join(f"{_current_tag_sql(n)} IS NULL" for n in REQUIRED_TAGS) + ")")
+        if where.since:
+            clauses.append("coalesce(recorded_start, ingested_at) >= :since")
+            params["since"] = where.since
+        if where.until:
+            clauses.append("coalesce(recorded_start, ingested_at) <= :until")
+            params["until"] = where.until
+        sql = _ITEM_SELECT
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY items.id"
+        if where.limit is not None:
+            sql += f" LIMIT {int(where.limit)}"
+        return self._items(sql, params)
+
+    def item_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM items").fetchone()[0]
+
+    def total_size(self) -> int:
+        return self.db.execute("SELECT coalesce(sum(size), 0) FROM items").fetchone()[0]
+
+    def all_sha256(self) -> Iterator[tuple[int, str]]:
+        yield from self.db.execute("SELECT id, sha256 FROM items ORDER BY id")
+
+    def _items(self, sql: str, params) -> list[Item]:
+        return [_item_from_row(row) for row in self.db.query(sql, params)]
+
+    # -- tags -------------------------------------------------------------
+
+    def add_tag(self, number: int, name: str, value: str, at: str, actor: str, seq: int) -> None:
+        self.db.execute(
+            "INSERT INTO tags (item, name, value, set_at, set_by, audit_seq) VALUES (?, ?, ?, ?, ?, ?)",
+            [number, name, value, at, actor, seq],
+        )
+
+    def tag_history(self, number: int) -> list[dict]:
+        return list(
+            self.db.query(
+                "SELECT name, value, set_at, set_by, audit_seq FROM tags WHERE item = ? ORDER BY id",
+                [number],
+            )
+        )
+
+    # -- pending ingests (crash recovery) ----------------------------------
+
+    def add_intent(self, sha256: str, record: dict, at: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO ingest_intents (sha256, record, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (sha256) DO UPDATE SET record = excluded.record",
+                [sha256, json.dumps(record), at],
+            )
+
+    def remove_intent(self, sha256: str) -> None:
+        self.db.execute("DELETE FROM ingest_intents WHERE sha256 = ?", [sha256])
+
+    def intents(self) -> list[tuple[str, dict]]:
+        return [
+            (row["sha256"], json.loads(row["record"]))
+            for row in self.db.query("SELECT sha256, record FROM ingest_intents ORDER BY created_at")
+        ]
+
+
+def _item_from_row(row: dict) -> Item:
+    tags = {name: row[f"tag_{name}"] for name in TAG_NAMES if row[f"tag_{name}"]}
+    return Item(
+        number=row["id"],
+        sha256=row["sha256"],
+        size=row["size"],
+        original_name=row["original_name"],
+        source_path=row["source_path"],
+        source=row["source"],
+        source_mtime=row["source_mtime"],
+        recorded_start=row["recorded_start"],
+        recorded_end=row["recorded_end"],
+        ingested_at=row["ingested_at"],
+        ingested_by=row["ingested_by"],
+        key_id=row["key_id"],
+        tags=tags,
+    )

@@ -1,0 +1,45 @@
+"""Item identity for people: short typable ids (EV-000123) and printable names."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+ITEM_PREFIX = "EV-"
+_ITEM_ID = re.compile(r"^EV-?(\d{1,12})$", re.IGNORECASE)
+_SHA_PREFIX = re.compile(r"^[0-9a-fA-F]{8,64}$")
+TAG_NAMES = ("case", "party", "officer", "category", "note")
+# The three labels the regulation requires on every record; an item missing
+# any of them is "untagged".
+REQUIRED_TAGS = ("case", "party", "officer")
+
+
+def format_item_id(number: int) -> str:
+    return f"{ITEM_PREFIX}{number:06d}"
+
+
+def parse_item_id(text: str) -> int | None:
+    """Return the number in an item id such as ``EV-000123`` (or ``ev123``), else None."""
+    match = _ITEM_ID.match(text.strip())
+    return int(match.group(1)) if match else None
+
+
+def sha256_prefix(text: str) -> str | None:
+    """Return ``text`` lower-cased when it can be a SHA-256 or a prefix of 8+ hex digits."""
+    text = text.strip()
+    return text.lower() if _SHA_PREFIX.match(text) else None
+
+
+def printable_name(name: str) -> str:
+    """Return a file name safe to print and store as text.
+
+    Bytes that are not UTF-8 (kept by Python as surrogate escapes) become
+    ``\\xNN``; control characters such as a newline become escapes too, so one
+    name is always one line. The exact bytes are stored separately.
+    """
+    raw = name.encode("utf-8", "surrogateescape")
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) in ("Cc", "Cs") else char
+        for char in text
+    )

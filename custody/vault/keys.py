@@ -1,0 +1,146 @@
+"""The vault's two secrets: the master key that wraps every object's data key,
+and the Ed25519 key that signs audit checkpoints.
+
+The master key comes from a systemd credential when one is present
+($CREDENTIALS_DIRECTORY/<name>), else from the key file created by
+``custody init`` (mode 0600). Each master key has a key id derived from it, so
+objects record which key wrapped them and keys can rotate later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from custody.errors import CustodyError
+
+MASTER_KEY_BYTES = 32
+
+
+class KeyFileMissing(CustodyError):
+    """key file {path} is missing: restore it from the key backup (without it the vault cannot be read)"""
+
+    exit_code = 4
+
+
+class KeyFileInvalid(CustodyError):
+    """key file {path} is not usable: {problem}"""
+
+    exit_code = 4
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    """A master key and the id objects record it by."""
+
+    key: bytes
+    source: str
+
+    @property
+    def key_id(self) -> str:
+        return hashlib.sha256(b"custody master key id\0" + self.key).hexdigest()[:16]
+
+
+def create_master_key(path: Path) -> MasterKey:
+    """Write a new random master key to ``path`` (mode 0600, must not exist) and return it."""
+    key = os.urandom(MASTER_KEY_BYTES)
+    _write_secret(path, key.hex().encode() + b"\n")
+    return MasterKey(key=key, source=str(path))
+
+
+def load_master_key(path: Path, credential_name: str) -> MasterKey:
+    """Return the master key from the systemd credential when present, else from ``path``.
+
+    Raise KeyFileMissing when neither exists, KeyFileInvalid when the content is
+    not a 32-byte key (raw or hex) or the key file is readable by others.
+    """
+    credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials_dir:
+        credential = Path(credentials_dir) / credential_name
+        if credential.exists():
+            return MasterKey(key=_parse_key(credential.read_bytes(), credential), source=str(credential))
+    _check_private(path)
+    return MasterKey(key=_parse_key(path.read_bytes(), path), source=str(path))
+
+
+def _parse_key(content: bytes, path: Path) -> bytes:
+    if len(content) == MASTER_KEY_BYTES:
+        return content
+    try:
+        key = bytes.fromhex(content.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != MASTER_KEY_BYTES:
+        raise KeyFileInvalid(path=path, problem="expected 32 bytes, raw or as 64 hex digits")
+    return key
+
+
+def create_signing_key(path: Path, public_path: Path) -> Ed25519PrivateKey:
+    """Write a new Ed25519 signing key to ``path`` (0600) and its public half to ``public_path``."""
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write_secret(path, pem)
+    public_path.write_bytes(public_key_pem(private.public_key()))
+    return private
+
+
+def load_signing_key(path: Path) -> Ed25519PrivateKey:
+    """Return the checkpoint signing key; raise KeyFileMissing / KeyFileInvalid."""
+    _check_private(path)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as exc:
+        raise KeyFileInvalid(path=path, problem=f"not a PEM private key ({exc})") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileInvalid(path=path, problem="not an Ed25519 key")
+    return key
+
+
+def public_key_pem(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def public_key_fingerprint(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def signature_is_valid(public: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    try:
+        public.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _check_private(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise KeyFileMissing(path=path) from exc
+    if stat.S_IMODE(mode) & 0o077:
+        raise KeyFileInvalid(
+            path=path,
+            problem=f"mode {stat.S_IMODE(mode):04o} lets others read it; run: chmod 600 {path}",
+        )
+
+
+def _write_secret(path: Path, content: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,48 @@
+"""Times as the vault stores them: UTC, ISO 8601, fixed width, so text order is time order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from custody.errors import UsageError
+
+_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utc_now() -> str:
+    return to_text(datetime.now(UTC))
+
+
+def to_text(moment: datetime) -> str:
+    """Return ``moment`` (aware) as stored text; naive times are taken as local time."""
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.astimezone(UTC).strftime(_FORMAT)
+
+
+def from_text(text: str) -> datetime:
+    return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
+
+
+def local_display(text: str | None) -> str:
+    """Return a stored time as local time for people, minutes precision; '-' when unknown."""
+    if not text:
+        return "-"
+    return from_text(text).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def parse_user_time(value: str, option: str, end_of_day: bool = False) -> str:
+    """Return stored text for a date or date-time typed by a person (local time unless zoned).
+
+    A bare date means the start of that day, or its end with ``end_of_day``.
+    Raise UsageError naming ``option`` when it cannot be read.
+    """
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            reason=f"{option} {value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+    if len(value) == 10 and end_of_day:
+        moment = datetime.combine(moment.date(), time.max)
+    return to_text(moment)

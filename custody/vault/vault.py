@@ -1,0 +1,639 @@
+"""The vault service: the one API every command and the daemon go through.
+
+It owns the object store, the catalog and the audit chain of one vault home,
+and makes every change to them atomic and audited. Role checks will live here
+too (the access issue); for now the actor is the caller's login name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from custody.config import Settings, default_config_text
+from custody.errors import CustodyError, UsageError
+from custody.vault import keys
+from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
+from custody.vault.catalog import Catalog, Item, ItemFilter
+from custody.vault.items import (
+    TAG_NAMES,
+    format_item_id,
+    parse_item_id,
+    sha256_prefix,
+)
+from custody.vault.objects import ObjectStore, StagedObject
+from custody.vault.sealing import ObjectDamaged, ProgressCallback
+from custody.vault.timestamps import utc_now
+
+CATALOG_NAME = "catalog.db"
+LOCK_NAME = "lock"
+PUBLIC_KEY_NAME = "keys/signing.pub"
+MAX_TAG_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class IngestRecord:
+    """What is known about a file when it is sealed, before it becomes an item."""
+
+    original_name: str
+    source_path: str
+    source_path_bytes: bytes
+    source: str
+    source_mtime: str | None = None
+    recorded_start: str | None = None
+    recorded_end: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectProblem:
+    kind: str  # "missing", "damaged", "orphan", "stray"
+    sha256: str | None
+    item: str | None
+    problem: str
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "item": self.item, "sha256": self.sha256, "problem": self.problem}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    objects_checked: int
+    bytes_checked: int
+    object_problems: list[ObjectProblem]
+    chain_events: int
+    chain_checkpoints: int
+    chain_problems: list[ChainProblem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.object_problems and not self.chain_problems
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "objects_checked": self.objects_checked,
+            "bytes_checked": self.bytes_checked,
+            "object_problems": [p.as_dict() for p in self.object_problems],
+            "audit_events": self.chain_events,
+            "audit_checkpoints": self.chain_checkpoints,
+            "audit_problems": [{"seq": p.seq, "problem": p.problem} for p in self.chain_problems],
+        }
+
+
+@dataclass(frozen=True)
+class TagChange:
+    item: Item
+    changed: dict[str, tuple[str | None, str]]
+
+
+class Vault:
+    """One vault home, opened for one actor. Use as a context manager."""
+
+    class NotFound(CustodyError):
+        """no vault at {home}: create one with 'custody init --home {home}' or pass --home"""
+
+        exit_code = 4
+
+    class AlreadyExists(CustodyError):
+        """{home} already holds a vault ({what} exists); custody init never overwrites one"""
+
+        exit_code = 5
+
+    class ItemNotFound(CustodyError):
+        """no item {ref} in this vault: use an id from 'custody ls', a sha256 or 8+ of its first hex digits"""
+
+        exit_code = 5
+
+    class AmbiguousItem(CustodyError):
+        """{ref} matches several items ({candidates}): type more digits of the sha256"""
+
+        exit_code = 5
+
+    class ItemDamaged(CustodyError):
+        """item {item} failed its integrity check: {problem}"""
+
+        exit_code = 6
+
+    class OutputExists(CustodyError):
+        """{path} already exists: custody never overwrites a file; choose another --out"""
+
+        exit_code = 5
+
+    class Busy(CustodyError):
+        """another custody command is writing to the vault at {home}; try again when it has finished"""
+
+        exit_code = 7
+
+    class StoreFailed(CustodyError):
+        """{name} was not stored: the copy written to disk did not verify ({problem}); check the disk"""
+
+        exit_code = 6
+
+    def __init__(self, settings: Settings, actor: str, writer: bool = False) -> None:
+        """Open the vault described by ``settings`` for ``actor``.
+
+        Stale staging files are swept and interrupted ingests completed when no
+        other command is writing. With ``writer`` the vault's write lock is
+        held until close (raise Vault.Busy when another writer holds it). Raise
+        Vault.NotFound when there is no vault, key errors when a key is missing.
+        """
+        self.settings = settings
+        self.home = settings.home
+        self.actor = actor
+        if not (self.home / CATALOG_NAME).is_file():
+            raise Vault.NotFound(home=self.home)
+        self.master = keys.load_master_key(
+            settings.home_path(settings.keys.master_key_file), settings.keys.master_key_credential
+        )
+        signing_key = keys.load_signing_key(settings.home_path(settings.keys.signing_key_file))
+        self.catalog = Catalog(self.home / CATALOG_NAME, settings.catalog.busy_timeout_seconds)
+        self.objects = ObjectStore(self.home / "objects", self.master)
+        vault_id = self.catalog.get_meta("vault_id") or ""
+        self.audit = AuditChain(self.catalog, vault_id, signing_key, signing_key.public_key())
+        self._lock_fd: int | None = None
+        try:
+            got_lock = self._try_lock()
+            if writer and not got_lock:
+                raise Vault.Busy(home=self.home)
+            if got_lock:
+                self._recover()
+                if not writer:
+                    self._unlock()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifecycle --------------------------------------------------------
+
+    @classmethod
+    def init(cls, settings: Settings, actor: str) -> Vault:
+        """Create a new vault at ``settings.home`` and return it opened.
+
+        Raise Vault.AlreadyExists when a catalog or key file is already there.
+        Nothing is left behind when creation fails.
+        """
+        home = settings.home
+        master_path = settings.home_path(settings.keys.master_key_file)
+        signing_path = settings.home_path(settings.keys.signing_key_file)
+        for existing in (home / CATALOG_NAME, master_path, signing_path):
+            if existing.exists():
+                raise Vault.AlreadyExists(home=home, what=existing.name)
+        created: list[Path] = []
+        try:
+            if not home.exists():
+                home.mkdir(mode=0o700, parents=True)
+                created.append(home)
+            config_path = settings.config_path
+            if not config_path.exists():
+                config_path.write_text(default_config_text(), encoding="utf-8")
+                created.append(config_path)
+            credential = _systemd_credential(settings)
+            if credential is None:
+                keys.create_master_key(master_path)
+                created.append(master_path)
+            public_path = home / PUBLIC_KEY_NAME
+            keys.create_signing_key(signing_path, public_path)
+            created += [signing_path, public_path]
+            ObjectStore.create_layout(home / "objects")
+            created.append(home / "objects")
+            catalog = Catalog(home / CATALOG_NAME, settings.catalog.busy_timeout_seconds)
+            created.append(home / CATALOG_NAME)
+            vault_id = str(uuid.uuid4())
+            catalog.set_meta("vault_id", vault_id)
+            catalog.set_meta("created_at", utc_now())
+            catalog.close()
+            vault = cls(settings, actor)
+            vault.audit.append(
+                actor,
+                "init",
+                details={
+                    "vault_id": vault_id,
+                    "station": settings.station.name,
+                    "master_key_id": vault.master.key_id,
+                    "master_key_source": "systemd credential" if credential else "key file",
+                    "signing_key": keys.public_key_fingerprint(vault.audit.public_key),
+                },
+            )
+            return vault
+        except BaseException:
+            for path in reversed(created):
+                _remove_quietly(path)
+            raise
+
+    def close(self) -> None:
+        """Sign a checkpoint over any events this command wrote, release the lock, close."""
+        catalog = getattr(self, "catalog", None)
+        if catalog is None:
+            return
+        try:
+            self.audit.checkpoint()
+        finally:
+            self._unlock()
+            catalog.close()
+            self.catalog = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _try_lock(self) -> bool:
+        fd = os.open(self.home / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _recover(self) -> None:
+        """Finish or undo what a killed command left: staging files, pending ingests."""
+        self.objects.sweep_staging()
+        for sha256, record in self.catalog.intents():
+            if self.catalog.item_by_sha256(sha256) is not None:
+                with self.catalog.transaction():
+                    self.catalog.remove_intent(sha256)
+                continue
+            if self.objects.exists(sha256):
+                try:
+                    self.objects.check(sha256)
+                except ObjectDamaged as exc:
+                    self._abandon_intent(sha256, record, f"stored copy damaged: {exc.fields['problem']}")
+                    self.objects.path_for(sha256).unlink(missing_ok=True)
+                    continue
+                self._commit_item(record, recovered=True)
+            else:
+                self._abandon_intent(sha256, record, "interrupted before the object was stored")
+
+    def _abandon_intent(self, sha256: str, record: dict, reason: str) -> None:
+        with self.catalog.transaction():
+            self.audit.append(
+                self.actor,
+                "ingest-abandoned",
+                details={"sha256": sha256, "path": record["source_path"], "reason": reason},
+            )
+            self.catalog.remove_intent(sha256)
+
+    # -- finding items ----------------------------------------------------
+
+    def resolve(self, ref: str) -> Item:
+        """Return the item named by an id (EV-000123), a sha256, or 8+ leading hex digits of one.
+
+        Raise Vault.ItemNotFound or Vault.AmbiguousItem (listing candidates).
+        """
+        number = parse_item_id(ref)
+        if number is not None:
+            item = self.catalog.item(number)
+            if item is None:
+                raise Vault.ItemNotFound(ref=ref)
+            return item
+        prefix = sha256_prefix(ref)
+        if prefix is None:
+            raise Vault.ItemNotFound(ref=ref)
+        matches = self.catalog.items_by_sha256_prefix(prefix, limit=6)
+        if not matches:
+            raise Vault.ItemNotFound(ref=ref)
+        if len(matches) > 1:
+            names = ", ".join(f"{m.item_id} {m.sha256[:16]}" for m in matches[:5])
+            if len(matches) > 5:
+                names += ", ..."
+            raise Vault.AmbiguousItem(ref=ref, candidates=names)
+        return matches[0]
+
+    def resolve_all(self, refs: Iterable[str]) -> list[Item]:
+        """Resolve every ref (raising on the first bad one); duplicates collapse, order kept."""
+        seen: dict[int, Item] = {}
+        for ref in refs:
+            item = self.resolve(ref)
+            seen.setdefault(item.number, item)
+        return list(seen.values())
+
+    def list_items(self, where: ItemFilter) -> list[Item]:
+        return self.catalog.list_items(where)
+
+    def item_by_sha256(self, sha256: str) -> Item | None:
+        return self.catalog.item_by_sha256(sha256)
+
+    # -- ingest -----------------------------------------------------------
+
+    def stage(
+        self, source: BinaryIO, expected_size: int | None, on_progress: ProgressCallback | None = None
+    ) -> StagedObject:
+        """Seal a source stream into staging in one pass (see ObjectStore.stage)."""
+        return self.objects.stage(source, expected_size, on_progress)
+
+    def discard(self, staged: StagedObject) -> None:
+        self.objects.discard(staged)
+
+    def store(self, staged: StagedObject, record: IngestRecord) -> Item:
+        """Make a staged object a catalogued item, or raise Vault.StoreFailed.
+
+        Order matters for crash safety: the intent (the item's record) is
+        committed first, then the object is renamed into place and read back
+        from disk, then item, tags and audit event are committed together and
+        the intent removed. A crash at any point is finished or undone by the
+        next open (see _recover).
+        """
+        full = {
+            "sha256": staged.sha256,
+            "size": staged.size,
+            "original_name": record.original_name,
+            "source_path": record.source_path,
+            "source_path_hex": record.source_path_bytes.hex(),
+            "source": record.source,
+            "source_mtime": record.source_mtime,
+            "recorded_start": record.recorded_start,
+            "recorded_end": record.recorded_end,
+            "ingested_at": utc_now(),
+            "ingested_by": self.actor,
+            "key_id": self.master.key_id,
+            "tags": record.tags,
+        }
+        self.catalog.add_intent(staged.sha256, full, full["ingested_at"])
+        self.objects.store_staged(staged)
+        try:
+            self.objects.check(staged.sha256, evict_cache=True)
+        except ObjectDamaged as exc:
+            self.objects.path_for(staged.sha256).unlink(missing_ok=True)
+            self._abandon_intent(staged.sha256, full, f"read-back failed: {exc.fields['problem']}")
+            raise Vault.StoreFailed(name=record.source_path, problem=exc.fields["problem"]) from exc
+        return self._commit_item(full)
+
+    def _commit_item(self, record: dict, recovered: bool = False) -> Item:
+        with self.catalog.transaction():
+            number = self.catalog.insert_item(record)
+            details = {
+                "sha256": record["sha256"],
+                "size": record["size"],
+                "name": record["original_name"],
+                "path": record["source_path"],
+                "source": record["source"],
+                "key_id": record["key_id"],
+            }
+            if recovered:
+                details["recovered_after_interruption"] = True
+                details["started_by"] = record["ingested_by"]
+            seq = self.audit.append(self.actor, "ingest", number, details)
+            for name, value in record["tags"].items():
+                self.catalog.add_tag(number, name, value, record["ingested_at"], self.actor, seq)
+            self.catalog.remove_intent(record["sha256"])
+        item = self.catalog.item(number)
+        assert item is not None
+        return item
+
+    def record_duplicate(self, existing: Item, record: IngestRecord) -> None:
+        """Audit that a file already in the vault was offered again."""
+        self.audit.append(
+            self.actor,
+            "duplicate-seen",
+            existing.number,
+            {"path": record.source_path, "source": record.source, "sha256": existing.sha256},
+        )
+
+    def record_failure(self, action: str, details: dict, item: Item | None = None) -> None:
+        """Audit an action that failed or was refused."""
+        self.audit.append(self.actor, f"{action}-failed", item.number if item else None, details)
+
+    # -- tags -------------------------------------------------------------
+
+    def tag(self, refs: list[str], values: dict[str, str]) -> list[TagChange]:
+        """Set tags on every item in one transaction, one audit event per changed item.
+
+        ``values`` maps tag names (case, party, officer, category, note) to new
+        values; an empty value clears the tag. Items whose tags already have
+        these values are left alone. Raise UsageError for a bad name or value
+        and Vault.ItemNotFound for an unknown item, in both cases before
+        anything changes.
+        """
+        if not values:
+            raise UsageError(
+                reason="nothing to tag: give at least one of --case, --party, --officer, --category, --note"
+            )
+        for name, value in values.items():
+            _check_tag_value(name, value)
+        try:
+            items = self.resolve_all(refs)
+        except (Vault.ItemNotFound, Vault.AmbiguousItem) as exc:
+            self.record_failure("tag", {"refs": list(refs)[:20], "reason": exc.message})
+            raise
+        changes: list[TagChange] = []
+        with self.catalog.transaction():
+            for item in items:
+                changed = {
+                    name: (item.tags.get(name), value)
+                    for name, value in values.items()
+                    if item.tags.get(name, "") != value
+                }
+                if not changed:
+                    continue
+                seq = self.audit.append(
+                    self.actor,
+                    "tag",
+                    item.number,
+                    {name: {"from": old, "to": new} for name, (old, new) in changed.items()},
+                )
+                at = utc_now()
+                for name, (_old, new) in changed.items():
+                    self.catalog.add_tag(item.number, name, new, at, self.actor, seq)
+                changes.append(TagChange(item=item, changed=changed))
+        return changes
+
+    def tag_history(self, item: Item) -> list[dict]:
+        return self.catalog.tag_history(item.number)
+
+    # -- reading originals ------------------------------------------------
+
+    def extract(self, ref: str, out: Path) -> Item:
+        """Write the decrypted original of ``ref`` to ``out``, verifying its sha256 as it goes.
+
+        Never overwrites: raise Vault.OutputExists. Raise Vault.ItemDamaged when
+        the object fails authentication or its hash; no partial file remains.
+        """
+        item = self.resolve(ref)
+        out = Path(out)
+        if out.exists() or out.is_symlink():
+            self.record_failure("extract", {"out": str(out), "reason": "output exists"}, item)
+            raise Vault.OutputExists(path=out)
+        partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
+        try:
+            with open(partial, "xb") as sink:
+                self._copy_verified(item, sink)
+                sink.flush()
+                os.fsync(sink.fileno())
+            _link_without_overwrite(partial, out)
+        except Vault.OutputExists:
+            self.record_failure("extract", {"out": str(out), "reason": "output exists"}, item)
+            raise
+        except Vault.ItemDamaged as exc:
+            self.record_failure("extract", {"out": str(out), "reason": exc.message}, item)
+            raise
+        finally:
+            partial.unlink(missing_ok=True)
+        self.audit.append(
+            self.actor, "extract", item.number, {"out": str(out.resolve()), "sha256": item.sha256}
+        )
+        return item
+
+    def stream(self, ref: str, sink: BinaryIO, destination: str = "stdout") -> Item:
+        """Write the decrypted original to ``sink`` (audited as a view).
+
+        Bytes already written stay written if the object turns out damaged part
+        way: Vault.ItemDamaged is raised and the failure audited.
+        """
+        item = self.resolve(ref)
+        try:
+            self._copy_verified(item, sink)
+            sink.flush()
+        except Vault.ItemDamaged as exc:
+            self.record_failure("view", {"to": destination, "reason": exc.message}, item)
+            raise
+        self.audit.append(self.actor, "view", item.number, {"to": destination, "sha256": item.sha256})
+        return item
+
+    def _copy_verified(self, item: Item, sink: BinaryIO) -> None:
+        hasher = hashlib.sha256()
+        try:
+            for chunk in self.objects.read(item.sha256):
+                hasher.update(chunk)
+                sink.write(chunk)
+        except ObjectDamaged as exc:
+            raise Vault.ItemDamaged(item=item.item_id, problem=exc.message) from exc
+        except FileNotFoundError as exc:
+            raise Vault.ItemDamaged(item=item.item_id, problem="its object file is missing") from exc
+        if hasher.hexdigest() != item.sha256:
+            raise Vault.ItemDamaged(
+                item=item.item_id,
+                problem=f"its content hashes to {hasher.hexdigest()}, not {item.sha256}",
+            )
+
+    # -- verification -----------------------------------------------------
+
+    def verify(
+        self, refs: list[str] | None = None, on_progress: ProgressCallback | None = None
+    ) -> VerifyReport:
+        """Re-hash objects, match items with objects, and check the audit chain.
+
+        With ``refs`` only those items' objects are re-hashed (the chain is
+        always checked). Never repairs anything. The check itself is audited.
+        """
+        chain = self.audit.verify()
+        if refs:
+            targets = [(item.number, item.sha256) for item in self.resolve_all(refs)]
+        else:
+            targets = list(self.catalog.all_sha256())
+        problems: list[ObjectProblem] = []
+        checked_bytes = 0
+        for number, sha256 in targets:
+            item_id = format_item_id(number)
+            try:
+                checked_bytes += self.objects.check(sha256, on_progress=on_progress)
+            except FileNotFoundError:
+                problems.append(ObjectProblem("missing", sha256, item_id, "object file is missing"))
+            except ObjectDamaged as exc:
+                problems.append(ObjectProblem("damaged", sha256, item_id, exc.fields["problem"]))
+        if not refs:
+            problems += self._unreferenced_objects({sha for _n, sha in targets})
+        report = VerifyReport(
+            objects_checked=len(targets),
+            bytes_checked=checked_bytes,
+            object_problems=problems,
+            chain_events=chain.events,
+            chain_checkpoints=chain.checkpoints,
+            chain_problems=chain.problems,
+        )
+        self.audit.append(
+            self.actor,
+            "verify",
+            details={
+                "scope": [format_item_id(n) for n, _ in targets] if refs else "all",
+                "objects_checked": report.objects_checked,
+                "ok": report.ok,
+                "object_problems": len(problems),
+                "audit_problems": [p.seq for p in chain.problems][:50],
+            },
+        )
+        return report
+
+    def bytes_to_verify(self, refs: list[str] | None = None) -> int:
+        """Return how many plaintext bytes verify(refs) will read."""
+        if refs:
+            return sum(item.size for item in self.resolve_all(refs))
+        return self.catalog.total_size()
+
+    def _unreferenced_objects(self, referenced: set[str]) -> list[ObjectProblem]:
+        pending = {sha for sha, _record in self.catalog.intents()}
+        problems = []
+        for name in self.objects.names():
+            if name in referenced:
+                continue
+            if not ObjectStore.is_object_name(name):
+                problems.append(
+                    ObjectProblem("stray", None, None, f"unexpected file {name} in the object store")
+                )
+            elif name in pending:
+                continue  # an ingest in progress or interrupted; finished at the next open
+            else:
+                problems.append(ObjectProblem("orphan", name, None, "object has no catalog item"))
+        return problems
+
+    # -- audit ------------------------------------------------------------
+
+    def events(self, item: Item | None = None) -> list[AuditEvent]:
+        return list(self.audit.events(item.number if item else None))
+
+
+def _check_tag_value(name: str, value: str) -> None:
+    if name not in TAG_NAMES:
+        raise UsageError(reason=f"unknown tag {name!r}: use one of {', '.join(TAG_NAMES)}")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise UsageError(reason=f"--{name} value contains a line break or control character")
+    if len(value) > MAX_TAG_LENGTH:
+        raise UsageError(reason=f"--{name} value is longer than {MAX_TAG_LENGTH} characters")
+
+
+def _systemd_credential(settings: Settings) -> Path | None:
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / settings.keys.master_key_credential
+    return path if path.exists() else None
+
+
+def _link_without_overwrite(source: Path, target: Path) -> None:
+    """Give ``source`` the name ``target`` unless ``target`` exists (raise Vault.OutputExists)."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise Vault.OutputExists(path=target) from None
+    except OSError as exc:
+        # Filesystems without hard links (FAT on a USB stick): rename after a check.
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if target.exists():
+            raise Vault.OutputExists(path=target) from None
+        os.rename(source, target)
+
+
+def _remove_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
