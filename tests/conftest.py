@@ -1,0 +1,98 @@
+"""Fixtures that build real things: ffmpeg clips, vaults in tmp_path, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from custody.cli import cli
+from custody.config import Settings
+from custody.vault import Vault
+
+CLIP_SECONDS = 2
+
+
+def make_clip(path: Path, seconds: int = CLIP_SECONDS, tone: int = 440, size: str = "320x240") -> Path:
+    """Write a small real H.264/AAC MP4 with ffmpeg (a test pattern and a tone)."""
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=15:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency={tone}:duration={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+            str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_library(tmp_path_factory) -> Path:
+    """Three generated clips and one 3.5 MiB file (several segments), made once per run."""
+    root = tmp_path_factory.mktemp("clips")
+    for number, tone in enumerate((440, 550, 660), start=1):
+        make_clip(root / f"CLIP{number:04d}.MP4", tone=tone)
+    (root / "LONG0001.MP4").write_bytes(os.urandom(3 * (1 << 20) + 512 * 1024))
+    return root
+
+
+@pytest.fixture
+def footage(tmp_path, clip_library) -> Path:
+    """A fresh copy of the clip library, as a recorder's DCIM folder the test may change."""
+    target = tmp_path / "DCIM"
+    shutil.copytree(clip_library, target)
+    return target
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path / "vault"
+
+
+@pytest.fixture
+def settings(home) -> Settings:
+    return Settings(home=home)
+
+
+@pytest.fixture
+def vault(settings):
+    """A new vault, opened as the writer, for the clerk 'clerk1'."""
+    Vault.init(settings, "clerk1").close()
+    with Vault(settings, "clerk1", writer=True) as opened:
+        yield opened
+
+
+@pytest.fixture
+def custody(home):
+    """Run the real `custody` command in-process against the test vault.
+
+    ``custody("ls", "--json")`` returns click's Result; ``expect`` is the exit code required.
+    """
+    runner = CliRunner()
+
+    def run(*args: str, expect: int = 0):
+        result = runner.invoke(cli, ["--home", str(home), *args], catch_exceptions=False)
+        assert result.exit_code == expect, (
+            f"custody {' '.join(args)} exited {result.exit_code}, wanted {expect}\n"
+            f"stdout: {result.stdout}\nstderr: {result.stderr}"
+        )
+        return result
+
+    return run
+
+
+def custody_process(home: Path, *args: str, **kwargs) -> subprocess.Popen:
+    """Start `custody` as a separate process (for kills and other users)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "custody", "--home", str(home), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )

@@ -1,0 +1,89 @@
+"""The command tree: help everywhere (acceptance 9), JSON everywhere, errors as one line."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from custody.cli import cli
+
+
+def walk(group: click.Group, path=()):
+    for name, command in sorted(group.commands.items()):
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from walk(command, (*path, name))
+
+
+COMMANDS = [(), *[path for path, _ in walk(cli)]]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "custody")
+def test_every_command_has_a_summary_and_an_example(path):
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    summary = lines[2].strip() if len(lines) > 2 else ""
+    assert summary and not summary.startswith("Options"), f"no one-line summary:\n{result.output}"
+    assert "Example:" in result.output
+    example = result.output.split("Example:")[1].strip().splitlines()[0].strip()
+    assert example.startswith("custody "), example
+
+
+def test_the_walk_sees_the_clerks_commands():
+    names = {path[-1] for path in COMMANDS if path}
+    assert {"init", "ingest", "ls", "show", "tag", "extract", "cat", "verify", "log"} <= names
+
+
+def test_commands_that_print_data_have_json(custody, footage):
+    custody("init")
+    assert (
+        json.loads(custody("ingest", str(footage), "--json").stdout.splitlines()[-1])["summary"]["new"] == 4
+    )
+    listed = json.loads(custody("ls", "--json").stdout)
+    assert len(listed) == 4
+    assert json.loads(custody("show", listed[0]["id"], "--json").stdout)["sha256"] == listed[0]["sha256"]
+    tagged = json.loads(custody("tag", listed[0]["id"], "--case", "C-1", "--json").stdout)
+    assert tagged == [{"id": listed[0]["id"], "changed": {"case": {"from": None, "to": "C-1"}}}]
+    assert json.loads(custody("verify", "--json").stdout)["ok"] is True
+    assert json.loads(custody("log", "--json").stdout)[0]["action"] == "init"
+
+
+def test_ls_filters(custody, footage):
+    custody("init")
+    custody("ingest", str(footage), "--officer", "031245")
+    custody("tag", "EV-000001", "EV-000002", "--case", "2026-0412", "--party", "Wang Li")
+    custody("tag", "EV-000003", "--case", "2026-0500")
+
+    def ids(*args):
+        return [item["id"] for item in json.loads(custody("ls", *args, "--json").stdout)]
+
+    assert ids("--case", "2026-0412") == ["EV-000001", "EV-000002"]
+    assert ids("--party", "Wang Li", "--officer", "031245") == ["EV-000001", "EV-000002"]
+    assert ids("--untagged") == ["EV-000003", "EV-000004"]
+    assert ids("--officer", "999") == []
+    assert len(ids("--since", "2000-01-01", "--until", "2999-12-31")) == 4
+    assert ids("--until", "2000-01-01") == []
+    custody("tag", "EV-000001", "--case", "")
+    assert ids("--case", "2026-0412") == ["EV-000002"]
+    assert "EV-000001" in ids("--untagged")
+    assert "--since 'last week' is not a date" in custody("ls", "--since", "last week", expect=2).stderr
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(custody, home):
+    result = custody("show", "EV-000001", expect=4)
+    assert len(result.stderr.strip().splitlines()) == 1
+    runner = CliRunner()
+    debug = runner.invoke(cli, ["--home", str(home), "--debug", "show", "EV-000001"])
+    assert debug.exit_code != 0 and debug.exception is not None
+
+
+def test_tag_refuses_control_characters(custody, footage):
+    custody("init")
+    custody("ingest", str(footage / "CLIP0001.MP4"))
+    result = custody("tag", "EV-000001", "--party", "Wang\nLi", expect=2)
+    assert "line break" in result.stderr
+    assert json.loads(custody("show", "EV-000001", "--json").stdout)["tags"] == {}

@@ -1,0 +1,83 @@
+"""Config: acceptance 8 (errors name the key or file) and home precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from custody.config import default_config_text, load_settings, resolve_home
+
+
+@pytest.mark.parametrize(
+    "text,named",
+    [
+        ("[ingest]\nskip_nmes = ['.*']\n", "ingest.skip_nmes: unknown key"),
+        (
+            "[catalog]\nbusy_timeout_seconds = 'soon'\n",
+            "catalog.busy_timeout_seconds: must be a number, got 'soon'",
+        ),
+        ("[ingest]\nskip_names = '.*'\n", "ingest.skip_names: must be a list of strings, got '.*'"),
+        ("[station]\nname = 7\n", "station.name: must be a string, got 7"),
+        ("[retention]\nyears = 2\n", "retention: unknown section"),
+        ("station = 'x'\n", "station: must be a table"),
+        ("[station\nname = 'x'\n", "(syntax)"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(custody, home, text, named):
+    custody("init")
+    (home / "custody.toml").write_text(text)
+    result = custody("ls", expect=3)
+    assert named in result.stderr
+    assert str(home / "custody.toml") in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_missing_key_file_is_one_line_naming_the_file(custody, home):
+    custody("init")
+    (home / "keys" / "master.key").unlink()
+    result = custody("ls", expect=4)
+    assert result.stderr.strip() == (
+        f"custody: key file {home / 'keys' / 'master.key'} is missing: "
+        "restore it from the key backup (without it the vault cannot be read)"
+    )
+
+
+def test_key_file_readable_by_others_is_refused(custody, home):
+    custody("init")
+    (home / "keys" / "signing.key").chmod(0o644)
+    result = custody("ls", expect=4)
+    assert "mode 0644" in result.stderr and "chmod 600" in result.stderr
+
+
+def test_no_vault_says_how_to_make_one(custody, home):
+    result = custody("ls", expect=4)
+    assert f"no vault at {home}" in result.stderr and "custody init" in result.stderr
+
+
+def test_default_config_file_loads_to_the_defaults(tmp_path):
+    (tmp_path / "custody.toml").write_text(default_config_text())
+    loaded = load_settings(tmp_path)
+    assert loaded.ingest.skip_names[0] == ".*"
+    assert loaded.catalog.busy_timeout_seconds == 30.0
+
+
+def test_values_from_the_file_override_defaults(tmp_path):
+    (tmp_path / "custody.toml").write_text(
+        '[station]\nname = "dock-7"\n[catalog]\nbusy_timeout_seconds = 5\n'
+    )
+    loaded = load_settings(tmp_path)
+    assert loaded.station.name == "dock-7"
+    assert loaded.catalog.busy_timeout_seconds == 5.0
+
+
+def test_home_precedence_is_option_then_environment_then_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("CUSTODY_HOME", str(tmp_path / "env"))
+    assert resolve_home(str(tmp_path / "opt")) == tmp_path / "opt"
+    assert resolve_home(None) == tmp_path / "env"
+    monkeypatch.delenv("CUSTODY_HOME")
+    expected = (
+        Path("/var/lib/custody") if __import__("os").geteuid() == 0 else Path.home() / ".local/share/custody"
+    )
+    assert resolve_home(None) == expected
