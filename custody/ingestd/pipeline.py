@@ -23,6 +23,7 @@ from custody.config import IngestSettings
 from custody.vault import IngestRecord, Item, Vault
 from custody.vault.items import printable_name
 from custody.vault.objects import StagedObject
+from custody.vault.sealing import ObjectDamaged
 from custody.vault.timestamps import to_text
 
 NEW, DUPLICATE, ERROR = "new", "duplicate", "error"
@@ -200,6 +201,11 @@ class IngestSession:
         except OSError as exc:
             task.drop(_read_error(task, exc, before=False))
             return
+        except ObjectDamaged as exc:
+            task.drop(
+                f"{task.display_path} not stored: the copy on disk did not verify ({exc.message}); check the vault's disk"
+            )
+            return
         finally:
             os.close(fd)
         changed = _change_while_reading(before, after, staged.size)
@@ -223,11 +229,7 @@ class IngestSession:
 
     def store(self, task: FileTask) -> None:
         assert task.staged is not None
-        try:
-            task.item = self.vault.store(task.staged, self._record(task))
-        except Vault.StoreFailed as exc:
-            task.drop(exc.message)
-            return
+        task.item = self.vault.store(task.staged, self._record(task))
         task.outcome = NEW
 
     # -- helpers ----------------------------------------------------------

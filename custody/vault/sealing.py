@@ -73,12 +73,14 @@ def seal(
     master: MasterKey,
     expected_size: int | None = None,
     on_progress: ProgressCallback | None = None,
+    on_written: Callable[[int], None] | None = None,
 ) -> SealedStream:
     """Encrypt everything readable from ``source`` into ``destination`` in one pass.
 
     The plaintext is hashed as it is read; memory use is a few segments,
     whatever the size. ``on_progress`` is called with the byte count of each
-    chunk read. Return the plaintext's SHA-256 and size. Reading errors
+    chunk read, ``on_written`` with the total bytes written after each
+    non-final segment. Return the plaintext's SHA-256 and size. Reading errors
     (OSError) propagate unchanged.
     """
     data_key = AESGCM.generate_key(bit_length=256)
@@ -88,6 +90,7 @@ def seal(
     wrapped = AESGCM(master.key).encrypt(wrap_nonce, data_key, _wrap_context(key_id, object_nonce))
     header = _HEADER.pack(MAGIC, key_id, object_nonce, SEGMENT_SIZE, wrap_nonce, wrapped)
     destination.write(header)
+    written = len(header)
 
     hasher = hashlib.sha256()
     size = 0
@@ -110,56 +113,69 @@ def seal(
     first = True
     for chunk in _regroup(chunks, SEGMENT_SIZE):
         if not first:
-            destination.write(cipher.encrypt(_nonce(object_nonce, counter, False), pending, header))
+            written += destination.write(
+                cipher.encrypt(_nonce(object_nonce, counter, False), pending, header)
+            )
             counter += 1
+            if on_written:
+                on_written(written)
         pending, first = chunk, False
     digest = hasher.digest()
     destination.write(cipher.encrypt(_nonce(object_nonce, counter, True), pending, header + digest))
     return SealedStream(sha256=digest.hex(), size=size)
 
 
-def unseal(source: BinaryIO, master: MasterKey, sha256: str) -> Iterator[bytes]:
+def sealed_size(plaintext_size: int) -> int:
+    """Return the size of the object file that sealing ``plaintext_size`` bytes makes."""
+    segments = max(1, -(-plaintext_size // SEGMENT_SIZE))
+    return HEADER_SIZE + plaintext_size + segments * TAG_SIZE
+
+
+def unseal(source: BinaryIO, master: MasterKey, sha256: str | Callable[[], str]) -> Iterator[bytes]:
     """Yield the plaintext of the object read from ``source``, authenticating every segment.
 
-    ``sha256`` is the object's name, bound into its last segment. Raise
+    ``sha256`` is the object's name, bound into its last segment; it may be a
+    callable when the name is only known once ``source`` ends (reading back an
+    object while it is being written). Raise
     ObjectDamaged naming the object on a bad header, a wrong key, a segment
     that fails authentication, or a truncated object. The caller must still
     hash the plaintext to check it against the name (that check is what
     catches a fault before encryption).
     """
+    name = sha256 if isinstance(sha256, str) else "(being written)"
     header = source.read(HEADER_SIZE)
     if len(header) < HEADER_SIZE:
-        raise ObjectDamaged(sha256=sha256, problem="the file is shorter than its header")
+        raise ObjectDamaged(sha256=name, problem="the file is shorter than its header")
     magic, key_id, object_nonce, segment_size, wrap_nonce, wrapped = _HEADER.unpack(header)
     if magic != MAGIC:
-        raise ObjectDamaged(sha256=sha256, problem="the file is not a custody object (bad magic)")
+        raise ObjectDamaged(sha256=name, problem="the file is not a custody object (bad magic)")
     if key_id != master.key_id.encode("ascii"):
         raise ObjectDamaged(
-            sha256=sha256,
+            sha256=name,
             problem=f"sealed with master key {key_id.decode('ascii', 'replace')}, "
             f"but the vault's key is {master.key_id}",
         )
     try:
         data_key = AESGCM(master.key).decrypt(wrap_nonce, wrapped, _wrap_context(key_id, object_nonce))
     except InvalidTag:
-        raise ObjectDamaged(sha256=sha256, problem="its wrapped data key fails authentication") from None
-    try:
-        identity = bytes.fromhex(sha256)
-    except ValueError:
-        raise ObjectDamaged(sha256=sha256, problem="its name is not a SHA-256") from None
-
+        raise ObjectDamaged(sha256=name, problem="its wrapped data key fails authentication") from None
     cipher = AESGCM(data_key)
     segments = _prefetch(_read_segments(source, segment_size + TAG_SIZE))
     counter = 0
     pending: bytes | None = None
     for segment in segments:
         if pending is not None:
-            yield _open_segment(cipher, object_nonce, counter, False, pending, header, sha256)
+            yield _open_segment(cipher, object_nonce, counter, False, pending, header, name)
             counter += 1
         pending = segment
     if pending is None:
-        raise ObjectDamaged(sha256=sha256, problem="it has no segments (truncated after the header)")
-    yield _open_segment(cipher, object_nonce, counter, True, pending, header + identity, sha256)
+        raise ObjectDamaged(sha256=name, problem="it has no segments (truncated after the header)")
+    name = sha256 if isinstance(sha256, str) else sha256()
+    try:
+        identity = bytes.fromhex(name)
+    except ValueError:
+        raise ObjectDamaged(sha256=name, problem="its name is not a SHA-256") from None
+    yield _open_segment(cipher, object_nonce, counter, True, pending, header + identity, name)
 
 
 def _open_segment(cipher, object_nonce, counter, last, segment, associated, sha256) -> bytes:

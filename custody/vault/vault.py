@@ -134,11 +134,6 @@ class Vault:
 
         exit_code = 7
 
-    class StoreFailed(CustodyError):
-        """{name} was not stored: the copy written to disk did not verify ({problem}); check the disk"""
-
-        exit_code = 6
-
     def __init__(self, settings: Settings, actor: str, writer: bool = False) -> None:
         """Open the vault described by ``settings`` for ``actor``.
 
@@ -343,13 +338,13 @@ class Vault:
         self.objects.discard(staged)
 
     def store(self, staged: StagedObject, record: IngestRecord) -> Item:
-        """Make a staged object a catalogued item, or raise Vault.StoreFailed.
+        """Make a staged object a catalogued item.
 
+        The staged object was already read back from disk (ObjectStore.stage).
         Order matters for crash safety: the intent (the item's record) is
-        committed first, then the object is renamed into place and read back
-        from disk, then item, tags and audit event are committed together and
-        the intent removed. A crash at any point is finished or undone by the
-        next open (see _recover).
+        committed first, then the object is renamed into place, then item,
+        tags and audit event are committed together and the intent removed. A
+        crash at any point is finished or undone by the next open (see _recover).
         """
         full = {
             "sha256": staged.sha256,
@@ -368,12 +363,6 @@ class Vault:
         }
         self.catalog.add_intent(staged.sha256, full, full["ingested_at"])
         self.objects.store_staged(staged)
-        try:
-            self.objects.check(staged.sha256, evict_cache=True)
-        except ObjectDamaged as exc:
-            self.objects.path_for(staged.sha256).unlink(missing_ok=True)
-            self._abandon_intent(staged.sha256, full, f"read-back failed: {exc.fields['problem']}")
-            raise Vault.StoreFailed(name=record.source_path, problem=exc.fields["problem"]) from exc
         return self._commit_item(full)
 
     def _commit_item(self, record: dict, recovered: bool = False) -> Item:

@@ -1,0 +1,162 @@
+"""custody benchmarks: each prints a ratio against a baseline measured in the same run.
+
+    python -m bench               # everything (needs ~5 GiB free where BENCH_DIR points)
+    python -m bench ingest        # 2 GiB ingest vs cp+sync and cp+sync+sha256sum, peak RSS
+    python -m bench catalog       # ls --case on 1,000 vs 1,000,000 items
+
+BENCH_DIR (default: the current directory) must be on the disk the vault
+would use; BENCH_INGEST_MIB changes the file size (default 2048).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from custody.vault.catalog import Catalog, ItemFilter
+from custody.vault.timestamps import utc_now
+
+RSS_GOAL_MB = 150
+
+
+def timed(command: list[str], **kwargs) -> tuple[float, int]:
+    """Run ``command``; return (wall seconds, peak RSS of the child in kB)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, **kwargs)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({process.returncode}): {' '.join(command)}")
+    return elapsed, usage.ru_maxrss
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def bench_ingest(workdir: Path) -> bool:
+    size_mib = int(os.environ.get("BENCH_INGEST_MIB", "2048"))
+    source = workdir / "source.bin"
+    with open(source, "wb") as f:
+        for _ in range(size_mib):
+            f.write(os.urandom(1 << 20))
+    subprocess.run(["cat", str(source)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
+    copy = workdir / "copy.bin"
+
+    def cp_sync() -> float:
+        copy.unlink(missing_ok=True)
+        return timed(["sh", "-c", f"cp '{source}' '{copy}' && sync"])[0]
+
+    def cp_sync_sha256sum() -> float:
+        copy.unlink(missing_ok=True)
+        return timed(["sh", "-c", f"cp '{source}' '{copy}' && sync && sha256sum '{copy}' >/dev/null"])[0]
+
+    def custody_ingest() -> tuple[float, int]:
+        home = workdir / "home"
+        shutil.rmtree(home, ignore_errors=True)
+        custody = [sys.executable, "-m", "custody", "--home", str(home)]
+        subprocess.run([*custody, "init"], check=True, capture_output=True)
+        subprocess.run(["sync"], check=True)
+        result = timed([*custody, "ingest", str(source), "--json"], stdout=subprocess.DEVNULL)
+        shutil.rmtree(home)
+        return result
+
+    # Interleave the runs so drift on a shared machine hits all three alike; best of three.
+    cp_times, cp_sha_times, custody_times, rss = [], [], [], []
+    for _ in range(3):
+        cp_times.append(cp_sync())
+        cp_sha_times.append(cp_sync_sha256sum())
+        copy.unlink(missing_ok=True)
+        elapsed, peak = custody_ingest()
+        custody_times.append(elapsed)
+        rss.append(peak)
+    source.unlink()
+    best_cp, best_cp_sha, best_custody = min(cp_times), min(cp_sha_times), min(custody_times)
+    mb = size_mib * (1 << 20) / 1e6
+    vs_cp = best_cp / best_custody
+    vs_cp_sha = best_cp_sha / best_custody
+    peak_mb = max(rss) / 1024
+    print(f"ingest {size_mib} MiB from page cache, read-back verification included (best of 3)")
+    print(f"  cp && sync                      {best_cp:6.2f} s  {mb / best_cp:7.0f} MB/s")
+    print(f"  cp && sync && sha256sum DST     {best_cp_sha:6.2f} s  {mb / best_cp_sha:7.0f} MB/s")
+    print(f"  custody ingest                  {best_custody:6.2f} s  {mb / best_custody:7.0f} MB/s")
+    print(f"  ratio vs cp && sync             {vs_cp:6.2f}x  (goal >= 0.5x: {verdict(vs_cp >= 0.5)})")
+    print(f"  ratio vs cp && sync && sha256sum {vs_cp_sha:5.2f}x  (goal >= 2x: {verdict(vs_cp_sha >= 2)})")
+    print(
+        f"  peak RSS                        {peak_mb:6.1f} MB (goal < {RSS_GOAL_MB} MB: {verdict(peak_mb < RSS_GOAL_MB)})"
+    )
+    return vs_cp >= 0.5 and vs_cp_sha >= 2 and peak_mb < RSS_GOAL_MB
+
+
+def build_catalog(path: Path, items: int, matching: int, case: str) -> Catalog:
+    """A catalog of ``items`` items, every one with a case tag; ``matching`` of them in ``case``."""
+    catalog = Catalog(path)
+    now = utc_now()
+    step = max(1, items // matching)
+    matching_numbers = set(range(1, items + 1, step)[:matching])
+    batch = 50_000
+    with catalog.transaction():
+        for start in range(1, items + 1, batch):
+            numbers = range(start, min(items + 1, start + batch))
+            catalog.db.conn.executemany(
+                "INSERT INTO items (id, sha256, size, original_name, source_path, source_path_bytes, "
+                "source, ingested_at, ingested_by, key_id) VALUES (?, ?, 1000, ?, ?, x'', 'bench', ?, 'bench', 'k')",
+                ((n, f"{n:064x}", f"F{n}.MP4", f"DCIM/F{n}.MP4", now) for n in numbers),
+            )
+            catalog.db.conn.executemany(
+                "INSERT INTO tags (item, name, value, set_at, set_by, audit_seq) VALUES (?, 'case', ?, ?, 'bench', 0)",
+                ((n, case if n in matching_numbers else f"OTHER-{n % 5000}", now) for n in numbers),
+            )
+    catalog.db.execute("ANALYZE")
+    return catalog
+
+
+def bench_catalog(workdir: Path) -> bool:
+    case = "2026-BENCH"
+    where = ItemFilter(case=case)
+    timings = {}
+    for items in (1_000, 1_000_000):
+        started = time.perf_counter()
+        catalog = build_catalog(workdir / f"catalog-{items}.db", items, 10, case)
+        built = time.perf_counter() - started
+        assert len(catalog.list_items(where)) == 10
+        runs = []
+        for _ in range(200):
+            began = time.perf_counter()
+            found = catalog.list_items(where)
+            runs.append(time.perf_counter() - began)
+        assert len(found) == 10
+        timings[items] = statistics.median(runs)
+        catalog.close()
+        print(
+            f"  {items:>9,} items: ls --case (10 match) median {timings[items] * 1e3:.3f} ms  (built in {built:.1f} s)"
+        )
+    ratio = timings[1_000_000] / timings[1_000]
+    print(f"  ratio 1,000,000 / 1,000 items   {ratio:6.2f}x  (goal <= 1.5x: {verdict(ratio <= 1.5)})")
+    return ratio <= 1.5
+
+
+def main(argv: list[str]) -> int:
+    which = argv or ["ingest", "catalog"]
+    base = Path(os.environ.get("BENCH_DIR", "."))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="custody-bench-", dir=base) as directory:
+        workdir = Path(directory)
+        if "catalog" in which:
+            print("catalog scaling")
+            results.append(bench_catalog(workdir))
+        if "ingest" in which:
+            results.append(bench_ingest(workdir))
+    print("all goals met" if all(results) else "some goals MISSED")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
