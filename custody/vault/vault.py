@@ -532,7 +532,7 @@ class Vault:
         for number, sha256 in targets:
             item_id = format_item_id(number)
             try:
-                checked_bytes += self.objects.check(sha256, on_progress=on_progress)
+                checked_bytes += self.objects.check(sha256, evict_cache=True, on_progress=on_progress)
             except FileNotFoundError:
                 problems.append(ObjectProblem("missing", sha256, item_id, "object file is missing"))
             except ObjectDamaged as exc:

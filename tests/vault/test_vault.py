@@ -195,3 +195,55 @@ def test_master_key_from_systemd_credential(home, settings, footage, monkeypatch
     with Vault.init(settings, "admin") as vault:
         assert vault.master.source == str(credentials / "custody-master-key")
     assert not (home / "keys" / "master.key").exists()
+
+
+def test_open_sweeps_staging_leftovers(vault, settings):
+    leftover = vault.objects.staging / "seal-killed.part"
+    leftover.write_bytes(b"half an object")
+    vault.close()
+    with Vault(settings, "clerk2"):
+        assert not leftover.exists()
+
+
+def test_open_finishes_an_ingest_killed_after_its_object_was_stored(vault, settings, footage):
+    """The state a kill between rename and catalog commit leaves: intent + object, no item."""
+
+    with open(footage / "CLIP0001.MP4", "rb") as source:
+        staged = vault.stage(source, (footage / "CLIP0001.MP4").stat().st_size)
+    record = {
+        "sha256": staged.sha256,
+        "size": staged.size,
+        "original_name": "CLIP0001.MP4",
+        "source_path": "DCIM/CLIP0001.MP4",
+        "source_path_hex": b"DCIM/CLIP0001.MP4".hex(),
+        "source": "BWC-1",
+        "source_mtime": None,
+        "recorded_start": None,
+        "recorded_end": None,
+        "ingested_at": "2026-11-26T08:00:00.000000Z",
+        "ingested_by": "clerk1",
+        "key_id": vault.master.key_id,
+        "tags": {"officer": "031245"},
+    }
+    vault.catalog.add_intent(staged.sha256, record, record["ingested_at"])
+    vault.objects.store_staged(staged)
+    assert vault.item_by_sha256(staged.sha256) is None
+    vault.close()
+
+    with Vault(settings, "clerk2") as reopened:
+        item = reopened.item_by_sha256(staged.sha256)
+        assert item is not None and item.tags == {"officer": "031245"}
+        ingest = next(e for e in reopened.events(item) if e.action == "ingest")
+        assert ingest.details["recovered_after_interruption"] is True
+        assert reopened.catalog.intents() == []
+        assert reopened.verify().ok
+
+
+def test_open_abandons_an_ingest_killed_before_its_object_was_stored(vault, settings):
+    vault.catalog.add_intent("cd" * 32, {"source_path": "DCIM/LOST.MP4"}, "2026-11-26T08:00:00.000000Z")
+    vault.close()
+    with Vault(settings, "clerk2") as reopened:
+        assert reopened.catalog.intents() == []
+        abandoned = [e for e in reopened.events() if e.action == "ingest-abandoned"]
+        assert abandoned[0].details["path"] == "DCIM/LOST.MP4"
+        assert reopened.catalog.item_count() == 0
