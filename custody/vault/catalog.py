@@ -251,14 +251,6 @@ class Catalog:
             [prefix, prefix + "g"],
         )
 
-    def items(self, numbers: list[int]) -> list[Item]:
-        found: list[Item] = []
-        for start in range(0, len(numbers), 500):
-            chunk = numbers[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            found += self._items(f"{_ITEM_SELECT} WHERE items.id IN ({marks})", chunk)
-        return found
-
     def list_items(self, where: ItemFilter) -> list[Item]:
         """Return the items matching ``where``, in id order."""
         clauses: list[str] = []
