@@ -14,7 +14,7 @@ import io
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -129,23 +129,17 @@ class ObjectStore:
         sha256: str,
         evict_cache: bool = False,
         on_progress: ProgressCallback | None = None,
+        sink: BinaryIO | None = None,
     ) -> int:
         """Decrypt, authenticate and re-hash the stored object; return its plaintext size.
 
         With ``evict_cache`` the object's pages are dropped from the page cache
-        first, so the disk's copy is what gets checked. Raise ObjectDamaged
-        naming the object (FileNotFoundError when it is absent).
+        first, so the disk's copy is what gets checked. With ``sink`` the
+        plaintext is also written there as it is checked (bytes already written
+        stay written when a later segment fails). Raise ObjectDamaged naming the
+        object (FileNotFoundError when it is absent).
         """
-        hasher = hashlib.sha256()
-        size = 0
-        for chunk in self.read(sha256, evict_cache=evict_cache):
-            hasher.update(chunk)
-            size += len(chunk)
-            if on_progress:
-                on_progress(len(chunk))
-        if hasher.hexdigest() != sha256:
-            raise ObjectDamaged(sha256=sha256, problem=f"its plaintext hashes to {hasher.hexdigest()}")
-        return size
+        return verify_plaintext(self.read(sha256, evict_cache=evict_cache), sha256, on_progress, sink)
 
     def read(self, sha256: str, evict_cache: bool = False) -> Iterator[bytes]:
         """Yield the authenticated plaintext of an object (see sealing.unseal).
@@ -193,6 +187,32 @@ class ObjectStore:
             _fsync_directory(new.parent)
 
 
+def verify_plaintext(
+    chunks: Iterable[bytes],
+    sha256: str | Callable[[], str],
+    on_progress: ProgressCallback | None = None,
+    sink: BinaryIO | None = None,
+) -> int:
+    """Consume plaintext ``chunks`` (optionally copying them to ``sink``); return their size.
+
+    ``sha256`` is the name they must hash to, or a callable giving it once the
+    chunks end. Raise ObjectDamaged when they hash to something else.
+    """
+    hasher = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        hasher.update(chunk)
+        size += len(chunk)
+        if sink is not None:
+            sink.write(chunk)
+        if on_progress:
+            on_progress(len(chunk))
+    name = sha256 if isinstance(sha256, str) else sha256()
+    if hasher.hexdigest() != name:
+        raise ObjectDamaged(sha256=name, problem=f"its plaintext hashes to {hasher.hexdigest()}")
+    return size
+
+
 class _ReadBehindWriter(io.RawIOBase):
     """Reads a file that another thread is writing, only where it is already on disk.
 
@@ -237,13 +257,15 @@ class _ReadBehindWriter(io.RawIOBase):
             self._changed.notify_all()
 
     def read(self, size: int = -1) -> bytes:
+        # A read of "everything" (size < 0) has to wait for the writer to finish.
+        wanted_end = self._position + size if size >= 0 else float("inf")
         with self._changed:
-            self._changed.wait_for(
-                lambda: self._aborted or self._done or self._readable_to >= self._position + size
-            )
+            self._changed.wait_for(lambda: self._aborted or self._done or self._readable_to >= wanted_end)
             if self._aborted:
                 raise _WriterAborted
             limit = None if self._done else self._readable_to
+        if size < 0:
+            size = os.fstat(self._fd).st_size - self._position
         want = size if limit is None else min(size, limit - self._position)
         data = os.pread(self._fd, want, self._position)
         self._position += len(data)
@@ -252,13 +274,11 @@ class _ReadBehindWriter(io.RawIOBase):
     def check(self, master: MasterKey) -> None:
         """Thread body: authenticate and re-hash everything read back; keep any problem."""
         try:
-            hasher = hashlib.sha256()
-            for chunk in unseal(self, master, lambda: self._sha256 or ""):
-                hasher.update(chunk)
-            if hasher.hexdigest() != self._sha256:
-                raise ObjectDamaged(
-                    sha256=self._sha256, problem=f"read back from disk it hashes to {hasher.hexdigest()}"
-                )
+
+            def name() -> str:  # known only once the writer has finished
+                return self._sha256 or ""
+
+            verify_plaintext(unseal(self, master, name), name)
         except _WriterAborted:
             pass
         except BaseException as exc:

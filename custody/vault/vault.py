@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 import shutil
 import uuid
@@ -497,20 +496,12 @@ class Vault:
         return item
 
     def _copy_verified(self, item: Item, sink: BinaryIO) -> None:
-        hasher = hashlib.sha256()
         try:
-            for chunk in self.objects.read(item.sha256):
-                hasher.update(chunk)
-                sink.write(chunk)
+            self.objects.check(item.sha256, sink=sink)
         except ObjectDamaged as exc:
             raise Vault.ItemDamaged(item=item.item_id, problem=exc.message) from exc
         except FileNotFoundError as exc:
             raise Vault.ItemDamaged(item=item.item_id, problem="its object file is missing") from exc
-        if hasher.hexdigest() != item.sha256:
-            raise Vault.ItemDamaged(
-                item=item.item_id,
-                problem=f"its content hashes to {hasher.hexdigest()}, not {item.sha256}",
-            )
 
     # -- verification -----------------------------------------------------
 
