@@ -27,6 +27,7 @@ from custody.errors import CustodyError
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, Skipped
 from custody.vault import ItemFilter, Vault
 from custody.vault.items import printable_name
+from custody.vault.objects import keep_stream_buffers_on_heap
 from custody.vault.timestamps import local_display, parse_user_time
 
 # Piped output is for reading later (files, README): do not cut it to 80 columns.
@@ -504,4 +505,5 @@ def _size(nbytes: int) -> str:
 
 
 def main() -> None:
+    keep_stream_buffers_on_heap()
     cli(prog_name="custody")

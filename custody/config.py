@@ -41,6 +41,17 @@ class KeySettings:
 
 
 @dataclass(frozen=True)
+class VaultSettings:
+    """How objects are written: direct I/O writes and reads back from the device itself."""
+
+    # Write objects and read them back with O_DIRECT (faster, and the read-back
+    # comes from the device, never from the page cache). Turn off on
+    # filesystems where O_DIRECT is slow or unreliable; custody also falls back
+    # by itself where the filesystem refuses it.
+    direct_io: bool = True
+
+
+@dataclass(frozen=True)
 class IngestSettings:
     """What ingest skips: shell-style patterns matched against each file or folder name."""
 
@@ -69,6 +80,7 @@ class Settings:
     home: Path
     station: StationSettings = field(default_factory=StationSettings)
     keys: KeySettings = field(default_factory=KeySettings)
+    vault: VaultSettings = field(default_factory=VaultSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
 
@@ -84,6 +96,7 @@ class Settings:
 _SECTIONS: dict[str, type] = {
     "station": StationSettings,
     "keys": KeySettings,
+    "vault": VaultSettings,
     "ingest": IngestSettings,
     "catalog": CatalogSettings,
 }

@@ -151,7 +151,7 @@ class Vault:
         )
         signing_key = keys.load_signing_key(settings.home_path(settings.keys.signing_key_file))
         self.catalog = Catalog(self.home / CATALOG_NAME, settings.catalog.busy_timeout_seconds)
-        self.objects = ObjectStore(self.home / "objects", self.master)
+        self.objects = ObjectStore(self.home / "objects", self.master, settings.vault.direct_io)
         vault_id = self.catalog.get_meta("vault_id") or ""
         self.audit = AuditChain(self.catalog, vault_id, signing_key, signing_key.public_key())
         self._lock_fd: int | None = None
