@@ -71,13 +71,14 @@ class ObjectStore:
     ) -> StagedObject:
         """Seal ``source`` into a staging file, read it back from disk, fsync it; return it.
 
-        The read-back follows the writer in a second thread: it reads what is
-        already written with O_DIRECT (the kernel writes those pages out and
-        reads them from the device, never from the page cache), authenticates
-        and re-hashes it while sealing goes on. Where O_DIRECT is not
-        supported it reads the whole file after the final fsync, with the page
-        cache evicted first. Raise ObjectDamaged when the read-back disagrees;
-        on any error the staging file is removed and the error propagates.
+        The sealed stream goes to the device in O_DIRECT blocks, and a second
+        thread reads each block back from the device (O_DIRECT, never the page
+        cache) as soon as it is written, authenticating and re-hashing it while
+        sealing goes on. Without O_DIRECT (refused by the filesystem, or
+        direct_io off) the whole file is read back after the final fsync, its
+        cached pages evicted first. Raise ObjectDamaged when the read-back
+        disagrees; on any error the staging file is removed and the error
+        propagates.
         """
         fd, name = tempfile.mkstemp(dir=self.staging, prefix="seal-", suffix=".part")
         path = Path(name)
