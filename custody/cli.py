@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import pwd
 import sys
@@ -24,9 +25,11 @@ from rich.table import Table
 from custody import __version__
 from custody.config import Settings, load_settings, resolve_home
 from custody.errors import CustodyError
+from custody.ingestd.daemon import Daemon, read_status
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, Skipped
+from custody.ingestd.report import window_report
 from custody.vault import ItemFilter, Vault
-from custody.vault.items import printable_name
+from custody.vault.items import format_item_id, printable_name
 from custody.vault.objects import keep_stream_buffers_on_heap
 from custody.vault.timestamps import local_display, parse_user_time
 
@@ -162,21 +165,28 @@ def ingest(
 @click.option("--untagged", is_flag=True, help="Only items missing a case, party or officer tag.")
 @click.option("--since", help="Recorded (else ingested) on or after this date (YYYY-MM-DD[THH:MM]).")
 @click.option("--until", help="Recorded (else ingested) on or before this date.")
+@click.option("--recorder", help="Only items pulled from the recorder with this serial.")
+@click.option("--late", is_flag=True, help="Only items stored after their deadline (recording end + window).")
 @json_option
 @pass_session
-def list_items(session: Session, case, officer, party, untagged, since, until, as_json) -> None:
+def list_items(
+    session: Session, case, officer, party, untagged, since, until, recorder, late, as_json
+) -> None:
     """List items, newest last, with their current tags.
 
     \b
     Example:
       custody ls --case 2026-0412 --since 2026-11-01
       custody ls --untagged --json
+      custody ls --recorder BWC0042 --late
     """
     where = ItemFilter(
         case=case,
         officer=officer,
         party=party,
         untagged=untagged,
+        recorder=recorder,
+        late=late,
         since=parse_user_time(since, "--since") if since else None,
         until=parse_user_time(until, "--until", end_of_day=True) if until else None,
     )
@@ -242,6 +252,26 @@ def show(session: Session, item: str, as_json: bool) -> None:
         ("ingested", f"{local_display(found.ingested_at)} by {found.ingested_by}"),
         ("sealed with key", found.key_id),
     ]
+    if found.recorder_serial or found.docked_at:
+        flags = [
+            name
+            for name, on in (
+                ("LATE", found.late),
+                ("recorder clock suspect", found.clock_suspect),
+                ("important", found.important),
+            )
+            if on
+        ]
+        fields += [
+            ("recorder", found.recorder_serial or "-"),
+            ("credited officer", found.credited_officer or "(none assigned)"),
+            ("recording time from", found.recorded_source or "-"),
+            ("docked", local_display(found.docked_at)),
+            ("deadline", local_display(found.deadline)),
+            ("flags", ", ".join(flags) or "-"),
+        ]
+        if found.previous_item:
+            fields.append(("replaces", format_item_id(found.previous_item)))
     fields += [(f"tag {name}", value) for name, value in found.tags.items()]
     if found.untagged:
         fields.append(("missing tags", ", ".join(found.untagged)))
@@ -409,6 +439,324 @@ def log(session: Session, item: str | None, as_json: bool) -> None:
     console.print(_events_table(events))
 
 
+# -- the docking station: officers, recorders, daemon, status, window report --
+
+
+@cli.group()
+def officer() -> None:
+    """Register officers (badge or enforcement-certificate number, name, unit).
+
+    \b
+    Example:
+      custody officer add 031245 --name "Wang Li" --unit "Traffic 2"
+      custody officer ls
+    """
+
+
+@officer.command("add")
+@click.argument("badge")
+@click.option("--name", required=True, help="The officer's full name.")
+@click.option("--unit", default="", help="The officer's unit.")
+@json_option
+@pass_session
+def officer_add(session: Session, badge: str, name: str, unit: str, as_json: bool) -> None:
+    """Register an officer by badge number (audited).
+
+    \b
+    Example:
+      custody officer add 031245 --name "Wang Li" --unit "Traffic 2"
+    """
+    with session.vault() as vault:
+        added = vault.add_officer(badge.strip(), name.strip(), unit.strip())
+    if as_json:
+        click.echo(json.dumps(added.as_dict()))
+    else:
+        _say(f"registered officer {added.badge} {added.name}" + (f" ({added.unit})" if added.unit else ""))
+
+
+@officer.command("ls")
+@json_option
+@pass_session
+def officer_ls(session: Session, as_json: bool) -> None:
+    """List registered officers.
+
+    \b
+    Example:
+      custody officer ls --json
+    """
+    with session.vault() as vault:
+        officers = vault.officers()
+    if as_json:
+        click.echo(json.dumps([o.as_dict() for o in officers], indent=1))
+        return
+    table = Table("badge", "name", "unit", "registered", "by")
+    for o in officers:
+        table.add_row(o.badge, o.name, o.unit or "-", local_display(o.added_at), o.added_by)
+    console.print(table)
+    console.print(f"{len(officers)} officer(s)")
+
+
+@cli.group()
+def recorder() -> None:
+    """Register recorders (by USB serial) and assign them to officers over time.
+
+    The officer credited for a file is the one assigned to its recorder at the
+    file's recording time.
+
+    \b
+    Example:
+      custody recorder add BWC0042 --officer 031245 --profile bwc-badge
+      custody recorder assign BWC0042 028811 --from 2026-12-01
+      custody recorder ls
+    """
+
+
+@recorder.command("add")
+@click.argument("serial")
+@click.option("--profile", default="", help="Recorder profile (default: the first whose match rules fit).")
+@click.option("--officer", "badge", help="Officer the recorder is assigned to.")
+@click.option("--from", "valid_from", help="Assignment starts at this time (default now; local time).")
+@click.option("--vendor", default="", help="Maker, for the record.")
+@click.option("--model", default="", help="Model, for the record.")
+@json_option
+@pass_session
+def recorder_add(session: Session, serial, profile, badge, valid_from, vendor, model, as_json) -> None:
+    """Register a recorder by its USB serial number (audited).
+
+    Only registered recorders are pulled when docked.
+
+    \b
+    Example:
+      custody recorder add BWC0042 --officer 031245 --from 2026-11-01
+    """
+    start = parse_user_time(valid_from, "--from") if valid_from else None
+    with session.vault() as vault:
+        added = vault.add_recorder(serial.strip(), profile, badge, start, vendor, model)
+    if as_json:
+        click.echo(json.dumps(added.as_dict()))
+    else:
+        _say(
+            f"registered recorder {added.serial}"
+            + (f", assigned to {added.current_officer}" if added.current_officer else ", not assigned")
+        )
+
+
+@recorder.command("assign")
+@click.argument("serial")
+@click.argument("badge")
+@click.option("--from", "valid_from", help="Assignment starts at this time (default now; local time).")
+@pass_session
+def recorder_assign(session: Session, serial: str, badge: str, valid_from: str | None) -> None:
+    """Assign a recorder to an officer from a time on (audited; history kept).
+
+    \b
+    Example:
+      custody recorder assign BWC0042 028811 --from 2026-12-01T07:00
+    """
+    start = parse_user_time(valid_from, "--from") if valid_from else None
+    with session.vault() as vault:
+        ended = vault.assign_recorder(serial, badge, start)
+    _say(f"recorder {serial} assigned to {badge}" + (f" (was {ended.badge})" if ended else ""))
+
+
+@recorder.command("ls")
+@json_option
+@pass_session
+def recorder_ls(session: Session, as_json: bool) -> None:
+    """List recorders with their current officer and last dock.
+
+    \b
+    Example:
+      custody recorder ls --json
+    """
+    with session.vault() as vault:
+        recorders = vault.recorders()
+        history = {r.serial: vault.assignments(r.serial) for r in recorders} if as_json else {}
+    if as_json:
+        click.echo(
+            json.dumps(
+                [{**r.as_dict(), "assignments": [a.as_dict() for a in history[r.serial]]} for r in recorders],
+                indent=1,
+            )
+        )
+        return
+    table = Table("serial", "officer", "profile", "last docked", "state")
+    for r in recorders:
+        table.add_row(
+            r.serial,
+            r.current_officer or "-",
+            r.profile or "(by rules)",
+            local_display(r.last_docked) if r.last_docked else "never",
+            f"retired {local_display(r.retired_at)}" if r.retired_at else "active",
+        )
+    console.print(table)
+    console.print(f"{len(recorders)} recorder(s)")
+
+
+@recorder.command("retire")
+@click.argument("serial")
+@pass_session
+def recorder_retire(session: Session, serial: str) -> None:
+    """Retire a recorder: no longer pulled when docked; its footage and history stay (audited).
+
+    \b
+    Example:
+      custody recorder retire BWC0042
+    """
+    with session.vault() as vault:
+        retired = vault.retire_recorder(serial)
+    _say(f"recorder {retired.serial} retired")
+
+
+@cli.command()
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line instead of text.")
+@pass_session
+def daemon(session: Session, log_json: bool) -> None:
+    """Run the docking daemon in the foreground (as systemd runs it).
+
+    Follows USB devices: a registered recorder that is docked is mounted
+    read-only and every new file is pulled into the vault; unknown devices
+    are logged, audited and left alone. SIGTERM stops it cleanly (the file
+    being read is abandoned, everything unmounted); SIGHUP reloads the config.
+
+    \b
+    Example:
+      custody --home /var/lib/custody daemon
+    """
+    _configure_logging(session.debug, log_json)
+    Daemon(session.settings(), "custody-daemon").run()
+
+
+@cli.command()
+@json_option
+@pass_session
+def status(session: Session, as_json: bool) -> None:
+    """Show docked recorders with live progress, recent sessions, unknown devices and errors.
+
+    \b
+    Example:
+      custody status
+      custody status --json
+    """
+    live = read_status(session.home)
+    with session.vault() as vault:
+        sessions = vault.dock_sessions(limit=10)
+        unknown = vault.unknown_devices(limit=10)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "daemon": live,
+                    "sessions": [s.as_dict() for s in sessions],
+                    "unknown_devices": [u.as_dict() for u in unknown],
+                },
+                indent=1,
+            )
+        )
+        return
+    if live is None:
+        _say("daemon: not running")
+    else:
+        _say(f"daemon: running (pid {live['pid']}, since {local_display(live['started_at'])})")
+        docked = Table("recorder", "state", "files", "bytes", "rate", "ETA", "current file", title="docked")
+        for entry in live["docked"]:
+            if "files_total" in entry:
+                docked.add_row(
+                    entry["serial"],
+                    entry["state"],
+                    f"{entry['files_done']} of {entry['files_total']}",
+                    f"{_size(entry['bytes_done'])} of {_size(entry['bytes_total'])}",
+                    f"{_size(entry['rate_bytes_per_second'])}/s",
+                    f"{entry['eta_seconds']} s",
+                    entry.get("current") or "-",
+                )
+            else:
+                docked.add_row(
+                    entry.get("serial") or entry.get("device", "?"), entry["state"], "-", "-", "-", "-", "-"
+                )
+        console.print(docked)
+        for error in live.get("errors", []):
+            _say(f"error {local_display(error['at'])}: {error['message']}")
+    table = Table(
+        "session", "recorder", "docked", "state", "found", "new", "dup", "known", "failed", title="sessions"
+    )
+    for s in sessions:
+        table.add_row(
+            str(s.id),
+            s.serial,
+            local_display(s.docked_at),
+            s.state,
+            str(s.files_found),
+            str(s.files_new),
+            str(s.files_duplicate),
+            str(s.files_known),
+            str(s.files_failed),
+        )
+    console.print(table)
+    if unknown:
+        table = Table("device", "reason", "last seen", "times", title="devices not ingested")
+        for u in unknown:
+            table.add_row(u.key, u.identity.get("reason", "-"), local_display(u.last_seen), str(u.times))
+        console.print(table)
+
+
+@cli.group()
+def report() -> None:
+    """Reports for supervisors and auditors.
+
+    \b
+    Example:
+      custody report window --since 2026-11-01
+    """
+
+
+@report.command("window")
+@click.option("--since", help="Only items recorded on or after this date (YYYY-MM-DD[THH:MM]).")
+@json_option
+@pass_session
+def report_window(session: Session, since: str | None, as_json: bool) -> None:
+    """List footage stored after its deadline and assigned recorders not docked within the window.
+
+    The deadline of a file is its recording end plus [dock] window_hours (24 by default).
+
+    \b
+    Example:
+      custody report window --since 2026-11-01 --json
+    """
+    settings = session.settings()
+    with session.vault() as vault:
+        report = window_report(
+            vault, settings.dock.window_hours, parse_user_time(since, "--since") if since else None
+        )
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    table = Table("id", "officer", "recorder", "recorded", "ingested", "hours late", title="late footage")
+    for row in report["late_items"]:
+        table.add_row(
+            row["id"],
+            row["officer"] or "-",
+            row["recorder"] or "-",
+            local_display(row["recorded_end"]),
+            local_display(row["ingested_at"]),
+            f"{row['hours_late']:.1f}",
+        )
+    console.print(table)
+    table = Table(
+        "recorder",
+        "officer",
+        "last docked",
+        title=f"assigned recorders not docked for {settings.dock.window_hours:g} h",
+    )
+    for row in report["silent_recorders"]:
+        table.add_row(
+            row["serial"],
+            row["officer"],
+            local_display(row["last_docked"]) if row["last_docked"] else "never",
+        )
+    console.print(table)
+
+
 def _events_table(events, title: str | None = None) -> Table:
     table = Table("seq", "time", "actor", "action", "item", "details", title=title)
     for column in table.columns[:5]:
@@ -502,6 +850,28 @@ def _size(nbytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+def _configure_logging(debug: bool, as_json: bool) -> None:
+    """Operators' logs: one line per event on stderr (journald adds the time under systemd)."""
+    handler = logging.StreamHandler()
+    if as_json:
+        handler.setFormatter(_JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True)
+
+
+class _JsonLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "at": self.formatTime(record),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
 
 
 def main() -> None:

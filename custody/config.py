@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import tomllib
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +76,104 @@ class CatalogSettings:
 
 
 @dataclass(frozen=True)
+class DockSettings:
+    """How docked recorders are pulled: the storage window, concurrency, what is trusted."""
+
+    # Every file must be in the vault this many hours after its recording ended.
+    window_hours: float = 24.0
+    # Files pulled at once across all docked recorders (one file per worker).
+    max_concurrent_pulls: int = 2
+    # A device whose serial is not registered is never ingested unless this is
+    # true; it is then ingested unassigned (no officer credited).
+    ingest_unknown_devices: bool = False
+    # Recording times further than this in the future, or older than
+    # suspect_past_days, mark the item "recorder clock suspect".
+    suspect_future_minutes: int = 60
+    suspect_past_days: int = 365
+    # Where read-only mounts go; empty means <home>/mounts (kept private, 0700).
+    mount_root: str = ""
+    # Folders watched for files dropped by a network dock or a card reader.
+    watch_folders: list[str] = field(default_factory=list)
+    # A watched file is ingested once its size and mtime have not changed for this long.
+    watch_settle_seconds: float = 5.0
+    # Poll watched folders instead of inotify (network shares do not send inotify events).
+    watch_polling: bool = False
+    # ffprobe reads recording times from the container; a file it cannot read
+    # within this time falls back to the profile's filename pattern.
+    ffprobe: str = "ffprobe"
+    ffprobe_timeout_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class RecorderProfile:
+    """How to recognise one kind of recorder and read its files."""
+
+    description: str = ""
+    # Match rules on the device (udev properties); empty means "any". The
+    # patterns are shell-style (fnmatch), ids are 4 hex digits.
+    usb_vendor_id: str = ""
+    usb_product_id: str = ""
+    serial_pattern: str = ""
+    volume_label: str = ""
+    filesystems: list[str] = field(default_factory=lambda: ["vfat", "exfat"])
+    # Folders (relative to the volume root) holding footage, and the extensions pulled.
+    media_folders: list[str] = field(default_factory=lambda: ["DCIM"])
+    extensions: list[str] = field(
+        default_factory=lambda: [
+            ".mp4",
+            ".mov",
+            ".avi",
+            ".mkv",
+            ".ts",
+            ".jpg",
+            ".jpeg",
+            ".wav",
+            ".mp3",
+            ".m4a",
+        ]
+    )
+    # A regular expression matched against the file name. Named groups:
+    # start (required, read with start_format), and optionally recorder,
+    # officer and important (any non-empty text marks the file important).
+    filename_pattern: str = ""
+    start_format: str = "%Y%m%d%H%M%S"
+    # The recorder clock's zone (IANA name): recorders write local time without one.
+    clock_timezone: str = "UTC"
+    # Delete files from the recorder after ingest. Only "never" is available in
+    # this version: custody mounts recorders read-only and never writes to them.
+    wipe: str = "never"
+
+
+def default_profiles() -> dict[str, RecorderProfile]:
+    """Return the profiles shipped with custody (a config file may add or replace any)."""
+    return {
+        "dcim": RecorderProfile(
+            description="Generic USB mass-storage recorder or camera with a DCIM folder",
+        ),
+        "timestamped": RecorderProfile(
+            description="Recorder naming files by local start time, e.g. 20261126_143005_0001.MP4",
+            filename_pattern=r"^(?P<start>\d{8}_\d{6})",
+            start_format="%Y%m%d_%H%M%S",
+            clock_timezone="Asia/Shanghai",
+        ),
+        "bwc-badge": RecorderProfile(
+            description=(
+                "Law-enforcement recorder naming files RECORDER_OFFICER_START[_IMP], "
+                "e.g. BWC0042_031245_20261126143005_IMP.MP4"
+            ),
+            filename_pattern=(
+                r"^(?P<recorder>[A-Za-z0-9]+)_(?P<officer>[A-Za-z0-9]+)_(?P<start>\d{14})(?P<important>_IMP)?"
+            ),
+            start_format="%Y%m%d%H%M%S",
+            clock_timezone="Asia/Shanghai",
+        ),
+    }
+
+
+WIPE_MODES = ("never",)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every package's settings, read from one file."""
 
@@ -83,6 +183,8 @@ class Settings:
     vault: VaultSettings = field(default_factory=VaultSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    dock: DockSettings = field(default_factory=DockSettings)
+    profiles: dict[str, RecorderProfile] = field(default_factory=default_profiles)
 
     @property
     def config_path(self) -> Path:
@@ -99,6 +201,7 @@ _SECTIONS: dict[str, type] = {
     "vault": VaultSettings,
     "ingest": IngestSettings,
     "catalog": CatalogSettings,
+    "dock": DockSettings,
 }
 
 
@@ -140,11 +243,14 @@ def load_settings(home: Path) -> Settings:
 
 def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAME) -> Settings:
     """Return Settings built from a parsed TOML document; raise ConfigError on any bad key."""
-    sections = {}
+    sections: dict[str, object] = {}
     for section_name, section_value in document.items():
+        if section_name == "profiles":
+            sections["profiles"] = _build_profiles(section_value, path)
+            continue
         section_class = _SECTIONS.get(section_name)
         if section_class is None:
-            known = ", ".join(sorted(_SECTIONS))
+            known = ", ".join(sorted([*_SECTIONS, "profiles"]))
             raise ConfigError(path=path, key=section_name, problem=f"unknown section (known: {known})")
         if not isinstance(section_value, dict):
             raise ConfigError(
@@ -154,6 +260,50 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
             )
         sections[section_name] = _build_section(section_class, section_name, section_value, path)
     return Settings(home=home, **sections)
+
+
+def _build_profiles(value: object, path) -> dict[str, RecorderProfile]:
+    """Return the shipped profiles with the file's [profiles.NAME] tables added or replacing them."""
+    if not isinstance(value, dict):
+        raise ConfigError(path=path, key="profiles", problem="must hold tables such as [profiles.dcim]")
+    profiles = default_profiles()
+    for name, table in value.items():
+        dotted = f"profiles.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(path=path, key=dotted, problem=f"must be a table [{dotted}], got {table!r}")
+        profile = _build_section(RecorderProfile, dotted, table, path)
+        assert isinstance(profile, RecorderProfile)
+        _check_profile(profile, dotted, path)
+        profiles[name] = profile
+    return profiles
+
+
+def _check_profile(profile: RecorderProfile, dotted: str, path) -> None:
+    try:
+        zoneinfo.ZoneInfo(profile.clock_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            path=path,
+            key=f"{dotted}.clock_timezone",
+            problem=f"unknown time zone {profile.clock_timezone!r} (use an IANA name such as Asia/Shanghai or UTC)",
+        ) from None
+    if profile.filename_pattern:
+        try:
+            pattern = re.compile(profile.filename_pattern)
+        except re.error as exc:
+            raise ConfigError(
+                path=path, key=f"{dotted}.filename_pattern", problem=f"not a regular expression: {exc}"
+            ) from None
+        if "start" not in pattern.groupindex:
+            raise ConfigError(
+                path=path, key=f"{dotted}.filename_pattern", problem="needs a named group (?P<start>...)"
+            )
+    if profile.wipe not in WIPE_MODES:
+        raise ConfigError(
+            path=path,
+            key=f"{dotted}.wipe",
+            problem=f"must be one of {', '.join(WIPE_MODES)} (wiping recorders is not available yet), got {profile.wipe!r}",
+        )
 
 
 def _build_section(section_class: type, section_name: str, values: dict, path) -> object:
@@ -207,6 +357,18 @@ def default_config_text() -> str:
         for f in dataclasses.fields(section_class):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             lines.append(f"# {f.name} = {_toml_value(default)}")
+    lines += [
+        "",
+        "# Recorder profiles: match rules on the device, where the footage is, how file",
+        "# names give the recording time. A [profiles.NAME] table adds a profile or",
+        "# replaces the shipped one of that name. Shipped profiles:",
+    ]
+    for name, profile in default_profiles().items():
+        lines.append(f"# [profiles.{name}]")
+        for f in dataclasses.fields(RecorderProfile):
+            value = getattr(profile, f.name)
+            lines.append(f"# {f.name} = {_toml_value(value)}")
+        lines.append("#")
     return "\n".join(lines) + "\n"
 
 

@@ -26,7 +26,11 @@ from custody.vault.objects import StagedObject
 from custody.vault.sealing import ObjectDamaged
 from custody.vault.timestamps import to_text
 
-NEW, DUPLICATE, ERROR = "new", "duplicate", "error"
+NEW, DUPLICATE, KNOWN, ERROR = "new", "duplicate", "known", "error"
+
+
+class PullCancelled(Exception):
+    """The source went away (recorder undocked, daemon stopping) while a file was read."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class FileTask:
     path: str
     size: int
     mtime_ns: int
+    relative: str = ""  # path inside the source (a recorder's volume), for recognising it on re-dock
+    facts: dict | None = None  # what the docking station learnt (recording times, officer, deadline)
     staged: StagedObject | None = None
     outcome: str | None = None
     item: Item | None = None
@@ -86,6 +92,7 @@ class Skipped:
 class IngestSummary:
     new: int = 0
     duplicate: int = 0
+    known: int = 0
     failed: int = 0
     hidden_skipped: int = 0
     other_skipped: int = 0
@@ -100,6 +107,7 @@ class IngestSummary:
         return {
             "new": self.new,
             "duplicate": self.duplicate,
+            "known": self.known,
             "failed": self.failed,
             "hidden_skipped": self.hidden_skipped,
             "other_skipped": self.other_skipped,
@@ -151,6 +159,20 @@ class IngestSession:
     def run(self) -> IngestSummary:
         """Discover every file, then take each through the stages; return the summary."""
         summary = IngestSummary()
+        for task in self.discover(summary):
+            self.process(task, summary)
+        return summary
+
+    def stages(self) -> list[Callable[[FileTask], None]]:
+        """The stages every file goes through, in order."""
+        return [
+            self.pull,  # read once: hash, encrypt, write to staging
+            self.skip_duplicate,  # already in the vault: audit it, keep nothing new
+            self.store,  # rename into place, read back from disk, catalogue, audit
+        ]
+
+    def discover(self, summary: IngestSummary) -> list[FileTask]:
+        """Return the files to ingest, counting (and telling the observer) what is skipped."""
         tasks: list[FileTask] = []
         for found in discover(self.source.paths, self.settings.skip_names):
             if isinstance(found, Skipped):
@@ -162,24 +184,20 @@ class IngestSession:
             else:
                 tasks.append(found)
         self.observer.discovered(len(tasks), sum(t.size for t in tasks))
+        return tasks
 
-        stages: list[Callable[[FileTask], None]] = [
-            self.pull,  # read once: hash, encrypt, write to staging
-            self.skip_duplicate,  # already in the vault: audit it, keep nothing new
-            self.store,  # rename into place, read back from disk, catalogue, audit
-        ]
-        for task in tasks:
-            for stage in stages:
-                if task.outcome is not None:
-                    break
-                stage(task)
-            if task.outcome is None:  # pragma: no cover - a stage forgot to decide
-                task.drop("internal error: no stage decided this file's outcome")
-            if task.outcome == ERROR:
-                self.vault.record_failure("ingest", {"path": task.display_path, "reason": task.message})
-            self._count(summary, task)
-            self.observer.file_done(task)
-        return summary
+    def process(self, task: FileTask, summary: IngestSummary) -> None:
+        """Take one file through the stages until one decides its outcome; count it."""
+        for stage in self.stages():
+            if task.outcome is not None:
+                break
+            stage(task)
+        if task.outcome is None:  # pragma: no cover - a stage forgot to decide
+            task.drop("internal error: no stage decided this file's outcome")
+        if task.outcome == ERROR:
+            self.vault.record_failure("ingest", {"path": task.display_path, "reason": task.message})
+        self._count(summary, task)
+        self.observer.file_done(task)
 
     # -- stages -----------------------------------------------------------
 
@@ -196,10 +214,13 @@ class IngestSession:
                 task.drop(f"{task.display_path} is no longer a regular file; not read")
                 return
             with open(fd, "rb", buffering=0, closefd=False) as source:
-                staged = self.vault.stage(source, before.st_size, self.observer.progress)
+                staged = self.vault.stage(source, before.st_size, self.progress)
             after = os.fstat(fd)
         except OSError as exc:
             task.drop(_read_error(task, exc, before=False))
+            return
+        except PullCancelled as exc:
+            task.drop(f"{task.display_path} not stored: {exc}; it is pulled again at the next dock")
             return
         except ObjectDamaged as exc:
             task.drop(
@@ -216,6 +237,10 @@ class IngestSession:
         task.staged = staged
         if staged.size == 0:
             task.warning = "empty file"
+
+    def progress(self, nbytes: int) -> None:
+        """Called as bytes are read; the daemon's sessions raise PullCancelled here to stop a pull."""
+        self.observer.progress(nbytes)
 
     def skip_duplicate(self, task: FileTask) -> None:
         assert task.staged is not None
@@ -253,6 +278,8 @@ class IngestSession:
             summary.bytes_new += task.size
         elif task.outcome == DUPLICATE:
             summary.duplicate += 1
+        elif task.outcome == KNOWN:
+            summary.known += 1
         else:
             summary.failed += 1
 
@@ -318,6 +345,8 @@ def _read_error(task: FileTask, exc: OSError, before: bool) -> str:
     where = task.display_path
     if exc.errno == errno.ENOENT:
         return f"{where} vanished before it could be read"
+    if not before:
+        return f"cannot read {where}: {exc.strerror or exc} part way through (damaged medium?)"
     if exc.errno in (errno.EACCES, errno.EPERM):
         return f"cannot read {where}: permission denied"
     if exc.errno == errno.ELOOP:

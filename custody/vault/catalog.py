@@ -78,11 +78,102 @@ MIGRATIONS: list[str] = [
         signature TEXT NOT NULL
     );
     """,
+    # 2: the docking station: who carries which recorder, dock sessions, what each item came from
+    """
+    CREATE TABLE officers (
+        badge TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        unit TEXT NOT NULL DEFAULT '',
+        added_at TEXT NOT NULL,
+        added_by TEXT NOT NULL
+    );
+    CREATE TABLE recorders (
+        serial TEXT PRIMARY KEY,
+        vendor TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        profile TEXT NOT NULL DEFAULT '',
+        added_at TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        retired_at TEXT
+    );
+    CREATE TABLE assignments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        serial TEXT NOT NULL REFERENCES recorders (serial),
+        badge TEXT NOT NULL REFERENCES officers (badge),
+        valid_from TEXT NOT NULL,
+        valid_until TEXT,
+        set_at TEXT NOT NULL,
+        set_by TEXT NOT NULL
+    );
+    CREATE INDEX assignments_by_recorder ON assignments (serial, valid_from);
+    CREATE TABLE dock_sessions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        serial TEXT NOT NULL,
+        device TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        docked_at TEXT NOT NULL,
+        undocked_at TEXT,
+        finished_at TEXT,
+        state TEXT NOT NULL,
+        files_found INTEGER NOT NULL DEFAULT 0,
+        files_new INTEGER NOT NULL DEFAULT 0,
+        files_duplicate INTEGER NOT NULL DEFAULT 0,
+        files_known INTEGER NOT NULL DEFAULT 0,
+        files_failed INTEGER NOT NULL DEFAULT 0,
+        bytes_new INTEGER NOT NULL DEFAULT 0,
+        errors TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX dock_sessions_by_recorder ON dock_sessions (serial, docked_at);
+    CREATE TABLE recorder_files (
+        serial TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        item INTEGER NOT NULL REFERENCES items (id),
+        session INTEGER,
+        wiped_at TEXT,
+        PRIMARY KEY (serial, path, size, mtime_ns)
+    );
+    CREATE INDEX recorder_files_by_path ON recorder_files (serial, path);
+    CREATE TABLE unknown_devices (
+        key TEXT PRIMARY KEY,
+        identity TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        times INTEGER NOT NULL
+    );
+    ALTER TABLE items ADD COLUMN recorder_serial TEXT;
+    ALTER TABLE items ADD COLUMN credited_officer TEXT;
+    ALTER TABLE items ADD COLUMN recorded_source TEXT;
+    ALTER TABLE items ADD COLUMN docked_at TEXT;
+    ALTER TABLE items ADD COLUMN deadline TEXT;
+    ALTER TABLE items ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE items ADD COLUMN clock_suspect INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE items ADD COLUMN important INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE items ADD COLUMN dock_session INTEGER;
+    ALTER TABLE items ADD COLUMN previous_item INTEGER;
+    CREATE INDEX items_late ON items (late, deadline);
+    CREATE INDEX items_by_recorder ON items (recorder_serial, recorded_start)
+    """,
 ]
+
+# Columns an ingest record may set beyond the basic ones (the docking station's facts).
+DOCK_COLUMNS = (
+    "recorder_serial",
+    "credited_officer",
+    "recorded_source",
+    "docked_at",
+    "deadline",
+    "late",
+    "clock_suspect",
+    "important",
+    "dock_session",
+    "previous_item",
+)
 
 _ITEM_COLUMNS = (
     "id, sha256, size, original_name, source_path, source, source_mtime, "
-    "recorded_start, recorded_end, ingested_at, ingested_by, key_id"
+    "recorded_start, recorded_end, ingested_at, ingested_by, key_id, " + ", ".join(DOCK_COLUMNS)
 )
 
 
@@ -123,6 +214,16 @@ class Item:
     ingested_by: str
     key_id: str
     tags: dict[str, str]
+    recorder_serial: str | None = None
+    credited_officer: str | None = None
+    recorded_source: str | None = None
+    docked_at: str | None = None
+    deadline: str | None = None
+    late: bool = False
+    clock_suspect: bool = False
+    important: bool = False
+    dock_session: int | None = None
+    previous_item: int | None = None
 
     @property
     def item_id(self) -> str:
@@ -147,6 +248,16 @@ class Item:
             "ingested_by": self.ingested_by,
             "key_id": self.key_id,
             "tags": self.tags,
+            "recorder": self.recorder_serial,
+            "credited_officer": self.credited_officer,
+            "recorded_source": self.recorded_source,
+            "docked_at": self.docked_at,
+            "deadline": self.deadline,
+            "late": self.late,
+            "clock_suspect": self.clock_suspect,
+            "important": self.important,
+            "dock_session": self.dock_session,
+            "previous_item": format_item_id(self.previous_item) if self.previous_item else None,
         }
 
 
@@ -158,6 +269,8 @@ class ItemFilter:
     officer: str | None = None
     party: str | None = None
     untagged: bool = False
+    recorder: str | None = None
+    late: bool = False
     since: str | None = None
     until: str | None = None
     limit: int | None = None
@@ -170,7 +283,11 @@ class Catalog:
         self.path = path
         # isolation_level=None: no implicit transactions; every write goes
         # through transaction(), which takes the write lock up front.
-        connection = sqlite3.connect(str(path), timeout=busy_timeout_seconds, isolation_level=None)
+        # check_same_thread=False: the daemon's pull workers share the vault;
+        # the Vault serialises every catalog call with its lock.
+        connection = sqlite3.connect(
+            str(path), timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False
+        )
         self.db = sqlite_utils.Database(connection)
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = FULL")
@@ -226,12 +343,23 @@ class Catalog:
 
     def insert_item(self, record: dict) -> int:
         """Insert an item from an ingest record; return its number."""
+        dock = record.get("dock") or {}
+        extra = [name for name in DOCK_COLUMNS if name in dock]
+        columns = ", ".join(extra)
+        values = ", ".join(f":{name}" for name in extra)
         cursor = self.db.execute(
             "INSERT INTO items (sha256, size, original_name, source_path, source_path_bytes, "
-            "source, source_mtime, recorded_start, recorded_end, ingested_at, ingested_by, key_id) "
-            "VALUES (:sha256, :size, :original_name, :source_path, :source_path_bytes, :source, "
-            ":source_mtime, :recorded_start, :recorded_end, :ingested_at, :ingested_by, :key_id)",
-            {**record, "source_path_bytes": bytes.fromhex(record["source_path_hex"])},
+            "source, source_mtime, recorded_start, recorded_end, ingested_at, ingested_by, key_id"
+            + (f", {columns}" if extra else "")
+            + ") VALUES (:sha256, :size, :original_name, :source_path, :source_path_bytes, :source, "
+            ":source_mtime, :recorded_start, :recorded_end, :ingested_at, :ingested_by, :key_id"
+            + (f", {values}" if extra else "")
+            + ")",
+            {
+                **{k: v for k, v in record.items() if k != "dock"},
+                **{name: dock[name] for name in extra},
+                "source_path_bytes": bytes.fromhex(record["source_path_hex"]),
+            },
         )
         return cursor.lastrowid
 
@@ -266,6 +394,11 @@ class Catalog:
                 params[f"value_{name}"] = value
         if where.untagged:
             clauses.append("(" + " OR ".join(f"{_current_tag_sql(n)} IS NULL" for n in REQUIRED_TAGS) + ")")
+        if where.recorder is not None:
+            clauses.append("items.recorder_serial = :recorder")
+            params["recorder"] = where.recorder
+        if where.late:
+            clauses.append("items.late = 1")
         if where.since:
             clauses.append("coalesce(recorded_start, ingested_at) >= :since")
             params["since"] = where.since
@@ -344,4 +477,14 @@ def _item_from_row(row: dict) -> Item:
         ingested_by=row["ingested_by"],
         key_id=row["key_id"],
         tags=tags,
+        recorder_serial=row["recorder_serial"],
+        credited_officer=row["credited_officer"],
+        recorded_source=row["recorded_source"],
+        docked_at=row["docked_at"],
+        deadline=row["deadline"],
+        late=bool(row["late"]),
+        clock_suspect=bool(row["clock_suspect"]),
+        important=bool(row["important"]),
+        dock_session=row["dock_session"],
+        previous_item=row["previous_item"],
     )

@@ -10,17 +10,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from custody.config import Settings, default_config_text
 from custody.errors import CustodyError, UsageError
-from custody.vault import keys
+from custody.vault import keys, registry
 from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.items import (
@@ -30,6 +32,13 @@ from custody.vault.items import (
     sha256_prefix,
 )
 from custody.vault.objects import ObjectStore, StagedObject
+from custody.vault.registry import (
+    Assignment,
+    DockSessionRecord,
+    Officer,
+    Recorder,
+    UnknownDevice,
+)
 from custody.vault.sealing import ObjectDamaged, ProgressCallback
 from custody.vault.timestamps import utc_now
 
@@ -51,6 +60,21 @@ class IngestRecord:
     recorded_start: str | None = None
     recorded_end: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The docking station's facts (catalog.DOCK_COLUMNS): recorder, credited officer, deadline...
+    dock: dict = field(default_factory=dict)
+    # (serial, path, size, mtime_ns, session): remembered so a re-dock skips the file.
+    recorder_file: tuple | None = None
+
+
+def _serialized(method: Callable) -> Callable:
+    """Run ``method`` holding the vault's lock: the daemon's workers share one catalog connection."""
+
+    @functools.wraps(method)
+    def locked(self: Vault, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 @dataclass(frozen=True)
@@ -128,6 +152,36 @@ class Vault:
 
         exit_code = 5
 
+    class OfficerExists(CustodyError):
+        """officer {badge} is already registered ({name}); officers are never renumbered"""
+
+        exit_code = 5
+
+    class OfficerNotFound(CustodyError):
+        """no officer {badge} is registered: add one with 'custody officer add {badge} --name NAME'"""
+
+        exit_code = 5
+
+    class RecorderExists(CustodyError):
+        """recorder {serial} is already registered: use 'custody recorder assign' to change its officer"""
+
+        exit_code = 5
+
+    class RecorderNotFound(CustodyError):
+        """no recorder {serial} is registered: add it with 'custody recorder add {serial}'"""
+
+        exit_code = 5
+
+    class RecorderRetired(CustodyError):
+        """recorder {serial} was retired on {retired_at}: a retired recorder cannot be assigned"""
+
+        exit_code = 5
+
+    class UnknownProfile(CustodyError):
+        """no recorder profile {profile!r}: use one of {known} or add [profiles.{profile}] to custody.toml"""
+
+        exit_code = 2
+
     class Busy(CustodyError):
         """another custody command is writing to the vault at {home}; try again when it has finished"""
 
@@ -144,6 +198,7 @@ class Vault:
         self.settings = settings
         self.home = settings.home
         self.actor = actor
+        self._lock = threading.RLock()
         if not (self.home / CATALOG_NAME).is_file():
             raise Vault.NotFound(home=self.home)
         self.master = keys.load_master_key(
@@ -287,6 +342,7 @@ class Vault:
 
     # -- finding items ----------------------------------------------------
 
+    @_serialized
     def resolve(self, ref: str) -> Item:
         """Return the item named by an id (EV-000123), a sha256, or 8+ leading hex digits of one.
 
@@ -319,9 +375,11 @@ class Vault:
             seen.setdefault(item.number, item)
         return list(seen.values())
 
+    @_serialized
     def list_items(self, where: ItemFilter) -> list[Item]:
         return self.catalog.list_items(where)
 
+    @_serialized
     def item_by_sha256(self, sha256: str) -> Item | None:
         return self.catalog.item_by_sha256(sha256)
 
@@ -336,6 +394,7 @@ class Vault:
     def discard(self, staged: StagedObject) -> None:
         self.objects.discard(staged)
 
+    @_serialized
     def store(self, staged: StagedObject, record: IngestRecord) -> Item:
         """Make a staged object a catalogued item.
 
@@ -359,6 +418,8 @@ class Vault:
             "ingested_by": self.actor,
             "key_id": self.master.key_id,
             "tags": record.tags,
+            "dock": record.dock,
+            "recorder_file": list(record.recorder_file) if record.recorder_file else None,
         }
         self.catalog.add_intent(staged.sha256, full, full["ingested_at"])
         self.objects.store_staged(staged)
@@ -375,17 +436,36 @@ class Vault:
                 "source": record["source"],
                 "key_id": record["key_id"],
             }
+            dock = record.get("dock") or {}
+            for name in (
+                "recorder_serial",
+                "credited_officer",
+                "recorded_source",
+                "deadline",
+                "dock_session",
+            ):
+                if dock.get(name) is not None:
+                    details[name] = dock[name]
+            for flag in ("late", "clock_suspect", "important"):
+                if dock.get(flag):
+                    details[flag] = True
+            if dock.get("previous_item"):
+                details["supersedes"] = format_item_id(dock["previous_item"])
             if recovered:
                 details["recovered_after_interruption"] = True
                 details["started_by"] = record["ingested_by"]
             seq = self.audit.append(self.actor, "ingest", number, details)
             for name, value in record["tags"].items():
                 self.catalog.add_tag(number, name, value, record["ingested_at"], self.actor, seq)
+            if record.get("recorder_file"):
+                serial, path, size, mtime_ns, session = record["recorder_file"]
+                registry.remember_file(self.catalog, serial, path, size, mtime_ns, number, session)
             self.catalog.remove_intent(record["sha256"])
         item = self.catalog.item(number)
         assert item is not None
         return item
 
+    @_serialized
     def record_duplicate(self, existing: Item, record: IngestRecord) -> None:
         """Audit that a file already in the vault was offered again."""
         self.audit.append(
@@ -395,12 +475,14 @@ class Vault:
             {"path": record.source_path, "source": record.source, "sha256": existing.sha256},
         )
 
+    @_serialized
     def record_failure(self, action: str, details: dict, item: Item | None = None) -> None:
         """Audit an action that failed or was refused."""
         self.audit.append(self.actor, f"{action}-failed", item.number if item else None, details)
 
     # -- tags -------------------------------------------------------------
 
+    @_serialized
     def tag(self, refs: list[str], values: dict[str, str]) -> list[TagChange]:
         """Set tags on every item in one transaction, one audit event per changed item.
 
@@ -573,8 +655,221 @@ class Vault:
                 problems.append(ObjectProblem("orphan", name, None, "object has no catalog item"))
         return problems
 
+    # -- officers and recorders ---------------------------------------------
+
+    @_serialized
+    def add_officer(self, badge: str, name: str, unit: str = "") -> Officer:
+        """Register an officer; raise Vault.OfficerExists, UsageError on a bad value."""
+        for label, value in (("badge", badge), ("--name", name), ("--unit", unit)):
+            _check_registry_text(label, value, required=label != "--unit")
+        with self.catalog.transaction():
+            existing = registry.officer(self.catalog, badge)
+            if existing is not None:
+                raise Vault.OfficerExists(badge=badge, name=existing.name)
+            officer = Officer(badge, name, unit, utc_now(), self.actor)
+            registry.insert_officer(self.catalog, officer)
+            self.audit.append(self.actor, "officer-add", details={"badge": badge, "name": name, "unit": unit})
+        return officer
+
+    @_serialized
+    def officers(self) -> list[Officer]:
+        return registry.officers(self.catalog)
+
+    @_serialized
+    def add_recorder(
+        self,
+        serial: str,
+        profile: str = "",
+        officer: str | None = None,
+        valid_from: str | None = None,
+        vendor: str = "",
+        model: str = "",
+    ) -> Recorder:
+        """Register a recorder by USB serial, optionally assigned to an officer from ``valid_from``.
+
+        Raise Vault.RecorderExists, Vault.OfficerNotFound, Vault.UnknownProfile.
+        """
+        _check_registry_text("serial", serial, required=True)
+        if profile and profile not in self.settings.profiles:
+            raise Vault.UnknownProfile(profile=profile, known=", ".join(sorted(self.settings.profiles)))
+        at = utc_now()
+        with self.catalog.transaction():
+            if registry.recorder(self.catalog, serial) is not None:
+                raise Vault.RecorderExists(serial=serial)
+            if officer is not None and registry.officer(self.catalog, officer) is None:
+                raise Vault.OfficerNotFound(badge=officer)
+            registry.insert_recorder(self.catalog, serial, vendor, model, profile, at, self.actor)
+            details = {
+                "serial": serial,
+                "profile": profile or "(matched by rules)",
+                "vendor": vendor,
+                "model": model,
+            }
+            if officer is not None:
+                registry.assign(self.catalog, serial, officer, valid_from or at, at, self.actor)
+                details.update(officer=officer, valid_from=valid_from or at)
+            self.audit.append(self.actor, "recorder-add", details=details)
+        result = registry.recorder(self.catalog, serial)
+        assert result is not None
+        return result
+
+    @_serialized
+    def assign_recorder(self, serial: str, badge: str, valid_from: str | None = None) -> Assignment | None:
+        """Assign recorder ``serial`` to officer ``badge`` from ``valid_from`` (default now).
+
+        Files recorded from then on are credited to ``badge``. Return the
+        assignment this one ends. Raise Vault.RecorderNotFound,
+        Vault.RecorderRetired, Vault.OfficerNotFound.
+        """
+        at = utc_now()
+        with self.catalog.transaction():
+            recorder = registry.recorder(self.catalog, serial)
+            if recorder is None:
+                raise Vault.RecorderNotFound(serial=serial)
+            if recorder.retired_at:
+                raise Vault.RecorderRetired(serial=serial, retired_at=recorder.retired_at)
+            if registry.officer(self.catalog, badge) is None:
+                raise Vault.OfficerNotFound(badge=badge)
+            ended = registry.assign(self.catalog, serial, badge, valid_from or at, at, self.actor)
+            self.audit.append(
+                self.actor,
+                "recorder-assign",
+                details={
+                    "serial": serial,
+                    "officer": badge,
+                    "valid_from": valid_from or at,
+                    "previous_officer": ended.badge if ended else None,
+                },
+            )
+        return ended
+
+    @_serialized
+    def retire_recorder(self, serial: str) -> Recorder:
+        """Retire a recorder: it is no longer ingested when docked; its history stays."""
+        at = utc_now()
+        with self.catalog.transaction():
+            recorder = registry.recorder(self.catalog, serial)
+            if recorder is None:
+                raise Vault.RecorderNotFound(serial=serial)
+            if recorder.retired_at:
+                raise Vault.RecorderRetired(serial=serial, retired_at=recorder.retired_at)
+            registry.retire_recorder(self.catalog, serial, at)
+            self.audit.append(self.actor, "recorder-retire", details={"serial": serial})
+        result = registry.recorder(self.catalog, serial)
+        assert result is not None
+        return result
+
+    @_serialized
+    def recorders(self) -> list[Recorder]:
+        return registry.recorders(self.catalog)
+
+    @_serialized
+    def recorder(self, serial: str) -> Recorder | None:
+        return registry.recorder(self.catalog, serial)
+
+    @_serialized
+    def assignments(self, serial: str) -> list[Assignment]:
+        return registry.assignments(self.catalog, serial)
+
+    @_serialized
+    def officer_at(self, serial: str, when: str) -> str | None:
+        return registry.officer_at(self.catalog, serial, when)
+
+    # -- dock sessions ---------------------------------------------------------
+
+    @_serialized
+    def open_dock_session(
+        self, serial: str, device: str, profile: str, docked_at: str, identity: dict
+    ) -> int:
+        """Record that a recorder was docked and its pull begins; return the session id."""
+        with self.catalog.transaction():
+            session_id = registry.open_session(self.catalog, serial, device, profile, docked_at)
+            self.audit.append(
+                self.actor,
+                "recorder-docked",
+                details={"session": session_id, "serial": serial, "profile": profile, "device": identity},
+            )
+        return session_id
+
+    @_serialized
+    def close_dock_session(self, session_id: int, state: str, counts: dict, errors: list[str]) -> None:
+        """Record how a dock session ended (done, interrupted, failed) with its counts."""
+        with self.catalog.transaction():
+            registry.close_session(
+                self.catalog,
+                session_id,
+                {**counts, "state": state, "finished_at": utc_now(), "errors": errors[:50]},
+            )
+            self.audit.append(
+                self.actor,
+                "dock-session-closed",
+                details={"session": session_id, "state": state, **counts, "errors": errors[:10]},
+            )
+
+    @_serialized
+    def record_undock(self, session_id: int | None, serial: str, device: str) -> None:
+        at = utc_now()
+        with self.catalog.transaction():
+            if session_id is not None:
+                registry.close_session(self.catalog, session_id, {"undocked_at": at})
+            self.audit.append(
+                self.actor,
+                "recorder-undocked",
+                details={"session": session_id, "serial": serial, "device": device},
+            )
+
+    @_serialized
+    def interrupt_open_dock_sessions(self) -> list[int]:
+        """Close, as interrupted, the sessions a stopped or killed daemon left open."""
+        with self.catalog.transaction():
+            ids = registry.interrupt_open_sessions(self.catalog, utc_now())
+            if ids:
+                self.audit.append(self.actor, "dock-sessions-interrupted", details={"sessions": ids})
+        return ids
+
+    @_serialized
+    def dock_sessions(self, limit: int = 20, serial: str | None = None) -> list[DockSessionRecord]:
+        return registry.sessions(self.catalog, limit, serial)
+
+    @_serialized
+    def known_file(self, serial: str, path: str, size: int, mtime_ns: int) -> int | None:
+        return registry.known_file(self.catalog, serial, path, size, mtime_ns)
+
+    @_serialized
+    def latest_item_at_path(self, serial: str, path: str) -> int | None:
+        return registry.latest_item_at_path(self.catalog, serial, path)
+
+    @_serialized
+    def remember_recorder_file(self, item: Item, recorder_file: tuple) -> None:
+        """Remember that a recorder file (already in the vault as ``item``) was seen: skip it next time."""
+        serial, path, size, mtime_ns, session = recorder_file
+        with self.catalog.transaction():
+            registry.remember_file(self.catalog, serial, path, size, mtime_ns, item.number, session)
+
+    @_serialized
+    def record_unknown_device(self, key: str, identity: dict, reason: str) -> None:
+        """Audit a device that was docked but not ingested, and remember it for ``status``."""
+        with self.catalog.transaction():
+            registry.note_unknown_device(self.catalog, key, {**identity, "reason": reason}, utc_now())
+            self.audit.append(
+                self.actor, "unknown-device-docked", details={"reason": reason, "device": identity}
+            )
+
+    @_serialized
+    def unknown_devices(self, limit: int = 20) -> list[UnknownDevice]:
+        return registry.unknown_devices(self.catalog, limit)
+
+    @_serialized
+    def late_items(self, since: str | None = None) -> list[dict]:
+        return registry.late_items(self.catalog, since)
+
+    @_serialized
+    def silent_recorders(self, cutoff: str) -> list[dict]:
+        return registry.silent_recorders(self.catalog, cutoff)
+
     # -- audit ------------------------------------------------------------
 
+    @_serialized
     def events(self, item: Item | None = None) -> list[AuditEvent]:
         return list(self.audit.events(item.number if item else None))
 
@@ -586,6 +881,15 @@ def _check_tag_value(name: str, value: str) -> None:
         raise UsageError(reason=f"--{name} value contains a line break or control character")
     if len(value) > MAX_TAG_LENGTH:
         raise UsageError(reason=f"--{name} value is longer than {MAX_TAG_LENGTH} characters")
+
+
+def _check_registry_text(label: str, value: str, required: bool) -> None:
+    if required and not value.strip():
+        raise UsageError(reason=f"{label} must not be empty")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise UsageError(reason=f"{label} contains a line break or control character")
+    if len(value) > 200:
+        raise UsageError(reason=f"{label} is longer than 200 characters")
 
 
 def _systemd_credential(settings: Settings) -> Path | None:

@@ -1,0 +1,514 @@
+"""The docking daemon: device events in, dock sessions run, footage sealed, mounts cleaned.
+
+One main thread follows udev and the watch folders, decides what to do with
+each device (:class:`DockPolicy`), mounts, discovers and closes sessions,
+and writes the live status file. A bounded pool of workers pulls files,
+oldest deadline first across every docked recorder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from custody.config import Settings, load_settings
+from custody.devices.events import (
+    DeviceIdentity,
+    FileReady,
+    MediaReady,
+    MediaSource,
+    RecorderDocked,
+    RecorderUndocked,
+)
+from custody.devices.mounts import Mount, Mounter, MountFailed
+from custody.devices.profiles import choose_profile
+from custody.errors import CustodyError
+from custody.ingestd.dock import DockSession
+from custody.ingestd.notify import notify, watchdog_interval
+from custody.ingestd.pipeline import FileTask, Skipped
+from custody.vault import Vault
+from custody.vault.registry import Recorder
+from custody.vault.timestamps import to_text, utc_now
+
+log = logging.getLogger(__name__)
+
+STATUS_NAME = "run/status.json"
+STATUS_INTERVAL_SECONDS = 1.0
+POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class DockDecision:
+    """Whether to pull a docked device, with which profile, and why."""
+
+    ingest: bool
+    profile: str | None
+    reason: str
+
+
+class DockPolicy:
+    """Decides what happens to a docked device: registered recorders are pulled, others are not.
+
+    Unknown devices are ingested unassigned only when
+    ``[dock] ingest_unknown_devices`` is true.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def decide(self, identity: DeviceIdentity, recorder: Recorder | None) -> DockDecision:
+        profiles = self.settings.profiles
+        if recorder is not None and recorder.retired_at:
+            return DockDecision(
+                False, None, f"recorder {recorder.serial} was retired on {recorder.retired_at}"
+            )
+        if recorder is None and not self.settings.dock.ingest_unknown_devices:
+            return DockDecision(False, None, "device is not a registered recorder")
+        profile = choose_profile(profiles, identity, recorder.profile if recorder else "")
+        if profile is None:
+            return DockDecision(False, None, "no recorder profile matches the device")
+        if identity.fs_type not in profiles[profile].filesystems:
+            return DockDecision(
+                False, profile, f"filesystem {identity.fs_type!r} is not one profile {profile} reads"
+            )
+        if recorder is None:
+            return DockDecision(True, profile, "unknown device, ingested unassigned as configured")
+        return DockDecision(True, profile, "registered recorder")
+
+
+class _Docked:
+    """A device the daemon knows is plugged in, and its session if one runs."""
+
+    def __init__(self, identity: DeviceIdentity, docked_at: datetime) -> None:
+        self.identity = identity
+        self.docked_at = docked_at
+        self.mount: Mount | None = None
+        self.session: DockSession | None = None
+        self.closed = False
+
+
+class Daemon:
+    """``custody daemon``: runs until SIGTERM/SIGINT; SIGHUP reloads the config."""
+
+    def __init__(self, settings: Settings, actor: str, policy: DockPolicy | None = None) -> None:
+        self.settings = settings
+        self.actor = actor
+        self.policy = policy or DockPolicy(settings)
+        self._stop = threading.Event()
+        self._reload = False
+        self._queue: list[tuple[float, int, DockSession, FileTask]] = []
+        self._queue_ready = threading.Condition()
+        self._order = itertools.count()
+        self._docked: dict[str, _Docked] = {}
+        self._watch_sessions: list[DockSession] = []
+        self._errors: list[dict] = []
+        self._unknown_seen: list[dict] = []
+        self._started_at = utc_now()
+        self.vault: Vault | None = None
+
+    # -- lifecycle --------------------------------------------------------
+
+    def request_stop(self, *_args) -> None:
+        self._stop.set()
+        with self._queue_ready:
+            self._queue_ready.notify_all()
+
+    def request_reload(self, *_args) -> None:
+        self._reload = True
+
+    def run(self) -> None:
+        """Serve until asked to stop; unmount everything on the way out. Raise Vault errors at start."""
+        from custody.devices.udev import UdevWatcher  # pyudev only where devices are followed
+        from custody.devices.watch import WatchFolders
+
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+        self.vault = Vault(self.settings, self.actor, writer=True)
+        try:
+            self.mounter = Mounter(self._mount_root())
+            stale = self.mounter.clean_stale()
+            if stale:
+                self.vault.record_failure("mount-cleanup", {"removed": [str(p) for p in stale]})
+            interrupted = self.vault.interrupt_open_dock_sessions()
+            if interrupted:
+                log.warning(
+                    "dock sessions %s were cut off by an earlier stop; their recorders resume at the next dock",
+                    interrupted,
+                )
+            watcher = UdevWatcher()
+            watch = None
+            if self.settings.dock.watch_folders:
+                watch = WatchFolders(
+                    [Path(f) for f in self.settings.dock.watch_folders],
+                    self.settings.dock.watch_settle_seconds,
+                    self.settings.dock.watch_polling,
+                )
+                watch.start()
+            workers = [
+                threading.Thread(target=self._work, name=f"pull-{n}", daemon=True)
+                for n in range(max(1, self.settings.dock.max_concurrent_pulls))
+            ]
+            for worker in workers:
+                worker.start()
+            for event in watcher.present():
+                self._handle(event)
+            notify("READY=1")
+            log.info("custody daemon ready (vault %s, pid %d)", self.settings.home, os.getpid())
+            self._loop(watcher, watch)
+        finally:
+            notify("STOPPING=1")
+            self._shutdown()
+
+    def _loop(self, watcher, watch) -> None:
+        watchdog_every = watchdog_interval()
+        last_status = last_watchdog = 0.0
+        while not self._stop.is_set():
+            for event in watcher.poll(POLL_SECONDS):
+                self._handle(event)
+            if watch is not None:
+                ready = watch.ready()
+                if ready:
+                    self._watch_files(ready)
+            if self._reload:
+                self._reload = False
+                self._reload_settings()
+            self._close_finished()
+            now = time.monotonic()
+            if now - last_status >= STATUS_INTERVAL_SECONDS:
+                last_status = now
+                self._write_status()
+            if watchdog_every and now - last_watchdog >= watchdog_every:
+                last_watchdog = now
+                notify("WATCHDOG=1")
+        if watch is not None:
+            watch.stop()
+        watcher.close()
+
+    def _shutdown(self) -> None:
+        reason = "daemon stopping"
+        for docked in self._docked.values():
+            if docked.session is not None:
+                docked.session.cancel(reason)
+        for session in self._watch_sessions:
+            session.cancel(reason)
+        self.request_stop()
+        # Workers abandon the file they read at their next chunk; wait for that.
+        deadline = time.monotonic() + 60
+        while (
+            any(d.session and not d.session.finished for d in self._docked.values())
+            and time.monotonic() < deadline
+        ):
+            self._drain_cancelled()
+            time.sleep(0.05)
+        self._close_finished(force=True)
+        mounter = getattr(self, "mounter", None)
+        if mounter is not None:
+            for docked in self._docked.values():
+                if docked.mount is not None:
+                    mounter.unmount(docked.mount.mountpoint)
+                    docked.mount = None
+            mounter.clean_stale()
+        if self.vault is not None:
+            self._write_status(stopped=True)
+            self.vault.close()
+            self.vault = None
+        log.info("custody daemon stopped")
+
+    def _reload_settings(self) -> None:
+        try:
+            settings = load_settings(self.settings.home)
+        except CustodyError as exc:
+            log.error("config not reloaded, keeping the running one: %s", exc.message)
+            self._error(f"config not reloaded: {exc.message}")
+            return
+        self.settings = settings
+        self.policy.settings = settings
+        log.info("config reloaded from %s", settings.config_path)
+
+    # -- device events ----------------------------------------------------
+
+    def _handle(self, event) -> None:
+        identity = event.identity
+        if isinstance(event, RecorderDocked):
+            self._docked.setdefault(identity.syspath, _Docked(identity, datetime.now(UTC)))
+        elif isinstance(event, MediaReady):
+            self._media_ready(identity)
+        elif isinstance(event, RecorderUndocked):
+            self._undocked(identity)
+
+    def _media_ready(self, identity: DeviceIdentity) -> None:
+        assert self.vault is not None
+        docked = self._docked.get(identity.syspath)
+        if docked is None:
+            disk = self._docked.get(str(Path(identity.syspath).parent))
+            docked = _Docked(identity, disk.docked_at if disk else datetime.now(UTC))
+            self._docked[identity.syspath] = docked
+        if docked.session is not None and not docked.closed:
+            return  # already pulling this medium
+        docked.identity = identity
+        recorder = self.vault.recorder(identity.serial) if identity.serial else None
+        decision = self.policy.decide(identity, recorder)
+        if not decision.ingest:
+            log.warning("not ingesting %s: %s", identity.describe(), decision.reason)
+            self.vault.record_unknown_device(identity.key, identity.as_dict(), decision.reason)
+            self._unknown_seen.append(
+                {"device": identity.as_dict(), "reason": decision.reason, "at": utc_now()}
+            )
+            self._unknown_seen = self._unknown_seen[-20:]
+            docked.closed = True
+            return
+        assert decision.profile is not None
+        try:
+            docked.mount = self.mounter.mount(identity)
+        except MountFailed as exc:
+            log.error("%s", exc.message)
+            self.vault.record_failure("mount", {"device": identity.as_dict(), "reason": exc.message})
+            self._error(exc.message)
+            docked.closed = True
+            return
+        serial = identity.serial or identity.key
+        session_id = self.vault.open_dock_session(
+            serial, identity.devnode, decision.profile, to_text(docked.docked_at), identity.as_dict()
+        )
+        source = MediaSource(
+            root=docked.mount.mountpoint,
+            serial=serial,
+            profile_name=decision.profile,
+            kind="usb",
+            identity=identity,
+        )
+        session = DockSession(
+            self.vault, source, self.settings, session_id, docked.docked_at, _LogObserver(serial)
+        )
+        docked.session, docked.closed = session, False
+        tasks = session.discover(session.summary)
+        log.info(
+            "recorder %s docked: %d files, %d bytes to consider", serial, len(tasks), session.bytes_total
+        )
+        self._enqueue(session, tasks)
+
+    def _undocked(self, identity: DeviceIdentity) -> None:
+        assert self.vault is not None
+        gone = [
+            (syspath, docked)
+            for syspath, docked in self._docked.items()
+            if syspath == identity.syspath or syspath.startswith(identity.syspath + "/")
+        ]
+        for syspath, docked in gone:
+            session = docked.session
+            if session is not None and not session.finished:
+                log.warning("recorder %s undocked while it was being pulled", session.media.serial)
+                session.cancel("the recorder was undocked while it was being pulled")
+            if docked.mount is not None:
+                self.mounter.unmount(docked.mount.mountpoint)
+                docked.mount = None
+            if session is not None:
+                self._wait_and_close(docked)
+                self.vault.record_undock(session.session_id, session.media.serial, identity.devnode)
+            del self._docked[syspath]
+
+    def _watch_files(self, ready: list[FileReady]) -> None:
+        assert self.vault is not None
+        by_folder: dict[Path, list[Path]] = {}
+        for item in ready:
+            by_folder.setdefault(item.folder, []).append(item.path)
+        for folder, paths in by_folder.items():
+            profile = choose_profile(self.settings.profiles, DeviceIdentity(syspath="", devnode="")) or "dcim"
+            source = MediaSource(
+                root=folder, serial=f"watch:{folder}", profile_name=profile, kind="watch", paths=sorted(paths)
+            )
+            session = DockSession(
+                self.vault,
+                source,
+                _watch_settings(self.settings, profile),
+                None,
+                datetime.now(UTC),
+                _LogObserver(str(folder)),
+            )
+            tasks = session.discover(session.summary)
+            self._watch_sessions.append(session)
+            self._enqueue(session, tasks)
+
+    # -- the pull queue ---------------------------------------------------
+
+    def _enqueue(self, session: DockSession, tasks: list[FileTask]) -> None:
+        with self._queue_ready:
+            for task in tasks:
+                heapq.heappush(
+                    self._queue, (session.estimated_deadline(task), next(self._order), session, task)
+                )
+            self._queue_ready.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._queue_ready:
+                while not self._queue and not self._stop.is_set():
+                    self._queue_ready.wait(timeout=1.0)
+                if not self._queue:
+                    return
+                _deadline, _n, session, task = heapq.heappop(self._queue)
+            if session.cancelled:
+                session.skip_unpulled(task)
+                continue
+            try:
+                session.process(task, session.summary)
+            except Exception as exc:  # keep the daemon alive whatever one file does
+                log.exception("pulling %s failed", task.display_path)
+                task.drop(f"{task.display_path}: internal error {exc!r}")
+                session.skip_unpulled(task)
+
+    def _drain_cancelled(self) -> None:
+        with self._queue_ready:
+            keep = []
+            for entry in self._queue:
+                if entry[2].cancelled:
+                    entry[2].skip_unpulled(entry[3])
+                else:
+                    keep.append(entry)
+            heapq.heapify(keep)
+            self._queue = keep
+
+    # -- closing sessions -------------------------------------------------
+
+    def _close_finished(self, force: bool = False) -> None:
+        self._drain_cancelled()
+        for docked in self._docked.values():
+            if docked.session is not None and not docked.closed and (docked.session.finished or force):
+                self._close(docked)
+        for session in list(self._watch_sessions):
+            if session.finished or force:
+                self._watch_sessions.remove(session)
+
+    def _wait_and_close(self, docked: _Docked) -> None:
+        deadline = time.monotonic() + 30
+        while docked.session is not None and not docked.session.finished and time.monotonic() < deadline:
+            self._drain_cancelled()
+            time.sleep(0.02)
+        if not docked.closed:
+            self._close(docked)
+
+    def _close(self, docked: _Docked) -> None:
+        assert self.vault is not None and docked.session is not None
+        session = docked.session
+        docked.closed = True
+        if session.cancelled:
+            state = "interrupted"
+            unpulled = (
+                session.files_total - session.summary.new - session.summary.duplicate - session.summary.known
+            )
+            session.errors.append(f"{unpulled} files not pulled: {session.cancel_reason}")
+        else:
+            state = "done" if session.summary.failed == 0 else "done-with-errors"
+        self.vault.close_dock_session(session.session_id, state, session.counts(), session.errors)
+        self.vault.audit.checkpoint()
+        log.info(
+            "dock session %s of %s %s: %s",
+            session.session_id,
+            session.media.serial,
+            state,
+            json.dumps(session.counts()),
+        )
+        if docked.mount is not None:
+            self.mounter.unmount(docked.mount.mountpoint)
+            docked.mount = None
+
+    # -- status -----------------------------------------------------------
+
+    def _error(self, message: str) -> None:
+        self._errors.append({"at": utc_now(), "message": message})
+        self._errors = self._errors[-20:]
+
+    def _write_status(self, stopped: bool = False) -> None:
+        docked = []
+        for entry in self._docked.values():
+            if entry.session is not None:
+                docked.append(entry.session.status())
+            elif not entry.closed or entry.identity.fs_type:
+                docked.append(
+                    {
+                        "serial": entry.identity.serial,
+                        "device": entry.identity.devnode,
+                        "state": "not ingested" if entry.closed else "waiting for media",
+                        "docked_at": to_text(entry.docked_at),
+                    }
+                )
+        status = {
+            "pid": os.getpid(),
+            "running": not stopped,
+            "started_at": self._started_at,
+            "updated_at": utc_now(),
+            "docked": docked,
+            "watch": [s.status() for s in self._watch_sessions],
+            "unknown_devices": self._unknown_seen,
+            "errors": self._errors,
+            "mounts": [str(p) for p in self.mounter.mounts()] if hasattr(self, "mounter") else [],
+        }
+        write_status(self.settings.home / STATUS_NAME, status)
+
+    def _mount_root(self) -> Path:
+        configured = self.settings.dock.mount_root
+        return Path(configured) if configured else self.settings.home / "mounts"
+
+
+class _LogObserver:
+    """One log line per file for operators (the audit chain is the record)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def discovered(self, files: int, total_bytes: int) -> None:
+        pass
+
+    def skipped(self, skipped: Skipped) -> None:
+        log.debug("%s: skipped %s (%s)", self.name, skipped.path, skipped.reason)
+
+    def progress(self, nbytes: int) -> None:
+        pass
+
+    def file_done(self, task: FileTask) -> None:
+        if task.message and task.outcome == "error":
+            log.warning("%s: %s", self.name, task.message)
+        else:
+            log.info("%s: %s %s", self.name, task.outcome, task.relative or task.display_path)
+
+
+def _watch_settings(settings: Settings, profile: str) -> Settings:
+    """Settings for a watch folder: the profile's extensions, but files anywhere in the folder."""
+    import dataclasses
+
+    watched = dataclasses.replace(settings.profiles[profile], media_folders=[])
+    return dataclasses.replace(settings, profiles={**settings.profiles, profile: watched})
+
+
+def write_status(path: Path, status: dict) -> None:
+    """Replace the status file atomically (readers never see half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(status, indent=1), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def read_status(home: Path) -> dict | None:
+    """Return the daemon's last status when a daemon is running for ``home``, else None."""
+    path = home / STATUS_NAME
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not status.get("running"):
+        return None
+    with contextlib.suppress(OSError):
+        os.kill(int(status["pid"]), 0)
+        return status
+    return None

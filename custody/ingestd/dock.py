@@ -1,0 +1,323 @@
+"""A dock session: every new file of one media source (a docked recorder, a watch folder) into the vault.
+
+The stages, in order (see :meth:`DockSession.stages`): skip files this
+recorder already gave the vault (same path, size and mtime), pull the file
+(one pass: hash, encrypt, write, read back), read its recording times
+(container first, then the profile's filename pattern in the recorder's time
+zone, then the file's mtime), skip content already in the vault, store it
+with recorder, credited officer, deadline and flags.
+
+A session can be cancelled (recorder undocked, daemon stopping): the file
+being read is abandoned cleanly (nothing partial stays) and queued files are
+left for the next dock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from custody.config import RecorderProfile, Settings
+from custody.devices.events import MediaSource
+from custody.devices.profiles import is_footage, read_filename
+from custody.ingestd.media import probe_recording_times
+from custody.ingestd.pipeline import (
+    DUPLICATE,
+    ERROR,
+    KNOWN,
+    FileTask,
+    IngestObserver,
+    IngestRecord,
+    IngestSession,
+    IngestSource,
+    IngestSummary,
+    PullCancelled,
+    Skipped,
+)
+from custody.vault import Vault
+from custody.vault.timestamps import to_text
+
+log = logging.getLogger(__name__)
+
+# Files whose container ffprobe is asked for recording times (photos: filename or mtime).
+PROBED_EXTENSIONS = {
+    ".mp4",
+    ".mov",
+    ".avi",
+    ".mkv",
+    ".ts",
+    ".mts",
+    ".m4v",
+    ".3gp",
+    ".wav",
+    ".mp3",
+    ".m4a",
+    ".aac",
+}
+
+
+class DockSession(IngestSession):
+    """One pull of one media source. Thread-safe: workers call :meth:`process` concurrently."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        source: MediaSource,
+        settings: Settings,
+        session_id: int | None,
+        docked_at: datetime,
+        observer: IngestObserver | None = None,
+    ) -> None:
+        paths = source.paths or [source.root]
+        super().__init__(
+            vault,
+            IngestSource(paths=paths, source=f"{source.kind}:{source.serial}"),
+            settings.ingest,
+            observer,
+        )
+        self.media = source
+        self.profile: RecorderProfile = settings.profiles[source.profile_name]
+        self.dock_settings = settings.dock
+        self.session_id = session_id
+        self.docked_at = docked_at
+        self.summary = IngestSummary()
+        self.errors: list[str] = []
+        self.cancel_reason: str | None = None
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self.files_total = 0
+        self.files_done = 0
+        self.bytes_total = 0
+        self.bytes_done = 0
+        self.in_flight = 0
+        self.discovered_all = False
+        self.started = time.monotonic()
+        self.current: str | None = None
+
+    # -- the pipeline -----------------------------------------------------
+
+    def stages(self) -> list[Callable[[FileTask], None]]:
+        return [
+            self.skip_known,  # this recorder gave the vault this file (path, size, mtime) before
+            self.pull,  # read once: hash, encrypt, write to staging, read back
+            self.read_recording_times,  # container, else filename pattern, else mtime; officer; deadline
+            self.skip_duplicate,  # same content already in the vault: audit it, remember the file
+            self.store,  # rename into place, catalogue with the dock facts, audit
+        ]
+
+    def discover(self, summary: IngestSummary) -> list[FileTask]:
+        """Return the source's footage files (per the profile), oldest estimated deadline first."""
+        tasks = []
+        for task in super().discover(summary):
+            relative = self._relative(task.path)
+            if task.outcome is None and not is_footage(relative, self.profile):
+                summary.other_skipped += 1
+                self.observer.skipped(
+                    Skipped(task.path, f"not footage for profile {self.media.profile_name}")
+                )
+                continue
+            task.relative = relative
+            tasks.append(task)
+        tasks.sort(key=self.estimated_deadline)
+        with self._lock:
+            self.files_total = len(tasks)
+            self.bytes_total = sum(t.size for t in tasks)
+            self.discovered_all = True
+        return tasks
+
+    def skip_known(self, task: FileTask) -> None:
+        number = self.vault.known_file(self.media.serial, task.relative, task.size, task.mtime_ns)
+        if number is None:
+            return
+        task.outcome = KNOWN
+        task.message = "pulled at an earlier dock"
+
+    def pull(self, task: FileTask) -> None:
+        if self._cancelled.is_set():
+            task.drop(f"{task.display_path} not pulled: {self.cancel_reason}; it is pulled at the next dock")
+            return
+        with self._lock:
+            self.in_flight += 1
+            self.current = task.display_path
+        try:
+            super().pull(task)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def progress(self, nbytes: int) -> None:
+        if self._cancelled.is_set():
+            raise PullCancelled(self.cancel_reason or "cancelled")
+        with self._lock:
+            self.bytes_done += nbytes
+        super().progress(nbytes)
+
+    def read_recording_times(self, task: FileTask) -> None:
+        """Work out recording start/end, the credited officer, the deadline and the flags."""
+        name = os.path.basename(task.path)
+        facts: dict = {}
+        start = end = None
+        source = None
+        if Path(name).suffix.lower() in PROBED_EXTENSIONS:
+            times = probe_recording_times(
+                Path(task.path), self.dock_settings.ffprobe, self.dock_settings.ffprobe_timeout_seconds
+            )
+            if times.start is not None:
+                start, end, source = times.start, times.end, "container"
+            duration = times.duration
+        else:
+            duration = None
+        from_name = read_filename(name, self.profile)
+        if start is None and from_name and from_name.start:
+            start, source = from_name.start, "filename"
+            end = start + timedelta(seconds=duration) if duration is not None else None
+        if start is None:
+            start, source = datetime.fromtimestamp(task.mtime_ns / 1e9, UTC), "file-mtime"
+            end = None
+        if end is None:
+            end = start
+        serial = self.media.serial
+        if self.media.kind == "watch":
+            serial = from_name.recorder if from_name and from_name.recorder else ""
+        officer = self.vault.officer_at(serial, to_text(start)) if serial else None
+        if officer is None and from_name and from_name.officer:
+            officer = from_name.officer
+            facts["officer_source"] = "filename"
+        now = datetime.now(UTC)
+        deadline = end + timedelta(hours=self.dock_settings.window_hours)
+        suspect = start > now + timedelta(
+            minutes=self.dock_settings.suspect_future_minutes
+        ) or start < now - timedelta(days=self.dock_settings.suspect_past_days)
+        facts.update(
+            recorded_start=to_text(start),
+            recorded_end=to_text(end),
+            recorded_source=source,
+            recorder_serial=serial or None,
+            credited_officer=officer,
+            docked_at=to_text(self.docked_at),
+            deadline=to_text(deadline),
+            # A suspect clock makes the deadline meaningless: flagged as suspect, not as late.
+            late=int(now > deadline and not suspect),
+            clock_suspect=int(suspect),
+            important=int(bool(from_name and from_name.important)),
+            dock_session=self.session_id,
+        )
+        previous = self.vault.latest_item_at_path(self.media.serial, task.relative)
+        if previous is not None:
+            facts["previous_item"] = previous
+        task.facts = facts
+
+    def skip_duplicate(self, task: FileTask) -> None:
+        super().skip_duplicate(task)
+        if task.outcome == DUPLICATE and task.item is not None:
+            self.vault.remember_recorder_file(task.item, self._recorder_file(task))
+
+    # -- helpers ----------------------------------------------------------
+
+    def _record(self, task: FileTask) -> IngestRecord:
+        base = super()._record(task)
+        facts = dict(task.facts or {})
+        recorded_start = facts.pop("recorded_start", None)
+        recorded_end = facts.pop("recorded_end", None)
+        facts.pop("officer_source", None)
+        tags = {"officer": facts["credited_officer"]} if facts.get("credited_officer") else {}
+        return IngestRecord(
+            original_name=base.original_name,
+            source_path=task.relative or base.source_path,
+            source_path_bytes=base.source_path_bytes,
+            source=base.source,
+            source_mtime=base.source_mtime,
+            recorded_start=recorded_start,
+            recorded_end=recorded_end,
+            tags=tags,
+            dock=facts,
+            recorder_file=self._recorder_file(task),
+        )
+
+    def _recorder_file(self, task: FileTask) -> tuple:
+        return (self.media.serial, task.relative, task.size, task.mtime_ns, self.session_id)
+
+    def _relative(self, path: str) -> str:
+        root = os.fspath(self.media.root)
+        try:
+            return os.path.relpath(path, root)
+        except ValueError:
+            return path
+
+    def _count(self, summary: IngestSummary, task: FileTask) -> None:
+        with self._lock:
+            super()._count(summary, task)
+            self.files_done += 1
+            if task.outcome == ERROR and task.message and len(self.errors) < 200:
+                self.errors.append(task.message)
+            if task.outcome == KNOWN:  # never read, but part of the recorder's total
+                self.bytes_done += task.size
+
+    def estimated_deadline(self, task: FileTask) -> float:
+        """A deadline estimate before any file is read: filename time, else mtime, plus the window."""
+        from_name = read_filename(os.path.basename(task.path), self.profile)
+        start = from_name.start.timestamp() if from_name and from_name.start else task.mtime_ns / 1e9
+        return start + self.dock_settings.window_hours * 3600
+
+    # -- control and progress -------------------------------------------------
+
+    def cancel(self, reason: str) -> None:
+        """Stop pulling: the file being read is abandoned, queued files are left for the next dock."""
+        self.cancel_reason = reason
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def skip_unpulled(self, task: FileTask) -> None:
+        """Account for a queued file not pulled because the session was cancelled."""
+        with self._lock:
+            self.files_done += 1
+            self.summary.tasks.append(task)
+
+    @property
+    def finished(self) -> bool:
+        with self._lock:
+            return self.discovered_all and self.files_done >= self.files_total and self.in_flight == 0
+
+    def counts(self) -> dict:
+        s = self.summary
+        return {
+            "files_found": self.files_total,
+            "files_new": s.new,
+            "files_duplicate": s.duplicate,
+            "files_known": s.known,
+            "files_failed": s.failed,
+            "bytes_new": s.bytes_new,
+        }
+
+    def status(self) -> dict:
+        """Live progress for ``custody status``: file n of m, bytes, rate, ETA."""
+        with self._lock:
+            elapsed = max(time.monotonic() - self.started, 1e-6)
+            rate = self.bytes_done / elapsed
+            remaining = max(self.bytes_total - self.bytes_done, 0)
+            return {
+                "session": self.session_id,
+                "serial": self.media.serial,
+                "kind": self.media.kind,
+                "profile": self.media.profile_name,
+                "device": self.media.identity.devnode if self.media.identity else str(self.media.root),
+                "docked_at": to_text(self.docked_at),
+                "state": "cancelled" if self.cancelled else ("done" if self.finished else "pulling"),
+                "files_done": self.files_done,
+                "files_total": self.files_total,
+                "bytes_done": self.bytes_done,
+                "bytes_total": self.bytes_total,
+                "rate_bytes_per_second": round(rate),
+                "eta_seconds": round(remaining / rate) if rate > 0 and remaining else 0,
+                "current": self.current,
+                **self.counts(),
+                "errors": self.errors[-5:],
+            }
