@@ -15,6 +15,8 @@ from custody.cli import cli
 from custody.config import Settings
 from custody.vault import Vault
 
+pytest_plugins = ["tests.docking"]
+
 CLIP_SECONDS = 2
 
 

@@ -86,7 +86,8 @@ class UdevWatcher:
         return events
 
     def close(self) -> None:
-        self._monitor.stop()
+        # Closing the monitor's netlink socket (pyudev has no stop()).
+        del self._monitor
 
 
 def _is_usb(device: pyudev.Device) -> bool:

@@ -139,7 +139,7 @@ class Daemon:
             self.mounter = Mounter(self._mount_root())
             stale = self.mounter.clean_stale()
             if stale:
-                self.vault.record_failure("mount-cleanup", {"removed": [str(p) for p in stale]})
+                self.vault.record("stale-mounts-removed", {"mounts": [str(p) for p in stale]})
             interrupted = self.vault.interrupt_open_dock_sessions()
             if interrupted:
                 log.warning(

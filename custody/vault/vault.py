@@ -847,6 +847,11 @@ class Vault:
             registry.remember_file(self.catalog, serial, path, size, mtime_ns, item.number, session)
 
     @_serialized
+    def record(self, action: str, details: dict, item: Item | None = None) -> None:
+        """Audit something that happened outside an item's life (a mount cleaned up, a daemon start)."""
+        self.audit.append(self.actor, action, item.number if item else None, details)
+
+    @_serialized
     def record_unknown_device(self, key: str, identity: dict, reason: str) -> None:
         """Audit a device that was docked but not ingested, and remember it for ``status``."""
         with self.catalog.transaction():

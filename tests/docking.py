@@ -1,0 +1,221 @@
+"""Fixtures for the docking station: real FAT32/exFAT/ext4 images on loop devices,
+recorders described to umockdev, and the daemon as a real process.
+
+The suite runs under ``umockdev-wrapper`` (make test does that): udev is
+simulated, everything else (loop devices, FUSE mounts, the kernel) is real.
+umockdev's preload library must not reach losetup or mount helpers, so host
+commands run with it stripped from their environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+HOST_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+MiB = 1 << 20
+
+
+def host(*command: str | os.PathLike) -> str:
+    """Run a host command without umockdev's preload; return its stdout; raise on failure."""
+    result = subprocess.run([str(c) for c in command], env=HOST_ENV, capture_output=True, text=True)
+    assert result.returncode == 0, f"{command[0]} failed: {result.stderr.strip()}"
+    return result.stdout
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_size(tree: Path) -> int:
+    return sum(p.stat().st_size for p in tree.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def fat_image(image: Path, tree: Path, label: str = "BODYCAM") -> Path:
+    """Write a FAT32 image holding ``tree`` (filled with mtools, never mounted)."""
+    size = max(64 * MiB, int(tree_size(tree) * 1.1) + 48 * MiB)
+    host("truncate", "-s", str(size), image)
+    host("mkfs.vfat", "-F", "32", "-n", label, image)
+    entries = sorted(tree.iterdir())
+    if entries:
+        host("mcopy", "-s", "-m", "-i", image, *entries, "::/")
+    return image
+
+
+def exfat_image(image: Path, tree: Path, label: str = "BODYCAM") -> Path:
+    """Write an exFAT image holding ``tree`` (through a read-write exfat-fuse mount)."""
+    size = max(64 * MiB, int(tree_size(tree) * 1.1) + 32 * MiB)
+    host("truncate", "-s", str(size), image)
+    host("mkfs.exfat", "-L", label, image)
+    device = host("losetup", "--find", "--show", image).strip()
+    mountpoint = Path(tempfile.mkdtemp(prefix="exfat-fill-"))
+    try:
+        host("mount.exfat-fuse", device, mountpoint)
+        try:
+            for entry in tree.iterdir():
+                host("cp", "-r", "--preserve=timestamps", entry, mountpoint)
+        finally:
+            host("umount", mountpoint)
+    finally:
+        host("losetup", "-d", device)
+        mountpoint.rmdir()
+    return image
+
+
+def ext4_image(image: Path, tree: Path, size: int = 256 * MiB) -> Path:
+    """Write an ext4 image holding ``tree`` (symlinks and sparse files kept)."""
+    host("truncate", "-s", str(size), image)
+    host("mkfs.ext4", "-q", "-d", tree, image)
+    return image
+
+
+@contextlib.contextmanager
+def loop_device(image: Path, read_only: bool = True):
+    """Attach ``image`` to a free loop device; detach afterwards."""
+    args = ["losetup", "--find", "--show"] + (["--read-only"] if read_only else []) + [str(image)]
+    device = host(*args).strip()
+    try:
+        yield device
+    finally:
+        for _attempt in range(50):
+            if subprocess.run(["losetup", "-d", device], env=HOST_ENV, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+
+
+class FakeRecorder:
+    """A USB recorder as udev would describe it, whose block device is a real loop device."""
+
+    _numbers = iter(range(1, 1000))
+
+    def __init__(self, serial: str, devnode: str, fs_type: str, label: str = "BODYCAM"):
+        number = next(FakeRecorder._numbers)
+        self.serial = serial
+        self.usb_path = f"/devices/pci0000:00/0000:00:14.0/usb1/1-{number}"
+        self.syspath = f"/sys{self.usb_path}/1-{number}:1.0/host{number}/target{number}:0:0/{number}:0:0:0/block/sdx{number}"
+        self.description = f"""P: {self.usb_path}
+E: SUBSYSTEM=usb
+E: DEVTYPE=usb_device
+E: ID_VENDOR_ID=2b3c
+E: ID_MODEL_ID=0101
+A: idVendor=2b3c
+A: idProduct=0101
+A: serial={serial}
+A: manufacturer=Example BWC
+A: product=Recorder
+
+P: {self.syspath[4:]}
+E: SUBSYSTEM=block
+E: DEVTYPE=disk
+E: DEVNAME={devnode}
+E: ID_BUS=usb
+E: ID_SERIAL_SHORT={serial}
+E: ID_VENDOR_ID=2b3c
+E: ID_MODEL_ID=0101
+E: ID_FS_TYPE={fs_type}
+E: ID_FS_LABEL={label}
+E: ID_FS_USAGE=filesystem
+"""
+
+    def plug(self, testbed) -> None:
+        """Make the recorder appear (umockdev emits the add event itself)."""
+        testbed.add_from_string(self.description)
+
+    def unplug(self, testbed) -> None:
+        testbed.uevent(self.syspath, "remove")
+        testbed.remove_device(self.syspath)
+        testbed.remove_device("/sys" + self.usb_path)
+
+
+@pytest.fixture(scope="session")
+def testbed():
+    """The run's umockdev testbed (the suite must run under umockdev-wrapper).
+
+    One per run: a second testbed in the same process does not deliver
+    uevents. Each FakeRecorder has its own sysfs path, so tests do not meet.
+    """
+    import gi
+
+    gi.require_version("UMockdev", "1.0")
+    from gi.repository import UMockdev
+
+    bed = UMockdev.Testbed.new()
+    if "libumockdev-preload" not in os.environ.get("LD_PRELOAD", "") or not UMockdev.in_mock_environment():
+        pytest.fail("the docking tests need umockdev: run them with 'make test' (under umockdev-wrapper)")
+    yield bed  # umockdev removes its folder when the testbed is finalised
+
+
+def wait_for(condition, what: str, timeout: float = 120.0, interval: float = 0.05):
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` (a hang guard, not a speed limit)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+class DaemonProcess:
+    """`custody daemon` as a real process, seeing the test's umockdev testbed."""
+
+    def __init__(self, home: Path, testbed, log_path: Path) -> None:
+        env = dict(os.environ)
+        env["UMOCKDEV_DIR"] = testbed.get_root_dir()
+        self.home = home
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "custody", "--home", str(home), "daemon"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._ready, "the daemon to start")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            pytest.fail(f"the daemon exited {self.process.returncode} at start:\n{self.log()}")
+        status = self.status()
+        return bool(status and status.get("pid") == self.process.pid and status.get("running"))
+
+    def status(self) -> dict | None:
+        try:
+            return json.loads((self.home / "run/status.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=120)
+        self._log.close()
+        return code
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=60)
+        self._log.close()
+
+
+def mounts_under(root: Path) -> list[str]:
+    real = os.path.realpath(root)
+    with open("/proc/self/mountinfo") as mountinfo:
+        return [line.split()[4] for line in mountinfo if line.split()[4].startswith(real + "/")]
