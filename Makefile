@@ -23,8 +23,10 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# umockdev-wrapper simulates udev for the docking tests (hotplug of recorders);
+# loop devices, FUSE mounts and the kernel underneath are real.
 test: system-packages venv lint
-	$(BIN)/python -m pytest
+	umockdev-wrapper $(BIN)/python -m pytest
 
 demo: system-packages venv
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo

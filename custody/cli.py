@@ -658,7 +658,7 @@ def status(session: Session, as_json: bool) -> None:
         _say("daemon: not running")
     else:
         _say(f"daemon: running (pid {live['pid']}, since {local_display(live['started_at'])})")
-        docked = Table("recorder", "state", "files", "bytes", "rate", "ETA", "current file", title="docked")
+        docked = Table("recorder", "state", "files", "bytes", "rate", "ETA", "reading", title="docked")
         for entry in live["docked"]:
             if "files_total" in entry:
                 docked.add_row(
@@ -668,7 +668,7 @@ def status(session: Session, as_json: bool) -> None:
                     f"{_size(entry['bytes_done'])} of {_size(entry['bytes_total'])}",
                     f"{_size(entry['rate_bytes_per_second'])}/s",
                     f"{entry['eta_seconds']} s",
-                    entry.get("current") or "-",
+                    ", ".join(entry.get("reading") or []) or "-",
                 )
             else:
                 docked.add_row(

@@ -13,13 +13,13 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -174,18 +174,21 @@ def wait_for(condition, what: str, timeout: float = 120.0, interval: float = 0.0
 class DaemonProcess:
     """`custody daemon` as a real process, seeing the test's umockdev testbed."""
 
+    running: ClassVar[list[DaemonProcess]] = []
+
     def __init__(self, home: Path, testbed, log_path: Path) -> None:
         env = dict(os.environ)
         env["UMOCKDEV_DIR"] = testbed.get_root_dir()
         self.home = home
         self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "custody", "--home", str(home), "daemon"],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "custody", "--home", str(home), "daemon"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        DaemonProcess.running.append(self)
         wait_for(self._ready, "the daemon to start")
 
     def _ready(self) -> bool:
@@ -205,17 +208,47 @@ class DaemonProcess:
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=120)
-        self._log.close()
-        return code
+        return self.process.wait(timeout=120)
 
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(timeout=60)
-        self._log.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test():
+    """A failed test must not leave its daemon (and that daemon's mounts) to the next one."""
+    yield
+    while DaemonProcess.running:
+        daemon = DaemonProcess.running.pop()
+        if daemon.process.poll() is None:
+            daemon.process.send_signal(signal.SIGTERM)
+            try:
+                daemon.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
 
 
 def mounts_under(root: Path) -> list[str]:
     real = os.path.realpath(root)
     with open("/proc/self/mountinfo") as mountinfo:
         return [line.split()[4] for line in mountinfo if line.split()[4].startswith(real + "/")]
+
+
+def corrupt_fat_cluster(image: Path, path: str, cluster_index: int) -> None:
+    """Mark the ``cluster_index``-th cluster of ``path`` bad in both FATs, so reading it fails part way."""
+    import re
+    import struct
+
+    chain = host("mshowfat", "-i", image, f"::{path}")
+    first = int(re.search(r"<(\d+)", chain).group(1))
+    with open(image, "r+b") as disk:
+        boot = disk.read(512)
+        bytes_per_sector = struct.unpack_from("<H", boot, 11)[0]
+        reserved = struct.unpack_from("<H", boot, 14)[0]
+        fats = boot[16]
+        fat_sectors = struct.unpack_from("<I", boot, 36)[0]
+        for copy in range(fats):
+            offset = (reserved + copy * fat_sectors) * bytes_per_sector + (first + cluster_index - 1) * 4
+            disk.seek(offset)
+            disk.write(struct.pack("<I", 0x0FFFFFF7))

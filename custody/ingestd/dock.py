@@ -89,7 +89,7 @@ class DockSession(IngestSession):
         self.errors: list[str] = []
         self.cancel_reason: str | None = None
         self._cancelled = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.files_total = 0
         self.files_done = 0
         self.bytes_total = 0
@@ -97,7 +97,7 @@ class DockSession(IngestSession):
         self.in_flight = 0
         self.discovered_all = False
         self.started = time.monotonic()
-        self.current: str | None = None
+        self.reading: list[str] = []  # files being pulled right now (one per worker)
 
     # -- the pipeline -----------------------------------------------------
 
@@ -143,12 +143,13 @@ class DockSession(IngestSession):
             return
         with self._lock:
             self.in_flight += 1
-            self.current = task.display_path
+            self.reading.append(task.relative or task.display_path)
         try:
             super().pull(task)
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self.reading.remove(task.relative or task.display_path)
 
     def progress(self, nbytes: int) -> None:
         if self._cancelled.is_set():
@@ -317,7 +318,7 @@ class DockSession(IngestSession):
                 "bytes_total": self.bytes_total,
                 "rate_bytes_per_second": round(rate),
                 "eta_seconds": round(remaining / rate) if rate > 0 and remaining else 0,
-                "current": self.current,
+                "reading": list(self.reading),
                 **self.counts(),
                 "errors": self.errors[-5:],
             }

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import time
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +17,9 @@ from custody.vault.timestamps import to_text
 from tests.docking import (
     DaemonProcess,
     FakeRecorder,
+    corrupt_fat_cluster,
     exfat_image,
+    ext4_image,
     fat_image,
     loop_device,
     mounts_under,
@@ -82,6 +87,7 @@ def test_daemon_pulls_every_file_of_a_docked_recorder_read_only(
         wait_for(finished_session(custody), "the dock session to finish")
         pulled = items(custody)
         recorder.unplug(testbed)
+        wait_for(lambda: sessions(custody)[0]["undocked_at"], "the undock to be recorded")
         assert daemon.stop() == 0, daemon.log()
     assert mounts_under(home) == [], "a mount was left behind"
     assert sha256_file(image) == image_sha_before, "the recorder image changed"
@@ -101,3 +107,272 @@ def test_daemon_pulls_every_file_of_a_docked_recorder_read_only(
     [session] = sessions(custody)
     assert (session["state"], session["files_found"], session["files_new"]) == ("done", 3, 3)
     assert session["undocked_at"] is not None
+
+
+def test_recorder_present_at_start_is_pulled(tmp_path, home, custody, testbed, clip_library):
+    files = recorder_tree(tmp_path / "volume", clip_library, datetime.now(UTC) - timedelta(hours=1))
+    image = fat_image(tmp_path / "recorder.img", tmp_path / "volume")
+    register(custody)
+    with loop_device(image) as device:
+        recorder = FakeRecorder(SERIAL, device, "vfat")
+        recorder.plug(testbed)
+        daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+        wait_for(finished_session(custody), "the coldplugged recorder's session")
+        assert daemon.stop() == 0, daemon.log()
+        recorder.unplug(testbed)
+    assert sorted(i["name"] for i in items(custody)) == sorted(files)
+    assert mounts_under(home) == []
+
+
+def test_unknown_device_is_not_mounted_nor_ingested_but_audited_and_shown(
+    tmp_path, home, custody, testbed, clip_library
+):
+    recorder_tree(tmp_path / "volume", clip_library, datetime.now(UTC))
+    image = fat_image(tmp_path / "stick.img", tmp_path / "volume")
+    register(custody)
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    with loop_device(image) as device:
+        stranger = FakeRecorder("STRANGER9", device, "vfat")
+        stranger.plug(testbed)
+        status = wait_for(
+            lambda: (
+                (s := json.loads(custody("status", "--json").stdout))["unknown_devices"]
+                and (s["daemon"] or {}).get("unknown_devices")
+                and s
+            ),
+            "the unknown device to be noted",
+        )
+        assert mounts_under(home) == []
+        stranger.unplug(testbed)
+        assert daemon.stop() == 0, daemon.log()
+    assert status["unknown_devices"][0]["key"] == "STRANGER9"
+    assert status["unknown_devices"][0]["identity"]["reason"] == "device is not a registered recorder"
+    assert status["daemon"]["unknown_devices"][0]["device"]["serial"] == "STRANGER9"
+    assert items(custody) == []
+    assert sessions(custody) == []
+    events = json.loads(custody("log", "--json").stdout)
+    unknown = [e for e in events if e["action"] == "unknown-device-docked"]
+    assert len(unknown) == 1 and unknown[0]["details"]["device"]["serial"] == "STRANGER9"
+    text = custody("status").stdout
+    assert "STRANGER9" in text and "not a registered recorder" in text
+
+
+def test_pull_resumes_after_unplug_without_duplicate(tmp_path, home, custody, testbed, clip_library):
+    recorder_tree(tmp_path / "volume", clip_library, datetime.now(UTC) - timedelta(hours=3))
+    big = tmp_path / "volume" / "DCIM" / "100BWC" / f"{SERIAL}_{BADGE}_20200101000000.MP4"
+    with open(big, "wb") as out:  # oldest deadline: pulled first
+        for _ in range(768):
+            out.write(os.urandom(1 << 20))
+    big_sha = sha256_file(big)
+    image = fat_image(tmp_path / "recorder.img", tmp_path / "volume")
+    register(custody)
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    with loop_device(image) as device:
+        first = FakeRecorder(SERIAL, device, "vfat")
+        first.plug(testbed)
+
+        def mid_file():
+            docked = (daemon.status() or {}).get("docked") or [{}]
+            entry = docked[0]
+            return any(big.name in path for path in entry.get("reading", [])) and entry["bytes_done"] > 0
+
+        wait_for(mid_file, "the big file to be part read", interval=0.01)
+        first.unplug(testbed)
+        wait_for(finished_session(custody), "the cut-off session to close")
+        [cut] = sessions(custody)
+        assert cut["state"] == "interrupted"
+        assert big_sha not in {i["sha256"] for i in items(custody)}
+        assert list((home / "objects" / "staging").iterdir()) == []
+        assert mounts_under(home) == []
+
+        second = FakeRecorder(SERIAL, device, "vfat")
+        second.plug(testbed)
+        wait_for(finished_session(custody, 2), "the re-dock session")
+        second.unplug(testbed)
+        assert daemon.stop() == 0, daemon.log()
+    pulled = items(custody)
+    assert [i["sha256"] for i in pulled].count(big_sha) == 1
+    assert len(pulled) == 4
+    report = json.loads(custody("verify", "--json").stdout)
+    assert report["ok"], report
+
+
+def test_daemon_killed_ten_times_pulls_every_file_exactly_once(
+    tmp_path, home, custody, testbed, clip_library
+):
+    import random
+
+    files = recorder_tree(tmp_path / "volume", clip_library, datetime.now(UTC) - timedelta(hours=1))
+    for n in range(8):
+        path = tmp_path / "volume" / "DCIM" / "100BWC" / f"{SERIAL}_{BADGE}_2026010{n}120000.MP4"
+        path.write_bytes(os.urandom(48 << 20))
+        files[path.name] = path
+    image = fat_image(tmp_path / "recorder.img", tmp_path / "volume")
+    register(custody)
+    rng = random.Random(1234)
+    with loop_device(image) as device:
+        recorder = FakeRecorder(SERIAL, device, "vfat")
+        recorder.plug(testbed)
+        killed_while_mounted = 0
+        for cycle in range(10):
+            daemon = DaemonProcess(home, testbed, tmp_path / f"daemon{cycle}.log")
+            time.sleep(rng.uniform(0.0, 1.0))
+            daemon.kill()
+            killed_while_mounted += bool(mounts_under(home))
+        daemon = DaemonProcess(home, testbed, tmp_path / "daemon-final.log")
+        wait_for(lambda: [s for s in sessions(custody) if s["state"] == "done"], "a complete session")
+        assert daemon.stop() == 0, daemon.log()
+        recorder.unplug(testbed)
+    assert mounts_under(home) == []
+    pulled = items(custody)
+    assert sorted(i["name"] for i in pulled) == sorted(files)
+    assert {i["sha256"] for i in pulled} == {sha256_file(p) for p in files.values()}
+    report = json.loads(custody("verify", "--json").stdout)
+    assert report["ok"], report
+    events = json.loads(custody("log", "--json").stdout)
+    assert killed_while_mounted > 0, "no kill came while a recorder was mounted: the test proved nothing"
+    cleaned = [e for e in events if e["action"] == "stale-mounts-removed"]
+    assert len(cleaned) == killed_while_mounted
+
+
+def test_hostile_fat_media_gives_each_file_its_outcome_and_the_daemon_goes_on(
+    tmp_path, home, custody, testbed, clip_library
+):
+    volume = tmp_path / "volume"
+    dcim = volume / "DCIM"
+    (dcim / "SMALL").mkdir(parents=True)
+    shutil.copy(clip_library / "CLIP0001.MP4", dcim / "GOOD.MP4")
+    (dcim / "A..B.MP4").write_bytes(os.urandom(1000))  # ".." inside a name is only a name
+    (dcim / "EMPTY.MP4").write_bytes(b"")
+    (dcim / "BAD.MP4").write_bytes(os.urandom(3 << 20))
+    for n in range(5000):
+        (dcim / "SMALL" / f"S{n:05d}.JPG").write_bytes(os.urandom(64) + n.to_bytes(4, "big"))
+    image = fat_image(tmp_path / "recorder.img", volume)
+    corrupt_fat_cluster(image, "/DCIM/BAD.MP4", 2000)  # 1 MB in: fails part way through
+    register(custody, profile="dcim")
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    with loop_device(image) as device:
+        recorder = FakeRecorder(SERIAL, device, "vfat")
+        recorder.plug(testbed)
+        wait_for(finished_session(custody), "the hostile session to finish", timeout=600)
+        recorder.unplug(testbed)
+        assert daemon.process.poll() is None, "the daemon died"
+        assert daemon.stop() == 0, daemon.log()
+    [session] = sessions(custody)
+    assert session["state"] == "done-with-errors"
+    assert (session["files_found"], session["files_new"], session["files_failed"]) == (5004, 5003, 1)
+    assert (
+        len(session["errors"]) == 1
+        and "BAD.MP4" in session["errors"][0]
+        and "part way" in session["errors"][0]
+    )
+    pulled = {i["name"]: i for i in items(custody)}
+    assert len(pulled) == 5003
+    assert pulled["A..B.MP4"]["sha256"] == sha256_file(dcim / "A..B.MP4")
+    assert pulled["A..B.MP4"]["source_path"] == "DCIM/A..B.MP4"
+    assert pulled["EMPTY.MP4"]["size"] == 0
+    assert pulled["S04999.JPG"]["sha256"] == sha256_file(dcim / "SMALL" / "S04999.JPG")
+    assert "BAD.MP4" not in pulled
+    failures = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "ingest-failed"]
+    assert len(failures) == 1 and failures[0]["details"]["path"].endswith("DCIM/BAD.MP4")
+    assert list((home / "objects" / "staging").iterdir()) == []
+
+
+def test_symlinks_out_of_the_volume_are_not_followed_and_a_sparse_8_gib_file_is_pulled(
+    tmp_path, home, custody, testbed, clip_library
+):
+    volume = tmp_path / "volume"
+    dcim = volume / "DCIM"
+    dcim.mkdir(parents=True)
+    shutil.copy(clip_library / "CLIP0002.MP4", dcim / "GOOD.MP4")
+    (dcim / "ABS.MP4").symlink_to("/etc/passwd")
+    (dcim / "REL.MP4").symlink_to("../../../../../etc/hostname")
+    with open(dcim / "SPARSE.MP4", "wb") as sparse:
+        sparse.truncate(8 << 30)
+    image = ext4_image(tmp_path / "recorder.img", volume)
+    custody("init")
+    with open(home / "custody.toml", "a") as config:
+        config.write(
+            '\n[profiles.ext4cam]\ndescription = "test recorder with an ext4 card"\nfilesystems = ["ext4"]\n'
+        )
+    custody("officer", "add", BADGE, "--name", "Wang Li")
+    custody("recorder", "add", SERIAL, "--officer", BADGE, "--from", "2020-01-01", "--profile", "ext4cam")
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    with loop_device(image) as device:
+        recorder = FakeRecorder(SERIAL, device, "ext4")
+        recorder.plug(testbed)
+        wait_for(finished_session(custody), "the session to finish", timeout=600)
+        recorder.unplug(testbed)
+        assert daemon.stop() == 0, daemon.log()
+    assert "via kernel" in daemon.log()
+    [session] = sessions(custody)
+    assert (session["state"], session["files_found"], session["files_new"]) == ("done", 2, 2)
+    pulled = {i["name"]: i for i in items(custody)}
+    assert sorted(pulled) == ["GOOD.MP4", "SPARSE.MP4"]
+    zeros = hashlib.sha256()
+    block = bytes(1 << 20)
+    for _ in range(8 << 10):
+        zeros.update(block)
+    assert pulled["SPARSE.MP4"]["size"] == 8 << 30
+    assert pulled["SPARSE.MP4"]["sha256"] == zeros.hexdigest()
+    assert json.loads(custody("verify", "--json", pulled["SPARSE.MP4"]["id"]).stdout)["ok"]
+
+
+def test_watch_folder_ingests_a_slowly_copied_file_once_and_only_when_complete(
+    tmp_path, home, custody, testbed
+):
+    import threading
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    custody("init")
+    (home / "custody.toml").write_text(f'[dock]\nwatch_folders = ["{drop}"]\nwatch_settle_seconds = 2.0\n')
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    content = os.urandom(4 << 20)
+    target = drop / "CARD0001.MP4"
+    copied = threading.Event()
+    seen_while_copying: list[int] = []
+
+    def copy_slowly():
+        with open(target, "wb") as out:
+            for offset in range(0, len(content), 256 << 10):
+                out.write(content[offset : offset + (256 << 10)])
+                out.flush()
+                time.sleep(0.2)
+        copied.set()
+
+    copier = threading.Thread(target=copy_slowly)
+    copier.start()
+    while not copied.is_set():
+        seen_while_copying.append(len(items(custody)))
+        time.sleep(0.1)
+    copier.join()
+    pulled = wait_for(lambda: items(custody), "the dropped file to be ingested")
+    time.sleep(3)  # longer than the settle time: a second ingest would show now
+    pulled = items(custody)
+    assert daemon.stop() == 0, daemon.log()
+    assert set(seen_while_copying) == {0}, "a file was ingested before it was complete"
+    assert len(pulled) == 1
+    assert pulled[0]["sha256"] == hashlib.sha256(content).hexdigest()
+    assert pulled[0]["size"] == len(content)
+
+
+def test_media_that_appears_after_an_empty_disk_is_pulled(tmp_path, home, custody, testbed, clip_library):
+    files = recorder_tree(tmp_path / "volume", clip_library, datetime.now(UTC) - timedelta(hours=1))
+    image = fat_image(tmp_path / "recorder.img", tmp_path / "volume")
+    register(custody)
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    with loop_device(image) as device:
+        recorder = FakeRecorder(SERIAL, device, "vfat")
+        empty = recorder.description.replace("E: ID_FS_TYPE=vfat\n", "").replace(
+            "E: ID_FS_LABEL=BODYCAM\n", ""
+        )
+        testbed.add_from_string(empty)  # a recorder that first shows a disk without media
+        wait_for(lambda: (daemon.status() or {}).get("docked"), "the empty disk to be seen")
+        assert sessions(custody) == []
+        testbed.set_property(recorder.syspath, "ID_FS_TYPE", "vfat")
+        testbed.uevent(recorder.syspath, "change")
+        wait_for(finished_session(custody), "the late media to be pulled")
+        recorder.unplug(testbed)
+        assert daemon.stop() == 0, daemon.log()
+    assert sorted(i["name"] for i in items(custody)) == sorted(files)

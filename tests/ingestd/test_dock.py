@@ -1,0 +1,126 @@
+"""Dock sessions on a plain folder: recording times, the 24-hour window, re-docks, officers over time."""
+
+from __future__ import annotations
+
+import json
+import os
+import zoneinfo
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from custody.config import load_settings
+from custody.devices.events import MediaSource
+from custody.ingestd.dock import DockSession
+from custody.vault import Vault
+from custody.vault.timestamps import to_text
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+def dock(home: Path, root: Path, serial: str, profile: str) -> DockSession:
+    """Run one dock session of ``root`` as recorder ``serial``, as the daemon does."""
+    settings = load_settings(home)
+    docked_at = datetime.now(UTC)
+    with Vault(settings, "custody-daemon", writer=True) as vault:
+        session_id = vault.open_dock_session(serial, str(root), profile, to_text(docked_at), {})
+        source = MediaSource(root=root, serial=serial, profile_name=profile, kind="usb")
+        session = DockSession(vault, source, settings, session_id, docked_at)
+        for task in session.discover(session.summary):
+            session.process(task, session.summary)
+        vault.close_dock_session(session_id, "done", session.counts(), session.errors)
+    return session
+
+
+def local_name(moment: datetime, suffix: str = "0001") -> str:
+    return f"{moment.astimezone(SHANGHAI):%Y%m%d_%H%M%S}_{suffix}.MP4"
+
+
+def test_window_flags_files_recorded_30_hours_before_docking_and_not_2_hours(tmp_path, home, custody):
+    custody("init")
+    custody("officer", "add", "031245", "--name", "Wang Li")
+    custody(
+        "recorder", "add", "TS01", "--officer", "031245", "--from", "2020-01-01", "--profile", "timestamped"
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    old, recent = now - timedelta(hours=30), now - timedelta(hours=2)
+    # Not real MP4s: ffprobe finds no container time, so the file name (Shanghai local time) decides.
+    (dcim / local_name(old, "0001")).write_bytes(os.urandom(5000))
+    (dcim / local_name(recent, "0002")).write_bytes(os.urandom(5000))
+    dock(home, tmp_path / "card", "TS01", "timestamped")
+
+    pulled = {i["name"]: i for i in json.loads(custody("ls", "--json").stdout)}
+    late, on_time = pulled[local_name(old, "0001")], pulled[local_name(recent, "0002")]
+    assert late["recorded_start"] == to_text(old)  # UTC, not the local digits of the name
+    assert on_time["recorded_start"] == to_text(recent)
+    assert (late["recorded_source"], on_time["recorded_source"]) == ("filename", "filename")
+    assert late["late"] is True and on_time["late"] is False
+    assert late["deadline"] == to_text(old + timedelta(hours=24))
+
+    report = json.loads(custody("report", "window", "--json").stdout)
+    assert [row["id"] for row in report["late_items"]] == [late["id"]]
+    assert 5.9 < report["late_items"][0]["hours_late"] < 7
+    assert report["late_items"][0]["officer"] == "031245"
+    assert [row["id"] for row in json.loads(custody("ls", "--late", "--json").stdout)] == [late["id"]]
+    assert "TS01" in custody("report", "window").stdout
+
+
+def test_officer_credited_is_the_one_assigned_at_recording_time(tmp_path, home, custody):
+    custody("init")
+    custody("officer", "add", "031245", "--name", "Wang Li")
+    custody("officer", "add", "028811", "--name", "Li Na")
+    custody(
+        "recorder", "add", "TS02", "--officer", "031245", "--from", "2020-01-01", "--profile", "timestamped"
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    handover = now - timedelta(hours=5)
+    custody("recorder", "assign", "TS02", "028811", "--from", handover.isoformat())
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    before, after = handover - timedelta(hours=1), handover + timedelta(hours=1)
+    (dcim / local_name(before, "0001")).write_bytes(os.urandom(100))
+    (dcim / local_name(after, "0002")).write_bytes(os.urandom(100))
+    dock(home, tmp_path / "card", "TS02", "timestamped")
+    credited = {i["name"]: i["credited_officer"] for i in json.loads(custody("ls", "--json").stdout)}
+    assert credited == {local_name(before, "0001"): "031245", local_name(after, "0002"): "028811"}
+
+
+def test_redock_skips_known_files_and_a_changed_file_becomes_a_new_linked_item(tmp_path, home, custody):
+    custody("init")
+    custody("recorder", "add", "TS03", "--profile", "dcim")
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    (dcim / "A.MP4").write_bytes(os.urandom(4000))
+    (dcim / "B.MP4").write_bytes(os.urandom(4000))
+    first = dock(home, tmp_path / "card", "TS03", "dcim")
+    assert (first.summary.new, first.summary.known) == (2, 0)
+
+    second = dock(home, tmp_path / "card", "TS03", "dcim")
+    assert (second.summary.new, second.summary.known, second.bytes_done) == (0, 2, 8000)
+    # known files are recognised without being read: nothing was hashed
+    assert second.summary.duplicate == 0
+
+    (dcim / "B.MP4").write_bytes(os.urandom(5000))  # the recorder rewrote B
+    third = dock(home, tmp_path / "card", "TS03", "dcim")
+    assert (third.summary.new, third.summary.known) == (1, 1)
+    items = json.loads(custody("ls", "--json").stdout)
+    assert len(items) == 3
+    new_b = items[-1]
+    assert new_b["name"] == "B.MP4" and new_b["previous_item"] == items[1]["id"]
+
+
+def test_clock_far_in_the_future_or_past_is_flagged_suspect_not_late(tmp_path, home, custody):
+    custody("init")
+    custody("recorder", "add", "TS04", "--profile", "timestamped")
+    now = datetime.now(UTC).replace(microsecond=0)
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    (dcim / local_name(now + timedelta(days=3), "0001")).write_bytes(os.urandom(100))
+    (dcim / local_name(now - timedelta(days=3 * 365), "0002")).write_bytes(os.urandom(100))
+    (dcim / local_name(now - timedelta(hours=1), "0003")).write_bytes(os.urandom(100))
+    dock(home, tmp_path / "card", "TS04", "timestamped")
+    flags = {
+        i["name"][-8:]: (i["clock_suspect"], i["late"]) for i in json.loads(custody("ls", "--json").stdout)
+    }
+    assert flags == {"0001.MP4": (True, False), "0002.MP4": (True, False), "0003.MP4": (False, False)}
