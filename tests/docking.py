@@ -176,9 +176,10 @@ class DaemonProcess:
 
     running: ClassVar[list[DaemonProcess]] = []
 
-    def __init__(self, home: Path, testbed, log_path: Path) -> None:
+    def __init__(self, home: Path, testbed, log_path: Path, extra_env: dict | None = None) -> None:
         env = dict(os.environ)
         env["UMOCKDEV_DIR"] = testbed.get_root_dir()
+        env.update(extra_env or {})
         self.home = home
         self.log_path = log_path
         with open(log_path, "ab") as log:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from custody.config import default_config_text, load_settings, resolve_home
+from custody.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -81,3 +82,30 @@ def test_home_precedence_is_option_then_environment_then_default(monkeypatch, tm
         Path("/var/lib/custody") if __import__("os").geteuid() == 0 else Path.home() / ".local/share/custody"
     )
     assert resolve_home(None) == expected
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "problem"),
+    [
+        ('clock_timezone = "Mars/Olympus"', "profiles.acme.clock_timezone", "unknown time zone"),
+        ('filename_pattern = "(unclosed"', "profiles.acme.filename_pattern", "not a regular expression"),
+        ('filename_pattern = "^(?P<date>\\\\d+)"', "profiles.acme.filename_pattern", "(?P<start>"),
+        ('wipe = "after_vault"', "profiles.acme.wipe", "not available yet"),
+        ("colour = 1", "profiles.acme.colour", "unknown key"),
+        ("extensions = 3", "profiles.acme.extensions", "list of strings"),
+    ],
+)
+def test_bad_profile_is_refused_naming_the_key(tmp_path, table, key, problem):
+    (tmp_path / "custody.toml").write_text(f"[profiles.acme]\n{table}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+    assert key in caught.value.message and problem in caught.value.message
+
+
+def test_profile_in_the_file_adds_to_the_shipped_ones(tmp_path):
+    (tmp_path / "custody.toml").write_text(
+        '[profiles.acme]\nusb_vendor_id = "2b3c"\nclock_timezone = "Asia/Shanghai"\n'
+    )
+    settings = load_settings(tmp_path)
+    assert {"dcim", "timestamped", "bwc-badge", "acme"} <= set(settings.profiles)
+    assert settings.profiles["acme"].usb_vendor_id == "2b3c"

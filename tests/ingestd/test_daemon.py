@@ -376,3 +376,37 @@ def test_media_that_appears_after_an_empty_disk_is_pulled(tmp_path, home, custod
         recorder.unplug(testbed)
         assert daemon.stop() == 0, daemon.log()
     assert sorted(i["name"] for i in items(custody)) == sorted(files)
+
+
+def test_daemon_tells_systemd_ready_watchdog_stopping_and_reloads_on_sighup(tmp_path, home, custody, testbed):
+    import signal
+    import socket
+
+    custody("init")
+    notify_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(notify_path))
+        listener.settimeout(60)
+        daemon = DaemonProcess(
+            home,
+            testbed,
+            tmp_path / "daemon.log",
+            {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"},
+        )
+        messages = []
+        while "WATCHDOG=1" not in messages:
+            messages.append(listener.recv(256).decode())
+        assert messages[0] == "READY=1"
+
+        (home / "custody.toml").write_text('[profiles.newcam]\nfilesystems = ["vfat"]\n')
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "config reloaded" in daemon.log(), "the reload")
+        (home / "custody.toml").write_text("[dock]\nwindow_hours = 'soon'\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "config not reloaded" in daemon.log(), "the refused reload")
+        assert "dock.window_hours" in daemon.log()
+        assert daemon.process.poll() is None
+
+        assert daemon.stop() == 0, daemon.log()
+        while "STOPPING=1" not in messages:
+            messages.append(listener.recv(256).decode())

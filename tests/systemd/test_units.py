@@ -1,0 +1,55 @@
+"""The shipped systemd units are valid and hardened as documented."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
+
+
+def installed_copy(unit: Path, tmp_path: Path) -> Path:
+    """The unit as installed here: ExecStart pointing at this environment's custody (verify checks it exists)."""
+    custody = Path(sys.executable).parent / "custody"
+    assert custody.exists(), "the custody entry point is not installed in this environment"
+    copy = tmp_path / unit.name
+    copy.write_text(unit.read_text().replace("/usr/local/bin/custody", str(custody)))
+    return copy
+
+
+def test_systemd_analyze_verify_passes_on_the_ingest_daemon_unit(tmp_path):
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing: make test installs the systemd package")
+    unit = installed_copy(UNITS / "custody-ingestd.service", tmp_path)
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
+
+
+def test_ingest_daemon_unit_is_type_notify_with_watchdog_and_hardening():
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # keep key case
+    parser.read(UNITS / "custody-ingestd.service")
+    service = parser["Service"]
+    assert service["Type"] == "notify"
+    assert int(service["WatchdogSec"]) > 0
+    assert service["StateDirectory"] == "custody"
+    assert service["Environment"] == "CUSTODY_HOME=/var/lib/custody"
+    for option in (
+        "NoNewPrivileges",
+        "ProtectHome",
+        "PrivateTmp",
+        "ProtectKernelModules",
+        "RestrictSUIDSGID",
+    ):
+        assert service[option] == "yes", option
+    assert service["ProtectSystem"] == "strict"
+    assert service["SystemCallArchitectures"] == "native"
+    assert set(service["RestrictAddressFamilies"].split()) == {"AF_UNIX", "AF_NETLINK"}
+    assert set(service["CapabilityBoundingSet"].split()) == {"CAP_SYS_ADMIN", "CAP_DAC_READ_SEARCH"}
+    assert service["DevicePolicy"] == "closed"
