@@ -276,7 +276,7 @@ def show(session: Session, item: str, as_json: bool) -> None:
     if found.untagged:
         fields.append(("missing tags", ", ".join(found.untagged)))
     for label, value in fields:
-        _say(f"{label:>16}: {value}")
+        _say(f"{label:>19}: {value}")
     if history:
         table = Table("tag", "value", "set", "by", "event", title="tag history")
         for row in history:
@@ -746,7 +746,7 @@ def report_window(session: Session, since: str | None, as_json: bool) -> None:
         "recorder",
         "officer",
         "last docked",
-        title=f"assigned recorders not docked for {settings.dock.window_hours:g} h",
+        title=f"recorders not docked within {settings.dock.window_hours:g} h",
     )
     for row in report["silent_recorders"]:
         table.add_row(

@@ -23,6 +23,8 @@ from typing import ClassVar
 
 import pytest
 
+from custody.devices.simulated import SimulatedRecorder
+
 HOST_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 MiB = 1 << 20
 
@@ -98,48 +100,13 @@ def loop_device(image: Path, read_only: bool = True):
             time.sleep(0.1)
 
 
-class FakeRecorder:
-    """A USB recorder as udev would describe it, whose block device is a real loop device."""
+class FakeRecorder(SimulatedRecorder):
+    """A simulated recorder with a sysfs path of its own (one testbed serves the whole run)."""
 
     _numbers = iter(range(1, 1000))
 
     def __init__(self, serial: str, devnode: str, fs_type: str, label: str = "BODYCAM"):
-        number = next(FakeRecorder._numbers)
-        self.serial = serial
-        self.usb_path = f"/devices/pci0000:00/0000:00:14.0/usb1/1-{number}"
-        self.syspath = f"/sys{self.usb_path}/1-{number}:1.0/host{number}/target{number}:0:0/{number}:0:0:0/block/sdx{number}"
-        self.description = f"""P: {self.usb_path}
-E: SUBSYSTEM=usb
-E: DEVTYPE=usb_device
-E: ID_VENDOR_ID=2b3c
-E: ID_MODEL_ID=0101
-A: idVendor=2b3c
-A: idProduct=0101
-A: serial={serial}
-A: manufacturer=Example BWC
-A: product=Recorder
-
-P: {self.syspath[4:]}
-E: SUBSYSTEM=block
-E: DEVTYPE=disk
-E: DEVNAME={devnode}
-E: ID_BUS=usb
-E: ID_SERIAL_SHORT={serial}
-E: ID_VENDOR_ID=2b3c
-E: ID_MODEL_ID=0101
-E: ID_FS_TYPE={fs_type}
-E: ID_FS_LABEL={label}
-E: ID_FS_USAGE=filesystem
-"""
-
-    def plug(self, testbed) -> None:
-        """Make the recorder appear (umockdev emits the add event itself)."""
-        testbed.add_from_string(self.description)
-
-    def unplug(self, testbed) -> None:
-        testbed.uevent(self.syspath, "remove")
-        testbed.remove_device(self.syspath)
-        testbed.remove_device("/sys" + self.usb_path)
+        super().__init__(serial, devnode, fs_type, label, number=next(FakeRecorder._numbers))
 
 
 @pytest.fixture(scope="session")

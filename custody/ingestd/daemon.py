@@ -43,7 +43,7 @@ from custody.vault.timestamps import to_text, utc_now
 log = logging.getLogger(__name__)
 
 STATUS_NAME = "run/status.json"
-STATUS_INTERVAL_SECONDS = 1.0
+STATUS_INTERVAL_SECONDS = 0.5
 POLL_SECONDS = 0.25
 
 

@@ -364,14 +364,10 @@ def test_media_that_appears_after_an_empty_disk_is_pulled(tmp_path, home, custod
     daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
     with loop_device(image) as device:
         recorder = FakeRecorder(SERIAL, device, "vfat")
-        empty = recorder.description.replace("E: ID_FS_TYPE=vfat\n", "").replace(
-            "E: ID_FS_LABEL=BODYCAM\n", ""
-        )
-        testbed.add_from_string(empty)  # a recorder that first shows a disk without media
+        recorder.plug(testbed, with_media=False)  # a recorder that first shows a disk without media
         wait_for(lambda: (daemon.status() or {}).get("docked"), "the empty disk to be seen")
         assert sessions(custody) == []
-        testbed.set_property(recorder.syspath, "ID_FS_TYPE", "vfat")
-        testbed.uevent(recorder.syspath, "change")
+        recorder.insert_media(testbed)
         wait_for(finished_session(custody), "the late media to be pulled")
         recorder.unplug(testbed)
         assert daemon.stop() == 0, daemon.log()

@@ -1,0 +1,149 @@
+"""The docking demo (run by scripts/demo under umockdev-wrapper).
+
+A recorder is simulated: umockdev tells udev a USB disk appeared, but the
+disk is a real FAT32 image on a real loop device, and the daemon, mounts and
+vault are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import gi
+
+gi.require_version("UMockdev", "1.0")
+from gi.repository import UMockdev  # noqa: E402
+
+from custody.devices.simulated import SimulatedRecorder  # noqa: E402
+
+SERIAL, BADGE = "BWC0042", "031245"
+CLIPS = 5
+CLIP_SECONDS = 60
+HOST_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
+def say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def host(*command) -> str:
+    return subprocess.run(
+        [str(c) for c in command], env=HOST_ENV, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def step(*args: str) -> str:
+    print(f"\n$ custody {' '.join(args)}", flush=True)
+    result = subprocess.run(["custody", *args], capture_output=True, text=True)
+    print(result.stdout, end="")
+    if result.returncode != 0:
+        print(result.stderr, end="", file=sys.stderr)
+        raise SystemExit(f"custody {args[0]} failed ({result.returncode})")
+    return result.stdout
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="custody-demo."))
+    home = work / "vault"
+    os.environ["CUSTODY_HOME"] = str(home)
+    print("This demo SIMULATES the dock: umockdev plays the USB hotplug of a recorder.")
+    print("The recorder's disk is a real FAT32 image on a real loop device; mounting,")
+    print("pulling, sealing and verifying are the real thing.")
+
+    say(f"generating {CLIPS} clips of {CLIP_SECONDS} s with ffmpeg (the officer's shift)")
+    folder = work / "volume" / "DCIM" / "100BWC"
+    folder.mkdir(parents=True)
+    shift_end = datetime.now(UTC) - timedelta(hours=1)
+    for n in range(CLIPS):
+        start = (shift_end - timedelta(seconds=(CLIPS - n) * (CLIP_SECONDS + 30))).astimezone(
+            ZoneInfo("Asia/Shanghai")
+        )
+        name = f"{SERIAL}_{BADGE}_{start:%Y%m%d%H%M%S}{'_IMP' if n == 2 else ''}.MP4"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={CLIP_SECONDS}",
+             "-f", "lavfi", "-i", f"sine=frequency={330 + 110 * n}:duration={CLIP_SECONDS}",
+             "-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-c:a", "aac", "-shortest", str(folder / name)],
+            check=True,
+        )  # fmt: skip
+        print(f"  {name}  ({(folder / name).stat().st_size / 1e6:.1f} MB)")
+
+    say("writing them into a FAT32 recorder image with mtools")
+    image = work / "recorder.img"
+    host("truncate", "-s", "1G", image)
+    host("mkfs.vfat", "-F", "32", "-n", "BODYCAM", image)
+    host("mcopy", "-s", "-m", "-i", image, work / "volume" / "DCIM", "::/")
+    image_sha = host("sha256sum", image).split()[0]
+    print(f"  recorder.img sha256 {image_sha[:16]}...")
+
+    step("init")
+    step("officer", "add", BADGE, "--name", "Wang Li", "--unit", "Traffic 2")
+    step("recorder", "add", SERIAL, "--officer", BADGE, "--from", "2026-01-01", "--profile", "bwc-badge")
+
+    testbed = UMockdev.Testbed.new()
+    say("starting the docking daemon (custody daemon)")
+    env = dict(os.environ, UMOCKDEV_DIR=testbed.get_root_dir())
+    log = open(work / "daemon.log", "wb")  # noqa: SIM115 - lives as long as the daemon
+    daemon = subprocess.Popen(["custody", "daemon"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    device = host("losetup", "--find", "--show", "--read-only", image).strip()
+    try:
+        while not (home / "run" / "status.json").exists():
+            time.sleep(0.1)
+        say(f"docking recorder {SERIAL} (simulated USB plug-in of {device})")
+        recorder = SimulatedRecorder(SERIAL, device, "vfat")
+        recorder.plug(testbed)
+        while True:
+            status = json.loads(
+                subprocess.run(["custody", "status", "--json"], capture_output=True, text=True).stdout
+            )
+            docked = (status.get("daemon") or {}).get("docked") or []
+            for entry in docked:
+                if "files_total" in entry:
+                    print(
+                        f"  status: {entry['state']}: file {entry['files_done']} of {entry['files_total']}, "
+                        f"{entry['bytes_done'] / 1e6:.1f} of {entry['bytes_total'] / 1e6:.1f} MB",
+                        flush=True,
+                    )
+            if status["sessions"] and status["sessions"][0]["state"] != "pulling":
+                break
+            time.sleep(0.4)
+        step("status")
+        say(f"undocking recorder {SERIAL}")
+        recorder.unplug(testbed)
+        time.sleep(1)
+    finally:
+        say("stopping the daemon (SIGTERM: clean stop, nothing left mounted)")
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=120)
+        log.close()
+        print(f"  daemon exited {code}")
+        subprocess.run(["losetup", "-d", device], env=HOST_ENV, check=False)
+    after = host("sha256sum", image).split()[0]
+    print(
+        f"  recorder.img sha256 {after[:16]}... {'unchanged: read-only held' if after == image_sha else 'CHANGED'}"
+    )
+
+    say("the evidence clerk's steps")
+    step("ls")
+    step("tag", "EV-000001", "EV-000002", "--case", "2026-0412", "--party", "Zhang Wei")
+    step("ls", "--untagged")
+    step("show", "EV-000003")
+    step("report", "window")
+    step("verify")
+    shutil.copy(work / "daemon.log", home / "daemon.log")
+    print(
+        f"\nThe demo vault is at {home} (try: CUSTODY_HOME={home} custody ls); daemon log: {home}/daemon.log"
+    )
+
+
+if __name__ == "__main__":
+    main()
