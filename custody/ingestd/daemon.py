@@ -8,9 +8,8 @@ oldest deadline first across every docked recorder.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import heapq
-import itertools
 import json
 import logging
 import os
@@ -106,9 +105,9 @@ class Daemon:
         self.policy = policy or DockPolicy(settings)
         self._stop = threading.Event()
         self._reload = False
-        self._queue: list[tuple[float, int, DockSession, FileTask]] = []
+        self._pending: dict[DockSession, collections.deque[FileTask]] = {}
+        self._busy: set[DockSession] = set()
         self._queue_ready = threading.Condition()
-        self._order = itertools.count()
         self._docked: dict[str, _Docked] = {}
         self._watch_sessions: list[DockSession] = []
         self._errors: list[dict] = []
@@ -341,43 +340,58 @@ class Daemon:
             self._enqueue(session, tasks)
 
     # -- the pull queue ---------------------------------------------------
+    #
+    # Each session keeps its files in deadline order and is read one file at a
+    # time (a recorder's USB link and flash are fastest read sequentially);
+    # workers take the idle session whose next file has the oldest deadline,
+    # so several recorders are pulled at once, up to the pool's size.
 
     def _enqueue(self, session: DockSession, tasks: list[FileTask]) -> None:
         with self._queue_ready:
-            for task in tasks:
-                heapq.heappush(
-                    self._queue, (session.estimated_deadline(task), next(self._order), session, task)
-                )
+            self._pending[session] = collections.deque(sorted(tasks, key=session.estimated_deadline))
             self._queue_ready.notify_all()
+
+    def _next_file(self) -> tuple[DockSession, FileTask] | None:
+        """Return the next file to pull (holding the condition), or None when the daemon stops."""
+        while True:
+            idle = [
+                s for s, queue in self._pending.items() if queue and s not in self._busy and not s.cancelled
+            ]
+            if idle:
+                session = min(idle, key=lambda s: s.estimated_deadline(self._pending[s][0]))
+                self._busy.add(session)
+                return session, self._pending[session].popleft()
+            if self._stop.is_set():
+                return None
+            self._queue_ready.wait(timeout=1.0)
 
     def _work(self) -> None:
         while True:
             with self._queue_ready:
-                while not self._queue and not self._stop.is_set():
-                    self._queue_ready.wait(timeout=1.0)
-                if not self._queue:
-                    return
-                _deadline, _n, session, task = heapq.heappop(self._queue)
-            if session.cancelled:
-                session.skip_unpulled(task)
-                continue
+                picked = self._next_file()
+            if picked is None:
+                return
+            session, task = picked
             try:
                 session.process(task, session.summary)
             except Exception as exc:  # keep the daemon alive whatever one file does
                 log.exception("pulling %s failed", task.display_path)
                 task.drop(f"{task.display_path}: internal error {exc!r}")
                 session.skip_unpulled(task)
+            finally:
+                with self._queue_ready:
+                    self._busy.discard(session)
+                    self._queue_ready.notify_all()
 
     def _drain_cancelled(self) -> None:
+        """Account for the queued files of cancelled sessions (left for the next dock)."""
         with self._queue_ready:
-            keep = []
-            for entry in self._queue:
-                if entry[2].cancelled:
-                    entry[2].skip_unpulled(entry[3])
-                else:
-                    keep.append(entry)
-            heapq.heapify(keep)
-            self._queue = keep
+            for session, queue in self._pending.items():
+                if session.cancelled:
+                    while queue:
+                        session.skip_unpulled(queue.popleft())
+            for session in [s for s, q in self._pending.items() if not q and s not in self._busy]:
+                del self._pending[session]
 
     # -- closing sessions -------------------------------------------------
 
