@@ -32,7 +32,7 @@ demo: system-packages venv
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo
 
 bench: system-packages venv
-	$(BIN)/python -m bench
+	umockdev-wrapper $(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

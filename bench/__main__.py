@@ -3,9 +3,11 @@
     python -m bench               # everything (needs ~5 GiB free where BENCH_DIR points)
     python -m bench ingest        # 2 GiB ingest vs cp+sync and cp+sync+sha256sum, peak RSS
     python -m bench catalog       # ls --case on 1,000 vs 1,000,000 items
+    python -m bench dock          # the daemon pulling recorder images (root, umockdev-wrapper)
 
 BENCH_DIR (default: the current directory) must be on the disk the vault
-would use; BENCH_INGEST_MIB changes the file size (default 2048).
+would use; BENCH_INGEST_MIB changes the file size (default 2048),
+BENCH_DOCK_MIB the recorder image (default 4096).
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def bench_catalog(workdir: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    which = argv or ["ingest", "catalog"]
+    which = argv or ["ingest", "catalog", "dock"]
     base = Path(os.environ.get("BENCH_DIR", "."))
     results = []
     with tempfile.TemporaryDirectory(prefix="custody-bench-", dir=base) as directory:
@@ -154,6 +156,10 @@ def main(argv: list[str]) -> int:
             results.append(bench_catalog(workdir))
         if "ingest" in which:
             results.append(bench_ingest(workdir))
+        if "dock" in which:
+            from bench.dock import bench_dock  # needs PyGObject and umockdev
+
+            results.append(bench_dock(workdir))
     print("all goals met" if all(results) else "some goals MISSED")
     return 0
 

@@ -73,8 +73,12 @@ class ObjectStore:
 
         The sealed stream goes to the device in O_DIRECT blocks, and a second
         thread reads each block back from the device (O_DIRECT, never the page
-        cache) as soon as it is written, authenticating and re-hashing it while
-        sealing goes on. Without O_DIRECT (refused by the filesystem, or
+        cache) as soon as it is written, authenticating every segment while
+        sealing goes on. Authentication is the whole check: sealing hashes the
+        very buffers it encrypts and the last segment's tag covers that
+        SHA-256, so a read-back that authenticates holds exactly the bytes the
+        name describes (``check`` and ``custody verify`` re-hash as well, as a
+        fixity check independent of this code path). Without O_DIRECT (refused by the filesystem, or
         direct_io off) the whole file is read back after the final fsync, its
         cached pages evicted first. Raise ObjectDamaged when the read-back
         disagrees; on any error the staging file is removed and the error
@@ -383,13 +387,14 @@ class _ReadBehindWriter(io.RawIOBase):
         return got > 0
 
     def check(self, master: MasterKey) -> None:
-        """Thread body: authenticate and re-hash everything read back; keep any problem."""
+        """Thread body: authenticate everything read back (see ObjectStore.stage); keep any problem."""
         try:
 
             def name() -> str:  # known only once the writer has finished
                 return self._sha256 or ""
 
-            verify_plaintext(unseal(self, master, name), name)
+            for _segment in unseal(self, master, name):
+                pass
         except _WriterAborted:
             pass
         except BaseException as exc:

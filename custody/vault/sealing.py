@@ -95,23 +95,24 @@ def seal(
     hasher = hashlib.sha256()
     size = 0
 
-    def read_and_hash() -> Iterator[bytes]:
+    def read_segments() -> Iterator[bytes]:
+        # Each full segment is hashed as the very bytes object that is then
+        # encrypted: what the SHA-256 names is exactly what the ciphertext
+        # holds, so authenticating the stored segments proves both.
         nonlocal size
-        while chunk := source.read(SEGMENT_SIZE):
-            hasher.update(chunk)
-            size += len(chunk)
-            if on_progress:
-                on_progress(len(chunk))
-            yield chunk
+        while segment := _read_full(source, SEGMENT_SIZE, on_progress):
+            hasher.update(segment)
+            size += len(segment)
+            yield segment
 
     large = expected_size is not None and expected_size > _THREADED_FROM_SEGMENTS * SEGMENT_SIZE
-    chunks = _prefetch(read_and_hash()) if large else read_and_hash()
+    segments = _prefetch(read_segments()) if large else read_segments()
 
     cipher = AESGCM(data_key)
     counter = 0
     pending = b""
     first = True
-    for chunk in _regroup(chunks, SEGMENT_SIZE):
+    for segment in segments:
         if not first:
             written += destination.write(
                 cipher.encrypt(_nonce(object_nonce, counter, False), pending, header)
@@ -119,7 +120,7 @@ def seal(
             counter += 1
             if on_written:
                 on_written(written)
-        pending, first = chunk, False
+        pending, first = segment, False
     digest = hasher.digest()
     destination.write(cipher.encrypt(_nonce(object_nonce, counter, True), pending, header + digest))
     return SealedStream(sha256=digest.hex(), size=size)
@@ -203,23 +204,30 @@ def _wrap_context(key_id: bytes, object_nonce: bytes) -> bytes:
     return b"custody data key\0" + key_id + object_nonce
 
 
-def _regroup(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """Yield ``chunks`` re-cut into pieces of exactly ``size`` bytes (the last may be shorter).
+def _read_full(source: BinaryIO, size: int, on_progress: ProgressCallback | None) -> bytes:
+    """Return the next ``size`` bytes of ``source`` (fewer only at its end), however short its reads.
 
     Sources may return short reads (pipes, FUSE); segments must be full-sized
     except the last so that readers can find the segment boundaries.
     """
-    buffer = bytearray()
-    for chunk in chunks:
-        if not buffer and len(chunk) == size:
-            yield chunk
-            continue
-        buffer += chunk
-        while len(buffer) >= size:
-            yield bytes(buffer[:size])
-            del buffer[:size]
-    if buffer:
-        yield bytes(buffer)
+    chunk = source.read(size)
+    if not chunk:
+        return b""
+    if on_progress:
+        on_progress(len(chunk))
+    if len(chunk) == size:
+        return chunk
+    parts = [chunk]
+    missing = size - len(chunk)
+    while missing:
+        more = source.read(missing)
+        if not more:
+            break
+        if on_progress:
+            on_progress(len(more))
+        parts.append(more)
+        missing -= len(more)
+    return b"".join(parts)
 
 
 _END = object()

@@ -46,7 +46,8 @@ def test_short_reads_from_the_source_still_make_full_segments():
             return True
 
         def read(self, n=-1):
-            chunk, self.data = self.data[:1000], self.data[1000:]
+            step = 1000 if n < 0 else min(n, 1000)
+            chunk, self.data = self.data[:step], self.data[step:]
             return bytes(chunk)
 
     data = os.urandom(2 * SEGMENT_SIZE + 5)
