@@ -141,7 +141,7 @@ def ingest(
       custody ingest clip.mp4 --json
     """
     settings = session.settings()
-    source = IngestSource(paths=list(paths), source=recorder or "import", officer=officer)
+    source = IngestSource(paths=list(paths), source="import", officer=officer, recorder=recorder)
     with Vault(settings, session.actor, writer=True) as vault:
         observer = _IngestPrinter(as_json)
         with observer:

@@ -40,6 +40,7 @@ class IngestSource:
     paths: list[Path]
     source: str = "import"
     officer: str | None = None
+    recorder: str | None = None  # serial of the recorder the files came from, when known
 
 
 @dataclass
@@ -268,6 +269,7 @@ class IngestSession:
             source=self.source.source,
             source_mtime=to_text(datetime.fromtimestamp(task.mtime_ns / 1e9, UTC)),
             tags={"officer": self.source.officer} if self.source.officer else {},
+            dock={"recorder_serial": self.source.recorder} if self.source.recorder else {},
         )
 
     @staticmethod

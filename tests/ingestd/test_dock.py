@@ -124,3 +124,11 @@ def test_clock_far_in_the_future_or_past_is_flagged_suspect_not_late(tmp_path, h
         i["name"][-8:]: (i["clock_suspect"], i["late"]) for i in json.loads(custody("ls", "--json").stdout)
     }
     assert flags == {"0001.MP4": (True, False), "0002.MP4": (True, False), "0003.MP4": (False, False)}
+
+
+def test_files_ingested_by_hand_with_recorder_are_listed_by_recorder(tmp_path, home, custody, footage):
+    custody("init")
+    custody("ingest", str(footage / "CLIP0001.MP4"), "--recorder", "BWC0042", "--officer", "031245")
+    custody("ingest", str(footage / "CLIP0002.MP4"))
+    [item] = json.loads(custody("ls", "--recorder", "BWC0042", "--json").stdout)
+    assert (item["name"], item["recorder"], item["tags"]["officer"]) == ("CLIP0001.MP4", "BWC0042", "031245")
