@@ -167,7 +167,9 @@ def daemon_pull(workdir: Path, testbed, recorders: Recorders, devices: list[tupl
         after = cpu_times()
         busy = [b - a for a, b in zip(before, after, strict=True)]
         idle = busy[3] + busy[4]
-        print(f"    ({len(devices)} recorder(s): {elapsed:.2f} s, CPU {100 * (sum(busy) - idle) / sum(busy):.0f}% busy)")
+        print(
+            f"    ({len(devices)} recorder(s): {elapsed:.2f} s, CPU {100 * (sum(busy) - idle) / sum(busy):.0f}% busy)"
+        )
         for recorder in plugged:
             recorder.unplug(testbed)
     finally:
