@@ -1,6 +1,6 @@
 """custody benchmarks: each prints a ratio against a baseline measured in the same run.
 
-    python -m bench               # everything (needs ~5 GiB free where BENCH_DIR points)
+    python -m bench               # everything (needs ~20 GiB free where BENCH_DIR points)
     python -m bench ingest        # 2 GiB ingest vs cp+sync and cp+sync+sha256sum, peak RSS
     python -m bench catalog       # ls --case on 1,000 vs 1,000,000 items
     python -m bench dock          # the daemon pulling recorder images (root, umockdev-wrapper)

@@ -98,6 +98,9 @@ class DockSettings:
     watch_settle_seconds: float = 5.0
     # Poll watched folders instead of inotify (network shares do not send inotify events).
     watch_polling: bool = False
+    # The profile whose extensions and file-name pattern apply to watched files
+    # (its media folders do not: files anywhere in the folder are taken).
+    watch_profile: str = "dcim"
     # ffprobe reads recording times from the container; a file it cannot read
     # within this time falls back to the profile's filename pattern.
     ffprobe: str = "ffprobe"
@@ -259,7 +262,14 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
                 problem=f"must be a table [{section_name}], got {section_value!r}",
             )
         sections[section_name] = _build_section(section_class, section_name, section_value, path)
-    return Settings(home=home, **sections)
+    settings = Settings(home=home, **sections)
+    if settings.dock.watch_profile not in settings.profiles:
+        raise ConfigError(
+            path=path,
+            key="dock.watch_profile",
+            problem=f"no profile {settings.dock.watch_profile!r} (known: {', '.join(sorted(settings.profiles))})",
+        )
+    return settings
 
 
 def _build_profiles(value: object, path) -> dict[str, RecorderProfile]:

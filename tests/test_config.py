@@ -109,3 +109,10 @@ def test_profile_in_the_file_adds_to_the_shipped_ones(tmp_path):
     settings = load_settings(tmp_path)
     assert {"dcim", "timestamped", "bwc-badge", "acme"} <= set(settings.profiles)
     assert settings.profiles["acme"].usb_vendor_id == "2b3c"
+
+
+def test_watch_profile_must_name_a_profile(tmp_path):
+    (tmp_path / "custody.toml").write_text('[dock]\nwatch_profile = "nope"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+    assert "dock.watch_profile" in caught.value.message and "known: bwc-badge, dcim" in caught.value.message

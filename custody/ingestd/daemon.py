@@ -323,7 +323,7 @@ class Daemon:
         for item in ready:
             by_folder.setdefault(item.folder, []).append(item.path)
         for folder, paths in by_folder.items():
-            profile = choose_profile(self.settings.profiles, DeviceIdentity(syspath="", devnode="")) or "dcim"
+            profile = self.settings.dock.watch_profile
             source = MediaSource(
                 root=folder, serial=f"watch:{folder}", profile_name=profile, kind="watch", paths=sorted(paths)
             )
