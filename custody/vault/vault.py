@@ -173,7 +173,7 @@ class Vault:
         exit_code = 5
 
     class RecorderRetired(CustodyError):
-        """recorder {serial} was retired on {retired_at}: a retired recorder cannot be assigned"""
+        """recorder {serial} was retired on {retired_at}: it cannot be assigned or retired again"""
 
         exit_code = 5
 
@@ -723,11 +723,7 @@ class Vault:
         """
         at = utc_now()
         with self.catalog.transaction():
-            recorder = registry.recorder(self.catalog, serial)
-            if recorder is None:
-                raise Vault.RecorderNotFound(serial=serial)
-            if recorder.retired_at:
-                raise Vault.RecorderRetired(serial=serial, retired_at=recorder.retired_at)
+            self._active_recorder(serial)
             if registry.officer(self.catalog, badge) is None:
                 raise Vault.OfficerNotFound(badge=badge)
             ended = registry.assign(self.catalog, serial, badge, valid_from or at, at, self.actor)
@@ -743,16 +739,21 @@ class Vault:
             )
         return ended
 
+    def _active_recorder(self, serial: str) -> Recorder:
+        """Return the registered, not retired recorder; raise Vault.RecorderNotFound or Vault.RecorderRetired."""
+        recorder = registry.recorder(self.catalog, serial)
+        if recorder is None:
+            raise Vault.RecorderNotFound(serial=serial)
+        if recorder.retired_at:
+            raise Vault.RecorderRetired(serial=serial, retired_at=recorder.retired_at)
+        return recorder
+
     @_serialized
     def retire_recorder(self, serial: str) -> Recorder:
         """Retire a recorder: it is no longer ingested when docked; its history stays."""
         at = utc_now()
         with self.catalog.transaction():
-            recorder = registry.recorder(self.catalog, serial)
-            if recorder is None:
-                raise Vault.RecorderNotFound(serial=serial)
-            if recorder.retired_at:
-                raise Vault.RecorderRetired(serial=serial, retired_at=recorder.retired_at)
+            self._active_recorder(serial)
             registry.retire_recorder(self.catalog, serial, at)
             self.audit.append(self.actor, "recorder-retire", details={"serial": serial})
         result = registry.recorder(self.catalog, serial)
