@@ -545,8 +545,9 @@ def recorder_add(session: Session, serial, profile, badge, valid_from, vendor, m
 @click.argument("serial")
 @click.argument("badge")
 @click.option("--from", "valid_from", help="Assignment starts at this time (default now; local time).")
+@json_option
 @pass_session
-def recorder_assign(session: Session, serial: str, badge: str, valid_from: str | None) -> None:
+def recorder_assign(session: Session, serial: str, badge: str, valid_from: str | None, as_json: bool) -> None:
     """Assign a recorder to an officer from a time on (audited; history kept).
 
     \b
@@ -556,6 +557,10 @@ def recorder_assign(session: Session, serial: str, badge: str, valid_from: str |
     start = parse_user_time(valid_from, "--from") if valid_from else None
     with session.vault() as vault:
         ended = vault.assign_recorder(serial, badge, start)
+        assignments = vault.assignments(serial)
+    if as_json:
+        click.echo(json.dumps({"serial": serial, "assignments": [a.as_dict() for a in assignments]}))
+        return
     _say(f"recorder {serial} assigned to {badge}" + (f" (was {ended.badge})" if ended else ""))
 
 
@@ -595,8 +600,9 @@ def recorder_ls(session: Session, as_json: bool) -> None:
 
 @recorder.command("retire")
 @click.argument("serial")
+@json_option
 @pass_session
-def recorder_retire(session: Session, serial: str) -> None:
+def recorder_retire(session: Session, serial: str, as_json: bool) -> None:
     """Retire a recorder: no longer pulled when docked; its footage and history stay (audited).
 
     \b
@@ -605,6 +611,9 @@ def recorder_retire(session: Session, serial: str) -> None:
     """
     with session.vault() as vault:
         retired = vault.retire_recorder(serial)
+    if as_json:
+        click.echo(json.dumps(retired.as_dict()))
+        return
     _say(f"recorder {retired.serial} retired")
 
 
@@ -678,12 +687,23 @@ def status(session: Session, as_json: bool) -> None:
         for error in live.get("errors", []):
             _say(f"error {local_display(error['at'])}: {error['message']}")
     table = Table(
-        "session", "recorder", "docked", "state", "found", "new", "dup", "known", "failed", title="sessions"
+        "session",
+        "recorder",
+        "officer",
+        "docked",
+        "state",
+        "found",
+        "new",
+        "dup",
+        "known",
+        "failed",
+        title="sessions",
     )
     for s in sessions:
         table.add_row(
             str(s.id),
             s.serial,
+            s.officer or "-",
             local_display(s.docked_at),
             s.state,
             str(s.files_found),

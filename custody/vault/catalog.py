@@ -109,6 +109,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE dock_sessions (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         serial TEXT NOT NULL,
+        officer TEXT,
         device TEXT NOT NULL,
         profile TEXT NOT NULL,
         docked_at TEXT NOT NULL,

@@ -60,6 +60,7 @@ class Recorder:
 class DockSessionRecord:
     id: int
     serial: str
+    officer: str | None
     device: str
     profile: str
     docked_at: str
@@ -203,9 +204,11 @@ def officer_at(catalog: Catalog, serial: str, when: str) -> str | None:
 
 
 def open_session(catalog: Catalog, serial: str, device: str, profile: str, docked_at: str) -> int:
+    """Record a new dock session; the officer is the one assigned to the recorder when it was docked."""
     cursor = catalog.db.execute(
-        "INSERT INTO dock_sessions (serial, device, profile, docked_at, state) VALUES (?, ?, ?, ?, 'pulling')",
-        [serial, device, profile, docked_at],
+        "INSERT INTO dock_sessions (serial, officer, device, profile, docked_at, state) "
+        "VALUES (?, ?, ?, ?, ?, 'pulling')",
+        [serial, officer_at(catalog, serial, docked_at), device, profile, docked_at],
     )
     return cursor.lastrowid
 

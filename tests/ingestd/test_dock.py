@@ -64,6 +64,24 @@ def test_window_flags_files_recorded_30_hours_before_docking_and_not_2_hours(tmp
     assert report["late_items"][0]["officer"] == "031245"
     assert [row["id"] for row in json.loads(custody("ls", "--late", "--json").stdout)] == [late["id"]]
     assert "TS01" in custody("report", "window").stdout
+    assert report["silent_recorders"] == []  # TS01 was just docked
+
+
+def test_window_report_lists_assigned_recorders_not_docked_within_the_window(tmp_path, home, custody):
+    custody("init")
+    custody("officer", "add", "031245", "--name", "Wang Li")
+    custody("recorder", "add", "AWAY01", "--officer", "031245", "--from", "2026-01-01")
+    custody("recorder", "add", "SPARE01")  # not assigned: nobody owes footage from it
+    custody("recorder", "add", "HOME01", "--officer", "031245", "--from", "2026-01-01")
+    card = tmp_path / "card" / "DCIM"
+    card.mkdir(parents=True)
+    dock(home, tmp_path / "card", "HOME01", "dcim")
+    report = json.loads(custody("report", "window", "--json").stdout)
+    assert [(r["serial"], r["officer"], r["last_docked"]) for r in report["silent_recorders"]] == [
+        ("AWAY01", "031245", None)
+    ]
+    [session] = json.loads(custody("status", "--json").stdout)["sessions"]
+    assert (session["serial"], session["officer"]) == ("HOME01", "031245")
 
 
 def test_officer_credited_is_the_one_assigned_at_recording_time(tmp_path, home, custody):
