@@ -142,8 +142,10 @@ class RecorderProfile:
     start_format: str = "%Y%m%d%H%M%S"
     # The recorder clock's zone (IANA name): recorders write local time without one.
     clock_timezone: str = "UTC"
-    # Delete files from the recorder after ingest. Only "never" is available in
-    # this version: custody mounts recorders read-only and never writes to them.
+    # Delete files from the recorder after ingest: "never", or "after_vault"
+    # (once the session is over, each file whose vault copy re-hashes right is
+    # deleted from the recorder, mounted read-write for that alone; each
+    # deletion audited). "after_replica" waits for off-site replication.
     wipe: str = "never"
 
 
@@ -173,7 +175,7 @@ def default_profiles() -> dict[str, RecorderProfile]:
     }
 
 
-WIPE_MODES = ("never",)
+WIPE_MODES = ("never", "after_vault")
 
 
 @dataclass(frozen=True)
@@ -308,11 +310,17 @@ def _check_profile(profile: RecorderProfile, dotted: str, path) -> None:
             raise ConfigError(
                 path=path, key=f"{dotted}.filename_pattern", problem="needs a named group (?P<start>...)"
             )
+    if profile.wipe == "after_replica":
+        raise ConfigError(
+            path=path,
+            key=f"{dotted}.wipe",
+            problem="after_replica needs off-site replication, which this version does not have yet",
+        )
     if profile.wipe not in WIPE_MODES:
         raise ConfigError(
             path=path,
             key=f"{dotted}.wipe",
-            problem=f"must be one of {', '.join(WIPE_MODES)} (wiping recorders is not available yet), got {profile.wipe!r}",
+            problem=f"must be one of {', '.join(WIPE_MODES)}, got {profile.wipe!r}",
         )
 
 

@@ -28,10 +28,13 @@ from custody.errors import CustodyError
 log = logging.getLogger(__name__)
 
 MOUNT_OPTIONS = "ro,nosuid,nodev,noexec"
-# FUSE helpers per filesystem type (udev's ID_FS_TYPE), used when the kernel lacks the type.
-FUSE_HELPERS: dict[str, list[str]] = {
-    "vfat": ["fusefat", "-o", MOUNT_OPTIONS],
-    "exfat": ["mount.exfat-fuse", "-o", MOUNT_OPTIONS],
+# Only for wiping a recorder after its files are safe in the vault.
+WRITABLE_OPTIONS = "rw,nosuid,nodev,noexec"
+# FUSE helpers per filesystem type (udev's ID_FS_TYPE), used when the kernel
+# lacks the type: the command, and how it spells read-only and read-write.
+FUSE_HELPERS: dict[str, tuple[str, str, str]] = {
+    "vfat": ("fusefat", "ro", "rw+"),  # fusefat refuses plain "rw"
+    "exfat": ("mount.exfat-fuse", "ro", "rw"),
 }
 # udev's names -> the kernel's names in /proc/filesystems
 KERNEL_NAMES = {"vfat": "vfat", "exfat": "exfat", "ntfs": "ntfs3", "ext4": "ext4", "iso9660": "iso9660"}
@@ -60,12 +63,15 @@ class Mounter:
         os.chmod(root, 0o700)
         self.root = Path(os.path.realpath(root))
 
-    def mount(self, identity: DeviceIdentity) -> Mount:
+    def mount(self, identity: DeviceIdentity, writable: bool = False) -> Mount:
         """Mount the device read-only (nosuid, nodev, noexec) in a new private folder.
 
-        Raise MountFailed (nothing left mounted or created) when the filesystem
-        is unsupported, the helper fails, or the result is not read-only.
+        ``writable`` mounts it read-write instead (still nosuid, nodev,
+        noexec): only for wiping files already safe in the vault. Raise
+        MountFailed (nothing left mounted or created) when the filesystem is
+        unsupported, the helper fails, or the result lacks an option.
         """
+        options = WRITABLE_OPTIONS if writable else MOUNT_OPTIONS
         device = identity.devnode
         mountpoint = self.root / _folder_name(identity)
         if mountpoint.exists():
@@ -87,20 +93,19 @@ class Mounter:
                     ]
                 )
             elif fs_type in FUSE_HELPERS:
-                command = FUSE_HELPERS[fs_type]
-                via = command[0]
-                _run([*command, device, str(mountpoint)])
+                via, read_only, read_write = FUSE_HELPERS[fs_type]
+                access = read_write if writable else read_only
+                _run([via, "-o", f"{access},nosuid,nodev,noexec", device, str(mountpoint)])
                 _wait_for_mount(mountpoint)
                 # Some helpers drop options (exfat-fuse drops noexec): enforce them at the VFS.
-                _run(["mount", "-o", f"remount,bind,{MOUNT_OPTIONS}", str(mountpoint)])
+                _run(["mount", "-o", f"remount,bind,{options}", str(mountpoint)])
             else:
                 raise MountFailed(
                     device=device,
                     mountpoint=mountpoint,
                     reason=f"filesystem {fs_type or 'unknown'!r} is not supported",
                 )
-            options = mount_options(mountpoint)
-            missing = {"ro", "nosuid", "nodev", "noexec"} - options
+            missing = set(options.split(",")) - mount_options(mountpoint)
             if missing:
                 raise MountFailed(
                     device=device, mountpoint=mountpoint, reason=f"mount lacks {', '.join(sorted(missing))}"
@@ -108,7 +113,9 @@ class Mounter:
         except BaseException:
             self.unmount(mountpoint)
             raise
-        log.info("mounted %s read-only at %s via %s", device, mountpoint, via)
+        log.info(
+            "mounted %s %s at %s via %s", device, "read-write" if writable else "read-only", mountpoint, via
+        )
         return Mount(device, mountpoint, fs_type, via)
 
     def unmount(self, mountpoint: Path) -> None:

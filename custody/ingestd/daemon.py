@@ -424,7 +424,10 @@ class Daemon:
             session.errors.append(f"{unpulled} files not pulled: {session.cancel_reason}")
         else:
             state = "done" if session.summary.failed == 0 else "done-with-errors"
-        self.vault.close_dock_session(session.session_id, state, session.counts(), session.errors)
+        counts = session.counts()
+        if state != "interrupted" and session.profile.wipe == "after_vault" and docked.mount is not None:
+            counts["files_wiped"] = self._wipe(docked, session)
+        self.vault.close_dock_session(session.session_id, state, counts, session.errors)
         self.vault.audit.checkpoint()
         log.info(
             "dock session %s of %s %s: %s",
@@ -436,6 +439,23 @@ class Daemon:
         if docked.mount is not None:
             self.mounter.unmount(docked.mount.mountpoint)
             docked.mount = None
+
+    def _wipe(self, docked: _Docked, session: DockSession) -> int:
+        """Remount the recorder read-write just to delete what is safe in the vault; return how many."""
+        assert docked.mount is not None
+        self.mounter.unmount(docked.mount.mountpoint)
+        docked.mount = None
+        try:
+            writable = self.mounter.mount(docked.identity, writable=True)
+        except MountFailed as exc:
+            session.errors.append(f"recorder not wiped: {exc.message}")
+            return 0
+        try:
+            wiped = session.wipe(writable.mountpoint)
+        finally:
+            self.mounter.unmount(writable.mountpoint)
+        log.info("wiped %d files from recorder %s", wiped, session.media.serial)
+        return wiped
 
     # -- status -----------------------------------------------------------
 

@@ -30,6 +30,7 @@ from custody.ingestd.pipeline import (
     DUPLICATE,
     ERROR,
     KNOWN,
+    NEW,
     FileTask,
     IngestObserver,
     IngestRecord,
@@ -264,6 +265,40 @@ class DockSession(IngestSession):
         from_name = read_filename(os.path.basename(task.path), self.profile)
         start = from_name.start.timestamp() if from_name and from_name.start else task.mtime_ns / 1e9
         return start + self.dock_settings.window_hours * 3600
+
+    # -- wiping the recorder -------------------------------------------------
+
+    def wipe(self, root: Path) -> int:
+        """Delete from the recorder, mounted read-write at ``root``, every file safe in the vault.
+
+        A file is deleted only when the vault holds it (pulled now or at an
+        earlier dock), its vault copy re-hashes right from the disk, and the
+        recorder's file still has the size and mtime it was pulled with. Each
+        deletion is audited; anything else is left and noted in the session's
+        errors. Return how many files were deleted.
+        """
+        wiped = 0
+        for task in list(self.summary.tasks):
+            if task.outcome not in (NEW, DUPLICATE, KNOWN) or not task.relative:
+                continue
+            number = self.vault.known_file(self.media.serial, task.relative, task.size, task.mtime_ns)
+            item = self.vault.item_number(number) if number is not None else None
+            target = root / task.relative
+            try:
+                if item is None:
+                    raise RuntimeError("not recorded as pulled from this recorder")
+                self.vault.check_item(item)
+                info = os.stat(target, follow_symlinks=False)
+                if (info.st_size, info.st_mtime_ns) != (task.size, task.mtime_ns):
+                    raise RuntimeError("changed on the recorder since it was pulled")
+                os.unlink(target)
+            except (OSError, RuntimeError, Vault.ItemDamaged) as exc:
+                reason = exc.message if isinstance(exc, Vault.ItemDamaged) else str(exc)
+                self.errors.append(f"{task.relative} not wiped: {reason}")
+                continue
+            self.vault.record_wipe(item, self._recorder_file(task))
+            wiped += 1
+        return wiped
 
     # -- control and progress -------------------------------------------------
 

@@ -121,6 +121,7 @@ MIGRATIONS: list[str] = [
         files_duplicate INTEGER NOT NULL DEFAULT 0,
         files_known INTEGER NOT NULL DEFAULT 0,
         files_failed INTEGER NOT NULL DEFAULT 0,
+        files_wiped INTEGER NOT NULL DEFAULT 0,
         bytes_new INTEGER NOT NULL DEFAULT 0,
         errors TEXT NOT NULL DEFAULT '[]'
     );

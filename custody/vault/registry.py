@@ -72,6 +72,7 @@ class DockSessionRecord:
     files_duplicate: int
     files_known: int
     files_failed: int
+    files_wiped: int
     bytes_new: int
     errors: list[str]
 
@@ -268,6 +269,13 @@ def remember_file(
         "INSERT OR IGNORE INTO recorder_files (serial, path, size, mtime_ns, item, session) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         [serial, path, size, mtime_ns, item, session],
+    )
+
+
+def mark_wiped(catalog: Catalog, serial: str, path: str, size: int, mtime_ns: int, at: str) -> None:
+    catalog.db.execute(
+        "UPDATE recorder_files SET wiped_at = ? WHERE serial = ? AND path = ? AND size = ? AND mtime_ns = ?",
+        [at, serial, path, size, mtime_ns],
     )
 
 

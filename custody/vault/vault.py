@@ -848,6 +848,32 @@ class Vault:
             registry.remember_file(self.catalog, serial, path, size, mtime_ns, item.number, session)
 
     @_serialized
+    def item_number(self, number: int) -> Item | None:
+        return self.catalog.item(number)
+
+    def check_item(self, item: Item) -> None:
+        """Re-hash an item's object from the disk (page cache evicted); raise Vault.ItemDamaged if it is wrong."""
+        try:
+            self.objects.check(item.sha256, evict_cache=True)
+        except ObjectDamaged as exc:
+            raise Vault.ItemDamaged(item=item.item_id, problem=exc.message) from exc
+        except FileNotFoundError as exc:
+            raise Vault.ItemDamaged(item=item.item_id, problem="its object file is missing") from exc
+
+    @_serialized
+    def record_wipe(self, item: Item, recorder_file: tuple) -> None:
+        """Audit that a recorder file, safe in the vault as ``item``, was deleted from the recorder."""
+        serial, path, size, mtime_ns, session = recorder_file
+        with self.catalog.transaction():
+            registry.mark_wiped(self.catalog, serial, path, size, mtime_ns, utc_now())
+            self.audit.append(
+                self.actor,
+                "recorder-file-wiped",
+                item.number,
+                {"serial": serial, "path": path, "size": size, "session": session, "sha256": item.sha256},
+            )
+
+    @_serialized
     def record(self, action: str, details: dict, item: Item | None = None) -> None:
         """Audit something that happened outside an item's life (a mount cleaned up, a daemon start)."""
         self.audit.append(self.actor, action, item.number if item else None, details)

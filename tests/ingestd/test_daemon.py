@@ -21,6 +21,7 @@ from tests.docking import (
     exfat_image,
     ext4_image,
     fat_image,
+    host,
     loop_device,
     mounts_under,
     sha256_file,
@@ -406,3 +407,37 @@ def test_daemon_tells_systemd_ready_watchdog_stopping_and_reloads_on_sighup(tmp_
         assert daemon.stop() == 0, daemon.log()
         while "STOPPING=1" not in messages:
             messages.append(listener.recv(256).decode())
+
+
+def test_wipe_after_vault_deletes_only_files_safe_in_the_vault_each_audited(
+    tmp_path, home, custody, testbed, clip_library
+):
+    volume = tmp_path / "volume"
+    dcim = volume / "DCIM"
+    dcim.mkdir(parents=True)
+    for name in ("CLIP0001.MP4", "CLIP0002.MP4"):
+        shutil.copy(clip_library / name, dcim / name)
+    (dcim / "BAD.MP4").write_bytes(os.urandom(3 << 20))
+    (dcim / "NOTES.TXT").write_text("not footage: never touched")
+    image = fat_image(tmp_path / "recorder.img", volume)
+    corrupt_fat_cluster(image, "/DCIM/BAD.MP4", 2000)
+    custody("init")
+    with open(home / "custody.toml", "a") as config:
+        config.write('\n[profiles.wiper]\nwipe = "after_vault"\n')
+    custody("recorder", "add", SERIAL, "--profile", "wiper")
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    with loop_device(image, read_only=False) as device:
+        recorder = FakeRecorder(SERIAL, device, "vfat")
+        recorder.plug(testbed)
+        wait_for(finished_session(custody), "the session and its wipe")
+        recorder.unplug(testbed)
+        assert daemon.stop() == 0, daemon.log()
+    [session] = sessions(custody)
+    assert (session["files_new"], session["files_failed"], session["files_wiped"]) == (2, 1, 2)
+    left = host("mdir", "-b", "-i", image, "::/DCIM")
+    assert "CLIP0001.MP4" not in left and "CLIP0002.MP4" not in left
+    assert "BAD.MP4" in left and "NOTES.TXT" in left  # failed and non-footage files stay
+    wiped = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "recorder-file-wiped"]
+    assert sorted(e["details"]["path"] for e in wiped) == ["DCIM/CLIP0001.MP4", "DCIM/CLIP0002.MP4"]
+    assert json.loads(custody("verify", "--json").stdout)["ok"]
+    assert mounts_under(home) == []
