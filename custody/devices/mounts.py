@@ -137,6 +137,12 @@ class Mounter:
         for pid in helper_pids(mountpoint):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # A helper that was told to stop may take a moment to go: wait, so that
+        # whoever unmounted can rely on no helper holding the device any more.
+        for _attempt in range(100):
+            if not helper_pids(mountpoint):
+                break
+            time.sleep(0.02)
         try:
             mountpoint.rmdir()
         except FileNotFoundError:
