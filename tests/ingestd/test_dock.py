@@ -150,3 +150,37 @@ def test_files_ingested_by_hand_with_recorder_are_listed_by_recorder(tmp_path, h
     custody("ingest", str(footage / "CLIP0002.MP4"))
     [item] = json.loads(custody("ls", "--recorder", "BWC0042", "--json").stdout)
     assert (item["name"], item["recorder"], item["tags"]["officer"]) == ("CLIP0001.MP4", "BWC0042", "031245")
+
+
+def test_daemon_takes_the_oldest_deadline_first_across_recorders_one_file_per_recorder(
+    tmp_path, home, custody
+):
+    from custody.ingestd.daemon import Daemon
+
+    custody("init")
+    now = datetime.now(UTC).replace(microsecond=0)
+    settings = load_settings(home)
+    sessions = {}
+    with Vault(settings, "custody-daemon", writer=True) as vault:
+        for serial, ages in (("RA", (1, 5)), ("RB", (2, 3))):
+            card = tmp_path / serial / "DCIM"
+            card.mkdir(parents=True)
+            for hours in ages:
+                (card / local_name(now - timedelta(hours=hours), f"{hours:04d}")).write_bytes(b"x")
+            source = MediaSource(
+                root=tmp_path / serial, serial=serial, profile_name="timestamped", kind="usb"
+            )
+            session = DockSession(vault, source, settings, None, now)
+            sessions[serial] = session
+        daemon = Daemon(settings, "custody-daemon")
+        for session in sessions.values():
+            daemon._enqueue(session, session.discover(session.summary))
+        order = []
+        with daemon._queue_ready:
+            for _ in range(4):
+                session, task = daemon._next_file()
+                order.append((session.media.serial, os.path.basename(task.path)[-8:-4]))
+                if len(order) % 2 == 0:  # both recorders busy: let their files finish
+                    daemon._busy.clear()
+    # Oldest recording (largest age) = earliest deadline; a busy recorder is never given a second file.
+    assert order == [("RA", "0005"), ("RB", "0003"), ("RB", "0002"), ("RA", "0001")]
