@@ -196,7 +196,9 @@ class IngestSession:
         if task.outcome is None:  # pragma: no cover - a stage forgot to decide
             task.drop("internal error: no stage decided this file's outcome")
         if task.outcome == ERROR:
-            self.vault.record_failure("ingest", {"path": task.display_path, "reason": task.message})
+            self.vault.record_failure(
+                "ingest", {"path": task.relative or task.display_path, "reason": task.message}
+            )
         self._count(summary, task)
         self.observer.file_done(task)
 
