@@ -26,6 +26,7 @@ from custody import __version__
 from custody.config import Settings, load_settings, resolve_home
 from custody.errors import CustodyError
 from custody.ingestd.daemon import Daemon, read_status
+from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, Skipped
 from custody.ingestd.report import window_report
 from custody.vault import ItemFilter, Vault
@@ -234,8 +235,10 @@ def show(session: Session, item: str, as_json: bool) -> None:
         found = vault.resolve(item)
         history = vault.tag_history(found)
         events = vault.events(found)
+        facts = vault.media_facts(found)
     if as_json:
         detail = found.as_dict()
+        detail["media"] = facts
         detail["tag_history"] = history
         detail["events"] = [event.as_dict() for event in events]
         click.echo(json.dumps(detail, indent=1))
@@ -272,6 +275,8 @@ def show(session: Session, item: str, as_json: bool) -> None:
         ]
         if found.previous_item:
             fields.append(("replaces", format_item_id(found.previous_item)))
+    if facts is not None:
+        fields += _media_fields(facts)
     fields += [(f"tag {name}", value) for name, value in found.tags.items()]
     if found.untagged:
         fields.append(("missing tags", ", ".join(found.untagged)))
@@ -651,6 +656,8 @@ def status(session: Session, as_json: bool) -> None:
     with session.vault() as vault:
         sessions = vault.dock_sessions(limit=10)
         unknown = vault.unknown_devices(limit=10)
+        job_counts = vault.job_counts()
+        failed_jobs = vault.failed_jobs(limit=10)
     if as_json:
         click.echo(
             json.dumps(
@@ -658,6 +665,8 @@ def status(session: Session, as_json: bool) -> None:
                     "daemon": live,
                     "sessions": [s.as_dict() for s in sessions],
                     "unknown_devices": [u.as_dict() for u in unknown],
+                    "media_jobs": job_counts,
+                    "failed_media_jobs": [j.as_dict() for j in failed_jobs],
                 },
                 indent=1,
             )
@@ -713,11 +722,66 @@ def status(session: Session, as_json: bool) -> None:
             str(s.files_failed),
         )
     console.print(table)
+    _say(
+        "media jobs: "
+        + ", ".join(
+            f"{job_counts.get(state, 0)} {state}" for state in ("queued", "running", "done", "failed")
+        )
+    )
+    for job in failed_jobs:
+        _say(
+            f"  failed: job {job.id} {job.kind} of {format_item_id(job.item)} after {job.attempts} tries: {job.last_error}"
+        )
     if unknown:
         table = Table("device", "reason", "last seen", "times", title="devices not ingested")
         for u in unknown:
             table.add_row(u.key, u.identity.get("reason", "-"), local_display(u.last_seen), str(u.times))
         console.print(table)
+
+
+@cli.group()
+def media() -> None:
+    """Media work on sealed originals: metadata (ffprobe), from a persistent job queue.
+
+    \b
+    Example:
+      custody media run --once
+    """
+
+
+@media.command("run")
+@click.option(
+    "--once", is_flag=True, help="Work until the queue is empty, then exit (default: keep following it)."
+)
+@json_option
+@pass_session
+def media_run(session: Session, once: bool, as_json: bool) -> None:
+    """Run queued media jobs with a pool of workers ([media] workers; 0 = one per core).
+
+    Without the daemon, this is how metadata gets onto items. A job whose tool
+    crashes or hits its limits is tried again up to [media] max_attempts times,
+    then shown as failed by 'custody status'. Exits 1 when a job failed for good.
+
+    \b
+    Example:
+      custody media run --once --json
+    """
+    import signal
+    import threading
+
+    settings = session.settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Vault(settings, session.actor, writer=True) as vault:
+        summary = MediaJobs(vault, settings).run(stop=stop, until_empty=once)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict()))
+    else:
+        _say(f"media jobs: {summary.done} done, {summary.retried} to retry, {summary.failed} failed")
+        for error in summary.errors:
+            _say_error(error)
+    if summary.failed:
+        sys.exit(1)
 
 
 @cli.group()
@@ -870,6 +934,28 @@ def _size(nbytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+def _media_fields(facts: dict) -> list[tuple[str, str]]:
+    if "unreadable" in facts:
+        return [("media", f"unreadable: {facts['unreadable']}")]
+    fields = [("container", facts.get("container") or "-")]
+    if facts.get("duration") is not None:
+        fields.append(("duration", f"{facts['duration']:.2f} s"))
+    streams = ", ".join(
+        f"{s['type']} {s['codec']}" + (f" {s['width']}x{s['height']}" if s.get("width") else "")
+        for s in facts.get("streams", [])
+    )
+    fields.append(("streams", streams or "-"))
+    for key, label in (
+        ("creation_time", "container time"),
+        ("location", "location"),
+        ("make", "make"),
+        ("model", "model"),
+    ):
+        if facts.get(key):
+            fields.append((label, str(facts[key])))
+    return fields
 
 
 def _configure_logging(debug: bool, as_json: bool) -> None:

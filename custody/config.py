@@ -101,10 +101,21 @@ class DockSettings:
     # The profile whose extensions and file-name pattern apply to watched files
     # (its media folders do not: files anywhere in the folder are taken).
     watch_profile: str = "dcim"
-    # ffprobe reads recording times from the container; a file it cannot read
-    # within this time falls back to the profile's filename pattern.
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """How custody runs ffmpeg and ffprobe on footage (untrusted input: every run is limited)."""
+
+    ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
-    ffprobe_timeout_seconds: float = 20.0
+    # Media jobs run at once (0: one per core).
+    workers: int = 0
+    # A job that fails this many times stops and is shown by `custody status`.
+    max_attempts: int = 3
+    # Limits per ffprobe run; a file it cannot read in time counts as unreadable.
+    probe_timeout_seconds: float = 20.0
+    memory_limit_mb: int = 1024
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,7 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     dock: DockSettings = field(default_factory=DockSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
     profiles: dict[str, RecorderProfile] = field(default_factory=default_profiles)
 
     @property
@@ -207,6 +219,7 @@ _SECTIONS: dict[str, type] = {
     "ingest": IngestSettings,
     "catalog": CatalogSettings,
     "dock": DockSettings,
+    "media": MediaSettings,
 }
 
 

@@ -84,6 +84,7 @@ class DockSession(IngestSession):
         self.media = source
         self.profile: RecorderProfile = settings.profiles[source.profile_name]
         self.dock_settings = settings.dock
+        self.media_settings = settings.media
         self.session_id = session_id
         self.docked_at = docked_at
         self.summary = IngestSummary()
@@ -167,7 +168,7 @@ class DockSession(IngestSession):
         source = None
         if Path(name).suffix.lower() in PROBED_EXTENSIONS:
             times = probe_recording_times(
-                Path(task.path), self.dock_settings.ffprobe, self.dock_settings.ffprobe_timeout_seconds
+                Path(task.path), self.media_settings.ffprobe, self.media_settings.probe_timeout_seconds
             )
             if times.start is not None:
                 start, end, source = times.start, times.end, "container"

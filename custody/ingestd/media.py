@@ -16,7 +16,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-PROBE_MEMORY_LIMIT = 1 << 30  # bytes of address space for one ffprobe
+PROBE_MEMORY_LIMIT = 1 << 30  # bytes of address space for one ffprobe (recording times at dock)
+
+
+class ToolFailed(Exception):
+    """A media tool crashed, was killed by its limits, or could not start: worth another attempt."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,84 @@ def probe_recording_times(path: Path, ffprobe: str = "ffprobe", timeout: float =
     return RecordingTimes(_parse_creation_time(created), duration)
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (PROBE_MEMORY_LIMIT, PROBE_MEMORY_LIMIT))
+def _limit_memory(limit: int = PROBE_MEMORY_LIMIT) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def probe_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) -> dict:
+    """Return what ffprobe says about a media file: container, duration, streams, times, place, device.
+
+    A file ffprobe reads but does not understand (not media, damaged header)
+    gives ``{"unreadable": "<ffprobe's first error line>"}``: a result, not a
+    failure. Raise ToolFailed when ffprobe itself crashes, times out or
+    exceeds ``memory_limit`` bytes, so the job is tried again.
+    """
+    command = [ffprobe, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
+    try:
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            timeout=timeout,
+            preexec_fn=lambda: _limit_memory(memory_limit),
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolFailed(f"ffprobe took longer than {timeout:g} s") from None
+    except OSError as exc:
+        raise ToolFailed(f"cannot run {ffprobe}: {exc.strerror or exc}") from None
+    if result.returncode < 0:
+        raise ToolFailed(f"ffprobe was killed by signal {-result.returncode}")
+    # ffprobe prefixes its messages with the file's path: a private temporary name, not worth keeping.
+    errors = result.stderr.decode("utf-8", "replace").replace(f"{path}: ", "").strip().splitlines()
+    if result.returncode != 0:
+        return {"unreadable": errors[-1] if errors else f"ffprobe exited {result.returncode}"}
+    try:
+        document = json.loads(result.stdout or b"{}")
+    except ValueError:
+        return {"unreadable": "ffprobe printed no readable answer"}
+    fmt = document.get("format", {})
+    tags = {k.lower(): v for k, v in (fmt.get("tags") or {}).items()}
+    streams = [_stream_facts(s) for s in document.get("streams", [])]
+    created = _parse_creation_time(tags.get("creation_time"))
+    facts = {
+        "container": fmt.get("format_name"),
+        "duration": _float(fmt.get("duration")),
+        "bit_rate": _float(fmt.get("bit_rate")),
+        "streams": streams,
+        "creation_time": created.isoformat() if created else None,
+        "location": next(
+            (
+                v
+                for k, v in tags.items()
+                if k.startswith("location") or k == "com.apple.quicktime.location.iso6709"
+            ),
+            None,
+        ),
+        "make": tags.get("make") or tags.get("com.apple.quicktime.make"),
+        "model": tags.get("model") or tags.get("com.apple.quicktime.model"),
+    }
+    video = next((s for s in streams if s["type"] == "video"), None)
+    if video:
+        facts.update(video_codec=video["codec"], width=video.get("width"), height=video.get("height"))
+    audio = next((s for s in streams if s["type"] == "audio"), None)
+    if audio:
+        facts["audio_codec"] = audio["codec"]
+    return facts
+
+
+def _stream_facts(stream: dict) -> dict:
+    facts = {
+        "index": stream.get("index"),
+        "type": stream.get("codec_type"),
+        "codec": stream.get("codec_name"),
+    }
+    if stream.get("codec_type") == "video":
+        facts.update(
+            width=stream.get("width"), height=stream.get("height"), frame_rate=stream.get("avg_frame_rate")
+        )
+    elif stream.get("codec_type") == "audio":
+        facts.update(sample_rate=_float(stream.get("sample_rate")), channels=stream.get("channels"))
+    return facts
 
 
 def _float(value) -> float | None:

@@ -157,6 +157,29 @@ MIGRATIONS: list[str] = [
     CREATE INDEX items_late ON items (late, deadline);
     CREATE INDEX items_by_recorder ON items (recorder_serial, recorded_start)
     """,
+    # 3: media processing: a persistent job queue and the facts ffprobe found
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        item INTEGER NOT NULL REFERENCES items (id),
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        queued_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        seconds REAL,
+        UNIQUE (kind, item)
+    );
+    CREATE INDEX jobs_by_state ON jobs (state, id);
+    CREATE TABLE media (
+        item INTEGER PRIMARY KEY REFERENCES items (id),
+        facts TEXT NOT NULL,
+        probed_at TEXT NOT NULL
+    );
+    INSERT INTO jobs (kind, item, state, queued_at) SELECT 'media', id, 'queued', ingested_at FROM items
+    """,
 ]
 
 # Columns an ingest record may set beyond the basic ones (the docking station's facts).

@@ -13,16 +13,17 @@ import fcntl
 import functools
 import os
 import shutil
+import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from custody.config import Settings, default_config_text
 from custody.errors import CustodyError, UsageError
-from custody.vault import keys, registry
+from custody.vault import jobs, keys, registry
 from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.items import (
@@ -460,6 +461,8 @@ class Vault:
             if record.get("recorder_file"):
                 serial, path, size, mtime_ns, session = record["recorder_file"]
                 registry.remember_file(self.catalog, serial, path, size, mtime_ns, number, session)
+            # Media work (metadata first) is queued in the same transaction: no item is ever missed.
+            jobs.enqueue(self.catalog, jobs.MEDIA, number, record["ingested_at"])
             self.catalog.remove_intent(record["sha256"])
         item = self.catalog.item(number)
         assert item is not None
@@ -898,6 +901,76 @@ class Vault:
     @_serialized
     def silent_recorders(self, cutoff: str) -> list[dict]:
         return registry.silent_recorders(self.catalog, cutoff)
+
+    # -- media jobs ---------------------------------------------------------
+
+    @_serialized
+    def claim_job(self) -> jobs.Job | None:
+        """Take the oldest queued media job, or None when the queue is empty."""
+        with self.catalog.transaction():
+            return jobs.claim(self.catalog, utc_now())
+
+    @_serialized
+    def finish_media_job(self, job: jobs.Job, facts: dict, seconds: float) -> None:
+        """Store what the media stage found for the job's item and mark the job done, together."""
+        with self.catalog.transaction():
+            jobs.store_facts(self.catalog, job.item, facts, utc_now())
+            jobs.finish(self.catalog, job.id, utc_now(), seconds)
+
+    @_serialized
+    def fail_job(self, job: jobs.Job, error: str, max_attempts: int) -> str:
+        """Record a failed run; return the job's state (queued again, or failed for good)."""
+        with self.catalog.transaction():
+            state = jobs.fail(self.catalog, job.id, error, utc_now(), max_attempts)
+            if state == "failed":
+                self.audit.append(
+                    self.actor,
+                    "media-job-failed",
+                    job.item,
+                    {"job": job.id, "kind": job.kind, "error": error[:500]},
+                )
+        return state
+
+    @_serialized
+    def requeue_running_jobs(self) -> int:
+        with self.catalog.transaction():
+            return jobs.requeue_running(self.catalog)
+
+    @_serialized
+    def job_counts(self) -> dict[str, int]:
+        return jobs.counts(self.catalog)
+
+    @_serialized
+    def failed_jobs(self, limit: int = 20) -> list[jobs.Job]:
+        return jobs.failed(self.catalog, limit)
+
+    @_serialized
+    def media_facts(self, item: Item) -> dict | None:
+        return jobs.facts(self.catalog, item.number)
+
+    @contextlib.contextmanager
+    def plaintext_copy(self, number: int) -> Iterator[Path]:
+        """Yield a private (0600) decrypted copy of item ``number``'s original, verified as written.
+
+        For media tools that need a seekable file; it lives under the vault
+        home and is removed on exit. Raise Vault.ItemDamaged when the object
+        fails its check (nothing is left behind).
+        """
+        item = self.item_number(number)
+        if item is None:
+            raise Vault.ItemNotFound(ref=format_item_id(number))
+        work = self.home / "run" / "media"
+        work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, name = tempfile.mkstemp(
+            dir=work, prefix=f"{item.item_id}-", suffix=Path(item.original_name).suffix
+        )
+        path = Path(name)
+        try:
+            with open(fd, "wb") as sink:
+                self._copy_verified(item, sink)
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
 
     # -- audit ------------------------------------------------------------
 

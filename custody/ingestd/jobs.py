@@ -1,0 +1,100 @@
+"""Media jobs: work on sealed originals, taken from the catalog's persistent queue.
+
+``custody media run`` and the daemon run them with a bounded pool of
+workers, one media tool process each. Each job reads a private decrypted
+copy of the original (media tools need a seekable file), never the recorder.
+A job that fails (tool crashed, killed by its limits) is tried again up to
+``[media] max_attempts`` times; a file the tool reads but does not understand
+is a result ("unreadable"), not a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from custody.config import Settings
+from custody.ingestd.media import ToolFailed, probe_facts
+from custody.vault import Vault
+from custody.vault.jobs import MEDIA, Job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobSummary:
+    done: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"done": self.done, "retried": self.retried, "failed": self.failed, "errors": self.errors}
+
+
+class MediaJobs:
+    """Runs queued media jobs against one vault (opened as the writer)."""
+
+    def __init__(self, vault: Vault, settings: Settings) -> None:
+        self.vault = vault
+        self.settings = settings.media
+        self.workers = self.settings.workers or os.cpu_count() or 1
+        self.summary = JobSummary()
+        self._lock = threading.Lock()
+
+    def run(self, stop: threading.Event | None = None, until_empty: bool = True) -> JobSummary:
+        """Work the queue with the pool until it is empty (``until_empty``) or ``stop`` is set."""
+        stop = stop or threading.Event()
+        requeued = self.vault.requeue_running_jobs()
+        if requeued:
+            log.warning("%d media jobs were cut off by an earlier stop; queued again", requeued)
+        threads = [
+            threading.Thread(target=self._work, args=(stop, until_empty), name=f"media-{n}", daemon=True)
+            for n in range(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return self.summary
+
+    def _work(self, stop: threading.Event, until_empty: bool) -> None:
+        while not stop.is_set():
+            job = self.vault.claim_job()
+            if job is None:
+                if until_empty:
+                    return
+                stop.wait(1.0)
+                continue
+            self.run_job(job)
+
+    def run_job(self, job: Job) -> None:
+        """Run one claimed job and record how it went."""
+        started = time.monotonic()
+        try:
+            if job.kind != MEDIA:
+                raise ToolFailed(f"unknown job kind {job.kind!r}")
+            with self.vault.plaintext_copy(job.item) as original:
+                facts = probe_facts(
+                    original,
+                    self.settings.ffprobe,
+                    self.settings.probe_timeout_seconds,
+                    self.settings.memory_limit_mb << 20,
+                )
+        except (ToolFailed, Vault.ItemDamaged, OSError) as exc:
+            message = exc.message if isinstance(exc, Vault.ItemDamaged) else str(exc)
+            state = self.vault.fail_job(job, message, self.settings.max_attempts)
+            with self._lock:
+                if state == "failed":
+                    self.summary.failed += 1
+                    self.summary.errors.append(f"job {job.id} ({job.kind}) failed for good: {message}")
+                else:
+                    self.summary.retried += 1
+            log.warning("media job %d (%s of item %d): %s; %s", job.id, job.kind, job.item, message, state)
+            return
+        self.vault.finish_media_job(job, facts, time.monotonic() - started)
+        with self._lock:
+            self.summary.done += 1

@@ -1,0 +1,104 @@
+"""The media job queue: metadata onto items, retries within limits, nothing lost to a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from custody.config import load_settings
+from custody.ingestd.jobs import MediaJobs
+from custody.vault import Vault
+
+
+def tagged_clip(path):
+    """A real H.264/AAC MP4 with creation time, GPS location and device tags, as recorders write them."""
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15:duration=2",
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+            "-metadata", "creation_time=2026-11-01T08:00:00Z", "-metadata", "location=+31.2304+121.4737/",
+            "-metadata", "make=ExampleBWC", "-metadata", "model=X1", "-movflags", "+use_metadata_tags",
+            str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def show(custody, ref) -> dict:
+    return json.loads(custody("show", ref, "--json").stdout)
+
+
+def test_probe_job_puts_duration_codecs_time_and_place_on_the_item(tmp_path, custody):
+    custody("init")
+    custody("ingest", str(tagged_clip(tmp_path / "CLIP.MP4")))
+    assert json.loads(custody("status", "--json").stdout)["media_jobs"] == {"queued": 1}
+    assert json.loads(custody("media", "run", "--once", "--json").stdout)["done"] == 1
+    facts = show(custody, "EV-000001")["media"]
+    assert abs(facts["duration"] - 2.0) < 0.1
+    assert (facts["video_codec"], facts["audio_codec"], facts["width"], facts["height"]) == (
+        "h264",
+        "aac",
+        320,
+        240,
+    )
+    assert facts["creation_time"] == "2026-11-01T08:00:00+00:00"
+    assert facts["location"] == "+31.2304+121.4737/"
+    assert (facts["make"], facts["model"]) == ("ExampleBWC", "X1")
+    text = custody("show", "EV-000001").stdout
+    assert "video h264 320x240" in text and "2.00 s" in text
+    assert list((tmp_path / "vault" / "run" / "media").iterdir()) == []  # the decrypted copy is gone
+
+
+def test_a_file_that_is_not_media_is_an_unreadable_result_not_a_failure(tmp_path, custody):
+    custody("init")
+    (tmp_path / "RANDOM.MP4").write_bytes(os.urandom(100_000))
+    (tmp_path / "EMPTY.MP4").write_bytes(b"")
+    custody("ingest", str(tmp_path / "RANDOM.MP4"), str(tmp_path / "EMPTY.MP4"))
+    assert json.loads(custody("media", "run", "--once", "--json").stdout) == {
+        "done": 2,
+        "retried": 0,
+        "failed": 0,
+        "errors": [],
+    }
+    for ref in ("EV-000001", "EV-000002"):
+        unreadable = show(custody, ref)["media"]["unreadable"]
+        assert "Invalid data" in unreadable and "run/media" not in unreadable
+
+
+def test_a_job_that_keeps_failing_stops_after_max_attempts_and_shows_in_status(
+    tmp_path, custody, home, footage
+):
+    custody("init")
+    custody("ingest", str(footage / "CLIP0001.MP4"))
+    # A real limit, not a fake: no ffprobe finishes in a millisecond.
+    (home / "custody.toml").write_text("[media]\nprobe_timeout_seconds = 0.001\nmax_attempts = 2\n")
+    first = custody("media", "run", "--once", "--json", expect=1)
+    assert json.loads(first.stdout)["failed"] == 1 and json.loads(first.stdout)["retried"] == 1
+    status = json.loads(custody("status", "--json").stdout)
+    assert status["media_jobs"] == {"failed": 1}
+    [job] = status["failed_media_jobs"]
+    assert (job["attempts"], job["kind"]) == (2, "media") and "longer than" in job["last_error"]
+    assert "failed: job 1 media of EV-000001 after 2 tries" in custody("status").stdout
+    events = json.loads(custody("log", "--json").stdout)
+    assert [e["action"] for e in events].count("media-job-failed") == 1
+    # Failed for good means failed: a later run does not take it again.
+    assert json.loads(custody("media", "run", "--once", "--json").stdout)["done"] == 0
+
+
+def test_jobs_a_killed_runner_left_running_are_run_again_exactly_once(tmp_path, custody, home, footage):
+    custody("init")
+    custody("ingest", str(footage / "CLIP0001.MP4"), str(footage / "CLIP0002.MP4"))
+    settings = load_settings(home)
+    with Vault(settings, "runner", writer=True) as vault:
+        claimed = vault.claim_job()  # then the runner "dies": the job stays running
+        assert claimed is not None
+    assert json.loads(custody("status", "--json").stdout)["media_jobs"] == {"queued": 1, "running": 1}
+    with Vault(settings, "runner", writer=True) as vault:
+        summary = MediaJobs(vault, settings).run()
+        assert summary.done == 2
+        assert vault.job_counts() == {"done": 2}
+        assert vault.claim_job() is None
