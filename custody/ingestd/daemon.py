@@ -33,6 +33,7 @@ from custody.devices.mounts import Mount, Mounter, MountFailed
 from custody.devices.profiles import choose_profile
 from custody.errors import CustodyError
 from custody.ingestd.dock import DockSession
+from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.notify import notify, watchdog_interval
 from custody.ingestd.pipeline import FileTask, Skipped
 from custody.vault import Vault
@@ -160,6 +161,14 @@ class Daemon:
             ]
             for worker in workers:
                 worker.start()
+            # Media work on what is sealed runs beside the pulls, from the catalog's queue.
+            self._media = threading.Thread(
+                target=MediaJobs(self.vault, self.settings).run,
+                kwargs={"stop": self._stop, "until_empty": False},
+                name="media-jobs",
+                daemon=True,
+            )
+            self._media.start()
             for event in watcher.present():
                 self._handle(event)
             notify("READY=1")
@@ -211,6 +220,9 @@ class Daemon:
             self._drain_cancelled()
             time.sleep(0.05)
         self._close_finished(force=True)
+        media = getattr(self, "_media", None)
+        if media is not None:
+            media.join(timeout=120)  # the job in hand finishes or is requeued at the next start
         mounter = getattr(self, "mounter", None)
         if mounter is not None:
             for docked in self._docked.values():

@@ -314,8 +314,11 @@ class Vault:
             self._lock_fd = None
 
     def _recover(self) -> None:
-        """Finish or undo what a killed command left: staging files, pending ingests."""
+        """Finish or undo what a killed command left: staging files, decrypted copies, pending ingests."""
         self.objects.sweep_staging()
+        # Decrypted copies a killed media job left: plaintext footage must not linger.
+        for leftover in (self.home / "run" / "media").glob("*"):
+            leftover.unlink(missing_ok=True)
         for sha256, record in self.catalog.intents():
             if self.catalog.item_by_sha256(sha256) is not None:
                 with self.catalog.transaction():

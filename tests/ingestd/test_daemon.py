@@ -119,9 +119,17 @@ def test_recorder_present_at_start_is_pulled(tmp_path, home, custody, testbed, c
         recorder.plug(testbed)
         daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
         wait_for(finished_session(custody), "the coldplugged recorder's session")
+        # The daemon also works the media queue: metadata lands on the items.
+        wait_for(
+            lambda: json.loads(custody("status", "--json").stdout)["media_jobs"] == {"done": 3},
+            "the media jobs",
+        )
         assert daemon.stop() == 0, daemon.log()
         recorder.unplug(testbed)
     assert sorted(i["name"] for i in items(custody)) == sorted(files)
+    for item in items(custody):
+        media = json.loads(custody("show", item["id"], "--json").stdout)["media"]
+        assert media["video_codec"] == "h264" and abs(media["duration"] - 2.0) < 0.2
     assert mounts_under(home) == []
 
 
@@ -232,6 +240,7 @@ def test_daemon_killed_ten_times_pulls_every_file_exactly_once(
     assert report["ok"], report
     events = json.loads(custody("log", "--json").stdout)
     assert killed_while_mounted > 0, "no kill came while a recorder was mounted: the test proved nothing"
+    assert list((home / "run" / "media").glob("*")) == [], "a decrypted copy was left behind"
     cleaned = [e for e in events if e["action"] == "stale-mounts-removed"]
     assert len(cleaned) == killed_while_mounted
 

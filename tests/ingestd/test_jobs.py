@@ -102,3 +102,12 @@ def test_jobs_a_killed_runner_left_running_are_run_again_exactly_once(tmp_path, 
         assert summary.done == 2
         assert vault.job_counts() == {"done": 2}
         assert vault.claim_job() is None
+
+
+def test_a_decrypted_copy_left_by_a_killed_job_is_removed_at_the_next_open(tmp_path, custody, home):
+    custody("init")
+    leftover = home / "run" / "media" / "EV-000001-abc.MP4"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"plaintext footage")
+    custody("media", "run", "--once")
+    assert not leftover.exists()
