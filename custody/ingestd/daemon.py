@@ -164,7 +164,7 @@ class Daemon:
             # Media work on what is sealed runs beside the pulls, from the catalog's queue.
             self._media = threading.Thread(
                 target=MediaJobs(self.vault, self.settings).run,
-                kwargs={"stop": self._stop, "until_empty": False},
+                kwargs={"stop": self._stop, "until_empty": False, "pause": self._pulling},
                 name="media-jobs",
                 daemon=True,
             )
@@ -394,6 +394,11 @@ class Daemon:
                 with self._queue_ready:
                     self._busy.discard(session)
                     self._queue_ready.notify_all()
+
+    def _pulling(self) -> bool:
+        """True while any recorder or watch folder has files queued or being read."""
+        with self._queue_ready:
+            return bool(self._busy) or any(self._pending.values())
 
     def _drain_cancelled(self) -> None:
         """Account for the queued files of cancelled sessions (left for the next dock)."""

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from custody.config import Settings
@@ -45,9 +46,19 @@ class MediaJobs:
         self.summary = JobSummary()
         self._lock = threading.Lock()
 
-    def run(self, stop: threading.Event | None = None, until_empty: bool = True) -> JobSummary:
-        """Work the queue with the pool until it is empty (``until_empty``) or ``stop`` is set."""
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        until_empty: bool = True,
+        pause: Callable[[], bool] | None = None,
+    ) -> JobSummary:
+        """Work the queue with the pool until it is empty (``until_empty``) or ``stop`` is set.
+
+        While ``pause()`` is true no new job is started (the daemon pauses media
+        work while recorders are being pulled: the 24-hour window comes first).
+        """
         stop = stop or threading.Event()
+        self._pause = pause or (lambda: False)
         requeued = self.vault.requeue_running_jobs()
         if requeued:
             log.warning("%d media jobs were cut off by an earlier stop; queued again", requeued)
@@ -63,6 +74,9 @@ class MediaJobs:
 
     def _work(self, stop: threading.Event, until_empty: bool) -> None:
         while not stop.is_set():
+            if self._pause():
+                stop.wait(0.5)
+                continue
             job = self.vault.claim_job()
             if job is None:
                 if until_empty:

@@ -111,3 +111,22 @@ def test_a_decrypted_copy_left_by_a_killed_job_is_removed_at_the_next_open(tmp_p
     leftover.write_bytes(b"plaintext footage")
     custody("media", "run", "--once")
     assert not leftover.exists()
+
+
+def test_no_media_job_starts_while_recorders_are_being_pulled(custody, home, footage):
+    import threading
+
+    custody("init")
+    custody("ingest", str(footage / "CLIP0001.MP4"))
+    settings = load_settings(home)
+    pulling = threading.Event()
+    pulling.set()
+    with Vault(settings, "daemon", writer=True) as vault:
+        runner = MediaJobs(vault, settings)
+        thread = threading.Thread(target=runner.run, kwargs={"pause": pulling.is_set})
+        thread.start()
+        thread.join(timeout=1.5)
+        assert thread.is_alive() and vault.job_counts() == {"queued": 1}  # waited, started nothing
+        pulling.clear()
+        thread.join(timeout=60)
+        assert not thread.is_alive() and vault.job_counts() == {"done": 1}
