@@ -168,10 +168,13 @@ def ingest(
 @click.option("--until", help="Recorded (else ingested) on or before this date.")
 @click.option("--recorder", help="Only items pulled from the recorder with this serial.")
 @click.option("--late", is_flag=True, help="Only items stored after their deadline (recording end + window).")
+@click.option(
+    "--damaged", is_flag=True, help="Only items whose integrity check found them damaged (kept as evidence)."
+)
 @json_option
 @pass_session
 def list_items(
-    session: Session, case, officer, party, untagged, since, until, recorder, late, as_json
+    session: Session, case, officer, party, untagged, since, until, recorder, late, damaged, as_json
 ) -> None:
     """List items, newest last, with their current tags.
 
@@ -180,6 +183,7 @@ def list_items(
       custody ls --case 2026-0412 --since 2026-11-01
       custody ls --untagged --json
       custody ls --recorder BWC0042 --late
+      custody ls --damaged
     """
     where = ItemFilter(
         case=case,
@@ -188,6 +192,7 @@ def list_items(
         untagged=untagged,
         recorder=recorder,
         late=late,
+        damaged=damaged,
         since=parse_user_time(since, "--since") if since else None,
         until=parse_user_time(until, "--until", end_of_day=True) if until else None,
     )
@@ -937,9 +942,13 @@ def _size(nbytes: int) -> str:
 
 
 def _media_fields(facts: dict) -> list[tuple[str, str]]:
+    integrity = facts.get("integrity") or {}
+    verdict = integrity.get("result", "not checked")
+    if integrity.get("errors"):
+        verdict += f" ({integrity.get('level')} check: {integrity['errors'][0]})"
     if "unreadable" in facts:
-        return [("media", f"unreadable: {facts['unreadable']}")]
-    fields = [("container", facts.get("container") or "-")]
+        return [("media", f"unreadable: {facts['unreadable']}"), ("integrity", verdict)]
+    fields = [("container", facts.get("container") or "-"), ("integrity", verdict)]
     if facts.get("duration") is not None:
         fields.append(("duration", f"{facts['duration']:.2f} s"))
     streams = ", ".join(

@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from custody.config import Settings
-from custody.ingestd.media import ToolFailed, probe_facts
+from custody.ingestd.media import ToolFailed, fast_check, probe_facts
 from custody.vault import Vault
 from custody.vault.jobs import MEDIA, Job
 
@@ -85,6 +86,24 @@ class MediaJobs:
                 continue
             self.run_job(job)
 
+    def foreground_stage(self, original: Path) -> dict:
+        """Metadata, then the fast integrity check; return the facts with an ``integrity`` verdict.
+
+        ``integrity.result`` is ``ok``, ``damaged`` (a recognised format that
+        does not read whole; ffmpeg's first error lines kept) or
+        ``unreadable`` (not media ffmpeg knows).
+        """
+        limit = self.settings.memory_limit_mb << 20
+        timeout = self.settings.probe_timeout_seconds
+        facts = probe_facts(original, self.settings.ffprobe, timeout, limit)
+        if "unreadable" in facts:
+            result = "damaged" if facts.pop("recognised") else "unreadable"
+            facts["integrity"] = {"result": result, "level": "probe", "errors": facts.pop("errors")}
+            return facts
+        errors = fast_check(original, self.settings.ffmpeg, timeout, limit)
+        facts["integrity"] = {"result": "damaged" if errors else "ok", "level": "fast", "errors": errors}
+        return facts
+
     def run_job(self, job: Job) -> None:
         """Run one claimed job and record how it went."""
         started = time.monotonic()
@@ -92,12 +111,7 @@ class MediaJobs:
             if job.kind != MEDIA:
                 raise ToolFailed(f"unknown job kind {job.kind!r}")
             with self.vault.plaintext_copy(job.item) as original:
-                facts = probe_facts(
-                    original,
-                    self.settings.ffprobe,
-                    self.settings.probe_timeout_seconds,
-                    self.settings.memory_limit_mb << 20,
-                )
+                facts = self.foreground_stage(original)
         except (ToolFailed, Vault.ItemDamaged, OSError) as exc:
             message = exc.message if isinstance(exc, Vault.ItemDamaged) else str(exc)
             state = self.vault.fail_job(job, message, self.settings.max_attempts)

@@ -107,7 +107,13 @@ def probe_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) -> 
     # ffprobe prefixes its messages with the file's path: a private temporary name, not worth keeping.
     errors = result.stderr.decode("utf-8", "replace").replace(f"{path}: ", "").strip().splitlines()
     if result.returncode != 0:
-        return {"unreadable": errors[-1] if errors else f"ffprobe exited {result.returncode}"}
+        return {
+            "unreadable": errors[-1] if errors else f"ffprobe exited {result.returncode}",
+            "errors": errors[:5],
+            # A message from a demuxer ("[mov,mp4,...] moov atom not found") means the
+            # format was recognised and the file is broken, not that it is no media.
+            "recognised": any(line.startswith("[") for line in errors),
+        }
     try:
         document = json.loads(result.stdout or b"{}")
     except ValueError:
@@ -140,6 +146,49 @@ def probe_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) -> 
     if audio:
         facts["audio_codec"] = audio["codec"]
     return facts
+
+
+def fast_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> list[str]:
+    """Read every packet of every stream without decoding, errors fatal; return ffmpeg's error lines ([] = whole).
+
+    Catches a truncated file of either MP4 layout in milliseconds; damaged
+    bytes inside the streams need the full decode check. Raise ToolFailed when
+    ffmpeg crashes, times out or exceeds its memory limit.
+    """
+    command = [
+        ffmpeg,
+        "-nostdin",
+        "-v",
+        "error",
+        "-xerror",
+        "-i",
+        str(path),
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-f",
+        "null",
+        "-",
+    ]
+    try:
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            timeout=timeout,
+            preexec_fn=lambda: _limit_memory(memory_limit),
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolFailed(f"ffmpeg took longer than {timeout:g} s") from None
+    except OSError as exc:
+        raise ToolFailed(f"cannot run {ffmpeg}: {exc.strerror or exc}") from None
+    if result.returncode < 0:
+        raise ToolFailed(f"ffmpeg was killed by signal {-result.returncode}")
+    errors = result.stderr.decode("utf-8", "replace").replace(f"{path}: ", "").strip().splitlines()
+    if result.returncode != 0 and not errors:
+        errors = [f"ffmpeg exited {result.returncode}"]
+    return errors[:5] if result.returncode != 0 or errors else []
 
 
 def _stream_facts(stream: dict) -> dict:

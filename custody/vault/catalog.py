@@ -296,6 +296,7 @@ class ItemFilter:
     untagged: bool = False
     recorder: str | None = None
     late: bool = False
+    damaged: bool = False
     since: str | None = None
     until: str | None = None
     limit: int | None = None
@@ -424,6 +425,10 @@ class Catalog:
             params["recorder"] = where.recorder
         if where.late:
             clauses.append("items.late = 1")
+        if where.damaged:
+            clauses.append(
+                "items.id IN (SELECT item FROM media WHERE json_extract(facts, '$.integrity.result') = 'damaged')"
+            )
         if where.since:
             clauses.append("coalesce(recorded_start, ingested_at) >= :since")
             params["since"] = where.since

@@ -964,9 +964,9 @@ class Vault:
             raise Vault.ItemNotFound(ref=format_item_id(number))
         work = self.home / "run" / "media"
         work.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, name = tempfile.mkstemp(
-            dir=work, prefix=f"{item.item_id}-", suffix=Path(item.original_name).suffix
-        )
+        # No file-name extension: media tools then judge the content alone, not a
+        # name that random bytes or a renamed file could carry.
+        fd, name = tempfile.mkstemp(dir=work, prefix=f"{item.item_id}-")
         path = Path(name)
         try:
             with open(fd, "wb") as sink:

@@ -130,3 +130,58 @@ def test_no_media_job_starts_while_recorders_are_being_pulled(custody, home, foo
         pulling.clear()
         thread.join(timeout=60)
         assert not thread.is_alive() and vault.job_counts() == {"done": 1}
+
+
+def clip(path, *extra):
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15:duration=3",
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", *extra, str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def truncated(source, target, fraction=0.6):
+    data = source.read_bytes()
+    target.write_bytes(data[: int(len(data) * fraction)])
+    return target
+
+
+def test_truncated_mp4s_of_either_layout_are_flagged_damaged_and_kept_byte_identical(tmp_path, custody):
+    camera = truncated(clip(tmp_path / "camera-full.mp4"), tmp_path / "CAMERA.MP4")  # index at the end
+    faststart = truncated(clip(tmp_path / "fast-full.mp4", "-movflags", "+faststart"), tmp_path / "FAST.MP4")
+    whole = clip(tmp_path / "WHOLE.MP4")
+    custody("init")
+    custody("ingest", str(camera), str(faststart), str(whole))
+    custody("media", "run", "--once")
+    verdicts = {
+        name: json.loads(custody("show", ref, "--json").stdout)["media"]["integrity"]
+        for name, ref in (("camera", "EV-000001"), ("fast", "EV-000002"), ("whole", "EV-000003"))
+    }
+    assert verdicts["whole"] == {"result": "ok", "level": "fast", "errors": []}
+    assert (
+        verdicts["camera"]["result"] == "damaged" and "moov atom not found" in verdicts["camera"]["errors"][0]
+    )
+    assert verdicts["fast"]["result"] == "damaged" and verdicts["fast"]["level"] == "fast"
+    assert verdicts["fast"]["errors"]  # ffmpeg's own words are kept
+    damaged = [i["id"] for i in json.loads(custody("ls", "--damaged", "--json").stdout)]
+    assert damaged == ["EV-000001", "EV-000002"]
+    custody("extract", "EV-000002", "--out", str(tmp_path / "back.mp4"))
+    assert (
+        tmp_path / "back.mp4"
+    ).read_bytes() == faststart.read_bytes()  # damaged evidence is kept as it came
+    assert "damaged (fast check:" in custody("show", "EV-000002").stdout
+
+
+def test_random_bytes_are_unreadable_not_damaged(tmp_path, custody):
+    custody("init")
+    (tmp_path / "NOISE.MP4").write_bytes(os.urandom(50_000))
+    custody("ingest", str(tmp_path / "NOISE.MP4"))
+    custody("media", "run", "--once")
+    integrity = json.loads(custody("show", "EV-000001", "--json").stdout)["media"]["integrity"]
+    assert integrity["result"] == "unreadable"
+    assert json.loads(custody("ls", "--damaged", "--json").stdout) == []
