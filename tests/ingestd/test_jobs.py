@@ -151,17 +151,28 @@ def truncated(source, target, fraction=0.6):
     return target
 
 
-def test_truncated_mp4s_of_either_layout_are_flagged_damaged_and_kept_byte_identical(tmp_path, custody):
+def test_truncated_or_zeroed_mp4s_are_flagged_damaged_and_kept_byte_identical(tmp_path, custody):
     camera = truncated(clip(tmp_path / "camera-full.mp4"), tmp_path / "CAMERA.MP4")  # index at the end
     faststart = truncated(clip(tmp_path / "fast-full.mp4", "-movflags", "+faststart"), tmp_path / "FAST.MP4")
     whole = clip(tmp_path / "WHOLE.MP4")
+    data = bytearray(clip(tmp_path / "zero-full.mp4").read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 65536] = bytes(65536)  # 64 KiB of zeros inside the streams
+    zeros = tmp_path / "ZEROS.MP4"
+    zeros.write_bytes(data)
     custody("init")
-    custody("ingest", str(camera), str(faststart), str(whole))
+    custody("ingest", str(camera), str(faststart), str(whole), str(zeros))
     custody("media", "run", "--once")
     verdicts = {
         name: json.loads(custody("show", ref, "--json").stdout)["media"]["integrity"]
-        for name, ref in (("camera", "EV-000001"), ("fast", "EV-000002"), ("whole", "EV-000003"))
+        for name, ref in (
+            ("camera", "EV-000001"),
+            ("fast", "EV-000002"),
+            ("whole", "EV-000003"),
+            ("zeros", "EV-000004"),
+        )
     }
+    assert verdicts["zeros"]["result"] == "damaged" and verdicts["zeros"]["errors"]
     assert verdicts["whole"] == {"result": "ok", "level": "fast", "errors": []}
     assert (
         verdicts["camera"]["result"] == "damaged" and "moov atom not found" in verdicts["camera"]["errors"][0]
@@ -169,7 +180,7 @@ def test_truncated_mp4s_of_either_layout_are_flagged_damaged_and_kept_byte_ident
     assert verdicts["fast"]["result"] == "damaged" and verdicts["fast"]["level"] == "fast"
     assert verdicts["fast"]["errors"]  # ffmpeg's own words are kept
     damaged = [i["id"] for i in json.loads(custody("ls", "--damaged", "--json").stdout)]
-    assert damaged == ["EV-000001", "EV-000002"]
+    assert damaged == ["EV-000001", "EV-000002", "EV-000004"]
     custody("extract", "EV-000002", "--out", str(tmp_path / "back.mp4"))
     assert (
         tmp_path / "back.mp4"
