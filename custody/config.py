@@ -116,6 +116,8 @@ class MediaSettings:
     # Limits per ffprobe run; a file it cannot read in time counts as unreadable.
     probe_timeout_seconds: float = 20.0
     memory_limit_mb: int = 1024
+    # The full decode check (one at a time, lowest CPU priority) may take this long.
+    decode_timeout_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from custody.config import Settings
-from custody.ingestd.media import ToolFailed, fast_check, probe_facts
+from custody.ingestd.media import ToolFailed, decode_check, fast_check, probe_facts
 from custody.vault import Vault
-from custody.vault.jobs import MEDIA, Job
+from custody.vault.jobs import DECODE, MEDIA, Job
 
 log = logging.getLogger(__name__)
 
@@ -64,27 +64,40 @@ class MediaJobs:
         if requeued:
             log.warning("%d media jobs were cut off by an earlier stop; queued again", requeued)
         threads = [
-            threading.Thread(target=self._work, args=(stop, until_empty), name=f"media-{n}", daemon=True)
+            threading.Thread(
+                target=self._work, args=(stop, until_empty, MEDIA), name=f"media-{n}", daemon=True
+            )
             for n in range(self.workers)
         ]
+        # One full decode check at a time, at the lowest priority, only when no foreground job waits.
+        threads.append(
+            threading.Thread(
+                target=self._work, args=(stop, until_empty, DECODE), name="decode-check", daemon=True
+            )
+        )
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         return self.summary
 
-    def _work(self, stop: threading.Event, until_empty: bool) -> None:
+    def _work(self, stop: threading.Event, until_empty: bool, kind: str) -> None:
         while not stop.is_set():
             if self._pause():
                 stop.wait(0.5)
                 continue
-            job = self.vault.claim_job()
+            job = self.vault.claim_job(kind)
             if job is None:
-                if until_empty:
+                # A decode check may wait behind foreground jobs other workers still run.
+                if until_empty and (kind == MEDIA or not self._foreground_pending()):
                     return
-                stop.wait(1.0)
+                stop.wait(0.2 if until_empty else 1.0)
                 continue
             self.run_job(job)
+
+    def _foreground_pending(self) -> bool:
+        counts = self.vault.job_counts_of(MEDIA)
+        return bool(counts.get("queued") or counts.get("running"))
 
     def foreground_stage(self, original: Path) -> dict:
         """Metadata, then the fast integrity check; return the facts with an ``integrity`` verdict.
@@ -108,10 +121,18 @@ class MediaJobs:
         """Run one claimed job and record how it went."""
         started = time.monotonic()
         try:
-            if job.kind != MEDIA:
+            if job.kind not in (MEDIA, DECODE):
                 raise ToolFailed(f"unknown job kind {job.kind!r}")
             with self.vault.plaintext_copy(job.item) as original:
-                facts = self.foreground_stage(original)
+                if job.kind == MEDIA:
+                    facts = self.foreground_stage(original)
+                else:
+                    errors = decode_check(
+                        original,
+                        self.settings.ffmpeg,
+                        self.settings.decode_timeout_seconds,
+                        self.settings.memory_limit_mb << 20,
+                    )
         except (ToolFailed, Vault.ItemDamaged, OSError) as exc:
             message = exc.message if isinstance(exc, Vault.ItemDamaged) else str(exc)
             state = self.vault.fail_job(job, message, self.settings.max_attempts)
@@ -123,6 +144,9 @@ class MediaJobs:
                     self.summary.retried += 1
             log.warning("media job %d (%s of item %d): %s; %s", job.id, job.kind, job.item, message, state)
             return
-        self.vault.finish_media_job(job, facts, time.monotonic() - started)
+        if job.kind == MEDIA:
+            self.vault.finish_media_job(job, facts, time.monotonic() - started)
+        else:
+            self.vault.finish_decode_job(job, errors, time.monotonic() - started)
         with self._lock:
             self.summary.done += 1

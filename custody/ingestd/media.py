@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import subprocess
 from dataclasses import dataclass
@@ -155,6 +156,20 @@ def fast_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> li
     bytes inside the streams need the full decode check. Raise ToolFailed when
     ffmpeg crashes, times out or exceeds its memory limit.
     """
+    return _check(path, ffmpeg, ["-c", "copy"], timeout, memory_limit, nice=False)
+
+
+def decode_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> list[str]:
+    """Decode every stream, errors fatal, at the lowest CPU priority; return ffmpeg's error lines ([] = whole).
+
+    Catches damaged bytes inside the streams too. Raise ToolFailed as fast_check does.
+    """
+    return _check(path, ffmpeg, [], timeout, memory_limit, nice=True)
+
+
+def _check(
+    path: Path, ffmpeg: str, codec: list[str], timeout: float, memory_limit: int, nice: bool
+) -> list[str]:
     command = [
         ffmpeg,
         "-nostdin",
@@ -165,19 +180,20 @@ def fast_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> li
         str(path),
         "-map",
         "0",
-        "-c",
-        "copy",
+        *codec,
         "-f",
         "null",
         "-",
     ]
+
+    def limits() -> None:
+        _limit_memory(memory_limit)
+        if nice:
+            os.nice(19)
+
     try:
         result = subprocess.run(
-            command,
-            capture_output=True,
-            timeout=timeout,
-            preexec_fn=lambda: _limit_memory(memory_limit),
-            stdin=subprocess.DEVNULL,
+            command, capture_output=True, timeout=timeout, preexec_fn=limits, stdin=subprocess.DEVNULL
         )
     except subprocess.TimeoutExpired:
         raise ToolFailed(f"ffmpeg took longer than {timeout:g} s") from None
@@ -188,7 +204,8 @@ def fast_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> li
     errors = result.stderr.decode("utf-8", "replace").replace(f"{path}: ", "").strip().splitlines()
     if result.returncode != 0 and not errors:
         errors = [f"ffmpeg exited {result.returncode}"]
-    return errors[:5] if result.returncode != 0 or errors else []
+    # Any error line counts: a whole file prints nothing at this level.
+    return errors[:5]
 
 
 def _stream_facts(stream: dict) -> dict:

@@ -16,7 +16,9 @@ from custody.vault.catalog import Catalog
 
 # The foreground media stage of an item (one decrypted copy, then each step): today, metadata.
 MEDIA = "media"
-JOB_KINDS = (MEDIA,)
+# The full decode check: slow, low priority, one at a time, after the foreground stage.
+DECODE = "decode-check"
+JOB_KINDS = (MEDIA, DECODE)
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,21 @@ def enqueue(catalog: Catalog, kind: str, item: int, at: str) -> None:
     )
 
 
-def claim(catalog: Catalog, at: str) -> Job | None:
-    """Take the oldest queued job (the caller holds a write transaction)."""
-    row = catalog.db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1").fetchone()
+def claim(catalog: Catalog, at: str, kind: str = MEDIA) -> Job | None:
+    """Take the oldest queued job of ``kind`` (the caller holds a write transaction).
+
+    A decode check is only taken when no foreground media job waits: it must
+    never delay them.
+    """
+    blocker = (
+        " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.state = 'queued' AND j.kind = ?)"
+        if kind != MEDIA
+        else ""
+    )
+    params = [kind, MEDIA] if blocker else [kind]
+    row = catalog.db.execute(
+        f"SELECT id FROM jobs WHERE state = 'queued' AND kind = ?{blocker} ORDER BY id LIMIT 1", params
+    ).fetchone()
     if row is None:
         return None
     catalog.db.execute(
@@ -83,8 +97,12 @@ def requeue_running(catalog: Catalog) -> int:
     return catalog.db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'").rowcount
 
 
-def counts(catalog: Catalog) -> dict[str, int]:
-    return {row[0]: row[1] for row in catalog.db.execute("SELECT state, count(*) FROM jobs GROUP BY state")}
+def counts(catalog: Catalog, kind: str | None = None) -> dict[str, int]:
+    where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
+    return {
+        row[0]: row[1]
+        for row in catalog.db.execute(f"SELECT state, count(*) FROM jobs {where} GROUP BY state", params)
+    }
 
 
 def failed(catalog: Catalog, limit: int = 20) -> list[Job]:

@@ -908,15 +908,32 @@ class Vault:
     # -- media jobs ---------------------------------------------------------
 
     @_serialized
-    def claim_job(self) -> jobs.Job | None:
-        """Take the oldest queued media job, or None when the queue is empty."""
+    def claim_job(self, kind: str = jobs.MEDIA) -> jobs.Job | None:
+        """Take the oldest queued job of ``kind``, or None when there is none to take."""
         with self.catalog.transaction():
-            return jobs.claim(self.catalog, utc_now())
+            return jobs.claim(self.catalog, utc_now(), kind)
 
     @_serialized
     def finish_media_job(self, job: jobs.Job, facts: dict, seconds: float) -> None:
         """Store what the media stage found for the job's item and mark the job done, together."""
         with self.catalog.transaction():
+            jobs.store_facts(self.catalog, job.item, facts, utc_now())
+            jobs.finish(self.catalog, job.id, utc_now(), seconds)
+            if (facts.get("integrity") or {}).get("result") == "ok":
+                jobs.enqueue(self.catalog, jobs.DECODE, job.item, utc_now())
+
+    @_serialized
+    def finish_decode_job(self, job: jobs.Job, errors: list[str], seconds: float) -> None:
+        """Record the full decode check's verdict on the item and mark the job done, together."""
+        with self.catalog.transaction():
+            facts = jobs.facts(self.catalog, job.item) or {}
+            if errors:
+                facts["integrity"] = {"result": "damaged", "level": "full", "errors": errors}
+                self.audit.append(
+                    self.actor, "damage-found", job.item, {"level": "full", "errors": errors[:3]}
+                )
+            else:
+                facts["integrity"] = {"result": "ok", "level": "full", "errors": []}
             jobs.store_facts(self.catalog, job.item, facts, utc_now())
             jobs.finish(self.catalog, job.id, utc_now(), seconds)
 
@@ -942,6 +959,10 @@ class Vault:
     @_serialized
     def job_counts(self) -> dict[str, int]:
         return jobs.counts(self.catalog)
+
+    @_serialized
+    def job_counts_of(self, kind: str) -> dict[str, int]:
+        return jobs.counts(self.catalog, kind)
 
     @_serialized
     def failed_jobs(self, limit: int = 20) -> list[jobs.Job]:

@@ -119,9 +119,9 @@ def test_recorder_present_at_start_is_pulled(tmp_path, home, custody, testbed, c
         recorder.plug(testbed)
         daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
         wait_for(finished_session(custody), "the coldplugged recorder's session")
-        # The daemon also works the media queue: metadata lands on the items.
+        # The daemon also works the media queue: the foreground stage and the decode check of each item.
         wait_for(
-            lambda: json.loads(custody("status", "--json").stdout)["media_jobs"] == {"done": 3},
+            lambda: json.loads(custody("status", "--json").stdout)["media_jobs"] == {"done": 6},
             "the media jobs",
         )
         assert daemon.stop() == 0, daemon.log()

@@ -36,8 +36,10 @@ def test_probe_job_puts_duration_codecs_time_and_place_on_the_item(tmp_path, cus
     custody("init")
     custody("ingest", str(tagged_clip(tmp_path / "CLIP.MP4")))
     assert json.loads(custody("status", "--json").stdout)["media_jobs"] == {"queued": 1}
-    assert json.loads(custody("media", "run", "--once", "--json").stdout)["done"] == 1
+    # The foreground stage, then (the file being whole) the full decode check.
+    assert json.loads(custody("media", "run", "--once", "--json").stdout)["done"] == 2
     facts = show(custody, "EV-000001")["media"]
+    assert facts["integrity"] == {"result": "ok", "level": "full", "errors": []}
     assert abs(facts["duration"] - 2.0) < 0.1
     assert (facts["video_codec"], facts["audio_codec"], facts["width"], facts["height"]) == (
         "h264",
@@ -99,8 +101,8 @@ def test_jobs_a_killed_runner_left_running_are_run_again_exactly_once(tmp_path, 
     assert json.loads(custody("status", "--json").stdout)["media_jobs"] == {"queued": 1, "running": 1}
     with Vault(settings, "runner", writer=True) as vault:
         summary = MediaJobs(vault, settings).run()
-        assert summary.done == 2
-        assert vault.job_counts() == {"done": 2}
+        assert summary.done == 4  # each item's foreground stage and decode check, once
+        assert vault.job_counts() == {"done": 4}
         assert vault.claim_job() is None
 
 
@@ -129,7 +131,7 @@ def test_no_media_job_starts_while_recorders_are_being_pulled(custody, home, foo
         assert thread.is_alive() and vault.job_counts() == {"queued": 1}  # waited, started nothing
         pulling.clear()
         thread.join(timeout=60)
-        assert not thread.is_alive() and vault.job_counts() == {"done": 1}
+        assert not thread.is_alive() and vault.job_counts() == {"done": 2}
 
 
 def clip(path, *extra):
@@ -173,7 +175,7 @@ def test_truncated_or_zeroed_mp4s_are_flagged_damaged_and_kept_byte_identical(tm
         )
     }
     assert verdicts["zeros"]["result"] == "damaged" and verdicts["zeros"]["errors"]
-    assert verdicts["whole"] == {"result": "ok", "level": "fast", "errors": []}
+    assert verdicts["whole"] == {"result": "ok", "level": "full", "errors": []}
     assert (
         verdicts["camera"]["result"] == "damaged" and "moov atom not found" in verdicts["camera"]["errors"][0]
     )
@@ -196,3 +198,37 @@ def test_random_bytes_are_unreadable_not_damaged(tmp_path, custody):
     integrity = json.loads(custody("show", "EV-000001", "--json").stdout)["media"]["integrity"]
     assert integrity["result"] == "unreadable"
     assert json.loads(custody("ls", "--damaged", "--json").stdout) == []
+
+
+def test_damage_inside_a_stream_is_found_by_the_full_decode_check_and_audited(tmp_path, custody):
+    import random
+
+    data = bytearray(clip(tmp_path / "full.mp4").read_bytes())
+    noise = random.Random(2)
+    middle = len(data) // 2
+    data[middle : middle + 200] = bytes(noise.randrange(256) for _ in range(200))
+    (tmp_path / "NOISY.MP4").write_bytes(data)
+    custody("init")
+    custody("ingest", str(tmp_path / "NOISY.MP4"))
+    custody("media", "run", "--once")
+    integrity = json.loads(custody("show", "EV-000001", "--json").stdout)["media"]["integrity"]
+    assert integrity["result"] == "damaged" and integrity["level"] == "full"
+    assert any("error while decoding" in line or "corrupted" in line for line in integrity["errors"])
+    found = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "damage-found"]
+    assert len(found) == 1 and found[0]["details"]["level"] == "full"
+    assert [i["id"] for i in json.loads(custody("ls", "--damaged", "--json").stdout)] == ["EV-000001"]
+
+
+def test_a_decode_check_waits_while_any_foreground_job_is_queued(custody, home, footage):
+    from custody.vault.jobs import DECODE, MEDIA
+
+    custody("init")
+    custody("ingest", str(footage / "CLIP0001.MP4"), str(footage / "CLIP0002.MP4"))
+    settings = load_settings(home)
+    with Vault(settings, "runner", writer=True) as vault:
+        runner = MediaJobs(vault, settings)
+        runner.run_job(vault.claim_job(MEDIA))  # item 1's foreground stage queues its decode check
+        assert vault.job_counts_of(DECODE) == {"queued": 1}
+        assert vault.claim_job(DECODE) is None  # item 2's foreground stage still waits
+        runner.run_job(vault.claim_job(MEDIA))
+        assert vault.claim_job(DECODE) is not None
