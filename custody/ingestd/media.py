@@ -1,7 +1,8 @@
-"""ffprobe, the one way custody reads facts out of a media file.
+"""ffprobe and ffmpeg, the one way custody reads facts out of media files and checks them.
 
-Runs the configured binary directly (never through a shell) with a time
-limit and a memory limit, as footage is untrusted input.
+Every run goes through :func:`run_tool`: the configured binary directly
+(never through a shell), with a time limit and a memory limit, as footage is
+untrusted input.
 """
 
 from __future__ import annotations
@@ -22,6 +23,43 @@ PROBE_MEMORY_LIMIT = 1 << 30  # bytes of address space for one ffprobe (recordin
 
 class ToolFailed(Exception):
     """A media tool crashed, was killed by its limits, or could not start: worth another attempt."""
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    returncode: int
+    stdout: bytes
+    errors: list[str]  # stderr lines, the input's path prefix removed
+
+
+def run_tool(
+    command: list[str], path: Path, timeout: float, memory_limit: int, nice: bool = False
+) -> ToolRun:
+    """Run a media tool on ``path`` (never through a shell) within a time and memory limit.
+
+    Raise ToolFailed when it cannot start, takes longer than ``timeout``
+    seconds, or is killed (a signal, e.g. by its ``memory_limit`` bytes).
+    """
+
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+        if nice:
+            os.nice(19)
+
+    name = os.path.basename(command[0])
+    try:
+        result = subprocess.run(
+            command, capture_output=True, timeout=timeout, preexec_fn=limits, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolFailed(f"{name} took longer than {timeout:g} s") from None
+    except OSError as exc:
+        raise ToolFailed(f"cannot run {command[0]}: {exc.strerror or exc}") from None
+    if result.returncode < 0:
+        raise ToolFailed(f"{name} was killed by signal {-result.returncode}")
+    # Tools prefix messages with the input's path: a private temporary name, not worth keeping.
+    errors = result.stderr.decode("utf-8", "replace").replace(f"{path}: ", "").strip().splitlines()
+    return ToolRun(result.returncode, result.stdout, errors)
 
 
 @dataclass(frozen=True)
@@ -55,10 +93,8 @@ def probe_recording_times(path: Path, ffprobe: str = "ffprobe", timeout: float =
         str(path),
     ]
     try:
-        result = subprocess.run(
-            command, capture_output=True, timeout=timeout, preexec_fn=_limit_memory, stdin=subprocess.DEVNULL
-        )
-    except (subprocess.TimeoutExpired, OSError) as exc:
+        result = run_tool(command, path, timeout, PROBE_MEMORY_LIMIT)
+    except ToolFailed as exc:
         log.warning("ffprobe could not read %s: %s", path, exc)
         return RecordingTimes(None, None)
     if result.returncode != 0:
@@ -78,10 +114,6 @@ def probe_recording_times(path: Path, ffprobe: str = "ffprobe", timeout: float =
     return RecordingTimes(_parse_creation_time(created), duration)
 
 
-def _limit_memory(limit: int = PROBE_MEMORY_LIMIT) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
 def probe_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) -> dict:
     """Return what ffprobe says about a media file: container, duration, streams, times, place, device.
 
@@ -91,22 +123,8 @@ def probe_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) -> 
     exceeds ``memory_limit`` bytes, so the job is tried again.
     """
     command = [ffprobe, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
-    try:
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            timeout=timeout,
-            preexec_fn=lambda: _limit_memory(memory_limit),
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        raise ToolFailed(f"ffprobe took longer than {timeout:g} s") from None
-    except OSError as exc:
-        raise ToolFailed(f"cannot run {ffprobe}: {exc.strerror or exc}") from None
-    if result.returncode < 0:
-        raise ToolFailed(f"ffprobe was killed by signal {-result.returncode}")
-    # ffprobe prefixes its messages with the file's path: a private temporary name, not worth keeping.
-    errors = result.stderr.decode("utf-8", "replace").replace(f"{path}: ", "").strip().splitlines()
+    result = run_tool(command, path, timeout, memory_limit)
+    errors = result.errors
     if result.returncode != 0:
         return {
             "unreadable": errors[-1] if errors else f"ffprobe exited {result.returncode}",
@@ -185,25 +203,8 @@ def _check(
         "null",
         "-",
     ]
-
-    def limits() -> None:
-        _limit_memory(memory_limit)
-        if nice:
-            os.nice(19)
-
-    try:
-        result = subprocess.run(
-            command, capture_output=True, timeout=timeout, preexec_fn=limits, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        raise ToolFailed(f"ffmpeg took longer than {timeout:g} s") from None
-    except OSError as exc:
-        raise ToolFailed(f"cannot run {ffmpeg}: {exc.strerror or exc}") from None
-    if result.returncode < 0:
-        raise ToolFailed(f"ffmpeg was killed by signal {-result.returncode}")
-    errors = result.stderr.decode("utf-8", "replace").replace(f"{path}: ", "").strip().splitlines()
-    if result.returncode != 0 and not errors:
-        errors = [f"ffmpeg exited {result.returncode}"]
+    result = run_tool(command, path, timeout, memory_limit, nice)
+    errors = result.errors or ([f"ffmpeg exited {result.returncode}"] if result.returncode != 0 else [])
     # Any error line counts: a whole file prints nothing at this level.
     return errors[:5]
 
