@@ -96,7 +96,7 @@ class Mounter:
                 via, read_only, read_write = FUSE_HELPERS[fs_type]
                 access = read_write if writable else read_only
                 _run([via, "-o", f"{access},nosuid,nodev,noexec", device, str(mountpoint)])
-                _wait_for_mount(mountpoint)
+                _wait_for_mount(device, mountpoint)
                 # Some helpers drop options (exfat-fuse drops noexec): enforce them at the VFS.
                 _run(["mount", "-o", f"remount,bind,{options}", str(mountpoint)])
             else:
@@ -216,7 +216,7 @@ def _kernel_supports(fs_type: str) -> bool:
         return False
 
 
-def _wait_for_mount(mountpoint: Path) -> None:
+def _wait_for_mount(device: str, mountpoint: Path) -> None:
     deadline = time.monotonic() + MOUNT_TIMEOUT_SECONDS
     while Path(os.path.realpath(mountpoint)) not in mounted_under(mountpoint.parent):
         if time.monotonic() > deadline:

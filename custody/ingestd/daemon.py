@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -360,7 +361,7 @@ class Daemon:
 
     def _enqueue(self, session: DockSession, tasks: list[FileTask]) -> None:
         with self._queue_ready:
-            self._pending[session] = collections.deque(sorted(tasks, key=session.estimated_deadline))
+            self._pending[session] = collections.deque(tasks)  # discover() returns them oldest deadline first
             self._queue_ready.notify_all()
 
     def _next_file(self) -> tuple[DockSession, FileTask] | None:
@@ -536,8 +537,6 @@ class _LogObserver:
 
 def _watch_settings(settings: Settings, profile: str) -> Settings:
     """Settings for a watch folder: the profile's extensions, but files anywhere in the folder."""
-    import dataclasses
-
     watched = dataclasses.replace(settings.profiles[profile], media_folders=[])
     return dataclasses.replace(settings, profiles={**settings.profiles, profile: watched})
 

@@ -18,7 +18,6 @@ from custody.vault.catalog import Catalog
 MEDIA = "media"
 # The full decode check: slow, low priority, one at a time, after the foreground stage.
 DECODE = "decode-check"
-JOB_KINDS = (MEDIA, DECODE)
 
 
 @dataclass(frozen=True)

@@ -127,9 +127,8 @@ def recorder(catalog: Catalog, serial: str) -> Recorder | None:
     return Recorder(**rows[0]) if rows else None
 
 
-def recorders(catalog: Catalog, include_retired: bool = True) -> list[Recorder]:
-    where = "" if include_retired else " WHERE r.retired_at IS NULL"
-    return [Recorder(**row) for row in catalog.db.query(_RECORDER_SELECT + where + " ORDER BY r.serial")]
+def recorders(catalog: Catalog) -> list[Recorder]:
+    return [Recorder(**row) for row in catalog.db.query(_RECORDER_SELECT + " ORDER BY r.serial")]
 
 
 def insert_recorder(
@@ -294,10 +293,6 @@ def note_unknown_device(catalog: Catalog, key: str, identity: dict, at: str) -> 
 def unknown_devices(catalog: Catalog, limit: int = 20) -> list[UnknownDevice]:
     rows = catalog.db.query(f"SELECT * FROM unknown_devices ORDER BY last_seen DESC LIMIT {int(limit)}")
     return [UnknownDevice(**{**row, "identity": json.loads(row["identity"])}) for row in rows]
-
-
-def forget_unknown_device(catalog: Catalog, key: str) -> None:
-    catalog.db.execute("DELETE FROM unknown_devices WHERE key = ?", [key])
 
 
 # -- the 24-hour window ---------------------------------------------------------

@@ -583,9 +583,10 @@ class Vault:
         self.audit.append(self.actor, "view", item.number, {"to": destination, "sha256": item.sha256})
         return item
 
-    def _copy_verified(self, item: Item, sink: BinaryIO) -> None:
+    def _copy_verified(self, item: Item, sink: BinaryIO | None, evict_cache: bool = False) -> None:
+        """Check the item's object (writing its plaintext to ``sink`` if given); raise Vault.ItemDamaged."""
         try:
-            self.objects.check(item.sha256, sink=sink)
+            self.objects.check(item.sha256, evict_cache=evict_cache, sink=sink)
         except ObjectDamaged as exc:
             raise Vault.ItemDamaged(item=item.item_id, problem=exc.message) from exc
         except FileNotFoundError as exc:
@@ -859,12 +860,7 @@ class Vault:
 
     def check_item(self, item: Item) -> None:
         """Re-hash an item's object from the disk (page cache evicted); raise Vault.ItemDamaged if it is wrong."""
-        try:
-            self.objects.check(item.sha256, evict_cache=True)
-        except ObjectDamaged as exc:
-            raise Vault.ItemDamaged(item=item.item_id, problem=exc.message) from exc
-        except FileNotFoundError as exc:
-            raise Vault.ItemDamaged(item=item.item_id, problem="its object file is missing") from exc
+        self._copy_verified(item, sink=None, evict_cache=True)
 
     @_serialized
     def record_wipe(self, item: Item, recorder_file: tuple) -> None:
