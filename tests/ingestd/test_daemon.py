@@ -186,6 +186,10 @@ def test_pull_resumes_after_unplug_without_duplicate(tmp_path, home, custody, te
             return any(big.name in path for path in entry.get("reading", [])) and entry["bytes_done"] > 0
 
         wait_for(mid_file, "the big file to be part read", interval=0.01)
+        [live] = daemon.status()["docked"]  # what `custody status` shows while a recorder is pulled
+        assert live["state"] == "pulling" and live["files_total"] == 4 and live["bytes_total"] > 768 << 20
+        assert 0 < live["bytes_done"] < live["bytes_total"] and live["rate_bytes_per_second"] > 0
+        assert live["eta_seconds"] > 0
         first.unplug(testbed)
         wait_for(finished_session(custody), "the cut-off session to close")
         [cut] = sessions(custody)
@@ -328,15 +332,18 @@ def test_symlinks_out_of_the_volume_are_not_followed_and_a_sparse_8_gib_file_is_
     assert json.loads(custody("verify", "--json", pulled["SPARSE.MP4"]["id"]).stdout)["ok"]
 
 
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
 def test_watch_folder_ingests_a_slowly_copied_file_once_and_only_when_complete(
-    tmp_path, home, custody, testbed
+    polling, tmp_path, home, custody, testbed
 ):
     import threading
 
     drop = tmp_path / "drop"
     drop.mkdir()
     custody("init")
-    (home / "custody.toml").write_text(f'[dock]\nwatch_folders = ["{drop}"]\nwatch_settle_seconds = 2.0\n')
+    (home / "custody.toml").write_text(
+        f'[dock]\nwatch_folders = ["{drop}"]\nwatch_settle_seconds = 2.0\nwatch_polling = {str(polling).lower()}\n'
+    )
     daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
     content = os.urandom(4 << 20)
     target = drop / "CARD0001.MP4"
