@@ -241,9 +241,19 @@ def show(session: Session, item: str, as_json: bool) -> None:
         history = vault.tag_history(found)
         events = vault.events(found)
         facts = vault.media_facts(found)
+        made = vault.derivatives(found)
+        findings = [
+            f
+            for f in (
+                vault.continuity_findings(serial=found.recorder_serial) if found.recorder_serial else []
+            )
+            if found.number in (f.before_item, f.after_item)
+        ]
     if as_json:
         detail = found.as_dict()
         detail["media"] = facts
+        detail["derivatives"] = [d.as_dict() for d in made]
+        detail["continuity"] = [f.as_dict() for f in findings]
         detail["tag_history"] = history
         detail["events"] = [event.as_dict() for event in events]
         click.echo(json.dumps(detail, indent=1))
@@ -282,6 +292,23 @@ def show(session: Session, item: str, as_json: bool) -> None:
             fields.append(("replaces", format_item_id(found.previous_item)))
     if facts is not None:
         fields += _media_fields(facts)
+    for derivative in made:
+        fields.append(
+            (
+                derivative.role,
+                f"{derivative.method}, {_size(derivative.size)}, sha256 {derivative.sha256} "
+                f"({derivative.tool}, {local_display(derivative.finished_at)})",
+            )
+        )
+    for finding in findings:
+        state = finding.state if finding.state != "explained" else f"explained: {finding.reason}"
+        fields.append(
+            (
+                finding.finding_id,
+                f"{finding.kind} of {finding.seconds:.1f} s between "
+                f"{format_item_id(finding.before_item)} and {format_item_id(finding.after_item)} ({state})",
+            )
+        )
     fields += [(f"tag {name}", value) for name, value in found.tags.items()]
     if found.untagged:
         fields.append(("missing tags", ", ".join(found.untagged)))
@@ -362,17 +389,28 @@ def tag(session: Session, items, case, party, officer, category, note, as_json) 
     type=click.Path(dir_okay=False, path_type=Path),
     help="File to write; must not exist.",
 )
+@click.option(
+    "--playable",
+    is_flag=True,
+    help="Write the playable copy (H.264/AAC MP4) instead of the original.",
+)
 @pass_session
-def extract(session: Session, item: str, out: Path) -> None:
-    """Write an item's original, decrypted and verified, to a new file (audited).
+def extract(session: Session, item: str, out: Path, playable: bool) -> None:
+    """Write an item's original (or its playable copy), decrypted and verified, to a new file (audited).
 
     \b
     Example:
       custody extract EV-000123 --out /media/clerk/EV-000123.mp4
+      custody extract EV-000123 --playable --out /media/clerk/EV-000123-playable.mp4
     """
     with session.vault() as vault:
-        found = vault.extract(item, out)
-    _say(f"wrote {out} ({_size(found.size)}, sha256 {found.sha256} verified)")
+        found = vault.extract(item, out, role="playable" if playable else None)
+        made = {d.role: d for d in vault.derivatives(found)}
+    sha256, size = (
+        (made["playable"].sha256, made["playable"].size) if playable else (found.sha256, found.size)
+    )
+    what = "playable copy of " if playable else ""
+    _say(f"wrote {what}{found.item_id} to {out} ({_size(size)}, sha256 {sha256} verified)")
 
 
 @cli.command()
@@ -746,7 +784,12 @@ def status(session: Session, as_json: bool) -> None:
 
 @cli.group()
 def media() -> None:
-    """Media work on sealed originals: metadata (ffprobe), from a persistent job queue.
+    """Media work on sealed originals, from a persistent job queue.
+
+    Per item: metadata (ffprobe), a fast integrity check, a playable copy
+    (H.264/AAC MP4: a remux when the original is H.264, else a transcode) and
+    a thumbnail, stored as encrypted derivatives; continuity analysis of the
+    recorder's segments; then, at low priority, a full decode check.
 
     \b
     Example:
@@ -763,7 +806,8 @@ def media() -> None:
 def media_run(session: Session, once: bool, as_json: bool) -> None:
     """Run queued media jobs with a pool of workers ([media] workers; 0 = one per core).
 
-    Without the daemon, this is how metadata gets onto items. A job whose tool
+    Without the daemon, this is how facts, playable copies and thumbnails
+    are made. A job whose tool
     crashes or hits its limits is tried again up to [media] max_attempts times,
     then shown as failed by 'custody status'. Exits 1 when a job failed for good.
 
@@ -789,6 +833,26 @@ def media_run(session: Session, once: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("finding")
+@click.option("--reason", required=True, help="Why the recording was interrupted (kept in the audit chain).")
+@json_option
+@pass_session
+def explain(session: Session, finding: str, reason: str, as_json: bool) -> None:
+    """Close an open continuity finding (see 'custody report gaps') with an explanation (audited).
+
+    \b
+    Example:
+      custody explain GAP-000001 --reason "battery changed during the arrest"
+    """
+    with session.vault() as vault:
+        closed = vault.explain(finding, reason)
+    if as_json:
+        click.echo(json.dumps(closed.as_dict(), indent=1))
+        return
+    _say(f"{closed.finding_id} explained: {closed.reason}")
+
+
 @cli.group()
 def report() -> None:
     """Reports for supervisors and auditors.
@@ -796,7 +860,50 @@ def report() -> None:
     \b
     Example:
       custody report window --since 2026-11-01
+      custody report gaps --open
     """
+
+
+@report.command("gaps")
+@click.option("--open", "open_only", is_flag=True, help="Only findings not yet explained.")
+@json_option
+@pass_session
+def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
+    """List interruptions, overlaps and order problems between a recorder's consecutive segments.
+
+    A hole longer than [continuity] gap_tolerance_seconds (2 s) and shorter
+    than run_break_seconds (300 s) interrupts one recording; each stays open
+    until a clerk explains it with 'custody explain'.
+
+    \b
+    Example:
+      custody report gaps --open
+      custody report gaps --json
+    """
+    with session.vault() as vault:
+        findings = vault.continuity_findings(open_only=open_only)
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in findings], indent=1))
+        return
+    table = Table(
+        "id", "kind", "recorder", "officer", "before", "after", "seconds", "state", title="continuity"
+    )
+    for finding in findings:
+        state = finding.state
+        if finding.reason:
+            state += f" ({finding.closed_by}): {finding.reason}"
+        table.add_row(
+            finding.finding_id,
+            finding.kind,
+            finding.recorder_serial,
+            finding.officer or "-",
+            format_item_id(finding.before_item),
+            format_item_id(finding.after_item),
+            f"{finding.seconds:.1f}",
+            state,
+        )
+    console.print(table)
+    _say(f"{sum(f.state == 'open' for f in findings)} open of {len(findings)} shown")
 
 
 @report.command("window")
@@ -958,12 +1065,16 @@ def _media_fields(facts: dict) -> list[tuple[str, str]]:
     fields.append(("streams", streams or "-"))
     for key, label in (
         ("creation_time", "container time"),
+        ("capture_time", "photo taken"),
         ("location", "location"),
         ("make", "make"),
         ("model", "model"),
     ):
         if facts.get(key):
             fields.append((label, str(facts[key])))
+    for role in ("playable", "thumbnail"):
+        if (facts.get(role) or {}).get("error"):
+            fields.append((role, f"not made: {facts[role]['error']}"))
     return fields
 
 

@@ -118,6 +118,26 @@ class MediaSettings:
     memory_limit_mb: int = 1024
     # The full decode check (one at a time, lowest CPU priority) may take this long.
     decode_timeout_seconds: float = 3600.0
+    # Playable copies: a remux when the original is H.264 (+AAC), else an
+    # H.264/AAC transcode no taller than playable_height (never enlarged).
+    playable_height: int = 720
+    playable_preset: str = "veryfast"
+    playable_crf: int = 23
+    playable_audio_bitrate: str = "128k"
+    thumbnail_width: int = 320
+    # Making one playable copy or thumbnail may take this long.
+    copy_timeout_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class ContinuitySettings:
+    """When a recorder's consecutive segments count as an interrupted recording."""
+
+    # A hole between segments longer than this is an interruption to explain.
+    gap_tolerance_seconds: float = 2.0
+    # A hole longer than this separates two recordings (the officer stopped
+    # recording): not an interruption of one.
+    run_break_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -203,6 +223,7 @@ class Settings:
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     dock: DockSettings = field(default_factory=DockSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    continuity: ContinuitySettings = field(default_factory=ContinuitySettings)
     profiles: dict[str, RecorderProfile] = field(default_factory=default_profiles)
 
     @property
@@ -222,6 +243,7 @@ _SECTIONS: dict[str, type] = {
     "catalog": CatalogSettings,
     "dock": DockSettings,
     "media": MediaSettings,
+    "continuity": ContinuitySettings,
 }
 
 
@@ -280,6 +302,13 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
             )
         sections[section_name] = _build_section(section_class, section_name, section_value, path)
     settings = Settings(home=home, **sections)
+    continuity = settings.continuity
+    if not 0 <= continuity.gap_tolerance_seconds < continuity.run_break_seconds:
+        raise ConfigError(
+            path=path,
+            key="continuity.gap_tolerance_seconds",
+            problem="must be at least 0 and less than continuity.run_break_seconds",
+        )
     if settings.dock.watch_profile not in settings.profiles:
         raise ConfigError(
             path=path,

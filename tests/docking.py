@@ -18,12 +18,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
+from custody.config import load_settings
+from custody.devices.events import MediaSource
 from custody.devices.simulated import SimulatedRecorder
+from custody.ingestd.dock import DockSession
+from custody.vault import Vault
+from custody.vault.timestamps import to_text
 
 HOST_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 MiB = 1 << 20
@@ -220,3 +226,17 @@ def corrupt_fat_cluster(image: Path, path: str, cluster_index: int) -> None:
             offset = (reserved + copy * fat_sectors) * bytes_per_sector + (first + cluster_index - 1) * 4
             disk.seek(offset)
             disk.write(struct.pack("<I", 0x0FFFFFF7))
+
+
+def dock(home: Path, root: Path, serial: str, profile: str) -> DockSession:
+    """Run one dock session of ``root`` as recorder ``serial``, as the daemon does."""
+    settings = load_settings(home)
+    docked_at = datetime.now(UTC)
+    with Vault(settings, "custody-daemon", writer=True) as vault:
+        session_id = vault.open_dock_session(serial, str(root), profile, to_text(docked_at), {})
+        source = MediaSource(root=root, serial=serial, profile_name=profile, kind="usb")
+        session = DockSession(vault, source, settings, session_id, docked_at)
+        for task in session.discover(session.summary):
+            session.process(task, session.summary)
+        vault.close_dock_session(session_id, "done", session.counts(), session.errors)
+    return session

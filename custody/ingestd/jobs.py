@@ -3,6 +3,9 @@
 ``custody media run`` and the daemon run them with a bounded pool of
 workers, one media tool process each. Each job reads a private decrypted
 copy of the original (media tools need a seekable file), never the recorder.
+The foreground job of an item: metadata, the fast integrity check, the
+playable copy and the thumbnail (sealed as derivatives), then continuity
+analysis of its recorder's segments around it.
 A job that fails (tool crashed, killed by its limits) is tried again up to
 ``[media] max_attempts`` times; a file the tool reads but does not understand
 is a result ("unreadable"), not a failure.
@@ -15,13 +18,26 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from custody.config import Settings
-from custody.ingestd.media import ToolFailed, decode_check, fast_check, probe_facts
+from custody.ingestd import continuity
+from custody.ingestd.media import (
+    CopyOptions,
+    MadeCopy,
+    ToolFailed,
+    decode_check,
+    fast_check,
+    make_playable,
+    make_thumbnail,
+    probe_facts,
+)
 from custody.vault import Vault
+from custody.vault.items import format_item_id
 from custody.vault.jobs import DECODE, MEDIA, Job
+from custody.vault.timestamps import from_text, to_text
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +59,18 @@ class MediaJobs:
     def __init__(self, vault: Vault, settings: Settings) -> None:
         self.vault = vault
         self.settings = settings.media
+        self.continuity = settings.continuity
+        media = settings.media
+        self.copy_options = CopyOptions(
+            ffmpeg=media.ffmpeg,
+            height=media.playable_height,
+            preset=media.playable_preset,
+            crf=media.playable_crf,
+            audio_bitrate=media.playable_audio_bitrate,
+            thumbnail_width=media.thumbnail_width,
+            timeout=media.copy_timeout_seconds,
+            memory_limit=media.memory_limit_mb << 20,
+        )
         self.workers = self.settings.workers or os.cpu_count() or 1
         self.summary = JobSummary()
         self._lock = threading.Lock()
@@ -117,22 +145,54 @@ class MediaJobs:
         facts["integrity"] = {"result": "damaged" if errors else "ok", "level": "fast", "errors": errors}
         return facts
 
+    def make_copies(self, original: Path, facts: dict) -> list[MadeCopy]:
+        """Make the playable copy and the thumbnail beside ``original``; return what was made.
+
+        For a damaged original a copy is made when ffmpeg can; when it cannot,
+        that is written into ``facts`` (a result: trying again would not
+        help). For a whole original, raise ToolFailed so the job is retried.
+        """
+        damaged = (facts.get("integrity") or {}).get("result") != "ok"
+        made = []
+        for role, make in (("playable", make_playable), ("thumbnail", make_thumbnail)):
+            target = original.with_name(f"{original.name}.{role}")
+            try:
+                copy = make(original, target, facts, self.copy_options)
+            except ToolFailed as exc:
+                if not damaged:
+                    raise
+                facts[role] = {"error": str(exc)}
+                continue
+            if copy is not None:
+                made.append(copy)
+        return made
+
     def run_job(self, job: Job) -> None:
         """Run one claimed job and record how it went."""
         started = time.monotonic()
+        made: list[MadeCopy] = []
         try:
             if job.kind not in (MEDIA, DECODE):
                 raise ToolFailed(f"unknown job kind {job.kind!r}")
             with self.vault.plaintext_copy(job.item) as original:
-                if job.kind == MEDIA:
-                    facts = self.foreground_stage(original)
-                else:
-                    errors = decode_check(
-                        original,
-                        self.settings.ffmpeg,
-                        self.settings.decode_timeout_seconds,
-                        self.settings.memory_limit_mb << 20,
-                    )
+                try:
+                    if job.kind == MEDIA:
+                        facts = self.foreground_stage(original)
+                        made = self.make_copies(original, facts)
+                        self.vault.finish_media_job(
+                            job, facts, time.monotonic() - started, [_as_record(c) for c in made]
+                        )
+                    else:
+                        errors = decode_check(
+                            original,
+                            self.settings.ffmpeg,
+                            self.settings.decode_timeout_seconds,
+                            self.settings.memory_limit_mb << 20,
+                        )
+                        self.vault.finish_decode_job(job, errors, time.monotonic() - started)
+                finally:
+                    for copy in made:
+                        copy.path.unlink(missing_ok=True)  # plaintext: sealed in the vault or not kept
         except (ToolFailed, Vault.ItemDamaged, OSError) as exc:
             message = exc.message if isinstance(exc, Vault.ItemDamaged) else str(exc)
             state = self.vault.fail_job(job, message, self.settings.max_attempts)
@@ -145,8 +205,45 @@ class MediaJobs:
             log.warning("media job %d (%s of item %d): %s; %s", job.id, job.kind, job.item, message, state)
             return
         if job.kind == MEDIA:
-            self.vault.finish_media_job(job, facts, time.monotonic() - started)
-        else:
-            self.vault.finish_decode_job(job, errors, time.monotonic() - started)
+            self.check_continuity(job.item)
         with self._lock:
             self.summary.done += 1
+
+    def check_continuity(self, number: int) -> list:
+        """Look for interruptions, overlaps and order problems around item ``number``; return new findings.
+
+        Its recorder's segments starting within a day either side are
+        compared (a shift's recordings, bounded however long the history).
+        """
+        item = self.vault.item_number(number)
+        if item is None or not item.recorder_serial or not item.recorded_start:
+            return []
+        start = from_text(item.recorded_start)
+        rows = self.vault.recording_segments(
+            item.recorder_serial, to_text(start - timedelta(days=1)), to_text(start + timedelta(days=1))
+        )
+        segments = [s for s in (continuity.Segment.from_row(row) for row in rows) if s is not None]
+        found = continuity.find(
+            segments,
+            item.recorder_serial,
+            self.continuity.gap_tolerance_seconds,
+            self.continuity.run_break_seconds,
+        )
+        new = self.vault.record_continuity(item.recorder_serial, [s.item for s in segments], found)
+        for finding in new:
+            log.warning(
+                "%s: %s of %.1f s on recorder %s between %s and %s",
+                finding.finding_id,
+                finding.kind,
+                finding.seconds,
+                finding.recorder_serial,
+                format_item_id(finding.before_item),
+                format_item_id(finding.after_item),
+            )
+        return new
+
+
+def _as_record(copy: MadeCopy) -> dict:
+    record = asdict(copy)
+    record["path"] = copy.path
+    return record

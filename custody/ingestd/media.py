@@ -1,24 +1,39 @@
-"""ffprobe and ffmpeg, the one way custody reads facts out of media files and checks them.
+"""ffprobe and ffmpeg, the one way custody reads facts out of media files, checks them and makes copies.
 
-Every run goes through :func:`run_tool`: the configured binary directly
-(never through a shell), with a time limit and a memory limit, as footage is
-untrusted input.
+ffmpeg command lines are built with ffmpeg-python (``ffmpeg.input(...).output(...)
+.compile()``); ffprobe's, which ffmpeg-python only runs without a time limit,
+are written here. Every run goes through :func:`run_tool`: the configured
+binary directly (never through a shell), with a time limit and a memory
+limit, as footage is untrusted input.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import resource
+import signal
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
+
+import ffmpeg as ffmpeg_python
+
+from custody.vault.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 
 PROBE_MEMORY_LIMIT = 1 << 30  # bytes of address space for one ffprobe (recording times at dock)
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+# What ffmpeg prints when an allocation fails: the memory limit, not the file, stopped it.
+_OUT_OF_MEMORY = ("Cannot allocate memory", "get_buffer() failed")
+# Containers ffmpeg reads single still pictures with: a photo, not a recording.
+PHOTO_FORMATS = {"image2", "jpeg_pipe", "png_pipe", "tiff_pipe", "webp_pipe", "bmp_pipe", "heif"}
 
 
 class ToolFailed(Exception):
@@ -45,11 +60,21 @@ def run_tool(
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
         if nice:
             os.nice(19)
+        # Die with the runner: a killed daemon must not leave ffmpeg writing plaintext.
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
     name = os.path.basename(command[0])
+    # glibc reserves 64 MiB of address space per thread arena; a threaded
+    # decoder would spend its memory limit on reservations, not on frames.
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
     try:
         result = subprocess.run(
-            command, capture_output=True, timeout=timeout, preexec_fn=limits, stdin=subprocess.DEVNULL
+            command,
+            capture_output=True,
+            timeout=timeout,
+            preexec_fn=limits,
+            stdin=subprocess.DEVNULL,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         raise ToolFailed(f"{name} took longer than {timeout:g} s") from None
@@ -59,7 +84,47 @@ def run_tool(
         raise ToolFailed(f"{name} was killed by signal {-result.returncode}")
     # Tools prefix messages with the input's path: a private temporary name, not worth keeping.
     errors = result.stderr.decode("utf-8", "replace").replace(f"{path}: ", "").strip().splitlines()
+    starved = next((line for line in errors if any(sign in line for sign in _OUT_OF_MEMORY)), None)
+    if starved:
+        raise ToolFailed(
+            f"{name} needed more than its {memory_limit >> 20} MB memory limit ({starved.strip()})"
+        )
     return ToolRun(result.returncode, result.stdout, errors)
+
+
+def ffmpeg_command(
+    ffmpeg: str,
+    source: Path,
+    target: str,
+    output_options: dict,
+    input_options: dict | None = None,
+    streams: list[str] | None = None,
+    global_options: tuple[str, ...] = (),
+) -> list[str]:
+    """Build one ffmpeg command line with ffmpeg-python: quiet but for errors, never interactive.
+
+    ``streams`` are input stream specifiers mapped in order (``["v:0", "a?"]``);
+    without them, ``output_options`` say what to map.
+    """
+    media = ffmpeg_python.input(str(source), **(input_options or {}))
+    selected = [media[spec] for spec in streams] if streams else [media]
+    output = ffmpeg_python.output(*selected, target, **output_options)
+    return output.global_args("-nostdin", "-v", "error", *global_options).compile(
+        cmd=ffmpeg, overwrite_output=True
+    )
+
+
+@cache
+def tool_version(binary: str) -> str:
+    """Return the first line of ``binary -version`` (e.g. "ffmpeg version 5.1.6-0+deb12u1"), or "unknown"."""
+    try:
+        result = subprocess.run(
+            [binary, "-version"], capture_output=True, timeout=20, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    first = result.stdout.decode("utf-8", "replace").splitlines()[:1]
+    return first[0].split(" Copyright")[0].strip() if first else "unknown"
 
 
 @dataclass(frozen=True)
@@ -164,7 +229,50 @@ def probe_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) -> 
     audio = next((s for s in streams if s["type"] == "audio"), None)
     if audio:
         facts["audio_codec"] = audio["codec"]
+    if facts["container"] in PHOTO_FORMATS:
+        facts["photo"] = True
+        facts.update(_photo_facts(path, ffprobe, timeout, memory_limit))
     return facts
+
+
+def _photo_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) -> dict:
+    """Return a photo's EXIF capture time (as the camera's clock wrote it) and GPS position."""
+    command = [ffprobe, "-v", "error", "-show_entries", "frame_tags", "-of", "json", str(path)]
+    result = run_tool(command, path, timeout, memory_limit)
+    try:
+        frames = json.loads(result.stdout or b"{}").get("frames") or [{}]
+    except ValueError:
+        return {}
+    exif = frames[0].get("tags") or {}
+    facts: dict = {}
+    taken = exif.get("DateTimeOriginal") or exif.get("DateTime")
+    if taken and len(taken) >= 19:
+        # EXIF "YYYY:MM:DD HH:MM:SS" is the camera's local time; its zone, when written, comes apart.
+        facts["capture_time"] = taken[:10].replace(":", "-") + "T" + taken[11:19]
+        if exif.get("OffsetTimeOriginal"):
+            facts["capture_time"] += exif["OffsetTimeOriginal"]
+    latitude = _exif_degrees(exif.get("GPSLatitude"), exif.get("GPSLatitudeRef"), "S")
+    longitude = _exif_degrees(exif.get("GPSLongitude"), exif.get("GPSLongitudeRef"), "W")
+    if latitude is not None and longitude is not None:
+        facts["location"] = f"{latitude:+09.5f}{longitude:+010.5f}/"  # ISO 6709, as video tags write it
+    return facts
+
+
+def _exif_degrees(text: str | None, ref: str | None, negative: str) -> float | None:
+    """Turn EXIF's "31:1, 13:1, 4930:100" (degrees, minutes, seconds as rationals) into degrees."""
+    if not text:
+        return None
+    try:
+        parts = []
+        for rational in text.split(","):
+            top, _, bottom = rational.strip().partition(":")
+            parts.append(float(top) / float(bottom or 1))
+        degrees = (
+            parts[0] + (parts[1] if len(parts) > 1 else 0) / 60 + (parts[2] if len(parts) > 2 else 0) / 3600
+        )
+    except (ValueError, ZeroDivisionError):
+        return None
+    return -degrees if (ref or "").strip().upper() == negative else degrees
 
 
 def fast_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> list[str]:
@@ -174,7 +282,7 @@ def fast_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> li
     bytes inside the streams need the full decode check. Raise ToolFailed when
     ffmpeg crashes, times out or exceeds its memory limit.
     """
-    return _check(path, ffmpeg, ["-c", "copy"], timeout, memory_limit, nice=False)
+    return _check(path, ffmpeg, {"c": "copy"}, timeout, memory_limit, nice=False)
 
 
 def decode_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> list[str]:
@@ -182,31 +290,136 @@ def decode_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> 
 
     Catches damaged bytes inside the streams too. Raise ToolFailed as fast_check does.
     """
-    return _check(path, ffmpeg, [], timeout, memory_limit, nice=True)
+    return _check(path, ffmpeg, {}, timeout, memory_limit, nice=True)
 
 
-def _check(
-    path: Path, ffmpeg: str, codec: list[str], timeout: float, memory_limit: int, nice: bool
-) -> list[str]:
-    command = [
-        ffmpeg,
-        "-nostdin",
-        "-v",
-        "error",
-        "-xerror",
-        "-i",
-        str(path),
-        "-map",
-        "0",
-        *codec,
-        "-f",
-        "null",
-        "-",
-    ]
+def _check(path: Path, ffmpeg: str, codec: dict, timeout: float, memory_limit: int, nice: bool) -> list[str]:
+    command = ffmpeg_command(
+        ffmpeg, path, "-", {"map": "0", "f": "null", **codec}, global_options=("-xerror",)
+    )
     result = run_tool(command, path, timeout, memory_limit, nice)
     errors = result.errors or ([f"ffmpeg exited {result.returncode}"] if result.returncode != 0 else [])
     # Any error line counts: a whole file prints nothing at this level.
     return errors[:5]
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """How playable copies and thumbnails are made ([media] in custody.toml)."""
+
+    ffmpeg: str = "ffmpeg"
+    height: int = 720
+    preset: str = "veryfast"
+    crf: int = 23
+    audio_bitrate: str = "128k"
+    thumbnail_width: int = 320
+    timeout: float = 3600.0
+    memory_limit: int = 1 << 30
+
+
+@dataclass(frozen=True)
+class MadeCopy:
+    """A derivative file ffmpeg made, and exactly how (its provenance)."""
+
+    role: str  # "playable" or "thumbnail"
+    path: Path
+    method: str  # "remux", "transcode" or "frame"
+    tool: str  # the binary's version line
+    arguments: list[str]  # the command line as run, input and output as placeholders
+    started_at: str
+    finished_at: str
+
+
+def playable_method(facts: dict) -> str | None:
+    """Say how a playable copy is made: "remux", "transcode", or None (a photo, nothing to play).
+
+    Remux when every video stream is H.264 and every audio stream AAC (or
+    there is none): the recorder's own packets, untouched, in an MP4.
+    """
+    if facts.get("photo") or "unreadable" in facts:
+        return None
+    streams = facts.get("streams") or []
+    video = [s["codec"] for s in streams if s.get("type") == "video"]
+    audio = [s["codec"] for s in streams if s.get("type") == "audio"]
+    if not video and not audio:
+        return None
+    if all(codec == "h264" for codec in video) and all(codec == "aac" for codec in audio):
+        return "remux"
+    return "transcode"
+
+
+def make_playable(source: Path, target: Path, facts: dict, options: CopyOptions) -> MadeCopy | None:
+    """Write an H.264/AAC MP4 with its index first (faststart) of ``source`` to ``target``.
+
+    Return None when the item has nothing to play (see playable_method).
+    Remux keeps every stream and the container's metadata; when the MP4
+    muxer cannot hold some stream (a data track), only video and audio are
+    kept. Raise ToolFailed when ffmpeg cannot make the copy.
+    """
+    method = playable_method(facts)
+    if method is None:
+        return None
+    keep = {"map_metadata": "0", "movflags": "+faststart+use_metadata_tags", "f": "mp4"}
+    if method == "remux":
+        attempts = [
+            ({"map": "0", "c": "copy", **keep}, None),
+            ({"c": "copy", **keep}, ["v?", "a?"]),
+        ]
+    else:
+        video = any(s.get("type") == "video" for s in facts.get("streams") or [])
+        audio = {"acodec": "aac", "b:a": options.audio_bitrate}
+        if video:
+            # Never enlarge; keep both sides even, as H.264 in 4:2:0 needs.
+            scale = f"scale=-2:'min({options.height},trunc(ih/2)*2)'"
+            transcode = {
+                "vcodec": "libx264",
+                "preset": options.preset,
+                "crf": str(options.crf),
+                "vf": scale,
+                "pix_fmt": "yuv420p",
+                **audio,
+            }
+            attempts = [({**transcode, **keep}, ["v:0", "a?"])]
+        else:
+            attempts = [({**audio, **keep}, ["a:0"])]
+    return _make("playable", method, source, target, attempts, options)
+
+
+def make_thumbnail(source: Path, target: Path, facts: dict, options: CopyOptions) -> MadeCopy | None:
+    """Write a JPEG of the frame near 10 % of the duration (a photo: the photo, smaller) to ``target``.
+
+    Return None when the item has no picture. Raise ToolFailed when ffmpeg cannot make it.
+    """
+    if "unreadable" in facts or not any(s.get("type") == "video" for s in facts.get("streams") or []):
+        return None
+    scale = f"scale='min({options.thumbnail_width},iw)':-2"
+    picture = {"frames:v": "1", "vf": scale, "q:v": "4", "f": "image2", "update": "1"}
+    position = round((facts.get("duration") or 0) * 0.10, 3)
+    attempts = [(picture, ["v:0"], {"ss": str(position)})] if position > 0 else []
+    attempts.append((picture, ["v:0"], {}))  # from the start when seeking fails (a damaged index)
+    return _make("thumbnail", "frame", source, target, attempts, options)
+
+
+def _make(
+    role: str, method: str, source: Path, target: Path, attempts: list[tuple], options: CopyOptions
+) -> MadeCopy:
+    errors: list[str] = []
+    for output_options, streams, *seek in attempts:
+        command = ffmpeg_command(
+            options.ffmpeg, source, str(target), output_options, *(seek or [None]), streams
+        )
+        started = utc_now()
+        result = run_tool(command, source, options.timeout, options.memory_limit)
+        if result.returncode == 0 and target.exists() and target.stat().st_size > 0:
+            # The private paths say nothing: record the command with placeholders.
+            arguments = [
+                "INPUT" if a == str(source) else "OUTPUT" if a == str(target) else a for a in command
+            ]
+            arguments[0] = os.path.basename(arguments[0])
+            return MadeCopy(role, target, method, tool_version(options.ffmpeg), arguments, started, utc_now())
+        errors = result.errors or [f"ffmpeg exited {result.returncode}"]
+        target.unlink(missing_ok=True)
+    raise ToolFailed(f"ffmpeg could not make the {role} copy: {' / '.join(errors[:3])}")
 
 
 def _stream_facts(stream: dict) -> dict:

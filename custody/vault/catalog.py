@@ -180,6 +180,50 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO jobs (kind, item, state, queued_at) SELECT 'media', id, 'queued', ingested_at FROM items
     """,
+    # 4: derivatives (playable copies, thumbnails) and continuity findings
+    """
+    CREATE TABLE derivatives (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item INTEGER NOT NULL REFERENCES items (id),
+        role TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        key_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        arguments TEXT NOT NULL,
+        source_sha256 TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        made_by TEXT NOT NULL,
+        UNIQUE (item, role)
+    );
+    CREATE INDEX derivatives_by_sha256 ON derivatives (sha256);
+    CREATE TABLE derivative_intents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE continuity (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        recorder_serial TEXT NOT NULL,
+        officer TEXT,
+        before_item INTEGER NOT NULL REFERENCES items (id),
+        after_item INTEGER NOT NULL REFERENCES items (id),
+        seconds REAL NOT NULL,
+        found_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'open',
+        closed_at TEXT,
+        closed_by TEXT,
+        reason TEXT,
+        UNIQUE (kind, before_item, after_item)
+    );
+    CREATE INDEX continuity_by_state ON continuity (state, id);
+    CREATE INDEX continuity_by_recorder ON continuity (recorder_serial, state)
+    """,
 ]
 
 # Columns an ingest record may set beyond the basic ones (the docking station's facts).
@@ -448,6 +492,14 @@ class Catalog:
 
     def total_size(self) -> int:
         return self.db.execute("SELECT coalesce(sum(size), 0) FROM items").fetchone()[0]
+
+    def object_size(self, sha256: str) -> int:
+        """Return the plaintext size of an item's or a derivative's object (0 when unknown)."""
+        row = self.db.execute(
+            "SELECT size FROM items WHERE sha256 = ? UNION ALL SELECT size FROM derivatives WHERE sha256 = ? LIMIT 1",
+            [sha256, sha256],
+        ).fetchone()
+        return row[0] if row else 0
 
     def all_sha256(self) -> Iterator[tuple[int, str]]:
         yield from self.db.execute("SELECT id, sha256 FROM items ORDER BY id")

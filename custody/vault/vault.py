@@ -23,9 +23,10 @@ from typing import BinaryIO
 
 from custody.config import Settings, default_config_text
 from custody.errors import CustodyError, UsageError
-from custody.vault import jobs, keys, registry
+from custody.vault import derivatives, jobs, keys, registry
 from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
 from custody.vault.catalog import Catalog, Item, ItemFilter
+from custody.vault.derivatives import ContinuityFinding, Derivative
 from custody.vault.items import (
     TAG_NAMES,
     format_item_id,
@@ -47,6 +48,7 @@ CATALOG_NAME = "catalog.db"
 LOCK_NAME = "lock"
 PUBLIC_KEY_NAME = "keys/signing.pub"
 MAX_TAG_LENGTH = 500
+MAX_REASON_LENGTH = 2000
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,21 @@ class Vault:
         """no recorder profile {profile!r}: use one of {known} or add [profiles.{profile}] to custody.toml"""
 
         exit_code = 2
+
+    class NoDerivative(CustodyError):
+        """{item} has no {role} copy: {why}"""
+
+        exit_code = 5
+
+    class FindingNotFound(CustodyError):
+        """no continuity finding {ref}: use an id from 'custody report gaps' (GAP-000001)"""
+
+        exit_code = 5
+
+    class FindingClosed(CustodyError):
+        """{ref} is already {state} ({closed_by}, {closed_at}): {reason}"""
+
+        exit_code = 5
 
     class Busy(CustodyError):
         """another custody command is writing to the vault at {home}; try again when it has finished"""
@@ -334,6 +351,19 @@ class Vault:
                 self._commit_item(record, recovered=True)
             else:
                 self._abandon_intent(sha256, record, "interrupted before the object was stored")
+        for intent in derivatives.intents(self.catalog):
+            # A media job killed between storing a derivative and committing it: the
+            # job is queued again, so the object it left is removed, not kept.
+            with self.catalog.transaction():
+                if not derivatives.is_referenced(self.catalog, intent["sha256"]):
+                    self.objects.path_for(intent["sha256"]).unlink(missing_ok=True)
+                    self.audit.append(
+                        self.actor,
+                        "derivative-abandoned",
+                        intent["item"],
+                        {"role": intent["role"], "sha256": intent["sha256"]},
+                    )
+                derivatives.remove_intent(self.catalog, intent["id"])
 
     def _abandon_intent(self, sha256: str, record: dict, reason: str) -> None:
         with self.catalog.transaction():
@@ -536,13 +566,17 @@ class Vault:
 
     # -- reading originals ------------------------------------------------
 
-    def extract(self, ref: str, out: Path) -> Item:
-        """Write the decrypted original of ``ref`` to ``out``, verifying its sha256 as it goes.
+    def extract(self, ref: str, out: Path, role: str | None = None) -> Item:
+        """Write the decrypted original of ``ref`` (or its ``role`` derivative) to ``out``, verified as it goes.
 
         Never overwrites: raise Vault.OutputExists. Raise Vault.ItemDamaged when
-        the object fails authentication or its hash; no partial file remains.
+        the object fails authentication or its hash (no partial file remains),
+        Vault.NoDerivative when the item has no such derivative.
         """
         item = self.resolve(ref)
+        sha256 = item.sha256
+        if role is not None:
+            sha256 = self._derivative_of(item, role).sha256
         out = Path(out)
         if out.exists() or out.is_symlink():
             self.record_failure("extract", {"out": str(out), "reason": "output exists"}, item)
@@ -550,7 +584,7 @@ class Vault:
         partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
         try:
             with open(partial, "xb") as sink:
-                self._copy_verified(item, sink)
+                self._copy_verified(item, sink, sha256=sha256)
                 sink.flush()
                 os.fsync(sink.fileno())
             _link_without_overwrite(partial, out)
@@ -562,10 +596,28 @@ class Vault:
             raise
         finally:
             partial.unlink(missing_ok=True)
-        self.audit.append(
-            self.actor, "extract", item.number, {"out": str(out.resolve()), "sha256": item.sha256}
-        )
+        details = {"out": str(out.resolve()), "sha256": sha256}
+        if role is not None:
+            details["derivative"] = role
+        self.audit.append(self.actor, "extract", item.number, details)
         return item
+
+    def _derivative_of(self, item: Item, role: str) -> Derivative:
+        made = {d.role: d for d in self.derivatives(item)}
+        if role in made:
+            return made[role]
+        facts = self.media_facts(item)
+        if facts is None:
+            why = "its media job has not run yet: run 'custody media run --once' or let the daemon work"
+        elif role == derivatives.PLAYABLE and facts.get("photo"):
+            why = "it is a photo; extract the original"
+        elif "unreadable" in facts or (facts.get("playable") or {}).get("error"):
+            why = (facts.get("playable") or {}).get(
+                "error"
+            ) or f"it is not readable media ({facts['unreadable']})"
+        else:
+            why = "none was made; see 'custody status' for failed media jobs"
+        raise Vault.NoDerivative(item=item.item_id, role=role, why=why)
 
     def stream(self, ref: str, sink: BinaryIO, destination: str = "stdout") -> Item:
         """Write the decrypted original to ``sink`` (audited as a view).
@@ -583,10 +635,15 @@ class Vault:
         self.audit.append(self.actor, "view", item.number, {"to": destination, "sha256": item.sha256})
         return item
 
-    def _copy_verified(self, item: Item, sink: BinaryIO | None, evict_cache: bool = False) -> None:
-        """Check the item's object (writing its plaintext to ``sink`` if given); raise Vault.ItemDamaged."""
+    def _copy_verified(
+        self, item: Item, sink: BinaryIO | None, evict_cache: bool = False, sha256: str | None = None
+    ) -> None:
+        """Check the item's object, or its derivative ``sha256`` (writing the plaintext to ``sink`` if given).
+
+        Raise Vault.ItemDamaged.
+        """
         try:
-            self.objects.check(item.sha256, evict_cache=evict_cache, sink=sink)
+            self.objects.check(sha256 or item.sha256, evict_cache=evict_cache, sink=sink)
         except ObjectDamaged as exc:
             raise Vault.ItemDamaged(item=item.item_id, problem=exc.message) from exc
         except FileNotFoundError as exc:
@@ -603,14 +660,11 @@ class Vault:
         always checked). Never repairs anything. The check itself is audited.
         """
         chain = self.audit.verify()
-        if refs:
-            targets = [(item.number, item.sha256) for item in self.resolve_all(refs)]
-        else:
-            targets = list(self.catalog.all_sha256())
+        chosen = {item.number for item in self.resolve_all(refs)} if refs else None
+        targets = self._objects_of(chosen)
         problems: list[ObjectProblem] = []
         checked_bytes = 0
-        for number, sha256 in targets:
-            item_id = format_item_id(number)
+        for item_id, sha256 in targets:
             try:
                 checked_bytes += self.objects.check(sha256, evict_cache=True, on_progress=on_progress)
             except FileNotFoundError:
@@ -618,7 +672,7 @@ class Vault:
             except ObjectDamaged as exc:
                 problems.append(ObjectProblem("damaged", sha256, item_id, exc.fields["problem"]))
         if not refs:
-            problems += self._unreferenced_objects({sha for _n, sha in targets})
+            problems += self._unreferenced_objects({sha for _label, sha in targets})
         report = VerifyReport(
             objects_checked=len(targets),
             bytes_checked=checked_bytes,
@@ -631,7 +685,7 @@ class Vault:
             self.actor,
             "verify",
             details={
-                "scope": [format_item_id(n) for n, _ in targets] if refs else "all",
+                "scope": sorted(format_item_id(n) for n in chosen) if chosen else "all",
                 "objects_checked": report.objects_checked,
                 "ok": report.ok,
                 "object_problems": len(problems),
@@ -641,10 +695,24 @@ class Vault:
         return report
 
     def bytes_to_verify(self, refs: list[str] | None = None) -> int:
-        """Return how many plaintext bytes verify(refs) will read."""
-        if refs:
-            return sum(item.size for item in self.resolve_all(refs))
-        return self.catalog.total_size()
+        """Return how many plaintext bytes verify(refs) will read (originals and derivatives)."""
+        chosen = {item.number for item in self.resolve_all(refs)} if refs else None
+        return sum(self.catalog.object_size(sha) for _label, sha in self._objects_of(chosen))
+
+    @_serialized
+    def _objects_of(self, chosen: set[int] | None) -> list[tuple[str, str]]:
+        """Return (label, sha256) of the originals and derivatives of ``chosen`` items (None: all)."""
+        targets = [
+            (format_item_id(number), sha256)
+            for number, sha256 in self.catalog.all_sha256()
+            if chosen is None or number in chosen
+        ]
+        targets += [
+            (f"{format_item_id(number)} {role}", sha256)
+            for number, role, sha256 in derivatives.all_objects(self.catalog)
+            if chosen is None or number in chosen
+        ]
+        return targets
 
     def _unreferenced_objects(self, referenced: set[str]) -> list[ObjectProblem]:
         pending = {sha for sha, _record in self.catalog.intents()}
@@ -909,14 +977,81 @@ class Vault:
         with self.catalog.transaction():
             return jobs.claim(self.catalog, utc_now(), kind)
 
+    def finish_media_job(
+        self, job: jobs.Job, facts: dict, seconds: float, made: Iterable[dict] = ()
+    ) -> list[Derivative]:
+        """Seal the derivatives ``made`` and commit them with the item's facts and the job's end, together.
+
+        Each of ``made`` names a file and how it was made: ``role``, ``path``,
+        ``method``, ``tool``, ``arguments``, ``started_at``, ``finished_at``.
+        Sealing runs outside the vault's lock (it takes as long as the copy is
+        big). A crash between storing an object and the commit leaves an
+        intent the next open turns into a removal, so no object is orphaned
+        and the job, queued again, is done once.
+        """
+        staged: list[tuple[dict, StagedObject]] = []
+        try:
+            for copy in made:
+                with open(copy["path"], "rb") as source:
+                    size = os.fstat(source.fileno()).st_size
+                    staged.append((copy, self.objects.stage(source, size)))
+            return self._commit_media_job(job, facts, seconds, staged)
+        finally:
+            for _copy, obj in staged:
+                self.objects.discard(obj)  # nothing left once stored
+
     @_serialized
-    def finish_media_job(self, job: jobs.Job, facts: dict, seconds: float) -> None:
-        """Store what the media stage found for the job's item and mark the job done, together."""
+    def _commit_media_job(
+        self, job: jobs.Job, facts: dict, seconds: float, staged: list[tuple[dict, StagedObject]]
+    ) -> list[Derivative]:
+        item = self.catalog.item(job.item)
+        if item is None:
+            raise Vault.ItemNotFound(ref=format_item_id(job.item))
         with self.catalog.transaction():
-            jobs.store_facts(self.catalog, job.item, facts, utc_now())
-            jobs.finish(self.catalog, job.id, utc_now(), seconds)
-            if (facts.get("integrity") or {}).get("result") == "ok":
-                jobs.enqueue(self.catalog, jobs.DECODE, job.item, utc_now())
+            intents = [
+                derivatives.add_intent(self.catalog, job.item, copy["role"], obj.sha256, utc_now())
+                for copy, obj in staged
+            ]
+        try:
+            for _copy, obj in staged:
+                self.objects.store_staged(obj)
+            with self.catalog.transaction():
+                for copy, obj in staged:
+                    record = {
+                        "sha256": obj.sha256,
+                        "size": obj.size,
+                        "key_id": self.master.key_id,
+                        "method": copy["method"],
+                        "tool": copy["tool"],
+                        "arguments": copy["arguments"],
+                        "source_sha256": item.sha256,
+                        "started_at": copy["started_at"],
+                        "finished_at": copy["finished_at"],
+                        "made_by": self.actor,
+                    }
+                    derivatives.insert(self.catalog, job.item, copy["role"], record)
+                    provenance = {k: v for k, v in record.items() if k not in ("key_id", "made_by")}
+                    self.audit.append(
+                        self.actor, "derivative-made", job.item, {"role": copy["role"], **provenance}
+                    )
+                jobs.store_facts(self.catalog, job.item, facts, utc_now())
+                jobs.finish(self.catalog, job.id, utc_now(), seconds)
+                if (facts.get("integrity") or {}).get("result") == "ok":
+                    jobs.enqueue(self.catalog, jobs.DECODE, job.item, utc_now())
+                for intent in intents:
+                    derivatives.remove_intent(self.catalog, intent)
+        except BaseException:
+            with self.catalog.transaction():
+                for (_copy, obj), intent in zip(staged, intents, strict=True):
+                    if not derivatives.is_referenced(self.catalog, obj.sha256):
+                        self.objects.path_for(obj.sha256).unlink(missing_ok=True)
+                    derivatives.remove_intent(self.catalog, intent)
+            raise
+        return derivatives.of_item(self.catalog, job.item)
+
+    @_serialized
+    def derivatives(self, item: Item) -> list[Derivative]:
+        return derivatives.of_item(self.catalog, item.number)
 
     @_serialized
     def finish_decode_job(self, job: jobs.Job, errors: list[str], seconds: float) -> None:
@@ -991,6 +1126,103 @@ class Vault:
             yield path
         finally:
             path.unlink(missing_ok=True)
+
+    # -- continuity ---------------------------------------------------------
+
+    @_serialized
+    def recording_segments(self, serial: str, since: str, until: str) -> list[dict]:
+        """A recorder's recordings starting between ``since`` and ``until`` (see derivatives.recording_segments)."""
+        return derivatives.recording_segments(self.catalog, serial, since, until)
+
+    @_serialized
+    def record_continuity(
+        self, serial: str, considered: list[int], found: list[dict]
+    ) -> list[ContinuityFinding]:
+        """Record what continuity analysis ``found`` among the items ``considered``; return the new findings.
+
+        A finding already known is not recorded twice. An open finding between
+        two considered items that the analysis no longer makes (a segment that
+        arrived later lies between them) is withdrawn. Both are audited.
+        """
+        new = []
+        with self.catalog.transaction():
+            current = set()
+            for finding in found:
+                current.add((finding["kind"], finding["before_item"], finding["after_item"]))
+                number = derivatives.upsert_finding(self.catalog, finding, utc_now())
+                if number is None:
+                    continue
+                recorded = derivatives.finding(self.catalog, number)
+                assert recorded is not None
+                self.audit.append(
+                    self.actor,
+                    "continuity-found",
+                    finding["after_item"],
+                    {
+                        "finding": recorded.finding_id,
+                        "kind": finding["kind"],
+                        "recorder": serial,
+                        "officer": finding["officer"],
+                        "before": format_item_id(finding["before_item"]),
+                        "after": format_item_id(finding["after_item"]),
+                        "seconds": finding["seconds"],
+                    },
+                )
+                new.append(recorded)
+            for stale in derivatives.open_findings_between(self.catalog, serial, considered):
+                if (stale.kind, stale.before_item, stale.after_item) in current:
+                    continue
+                reason = "a segment found later lies between them"
+                derivatives.close_finding(self.catalog, stale.id, "withdrawn", utc_now(), self.actor, reason)
+                self.audit.append(
+                    self.actor,
+                    "continuity-withdrawn",
+                    stale.after_item,
+                    {"finding": stale.finding_id, "reason": reason},
+                )
+        return new
+
+    @_serialized
+    def explain(self, ref: str, reason: str) -> ContinuityFinding:
+        """Close an open continuity finding with a clerk's explanation (audited); return it closed.
+
+        Raise Vault.FindingNotFound, Vault.FindingClosed when it is not open,
+        UsageError when the reason is empty or too long.
+        """
+        number = derivatives.parse_gap_id(ref)
+        finding = derivatives.finding(self.catalog, number) if number else None
+        if finding is None:
+            raise Vault.FindingNotFound(ref=ref)
+        reason = reason.strip()
+        if not reason:
+            raise UsageError(reason="--reason is empty: say why the recording was interrupted")
+        if len(reason) > MAX_REASON_LENGTH:
+            raise UsageError(reason=f"--reason is longer than {MAX_REASON_LENGTH} characters: shorten it")
+        if finding.state != "open":
+            raise Vault.FindingClosed(
+                ref=finding.finding_id,
+                state=finding.state,
+                closed_by=finding.closed_by,
+                closed_at=finding.closed_at,
+                reason=finding.reason,
+            )
+        with self.catalog.transaction():
+            derivatives.close_finding(self.catalog, finding.id, "explained", utc_now(), self.actor, reason)
+            self.audit.append(
+                self.actor,
+                "continuity-explained",
+                finding.after_item,
+                {"finding": finding.finding_id, "kind": finding.kind, "reason": reason},
+            )
+        closed = derivatives.finding(self.catalog, finding.id)
+        assert closed is not None
+        return closed
+
+    @_serialized
+    def continuity_findings(
+        self, open_only: bool = False, serial: str | None = None
+    ) -> list[ContinuityFinding]:
+        return derivatives.findings(self.catalog, open_only, serial)
 
     # -- audit ------------------------------------------------------------
 

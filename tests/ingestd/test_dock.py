@@ -6,29 +6,15 @@ import json
 import os
 import zoneinfo
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from custody.config import load_settings
 from custody.devices.events import MediaSource
 from custody.ingestd.dock import DockSession
 from custody.vault import Vault
 from custody.vault.timestamps import to_text
+from tests.docking import dock
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
-
-
-def dock(home: Path, root: Path, serial: str, profile: str) -> DockSession:
-    """Run one dock session of ``root`` as recorder ``serial``, as the daemon does."""
-    settings = load_settings(home)
-    docked_at = datetime.now(UTC)
-    with Vault(settings, "custody-daemon", writer=True) as vault:
-        session_id = vault.open_dock_session(serial, str(root), profile, to_text(docked_at), {})
-        source = MediaSource(root=root, serial=serial, profile_name=profile, kind="usb")
-        session = DockSession(vault, source, settings, session_id, docked_at)
-        for task in session.discover(session.summary):
-            session.process(task, session.summary)
-        vault.close_dock_session(session_id, "done", session.counts(), session.errors)
-    return session
 
 
 def local_name(moment: datetime, suffix: str = "0001") -> str:

@@ -1,0 +1,104 @@
+"""Continuity: interruptions between a recorder's segments are found, reported and explained."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from custody.ingestd.continuity import Segment, find
+from tests.docking import dock
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def segment(item: int, start: float, length: float, path: str = "", session: int | None = 1) -> Segment:
+    begin = T0 + timedelta(seconds=start)
+    return Segment(
+        item, begin, begin + timedelta(seconds=length), session, path or f"DCIM/FILE{item:04d}.MP4", "031245"
+    )
+
+
+def kinds(findings: list[dict]) -> list[tuple]:
+    return [(f["kind"], f["before_item"], f["after_item"], f["seconds"]) for f in findings]
+
+
+def test_a_hole_longer_than_the_tolerance_within_a_run_is_an_interruption():
+    segments = [segment(1, 0, 300), segment(2, 301.5, 300), segment(3, 631.5, 300)]
+    assert kinds(find(segments, "BWC1", tolerance=2, run_break=300)) == [("interruption", 2, 3, 30.0)]
+
+
+def test_a_hole_longer_than_a_run_break_separates_recordings_and_is_not_reported():
+    segments = [segment(1, 0, 60), segment(2, 60 + 301, 60)]
+    assert find(segments, "BWC1", tolerance=2, run_break=300) == []
+
+
+def test_overlaps_and_out_of_order_files_are_reported_not_merged():
+    overlapping = [segment(1, 0, 60), segment(2, 50, 60)]
+    assert kinds(find(overlapping, "BWC1", 2, 300)) == [("overlap", 1, 2, 10.0)]
+    # FILE0002 holds an earlier recording than FILE0001: the recorder's clock jumped.
+    swapped = [segment(1, 60, 60, "DCIM/FILE0001.MP4"), segment(2, 0, 60, "DCIM/FILE0002.MP4")]
+    assert kinds(find(swapped, "BWC1", 2, 300)) == [("out-of-order", 2, 1, 0.0)]
+    # FILE9 before FILE10 is the recorder's order, not a problem.
+    natural = [segment(1, 0, 60, "DCIM/FILE9.MP4"), segment(2, 60, 60, "DCIM/FILE10.MP4")]
+    assert find(natural, "BWC1", 2, 300) == []
+
+
+def recording_segment(path: Path, start: datetime, seconds: int, tone: int) -> Path:
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size=160x120:rate=10:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency={tone}:duration={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+            "-metadata", f"creation_time={start:%Y-%m-%dT%H:%M:%S}Z",
+            str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def test_three_segments_with_a_30_s_hole_give_one_interruption_closed_by_explain(tmp_path, home, custody):
+    custody("init")
+    custody("officer", "add", "031245", "--name", "Wang Li")
+    custody("recorder", "add", "BWC7", "--officer", "031245", "--from", "2020-01-01")
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    recording_segment(dcim / "FILE0001.MP4", start, 4, 440)
+    recording_segment(dcim / "FILE0002.MP4", start + timedelta(seconds=4), 4, 550)
+    recording_segment(dcim / "FILE0003.MP4", start + timedelta(seconds=4 + 4 + 30), 4, 660)
+    dock(home, tmp_path / "card", "BWC7", "dcim")
+    custody("media", "run", "--once")
+
+    [gap] = json.loads(custody("report", "gaps", "--open", "--json").stdout)
+    assert (gap["kind"], gap["recorder_serial"], gap["officer"]) == ("interruption", "BWC7", "031245")
+    assert (gap["before_item"], gap["after_item"]) == ("EV-000002", "EV-000003")
+    assert abs(gap["seconds"] - 30) < 0.2 and gap["state"] == "open"
+    assert gap["id"] in custody("report", "gaps").stdout
+    assert gap["id"] in custody("show", "EV-000003").stdout
+
+    reason = "battery swapped during the arrest; see the incident report"
+    custody("explain", gap["id"], "--reason", reason)
+    assert json.loads(custody("report", "gaps", "--open", "--json").stdout) == []
+    [closed] = json.loads(custody("report", "gaps", "--json").stdout)
+    assert (closed["state"], closed["reason"]) == ("explained", reason)
+    events = json.loads(custody("log", "--json").stdout)
+    [found] = [e for e in events if e["action"] == "continuity-found"]
+    [explained] = [e for e in events if e["action"] == "continuity-explained"]
+    assert found["details"]["finding"] == gap["id"] and explained["details"]["reason"] == reason
+    assert json.loads(custody("verify", "--json").stdout)["ok"]  # the reason is in the signed chain
+
+    again = custody("explain", gap["id"], "--reason", "something else", expect=5)
+    assert f"{gap['id']} is already explained" in again.stderr
+    assert (
+        "no continuity finding GAP-000099"
+        in custody("explain", "GAP-000099", "--reason", "x", expect=5).stderr
+    )
+    assert "--reason is empty" in custody("explain", gap["id"], "--reason", "  ", expect=2).stderr
+
+    # Running the analysis again (another job, a restart) records nothing twice.
+    custody("media", "run", "--once")
+    assert len(json.loads(custody("report", "gaps", "--json").stdout)) == 1
