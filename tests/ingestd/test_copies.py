@@ -19,11 +19,11 @@ def generate(path: Path, *arguments: str) -> Path:
     return path
 
 
-def mjpeg_avi(path: Path, seconds: int = 3) -> Path:
+def mjpeg_avi(path: Path, seconds: int = 3, tone: int = 330) -> Path:
     return generate(
         path,
         *("-f", "lavfi", "-i", f"testsrc2=size=640x480:rate=15:duration={seconds}"),
-        *("-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}"),
+        *("-f", "lavfi", "-i", f"sine=frequency={tone}:duration={seconds}"),
         *("-c:v", "mjpeg", "-c:a", "pcm_s16le", "-shortest"),
     )
 
