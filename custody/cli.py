@@ -24,7 +24,7 @@ from rich.table import Table
 
 from custody import __version__
 from custody.config import Settings, load_settings, resolve_home
-from custody.errors import CustodyError
+from custody.errors import CustodyError, UsageError
 from custody.ingestd.daemon import Daemon, read_status
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, Skipped
@@ -394,22 +394,25 @@ def tag(session: Session, items, case, party, officer, category, note, as_json) 
     is_flag=True,
     help="Write the playable copy (H.264/AAC MP4) instead of the original.",
 )
+@click.option("--thumbnail", is_flag=True, help="Write the thumbnail (JPEG) instead of the original.")
 @pass_session
-def extract(session: Session, item: str, out: Path, playable: bool) -> None:
-    """Write an item's original (or its playable copy), decrypted and verified, to a new file (audited).
+def extract(session: Session, item: str, out: Path, playable: bool, thumbnail: bool) -> None:
+    """Write an item's original (or a derivative), decrypted and verified, to a new file (audited).
 
     \b
     Example:
       custody extract EV-000123 --out /media/clerk/EV-000123.mp4
       custody extract EV-000123 --playable --out /media/clerk/EV-000123-playable.mp4
+      custody extract EV-000123 --thumbnail --out /tmp/EV-000123.jpg
     """
+    if playable and thumbnail:
+        raise UsageError(reason="--playable and --thumbnail exclude each other: extract one at a time")
+    role = "playable" if playable else "thumbnail" if thumbnail else None
     with session.vault() as vault:
-        found = vault.extract(item, out, role="playable" if playable else None)
+        found = vault.extract(item, out, role=role)
         made = {d.role: d for d in vault.derivatives(found)}
-    sha256, size = (
-        (made["playable"].sha256, made["playable"].size) if playable else (found.sha256, found.size)
-    )
-    what = "playable copy of " if playable else ""
+    sha256, size = (made[role].sha256, made[role].size) if role else (found.sha256, found.size)
+    what = f"{role} copy of " if role else ""
     _say(f"wrote {what}{found.item_id} to {out} ({_size(size)}, sha256 {sha256} verified)")
 
 

@@ -29,6 +29,7 @@ from custody.devices.simulated import SimulatedRecorder  # noqa: E402
 SERIAL, BADGE = "BWC0042", "031245"
 CLIPS = 5
 CLIP_SECONDS = 60
+HOLE_SECONDS = 30
 HOST_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
@@ -63,9 +64,12 @@ def main() -> None:
     say(f"generating {CLIPS} clips of {CLIP_SECONDS} s with ffmpeg (the officer's shift)")
     folder = work / "volume" / "DCIM" / "100BWC"
     folder.mkdir(parents=True)
-    shift_end = datetime.now(UTC) - timedelta(hours=1)
+    # One recording the recorder split into segments, with a 30 s hole before the
+    # last one (the kind of interruption a clerk must explain).
+    first_start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1, seconds=CLIPS * CLIP_SECONDS)
     for n in range(CLIPS):
-        start = (shift_end - timedelta(seconds=(CLIPS - n) * (CLIP_SECONDS + 30))).astimezone(
+        hole = HOLE_SECONDS if n == CLIPS - 1 else 0
+        start = (first_start + timedelta(seconds=n * CLIP_SECONDS + hole)).astimezone(
             ZoneInfo("Asia/Shanghai")
         )
         name = f"{SERIAL}_{BADGE}_{start:%Y%m%d%H%M%S}{'_IMP' if n == 2 else ''}.MP4"
@@ -116,6 +120,15 @@ def main() -> None:
             if status["sessions"] and status["sessions"][0]["state"] != "pulling":
                 break
             time.sleep(0.4)
+        say("the daemon makes playable copies and thumbnails, checks continuity, then decode-checks")
+        while True:
+            jobs = json.loads(
+                subprocess.run(["custody", "status", "--json"], capture_output=True, text=True).stdout
+            )["media_jobs"]
+            print(f"  media jobs: {jobs}", flush=True)
+            if not jobs.get("queued") and not jobs.get("running"):
+                break
+            time.sleep(1)
         step("status")
         say(f"undocking recorder {SERIAL}")
         recorder.unplug(testbed)
@@ -137,12 +150,25 @@ def main() -> None:
     step("tag", "EV-000001", "EV-000002", "--case", "2026-0412", "--party", "Zhang Wei")
     step("ls", "--untagged")
     step("show", "EV-000003")
+    playable = work / "EV-000003-playable.mp4"
+    thumbnail = work / "EV-000003-thumbnail.jpg"
+    step("extract", "EV-000003", "--playable", "--out", str(playable))
+    step("extract", "EV-000003", "--thumbnail", "--out", str(thumbnail))
+    say("continuity: the 30 s hole before the last segment")
+    step("report", "gaps", "--open")
+    gaps = json.loads(
+        subprocess.run(["custody", "report", "gaps", "--json"], capture_output=True, text=True).stdout
+    )
+    if gaps:
+        step("explain", gaps[0]["id"], "--reason", "officer changed the battery during the stop (demo)")
+    step("report", "gaps")
     step("report", "window")
     step("verify")
     shutil.copy(work / "daemon.log", home / "daemon.log")
     print(
         f"\nThe demo vault is at {home} (try: CUSTODY_HOME={home} custody ls); daemon log: {home}/daemon.log"
     )
+    print(f"Playable copy: {playable} (plays in any player); thumbnail: {thumbnail}")
 
 
 if __name__ == "__main__":
