@@ -4,10 +4,12 @@
     python -m bench ingest        # 2 GiB ingest vs cp+sync and cp+sync+sha256sum, peak RSS
     python -m bench catalog       # ls --case on 1,000 vs 1,000,000 items
     python -m bench dock          # the daemon pulling recorder images (root, umockdev-wrapper)
+    python -m bench media         # playable copies, a shift's foreground media stage, decode check
 
 BENCH_DIR (default: the current directory) must be on the disk the vault
 would use; BENCH_INGEST_MIB changes the file size (default 2048),
-BENCH_DOCK_MIB the recorder image (default 4096).
+BENCH_DOCK_MIB the recorder image (default 4096), BENCH_MEDIA_CLIPS the
+shift of 60 s clips (default 10).
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def bench_catalog(workdir: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    which = argv or ["ingest", "catalog", "dock"]
+    which = argv or ["ingest", "catalog", "dock", "media"]
     base = Path(os.environ.get("BENCH_DIR", "."))
     results = []
     with tempfile.TemporaryDirectory(prefix="custody-bench-", dir=base) as directory:
@@ -160,6 +162,10 @@ def main(argv: list[str]) -> int:
             from bench.dock import bench_dock  # needs PyGObject and umockdev
 
             results.append(bench_dock(workdir))
+        if "media" in which:
+            from bench.media import bench_media
+
+            results.append(bench_media(workdir))
     print("all goals met" if all(results) else "some goals MISSED")
     return 0
 

@@ -23,6 +23,11 @@ from custody.errors import ConfigError
         ("[retention]\nyears = 2\n", "retention: unknown section"),
         ("station = 'x'\n", "station: must be a table"),
         ("[station\nname = 'x'\n", "(syntax)"),
+        (
+            "[continuity]\ngap_tolerance_seconds = 600\n",
+            "continuity.gap_tolerance_seconds: must be at least 0 and less than continuity.run_break_seconds",
+        ),
+        ("[media]\nplayable_crf = 'good'\n", "media.playable_crf: must be a whole number, got 'good'"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(custody, home, text, named):

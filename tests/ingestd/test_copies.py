@@ -135,7 +135,9 @@ def test_thumbnail_is_a_jpeg_of_a_frame_near_ten_percent(tmp_path, custody, home
     assert abs(float(position) - 1.0) < 0.05
     picture = tmp_path / "thumb.jpg"
     custody("extract", "EV-000001", "--thumbnail", "--out", str(picture))
-    both = custody("extract", "EV-000001", "--thumbnail", "--playable", "--out", str(tmp_path / "x"), expect=2)
+    both = custody(
+        "extract", "EV-000001", "--thumbnail", "--playable", "--out", str(tmp_path / "x"), expect=2
+    )
     assert "exclude each other" in both.stderr
     stream = probe(picture)["streams"][0]
     assert picture.read_bytes()[:2] == b"\xff\xd8" and stream["codec_name"] == "mjpeg"
