@@ -48,11 +48,11 @@ def run_bare(command: list[str]) -> float:
 
 
 def h264_clip(path: Path) -> Path:
-    """60 s of 1080p30 H.264 at 8 Mbit/s with AAC: a body-worn camera's bitrate."""
+    """60 s of 1080p30 H.264 at 8 Mbit/s with AAC and a keyframe every second, as body-worn cameras write."""
     ffmpeg(
         *("-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:duration={SECONDS}"),
         *("-f", "lavfi", "-i", f"sine=frequency=440:duration={SECONDS}"),
-        *("-c:v", "libx264", "-preset", "ultrafast", "-b:v", "8M", "-c:a", "aac", "-shortest"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-b:v", "8M", "-g", "30", "-c:a", "aac", "-shortest"),
         str(path),
     )
     return path

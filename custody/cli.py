@@ -242,13 +242,7 @@ def show(session: Session, item: str, as_json: bool) -> None:
         events = vault.events(found)
         facts = vault.media_facts(found)
         made = vault.derivatives(found)
-        findings = [
-            f
-            for f in (
-                vault.continuity_findings(serial=found.recorder_serial) if found.recorder_serial else []
-            )
-            if found.number in (f.before_item, f.after_item)
-        ]
+        findings = vault.continuity_findings(item=found)
     if as_json:
         detail = found.as_dict()
         detail["media"] = facts

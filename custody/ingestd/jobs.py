@@ -153,18 +153,23 @@ class MediaJobs:
         help). For a whole original, raise ToolFailed so the job is retried.
         """
         damaged = (facts.get("integrity") or {}).get("result") != "ok"
-        made = []
-        for role, make in (("playable", make_playable), ("thumbnail", make_thumbnail)):
-            target = original.with_name(f"{original.name}.{role}")
-            try:
-                copy = make(original, target, facts, self.copy_options)
-            except ToolFailed as exc:
-                if not damaged:
-                    raise
-                facts[role] = {"error": str(exc)}
-                continue
-            if copy is not None:
-                made.append(copy)
+        made: list[MadeCopy] = []
+        try:
+            for role, make in (("playable", make_playable), ("thumbnail", make_thumbnail)):
+                target = original.with_name(f"{original.name}.{role}")
+                try:
+                    copy = make(original, target, facts, self.copy_options)
+                except ToolFailed as exc:
+                    if not damaged:
+                        raise
+                    facts[role] = {"error": str(exc)}
+                    continue
+                if copy is not None:
+                    made.append(copy)
+        except BaseException:
+            for copy in made:
+                copy.path.unlink(missing_ok=True)  # plaintext never outlives its job
+            raise
         return made
 
     def run_job(self, job: Job) -> None:

@@ -222,7 +222,9 @@ MIGRATIONS: list[str] = [
         UNIQUE (kind, before_item, after_item)
     );
     CREATE INDEX continuity_by_state ON continuity (state, id);
-    CREATE INDEX continuity_by_recorder ON continuity (recorder_serial, state)
+    CREATE INDEX continuity_by_recorder ON continuity (recorder_serial, state);
+    -- Items whose media job ran before derivatives existed get them now.
+    UPDATE jobs SET state = 'queued', attempts = 0 WHERE kind = 'media' AND state = 'done'
     """,
 ]
 

@@ -225,13 +225,18 @@ def finding(catalog: Catalog, number: int) -> ContinuityFinding | None:
     return ContinuityFinding(**rows[0]) if rows else None
 
 
-def findings(catalog: Catalog, open_only: bool = False, serial: str | None = None) -> list[ContinuityFinding]:
+def findings(
+    catalog: Catalog, open_only: bool = False, serial: str | None = None, item: int | None = None
+) -> list[ContinuityFinding]:
     where, params = [], []
     if open_only:
         where.append("state = 'open'")
     if serial:
         where.append("recorder_serial = ?")
         params.append(serial)
+    if item is not None:
+        where.append("(before_item = ? OR after_item = ?)")
+        params += [item, item]
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = catalog.db.query(f"SELECT * FROM continuity {clause} ORDER BY id", params)
     return [ContinuityFinding(**row) for row in rows]

@@ -716,6 +716,7 @@ class Vault:
 
     def _unreferenced_objects(self, referenced: set[str]) -> list[ObjectProblem]:
         pending = {sha for sha, _record in self.catalog.intents()}
+        pending |= {intent["sha256"] for intent in derivatives.intents(self.catalog)}
         problems = []
         for name in self.objects.names():
             if name in referenced:
@@ -725,7 +726,7 @@ class Vault:
                     ObjectProblem("stray", None, None, f"unexpected file {name} in the object store")
                 )
             elif name in pending:
-                continue  # an ingest in progress or interrupted; finished at the next open
+                continue  # an ingest or a media job in progress, or interrupted; settled at the next open
             else:
                 problems.append(ObjectProblem("orphan", name, None, "object has no catalog item"))
         return problems
@@ -1034,6 +1035,9 @@ class Vault:
                     self.audit.append(
                         self.actor, "derivative-made", job.item, {"role": copy["role"], **provenance}
                     )
+                earlier = (jobs.facts(self.catalog, job.item) or {}).get("integrity") or {}
+                if earlier.get("level") == "full":
+                    facts["integrity"] = earlier  # a full decode check's verdict outranks the fast one
                 jobs.store_facts(self.catalog, job.item, facts, utc_now())
                 jobs.finish(self.catalog, job.id, utc_now(), seconds)
                 if (facts.get("integrity") or {}).get("result") == "ok":
@@ -1220,9 +1224,10 @@ class Vault:
 
     @_serialized
     def continuity_findings(
-        self, open_only: bool = False, serial: str | None = None
+        self, open_only: bool = False, serial: str | None = None, item: Item | None = None
     ) -> list[ContinuityFinding]:
-        return derivatives.findings(self.catalog, open_only, serial)
+        """Continuity findings, oldest first: only open ones, one recorder's, or those touching ``item``."""
+        return derivatives.findings(self.catalog, open_only, serial, item.number if item else None)
 
     # -- audit ------------------------------------------------------------
 

@@ -265,3 +265,23 @@ def png_bomb(path: Path, side: int = 16000) -> Path:
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
     )
     return path
+
+
+def test_a_vault_from_before_derivatives_gets_them_and_keeps_its_decode_verdicts(tmp_path, custody, home):
+    custody("init")
+    custody("ingest", str(tagged_clip(tmp_path / "CLIP.MP4")))
+    custody("media", "run", "--once")
+    # Back to the schema before migration 4, as a vault made by the previous release.
+    with Vault(load_settings(home), "clerk", writer=True) as vault:
+        db = vault.catalog.db
+        db.execute("DROP TABLE derivatives")
+        db.execute("DROP TABLE derivative_intents")
+        db.execute("DROP TABLE continuity")
+        db.execute("PRAGMA user_version = 3")
+        db.conn.commit()
+    assert json.loads(custody("status", "--json").stdout)["media_jobs"] == {"queued": 1, "done": 1}
+    assert json.loads(custody("media", "run", "--once", "--json").stdout)["done"] == 1
+    detail = show(custody, "EV-000001")
+    assert {d["role"] for d in detail["derivatives"]} == {"playable", "thumbnail"}
+    assert detail["media"]["integrity"]["level"] == "full"  # the decode check's verdict stays
+    assert json.loads(custody("verify", "--json").stdout)["ok"]
