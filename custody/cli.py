@@ -685,7 +685,7 @@ def daemon(session: Session, log_json: bool) -> None:
 @json_option
 @pass_session
 def status(session: Session, as_json: bool) -> None:
-    """Show docked recorders with live progress, recent sessions, unknown devices and errors.
+    """Show docked recorders with live progress, recent sessions, media jobs, findings to explain, errors.
 
     \b
     Example:
@@ -698,6 +698,7 @@ def status(session: Session, as_json: bool) -> None:
         unknown = vault.unknown_devices(limit=10)
         job_counts = vault.job_counts()
         failed_jobs = vault.failed_jobs(limit=10)
+        open_findings = vault.continuity_findings(open_only=True)
     if as_json:
         click.echo(
             json.dumps(
@@ -707,6 +708,7 @@ def status(session: Session, as_json: bool) -> None:
                     "unknown_devices": [u.as_dict() for u in unknown],
                     "media_jobs": job_counts,
                     "failed_media_jobs": [j.as_dict() for j in failed_jobs],
+                    "open_continuity_findings": len(open_findings),
                 },
                 indent=1,
             )
@@ -771,6 +773,11 @@ def status(session: Session, as_json: bool) -> None:
     for job in failed_jobs:
         _say(
             f"  failed: job {job.id} {job.kind} of {format_item_id(job.item)} after {job.attempts} tries: {job.last_error}"
+        )
+    if open_findings:
+        _say(
+            f"continuity: {len(open_findings)} finding(s) to explain, oldest {open_findings[0].finding_id}: "
+            "see 'custody report gaps --open'"
         )
     if unknown:
         table = Table("device", "reason", "last seen", "times", title="devices not ingested")

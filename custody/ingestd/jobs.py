@@ -74,6 +74,7 @@ class MediaJobs:
         self.workers = self.settings.workers or os.cpu_count() or 1
         self.summary = JobSummary()
         self._lock = threading.Lock()
+        self._continuity_lock = threading.Lock()
 
     def run(
         self,
@@ -223,6 +224,12 @@ class MediaJobs:
         item = self.vault.item_number(number)
         if item is None or not item.recorder_serial or not item.recorded_start:
             return []
+        # One analysis at a time: one that read the segments before another
+        # job's facts landed must not record after that job's analysis.
+        with self._continuity_lock:
+            return self._check_continuity(item)
+
+    def _check_continuity(self, item) -> list:
         start = from_text(item.recorded_start)
         rows = self.vault.recording_segments(
             item.recorder_serial, to_text(start - timedelta(days=1)), to_text(start + timedelta(days=1))

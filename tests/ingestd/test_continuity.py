@@ -80,9 +80,12 @@ def test_three_segments_with_a_30_s_hole_give_one_interruption_closed_by_explain
     assert gap["id"] in custody("report", "gaps").stdout
     assert gap["id"] in custody("show", "EV-000003").stdout
 
+    assert json.loads(custody("status", "--json").stdout)["open_continuity_findings"] == 1
+    assert f"1 finding(s) to explain, oldest {gap['id']}" in custody("status").stdout
     reason = "battery swapped during the arrest; see the incident report"
     custody("explain", gap["id"], "--reason", reason)
     assert json.loads(custody("report", "gaps", "--open", "--json").stdout) == []
+    assert json.loads(custody("status", "--json").stdout)["open_continuity_findings"] == 0
     [closed] = json.loads(custody("report", "gaps", "--json").stdout)
     assert (closed["state"], closed["reason"]) == ("explained", reason)
     events = json.loads(custody("log", "--json").stdout)
@@ -102,3 +105,27 @@ def test_three_segments_with_a_30_s_hole_give_one_interruption_closed_by_explain
     # Running the analysis again (another job, a restart) records nothing twice.
     custody("media", "run", "--once")
     assert len(json.loads(custody("report", "gaps", "--json").stdout)) == 1
+
+
+def test_a_hole_filled_by_a_segment_pulled_later_is_withdrawn_not_left_open(tmp_path, home, custody):
+    custody("init")
+    custody("recorder", "add", "BWC8", "--from", "2020-01-01")
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    recording_segment(dcim / "FILE0001.MP4", start, 4, 440)
+    middle = recording_segment(tmp_path / "FILE0002.MP4", start + timedelta(seconds=4), 4, 550)
+    recording_segment(dcim / "FILE0003.MP4", start + timedelta(seconds=8), 4, 660)
+    dock(home, tmp_path / "card", "BWC8", "dcim")
+    custody("media", "run", "--once")
+    [gap] = json.loads(custody("report", "gaps", "--open", "--json").stdout)
+    assert abs(gap["seconds"] - 4) < 0.2
+
+    middle.rename(dcim / middle.name)  # the recorder's missing segment turns up at the next dock
+    dock(home, tmp_path / "card", "BWC8", "dcim")
+    custody("media", "run", "--once")
+    assert json.loads(custody("report", "gaps", "--open", "--json").stdout) == []
+    [withdrawn] = json.loads(custody("report", "gaps", "--json").stdout)
+    assert withdrawn["id"] == gap["id"] and withdrawn["state"] == "withdrawn"
+    actions = [e["action"] for e in json.loads(custody("log", "--json").stdout)]
+    assert actions.count("continuity-found") == 1 and actions.count("continuity-withdrawn") == 1
