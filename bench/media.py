@@ -24,9 +24,9 @@ import threading
 import time
 from pathlib import Path
 
-from custody.config import Settings
+from custody.config import MediaSettings, Settings
 from custody.ingestd.jobs import MediaJobs
-from custody.ingestd.media import CopyOptions, decode_check, make_playable, probe_facts
+from custody.ingestd.media import decode_check, make_playable, probe_facts
 from custody.vault import Vault
 from custody.vault.jobs import MEDIA
 
@@ -82,7 +82,7 @@ def playable_in_vault(vault: Vault, source: Path, work: Path, facts: dict) -> tu
     """
     target = work / "playable.out"
     started = time.perf_counter()
-    made = make_playable(source, target, facts, CopyOptions())
+    made = make_playable(source, target, facts, MediaSettings())
     assert made is not None
     copied = time.perf_counter() - started
     with open(target, "rb") as copy:
@@ -95,7 +95,7 @@ def playable_in_vault(vault: Vault, source: Path, work: Path, facts: dict) -> tu
 
 def bench_copy(workdir: Path, vault: Vault, source: Path, method: str, goal: float, runs: int) -> bool:
     facts = probe_facts(source, "ffprobe", 60, 1 << 30)
-    made = make_playable(source, workdir / "probe.out", facts, CopyOptions())
+    made = make_playable(source, workdir / "probe.out", facts, MediaSettings())
     assert made is not None and made.method == method, made
     (workdir / "probe.out").unlink()
     if method == "remux":

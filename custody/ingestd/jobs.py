@@ -25,7 +25,6 @@ from pathlib import Path
 from custody.config import Settings
 from custody.ingestd import continuity
 from custody.ingestd.media import (
-    CopyOptions,
     MadeCopy,
     ToolFailed,
     decode_check,
@@ -60,17 +59,6 @@ class MediaJobs:
         self.vault = vault
         self.settings = settings.media
         self.continuity = settings.continuity
-        media = settings.media
-        self.copy_options = CopyOptions(
-            ffmpeg=media.ffmpeg,
-            height=media.playable_height,
-            preset=media.playable_preset,
-            crf=media.playable_crf,
-            audio_bitrate=media.playable_audio_bitrate,
-            thumbnail_width=media.thumbnail_width,
-            timeout=media.copy_timeout_seconds,
-            memory_limit=media.memory_limit_mb << 20,
-        )
         self.workers = self.settings.workers or os.cpu_count() or 1
         self.summary = JobSummary()
         self._lock = threading.Lock()
@@ -159,7 +147,7 @@ class MediaJobs:
             for role, make in (("playable", make_playable), ("thumbnail", make_thumbnail)):
                 target = original.with_name(f"{original.name}.{role}")
                 try:
-                    copy = make(original, target, facts, self.copy_options)
+                    copy = make(original, target, facts, self.settings)
                 except ToolFailed as exc:
                     if not damaged:
                         raise

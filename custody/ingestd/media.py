@@ -23,6 +23,7 @@ from pathlib import Path
 
 import ffmpeg as ffmpeg_python
 
+from custody.config import MediaSettings
 from custody.vault.timestamps import utc_now
 
 log = logging.getLogger(__name__)
@@ -304,20 +305,6 @@ def _check(path: Path, ffmpeg: str, codec: dict, timeout: float, memory_limit: i
 
 
 @dataclass(frozen=True)
-class CopyOptions:
-    """How playable copies and thumbnails are made ([media] in custody.toml)."""
-
-    ffmpeg: str = "ffmpeg"
-    height: int = 720
-    preset: str = "veryfast"
-    crf: int = 23
-    audio_bitrate: str = "128k"
-    thumbnail_width: int = 320
-    timeout: float = 3600.0
-    memory_limit: int = 1 << 30
-
-
-@dataclass(frozen=True)
 class MadeCopy:
     """A derivative file ffmpeg made, and exactly how (its provenance)."""
 
@@ -348,7 +335,7 @@ def playable_method(facts: dict) -> str | None:
     return "transcode"
 
 
-def make_playable(source: Path, target: Path, facts: dict, options: CopyOptions) -> MadeCopy | None:
+def make_playable(source: Path, target: Path, facts: dict, options: MediaSettings) -> MadeCopy | None:
     """Write an H.264/AAC MP4 with its index first (faststart) of ``source`` to ``target``.
 
     Return None when the item has nothing to play (see playable_method).
@@ -367,14 +354,14 @@ def make_playable(source: Path, target: Path, facts: dict, options: CopyOptions)
         ]
     else:
         video = any(s.get("type") == "video" for s in facts.get("streams") or [])
-        audio = {"acodec": "aac", "b:a": options.audio_bitrate}
+        audio = {"acodec": "aac", "b:a": options.playable_audio_bitrate}
         if video:
             # Never enlarge; keep both sides even, as H.264 in 4:2:0 needs.
-            scale = f"scale=-2:'min({options.height},trunc(ih/2)*2)'"
+            scale = f"scale=-2:'min({options.playable_height},trunc(ih/2)*2)'"
             transcode = {
                 "vcodec": "libx264",
-                "preset": options.preset,
-                "crf": str(options.crf),
+                "preset": options.playable_preset,
+                "crf": str(options.playable_crf),
                 "vf": scale,
                 "pix_fmt": "yuv420p",
                 **audio,
@@ -385,7 +372,7 @@ def make_playable(source: Path, target: Path, facts: dict, options: CopyOptions)
     return _make("playable", method, source, target, attempts, options)
 
 
-def make_thumbnail(source: Path, target: Path, facts: dict, options: CopyOptions) -> MadeCopy | None:
+def make_thumbnail(source: Path, target: Path, facts: dict, options: MediaSettings) -> MadeCopy | None:
     """Write a JPEG of the frame near 10 % of the duration (a photo: the photo, smaller) to ``target``.
 
     Return None when the item has no picture. Raise ToolFailed when ffmpeg cannot make it.
@@ -401,7 +388,7 @@ def make_thumbnail(source: Path, target: Path, facts: dict, options: CopyOptions
 
 
 def _make(
-    role: str, method: str, source: Path, target: Path, attempts: list[tuple], options: CopyOptions
+    role: str, method: str, source: Path, target: Path, attempts: list[tuple], options: MediaSettings
 ) -> MadeCopy:
     errors: list[str] = []
     for output_options, streams, *seek in attempts:
@@ -409,7 +396,7 @@ def _make(
             options.ffmpeg, source, str(target), output_options, *(seek or [None]), streams
         )
         started = utc_now()
-        result = run_tool(command, source, options.timeout, options.memory_limit)
+        result = run_tool(command, source, options.copy_timeout_seconds, options.memory_limit_mb << 20)
         if result.returncode == 0 and target.exists() and target.stat().st_size > 0:
             # The private paths say nothing: record the command with placeholders.
             arguments = [

@@ -15,10 +15,15 @@ def status(custody) -> dict:
     return json.loads(custody("status", "--json").stdout)
 
 
-def configure(home: Path, drop: Path, media: str) -> None:
+def daemon_with_drop_folder(tmp_path: Path, home: Path, custody, testbed, media: str):
+    """A new vault whose daemon watches tmp_path/drop, with ``media`` as its [media] settings."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    custody("init")
     (home / "custody.toml").write_text(
         f'[dock]\nwatch_folders = ["{drop}"]\nwatch_settle_seconds = 0.5\n\n[media]\n{media}\n'
     )
+    return drop, DaemonProcess(home, testbed, tmp_path / "daemon.log")
 
 
 def transcodes_running(daemon: DaemonProcess) -> list[int]:
@@ -40,11 +45,9 @@ def transcodes_running(daemon: DaemonProcess) -> list[int]:
 def test_not_media_empty_and_a_decompression_bomb_end_with_clear_results_and_the_daemon_runs_on(
     tmp_path, home, custody, testbed
 ):
-    drop = tmp_path / "drop"
-    drop.mkdir()
-    custody("init")
-    configure(home, drop, "memory_limit_mb = 512\nmax_attempts = 2")
-    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    drop, daemon = daemon_with_drop_folder(
+        tmp_path, home, custody, testbed, "memory_limit_mb = 512\nmax_attempts = 2"
+    )
     png_bomb(tmp_path / "BOMB.JPG")  # a PNG named as a photo: content decides, not the name
     (tmp_path / "RANDOM.MP4").write_bytes(os.urandom(200_000))
     (tmp_path / "EMPTY.MP4").write_bytes(b"")
@@ -74,11 +77,7 @@ def test_not_media_empty_and_a_decompression_bomb_end_with_clear_results_and_the
 def test_killing_the_daemon_during_three_transcodes_repeats_each_job_once_and_orphans_nothing(
     tmp_path, home, custody, testbed
 ):
-    drop = tmp_path / "drop"
-    drop.mkdir()
-    custody("init")
-    configure(home, drop, "workers = 3")
-    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    drop, daemon = daemon_with_drop_folder(tmp_path, home, custody, testbed, "workers = 3")
     for number in range(1, 4):
         clip = mjpeg_avi(tmp_path / f"OLD{number}.AVI", seconds=30, tone=300 + 100 * number)
         os.rename(clip, drop / clip.name)
