@@ -318,10 +318,13 @@ class MadeCopy:
 
 
 def playable_method(facts: dict) -> str | None:
-    """Say how a playable copy is made: "remux", "transcode", or None (a photo, nothing to play).
+    """Say how a playable copy is made: "remux", "transcode-audio", "transcode", or None (nothing to play).
 
     Remux when every video stream is H.264 and every audio stream AAC (or
-    there is none): the recorder's own packets, untouched, in an MP4.
+    there is none): the recorder's own packets, untouched, in an MP4. When
+    the video is H.264 but the audio is not AAC (PCM, G.711: common in
+    recorders), the video packets are copied and only the audio is
+    transcoded. None for a photo or a file without audio or video.
     """
     if facts.get("photo") or "unreadable" in facts:
         return None
@@ -330,7 +333,9 @@ def playable_method(facts: dict) -> str | None:
     audio = [s["codec"] for s in streams if s.get("type") == "audio"]
     if not video and not audio:
         return None
-    if all(codec == "h264" for codec in video) and all(codec == "aac" for codec in audio):
+    if video and all(codec == "h264" for codec in video):
+        return "remux" if all(codec == "aac" for codec in audio) else "transcode-audio"
+    if not video and all(codec == "aac" for codec in audio):
         return "remux"
     return "transcode"
 
@@ -352,6 +357,9 @@ def make_playable(source: Path, target: Path, facts: dict, options: MediaSetting
             ({"map": "0", "c": "copy", **keep}, None),
             ({"c": "copy", **keep}, ["v?", "a?"]),
         ]
+    elif method == "transcode-audio":
+        audio = {"vcodec": "copy", "acodec": "aac", "b:a": options.playable_audio_bitrate}
+        attempts = [({**audio, **keep}, ["v", "a?"])]
     else:
         video = any(s.get("type") == "video" for s in facts.get("streams") or [])
         audio = {"acodec": "aac", "b:a": options.playable_audio_bitrate}

@@ -285,3 +285,42 @@ def test_a_vault_from_before_derivatives_gets_them_and_keeps_its_decode_verdicts
     assert {d["role"] for d in detail["derivatives"]} == {"playable", "thumbnail"}
     assert detail["media"]["integrity"]["level"] == "full"  # the decode check's verdict stays
     assert json.loads(custody("verify", "--json").stdout)["ok"]
+
+
+def test_h264_with_pcm_audio_keeps_its_video_packets_and_gets_aac(tmp_path, custody):
+    original = generate(
+        tmp_path / "PCM.MOV",
+        *("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15:duration=2"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:duration=2"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-c:a", "pcm_s16le", "-shortest"),
+    )
+    custody("init")
+    custody("ingest", str(original))
+    custody("media", "run", "--once")
+    [playable] = [d for d in show(custody, "EV-000001")["derivatives"] if d["role"] == "playable"]
+    assert playable["method"] == "transcode-audio"
+    out = tmp_path / "playable.mp4"
+    custody("extract", "EV-000001", "--playable", "--out", str(out))
+    assert video_packet_hashes(out) == video_packet_hashes(original)  # video copied, not re-encoded
+    assert sorted(s["codec_name"] for s in probe(out)["streams"]) == ["aac", "h264"]
+
+
+def test_a_stream_mp4_cannot_hold_is_left_out_of_the_remux_and_the_rest_kept(tmp_path, custody):
+    subtitles = tmp_path / "notes.srt"
+    subtitles.write_text("1\n00:00:00,000 --> 00:00:01,000\nofficer's note\n")
+    original = generate(
+        tmp_path / "SUBS.MKV",
+        *("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15:duration=2"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:duration=2"),
+        *("-i", str(subtitles), "-map", "0", "-map", "1", "-map", "2"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-c:s", "srt", "-shortest"),
+    )
+    custody("init")
+    custody("ingest", str(original))
+    assert json.loads(custody("media", "run", "--once", "--json").stdout)["failed"] == 0
+    [playable] = [d for d in show(custody, "EV-000001")["derivatives"] if d["role"] == "playable"]
+    assert playable["method"] == "remux" and "0:v?" in playable["arguments"]
+    out = tmp_path / "playable.mp4"
+    custody("extract", "EV-000001", "--playable", "--out", str(out))
+    assert sorted(s["codec_name"] for s in probe(out)["streams"]) == ["aac", "h264"]
+    assert video_packet_hashes(out) == video_packet_hashes(original)
