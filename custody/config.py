@@ -140,6 +140,37 @@ class ContinuitySettings:
     run_break_seconds: float = 300.0
 
 
+VERIFY_MODES = ("checksum", "download")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+MIN_PART_SIZE_MB = 5  # S3's smallest multipart part
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """One off-site replica: an S3-compatible bucket (AWS S3, MinIO, Ceph RGW)."""
+
+    # Empty endpoint_url means AWS S3 itself.
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    bucket: str = ""
+    # Keys go under this prefix: <prefix>objects/sha256/ab/cd/<sha256>.
+    prefix: str = "custody/"
+    addressing_style: str = "auto"
+    storage_class: str = "STANDARD"
+    # Credentials: empty takes the standard AWS chain (environment, profile,
+    # instance role); otherwise the name of a systemd credential (a file in
+    # $CREDENTIALS_DIRECTORY) holding the access key id and the secret, one a line.
+    credential: str = ""
+    part_size_mb: int = 16
+    concurrency: int = 4
+    # checksum: trust the server's SHA-256 check of each part (AWS, MinIO, Ceph
+    # validate); download: read every object back and re-hash it (for servers
+    # that do not validate).
+    verify: str = "checksum"
+    # Each day, download and re-hash this fraction of the replicated objects.
+    deep_check_fraction_per_day: float = 0.01
+
+
 @dataclass(frozen=True)
 class RecorderProfile:
     """How to recognise one kind of recorder and read its files."""
@@ -225,6 +256,7 @@ class Settings:
     media: MediaSettings = field(default_factory=MediaSettings)
     continuity: ContinuitySettings = field(default_factory=ContinuitySettings)
     profiles: dict[str, RecorderProfile] = field(default_factory=default_profiles)
+    targets: dict[str, TargetSettings] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
@@ -290,9 +322,12 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
         if section_name == "profiles":
             sections["profiles"] = _build_profiles(section_value, path)
             continue
+        if section_name == "targets":
+            sections["targets"] = _build_targets(section_value, path)
+            continue
         section_class = _SECTIONS.get(section_name)
         if section_class is None:
-            known = ", ".join(sorted([*_SECTIONS, "profiles"]))
+            known = ", ".join(sorted([*_SECTIONS, "profiles", "targets"]))
             raise ConfigError(path=path, key=section_name, problem=f"unknown section (known: {known})")
         if not isinstance(section_value, dict):
             raise ConfigError(
@@ -332,6 +367,46 @@ def _build_profiles(value: object, path) -> dict[str, RecorderProfile]:
         _check_profile(profile, dotted, path)
         profiles[name] = profile
     return profiles
+
+
+def _build_targets(value: object, path) -> dict[str, TargetSettings]:
+    """Return the [targets.NAME] tables, each checked."""
+    if not isinstance(value, dict):
+        raise ConfigError(path=path, key="targets", problem="must hold tables such as [targets.offsite]")
+    targets = {}
+    for name, table in value.items():
+        dotted = f"targets.{name}"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}", name):
+            raise ConfigError(path=path, key=dotted, problem="a target name is letters, digits, - and _")
+        if not isinstance(table, dict):
+            raise ConfigError(path=path, key=dotted, problem=f"must be a table [{dotted}], got {table!r}")
+        target = _build_section(TargetSettings, dotted, table, path)
+        assert isinstance(target, TargetSettings)
+        checks = [
+            ("bucket", bool(target.bucket), "is required: the bucket to replicate into"),
+            ("verify", target.verify in VERIFY_MODES, f"must be one of {', '.join(VERIFY_MODES)}"),
+            (
+                "addressing_style",
+                target.addressing_style in ADDRESSING_STYLES,
+                f"must be one of {', '.join(ADDRESSING_STYLES)}",
+            ),
+            (
+                "part_size_mb",
+                target.part_size_mb >= MIN_PART_SIZE_MB,
+                f"must be at least {MIN_PART_SIZE_MB} (S3's smallest part)",
+            ),
+            ("concurrency", 1 <= target.concurrency <= 64, "must be between 1 and 64"),
+            (
+                "deep_check_fraction_per_day",
+                0 <= target.deep_check_fraction_per_day <= 1,
+                "must be between 0 and 1",
+            ),
+        ]
+        for key, ok, problem in checks:
+            if not ok:
+                raise ConfigError(path=path, key=f"{dotted}.{key}", problem=problem)
+        targets[name] = target
+    return targets
 
 
 def _check_profile(profile: RecorderProfile, dotted: str, path) -> None:
@@ -431,6 +506,13 @@ def default_config_text() -> str:
             value = getattr(profile, f.name)
             lines.append(f"# {f.name} = {_toml_value(value)}")
         lines.append("#")
+    lines += [
+        "",
+        "# Off-site replicas: one [targets.NAME] table per S3-compatible bucket.",
+        "# [targets.offsite]",
+    ]
+    for f in dataclasses.fields(TargetSettings):
+        lines.append(f"# {f.name} = {_toml_value(f.default)}")
     return "\n".join(lines) + "\n"
 
 

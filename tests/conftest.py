@@ -15,7 +15,7 @@ from custody.cli import cli
 from custody.config import Settings
 from custody.vault import Vault
 
-pytest_plugins = ["tests.docking"]
+pytest_plugins = ["tests.docking", "tests.s3"]
 
 CLIP_SECONDS = 2
 

@@ -28,6 +28,16 @@ from custody.errors import ConfigError
             "continuity.gap_tolerance_seconds: must be at least 0 and less than continuity.run_break_seconds",
         ),
         ("[media]\nplayable_crf = 'good'\n", "media.playable_crf: must be a whole number, got 'good'"),
+        ("[targets.offsite]\nregion = 'eu-west-1'\n", "targets.offsite.bucket: is required"),
+        (
+            "[targets.offsite]\nbucket = 'b'\nverify = 'trust'\n",
+            "targets.offsite.verify: must be one of checksum, download",
+        ),
+        (
+            "[targets.offsite]\nbucket = 'b'\npart_size_mb = 1\n",
+            "targets.offsite.part_size_mb: must be at least 5",
+        ),
+        ("[targets.offsite]\nbucket = 'b'\nsecret = 'x'\n", "targets.offsite.secret: unknown key"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(custody, home, text, named):

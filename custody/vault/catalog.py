@@ -226,6 +226,29 @@ MIGRATIONS: list[str] = [
     -- Items whose media job ran before derivatives existed get them now.
     UPDATE jobs SET state = 'queued', attempts = 0 WHERE kind = 'media' AND state = 'done'
     """,
+    # 5: off-site replication: one row per object and target
+    """
+    CREATE TABLE replicas (
+        sha256 TEXT NOT NULL,
+        target TEXT NOT NULL,
+        state TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT NOT NULL,
+        last_error TEXT,
+        queued_at TEXT NOT NULL,
+        uploaded_at TEXT,
+        verified_at TEXT,
+        verified_by TEXT,
+        deep_checked_at TEXT,
+        checksum TEXT,
+        version_id TEXT,
+        retain_until TEXT,
+        legal_hold INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (sha256, target)
+    );
+    CREATE INDEX replicas_due ON replicas (target, state, next_attempt)
+    """,
 ]
 
 # Columns an ingest record may set beyond the basic ones (the docking station's facts).

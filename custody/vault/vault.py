@@ -297,6 +297,10 @@ class Vault:
                 _remove_quietly(path)
             raise
 
+    def serialized(self) -> threading.RLock:
+        """The lock every catalog change holds (``with vault.serialized():``), for vault components."""
+        return self._lock
+
     def close(self) -> None:
         """Sign a checkpoint over any events this command wrote, release the lock, close."""
         catalog = getattr(self, "catalog", None)

@@ -1,0 +1,406 @@
+"""Off-site replication: the persistent queue and the worker that empties it.
+
+Every sealed object (originals and derivatives) gets one row per configured
+target in the catalog's ``replicas`` table: queued -> uploaded -> verified.
+A row that fails waits (exponential backoff with jitter) and is tried again;
+nothing is marked replicated until the vault itself has verified it (the
+checksum the server reports, or a download re-hashed, per target). Each
+verification is an audit event, so the chain says where every object has a
+verified copy. ``custody replicate run`` and the daemon drive
+:class:`Replicator`; ``replicate check`` compares catalog and bucket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from custody.config import Settings
+from custody.vault.items import format_item_id
+from custody.vault.replica import ReplicaUnavailable, S3Target
+from custody.vault.sealing import sealed_size
+from custody.vault.timestamps import from_text, to_text, utc_now
+
+log = logging.getLogger(__name__)
+
+RETENTION_FLOOR_YEARS = 2  # until the retention issue: every object is kept at least this long
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_MAX_SECONDS = 3600
+VERIFY_TRIES_PER_RUN = 3
+
+
+@dataclass
+class ReplicationSummary:
+    uploaded: int = 0
+    verified: int = 0
+    failed: int = 0
+    resent: int = 0
+    aborted_uploads: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "uploaded": self.uploaded,
+            "verified": self.verified,
+            "failed": self.failed,
+            "resent": self.resent,
+            "aborted_uploads": self.aborted_uploads,
+            "errors": self.errors,
+        }
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One line of ``replicate check``: ``=`` same, ``-`` missing, ``+`` extra, ``*`` differs, ``!`` error."""
+
+    mark: str
+    target: str
+    sha256: str
+    item: str | None
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {
+            "mark": self.mark,
+            "target": self.target,
+            "sha256": self.sha256,
+            "item": self.item,
+            "detail": self.detail,
+        }
+
+
+class Replicator:
+    """Works the replication queue of one vault (opened as the writer) against its configured targets."""
+
+    def __init__(self, vault, settings: Settings, only: str | None = None) -> None:
+        self.vault = vault
+        self.settings = settings
+        names = [only] if only else list(settings.targets)
+        unknown = [n for n in names if n not in settings.targets]
+        if unknown:
+            raise ReplicaUnavailable(
+                target=unknown[0],
+                problem=f"no such target in custody.toml (configured: {', '.join(settings.targets) or 'none'})",
+            )
+        self.targets = {name: S3Target(name, settings.targets[name]) for name in names}
+        self.summary = ReplicationSummary()
+
+    # -- the queue ------------------------------------------------------------
+
+    def sync_queue(self) -> int:
+        """Queue every object that has no row for a target yet; return how many rows were added."""
+        now = utc_now()
+        added = 0
+        with self._catalog() as catalog:
+            objects = list(
+                catalog.db.execute(
+                    "SELECT sha256, size FROM items UNION SELECT sha256, size FROM derivatives"
+                )
+            )
+            with catalog.transaction():
+                for name in self.targets:
+                    for sha256, size in objects:
+                        added += catalog.db.execute(
+                            "INSERT OR IGNORE INTO replicas (sha256, target, state, size, next_attempt, queued_at) "
+                            "VALUES (?, ?, 'queued', ?, ?, ?)",
+                            [sha256, name, sealed_size(size), now, now],
+                        ).rowcount
+        return added
+
+    def run(
+        self, everything: bool = True, repair: bool = False, stop: threading.Event | None = None
+    ) -> ReplicationSummary:
+        """Send and verify what is due on every target; return what happened.
+
+        ``everything`` takes rows still waiting out a backoff too (a person
+        asked for a run now). ``repair`` first compares each bucket with the
+        catalog and queues again what is missing or differs there.
+        """
+        stop = stop or threading.Event()
+        self.sync_queue()
+        for name, target in self.targets.items():
+            if stop.is_set():
+                break
+            try:
+                target.check_reachable()
+                self.summary.aborted_uploads += target.abort_open_uploads()
+                if repair:
+                    self._requeue_differences(name, target)
+            except ReplicaUnavailable as exc:
+                self._target_failed(name, exc.message)
+                continue
+            for row in self._due(name, everything):
+                if stop.is_set():
+                    break
+                try:
+                    self._replicate(name, target, row)
+                except ReplicaUnavailable as exc:
+                    self._failed(name, row["sha256"], exc.message)
+                    if not target_reachable(target):
+                        self._target_failed(name, exc.message)
+                        break
+        return self.summary
+
+    def follow(self, stop: threading.Event, interval: float = 10.0) -> ReplicationSummary:
+        """Keep working the queue (new objects, rows whose backoff has passed) until ``stop`` is set."""
+        while not stop.is_set():
+            self.run(everything=False, stop=stop)
+            stop.wait(interval)
+        return self.summary
+
+    def _replicate(self, name: str, target: S3Target, row: dict) -> None:
+        sha256 = row["sha256"]
+        path = self.vault.objects.path_for(sha256)
+        if not path.exists():
+            self._failed(name, sha256, "the object file is missing here: run 'custody verify'")
+            return
+        retain_until, legal_hold = self._lock_for(sha256)
+        mode = self.settings.targets[name].verify
+        for _attempt in range(VERIFY_TRIES_PER_RUN):
+            if row["state"] == "queued":
+                sent = target.upload(path, sha256, retain_until, legal_hold)
+                self._uploaded(name, sha256, sent.checksum, sent.version_id, retain_until, legal_hold)
+                row = {**row, "state": "uploaded", "checksum": sent.checksum}
+            if mode == "download":
+                problem = target.download_problem(sha256, self.vault.master)
+            else:
+                problem = target.checksum_problem(sha256, path.stat().st_size, row["checksum"])
+            if problem is None:
+                self._verified(name, sha256, mode)
+                return
+            # Verification failed: what the server holds is not what was sent. Send it again.
+            log.warning("replica %s of %s failed verification (%s): sending it again", name, sha256, problem)
+            self._requeue(name, sha256, f"verification failed: {problem}")
+            self.summary.resent += 1
+            row = {**row, "state": "queued"}
+        self._failed(name, sha256, f"still failing verification after {VERIFY_TRIES_PER_RUN} uploads")
+
+    def _requeue_differences(self, name: str, target: S3Target) -> None:
+        for line in self.check_target(name, target, download=False):
+            if line.mark in ("-", "*"):
+                self._requeue(name, line.sha256, f"repair: {line.detail}")
+                self.summary.resent += 1
+
+    # -- checking -------------------------------------------------------------
+
+    def check(self, download: bool = False) -> list[CheckLine]:
+        """Compare catalog and bucket for every target (read-only): one line per object."""
+        lines: list[CheckLine] = []
+        for name, target in self.targets.items():
+            try:
+                lines += self.check_target(name, target, download)
+            except ReplicaUnavailable as exc:
+                lines.append(CheckLine("!", name, "", None, exc.message))
+        return lines
+
+    def check_target(self, name: str, target: S3Target, download: bool) -> list[CheckLine]:
+        expected = self._expected(name)
+        remote = target.listing()
+        lines = []
+        for sha256, (size, checksum, item) in sorted(expected.items()):
+            if sha256 not in remote:
+                lines.append(CheckLine("-", name, sha256, item, "not in the bucket"))
+                continue
+            if remote[sha256] != size:
+                lines.append(CheckLine("*", name, sha256, item, f"size {remote[sha256]}, expected {size}"))
+                continue
+            try:
+                if download:
+                    problem = target.download_problem(sha256, self.vault.master)
+                elif checksum:
+                    problem = target.checksum_problem(sha256, size, checksum)
+                else:
+                    problem = "never uploaded by this vault"
+            except ReplicaUnavailable as exc:
+                lines.append(CheckLine("!", name, sha256, item, exc.message))
+                continue
+            lines.append(CheckLine("=" if problem is None else "*", name, sha256, item, problem or "same"))
+        for extra in sorted(set(remote) - set(expected)):
+            lines.append(CheckLine("+", name, extra, None, "in the bucket, not in the catalog"))
+        return lines
+
+    # -- status ---------------------------------------------------------------
+
+    def status(self) -> list[dict]:
+        """Per target: objects total / replicated / verified / failing, bytes, lag, last error, lock (read-only)."""
+        now = datetime.now(UTC)
+        report = []
+        for name, target in self.targets.items():
+            objects = self._objects(name)
+            states = [row["state"] for row in objects]
+            waiting = [row for row in objects if row["state"] != "verified"]
+            failing = [row for row in waiting if row["last_error"]]
+            oldest = min((row["since"] for row in waiting), default=None)
+            last = max(failing, key=lambda row: row["next_attempt"] or "", default=None)
+            report.append(
+                {
+                    "target": name,
+                    "bucket": target.settings.bucket,
+                    "endpoint": target.settings.endpoint_url or "AWS S3",
+                    "objects": len(objects),
+                    "replicated": states.count("uploaded") + states.count("verified"),
+                    "verified": states.count("verified"),
+                    "failing": len(failing),
+                    "verified_bytes": sum(
+                        row["sealed_size"] for row in objects if row["state"] == "verified"
+                    ),
+                    "oldest_unreplicated": format_item_id(
+                        min(row["item"] for row in waiting if row["since"] == oldest)
+                    )
+                    if oldest
+                    else None,
+                    "lag_seconds": round((now - from_text(oldest)).total_seconds()) if oldest else 0,
+                    "last_error": last["last_error"] if last else None,
+                    "object_lock": _lock_state(target),
+                }
+            )
+        return report
+
+    # -- catalog work (under the vault's lock: the daemon shares one connection) --
+
+    @contextlib.contextmanager
+    def _catalog(self):
+        with self.vault.serialized():
+            yield self.vault.catalog
+
+    def _due(self, name: str, everything: bool) -> list[dict]:
+        with self._catalog() as catalog:
+            sql = "SELECT * FROM replicas WHERE target = ? AND state != 'verified'"
+            params: list = [name]
+            if not everything:
+                sql += " AND next_attempt <= ?"
+                params.append(utc_now())
+            return list(catalog.db.query(sql + " ORDER BY queued_at, sha256", params))
+
+    def _objects(self, name: str) -> list[dict]:
+        """Every object of the vault (originals and derivatives) with its replica row on ``name``, if any."""
+        with self._catalog() as catalog:
+            rows = catalog.db.query(
+                """
+                WITH objects AS (
+                    SELECT sha256, size, id AS item, ingested_at AS since FROM items
+                    UNION ALL
+                    SELECT sha256, size, item, finished_at AS since FROM derivatives
+                )
+                SELECT o.sha256, o.size, min(o.item) AS item, min(o.since) AS since,
+                       r.state, r.checksum, r.last_error, r.next_attempt
+                FROM objects o LEFT JOIN replicas r ON r.sha256 = o.sha256 AND r.target = ?
+                GROUP BY o.sha256 ORDER BY o.sha256
+                """,
+                [name],
+            )
+            return [{**row, "sealed_size": sealed_size(row["size"])} for row in rows]
+
+    def _expected(self, name: str) -> dict[str, tuple[int, str | None, str | None]]:
+        """sha256 -> (sealed size, checksum sent, the item it belongs to) for every object."""
+        return {
+            row["sha256"]: (row["sealed_size"], row["checksum"], format_item_id(row["item"]))
+            for row in self._objects(name)
+        }
+
+    def _lock_for(self, sha256: str) -> tuple[datetime, bool]:
+        """Retain-until for the object's item: the 2-year floor from its recording (or ingest) time."""
+        with self._catalog() as catalog:
+            row = catalog.db.execute(
+                """
+                SELECT coalesce(i.recorded_start, i.ingested_at) FROM items i
+                WHERE i.sha256 = ? OR i.id IN (SELECT item FROM derivatives WHERE sha256 = ?)
+                ORDER BY 1 DESC LIMIT 1
+                """,
+                [sha256, sha256],
+            ).fetchone()
+        start = from_text(row[0]) if row else datetime.now(UTC)
+        return _add_years(start, RETENTION_FLOOR_YEARS), False
+
+    def _uploaded(self, name, sha256, checksum, version_id, retain_until, legal_hold) -> None:
+        with self._catalog() as catalog, catalog.transaction():
+            catalog.db.execute(
+                "UPDATE replicas SET state = 'uploaded', uploaded_at = ?, checksum = ?, version_id = ?, "
+                "retain_until = ?, legal_hold = ? WHERE sha256 = ? AND target = ?",
+                [utc_now(), checksum, version_id, to_text(retain_until), int(legal_hold), sha256, name],
+            )
+        self.summary.uploaded += 1
+
+    def _verified(self, name: str, sha256: str, how: str) -> None:
+        with self._catalog() as catalog, catalog.transaction():
+            catalog.db.execute(
+                "UPDATE replicas SET state = 'verified', verified_at = ?, verified_by = ?, last_error = NULL "
+                "WHERE sha256 = ? AND target = ?",
+                [utc_now(), how, sha256, name],
+            )
+            row = catalog.db.execute(
+                "SELECT version_id, retain_until FROM replicas WHERE sha256 = ? AND target = ?",
+                [sha256, name],
+            ).fetchone()
+            self.vault.audit.append(
+                self.vault.actor,
+                "replica-verified",
+                None,
+                {"target": name, "sha256": sha256, "how": how, "version_id": row[0], "retain_until": row[1]},
+            )
+        self.summary.verified += 1
+
+    def _requeue(self, name: str, sha256: str, reason: str) -> None:
+        with self._catalog() as catalog, catalog.transaction():
+            catalog.db.execute(
+                "UPDATE replicas SET state = 'queued', verified_at = NULL, last_error = ? "
+                "WHERE sha256 = ? AND target = ?",
+                [reason, sha256, name],
+            )
+            self.vault.audit.append(
+                self.vault.actor, "replica-resend", None, {"target": name, "sha256": sha256, "reason": reason}
+            )
+
+    def _failed(self, name: str, sha256: str, error: str) -> None:
+        with self._catalog() as catalog, catalog.transaction():
+            attempts = catalog.db.execute(
+                "SELECT attempts FROM replicas WHERE sha256 = ? AND target = ?", [sha256, name]
+            ).fetchone()[0]
+            wait = min(BACKOFF_BASE_SECONDS * 2**attempts, BACKOFF_MAX_SECONDS) * random.uniform(0.5, 1.5)
+            catalog.db.execute(
+                "UPDATE replicas SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
+                "WHERE sha256 = ? AND target = ?",
+                [error[:1000], to_text(datetime.now(UTC) + timedelta(seconds=wait)), sha256, name],
+            )
+        self.summary.failed += 1
+        self.summary.errors.append(f"{name}: {sha256[:12]}: {error}")
+        log.warning("replica %s: %s: %s", name, sha256, error)
+
+    def _target_failed(self, name: str, error: str) -> None:
+        """The target itself is unreachable: every row due waits, each with the error."""
+        with self._catalog() as catalog, catalog.transaction():
+            catalog.db.execute(
+                "UPDATE replicas SET last_error = ? WHERE target = ? AND state != 'verified'",
+                [error[:1000], name],
+            )
+        line = f"{name}: {error}"
+        if line not in self.summary.errors:
+            self.summary.errors.append(line)
+            self.summary.failed += 1
+        log.error("replica %s: %s", name, error)
+
+
+def target_reachable(target: S3Target) -> bool:
+    try:
+        target.check_reachable()
+    except ReplicaUnavailable:
+        return False
+    return True
+
+
+def _lock_state(target: S3Target) -> str:
+    try:
+        return "enabled" if target.object_lock() else "NOT ENABLED: replicas can be deleted"
+    except ReplicaUnavailable as exc:
+        return f"unknown ({exc.message})"
+
+
+def _add_years(moment: datetime, years: int) -> datetime:
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February
+        return moment.replace(year=moment.year + years, day=28)

@@ -1,0 +1,114 @@
+"""A real S3 server on loopback for the replication tests: moto's server as a process.
+
+It enforces credentials (IAM on, after the set-up calls that create the
+test's user), Object Lock and legal holds; it does not validate checksums
+(../shared/PLATFORM.md), which is why the vault verifies replicas itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from botocore.config import Config
+
+_buckets = itertools.count(1)
+
+
+@dataclass
+class S3Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def client(self, access_key: str | None = None, secret_key: str | None = None):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            config=Config(s3={"addressing_style": "path"}),
+        )
+
+    def new_bucket(self, object_lock: bool = False) -> str:
+        name = f"custody-test-{next(_buckets)}"
+        self.client().create_bucket(Bucket=name, ObjectLockEnabledForBucket=object_lock)
+        return name
+
+    def target_toml(self, bucket: str, verify: str = "checksum", name: str = "offsite", **extra) -> str:
+        lines = [
+            f"[targets.{name}]",
+            f'endpoint_url = "{self.endpoint}"',
+            f'bucket = "{bucket}"',
+            'addressing_style = "path"',
+            f'verify = "{verify}"',
+        ]
+        for key, value in extra.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's server with credentials enforced; yields an S3Server holding a user's working keys."""
+    port = _free_port()
+    # The first three calls (user, key, policy) are allowed unauthenticated; every later one is checked.
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail("moto's S3 server did not start")
+            time.sleep(0.1)
+    iam = boto3.client(
+        "iam",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="setup",
+        aws_secret_access_key="setup",
+    )
+    iam.create_user(UserName="custody")
+    key = iam.create_access_key(UserName="custody")["AccessKey"]
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    iam.put_user_policy(UserName="custody", PolicyName="s3", PolicyDocument=json.dumps(policy))
+    yield S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch) -> S3Server:
+    """The server, with its user's keys in the standard AWS chain (the environment) for custody."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    return s3_server
