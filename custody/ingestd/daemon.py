@@ -39,6 +39,7 @@ from custody.ingestd.notify import notify, watchdog_interval
 from custody.ingestd.pipeline import FileTask, Skipped
 from custody.vault import Vault
 from custody.vault.registry import Recorder
+from custody.vault.replication import Replicator
 from custody.vault.timestamps import to_text, utc_now
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ class Daemon:
                 daemon=True,
             )
             self._media.start()
+            self._replication = self._start_replication()
             for event in watcher.present():
                 self._handle(event)
             notify("READY=1")
@@ -178,6 +180,28 @@ class Daemon:
         finally:
             notify("STOPPING=1")
             self._shutdown()
+
+    def _start_replication(self) -> threading.Thread | None:
+        """Follow the replication queue beside everything else, when targets are configured."""
+        if not self.settings.targets:
+            return None
+        replicator = Replicator(self.vault, self.settings)
+
+        def replicate() -> None:
+            # Said loudly once per start, from this thread: the bucket may take a while to answer.
+            for row in replicator.status():
+                if row["object_lock"] != "enabled":
+                    log.warning(
+                        "replica %s (bucket %s): Object Lock %s",
+                        row["target"],
+                        row["bucket"],
+                        row["object_lock"],
+                    )
+            replicator.follow(self._stop, pause=self._pulling)
+
+        thread = threading.Thread(target=replicate, name="replication", daemon=True)
+        thread.start()
+        return thread
 
     def _loop(self, watcher, watch) -> None:
         watchdog_every = watchdog_interval()
@@ -224,6 +248,9 @@ class Daemon:
         media = getattr(self, "_media", None)
         if media is not None:
             media.join(timeout=120)  # the job in hand finishes or is requeued at the next start
+        replication = getattr(self, "_replication", None)
+        if replication is not None:
+            replication.join(timeout=120)  # an upload cut off is aborted and sent again at the next start
         mounter = getattr(self, "mounter", None)
         if mounter is not None:
             for docked in self._docked.values():

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -145,10 +146,20 @@ class Replicator:
                         break
         return self.summary
 
-    def follow(self, stop: threading.Event, interval: float = 10.0) -> ReplicationSummary:
-        """Keep working the queue (new objects, rows whose backoff has passed) until ``stop`` is set."""
+    def follow(
+        self, stop: threading.Event, interval: float = 10.0, pause: Callable[[], bool] | None = None
+    ) -> ReplicationSummary:
+        """Keep working the queue (new objects, rows whose backoff has passed) until ``stop`` is set.
+
+        While ``pause()`` is true nothing is sent (the daemon pauses while
+        recorders are pulled: the 24-hour window comes first).
+        """
         while not stop.is_set():
-            self.run(everything=False, stop=stop)
+            if pause is None or not pause():
+                try:
+                    self.run(everything=False, stop=stop)
+                except Exception:  # a bug must not end replication for the daemon's lifetime
+                    log.exception("replication run failed; trying again in %g s", interval)
             stop.wait(interval)
         return self.summary
 

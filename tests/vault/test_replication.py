@@ -192,3 +192,30 @@ def test_replicate_without_a_target_says_how_to_add_one(custody):
     custody("init")
     result = custody("replicate", "status", expect=2)
     assert "no replication target: add a [targets.NAME] table to custody.toml" in result.stderr
+
+
+def test_the_daemon_replicates_what_it_ingests_and_warns_when_the_bucket_has_no_lock(
+    tmp_path, home, custody, s3, testbed
+):
+    from tests.docking import DaemonProcess, wait_for
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    custody("init")
+    configure(
+        home,
+        f'[dock]\nwatch_folders = ["{drop}"]\nwatch_settle_seconds = 0.5\n\n'
+        + s3.target_toml(s3.new_bucket()),
+    )
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    [clip] = files(tmp_path / "card", 1)
+    os.rename(clip, drop / clip.name)
+
+    def verified():
+        [status] = json.loads(custody("replicate", "status", "--json").stdout)
+        return status["objects"] >= 1 and status["verified"] == status["objects"]
+
+    wait_for(verified, "the daemon to replicate the dropped file", timeout=120)
+    assert daemon.stop() == 0, daemon.log()
+    assert "replica offsite" in daemon.log() and "Object Lock NOT ENABLED" in daemon.log()
+    assert {line["mark"] for line in check(custody)} == {"="}
