@@ -979,6 +979,44 @@ def replicate_check(session: Session, target: str | None, download: bool, as_jso
 
 
 @cli.command()
+@click.option(
+    "--from",
+    "target",
+    required=True,
+    help="The [targets.NAME] to rebuild from (in the new home's custody.toml).",
+)
+@click.option(
+    "--master-key",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The vault's master key file (from the key backup).",
+)
+@json_option
+@pass_session
+def restore(session: Session, target: str, master_key: Path, as_json: bool) -> None:
+    """Rebuild a vault in a new --home from an off-site replica and the master key.
+
+    Put a custody.toml holding the target's [targets.NAME] table in the new
+    home first. Every object is downloaded and re-hashed, every sidecar's and
+    checkpoint's signature checked, the audit chain checked link by link.
+
+    \b
+    Example:
+      custody --home /var/lib/custody-new restore --from offsite --master-key /root/master.key
+    """
+    from custody.vault.offsite import restore as restore_vault
+
+    report = restore_vault(session.settings(), target, master_key, session.actor)
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+        return
+    _say(
+        f"restored {report.items} item(s), {report.objects} object(s), {report.audit_events} audit event(s) "
+        f"from {target} into {session.home}"
+    )
+
+
+@cli.command()
 @click.argument("finding")
 @click.option("--reason", required=True, help="Why the recording was interrupted (kept in the audit chain).")
 @json_option

@@ -247,7 +247,22 @@ MIGRATIONS: list[str] = [
         legal_hold INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (sha256, target)
     );
-    CREATE INDEX replicas_due ON replicas (target, state, next_attempt)
+    CREATE INDEX replicas_due ON replicas (target, state, next_attempt);
+    -- What describes the vault on each target: item sidecars, the audit chain, the keys.
+    CREATE TABLE replica_sidecars (
+        target TEXT NOT NULL,
+        item INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        uploaded_at TEXT NOT NULL,
+        PRIMARY KEY (target, item)
+    );
+    CREATE TABLE replica_meta (
+        target TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (target, name)
+    )
     """,
 ]
 

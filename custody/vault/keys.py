@@ -70,6 +70,35 @@ def load_master_key(path: Path, credential_name: str) -> MasterKey:
     return MasterKey(key=_parse_key(path.read_bytes(), path), source=str(path))
 
 
+def read_master_key_file(path: Path) -> MasterKey:
+    """Return the master key in ``path`` (a backup handed to ``custody restore``); raise KeyFile errors."""
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise KeyFileMissing(path=path) from exc
+    return MasterKey(key=_parse_key(content, path), source=str(path))
+
+
+def write_master_key(path: Path, master: MasterKey) -> None:
+    """Write ``master`` to a new key file (mode 0600)."""
+    _write_secret(path, master.key.hex().encode() + b"\n")
+
+
+def write_signing_key(path: Path, public_path: Path, private: Ed25519PrivateKey) -> None:
+    """Write an existing signing key (0600) and its public half (a restored vault keeps its key)."""
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    _write_secret(path, pem)
+    public_path.write_bytes(public_key_pem(private.public_key()))
+
+
+def signing_key_pem(private: Ed25519PrivateKey) -> str:
+    return private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 def _parse_key(content: bytes, path: Path) -> bytes:
     if len(content) == MASTER_KEY_BYTES:
         return content

@@ -266,6 +266,52 @@ class S3Target:
             answer["Body"].close()
         return None
 
+    def put_blob(self, key: str, data: bytes, retain_until: datetime | None) -> None:
+        """Store a small object (a sealed sidecar or audit segment) under ``key`` (below the prefix)."""
+        extra = {}
+        if retain_until is not None and self.object_lock():
+            extra = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": retain_until}
+        self._call(
+            self.client.put_object,
+            Bucket=self.settings.bucket,
+            Key=self.settings.prefix + key,
+            Body=data,
+            ChecksumAlgorithm="SHA256",
+            **extra,
+        )
+
+    def get_blob(self, key: str) -> bytes:
+        """The bytes stored under ``key`` (below the prefix)."""
+        answer = self._call(
+            self.client.get_object, Bucket=self.settings.bucket, Key=self.settings.prefix + key
+        )
+        try:
+            return self._call(answer["Body"].read)
+        finally:
+            answer["Body"].close()
+
+    def keys_under(self, folder: str) -> list[str]:
+        """Every key below ``<prefix><folder>``, without the prefix, sorted."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = self._call(
+            lambda: list(
+                paginator.paginate(Bucket=self.settings.bucket, Prefix=self.settings.prefix + folder)
+            )
+        )
+        start = len(self.settings.prefix)
+        return sorted(entry["Key"][start:] for page in pages for entry in page.get("Contents") or [])
+
+    def download_to(self, sha256: str, sink) -> None:
+        """Write the stored (sealed) object to ``sink``, as it is in the bucket."""
+        answer = self._call(self.client.get_object, Bucket=self.settings.bucket, Key=self.key_for(sha256))
+        try:
+            for chunk in _FullReads(answer["Body"]):
+                sink.write(chunk)
+        except (BotoCoreError, OSError) as exc:
+            raise ReplicaUnavailable(target=self.name, problem=describe(exc, self.settings)) from exc
+        finally:
+            answer["Body"].close()
+
     def expected_checksum(self, path: Path, size: int) -> str:
         """The SHA-256 checksum S3 reports for this file sent with our transfer settings."""
         if size < self.part_size:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from custody.config import Settings
 from custody.vault.items import format_item_id
+from custody.vault.offsite import describe
 from custody.vault.replica import ReplicaUnavailable, S3Target
 from custody.vault.sealing import sealed_size
 from custody.vault.timestamps import from_text, to_text, utc_now
@@ -41,6 +42,8 @@ class ReplicationSummary:
     failed: int = 0
     resent: int = 0
     aborted_uploads: int = 0
+    sidecars: int = 0
+    audit_events: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -50,6 +53,8 @@ class ReplicationSummary:
             "failed": self.failed,
             "resent": self.resent,
             "aborted_uploads": self.aborted_uploads,
+            "sidecars": self.sidecars,
+            "audit_events": self.audit_events,
             "errors": self.errors,
         }
 
@@ -134,6 +139,7 @@ class Replicator:
             except ReplicaUnavailable as exc:
                 self._target_failed(name, exc.message)
                 continue
+            reachable = True
             for row in self._due(name, everything):
                 if stop.is_set():
                     break
@@ -143,7 +149,19 @@ class Replicator:
                     self._failed(name, row["sha256"], exc.message)
                     if not target_reachable(target):
                         self._target_failed(name, exc.message)
+                        reachable = False
                         break
+            if reachable and not stop.is_set():
+                try:
+                    # After the objects: a description never names an object the bucket lacks.
+                    described = describe(
+                        self.vault, target, _add_years(datetime.now(UTC), RETENTION_FLOOR_YEARS)
+                    )
+                except ReplicaUnavailable as exc:
+                    self._target_failed(name, exc.message)
+                    continue
+                self.summary.sidecars += described.sidecars
+                self.summary.audit_events += described.audit_events
         return self.summary
 
     def follow(

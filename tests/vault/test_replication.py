@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -219,3 +220,79 @@ def test_the_daemon_replicates_what_it_ingests_and_warns_when_the_bucket_has_no_
     assert daemon.stop() == 0, daemon.log()
     assert "replica offsite" in daemon.log() and "Object Lock NOT ENABLED" in daemon.log()
     assert {line["mark"] for line in check(custody)} == {"="}
+
+
+def test_a_vault_is_rebuilt_from_its_replica_and_the_master_key_alone(tmp_path, home, custody, s3, footage):
+    from click.testing import CliRunner
+
+    from custody.cli import cli
+
+    custody("init")
+    target = s3.target_toml(s3.new_bucket())
+    configure(home, target)
+    custody("officer", "add", "031245", "--name", "Wang Li")
+    custody(
+        "ingest", str(footage / "CLIP0001.MP4"), str(footage / "CLIP0002.MP4"), str(footage / "LONG0001.MP4")
+    )
+    custody("tag", "EV-000001", "EV-000002", "--case", "2026-0412", "--party", "Zhang Wei")
+    custody("tag", "EV-000002", "--case", "2026-0413")  # history: the newest value wins
+    custody("media", "run", "--once")  # playable copies and thumbnails are objects too
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    assert summary["failed"] == 0 and summary["sidecars"] == 3
+    before = items(custody)
+    shown = json.loads(custody("show", "EV-000002", "--json").stdout)
+    key_backup = tmp_path / "master.key.backup"
+    key_backup.write_bytes((home / "keys" / "master.key").read_bytes())
+    shutil.rmtree(home)  # the station burns down
+
+    new_home = tmp_path / "rebuilt"
+    new_home.mkdir()
+    (new_home / "custody.toml").write_text(target)
+    runner = CliRunner()
+
+    def rebuilt(*args: str, expect: int = 0):
+        result = runner.invoke(cli, ["--home", str(new_home), *args], catch_exceptions=False)
+        assert result.exit_code == expect, result.stdout + result.stderr
+        return result
+
+    report = json.loads(
+        rebuilt("restore", "--from", "offsite", "--master-key", str(key_backup), "--json").stdout
+    )
+    # Three originals, two playable copies, and one thumbnail: the two clips show the same
+    # picture (only their tones differ), so their thumbnails are one object.
+    assert (report["items"], report["objects"]) == (3, 6)
+    assert json.loads(rebuilt("verify", "--json").stdout)["ok"]
+    assert json.loads(rebuilt("ls", "--json").stdout) == before
+    again = json.loads(rebuilt("show", "EV-000002", "--json").stdout)
+    assert again["tag_history"] == shown["tag_history"] and again["derivatives"] == shown["derivatives"]
+    out = tmp_path / "CLIP0002.MP4"
+    rebuilt("extract", "EV-000002", "--out", str(out))
+    assert out.read_bytes() == (footage / "CLIP0002.MP4").read_bytes()
+    actions = [e["action"] for e in json.loads(rebuilt("log", "--json").stdout)]
+    assert actions[0] == "init" and actions.count("ingest") == 3 and actions.count("restored") == 1
+    assert actions.index("restored") > max(i for i, a in enumerate(actions) if a == "replica-verified")
+    assert [o["badge"] for o in json.loads(rebuilt("officer", "ls", "--json").stdout)] == ["031245"]
+
+
+def test_restore_refuses_a_wrong_master_key_and_leaves_nothing(tmp_path, home, custody, s3):
+    custody("init")
+    target = s3.target_toml(s3.new_bucket())
+    configure(home, target)
+    files(tmp_path / "DCIM", 1)
+    custody("ingest", str(tmp_path / "DCIM"))
+    custody("replicate", "run", "--once")
+    wrong = tmp_path / "wrong.key"
+    wrong.write_text(os.urandom(32).hex() + "\n")
+    new_home = tmp_path / "rebuilt"
+    new_home.mkdir()
+    (new_home / "custody.toml").write_text(target)
+    from click.testing import CliRunner
+
+    from custody.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["--home", str(new_home), "restore", "--from", "offsite", "--master-key", str(wrong)]
+    )
+    assert result.exit_code == 9
+    assert "this master key is not the replicated vault's" in result.stderr
+    assert sorted(p.name for p in new_home.iterdir()) == ["custody.toml"]

@@ -1,0 +1,403 @@
+"""What makes a replica self-describing, and how a vault is rebuilt from it.
+
+Beside the objects, each target holds, all sealed with the master key like
+objects (the provider reads nothing)::
+
+    <prefix>vault/identity/<sha256>                 vault id, the audit signing key pair
+    <prefix>items/EV-000123/<seq>-<sha256>          the item's catalog record, signed
+    <prefix>registry/<seq>-<sha256>                 officers, recorders, assignments, signed
+    <prefix>audit/<first>-<last>-<sha256>           audit events and signed checkpoints
+
+``<seq>`` is the audit chain's head when the document was written, so the
+newest document of an item sorts last. The name's SHA-256 is the plaintext's,
+which unsealing checks. :func:`restore` rebuilds a vault home from these and
+the objects alone, given the master key.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from custody.config import Settings
+from custody.errors import CustodyError
+from custody.vault import keys
+from custody.vault.audit import canonical_json
+from custody.vault.catalog import Catalog
+from custody.vault.items import format_item_id
+from custody.vault.objects import ObjectStore, StagedObject, verify_plaintext
+from custody.vault.replica import ReplicaUnavailable, S3Target
+from custody.vault.sealing import seal, unseal
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+# Catalog tables an item's sidecar carries, with the column naming the item.
+ITEM_TABLES = (("items", "id"), ("tags", "item"), ("derivatives", "item"), ("media", "item"))
+REGISTRY_TABLES = ("officers", "recorders", "assignments")
+
+
+class RestoreFailed(CustodyError):
+    """restore from {target} stopped: {problem}"""
+
+    exit_code = 9
+
+
+# -- sealing small documents ---------------------------------------------------
+
+
+def seal_document(document: dict, master: keys.MasterKey) -> tuple[str, bytes]:
+    """Return (sha256 of the JSON, the sealed bytes) for a document."""
+    sealed = io.BytesIO()
+    result = seal(io.BytesIO(canonical_json(document)), sealed, master)
+    return result.sha256, sealed.getvalue()
+
+
+def unseal_document(sealed: bytes, master: keys.MasterKey, sha256: str) -> dict:
+    """Authenticate, re-hash and parse a sealed document; raise ObjectDamaged when it fails."""
+    plain = io.BytesIO()
+    verify_plaintext(unseal(io.BytesIO(sealed), master, sha256), sha256, sink=plain)
+    return json.loads(plain.getvalue())
+
+
+def sign(document: dict, signing_key, public_key) -> dict:
+    return {
+        "document": document,
+        "key_fingerprint": keys.public_key_fingerprint(public_key),
+        "signature": signing_key.sign(canonical_json(document)).hex(),
+    }
+
+
+def signed_document(envelope: dict, public_key, what: str) -> dict:
+    """Return the document of a signed envelope; raise RestoreFailed when the signature fails."""
+    try:
+        signature = bytes.fromhex(envelope["signature"])
+        document = envelope["document"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RestoreFailed(target="replica", problem=f"{what} is not a signed document") from exc
+    if not keys.signature_is_valid(public_key, signature, canonical_json(document)):
+        raise RestoreFailed(target="replica", problem=f"{what} fails its signature")
+    return document
+
+
+# -- writing the description ---------------------------------------------------
+
+
+@dataclass
+class DescribeSummary:
+    sidecars: int = 0
+    audit_events: int = 0
+    registry: bool = False
+    identity: bool = False
+
+
+def describe(vault, target: S3Target, retain_until: datetime | None) -> DescribeSummary:
+    """Bring the target's description of the vault up to date (identity, sidecars, registry, audit)."""
+    summary = DescribeSummary()
+    name = target.name
+    with vault.serialized():
+        catalog: Catalog = vault.catalog
+        meta = dict(
+            catalog.db.execute("SELECT name, value FROM replica_meta WHERE target = ?", [name]).fetchall()
+        )
+        head, _hash = vault.audit.head()
+        scanned = int(meta.get("sidecars_seq", "0"))
+        changed = [
+            row[0]
+            for row in catalog.db.execute(
+                "SELECT DISTINCT item FROM audit WHERE seq > ? AND item IS NOT NULL ORDER BY item", [scanned]
+            )
+        ]
+        documents = {number: _item_document(catalog, number) for number in changed}
+        registry = {table: _rows(catalog, f"SELECT * FROM {table}", []) for table in REGISTRY_TABLES}
+        exported = int(meta.get("audit_seq", "0"))
+        events = list(catalog.db.query("SELECT * FROM audit WHERE seq > ? ORDER BY seq", [exported]))
+        checkpoints = list(
+            catalog.db.query("SELECT * FROM checkpoints WHERE seq > ? ORDER BY seq", [exported])
+        )
+        vault_id = catalog.get_meta("vault_id")
+        created_at = catalog.get_meta("created_at")
+    master, audit = vault.master, vault.audit
+
+    if "identity" not in meta:
+        identity = {
+            "format": FORMAT,
+            "vault_id": vault_id,
+            "created_at": created_at,
+            "master_key_id": master.key_id,
+            "signing_key": keys.signing_key_pem(audit.signing_key),
+        }
+        sha256, sealed = seal_document(identity, master)
+        target.put_blob(f"vault/identity/{sha256}", sealed, None)
+        _set_meta(vault, name, "identity", sha256)
+        summary.identity = True
+    for number, document in documents.items():
+        if document is None:
+            continue
+        sha256, sealed = seal_document(sign(document, audit.signing_key, audit.public_key), master)
+        target.put_blob(f"items/{format_item_id(number)}/{head:012d}-{sha256}", sealed, retain_until)
+        summary.sidecars += 1
+    _set_meta(vault, name, "sidecars_seq", str(head))
+    registry_sha, sealed = seal_document(sign(registry, audit.signing_key, audit.public_key), master)
+    if meta.get("registry") != registry_sha:
+        target.put_blob(f"registry/{head:012d}-{registry_sha}", sealed, retain_until)
+        _set_meta(vault, name, "registry", registry_sha)
+        summary.registry = True
+    if events:
+        segment = {"format": FORMAT, "events": events, "checkpoints": checkpoints}
+        sha256, sealed = seal_document(segment, master)
+        first, last = events[0]["seq"], events[-1]["seq"]
+        target.put_blob(f"audit/{first:012d}-{last:012d}-{sha256}", sealed, retain_until)
+        _set_meta(vault, name, "audit_seq", str(last))
+        summary.audit_events = len(events)
+    return summary
+
+
+def _rows(catalog: Catalog, sql: str, params: list) -> list[dict]:
+    """Catalog rows as JSON can carry them (a BLOB becomes {"hex": ...})."""
+    return [
+        {k: {"hex": v.hex()} if isinstance(v, bytes) else v for k, v in row.items()}
+        for row in catalog.db.query(sql, params)
+    ]
+
+
+def _row(encoded: dict) -> dict:
+    return {
+        k: bytes.fromhex(v["hex"]) if isinstance(v, dict) and set(v) == {"hex"} else v
+        for k, v in encoded.items()
+    }
+
+
+def _item_document(catalog: Catalog, number: int) -> dict | None:
+    rows = {
+        table: _rows(catalog, f"SELECT * FROM {table} WHERE {column} = ?", [number])
+        for table, column in ITEM_TABLES
+    }
+    if not rows["items"]:
+        return None
+    return {"format": FORMAT, "item": number, "rows": rows}
+
+
+def _set_meta(vault, target: str, name: str, value: str) -> None:
+    with vault.serialized(), vault.catalog.transaction():
+        vault.catalog.db.execute(
+            "INSERT INTO replica_meta (target, name, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (target, name) DO UPDATE SET value = excluded.value",
+            [target, name, value],
+        )
+
+
+# -- rebuilding a vault ------------------------------------------------------------
+
+
+@dataclass
+class RestoreReport:
+    items: int = 0
+    objects: int = 0
+    audit_events: int = 0
+    checkpoints: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "items": self.items,
+            "objects": self.objects,
+            "audit_events": self.audit_events,
+            "checkpoints": self.checkpoints,
+            "problems": self.problems,
+        }
+
+
+def restore(settings: Settings, target_name: str, master_key_file: Path, actor: str) -> RestoreReport:
+    """Rebuild the vault home ``settings.home`` from target ``target_name`` and the master key.
+
+    The home must hold no vault yet (a custody.toml naming the target may be
+    there). Every object is downloaded, authenticated and re-hashed before it
+    is placed; the audit chain is checked link by link and its checkpoints'
+    signatures; every sidecar's signature is checked. Raise RestoreFailed on
+    the first thing that does not hold; a failed restore leaves no catalog.
+    """
+    from custody.vault.vault import CATALOG_NAME, PUBLIC_KEY_NAME, Vault
+
+    if target_name not in settings.targets:
+        raise RestoreFailed(
+            target=target_name,
+            problem=f"no [targets.{target_name}] in {settings.config_path}: put the target's table there first",
+        )
+    home = settings.home
+    if (home / CATALOG_NAME).exists():
+        raise RestoreFailed(
+            target=target_name, problem=f"{home} already holds a vault: restore into a new home"
+        )
+    target = S3Target(target_name, settings.targets[target_name])
+    master = keys.read_master_key_file(master_key_file)
+    report = RestoreReport()
+    created_home = not home.exists()
+    try:
+        identity = _newest_document(target, "vault/identity/", master, "the vault identity")
+        if identity.get("master_key_id") != master.key_id:
+            raise RestoreFailed(
+                target=target_name, problem="this master key is not the replicated vault's (key id differs)"
+            )
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        master_path = settings.home_path(settings.keys.master_key_file)
+        signing_path = settings.home_path(settings.keys.signing_key_file)
+        keys.write_master_key(master_path, master)
+        signing_key = serialization.load_pem_private_key(identity["signing_key"].encode(), password=None)
+        keys.write_signing_key(signing_path, home / PUBLIC_KEY_NAME, signing_key)
+        public_key = signing_key.public_key()
+        if not settings.config_path.exists():
+            raise RestoreFailed(target=target_name, problem=f"{settings.config_path} is missing")
+        ObjectStore.create_layout(home / "objects")
+        catalog = Catalog(home / CATALOG_NAME, settings.catalog.busy_timeout_seconds)
+        try:
+            with catalog.transaction():
+                catalog.set_meta("vault_id", identity["vault_id"])
+                catalog.set_meta("created_at", identity["created_at"])
+                _restore_audit(catalog, target, master, report)
+                numbers = _restore_items(catalog, target, master, public_key, report)
+                _restore_registry(catalog, target, master, public_key)
+            objects = list(
+                catalog.db.execute("SELECT sha256 FROM items UNION SELECT sha256 FROM derivatives")
+            )
+        finally:
+            catalog.close()
+        store = ObjectStore(home / "objects", master, direct_io=settings.vault.direct_io)
+        for (sha256,) in objects:
+            _restore_object(store, target, sha256)
+            report.objects += 1
+        vault = Vault(settings, actor, writer=True)
+        try:
+            chain = vault.audit.verify()
+            if chain.problems:
+                raise RestoreFailed(
+                    target=target_name, problem=f"the audit chain does not hold: {chain.problems[0]}"
+                )
+            vault.record(
+                "restored",
+                {
+                    "from": target_name,
+                    "bucket": settings.targets[target_name].bucket,
+                    "items": len(numbers),
+                    "objects": report.objects,
+                    "audit_events": report.audit_events,
+                },
+            )
+        finally:
+            vault.close()
+        report.items = len(numbers)
+        return report
+    except BaseException:
+        for leftover in (home / CATALOG_NAME, home / "objects", home / "keys"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{leftover}{suffix}").unlink(missing_ok=True)
+        if created_home:
+            shutil.rmtree(home, ignore_errors=True)
+        raise
+
+
+def _newest_document(target: S3Target, folder: str, master, what: str) -> dict:
+    found = target.keys_under(folder)
+    if not found:
+        raise RestoreFailed(
+            target=target.name, problem=f"{what} is not in the bucket (nothing was replicated?)"
+        )
+    return _document_at(target, found[-1], master, what)
+
+
+def _document_at(target: S3Target, key: str, master, what: str) -> dict:
+    sha256 = key.rsplit("/", 1)[-1].rsplit("-", 1)[-1]
+    try:
+        return unseal_document(target.get_blob(key), master, sha256)
+    except CustodyError as exc:
+        if isinstance(exc, ReplicaUnavailable):
+            raise
+        problem = str(exc.fields.get("problem", ""))
+        if problem.startswith("sealed with master key"):
+            raise RestoreFailed(
+                target=target.name, problem=f"this master key is not the replicated vault's ({problem})"
+            ) from exc
+        raise RestoreFailed(
+            target=target.name, problem=f"{what} ({key}) fails its check: {exc.message}"
+        ) from exc
+
+
+def _restore_audit(catalog: Catalog, target: S3Target, master, report: RestoreReport) -> None:
+    expected = 1
+    for key in target.keys_under("audit/"):
+        segment = _document_at(target, key, master, "an audit segment")
+        for event in segment["events"]:
+            if event["seq"] != expected:
+                raise RestoreFailed(
+                    target=target.name, problem=f"audit event {expected} is missing from the replica"
+                )
+            catalog.db["audit"].insert(event)
+            expected += 1
+            report.audit_events += 1
+        for checkpoint in segment["checkpoints"]:
+            catalog.db["checkpoints"].insert(checkpoint, ignore=True)
+            report.checkpoints += 1
+
+
+def _restore_items(
+    catalog: Catalog, target: S3Target, master, public_key, report: RestoreReport
+) -> list[int]:
+    newest: dict[str, str] = {}
+    for key in target.keys_under("items/"):
+        item_id = key.split("/")[1]
+        newest[item_id] = key  # keys sort by head seq: the last is the newest
+    numbers = []
+    for item_id, key in sorted(newest.items()):
+        document = signed_document(
+            _document_at(target, key, master, f"{item_id}'s sidecar"), public_key, f"{item_id}'s sidecar"
+        )
+        for table, _column in ITEM_TABLES:
+            for row in document["rows"].get(table, []):
+                catalog.db[table].insert(_row(row))
+        numbers.append(document["item"])
+    return numbers
+
+
+def _restore_registry(catalog: Catalog, target: S3Target, master, public_key) -> None:
+    found = target.keys_under("registry/")
+    if not found:
+        return
+    document = signed_document(
+        _document_at(target, found[-1], master, "the registry"), public_key, "the registry"
+    )
+    for table in REGISTRY_TABLES:
+        for row in document.get(table, []):
+            catalog.db[table].insert(_row(row))
+
+
+def _restore_object(store: ObjectStore, target: S3Target, sha256: str) -> None:
+    """Download a sealed object into staging, authenticate and re-hash it, then put it in place."""
+    staging = store.staging / f"seal-restore-{sha256[:16]}-{os.getpid()}.part"
+    try:
+        with open(staging, "wb") as sink:
+            target.download_to(sha256, sink)
+            sink.flush()
+            os.fsync(sink.fileno())
+        with open(staging, "rb") as source:
+            size = verify_plaintext(unseal(source, store.master, sha256), sha256)
+        store.store_staged(StagedObject(path=staging, sha256=sha256, size=size))
+    except CustodyError as exc:
+        if isinstance(exc, ReplicaUnavailable):
+            raise
+        raise RestoreFailed(
+            target=target.name, problem=f"object {sha256} fails its check: {exc.message}"
+        ) from exc
+    finally:
+        staging.unlink(missing_ok=True)
+    log.info("restored object %s (%d bytes)", sha256, size)
