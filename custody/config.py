@@ -163,6 +163,8 @@ class TargetSettings:
     credential: str = ""
     part_size_mb: int = 16
     concurrency: int = 4
+    # A request that gets no answer for this long is cut off and retried.
+    timeout_seconds: float = 60.0
     # checksum: trust the server's SHA-256 check of each part (AWS, MinIO, Ceph
     # validate); download: read every object back and re-hash it (for servers
     # that do not validate).

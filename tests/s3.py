@@ -112,3 +112,110 @@ def s3(s3_server, monkeypatch) -> S3Server:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     return s3_server
+
+
+class FaultyProxy:
+    """A loopback HTTP proxy in front of the S3 server that misbehaves on request.
+
+    ``plan`` maps a request kind to the faults to inject, one per matching
+    request, in order: "put" (a whole-object PUT), "part" (an UploadPart),
+    "any". Faults: "500", "503", "drop" (close the connection half-way
+    through the body), "stall" (wait ``stall_seconds`` before forwarding),
+    "corrupt" (flip one byte of the body and forward it). Each request goes
+    upstream on a fresh connection, so every byte is the real server's answer.
+    """
+
+    def __init__(self, upstream: str, stall_seconds: float = 3.0) -> None:
+        import threading
+
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.stall_seconds = stall_seconds
+        self.plan: dict[str, list[str]] = {}
+        self.injected: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(64)
+        self.endpoint = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._running = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._running = False
+        self._server.close()
+
+    def _accept(self) -> None:
+        import threading
+
+        while self._running:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _fault_for(self, method: str, path: str) -> str | None:
+        kind = "part" if method == "PUT" and "partNumber=" in path else "put" if method == "PUT" else "other"
+        with self._lock:
+            for key in (kind, "any"):
+                if self.plan.get(key):
+                    fault = self.plan[key].pop(0)
+                    self.injected.append((kind, fault))
+                    return fault
+        return None
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            reader = client.makefile("rb")
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                line = reader.readline()
+                if not line:
+                    return
+                head += line
+            request_line, *header_lines = head.decode("latin-1").split("\r\n")
+            method, path, _version = request_line.split(" ", 2)
+            length, expects_continue = 0, False
+            kept = []
+            for header in header_lines:
+                if not header:
+                    continue
+                name, _, value = header.partition(":")
+                if name.lower() == "content-length":
+                    length = int(value.strip())
+                if name.lower() == "expect":
+                    expects_continue = True
+                if name.lower() in ("connection", "expect"):
+                    continue
+                kept.append(header)
+            if expects_continue:
+                client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            fault = self._fault_for(method, path)
+            if fault == "drop":
+                reader.read(length // 2)
+                return  # the connection ends half-way through the body
+            body = reader.read(length)
+            if fault in ("500", "503"):
+                message = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
+                if fault == "503":
+                    message = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
+                client.sendall(
+                    f"HTTP/1.1 {fault} Injected\r\nContent-Type: application/xml\r\n"
+                    f"Content-Length: {len(message)}\r\nConnection: close\r\n\r\n".encode()
+                    + message
+                )
+                return
+            if fault == "stall":
+                time.sleep(self.stall_seconds)
+            if fault == "corrupt" and body:
+                changed = bytearray(body)
+                changed[len(changed) // 2] ^= 0x01
+                body = bytes(changed)
+            upstream = socket.create_connection(self.upstream)
+            with upstream:
+                request = "\r\n".join([request_line, *kept, "Connection: close", "", ""]).encode("latin-1")
+                upstream.sendall(request + body)
+                while chunk := upstream.recv(1 << 16):
+                    client.sendall(chunk)

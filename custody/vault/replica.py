@@ -72,8 +72,8 @@ class S3Target:
         config = Config(
             region_name=settings.region,
             retries={"mode": "standard", "max_attempts": 6},
-            connect_timeout=10,
-            read_timeout=60,
+            connect_timeout=min(10.0, settings.timeout_seconds),
+            read_timeout=settings.timeout_seconds,
             s3={"addressing_style": settings.addressing_style},
             # Checksums are asked for explicitly (SHA-256), not botocore's CRC default.
             request_checksum_calculation="when_required",
@@ -267,18 +267,26 @@ class S3Target:
         return None
 
     def put_blob(self, key: str, data: bytes, retain_until: datetime | None) -> None:
-        """Store a small object (a sealed sidecar or audit segment) under ``key`` (below the prefix)."""
+        """Store a small object (a sealed sidecar or audit segment) under ``key``, read back to check it.
+
+        A copy that does not read back identical is sent again (three tries),
+        then ReplicaUnavailable is raised.
+        """
         extra = {}
         if retain_until is not None and self.object_lock():
             extra = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": retain_until}
-        self._call(
-            self.client.put_object,
-            Bucket=self.settings.bucket,
-            Key=self.settings.prefix + key,
-            Body=data,
-            ChecksumAlgorithm="SHA256",
-            **extra,
-        )
+        for _attempt in range(3):
+            self._call(
+                self.client.put_object,
+                Bucket=self.settings.bucket,
+                Key=self.settings.prefix + key,
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                **extra,
+            )
+            if self.get_blob(key) == data:
+                return
+        raise ReplicaUnavailable(target=self.name, problem=f"{key} does not read back as it was sent")
 
     def get_blob(self, key: str) -> bytes:
         """The bytes stored under ``key`` (below the prefix)."""

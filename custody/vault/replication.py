@@ -44,6 +44,7 @@ class ReplicationSummary:
     aborted_uploads: int = 0
     sidecars: int = 0
     audit_events: int = 0
+    deep_checked: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -55,6 +56,7 @@ class ReplicationSummary:
             "aborted_uploads": self.aborted_uploads,
             "sidecars": self.sidecars,
             "audit_events": self.audit_events,
+            "deep_checked": self.deep_checked,
             "errors": self.errors,
         }
 
@@ -153,6 +155,7 @@ class Replicator:
                         break
             if reachable and not stop.is_set():
                 try:
+                    self.deep_check(name, target)
                     # After the objects: a description never names an object the bucket lacks.
                     described = describe(
                         self.vault, target, _add_years(datetime.now(UTC), RETENTION_FLOOR_YEARS)
@@ -208,8 +211,63 @@ class Replicator:
             row = {**row, "state": "queued"}
         self._failed(name, sha256, f"still failing verification after {VERIFY_TRIES_PER_RUN} uploads")
 
+    def deep_check(self, name: str, target: S3Target) -> int:
+        """Download and re-hash the share of verified replicas due today; queue again what fails.
+
+        ``deep_check_fraction_per_day`` of the verified objects per day since
+        the last deep check, those checked longest ago first. Return how many
+        were checked.
+        """
+        fraction = self.settings.targets[name].deep_check_fraction_per_day
+        now = datetime.now(UTC)
+        with self._catalog() as catalog:
+            last = catalog.db.execute(
+                "SELECT value FROM replica_meta WHERE target = ? AND name = 'deep_checked_at'", [name]
+            ).fetchone()
+            verified = catalog.db.execute(
+                "SELECT count(*) FROM replicas WHERE target = ? AND state = 'verified'", [name]
+            ).fetchone()[0]
+        if last is None:
+            self._set_meta(name, "deep_checked_at", to_text(now))  # the first day starts now
+            return 0
+        days = (now - from_text(last[0])).total_seconds() / 86400
+        due = int(verified * fraction * days)
+        if fraction <= 0 or due < 1:
+            return 0
+        with self._catalog() as catalog:
+            rows = list(
+                catalog.db.execute(
+                    "SELECT sha256 FROM replicas WHERE target = ? AND state = 'verified' "
+                    "ORDER BY deep_checked_at IS NOT NULL, deep_checked_at LIMIT ?",
+                    [name, due],
+                )
+            )
+        for (sha256,) in rows:
+            problem = target.download_problem(sha256, self.vault.master)
+            with self._catalog() as catalog, catalog.transaction():
+                catalog.db.execute(
+                    "UPDATE replicas SET deep_checked_at = ? WHERE sha256 = ? AND target = ?",
+                    [utc_now(), sha256, name],
+                )
+            if problem is not None:
+                log.error("replica %s of %s failed its deep check: %s", name, sha256, problem)
+                self._requeue(name, sha256, f"deep check: {problem}")
+                self.summary.resent += 1
+        self._set_meta(name, "deep_checked_at", to_text(now))
+        self.summary.deep_checked += len(rows)
+        return len(rows)
+
+    def _set_meta(self, name: str, key: str, value: str) -> None:
+        with self._catalog() as catalog, catalog.transaction():
+            catalog.db.execute(
+                "INSERT INTO replica_meta (target, name, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (target, name) DO UPDATE SET value = excluded.value",
+                [name, key, value],
+            )
+
     def _requeue_differences(self, name: str, target: S3Target) -> None:
-        for line in self.check_target(name, target, download=False):
+        # Downloads: on a server that does not validate checksums only they see damage.
+        for line in self.check_target(name, target, download=True):
             if line.mark in ("-", "*"):
                 self._requeue(name, line.sha256, f"repair: {line.detail}")
                 self.summary.resent += 1

@@ -296,3 +296,80 @@ def test_restore_refuses_a_wrong_master_key_and_leaves_nothing(tmp_path, home, c
     assert result.exit_code == 9
     assert "this master key is not the replicated vault's" in result.stderr
     assert sorted(p.name for p in new_home.iterdir()) == ["custody.toml"]
+
+
+@pytest.fixture
+def proxy(s3):
+    from tests.s3 import FaultyProxy
+
+    faulty = FaultyProxy(s3.endpoint, stall_seconds=4.0)
+    yield faulty
+    faulty.close()
+
+
+def faulty_target(s3, proxy, bucket: str, verify: str) -> str:
+    return s3.target_toml(bucket, verify=verify, part_size_mb=5, timeout_seconds=1.5).replace(
+        s3.endpoint, proxy.endpoint
+    )
+
+
+def test_errors_drops_stalls_and_a_corrupted_upload_end_replicated_and_verified(
+    tmp_path, home, custody, s3, proxy
+):
+    custody("init")
+    bucket = s3.new_bucket()
+    configure(home, faulty_target(s3, proxy, bucket, verify="download"))
+    files(tmp_path / "DCIM", 4)
+    (tmp_path / "DCIM" / "LONG0001.MP4").write_bytes(os.urandom(12 << 20))  # three parts
+    custody("ingest", str(tmp_path / "DCIM"))
+    proxy.plan = {"put": ["503", "corrupt", "drop", "500"], "part": ["503", "stall", "drop"]}
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    assert not proxy.plan["put"] and not proxy.plan["part"]  # every fault was met
+    assert ("put", "corrupt") in proxy.injected
+    assert (summary["verified"], summary["failed"]) == (5, 0)
+    assert summary["resent"] == 1  # the corrupted copy, found by downloading it, sent again
+    assert {line["mark"] for line in check(custody, "--download")} == {"="}
+    assert not s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+    resend = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "replica-resend"]
+    assert len(resend) == 1 and "verification failed" in resend[0]["details"]["reason"]
+
+
+def test_in_checksum_mode_a_corrupted_upload_is_found_by_the_deep_check_and_repaired(
+    tmp_path, home, custody, s3, proxy, settings
+):
+    custody("init")
+    bucket = s3.new_bucket()
+    configure(
+        home, faulty_target(s3, proxy, bucket, verify="checksum") + "deep_check_fraction_per_day = 1.0\n"
+    )
+    files(tmp_path / "DCIM", 3)
+    custody("ingest", str(tmp_path / "DCIM"))
+    proxy.plan = {"put": ["corrupt"]}
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    # The server echoes the checksum it was sent (moto does not validate): the damage passes.
+    assert (summary["verified"], summary["resent"]) == (3, 0)
+    lines = check(custody, "--download", expect=1)
+    [damaged] = [line for line in lines if line["mark"] == "*"]
+    assert "fails authentication" in damaged["detail"] or "hashes to" in damaged["detail"]
+
+    summary = json.loads(custody("replicate", "run", "--once", "--repair", "--json").stdout)
+    assert (summary["resent"], summary["verified"], summary["failed"]) == (1, 1, 0)
+    assert {line["mark"] for line in check(custody, "--download")} == {"="}
+
+    # The scheduled deep check finds the same kind of damage on its own, a day later.
+    proxy.plan = {"put": ["corrupt"]}
+    files(tmp_path / "MORE", 1, size=50_000)
+    custody("ingest", str(tmp_path / "MORE"))
+    custody("replicate", "run", "--once")
+    from custody.config import load_settings
+    from custody.vault import Vault
+
+    with Vault(load_settings(home), "test", writer=True) as vault, vault.catalog.transaction():
+        vault.catalog.db.execute(
+            "UPDATE replica_meta SET value = '2020-01-01T00:00:00.000000Z' WHERE name = 'deep_checked_at'"
+        )
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    assert summary["deep_checked"] == 4 and summary["resent"] == 1
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    assert summary["verified"] == 1
+    assert {line["mark"] for line in check(custody, "--download")} == {"="}
