@@ -373,3 +373,41 @@ def test_in_checksum_mode_a_corrupted_upload_is_found_by_the_deep_check_and_repa
     summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
     assert summary["verified"] == 1
     assert {line["mark"] for line in check(custody, "--download")} == {"="}
+
+
+def test_a_multipart_upload_killed_half_way_completes_after_a_restart_with_no_orphan_parts(
+    tmp_path, home, custody, s3
+):
+    import signal
+    import time
+
+    from tests.conftest import custody_process
+
+    custody("init")
+    bucket = s3.new_bucket()
+    configure(home, s3.target_toml(bucket, part_size_mb=5, concurrency=2))
+    big = tmp_path / "DCIM" / "LONG0001.MP4"
+    big.parent.mkdir()
+    with open(big, "wb") as out:
+        for _ in range(200):
+            out.write(os.urandom(1 << 20))
+    custody("ingest", str(big))
+    client = s3.client()
+    runner = custody_process(home, "replicate", "run", "--once")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads") or []
+        if uploads and client.list_parts(
+            Bucket=bucket, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"]
+        ).get("Parts"):
+            break
+        assert runner.poll() is None, "the upload finished before it could be killed"
+        time.sleep(0.02)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(timeout=30)
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads")  # cut off half-way
+
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    assert (summary["aborted_uploads"], summary["verified"], summary["failed"]) == (1, 1, 0)
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert [line["mark"] for line in check(custody, "--download")] == ["="]
