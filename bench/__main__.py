@@ -5,11 +5,13 @@
     python -m bench catalog       # ls --case on 1,000 vs 1,000,000 items
     python -m bench dock          # the daemon pulling recorder images (root, umockdev-wrapper)
     python -m bench media         # playable copies, a shift's foreground media stage, decode check
+    python -m bench replication   # 1 GiB to S3 (moto on loopback) vs boto3 upload_file, peak RSS
 
 BENCH_DIR (default: the current directory) must be on the disk the vault
 would use; BENCH_INGEST_MIB changes the file size (default 2048),
 BENCH_DOCK_MIB the recorder image (default 4096), BENCH_MEDIA_CLIPS the
-shift of 60 s clips (default 10).
+shift of 60 s clips (default 10), BENCH_REPLICATION_MIB the data replicated
+(default 1024).
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ def bench_catalog(workdir: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    which = argv or ["ingest", "catalog", "dock", "media"]
+    which = argv or ["ingest", "catalog", "dock", "media", "replication"]
     base = Path(os.environ.get("BENCH_DIR", "."))
     results = []
     with tempfile.TemporaryDirectory(prefix="custody-bench-", dir=base) as directory:
@@ -166,6 +168,10 @@ def main(argv: list[str]) -> int:
             from bench.media import bench_media
 
             results.append(bench_media(workdir))
+        if "replication" in which:
+            from bench.replication import bench_replication
+
+            results.append(bench_replication(workdir))
     print("all goals met" if all(results) else "some goals MISSED")
     return 0
 

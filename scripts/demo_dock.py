@@ -163,12 +163,58 @@ def main() -> None:
         step("explain", gaps[0]["id"], "--reason", "officer changed the battery during the stop (demo)")
     step("report", "gaps")
     step("report", "window")
+    replicate_offsite(home)
     step("verify")
     shutil.copy(work / "daemon.log", home / "daemon.log")
     print(
         f"\nThe demo vault is at {home} (try: CUSTODY_HOME={home} custody ls); daemon log: {home}/daemon.log"
     )
     print(f"Playable copy: {playable} (plays in any player); thumbnail: {thumbnail}")
+
+
+def replicate_offsite(home: Path) -> None:
+    """Replicate the vault to moto's S3 server on loopback, the stand-in for the agency's object store."""
+    import socket
+    import urllib.request
+
+    import boto3
+
+    say(
+        "off-site replication to a local S3 server (moto's server on 127.0.0.1, standing in for AWS/MinIO/Ceph)"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo-secret")
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket="custody-demo", ObjectLockEnabledForBucket=True
+        )
+        with open(home / "custody.toml", "a", encoding="utf-8") as config:
+            config.write(
+                f'\n[targets.offsite]\nendpoint_url = "{endpoint}"\nbucket = "custody-demo"\n'
+                'addressing_style = "path"\nverify = "download"\n'
+            )
+        print(f"  bucket custody-demo at {endpoint}, Object Lock on; [targets.offsite] added to custody.toml")
+        step("replicate", "run", "--once")
+        step("replicate", "status")
+        step("replicate", "check")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        print("  S3 server stopped")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class ReplicaUnavailable(CustodyError):
 class Uploaded:
     checksum: str  # base64 SHA-256 (of the parts' SHA-256s, "-N", when sent in N parts)
     version_id: str | None
+    remote: RemoteObject | None  # what the server said of it right after (HEAD, checksum mode)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ class S3Target:
             max_concurrency=settings.concurrency,
             use_threads=True,
         )
+        # Parts read ahead of the senders (s3transfer's setting; boto3's constructor lacks it):
+        # memory stays near concurrency x part size, not ten parts.
+        self.transfer.max_in_memory_upload_chunks = settings.concurrency
         self._lock_enabled: bool | None = None
 
     # -- naming -------------------------------------------------------------
@@ -191,7 +195,7 @@ class S3Target:
             # Some servers ignore lock headers on multipart uploads: set it explicitly.
             self.set_lock(sha256, retain_until, legal_hold)
         remote = self.head(sha256)
-        return Uploaded(local["checksum"], remote.version_id if remote else None)
+        return Uploaded(local["checksum"], remote.version_id if remote else None, remote)
 
     def set_lock(self, sha256: str, retain_until: datetime | None, legal_hold: bool) -> None:
         """COMPLIANCE retention until ``retain_until`` and the legal hold, on the current version."""
@@ -232,9 +236,14 @@ class S3Target:
             legal_hold=answer.get("ObjectLockLegalHoldStatus") == "ON",
         )
 
-    def checksum_problem(self, sha256: str, size: int, checksum: str) -> str | None:
-        """Compare the server's size and SHA-256 with ours; return the difference, or None."""
-        remote = self.head(sha256)
+    def checksum_problem(
+        self, sha256: str, size: int, checksum: str, remote: RemoteObject | None = None
+    ) -> str | None:
+        """Compare the server's size and SHA-256 with ours; return the difference, or None.
+
+        ``remote`` is a HEAD answer already in hand (just after an upload); else one is asked for.
+        """
+        remote = remote or self.head(sha256)
         if remote is None:
             return "missing"
         if remote.size != size:
@@ -331,8 +340,15 @@ class S3Target:
         part = ChunksizeAdjuster().adjust_chunksize(self.part_size, size)
         digests = []
         with open(path, "rb") as source:
-            while chunk := source.read(part):
-                digests.append(hashlib.sha256(chunk).digest())
+            for start in range(0, size, part):
+                digest, left = hashlib.sha256(), min(part, size - start)
+                while left:
+                    chunk = source.read(min(MiB, left))
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    left -= len(chunk)
+                digests.append(digest.digest())
         combined = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
         return f"{combined}-{len(digests)}"
 

@@ -193,14 +193,16 @@ class Replicator:
         retain_until, legal_hold = self._lock_for(sha256)
         mode = self.settings.targets[name].verify
         for _attempt in range(VERIFY_TRIES_PER_RUN):
+            remote = None
             if row["state"] == "queued":
                 sent = target.upload(path, sha256, retain_until, legal_hold)
                 self._uploaded(name, sha256, sent.checksum, sent.version_id, retain_until, legal_hold)
                 row = {**row, "state": "uploaded", "checksum": sent.checksum}
+                remote = sent.remote
             if mode == "download":
                 problem = target.download_problem(sha256, self.vault.master)
             else:
-                problem = target.checksum_problem(sha256, path.stat().st_size, row["checksum"])
+                problem = target.checksum_problem(sha256, path.stat().st_size, row["checksum"], remote)
             if problem is None:
                 self._verified(name, sha256, mode)
                 return
@@ -369,11 +371,11 @@ class Replicator:
             rows = catalog.db.query(
                 """
                 WITH objects AS (
-                    SELECT sha256, size, id AS item, ingested_at AS since FROM items
+                    SELECT sha256, size, id AS item, '' AS role, ingested_at AS since FROM items
                     UNION ALL
-                    SELECT sha256, size, item, finished_at AS since FROM derivatives
+                    SELECT sha256, size, item, ' ' || role, finished_at AS since FROM derivatives
                 )
-                SELECT o.sha256, o.size, min(o.item) AS item, min(o.since) AS since,
+                SELECT o.sha256, o.size, min(o.item) AS item, min(o.role) AS role, min(o.since) AS since,
                        r.state, r.checksum, r.last_error, r.next_attempt
                 FROM objects o LEFT JOIN replicas r ON r.sha256 = o.sha256 AND r.target = ?
                 GROUP BY o.sha256 ORDER BY o.sha256
@@ -385,7 +387,7 @@ class Replicator:
     def _expected(self, name: str) -> dict[str, tuple[int, str | None, str | None]]:
         """sha256 -> (sealed size, checksum sent, the item it belongs to) for every object."""
         return {
-            row["sha256"]: (row["sealed_size"], row["checksum"], format_item_id(row["item"]))
+            row["sha256"]: (row["sealed_size"], row["checksum"], format_item_id(row["item"]) + row["role"])
             for row in self._objects(name)
         }
 
