@@ -411,3 +411,27 @@ def test_a_multipart_upload_killed_half_way_completes_after_a_restart_with_no_or
     assert (summary["aborted_uploads"], summary["verified"], summary["failed"]) == (1, 1, 0)
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
     assert [line["mark"] for line in check(custody, "--download")] == ["="]
+
+
+def test_two_targets_one_with_keys_from_a_systemd_credential(tmp_path, home, custody, s3, monkeypatch):
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "custody-s3-second").write_text(f"{s3.access_key}\n{s3.secret_key}\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    custody("init")
+    first, second = s3.new_bucket(), s3.new_bucket()
+    configure(
+        home,
+        s3.target_toml(first, name="offsite")
+        + s3.target_toml(second, name="second", credential="custody-s3-second"),
+    )
+    files(tmp_path / "DCIM", 2)
+    custody("ingest", str(tmp_path / "DCIM"))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")  # only the credential can work for 'second'
+    result = custody("replicate", "run", "--once", "--json", expect=1)
+    summary = json.loads(result.stdout)
+    assert summary["verified"] == 2 and any(e.startswith("offsite: ") for e in summary["errors"])
+    assert s3.secret_key not in result.stdout + result.stderr  # never printed
+    status = {row["target"]: row for row in json.loads(custody("replicate", "status", "--json").stdout)}
+    assert (status["second"]["verified"], status["offsite"]["verified"]) == (2, 0)
+    assert {line["mark"] for line in check(custody, "--target", "second")} == {"="}
