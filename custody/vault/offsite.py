@@ -183,7 +183,15 @@ def _item_document(catalog: Catalog, number: int) -> dict | None:
     }
     if not rows["items"]:
         return None
-    return {"format": FORMAT, "item": number, "rows": rows}
+    record = rows["items"][0]
+    recorded = record.get("recorded_start") or record["ingested_at"]
+    # Retention until the retention issue lands: the two-year floor from the recording.
+    retention = {
+        "retain_until": f"{int(recorded[:4]) + 2}{recorded[4:]}",
+        "rule": "2-year floor",
+        "legal_hold": False,
+    }
+    return {"format": FORMAT, "item": number, "rows": rows, "retention": retention}
 
 
 def _set_meta(vault, target: str, name: str, value: str) -> None:

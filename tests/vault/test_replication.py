@@ -435,3 +435,21 @@ def test_two_targets_one_with_keys_from_a_systemd_credential(tmp_path, home, cus
     status = {row["target"]: row for row in json.loads(custody("replicate", "status", "--json").stdout)}
     assert (status["second"]["verified"], status["offsite"]["verified"]) == (2, 0)
     assert {line["mark"] for line in check(custody, "--target", "second")} == {"="}
+
+
+def test_a_legal_hold_set_on_a_replica_keeps_it_whatever_its_retention(s3, tmp_path):
+    """The mechanism permanent and held items will use once retention lands (issue 6)."""
+    from custody.config import TargetSettings
+    from custody.vault.replica import S3Target
+
+    bucket = s3.new_bucket(object_lock=True)
+    target = S3Target(
+        "offsite", TargetSettings(endpoint_url=s3.endpoint, bucket=bucket, addressing_style="path")
+    )
+    sealed = tmp_path / ("a" * 64)
+    sealed.write_bytes(b"sealed bytes" * 1000)
+    target.upload(sealed, "a" * 64, datetime.now(UTC) + timedelta(days=1), legal_hold=True)
+    remote = target.head("a" * 64)
+    assert remote.legal_hold and remote.lock_mode == "COMPLIANCE"
+    with pytest.raises(ClientError):
+        s3.client().delete_object(Bucket=bucket, Key=key_of("a" * 64), VersionId=remote.version_id)
