@@ -248,15 +248,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (sha256, target)
     );
     CREATE INDEX replicas_due ON replicas (target, state, next_attempt);
-    -- What describes the vault on each target: item sidecars, the audit chain, the keys.
-    CREATE TABLE replica_sidecars (
-        target TEXT NOT NULL,
-        item INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        sha256 TEXT NOT NULL,
-        uploaded_at TEXT NOT NULL,
-        PRIMARY KEY (target, item)
-    );
+    -- How far each target's description of the vault goes (sidecars, audit, identity).
     CREATE TABLE replica_meta (
         target TEXT NOT NULL,
         name TEXT NOT NULL,

@@ -277,7 +277,7 @@ def test_a_vault_from_before_derivatives_gets_them_and_keeps_its_decode_verdicts
         db.execute("DROP TABLE derivatives")
         db.execute("DROP TABLE derivative_intents")
         db.execute("DROP TABLE continuity")
-        for later in ("replicas", "replica_sidecars", "replica_meta"):  # migration 5's
+        for later in ("replicas", "replica_meta"):  # migration 5's
             db.execute(f"DROP TABLE {later}")
         db.execute("PRAGMA user_version = 3")
         db.conn.commit()
