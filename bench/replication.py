@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
+
+from bench.__main__ import timed, verdict
+from tests.s3 import local_s3_server
 
 OBJECTS = 8
 PART_MB = 16
@@ -30,38 +30,10 @@ CONCURRENCY = 4
 RSS_GOAL_MB = 200
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
-def timed(command: list[str]) -> tuple[float, int]:
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark command failed: {' '.join(command)}")
-    return time.perf_counter() - started, usage.ru_maxrss
-
-
 def bench_replication(workdir: Path) -> bool:
     total_mib = int(os.environ.get("BENCH_REPLICATION_MIB", "1024"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret")
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with local_s3_server() as endpoint:
         client = boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -119,9 +91,6 @@ def bench_replication(workdir: Path) -> bool:
         baseline.append(boto3_upload("bench-boto3-2"))
         checksum_run.append(custody_run("bench-custody-2", "checksum"))
         download_run = custody_run("bench-custody-3", "download")
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     best_boto3 = min(baseline)
     best_custody = min(t for t, _ in checksum_run)
     peak_mb = max(rss for _, rss in [*checksum_run, download_run]) / 1024

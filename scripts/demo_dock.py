@@ -174,30 +174,15 @@ def main() -> None:
 
 def replicate_offsite(home: Path) -> None:
     """Replicate the vault to moto's S3 server on loopback, the stand-in for the agency's object store."""
-    import socket
-    import urllib.request
-
     import boto3
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.s3
+    from tests.s3 import local_s3_server
 
     say(
         "off-site replication to a local S3 server (moto's server on 127.0.0.1, standing in for AWS/MinIO/Ceph)"
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with local_s3_server() as endpoint:
         os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo-secret")
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
             Bucket="custody-demo", ObjectLockEnabledForBucket=True
@@ -211,10 +196,7 @@ def replicate_offsite(home: Path) -> None:
         step("replicate", "run", "--once")
         step("replicate", "status")
         step("replicate", "check")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        print("  S3 server stopped")
+    print("  S3 server stopped")
 
 
 if __name__ == "__main__":

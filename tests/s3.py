@@ -7,6 +7,7 @@ test's user), Object Lock and legal holds; it does not validate checksums
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
@@ -64,12 +66,17 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def s3_server():
-    """moto's server with credentials enforced; yields an S3Server holding a user's working keys."""
+@contextlib.contextmanager
+def local_s3_server(free_calls: int | None = None) -> Iterator[str]:
+    """Run moto's S3 server on a free loopback port; yield its endpoint URL (the tests, the demo, bench).
+
+    With ``free_calls``, only that many calls go unauthenticated (to create a
+    user); every later one must carry that user's keys.
+    """
     port = _free_port()
-    # The first three calls (user, key, policy) are allowed unauthenticated; every later one is checked.
-    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
+    env = dict(os.environ)
+    if free_calls is not None:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(free_calls)
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         env=env,
@@ -77,16 +84,31 @@ def s3_server():
         stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("moto's S3 server did not start")
-            time.sleep(0.1)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("moto's S3 server did not start") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's server with credentials enforced; yields an S3Server holding a user's working keys."""
+    # The first three calls (user, key, policy) are allowed unauthenticated; every later one is checked.
+    with local_s3_server(free_calls=3) as endpoint:
+        yield _with_user(endpoint)
+
+
+def _with_user(endpoint: str) -> S3Server:
     iam = boto3.client(
         "iam",
         endpoint_url=endpoint,
@@ -98,9 +120,7 @@ def s3_server():
     key = iam.create_access_key(UserName="custody")["AccessKey"]
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
     iam.put_user_policy(UserName="custody", PolicyName="s3", PolicyDocument=json.dumps(policy))
-    yield S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
-    server.terminate()
-    server.wait(timeout=30)
+    return S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
 
 
 @pytest.fixture
@@ -167,6 +187,11 @@ class FaultyProxy:
         return None
 
     def _serve(self, client: socket.socket) -> None:
+        # OSError: the client gave up (a time-out it was meant to hit) or the server closed.
+        with contextlib.suppress(OSError):
+            self._relay(client)
+
+    def _relay(self, client: socket.socket) -> None:
         with client:
             reader = client.makefile("rb")
             head = b""
