@@ -211,7 +211,8 @@ class RecorderProfile:
     # Delete files from the recorder after ingest: "never", or "after_vault"
     # (once the session is over, each file whose vault copy re-hashes right is
     # deleted from the recorder, mounted read-write for that alone; each
-    # deletion audited). "after_replica" waits for off-site replication.
+    # deletion audited), or "after_replica" (the same, and only once the copy
+    # is also verified on every [targets.NAME]: usually at the next dock).
     wipe: str = "never"
 
 
@@ -241,7 +242,7 @@ def default_profiles() -> dict[str, RecorderProfile]:
     }
 
 
-WIPE_MODES = ("never", "after_vault")
+WIPE_MODES = ("never", "after_vault", "after_replica")
 
 
 @dataclass(frozen=True)
@@ -339,6 +340,13 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
             )
         sections[section_name] = _build_section(section_class, section_name, section_value, path)
     settings = Settings(home=home, **sections)
+    for name, profile in settings.profiles.items():
+        if profile.wipe == "after_replica" and not settings.targets:
+            raise ConfigError(
+                path=path,
+                key=f"profiles.{name}.wipe",
+                problem="after_replica needs at least one [targets.NAME] to replicate to",
+            )
     continuity = settings.continuity
     if not 0 <= continuity.gap_tolerance_seconds < continuity.run_break_seconds:
         raise ConfigError(
@@ -431,12 +439,6 @@ def _check_profile(profile: RecorderProfile, dotted: str, path) -> None:
             raise ConfigError(
                 path=path, key=f"{dotted}.filename_pattern", problem="needs a named group (?P<start>...)"
             )
-    if profile.wipe == "after_replica":
-        raise ConfigError(
-            path=path,
-            key=f"{dotted}.wipe",
-            problem="after_replica needs off-site replication, which this version does not have yet",
-        )
     if profile.wipe not in WIPE_MODES:
         raise ConfigError(
             path=path,

@@ -228,8 +228,12 @@ def corrupt_fat_cluster(image: Path, path: str, cluster_index: int) -> None:
             disk.write(struct.pack("<I", 0x0FFFFFF7))
 
 
-def dock(home: Path, root: Path, serial: str, profile: str) -> DockSession:
-    """Run one dock session of ``root`` as recorder ``serial``, as the daemon does."""
+def dock(home: Path, root: Path, serial: str, profile: str, wipe: bool = False) -> DockSession:
+    """Run one dock session of ``root`` as recorder ``serial``, as the daemon does.
+
+    With ``wipe`` the session then wipes ``root`` (a plain folder: writable
+    already) by its profile's rule; the count is in ``session.wiped``.
+    """
     settings = load_settings(home)
     docked_at = datetime.now(UTC)
     with Vault(settings, "custody-daemon", writer=True) as vault:
@@ -238,5 +242,6 @@ def dock(home: Path, root: Path, serial: str, profile: str) -> DockSession:
         session = DockSession(vault, source, settings, session_id, docked_at)
         for task in session.discover(session.summary):
             session.process(task, session.summary)
+        session.wiped = session.wipe(root) if wipe else 0
         vault.close_dock_session(session_id, "done", session.counts(), session.errors)
     return session

@@ -105,7 +105,7 @@ def test_home_precedence_is_option_then_environment_then_default(monkeypatch, tm
         ('clock_timezone = "Mars/Olympus"', "profiles.acme.clock_timezone", "unknown time zone"),
         ('filename_pattern = "(unclosed"', "profiles.acme.filename_pattern", "not a regular expression"),
         ('filename_pattern = "^(?P<date>\\\\d+)"', "profiles.acme.filename_pattern", "(?P<start>"),
-        ('wipe = "after_replica"', "profiles.acme.wipe", "not have yet"),
+        ('wipe = "after_replica"', "profiles.acme.wipe", "needs at least one [targets.NAME]"),
         ('wipe = "always"', "profiles.acme.wipe", "never, after_vault"),
         ("colour = 1", "profiles.acme.colour", "unknown key"),
         ("extensions = 3", "profiles.acme.extensions", "list of strings"),

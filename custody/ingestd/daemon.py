@@ -470,7 +470,7 @@ class Daemon:
         else:
             state = "done" if session.summary.failed == 0 else "done-with-errors"
         counts = session.counts()
-        if state != "interrupted" and session.profile.wipe == "after_vault" and docked.mount is not None:
+        if state != "interrupted" and session.profile.wipe != "never" and docked.mount is not None:
             counts["files_wiped"] = self._wipe(docked, session)
         self.vault.close_dock_session(session.session_id, state, counts, session.errors)
         self.vault.audit.checkpoint()

@@ -85,6 +85,7 @@ class DockSession(IngestSession):
         self.profile: RecorderProfile = settings.profiles[source.profile_name]
         self.dock_settings = settings.dock
         self.media_settings = settings.media
+        self.targets = list(settings.targets)
         self.session_id = session_id
         self.docked_at = docked_at
         self.summary = IngestSummary()
@@ -273,8 +274,9 @@ class DockSession(IngestSession):
         """Delete from the recorder, mounted read-write at ``root``, every file safe in the vault.
 
         A file is deleted only when the vault holds it (pulled now or at an
-        earlier dock), its vault copy re-hashes right from the disk, and the
-        recorder's file still has the size and mtime it was pulled with. Each
+        earlier dock), its vault copy re-hashes right from the disk, the
+        recorder's file still has the size and mtime it was pulled with, and,
+        with ``wipe = "after_replica"``, its copy is verified on every target. Each
         deletion is audited; anything else is left and noted in the session's
         errors. Return how many files were deleted.
         """
@@ -288,6 +290,10 @@ class DockSession(IngestSession):
             try:
                 if item is None:
                     raise RuntimeError("not recorded as pulled from this recorder")
+                if self.profile.wipe == "after_replica":
+                    missing = self.vault.targets_without_verified_copy(item, self.targets)
+                    if missing:
+                        raise RuntimeError(f"not yet verified off-site on {', '.join(missing)}")
                 self.vault.check_item(item)
                 info = os.stat(target, follow_symlinks=False)
                 if (info.st_size, info.st_mtime_ns) != (task.size, task.mtime_ns):

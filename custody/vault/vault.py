@@ -1135,6 +1135,17 @@ class Vault:
         finally:
             path.unlink(missing_ok=True)
 
+    @_serialized
+    def targets_without_verified_copy(self, item: Item, targets: list[str]) -> list[str]:
+        """The targets among ``targets`` that hold no verified replica of the item's original."""
+        verified = {
+            row[0]
+            for row in self.catalog.db.execute(
+                "SELECT target FROM replicas WHERE sha256 = ? AND state = 'verified'", [item.sha256]
+            )
+        }
+        return [name for name in targets if name not in verified]
+
     # -- continuity ---------------------------------------------------------
 
     @_serialized

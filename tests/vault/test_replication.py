@@ -453,3 +453,27 @@ def test_a_legal_hold_set_on_a_replica_keeps_it_whatever_its_retention(s3, tmp_p
     assert remote.legal_hold and remote.lock_mode == "COMPLIANCE"
     with pytest.raises(ClientError):
         s3.client().delete_object(Bucket=bucket, Key=key_of("a" * 64), VersionId=remote.version_id)
+
+
+def test_wipe_after_replica_deletes_a_recorder_file_only_once_its_copy_is_verified_off_site(
+    tmp_path, home, custody, s3
+):
+    from tests.docking import dock
+
+    custody("init")
+    configure(home, s3.target_toml(s3.new_bucket()) + '\n[profiles.wiper]\nwipe = "after_replica"\n')
+    custody("recorder", "add", "BWC9", "--from", "2020-01-01", "--profile", "wiper")
+    card = tmp_path / "card"
+    files(card / "DCIM", 2)
+
+    first = dock(home, card, "BWC9", "wiper", wipe=True)
+    assert first.wiped == 0  # sealed in the vault, not yet off-site: nothing deleted
+    assert len(list((card / "DCIM").iterdir())) == 2
+    assert all("not yet verified off-site on offsite" in error for error in first.errors)
+
+    custody("replicate", "run", "--once")
+    second = dock(home, card, "BWC9", "wiper", wipe=True)  # the next dock: both known, both replicated
+    assert second.wiped == 2
+    assert list((card / "DCIM").iterdir()) == []
+    wiped = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "recorder-file-wiped"]
+    assert len(wiped) == 2
