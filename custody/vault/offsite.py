@@ -36,6 +36,7 @@ from custody.vault.items import format_item_id
 from custody.vault.objects import ObjectStore, StagedObject, verify_plaintext
 from custody.vault.replica import ReplicaUnavailable, S3Target
 from custody.vault.sealing import seal, unseal
+from custody.vault.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,9 @@ def describe(vault, target: S3Target, retain_until: datetime | None) -> Describe
         registry = {table: _rows(catalog, f"SELECT * FROM {table}", []) for table in REGISTRY_TABLES}
         exported = int(meta.get("audit_seq", "0"))
         events = list(catalog.db.query("SELECT * FROM audit WHERE seq > ? ORDER BY seq", [exported]))
-        checkpoints = list(
-            catalog.db.query("SELECT * FROM checkpoints WHERE seq > ? ORDER BY seq", [exported])
-        )
+        # Checkpoints apart from events: the one signing a run's last event is made after that run.
+        signed = int(meta.get("checkpoint_seq", "0"))
+        checkpoints = list(catalog.db.query("SELECT * FROM checkpoints WHERE seq > ? ORDER BY seq", [signed]))
         vault_id = catalog.get_meta("vault_id")
         created_at = catalog.get_meta("created_at")
     master, audit = vault.master, vault.audit
@@ -151,12 +152,15 @@ def describe(vault, target: S3Target, retain_until: datetime | None) -> Describe
         target.put_blob(f"registry/{head:012d}-{registry_sha}", sealed, retain_until)
         _set_meta(vault, name, "registry", registry_sha)
         summary.registry = True
-    if events:
+    if events or checkpoints:
         segment = {"format": FORMAT, "events": events, "checkpoints": checkpoints}
         sha256, sealed = seal_document(segment, master)
-        first, last = events[0]["seq"], events[-1]["seq"]
+        # Keys sort in chain order; a segment of checkpoints alone sorts before the next events.
+        first, last = (events[0]["seq"], events[-1]["seq"]) if events else (exported + 1, exported)
         target.put_blob(f"audit/{first:012d}-{last:012d}-{sha256}", sealed, retain_until)
         _set_meta(vault, name, "audit_seq", str(last))
+        if checkpoints:
+            _set_meta(vault, name, "checkpoint_seq", str(checkpoints[-1]["seq"]))
         summary.audit_events = len(events)
     return summary
 
@@ -289,6 +293,7 @@ def restore(settings: Settings, target_name: str, master_key_file: Path, actor: 
                 raise RestoreFailed(
                     target=target_name, problem=f"the audit chain does not hold: {chain.problems[0]}"
                 )
+            _mark_replicated(vault, target, [sha for (sha,) in objects])
             vault.record(
                 "restored",
                 {
@@ -313,6 +318,34 @@ def restore(settings: Settings, target_name: str, master_key_file: Path, actor: 
         if created_home:
             shutil.rmtree(home, ignore_errors=True)
         raise
+
+
+def _mark_replicated(vault, target: S3Target, objects: list[str]) -> None:
+    """The restored vault knows its source holds every object and its description up to now."""
+    now = utc_now()
+    with vault.serialized(), vault.catalog.transaction():
+        db = vault.catalog.db
+        for sha256 in objects:
+            path = vault.objects.path_for(sha256)
+            size = path.stat().st_size
+            db.execute(
+                "INSERT OR REPLACE INTO replicas (sha256, target, state, size, next_attempt, queued_at, "
+                "uploaded_at, verified_at, verified_by, checksum) "
+                "VALUES (?, ?, 'verified', ?, ?, ?, ?, ?, 'restore', ?)",
+                [sha256, target.name, size, now, now, now, now, target.expected_checksum(path, size)],
+            )
+        head, _hash = vault.audit.head()
+        signed = vault.audit.last_checkpoint_seq()
+        for name, value in (
+            ("identity", "restored"),
+            ("sidecars_seq", head),
+            ("audit_seq", head),
+            ("checkpoint_seq", signed),
+        ):
+            db.execute(
+                "INSERT OR REPLACE INTO replica_meta (target, name, value) VALUES (?, ?, ?)",
+                [target.name, name, str(value)],
+            )
 
 
 def _newest_document(target: S3Target, folder: str, master, what: str) -> dict:

@@ -272,6 +272,11 @@ def test_a_vault_is_rebuilt_from_its_replica_and_the_master_key_alone(tmp_path, 
     assert actions[0] == "init" and actions.count("ingest") == 3 and actions.count("restored") == 1
     assert actions.index("restored") > max(i for i, a in enumerate(actions) if a == "replica-verified")
     assert [o["badge"] for o in json.loads(rebuilt("officer", "ls", "--json").stdout)] == ["031245"]
+    # The rebuilt vault knows the replica holds everything: nothing is sent twice, all checks the same.
+    again = json.loads(rebuilt("replicate", "run", "--once", "--json").stdout)
+    assert (again["uploaded"], again["failed"]) == (0, 0) and again["audit_events"] > 0
+    marks = json.loads(rebuilt("replicate", "check", "--json").stdout)
+    assert len(marks) == 6 and {line["mark"] for line in marks} == {"="}
 
 
 def test_restore_refuses_a_wrong_master_key_and_leaves_nothing(tmp_path, home, custody, s3):
