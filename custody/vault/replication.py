@@ -96,18 +96,31 @@ class Replicator:
             )
         self.targets = {name: S3Target(name, settings.targets[name]) for name in names}
         self.summary = ReplicationSummary()
+        self._synced = (0, 0)  # the highest item and derivative ids already queued
 
     # -- the queue ------------------------------------------------------------
 
     def sync_queue(self) -> int:
-        """Queue every object that has no row for a target yet; return how many rows were added."""
+        """Queue every object that has no row for a target yet; return how many rows were added.
+
+        The first call looks at every object; later ones only at items and
+        derivatives added since (ids only grow), so following the queue stays
+        cheap however big the vault.
+        """
         now = utc_now()
         added = 0
         with self._catalog() as catalog:
+            items_from, derivatives_from = self._synced
             objects = list(
                 catalog.db.execute(
-                    "SELECT sha256, size FROM items UNION SELECT sha256, size FROM derivatives"
+                    "SELECT sha256, size FROM items WHERE id > ? "
+                    "UNION SELECT sha256, size FROM derivatives WHERE id > ?",
+                    [items_from, derivatives_from],
                 )
+            )
+            self._synced = (
+                catalog.db.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0],
+                catalog.db.execute("SELECT coalesce(max(id), 0) FROM derivatives").fetchone()[0],
             )
             with catalog.transaction():
                 for name in self.targets:
@@ -120,15 +133,21 @@ class Replicator:
         return added
 
     def run(
-        self, everything: bool = True, repair: bool = False, stop: threading.Event | None = None
+        self,
+        everything: bool = True,
+        repair: bool = False,
+        stop: threading.Event | None = None,
+        pause: Callable[[], bool] | None = None,
     ) -> ReplicationSummary:
         """Send and verify what is due on every target; return what happened.
 
         ``everything`` takes rows still waiting out a backoff too (a person
         asked for a run now). ``repair`` first compares each bucket with the
-        catalog and queues again what is missing or differs there.
+        catalog and queues again what is missing or differs there. The run
+        ends early when ``stop`` is set or ``pause()`` turns true.
         """
         stop = stop or threading.Event()
+        paused = pause or (lambda: False)
         self.sync_queue()
         for name, target in self.targets.items():
             if stop.is_set():
@@ -141,9 +160,10 @@ class Replicator:
             except ReplicaUnavailable as exc:
                 self._target_failed(name, exc.message)
                 continue
-            reachable = True
+            complete = True  # every due object was tried: the description may follow
             for row in self._due(name, everything):
-                if stop.is_set():
+                if stop.is_set() or paused():
+                    complete = False
                     break
                 try:
                     self._replicate(name, target, row)
@@ -151,9 +171,9 @@ class Replicator:
                     self._failed(name, row["sha256"], exc.message)
                     if not target_reachable(target):
                         self._target_failed(name, exc.message)
-                        reachable = False
+                        complete = False
                         break
-            if reachable and not stop.is_set():
+            if complete and not stop.is_set():
                 try:
                     self.deep_check(name, target)
                     # After the objects: a description never names an object the bucket lacks.
@@ -178,7 +198,7 @@ class Replicator:
         while not stop.is_set():
             if pause is None or not pause():
                 try:
-                    self.run(everything=False, stop=stop)
+                    self.run(everything=False, stop=stop, pause=pause)
                 except Exception:  # a bug must not end replication for the daemon's lifetime
                     log.exception("replication run failed; trying again in %g s", interval)
             stop.wait(interval)
