@@ -473,7 +473,7 @@ class Daemon:
         if state != "interrupted" and session.profile.wipe != "never" and docked.mount is not None:
             counts["files_wiped"] = self._wipe(docked, session)
         self.vault.close_dock_session(session.session_id, state, counts, session.errors)
-        self.vault.audit.checkpoint()
+        self.vault.checkpoint()
         log.info(
             "dock session %s of %s %s: %s",
             session.session_id,

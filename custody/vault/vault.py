@@ -301,13 +301,18 @@ class Vault:
         """The lock every catalog change holds (``with vault.serialized():``), for vault components."""
         return self._lock
 
+    def checkpoint(self) -> int | None:
+        """Sign the audit chain's head unless it is signed already; return the seq signed, if any."""
+        with self._lock:  # the daemon's workers share the catalog connection
+            return self.audit.checkpoint()
+
     def close(self) -> None:
         """Sign a checkpoint over any events this command wrote, release the lock, close."""
         catalog = getattr(self, "catalog", None)
         if catalog is None:
             return
         try:
-            self.audit.checkpoint()
+            self.checkpoint()
         finally:
             self._unlock()
             catalog.close()
