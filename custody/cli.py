@@ -8,6 +8,7 @@ import logging
 import os
 import pwd
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -29,6 +30,7 @@ from custody.ingestd.daemon import Daemon, read_status
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, Skipped
 from custody.ingestd.report import window_report
+from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault
 from custody.vault.items import format_item_id, printable_name
 from custody.vault.objects import keep_stream_buffers_on_heap
@@ -243,8 +245,10 @@ def show(session: Session, item: str, as_json: bool) -> None:
         facts = vault.media_facts(found)
         made = vault.derivatives(found)
         findings = vault.continuity_findings(item=found)
+        kept = decide_one(vault, session.settings(), found, datetime.now(UTC))
     if as_json:
         detail = found.as_dict()
+        detail["retention"] = {k: v for k, v in kept.as_dict().items() if k not in ("id", "case")}
         detail["media"] = facts
         detail["derivatives"] = [d.as_dict() for d in made]
         detail["continuity"] = [f.as_dict() for f in findings]
@@ -304,6 +308,15 @@ def show(session: Session, item: str, as_json: bool) -> None:
             )
         )
     fields += [(f"tag {name}", value) for name, value in found.tags.items()]
+    until = kept.decision.retain_until
+    fields.append(
+        (
+            "kept until",
+            f"{'for ever' if until is None else until.date().isoformat()} ({kept.decision.rule})",
+        )
+    )
+    if kept.categories:
+        fields.append(("retention categories", ", ".join(kept.categories)))
     if found.untagged:
         fields.append(("missing tags", ", ".join(found.untagged)))
     for label, value in fields:
@@ -327,18 +340,27 @@ def show(session: Session, item: str, as_json: bool) -> None:
 @click.option("--case", help="Case number.")
 @click.option("--party", help="Name of the party (the person the enforcement concerns).")
 @click.option("--officer", help="Handling officer's id (badge number).")
-@click.option("--category", help="Retention category, e.g. routine or penalty_evidence.")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    help="Add a retention category (repeatable), e.g. routine or penalty_evidence. Never removes one.",
+)
 @click.option("--note", help="Free-text note.")
 @json_option
 @pass_session
-def tag(session: Session, items, case, party, officer, category, note, as_json) -> None:
+def tag(session: Session, items, case, party, officer, categories, note, as_json) -> None:
     """Set tags on one or many items at once (all or nothing; history is kept).
 
     An empty value ("") clears a tag. Each changed item gets one audit event.
+    --category adds retention categories ([retention.categories]: routine,
+    penalty_evidence, obstruction, major_incident, major_case, and yours); the
+    longest wins. Taking one away shortens retention and is not done by tag.
 
     \b
     Example:
       custody tag EV-000123 EV-000124 --case 2026-0412 --party "Wang Li" --officer 031245
+      custody tag EV-000123 --category penalty_evidence
       custody tag EV-000123 --note ""
     """
     values = {
@@ -347,13 +369,15 @@ def tag(session: Session, items, case, party, officer, category, note, as_json) 
             ("case", case),
             ("party", party),
             ("officer", officer),
-            ("category", category),
             ("note", note),
         )
         if value is not None
     }
+    settings = session.settings()
     with session.vault() as vault:
-        changes = vault.tag(list(items), values)
+        changes = vault.tag(
+            list(items), values, [c.strip() for c in categories], settings.retention.categories
+        )
     if as_json:
         click.echo(
             json.dumps(
@@ -1014,6 +1038,144 @@ def restore(session: Session, target: str, master_key: Path, as_json: bool) -> N
         f"restored {report.items} item(s), {report.objects} object(s), {report.audit_events} audit event(s) "
         f"from {target} into {session.home}"
     )
+
+
+@cli.group()
+def hold() -> None:
+    """Legal holds: a held item (or every item of a held case) is never disposed of.
+
+    \b
+    Example:
+      custody hold add EV-000123 --reason "court order 2026-17"
+      custody hold add --case 2026-0412 --reason "appeal pending"
+      custody hold release HOLD-000001 --reason "appeal decided"
+    """
+
+
+@hold.command("add")
+@click.argument("item", required=False)
+@click.option("--case", help="Hold every item of this case (present and future).")
+@click.option("--reason", required=True, help="Why (kept in the audit chain).")
+@json_option
+@pass_session
+def hold_add(session: Session, item: str | None, case: str | None, reason: str, as_json: bool) -> None:
+    """Put a legal hold on ITEM or on a whole --case (audited)."""
+    with session.vault() as vault:
+        placed = vault.place_hold(reason, ref=item, case=case)
+    if as_json:
+        click.echo(json.dumps(placed.as_dict()))
+        return
+    what = f"case {placed.case_name}" if placed.case_name else format_item_id(placed.item)
+    _say(f"{placed.hold_id}: {what} held: {placed.reason}")
+
+
+@hold.command("release")
+@click.argument("hold_id")
+@click.option("--reason", required=True, help="Why the hold ends (kept in the audit chain).")
+@json_option
+@pass_session
+def hold_release(session: Session, hold_id: str, reason: str, as_json: bool) -> None:
+    """Release a hold (audited); its items follow their retention again."""
+    with session.vault() as vault:
+        released = vault.release_hold(hold_id, reason)
+    if as_json:
+        click.echo(json.dumps(released.as_dict()))
+        return
+    _say(f"{released.hold_id} released: {released.release_reason}")
+
+
+@hold.command("ls")
+@click.option("--all", "show_all", is_flag=True, help="Released holds too.")
+@json_option
+@pass_session
+def hold_ls(session: Session, show_all: bool, as_json: bool) -> None:
+    """List holds (active ones unless --all)."""
+    with session.vault() as vault:
+        found = vault.holds(active_only=not show_all)
+    if as_json:
+        click.echo(json.dumps([h.as_dict() for h in found], indent=1))
+        return
+    table = Table("hold", "on", "reason", "placed", "by", "released", title="holds")
+    for h in found:
+        table.add_row(
+            h.hold_id,
+            f"case {h.case_name}" if h.case_name else format_item_id(h.item),
+            h.reason,
+            local_display(h.placed_at),
+            h.placed_by,
+            f"{local_display(h.released_at)} by {h.released_by}: {h.release_reason}"
+            if h.released_at
+            else "-",
+        )
+    console.print(table)
+
+
+@cli.group()
+def retention() -> None:
+    """How long footage is kept (at least two years; the four permanent categories for ever).
+
+    \b
+    Example:
+      custody retention plan
+      custody retention category --case 2026-0412 major_case
+    """
+
+
+@retention.command("plan")
+@json_option
+@pass_session
+def retention_plan(session: Session, as_json: bool) -> None:
+    """List what may be disposed of now and what becomes eligible soon, with the rule for each.
+
+    Nothing is deleted by planning.
+
+    \b
+    Example:
+      custody retention plan --json
+    """
+    from custody.retention.plan import plan
+
+    settings = session.settings()
+    with session.vault() as vault:
+        report = plan(vault, settings, datetime.now(UTC))
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    for title, rows in (
+        ("eligible for disposition now", report["eligible"]),
+        (f"eligible within {report['upcoming_days']} days", report["upcoming"]),
+    ):
+        table = Table("id", "case", "categories", "retain until", "rule", title=title)
+        for row in rows:
+            table.add_row(
+                row["id"],
+                row["case"] or "-",
+                ", ".join(row["categories"]) or "-",
+                row["retain_until"][:10] if row["retain_until"] else "permanent",
+                row["rule"],
+            )
+        console.print(table)
+    _say(
+        f"{report['items']} item(s): {len(report['eligible'])} eligible, {len(report['upcoming'])} soon, "
+        f"{report['permanent']} permanent, {report['held']} held; nothing was deleted"
+    )
+
+
+@retention.command("category")
+@click.option("--case", "case", required=True, help="The case whose items all take the categories.")
+@click.argument("categories", nargs=-1, required=True)
+@pass_session
+def retention_category(session: Session, case: str, categories: tuple[str, ...]) -> None:
+    """Add retention categories to a whole case: they apply to every item of it (audited).
+
+    \b
+    Example:
+      custody retention category --case 2026-0412 major_case
+    """
+    settings = session.settings()
+    with session.vault() as vault:
+        added = vault.add_case_categories(case, list(categories), settings.retention.categories)
+    _say(f"case {case}: {', '.join(added) if added else 'already had these categories'}")
 
 
 @cli.command()

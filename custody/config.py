@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from custody.errors import ConfigError
+from custody.retention.policy import DEFAULT_CATEGORIES, PERMANENT, PeriodError, parse_period
 
 CONFIG_NAME = "custody.toml"
 
@@ -138,6 +139,18 @@ class ContinuitySettings:
     # A hole longer than this separates two recordings (the officer stopped
     # recording): not an interruption of one.
     run_break_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long footage is kept: categories and their periods, never below the 2-year floor."""
+
+    # name -> "permanent", years ("5y") or months ("30m"). The shipped ones are
+    # routine (2y) and the four kept for ever; a [retention.categories] table
+    # adds categories or lengthens routine, and may not shorten anything.
+    categories: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CATEGORIES))
+    # `retention plan` and `report retention` also list what becomes eligible this many days ahead.
+    upcoming_days: int = 90
 
 
 VERIFY_MODES = ("checksum", "download")
@@ -260,6 +273,7 @@ class Settings:
     continuity: ContinuitySettings = field(default_factory=ContinuitySettings)
     profiles: dict[str, RecorderProfile] = field(default_factory=default_profiles)
     targets: dict[str, TargetSettings] = field(default_factory=dict)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def config_path(self) -> Path:
@@ -328,9 +342,12 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
         if section_name == "targets":
             sections["targets"] = _build_targets(section_value, path)
             continue
+        if section_name == "retention":
+            sections["retention"] = _build_retention(section_value, path)
+            continue
         section_class = _SECTIONS.get(section_name)
         if section_class is None:
-            known = ", ".join(sorted([*_SECTIONS, "profiles", "targets"]))
+            known = ", ".join(sorted([*_SECTIONS, "profiles", "targets", "retention"]))
             raise ConfigError(path=path, key=section_name, problem=f"unknown section (known: {known})")
         if not isinstance(section_value, dict):
             raise ConfigError(
@@ -377,6 +394,43 @@ def _build_profiles(value: object, path) -> dict[str, RecorderProfile]:
         _check_profile(profile, dotted, path)
         profiles[name] = profile
     return profiles
+
+
+def _build_retention(value: object, path) -> RetentionSettings:
+    """[retention] with its [retention.categories]: checked against the floor and the permanent four."""
+    if not isinstance(value, dict):
+        raise ConfigError(path=path, key="retention", problem="must be a table [retention]")
+    table = dict(value)
+    extra = table.pop("categories", {})
+    if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
+        raise ConfigError(
+            path=path,
+            key="retention.categories",
+            problem='must be a table of name = "permanent" | "5y" | "30m"',
+        )
+    base = _build_section(RetentionSettings, "retention", table, path)
+    assert isinstance(base, RetentionSettings)
+    categories = dict(DEFAULT_CATEGORIES)
+    for name, period in extra.items():
+        key = f"retention.categories.{name}"
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+            raise ConfigError(
+                path=path, key=key, problem="a category name is lower-case letters, digits and _"
+            )
+        try:
+            months = parse_period(period)
+        except PeriodError as exc:
+            raise ConfigError(path=path, key=key, problem=str(exc)) from None
+        if DEFAULT_CATEGORIES.get(name) == PERMANENT and months is not None:
+            raise ConfigError(
+                path=path,
+                key=key,
+                problem=f"{name} is kept permanently by regulation and cannot be shortened",
+            )
+        categories[name] = period
+    if base.upcoming_days < 1:
+        raise ConfigError(path=path, key="retention.upcoming_days", problem="must be at least 1")
+    return RetentionSettings(categories=categories, upcoming_days=base.upcoming_days)
 
 
 def _build_targets(value: object, path) -> dict[str, TargetSettings]:
@@ -510,6 +564,14 @@ def default_config_text() -> str:
             value = getattr(profile, f.name)
             lines.append(f"# {f.name} = {_toml_value(value)}")
         lines.append("#")
+    lines += [
+        "",
+        f"# {RetentionSettings.__doc__}",
+        "[retention]",
+        f"# upcoming_days = {RetentionSettings.upcoming_days}",
+        '# [retention.categories]  (shipped; add yours, e.g. traffic = "5y")',
+    ]
+    lines += [f"# {name} = {_toml_value(period)}" for name, period in DEFAULT_CATEGORIES.items()]
     lines += [
         "",
         "# Off-site replicas: one [targets.NAME] table per S3-compatible bucket.",

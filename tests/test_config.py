@@ -20,7 +20,8 @@ from custody.errors import ConfigError
         ),
         ("[ingest]\nskip_names = '.*'\n", "ingest.skip_names: must be a list of strings, got '.*'"),
         ("[station]\nname = 7\n", "station.name: must be a string, got 7"),
-        ("[retention]\nyears = 2\n", "retention: unknown section"),
+        ("[retention]\nyears = 2\n", "retention.years: unknown key"),
+        ("[vaults]\nyears = 2\n", "vaults: unknown section"),
         ("station = 'x'\n", "station: must be a table"),
         ("[station\nname = 'x'\n", "(syntax)"),
         (
@@ -29,6 +30,14 @@ from custody.errors import ConfigError
         ),
         ("[media]\nplayable_crf = 'good'\n", "media.playable_crf: must be a whole number, got 'good'"),
         ("[targets.offsite]\nregion = 'eu-west-1'\n", "targets.offsite.bucket: is required"),
+        (
+            "[retention.categories]\nroutine = '1y'\n",
+            "retention.categories.routine: 1y is below the 2-year floor: footage is kept at least two years",
+        ),
+        (
+            "[retention.categories]\npenalty_evidence = '10y'\n",
+            "retention.categories.penalty_evidence: penalty_evidence is kept permanently by regulation",
+        ),
         (
             "[targets.offsite]\nbucket = 'b'\nverify = 'trust'\n",
             "targets.offsite.verify: must be one of checksum, download",

@@ -256,6 +256,37 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (target, name)
     )
     """,
+    # 6: retention: categories on items and cases, legal holds
+    """
+    CREATE TABLE item_categories (
+        item INTEGER NOT NULL REFERENCES items (id),
+        category TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL,
+        PRIMARY KEY (item, category)
+    );
+    CREATE TABLE case_categories (
+        case_name TEXT NOT NULL,
+        category TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL,
+        PRIMARY KEY (case_name, category)
+    );
+    CREATE TABLE holds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item INTEGER REFERENCES items (id),
+        case_name TEXT,
+        reason TEXT NOT NULL,
+        placed_at TEXT NOT NULL,
+        placed_by TEXT NOT NULL,
+        released_at TEXT,
+        released_by TEXT,
+        release_reason TEXT,
+        CHECK ((item IS NULL) != (case_name IS NULL))
+    )
+    """,
 ]
 
 # Columns an ingest record may set beyond the basic ones (the docking station's facts).

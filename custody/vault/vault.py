@@ -23,10 +23,11 @@ from typing import BinaryIO
 
 from custody.config import Settings, default_config_text
 from custody.errors import CustodyError, UsageError
-from custody.vault import derivatives, jobs, keys, registry
+from custody.vault import derivatives, holdings, jobs, keys, registry
 from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.derivatives import ContinuityFinding, Derivative
+from custody.vault.holdings import HoldRecord
 from custody.vault.items import (
     TAG_NAMES,
     format_item_id,
@@ -197,6 +198,21 @@ class Vault:
 
     class FindingClosed(CustodyError):
         """{ref} is already {state} ({closed_by}, {closed_at}): {reason}"""
+
+        exit_code = 5
+
+    class UnknownCategory(CustodyError):
+        """no retention category {category!r}: use one of {known}, or add it under [retention.categories]"""
+
+        exit_code = 2
+
+    class HoldNotFound(CustodyError):
+        """no hold {ref}: use an id from 'custody hold ls' (HOLD-000001)"""
+
+        exit_code = 5
+
+    class HoldReleased(CustodyError):
+        """{ref} was already released ({released_by}, {released_at}): {reason}"""
 
         exit_code = 5
 
@@ -528,21 +544,34 @@ class Vault:
     # -- tags -------------------------------------------------------------
 
     @_serialized
-    def tag(self, refs: list[str], values: dict[str, str]) -> list[TagChange]:
-        """Set tags on every item in one transaction, one audit event per changed item.
+    def tag(
+        self,
+        refs: list[str],
+        values: dict[str, str],
+        categories: Iterable[str] = (),
+        known_categories: Iterable[str] = (),
+    ) -> list[TagChange]:
+        """Set tags and add retention categories on every item in one transaction (audited per item).
 
-        ``values`` maps tag names (case, party, officer, category, note) to new
-        values; an empty value clears the tag. Items whose tags already have
-        these values are left alone. Raise UsageError for a bad name or value
-        and Vault.ItemNotFound for an unknown item, in both cases before
-        anything changes.
+        ``values`` maps tag names (case, party, officer, note) to new values;
+        an empty value clears the tag. ``categories`` are retention categories
+        to add (never removed here: shortening retention needs a second
+        person's approval); each must be one of ``known_categories``. Items
+        already so tagged are left alone. Raise UsageError for a bad name or
+        value, Vault.UnknownCategory, Vault.ItemNotFound, all before anything
+        changes.
         """
-        if not values:
+        categories = list(dict.fromkeys(categories))
+        if not values and not categories:
             raise UsageError(
                 reason="nothing to tag: give at least one of --case, --party, --officer, --category, --note"
             )
         for name, value in values.items():
             _check_tag_value(name, value)
+        known = sorted(known_categories)
+        for category in categories:
+            if category not in known:
+                raise Vault.UnknownCategory(category=category, known=", ".join(known))
         try:
             items = self.resolve_all(refs)
         except (Vault.ItemNotFound, Vault.AmbiguousItem) as exc:
@@ -551,23 +580,30 @@ class Vault:
         changes: list[TagChange] = []
         with self.catalog.transaction():
             for item in items:
+                at = utc_now()
                 changed = {
                     name: (item.tags.get(name), value)
                     for name, value in values.items()
                     if item.tags.get(name, "") != value
                 }
-                if not changed:
-                    continue
-                seq = self.audit.append(
-                    self.actor,
-                    "tag",
-                    item.number,
-                    {name: {"from": old, "to": new} for name, (old, new) in changed.items()},
-                )
-                at = utc_now()
-                for name, (_old, new) in changed.items():
-                    self.catalog.add_tag(item.number, name, new, at, self.actor, seq)
-                changes.append(TagChange(item=item, changed=changed))
+                if changed:
+                    seq = self.audit.append(
+                        self.actor,
+                        "tag",
+                        item.number,
+                        {name: {"from": old, "to": new} for name, (old, new) in changed.items()},
+                    )
+                    for name, (_old, new) in changed.items():
+                        self.catalog.add_tag(item.number, name, new, at, self.actor, seq)
+                had = holdings.item_categories(self.catalog, item.number)
+                gained = [c for c in categories if c not in had]
+                if gained:
+                    seq = self.audit.append(self.actor, "category-added", item.number, {"categories": gained})
+                    for category in gained:
+                        holdings.add_item_category(self.catalog, item.number, category, at, self.actor, seq)
+                    changed["retention categories"] = (", ".join(had) or None, ", ".join(had + gained))
+                if changed:
+                    changes.append(TagChange(item=item, changed=changed))
         return changes
 
     def tag_history(self, item: Item) -> list[dict]:
@@ -1151,6 +1187,101 @@ class Vault:
         }
         return [name for name in targets if name not in verified]
 
+    # -- retention records -------------------------------------------------
+
+    @_serialized
+    def add_case_categories(self, case: str, categories: list[str], known: Iterable[str]) -> list[str]:
+        """Add retention categories to a case: they apply to every item of the case (audited)."""
+        known = sorted(known)
+        for category in categories:
+            if category not in known:
+                raise Vault.UnknownCategory(category=category, known=", ".join(known))
+        _check_registry_text("--case", case, required=True)
+        with self.catalog.transaction():
+            current = holdings.case_categories(self.catalog).get(case, frozenset())
+            new = [c for c in categories if c not in current]
+            if new:
+                seq = self.audit.append(
+                    self.actor, "case-category-added", None, {"case": case, "categories": new}
+                )
+                for category in new:
+                    holdings.add_case_category(self.catalog, case, category, utc_now(), self.actor, seq)
+        return new
+
+    @_serialized
+    def item_categories(self, item: Item) -> list[str]:
+        return holdings.item_categories(self.catalog, item.number)
+
+    @_serialized
+    def case_categories(self) -> dict[str, frozenset[str]]:
+        return holdings.case_categories(self.catalog)
+
+    @_serialized
+    def place_hold(self, reason: str, ref: str | None = None, case: str | None = None) -> HoldRecord:
+        """Put a legal hold on one item or on a whole case (audited); nothing held is ever disposed of.
+
+        Raise UsageError when neither or both are given or the reason is empty.
+        """
+        if (ref is None) == (case is None):
+            raise UsageError(reason="give one ITEM or --case CASE to hold")
+        reason = _reason(reason, "why the footage is held")
+        item = self.resolve(ref) if ref is not None else None
+        if case is not None:
+            _check_registry_text("--case", case, required=True)
+        with self.catalog.transaction():
+            number = holdings.place_hold(
+                self.catalog, item.number if item else None, case, reason, utc_now(), self.actor
+            )
+            details = {"hold": holdings.format_hold_id(number), "reason": reason}
+            if case is not None:
+                details["case"] = case
+            self.audit.append(self.actor, "hold-placed", item.number if item else None, details)
+        placed = holdings.hold(self.catalog, number)
+        assert placed is not None
+        return placed
+
+    @_serialized
+    def release_hold(self, ref: str, reason: str) -> HoldRecord:
+        """Release a hold (audited). Raise Vault.HoldNotFound, Vault.HoldReleased, UsageError."""
+        number = holdings.parse_hold_id(ref)
+        found = holdings.hold(self.catalog, number) if number else None
+        if found is None:
+            raise Vault.HoldNotFound(ref=ref)
+        if not found.active:
+            raise Vault.HoldReleased(
+                ref=found.hold_id,
+                released_by=found.released_by,
+                released_at=found.released_at,
+                reason=found.release_reason,
+            )
+        reason = _reason(reason, "why the hold ends")
+        with self.catalog.transaction():
+            holdings.release_hold(self.catalog, found.id, reason, utc_now(), self.actor)
+            details = {"hold": found.hold_id, "reason": reason}
+            if found.case_name:
+                details["case"] = found.case_name
+            self.audit.append(self.actor, "hold-released", found.item, details)
+        released = holdings.hold(self.catalog, found.id)
+        assert released is not None
+        return released
+
+    @_serialized
+    def holds(self, active_only: bool = True) -> list[HoldRecord]:
+        return holdings.holds(self.catalog, active_only)
+
+    @_serialized
+    def retention_records(
+        self,
+    ) -> tuple[list[Item], dict[int, frozenset[str]], dict[str, frozenset[str]], list[HoldRecord]]:
+        """Everything retention evaluates: items, their categories, case categories, active holds."""
+        items = self.catalog.list_items(ItemFilter())
+        return (
+            items,
+            holdings.all_item_categories(self.catalog),
+            holdings.case_categories(self.catalog),
+            holdings.holds(self.catalog, active_only=True),
+        )
+
     # -- continuity ---------------------------------------------------------
 
     @_serialized
@@ -1217,11 +1348,7 @@ class Vault:
         finding = derivatives.finding(self.catalog, number) if number else None
         if finding is None:
             raise Vault.FindingNotFound(ref=ref)
-        reason = reason.strip()
-        if not reason:
-            raise UsageError(reason="--reason is empty: say why the recording was interrupted")
-        if len(reason) > MAX_REASON_LENGTH:
-            raise UsageError(reason=f"--reason is longer than {MAX_REASON_LENGTH} characters: shorten it")
+        reason = _reason(reason, "why the recording was interrupted")
         if finding.state != "open":
             raise Vault.FindingClosed(
                 ref=finding.finding_id,
@@ -1254,6 +1381,16 @@ class Vault:
     @_serialized
     def events(self, item: Item | None = None) -> list[AuditEvent]:
         return list(self.audit.events(item.number if item else None))
+
+
+def _reason(text: str, what: str) -> str:
+    """A reason kept in the audit chain: not empty, not longer than MAX_REASON_LENGTH."""
+    reason = text.strip()
+    if not reason:
+        raise UsageError(reason=f"--reason is empty: say {what}")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise UsageError(reason=f"--reason is longer than {MAX_REASON_LENGTH} characters: shorten it")
+    return reason
 
 
 def _check_tag_value(name: str, value: str) -> None:

@@ -1,0 +1,1 @@
+"""What to keep and for how long: pure policy evaluation, holds, disposition."""

@@ -1,0 +1,183 @@
+"""Retention as a pure function that explains itself.
+
+:func:`evaluate` takes the items (recording time, categories, case), the
+policy (categories and their periods) and the legal holds, and returns for
+every item how long it is kept, whether it may be disposed of now, and the
+rule that decided it. Nothing here reads the catalog or deletes anything:
+disposition is a separate, approved, audited step.
+
+The rules, in order: a hold on the item or its case keeps it; a permanent
+category keeps it for ever; otherwise the longest period among its
+categories (and its case's) counts from the recording time (the ingest time
+when the recording time is unknown), and never less than the two-year floor.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+FLOOR_MONTHS = 24  # the regulation: footage is kept at least two years
+PERMANENT = "permanent"
+
+# Shipped categories: routine footage, and the four kinds kept for ever.
+DEFAULT_CATEGORIES: dict[str, str] = {
+    "routine": "2y",
+    "penalty_evidence": PERMANENT,  # used as evidence for an administrative penalty
+    "obstruction": PERMANENT,  # enforcement obstructed, official duty hindered
+    "major_incident": PERMANENT,  # major emergencies, mass incidents
+    "major_case": PERMANENT,  # major, difficult or complex enforcement
+}
+
+_PERIOD = re.compile(r"(\d+)\s*([ym])")
+
+
+class PeriodError(ValueError):
+    """A retention period that is not "permanent", "<n>y" or "<n>m", or is below the floor."""
+
+
+def parse_period(text: str) -> int | None:
+    """Return a period in months (None for "permanent"); raise PeriodError for anything else.
+
+    Periods below the two-year floor are refused: no setting may keep footage shorter.
+    """
+    value = text.strip().lower()
+    if value == PERMANENT:
+        return None
+    found = _PERIOD.fullmatch(value)
+    if not found:
+        raise PeriodError(f'{text!r} is not a period: use "permanent", years ("5y") or months ("30m")')
+    months = int(found.group(1)) * (12 if found.group(2) == "y" else 1)
+    if months < FLOOR_MONTHS:
+        raise PeriodError(f"{text} is below the 2-year floor: footage is kept at least two years")
+    return months
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Categories and their periods in months (None: permanent)."""
+
+    periods: Mapping[str, int | None]
+
+    @classmethod
+    def from_config(cls, categories: Mapping[str, str]) -> Policy:
+        """Build from {name: "2y" | "30m" | "permanent"}; raise PeriodError naming the category."""
+        periods = {}
+        for name, text in categories.items():
+            try:
+                periods[name] = parse_period(text)
+            except PeriodError as exc:
+                raise PeriodError(f"{name}: {exc}") from None
+        return cls(periods)
+
+    def is_permanent(self, category: str) -> bool:
+        return category in self.periods and self.periods[category] is None
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What retention needs to know of one item."""
+
+    number: int
+    recorded: datetime | None
+    ingested: datetime
+    categories: frozenset[str] = frozenset()
+    case: str | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A legal hold on one item or on every item of a case, while it is not released."""
+
+    id: int
+    item: int | None = None
+    case: str | None = None
+
+
+@dataclass(frozen=True)
+class RetentionDecision:
+    item: int
+    retain_until: datetime | None  # None: kept for ever
+    permanent: bool
+    held: bool
+    eligible: bool  # may be disposed of now (still needs a request, an approval, an execution)
+    rule: str  # why, in words
+
+    def as_dict(self) -> dict:
+        return {
+            "item": self.item,
+            "retain_until": self.retain_until.isoformat() if self.retain_until else None,
+            "permanent": self.permanent,
+            "held": self.held,
+            "eligible": self.eligible,
+            "rule": self.rule,
+        }
+
+
+def evaluate(
+    items: Iterable[ItemFacts],
+    policy: Policy,
+    holds: Iterable[Hold],
+    now: datetime,
+    case_categories: Mapping[str, frozenset[str]] | None = None,
+) -> list[RetentionDecision]:
+    """Decide, for every item, how long it is kept and whether it may be disposed of at ``now``.
+
+    ``case_categories`` are categories set on whole cases; they apply to
+    every item of the case. Deterministic: the same input gives the same
+    decisions, in the order of ``items``.
+    """
+    holds = list(holds)
+    by_item = {}
+    by_case = {}
+    for hold in sorted(holds, key=lambda h: h.id):
+        if hold.item is not None:
+            by_item.setdefault(hold.item, hold)
+        if hold.case is not None:
+            by_case.setdefault(hold.case, hold)
+    case_categories = case_categories or {}
+    decisions = []
+    for item in items:
+        categories = set(item.categories)
+        if item.case:
+            categories |= case_categories.get(item.case, frozenset())
+        start = item.recorded or item.ingested
+        since = "recording" if item.recorded else "ingest (recording time unknown)"
+        hold = by_item.get(item.number) or (by_case.get(item.case) if item.case else None)
+        permanent = sorted(c for c in categories if policy.is_permanent(c))
+        months, reason = FLOOR_MONTHS, "the 2-year floor"
+        for category in sorted(categories):
+            period = policy.periods.get(category, FLOOR_MONTHS)
+            if period is not None and period > months:
+                months, reason = period, f"category {category}"
+        if not categories:
+            reason = "the 2-year floor (no category)"
+        retain_until = None if permanent else add_months(start, months)
+        if hold is not None:
+            where = "the item" if hold.item == item.number else f"case {item.case}"
+            rule = f"held: hold HOLD-{hold.id:06d} on {where}"
+        elif permanent:
+            rule = f"permanent: category {', '.join(permanent)}"
+        else:
+            years = f"{months // 12} years" if months % 12 == 0 else f"{months} months"
+            rule = f"{reason}: {years} from {since}"
+        eligible = hold is None and retain_until is not None and now >= retain_until
+        decisions.append(
+            RetentionDecision(item.number, retain_until, bool(permanent), hold is not None, eligible, rule)
+        )
+    return decisions
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus calendar months; the 29-31st fall back to the month's last day."""
+    year, month = divmod(moment.month - 1 + months, 12)
+    year += moment.year
+    month += 1
+    day = moment.day
+    while True:
+        try:
+            return moment.replace(year=year, month=month, day=day)
+        except ValueError:
+            day -= 1
