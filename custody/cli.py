@@ -702,7 +702,9 @@ def daemon(session: Session, log_json: bool) -> None:
       custody --home /var/lib/custody daemon
     """
     _configure_logging(session.debug, log_json)
-    Daemon(session.settings(), "custody-daemon").run()
+    from custody.retention.plan import replica_lock_rule
+
+    Daemon(session.settings(), "custody-daemon", replica_locks=replica_lock_rule).run()
 
 
 @cli.command()
@@ -878,12 +880,13 @@ def replicate() -> None:
 
 
 def _replicator(session: Session, vault: Vault, target: str | None):
+    from custody.retention.plan import replica_lock_rule
     from custody.vault.replication import Replicator
 
     settings = session.settings()
     if not settings.targets:
         raise UsageError(reason="no replication target: add a [targets.NAME] table to custody.toml")
-    return Replicator(vault, settings, only=target)
+    return Replicator(vault, settings, only=target, lock_rule=replica_lock_rule(vault, settings))
 
 
 @replicate.command("run")

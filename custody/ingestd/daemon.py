@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,10 +103,18 @@ class _Docked:
 class Daemon:
     """``custody daemon``: runs until SIGTERM/SIGINT; SIGHUP reloads the config."""
 
-    def __init__(self, settings: Settings, actor: str, policy: DockPolicy | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        actor: str,
+        policy: DockPolicy | None = None,
+        replica_locks: Callable | None = None,
+    ) -> None:
+        """``replica_locks(vault, settings)`` gives replication its Object Lock rule (retention's)."""
         self.settings = settings
         self.actor = actor
         self.policy = policy or DockPolicy(settings)
+        self.replica_locks = replica_locks
         self._stop = threading.Event()
         self._reload = False
         self._pending: dict[DockSession, collections.deque[FileTask]] = {}
@@ -185,7 +194,8 @@ class Daemon:
         """Follow the replication queue beside everything else, when targets are configured."""
         if not self.settings.targets:
             return None
-        replicator = Replicator(self.vault, self.settings)
+        locks = self.replica_locks(self.vault, self.settings) if self.replica_locks else None
+        replicator = Replicator(self.vault, self.settings, lock_rule=locks)
 
         def replicate() -> None:
             # Said loudly once per start, from this thread: the bucket may take a while to answer.

@@ -6,11 +6,20 @@ and those that become eligible soon, each with the rule that decided it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from custody.config import Settings
-from custody.retention.policy import Hold, ItemFacts, Policy, RetentionDecision, evaluate
+from custody.retention.policy import (
+    FLOOR_MONTHS,
+    Hold,
+    ItemFacts,
+    Policy,
+    RetentionDecision,
+    add_months,
+    evaluate,
+)
 from custody.vault.catalog import Item
 from custody.vault.timestamps import from_text
 
@@ -94,3 +103,34 @@ def plan(vault, settings: Settings, now: datetime) -> dict:
         "held": sum(line.decision.held for line in lines),
         "permanent": sum(line.decision.permanent for line in lines),
     }
+
+
+def replica_lock_rule(vault, settings: Settings) -> Callable[[], Callable[[str], tuple[datetime, bool]]]:
+    """For replication: a builder of the rule giving an object's (retain-until, legal hold).
+
+    An object (an original or a derivative) takes the longest retention of
+    the items it belongs to; a permanent or held item puts its objects under
+    legal hold, their COMPLIANCE date being the two-year floor. Built once
+    per replication run, from one evaluation of the whole vault.
+    """
+
+    def build() -> Callable[[str], tuple[datetime, bool]]:
+        now = datetime.now(UTC)
+        lines = {line.item.number: line for line in decide(vault, settings, now)}
+        owners = vault.object_owners()
+
+        def rule(sha256: str) -> tuple[datetime, bool]:
+            until, hold = add_months(now, FLOOR_MONTHS), False
+            found = [lines[number] for number in owners.get(sha256, []) if number in lines]
+            if found:
+                until = None
+            for line in found:
+                start = from_text(line.item.recorded_start or line.item.ingested_at)
+                candidate = line.decision.retain_until or add_months(start, FLOOR_MONTHS)
+                until = candidate if until is None or candidate > until else until
+                hold = hold or line.decision.permanent or line.decision.held
+            return until, hold
+
+        return rule
+
+    return build

@@ -215,6 +215,15 @@ class S3Target:
                 LegalHold={"Status": "ON"},
             )
 
+    def release_legal_hold(self, sha256: str) -> None:
+        """Lift the legal hold (the item is neither permanent nor held any more); retention stays."""
+        self._call(
+            self.client.put_object_legal_hold,
+            Bucket=self.settings.bucket,
+            Key=self.key_for(sha256),
+            LegalHold={"Status": "OFF"},
+        )
+
     def head(self, sha256: str) -> RemoteObject | None:
         """What the server says of the object (None when it has none)."""
         try:

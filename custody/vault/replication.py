@@ -29,7 +29,9 @@ from custody.vault.timestamps import from_text, to_text, utc_now
 
 log = logging.getLogger(__name__)
 
-RETENTION_FLOOR_YEARS = 2  # until the retention issue: every object is kept at least this long
+RETENTION_FLOOR_YEARS = 2  # without a retention rule, every object is kept at least this long
+# An object's (retain-until, legal hold), as the retention policy decides.
+LockRule = Callable[[str], tuple[datetime, bool]]
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_MAX_SECONDS = 3600
 VERIFY_TRIES_PER_RUN = 3
@@ -45,6 +47,7 @@ class ReplicationSummary:
     sidecars: int = 0
     audit_events: int = 0
     deep_checked: int = 0
+    locks_updated: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -57,6 +60,7 @@ class ReplicationSummary:
             "sidecars": self.sidecars,
             "audit_events": self.audit_events,
             "deep_checked": self.deep_checked,
+            "locks_updated": self.locks_updated,
             "errors": self.errors,
         }
 
@@ -84,7 +88,20 @@ class CheckLine:
 class Replicator:
     """Works the replication queue of one vault (opened as the writer) against its configured targets."""
 
-    def __init__(self, vault, settings: Settings, only: str | None = None) -> None:
+    def __init__(
+        self,
+        vault,
+        settings: Settings,
+        only: str | None = None,
+        lock_rule: Callable[[], LockRule] | None = None,
+    ) -> None:
+        """Replicate ``vault`` to its targets (or ``only`` one).
+
+        ``lock_rule`` builds, once per run when needed, the function giving an
+        object's (retain-until, legal hold): the retention policy's, handed in
+        by whoever composes the program (retention depends on the vault, not
+        the other way). Without it, the two-year floor and no hold.
+        """
         self.vault = vault
         self.settings = settings
         names = [only] if only else list(settings.targets)
@@ -97,6 +114,8 @@ class Replicator:
         self.targets = {name: S3Target(name, settings.targets[name]) for name in names}
         self.summary = ReplicationSummary()
         self._synced = (0, 0)  # the highest item and derivative ids already queued
+        self._lock_rule_factory = lock_rule
+        self._lock_rule: LockRule | None = None
 
     # -- the queue ------------------------------------------------------------
 
@@ -148,6 +167,7 @@ class Replicator:
         """
         stop = stop or threading.Event()
         paused = pause or (lambda: False)
+        self._lock_rule = None  # built afresh, when first needed, in each run
         self.sync_queue()
         for name, target in self.targets.items():
             if stop.is_set():
@@ -175,6 +195,7 @@ class Replicator:
                         break
             if complete and not stop.is_set():
                 try:
+                    self.refresh_locks(name, target)
                     self.deep_check(name, target)
                     # After the objects: a description never names an object the bucket lacks.
                     described = describe(
@@ -412,7 +433,11 @@ class Replicator:
         }
 
     def _lock_for(self, sha256: str) -> tuple[datetime, bool]:
-        """Retain-until for the object's item: the 2-year floor from its recording (or ingest) time."""
+        """(retain-until, legal hold) for an object: the retention rule's, else the two-year floor."""
+        if self._lock_rule_factory is not None:
+            if self._lock_rule is None:
+                self._lock_rule = self._lock_rule_factory()
+            return self._lock_rule(sha256)
         with self._catalog() as catalog:
             row = catalog.db.execute(
                 """
@@ -424,6 +449,69 @@ class Replicator:
             ).fetchone()
         start = from_text(row[0]) if row else datetime.now(UTC)
         return _add_years(start, RETENTION_FLOOR_YEARS), False
+
+    def refresh_locks(self, name: str, target: S3Target) -> int:
+        """Bring replicas' Object Lock up to the retention rules after categories or holds changed.
+
+        Retention is only ever extended (COMPLIANCE cannot be shortened, and
+        is not asked to); a legal hold is set while an item is permanent or
+        held and lifted when neither holds any more. Each change is audited.
+        Return how many replicas changed.
+        """
+        if self._lock_rule_factory is None or not target.object_lock():
+            return 0
+        with self._catalog() as catalog:
+            seen = catalog.db.execute(
+                "SELECT value FROM replica_meta WHERE target = ? AND name = 'locks_seq'", [name]
+            ).fetchone()
+            changed_since = int(seen[0]) if seen else 0
+            head = catalog.db.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0]
+            relevant = catalog.db.execute(
+                "SELECT count(*) FROM audit WHERE seq > ? AND action IN "
+                "('category-added', 'case-category-added', 'hold-placed', 'hold-released', 'category-removed')",
+                [changed_since],
+            ).fetchone()[0]
+            rows = (
+                list(
+                    catalog.db.query(
+                        "SELECT sha256, retain_until, legal_hold FROM replicas WHERE target = ? "
+                        "AND state IN ('uploaded', 'verified')",
+                        [name],
+                    )
+                )
+                if relevant
+                else []
+            )
+        changed = 0
+        for row in rows:
+            retain_until, legal_hold = self._lock_for(row["sha256"])
+            stored = from_text(row["retain_until"]) if row["retain_until"] else None
+            extend = stored is None or retain_until > stored
+            if not extend and bool(row["legal_hold"]) == legal_hold:
+                continue
+            target.set_lock(row["sha256"], retain_until if extend else None, legal_hold)
+            if not legal_hold and row["legal_hold"]:
+                target.release_legal_hold(row["sha256"])
+            with self._catalog() as catalog, catalog.transaction():
+                catalog.db.execute(
+                    "UPDATE replicas SET retain_until = ?, legal_hold = ? WHERE sha256 = ? AND target = ?",
+                    [to_text(retain_until if extend else stored), int(legal_hold), row["sha256"], name],
+                )
+                self.vault.audit.append(
+                    self.vault.actor,
+                    "replica-lock-updated",
+                    None,
+                    {
+                        "target": name,
+                        "sha256": row["sha256"],
+                        "retain_until": to_text(retain_until if extend else stored),
+                        "legal_hold": legal_hold,
+                    },
+                )
+            changed += 1
+        self._set_meta(name, "locks_seq", str(head))
+        self.summary.locks_updated += changed
+        return changed
 
     def _uploaded(self, name, sha256, checksum, version_id, retain_until, legal_hold) -> None:
         with self._catalog() as catalog, catalog.transaction():

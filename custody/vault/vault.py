@@ -1213,6 +1213,16 @@ class Vault:
         return holdings.item_categories(self.catalog, item.number)
 
     @_serialized
+    def object_owners(self) -> dict[str, list[int]]:
+        """sha256 -> the items whose original or derivative that object is."""
+        owners: dict[str, list[int]] = {}
+        for sha256, number in self.catalog.db.execute(
+            "SELECT sha256, id FROM items UNION SELECT sha256, item FROM derivatives"
+        ):
+            owners.setdefault(sha256, []).append(number)
+        return owners
+
+    @_serialized
     def case_categories(self) -> dict[str, frozenset[str]]:
         return holdings.case_categories(self.catalog)
 

@@ -482,3 +482,37 @@ def test_wipe_after_replica_deletes_a_recorder_file_only_once_its_copy_is_verifi
     assert list((card / "DCIM").iterdir()) == []
     wiped = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "recorder-file-wiped"]
     assert len(wiped) == 2
+
+
+def test_retention_categories_and_holds_reach_the_replicas_object_lock(tmp_path, home, custody, s3):
+    custody("init")
+    bucket = s3.new_bucket(object_lock=True)
+    configure(home, s3.target_toml(bucket) + '\n[retention.categories]\ntraffic = "5y"\n')
+    files(tmp_path / "DCIM", 3)
+    custody("ingest", str(tmp_path / "DCIM"))
+    custody("replicate", "run", "--once")
+    first, second, third = (item["sha256"] for item in items(custody))
+    client = s3.client()
+
+    def lock(sha256: str) -> tuple[datetime, str | None]:
+        head = client.head_object(Bucket=bucket, Key=key_of(sha256))
+        return head["ObjectLockRetainUntilDate"], head.get("ObjectLockLegalHoldStatus")
+
+    floor, hold = lock(first)
+    assert hold in (None, "OFF")
+    custody("tag", "EV-000001", "--category", "penalty_evidence")
+    custody("tag", "EV-000002", "--category", "traffic")
+    placed = json.loads(custody("hold", "add", "EV-000003", "--reason", "court order", "--json").stdout)
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    assert summary["locks_updated"] == 3
+    assert lock(first)[1] == "ON"  # permanent evidence: legal hold
+    until, hold = lock(second)
+    assert hold in (None, "OFF") and until > floor + timedelta(days=3 * 365 - 2)  # five years, extended
+    assert lock(third)[1] == "ON"  # held
+
+    custody("hold", "release", placed["id"], "--reason", "order lifted")
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    assert summary["locks_updated"] == 1 and lock(third)[1] == "OFF"
+    assert lock(third)[0] >= floor - timedelta(days=1)  # the COMPLIANCE date stays
+    events = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "replica-lock-updated"]
+    assert len(events) == 4
