@@ -1125,9 +1125,14 @@ def retention() -> None:
 
 
 @retention.command("plan")
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the plan as retention-plan-YYYY-MM-DD.json in this folder (the daily timer does).",
+)
 @json_option
 @pass_session
-def retention_plan(session: Session, as_json: bool) -> None:
+def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> None:
     """List what may be disposed of now and what becomes eligible soon, with the rule for each.
 
     Nothing is deleted by planning.
@@ -1135,12 +1140,16 @@ def retention_plan(session: Session, as_json: bool) -> None:
     \b
     Example:
       custody retention plan --json
+      custody retention plan --report-dir /var/lib/custody/reports
     """
-    from custody.retention.plan import plan
+    from custody.retention.plan import plan, write_report
 
     settings = session.settings()
     with session.vault() as vault:
         report = plan(vault, settings, datetime.now(UTC))
+    if report_dir is not None:
+        written = write_report(report, report_dir)
+        _say(f"wrote {written}")
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
@@ -1209,6 +1218,7 @@ def report() -> None:
     Example:
       custody report window --since 2026-11-01
       custody report gaps --open
+      custody report retention --days 7
     """
 
 
@@ -1252,6 +1262,45 @@ def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
         )
     console.print(table)
     _say(f"{sum(f.state == 'open' for f in findings)} open of {len(findings)} shown")
+
+
+@report.command("retention")
+@click.option(
+    "--days", type=click.IntRange(1, 3650), default=7, show_default=True, help="How far ahead to look."
+)
+@json_option
+@pass_session
+def report_retention(session: Session, days: int, as_json: bool) -> None:
+    """The custodian's notice: what may be disposed of now and what becomes eligible within --days.
+
+    \b
+    Example:
+      custody report retention --days 7
+    """
+    from custody.retention.plan import upcoming
+
+    settings = session.settings()
+    with session.vault() as vault:
+        report = upcoming(vault, settings, datetime.now(UTC), days)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    table = Table(
+        "id", "case", "categories", "eligible from", "rule", title=f"eligible now or within {days} days"
+    )
+    for row in report["eligible"] + report["upcoming"]:
+        table.add_row(
+            row["id"],
+            row["case"] or "-",
+            ", ".join(row["categories"]) or "-",
+            row["retain_until"][:10],
+            row["rule"],
+        )
+    console.print(table)
+    _say(
+        f"{len(report['eligible'])} eligible now, {len(report['upcoming'])} within {days} days; "
+        "disposition needs a request and a second person's approval"
+    )
 
 
 @report.command("window")

@@ -6,9 +6,12 @@ and those that become eligible soon, each with the rule that decided it.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from custody.config import Settings
 from custody.retention.policy import (
@@ -83,7 +86,12 @@ def decide_one(vault, settings: Settings, item: Item, now: datetime) -> PlanLine
 
 def plan(vault, settings: Settings, now: datetime) -> dict:
     """What is eligible for disposition now, and what becomes eligible within upcoming_days."""
-    horizon = now + timedelta(days=settings.retention.upcoming_days)
+    return upcoming(vault, settings, now, settings.retention.upcoming_days)
+
+
+def upcoming(vault, settings: Settings, now: datetime, days: int) -> dict:
+    """What is eligible for disposition now, and what becomes eligible within ``days``."""
+    horizon = now + timedelta(days=days)
     lines = decide(vault, settings, now)
     eligible = [line for line in lines if line.decision.eligible]
     upcoming = [
@@ -96,7 +104,7 @@ def plan(vault, settings: Settings, now: datetime) -> dict:
     ]
     return {
         "evaluated_at": now.isoformat(),
-        "upcoming_days": settings.retention.upcoming_days,
+        "upcoming_days": days,
         "items": len(lines),
         "eligible": [line.as_dict() for line in eligible],
         "upcoming": [line.as_dict() for line in upcoming],
@@ -134,3 +142,13 @@ def replica_lock_rule(vault, settings: Settings) -> Callable[[], Callable[[str],
         return rule
 
     return build
+
+
+def write_report(report: dict, folder: Path) -> Path:
+    """Write a plan as retention-plan-YYYY-MM-DD.json in ``folder`` (atomically: written, then renamed)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o750)
+    target = folder / f"retention-plan-{report['evaluated_at'][:10]}.json"
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    os.replace(partial, target)
+    return target

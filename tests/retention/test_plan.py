@@ -94,3 +94,23 @@ def test_show_says_how_long_an_item_is_kept_and_why(custody, footage):
     detail = json.loads(custody("show", "EV-000001", "--json").stdout)
     assert (detail["retention"]["permanent"], detail["retention"]["categories"]) == (True, ["major_incident"])
     assert "kept until: for ever (permanent: category major_incident)" in custody("show", "EV-000001").stdout
+
+
+def test_the_daily_report_and_the_custodians_notice(tmp_path, home, custody):
+    custody("init")
+    custody("recorder", "add", "TS01", "--from", "2000-01-01", "--profile", "timestamped")
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for suffix, days in {"gone": 800, "week": 2 * 365 - 3, "month": 2 * 365 - 30}.items():
+        (dcim / local_name(now - timedelta(days=days), suffix)).write_bytes(os.urandom(3000))
+    dock(home, tmp_path / "card", "TS01", "timestamped")
+    reports = tmp_path / "reports"
+    out = custody("retention", "plan", "--report-dir", str(reports)).stdout
+    [written] = list(reports.iterdir())
+    assert written.name == f"retention-plan-{now.date().isoformat()}.json" and str(written) in out
+    saved = json.loads(written.read_text())
+    assert (len(saved["eligible"]), len(saved["upcoming"])) == (1, 2)
+    notice = json.loads(custody("report", "retention", "--days", "7", "--json").stdout)
+    assert (len(notice["eligible"]), len(notice["upcoming"])) == (1, 1)
+    assert "1 eligible now, 1 within 7 days" in custody("report", "retention").stdout

@@ -50,6 +50,24 @@ def test_ingest_daemon_unit_is_type_notify_with_watchdog_and_hardening():
         assert service[option] == "yes", option
     assert service["ProtectSystem"] == "strict"
     assert service["SystemCallArchitectures"] == "native"
-    assert set(service["RestrictAddressFamilies"].split()) == {"AF_UNIX", "AF_NETLINK"}
+    assert set(service["RestrictAddressFamilies"].split()) == {"AF_UNIX", "AF_NETLINK", "AF_INET", "AF_INET6"}
     assert set(service["CapabilityBoundingSet"].split()) == {"CAP_SYS_ADMIN", "CAP_DAC_READ_SEARCH"}
     assert service["DevicePolicy"] == "closed"
+
+
+def test_retention_timer_and_service_verify_and_never_delete(tmp_path):
+    service = installed_copy(UNITS / "custody-retention.service", tmp_path)
+    timer = tmp_path / "custody-retention.timer"
+    timer.write_text((UNITS / "custody-retention.timer").read_text())
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(service), str(timer)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(UNITS / "custody-retention.service")
+    command = parser["Service"]["ExecStart"].split()
+    assert command[1:4] == ["retention", "plan", "--report-dir"]  # evaluation and a report, nothing else
+    assert parser["Service"]["Type"] == "oneshot" and parser["Service"]["PrivateNetwork"] == "yes"
+    parser.read(UNITS / "custody-retention.timer")
+    assert parser["Timer"]["OnCalendar"] == "daily" and parser["Timer"]["Persistent"] == "true"
