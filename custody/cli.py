@@ -1173,6 +1173,95 @@ def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> 
     )
 
 
+@retention.command("request")
+@click.argument("items", nargs=-1)
+@click.option("--plan", "from_plan", is_flag=True, help="Every item eligible now (see 'retention plan').")
+@click.option("--reason", required=True, help="Why (kept in the audit chain).")
+@json_option
+@pass_session
+def retention_request(
+    session: Session, items: tuple[str, ...], from_plan: bool, reason: str, as_json: bool
+) -> None:
+    """Request the disposition of eligible items; a second person must approve it before it runs.
+
+    \b
+    Example:
+      custody retention request --plan --reason "routine footage past its period"
+      custody retention request EV-000123 --reason "routine, no case"
+    """
+    from custody.retention.disposition import request_disposition
+
+    if bool(items) == from_plan:
+        raise UsageError(reason="give ITEMs or --plan (not both)")
+    settings = session.settings()
+    with session.vault() as vault:
+        made = request_disposition(vault, settings, list(items), from_plan, reason, datetime.now(UTC))
+    if as_json:
+        click.echo(json.dumps(made.as_dict()))
+        return
+    _say(
+        f"{made.request_id}: {len(made.items)} item(s) requested by {made.requested_by}; a second person approves it"
+    )
+
+
+@retention.command("approve")
+@click.argument("request_id")
+@json_option
+@pass_session
+def retention_approve(session: Session, request_id: str, as_json: bool) -> None:
+    """Approve a disposition request (not your own)."""
+    with session.vault() as vault:
+        approved = vault.approve_disposition(request_id)
+    if as_json:
+        click.echo(json.dumps(approved.as_dict()))
+        return
+    _say(f"{approved.request_id} approved by {approved.approved_by} (requested by {approved.requested_by})")
+
+
+@retention.command("execute")
+@click.argument("request_id")
+@json_option
+@pass_session
+def retention_execute(session: Session, request_id: str, as_json: bool) -> None:
+    """Execute an approved request: each item still eligible goes (tombstone kept); the rest are refused.
+
+    Objects are deleted here at once and from every replica by replication
+    (a replica still under Object Lock is retried after its date).
+    """
+    from custody.retention.disposition import execute_disposition
+
+    settings = session.settings()
+    with session.vault() as vault:
+        done = execute_disposition(vault, settings, request_id, datetime.now(UTC))
+    result = done.result or {}
+    if as_json:
+        click.echo(json.dumps(done.as_dict()))
+        return
+    _say(f"{done.request_id}: disposed of {len(result.get('deleted', []))} item(s)")
+    for item, why in result.get("refused", {}).items():
+        _say(f"  kept {item}: {why}")
+
+
+@retention.command("requests")
+@json_option
+@pass_session
+def retention_requests(session: Session, as_json: bool) -> None:
+    """List disposition requests and where each stands."""
+    with session.vault() as vault:
+        found = vault.disposition_requests()
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in found], indent=1))
+        return
+    table = Table(
+        "request", "state", "items", "requested by", "approved by", "reason", title="disposition requests"
+    )
+    for r in found:
+        table.add_row(
+            r.request_id, r.state, str(len(r.items)), r.requested_by, r.approved_by or "-", r.reason
+        )
+    console.print(table)
+
+
 @retention.command("category")
 @click.option("--case", "case", required=True, help="The case whose items all take the categories.")
 @click.argument("categories", nargs=-1, required=True)

@@ -285,6 +285,35 @@ MIGRATIONS: list[str] = [
         released_by TEXT,
         release_reason TEXT,
         CHECK ((item IS NULL) != (case_name IS NULL))
+    );
+    CREATE TABLE disposition_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        items TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        approved_at TEXT,
+        approved_by TEXT,
+        executed_at TEXT,
+        executed_by TEXT,
+        state TEXT NOT NULL DEFAULT 'requested',
+        result TEXT
+    );
+    CREATE TABLE tombstones (
+        item INTEGER PRIMARY KEY,
+        record TEXT NOT NULL,
+        request INTEGER NOT NULL REFERENCES disposition_requests (id),
+        executed_at TEXT NOT NULL,
+        executed_by TEXT NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE TABLE replica_deletions (
+        sha256 TEXT NOT NULL,
+        target TEXT NOT NULL,
+        state TEXT NOT NULL,
+        not_before TEXT NOT NULL,
+        last_error TEXT,
+        PRIMARY KEY (sha256, target)
     )
     """,
 ]

@@ -186,7 +186,17 @@ def _item_document(catalog: Catalog, number: int) -> dict | None:
         for table, column in ITEM_TABLES
     }
     if not rows["items"]:
-        return None
+        gone = catalog.db.execute(
+            "SELECT t.record, t.executed_at, t.executed_by, t.state, r.id FROM tombstones t "
+            "JOIN disposition_requests r ON r.id = t.request WHERE t.item = ?",
+            [number],
+        ).fetchone()
+        if gone is None:
+            return None
+        # The newest document of a disposed item says so: a restore must not bring it back.
+        request = _rows(catalog, "SELECT * FROM disposition_requests WHERE id = ?", [gone[4]])
+        tombstone = _rows(catalog, "SELECT * FROM tombstones WHERE item = ?", [number])
+        return {"format": FORMAT, "item": number, "tombstone": tombstone[0], "request": request[0]}
     record = rows["items"][0]
     recorded = record.get("recorded_start") or record["ingested_at"]
     # Retention until the retention issue lands: the two-year floor from the recording.
@@ -403,6 +413,10 @@ def _restore_items(
         document = signed_document(
             _document_at(target, key, master, f"{item_id}'s sidecar"), public_key, f"{item_id}'s sidecar"
         )
+        if "tombstone" in document:
+            catalog.db["disposition_requests"].insert(_row(document["request"]), ignore=True)
+            catalog.db["tombstones"].insert(_row(document["tombstone"]), ignore=True)
+            continue
         for table, _column in ITEM_TABLES:
             for row in document["rows"].get(table, []):
                 catalog.db[table].insert(_row(row))

@@ -215,6 +215,49 @@ class S3Target:
                 LegalHold={"Status": "ON"},
             )
 
+    def delete_everywhere(self, sha256: str) -> datetime | None:
+        """Delete every version of the object (and its delete markers); return None when all went.
+
+        A version under Object Lock is refused by the server: return the
+        retain-until date to try again after (a day from now when unknown).
+        """
+        key = self.key_for(sha256)
+        answer = self._call(self.client.list_object_versions, Bucket=self.settings.bucket, Prefix=key)
+        entries = [
+            entry
+            for group in ("Versions", "DeleteMarkers")
+            for entry in answer.get(group) or []
+            if entry["Key"] == key
+        ]
+        locked_until: datetime | None = None
+        for entry in entries:
+            version = entry.get("VersionId")
+            try:
+                if version and version != "null":
+                    self.client.delete_object(Bucket=self.settings.bucket, Key=key, VersionId=version)
+                else:
+                    self.client.delete_object(Bucket=self.settings.bucket, Key=key)
+            except ClientError as exc:
+                if _code(exc) not in ("AccessDenied", "403", "InvalidRequest"):
+                    raise ReplicaUnavailable(target=self.name, problem=describe(exc, self.settings)) from exc
+                until = self._retain_until(key, version)
+                locked_until = until if locked_until is None or until > locked_until else locked_until
+            except BotoCoreError as exc:
+                raise ReplicaUnavailable(target=self.name, problem=describe(exc, self.settings)) from exc
+        return locked_until
+
+    def _retain_until(self, key: str, version: str | None) -> datetime:
+        from datetime import UTC, timedelta
+
+        try:
+            extra = {"VersionId": version} if version and version != "null" else {}
+            head = self.client.head_object(Bucket=self.settings.bucket, Key=key, **extra)
+            if head.get("ObjectLockRetainUntilDate") and head.get("ObjectLockLegalHoldStatus") != "ON":
+                return head["ObjectLockRetainUntilDate"]
+        except (ClientError, BotoCoreError):
+            pass
+        return datetime.now(UTC) + timedelta(days=1)
+
     def release_legal_hold(self, sha256: str) -> None:
         """Lift the legal hold (the item is neither permanent nor held any more); retention stays."""
         self._call(

@@ -48,6 +48,8 @@ class ReplicationSummary:
     audit_events: int = 0
     deep_checked: int = 0
     locks_updated: int = 0
+    deleted: int = 0
+    locked: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -61,6 +63,8 @@ class ReplicationSummary:
             "audit_events": self.audit_events,
             "deep_checked": self.deep_checked,
             "locks_updated": self.locks_updated,
+            "deleted": self.deleted,
+            "locked": self.locked,
             "errors": self.errors,
         }
 
@@ -175,6 +179,7 @@ class Replicator:
             try:
                 target.check_reachable()
                 self.summary.aborted_uploads += target.abort_open_uploads()
+                self.delete_disposed(name, target)
                 if repair:
                     self._requeue_differences(name, target)
             except ReplicaUnavailable as exc:
@@ -253,6 +258,51 @@ class Replicator:
             self.summary.resent += 1
             row = {**row, "state": "queued"}
         self._failed(name, sha256, f"still failing verification after {VERIFY_TRIES_PER_RUN} uploads")
+
+    def delete_disposed(self, name: str, target: S3Target) -> int:
+        """Delete from the target the objects of disposed items; a locked one waits for its date.
+
+        Each deletion is audited (``replica-deleted``); a refusal by Object
+        Lock is reported (``replica-delete-locked``) and tried again after
+        the retain-until date. Return how many were deleted.
+        """
+        with self._catalog() as catalog:
+            due = [
+                row[0]
+                for row in catalog.db.execute(
+                    "SELECT sha256 FROM replica_deletions WHERE target = ? AND state != 'done' AND not_before <= ?",
+                    [name, utc_now()],
+                )
+            ]
+        deleted = 0
+        for sha256 in due:
+            locked_until = target.delete_everywhere(sha256)
+            with self._catalog() as catalog, catalog.transaction():
+                if locked_until is None:
+                    catalog.db.execute(
+                        "UPDATE replica_deletions SET state = 'done', last_error = NULL WHERE sha256 = ? AND target = ?",
+                        [sha256, name],
+                    )
+                    self.vault.audit.append(
+                        self.vault.actor, "replica-deleted", None, {"target": name, "sha256": sha256}
+                    )
+                    deleted += 1
+                else:
+                    until = to_text(locked_until.astimezone(UTC))
+                    catalog.db.execute(
+                        "UPDATE replica_deletions SET state = 'locked', not_before = ?, last_error = ? "
+                        "WHERE sha256 = ? AND target = ?",
+                        [until, f"under Object Lock until {until}", sha256, name],
+                    )
+                    self.vault.audit.append(
+                        self.vault.actor,
+                        "replica-delete-locked",
+                        None,
+                        {"target": name, "sha256": sha256, "retry_after": until},
+                    )
+                    self.summary.locked += 1
+        self.summary.deleted += deleted
+        return deleted
 
     def deep_check(self, name: str, target: S3Target) -> int:
         """Download and re-hash the share of verified replicas due today; queue again what fails.

@@ -23,10 +23,11 @@ from typing import BinaryIO
 
 from custody.config import Settings, default_config_text
 from custody.errors import CustodyError, UsageError
-from custody.vault import derivatives, holdings, jobs, keys, registry
+from custody.vault import derivatives, disposition, holdings, jobs, keys, registry
 from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.derivatives import ContinuityFinding, Derivative
+from custody.vault.disposition import DispositionRequest
 from custody.vault.holdings import HoldRecord
 from custody.vault.items import (
     TAG_NAMES,
@@ -216,6 +217,31 @@ class Vault:
 
         exit_code = 5
 
+    class RequestNotFound(CustodyError):
+        """no disposition request {ref}: use an id from 'custody retention requests' (REQ-000001)"""
+
+        exit_code = 5
+
+    class ApprovalRefused(CustodyError):
+        """{ref} cannot be approved: {why}"""
+
+        exit_code = 5
+
+    class ExecutionRefused(CustodyError):
+        """{ref} cannot be executed: {why}"""
+
+        exit_code = 5
+
+    class NotEligible(CustodyError):
+        """not eligible for disposition: {items}; see 'custody retention plan'"""
+
+        exit_code = 5
+
+    class ItemDisposed(CustodyError):
+        """{item} was disposed of on {when} (request {request}, approved by {approver}); its tombstone remains"""
+
+        exit_code = 5
+
     class Busy(CustodyError):
         """another custody command is writing to the vault at {home}; try again when it has finished"""
 
@@ -376,6 +402,9 @@ class Vault:
                 self._commit_item(record, recovered=True)
             else:
                 self._abandon_intent(sha256, record, "interrupted before the object was stored")
+        for unfinished in disposition.tombstones(self.catalog, state="deleting"):
+            # A disposition killed part way: the tombstone was committed, so the item goes.
+            self._finish_disposal(unfinished["item_number"])
         for intent in derivatives.intents(self.catalog):
             # A media job killed between storing a derivative and committing it: the
             # job is queued again, so the object it left is removed, not kept.
@@ -411,6 +440,14 @@ class Vault:
         if number is not None:
             item = self.catalog.item(number)
             if item is None:
+                gone = disposition.tombstone(self.catalog, number)
+                if gone is not None:
+                    raise Vault.ItemDisposed(
+                        item=format_item_id(number),
+                        when=gone["executed_at"],
+                        request=gone["request"],
+                        approver=gone["approved_by"],
+                    )
                 raise Vault.ItemNotFound(ref=ref)
             return item
         prefix = sha256_prefix(ref)
@@ -1291,6 +1328,168 @@ class Vault:
             holdings.case_categories(self.catalog),
             holdings.holds(self.catalog, active_only=True),
         )
+
+    # -- disposition -------------------------------------------------------
+
+    @_serialized
+    def request_disposition(self, numbers: list[int], reason: str) -> DispositionRequest:
+        """Record a request to dispose of items (audited). The caller checked they are eligible now."""
+        reason = _reason(reason, "why the footage is disposed of")
+        if not numbers:
+            raise UsageError(reason="nothing to dispose of: give items, or --plan when something is eligible")
+        with self.catalog.transaction():
+            number = disposition.add_request(
+                self.catalog, sorted(set(numbers)), reason, utc_now(), self.actor
+            )
+            self.audit.append(
+                self.actor,
+                "disposition-requested",
+                None,
+                {
+                    "request": disposition.format_request_id(number),
+                    "items": [format_item_id(n) for n in sorted(set(numbers))],
+                    "reason": reason,
+                },
+            )
+        made = disposition.request(self.catalog, number)
+        assert made is not None
+        return made
+
+    @_serialized
+    def disposition_request(self, ref: str) -> DispositionRequest:
+        number = disposition.parse_request_id(ref)
+        found = disposition.request(self.catalog, number) if number else None
+        if found is None:
+            raise Vault.RequestNotFound(ref=ref)
+        return found
+
+    @_serialized
+    def disposition_requests(self) -> list[DispositionRequest]:
+        return disposition.requests(self.catalog)
+
+    @_serialized
+    def approve_disposition(self, ref: str) -> DispositionRequest:
+        """Approve a request: only a person other than its requester may (both named in the chain).
+
+        Raise Vault.RequestNotFound, Vault.ApprovalRefused (the requester
+        themself, or not awaiting approval); a refusal is audited.
+        """
+        found = self.disposition_request(ref)
+        why = None
+        if found.state != "requested":
+            why = f"it is {found.state}, not awaiting approval"
+        elif found.requested_by == self.actor:
+            why = f"{self.actor} requested it; a second person must approve"
+        if why:
+            self.record_failure("disposition-approve", {"request": found.request_id, "reason": why})
+            raise Vault.ApprovalRefused(ref=found.request_id, why=why)
+        with self.catalog.transaction():
+            disposition.approve(self.catalog, found.id, utc_now(), self.actor)
+            self.audit.append(
+                self.actor,
+                "disposition-approved",
+                None,
+                {"request": found.request_id, "requested_by": found.requested_by, "approved_by": self.actor},
+            )
+        return self.disposition_request(ref)
+
+    @_serialized
+    def start_disposition(self, ref: str) -> DispositionRequest:
+        """Check a request may be executed (approved, not executed); raise Vault.ExecutionRefused (audited)."""
+        found = self.disposition_request(ref)
+        if found.state != "approved":
+            why = "it is not approved yet" if found.state == "requested" else f"it is {found.state} already"
+            self.record_failure("disposition-execute", {"request": found.request_id, "reason": why})
+            raise Vault.ExecutionRefused(ref=found.request_id, why=why)
+        return found
+
+    @_serialized
+    def dispose_item(self, number: int, request: DispositionRequest) -> dict:
+        """Dispose of one item: tombstone first (audited), then its rows, its objects, its replicas queued.
+
+        The caller re-checked, just now, that it is eligible. Idempotent: an
+        item already tombstoned is finished, not disposed of twice. Return
+        the tombstone.
+        """
+        item = self.catalog.item(number)
+        if item is None:
+            gone = disposition.tombstone(self.catalog, number)
+            if gone is None:
+                raise Vault.ItemNotFound(ref=format_item_id(number))
+            self._finish_disposal(number)
+            return gone
+        made = derivatives.of_item(self.catalog, number)
+        record = {
+            "item": format_item_id(number),
+            "item_number": number,
+            "sha256": item.sha256,
+            "size": item.size,
+            "name": item.original_name,
+            "recorded_start": item.recorded_start,
+            "ingested_at": item.ingested_at,
+            "tags": item.tags,
+            "categories": holdings.item_categories(self.catalog, number),
+            "derivatives": [{"role": d.role, "sha256": d.sha256} for d in made],
+            "reason": request.reason,
+            "requested_by": request.requested_by,
+            "approved_by": request.approved_by,
+        }
+        with self.catalog.transaction():
+            disposition.add_tombstone(self.catalog, number, record, request.id, utc_now(), self.actor)
+            self.audit.append(
+                self.actor,
+                "item-disposed",
+                number,
+                {
+                    "request": request.request_id,
+                    "sha256": item.sha256,
+                    "derivatives": record["derivatives"],
+                    "requested_by": request.requested_by,
+                    "approved_by": request.approved_by,
+                    "reason": request.reason,
+                },
+            )
+        self._finish_disposal(number)
+        gone = disposition.tombstone(self.catalog, number)
+        assert gone is not None
+        return gone
+
+    def _finish_disposal(self, number: int) -> None:
+        """Rows, then object files, then the tombstone is done: each step safe to repeat after a crash."""
+        gone = disposition.tombstone(self.catalog, number)
+        assert gone is not None
+        objects = [gone["sha256"], *(d["sha256"] for d in gone["derivatives"])]
+        with self.catalog.transaction():
+            disposition.delete_item_rows(self.catalog, number)
+            unused = [
+                sha for sha in dict.fromkeys(objects) if not disposition.object_in_use(self.catalog, sha)
+            ]
+            for sha256 in unused:
+                disposition.queue_replica_deletion(self.catalog, sha256, utc_now())
+        for sha256 in unused:
+            self.objects.path_for(sha256).unlink(missing_ok=True)
+        with self.catalog.transaction():
+            disposition.set_tombstone_state(self.catalog, number, "done")
+
+    @_serialized
+    def finish_disposition(self, request: DispositionRequest, result: dict) -> DispositionRequest:
+        with self.catalog.transaction():
+            disposition.executed(self.catalog, request.id, utc_now(), self.actor, result)
+            self.audit.append(
+                self.actor,
+                "disposition-executed",
+                None,
+                {"request": request.request_id, **result},
+            )
+        return self.disposition_request(request.request_id)
+
+    @_serialized
+    def tombstones(self) -> list[dict]:
+        return disposition.tombstones(self.catalog)
+
+    @_serialized
+    def tombstone(self, number: int) -> dict | None:
+        return disposition.tombstone(self.catalog, number)
 
     # -- continuity ---------------------------------------------------------
 

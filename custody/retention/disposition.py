@@ -1,0 +1,65 @@
+"""Disposition: planned, requested, approved by a second person, executed item by item.
+
+Eligibility is decided by the policy at each step: an item must be eligible
+when it is requested and again when the request is executed (a hold placed
+in between, or a category added, keeps it). Deletion itself, crash-safe and
+audited, is the vault's (``Vault.dispose_item``); replicas are deleted by
+replication, Object Lock permitting.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from custody.config import Settings
+from custody.retention.plan import decide, decide_one
+from custody.vault import Vault
+from custody.vault.disposition import DispositionRequest
+from custody.vault.items import format_item_id
+
+
+def request_disposition(
+    vault: Vault, settings: Settings, refs: list[str], from_plan: bool, reason: str, now: datetime
+) -> DispositionRequest:
+    """Request the disposition of ``refs`` (or of everything eligible, ``from_plan``).
+
+    Raise Vault.NotEligible naming each item that may not go and why; nothing is recorded then.
+    """
+    if from_plan:
+        numbers = [line.item.number for line in decide(vault, settings, now) if line.decision.eligible]
+    else:
+        refused = []
+        numbers = []
+        for item in vault.resolve_all(refs):
+            line = decide_one(vault, settings, item, now)
+            if line.decision.eligible:
+                numbers.append(item.number)
+            else:
+                refused.append(f"{item.item_id} ({line.decision.rule})")
+        if refused:
+            raise Vault.NotEligible(items="; ".join(refused))
+    return vault.request_disposition(numbers, reason)
+
+
+def execute_disposition(vault: Vault, settings: Settings, ref: str, now: datetime) -> DispositionRequest:
+    """Execute an approved request: each item still eligible now is disposed of, the rest refused.
+
+    Raise Vault.ExecutionRefused when the request is not approved (or done).
+    """
+    request = vault.start_disposition(ref)
+    deleted, refused, already = [], {}, []
+    for number in request.items:
+        item = vault.item_number(number)
+        if item is None:
+            if vault.tombstone(number) is not None:
+                vault.dispose_item(number, request)  # finished by an earlier, interrupted run
+                already.append(number)
+            continue
+        line = decide_one(vault, settings, item, now)
+        if not line.decision.eligible:
+            refused[item.item_id] = line.decision.rule
+            continue
+        vault.dispose_item(number, request)
+        deleted.append(item.item_id)
+    result = {"deleted": deleted + [format_item_id(n) for n in already], "refused": refused}
+    return vault.finish_disposition(request, result)

@@ -1,0 +1,216 @@
+"""Disposition: planned, requested, approved by a second person, executed, propagated, recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+
+from custody.config import load_settings
+from custody.vault import Vault
+from tests.docking import dock
+from tests.ingestd.test_dock import local_name
+from tests.vault.test_replication import key_of
+
+
+def old_footage(tmp_path, home, custody, ages_days: dict[str, int]) -> dict[str, str]:
+    """Dock recordings made ``ages_days`` ago; return {suffix: item id}."""
+    custody("recorder", "add", "TS01", "--from", "2000-01-01", "--profile", "timestamped")
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for suffix, days in ages_days.items():
+        (dcim / local_name(now - timedelta(days=days), suffix)).write_bytes(os.urandom(5000))
+    dock(home, tmp_path / "card", "TS01", "timestamped")
+    return {i["name"].rsplit("_", 1)[1][:-4]: i["id"] for i in json.loads(custody("ls", "--json").stdout)}
+
+
+def approve_as(home, person: str, request_id: str):
+    """A second person approves (the service API; the CLI passes the caller's login name)."""
+    with Vault(load_settings(home), person) as vault:
+        return vault.approve_disposition(request_id)
+
+
+def test_plan_request_approve_execute_deletes_here_and_in_the_bucket_and_keeps_a_tombstone(
+    tmp_path, home, custody, s3
+):
+    custody("init")
+    bucket = s3.new_bucket(object_lock=True)
+    (home / "custody.toml").write_text(s3.target_toml(bucket))
+    ids = old_footage(tmp_path, home, custody, {"old1": 3 * 365, "old2": 3 * 365 + 5, "new": 3})
+    custody("replicate", "run", "--once")
+    shas = {i["id"]: i["sha256"] for i in json.loads(custody("ls", "--json").stdout)}
+
+    request = json.loads(
+        custody("retention", "request", "--plan", "--reason", "routine, past its period", "--json").stdout
+    )
+    assert sorted(request["items"]) == sorted([ids["old1"], ids["old2"]])
+    refused = custody("retention", "approve", request["id"], expect=5)
+    assert "requested it; a second person must approve" in refused.stderr
+    refused = custody("retention", "execute", request["id"], expect=5)
+    assert "it is not approved yet" in refused.stderr
+    approved = approve_as(home, "custodian2", request["id"])
+    assert approved.approved_by == "custodian2"
+
+    done = json.loads(custody("retention", "execute", request["id"], "--json").stdout)
+    assert sorted(done["result"]["deleted"]) == sorted([ids["old1"], ids["old2"]])
+    assert [i["id"] for i in json.loads(custody("ls", "--json").stdout)] == [ids["new"]]
+    for gone in (ids["old1"], ids["old2"]):
+        assert not list((home / "objects" / "sha256").rglob(shas[gone]))
+        result = custody("show", gone, expect=5)
+        assert f"{gone} was disposed of on" in result.stderr and "approved by custodian2" in result.stderr
+    assert json.loads(custody("verify", "--json").stdout)["ok"]
+
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    assert summary["deleted"] == 2  # their retention (two years from recording) has passed
+    client = s3.client()
+    versions = client.list_object_versions(Bucket=bucket).get("Versions") or []
+    remaining = {v["Key"] for v in versions}
+    assert key_of(shas[ids["old1"]]) not in remaining and key_of(shas[ids["new"]]) in remaining
+    assert {line["mark"] for line in json.loads(custody("replicate", "check", "--json").stdout)} == {"="}
+
+    actions = [e["action"] for e in json.loads(custody("log", "--json").stdout)]
+    for action, count in (
+        ("disposition-requested", 1),
+        ("disposition-approved", 1),
+        ("item-disposed", 2),
+        ("disposition-executed", 1),
+        ("replica-deleted", 2),
+    ):
+        assert actions.count(action) == count, action
+    with Vault(load_settings(home), "auditor") as vault:
+        [first, second] = vault.tombstones()
+    assert {first["sha256"], second["sha256"]} == {shas[ids["old1"]], shas[ids["old2"]]}
+    assert first["requested_by"] != first["approved_by"] == "custodian2" and first["state"] == "done"
+
+
+def test_an_item_held_between_approval_and_execution_is_not_deleted(tmp_path, home, custody):
+    custody("init")
+    ids = old_footage(tmp_path, home, custody, {"old1": 3 * 365, "old2": 3 * 365 + 1, "young": 100})
+    refused = custody("retention", "request", ids["young"], "--reason", "x", expect=5)
+    assert f"not eligible for disposition: {ids['young']} (the 2-year floor" in refused.stderr
+    assert json.loads(custody("retention", "requests", "--json").stdout) == []  # nothing recorded
+    request = json.loads(
+        custody("retention", "request", ids["old1"], ids["old2"], "--reason", "routine", "--json").stdout
+    )
+    approve_as(home, "custodian2", request["id"])
+    custody("hold", "add", ids["old2"], "--reason", "complaint filed today")
+    done = json.loads(custody("retention", "execute", request["id"], "--json").stdout)
+    assert done["result"]["deleted"] == [ids["old1"]]
+    assert done["result"]["refused"] == {ids["old2"]: "held: hold HOLD-000001 on the item"}
+    assert [i["id"] for i in json.loads(custody("ls", "--json").stdout)] == [ids["old2"], ids["young"]]
+    again = custody("retention", "execute", request["id"], expect=5)
+    assert "it is executed already" in again.stderr
+
+
+def test_a_replica_still_under_object_lock_is_reported_and_retried_after_its_date(
+    tmp_path, home, custody, s3
+):
+    custody("init")
+    bucket = s3.new_bucket(object_lock=True)
+    (home / "custody.toml").write_text(s3.target_toml(bucket))
+    ids = old_footage(tmp_path, home, custody, {"old1": 3 * 365})
+    custody("replicate", "run", "--once")
+    [item] = json.loads(custody("ls", "--json").stdout)
+    later = datetime.now(UTC) + timedelta(days=30)  # someone locked the copy longer than retention needs
+    s3.client().put_object_retention(
+        Bucket=bucket, Key=key_of(item["sha256"]), Retention={"Mode": "COMPLIANCE", "RetainUntilDate": later}
+    )
+    request = json.loads(custody("retention", "request", "--plan", "--reason", "routine", "--json").stdout)
+    approve_as(home, "custodian2", request["id"])
+    custody("retention", "execute", request["id"])
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    assert (summary["deleted"], summary["locked"]) == (0, 1)
+    [event] = [
+        e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "replica-delete-locked"
+    ]
+    assert event["details"]["retry_after"][:10] == later.date().isoformat()
+    assert ids["old1"] == item["id"]
+
+
+def item_states(home) -> dict[int, str]:
+    """Open the vault (which finishes what a kill interrupted) and say, per item, present or tombstoned."""
+    with Vault(load_settings(home), "inspector", writer=True) as vault:
+        states = {}
+        for number in range(1, 31):
+            item = vault.item_number(number)
+            gone = vault.tombstone(number)
+            if item is not None and gone is None:
+                assert vault.objects.exists(item.sha256), f"EV-{number}: present without its object"
+                states[number] = "present"
+            elif item is None and gone is not None:
+                assert gone["state"] == "done", f"EV-{number}: tombstone left {gone['state']}"
+                assert not vault.objects.exists(gone["sha256"]), f"EV-{number}: tombstoned, object kept"
+                states[number] = "tombstoned"
+            else:
+                raise AssertionError(f"EV-{number}: half disposed (row {item is not None}, tombstone {gone})")
+    return states
+
+
+def test_a_kill_during_execute_leaves_each_item_present_or_tombstoned_never_half(tmp_path, custody):
+    import random
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    rng = random.Random(20261127)
+    middles = 0
+    duration = None
+    for run in range(11):  # one run to measure, then ten kills at random points
+        home = tmp_path / f"vault{run}"
+
+        def cli(*args: str, expect: int = 0, home=home) -> str:
+            result = subprocess.run(
+                [sys.executable, "-m", "custody", "--home", str(home), *args], capture_output=True, text=True
+            )
+            assert result.returncode == expect, result.stderr
+            return result.stdout
+
+        cli("init")
+        cli("recorder", "add", "TS01", "--from", "2000-01-01", "--profile", "timestamped")
+        card = tmp_path / f"card{run}" / "DCIM"
+        card.mkdir(parents=True)
+        now = datetime.now(UTC).replace(microsecond=0)
+        for n in range(30):
+            (card / local_name(now - timedelta(days=3 * 365 + n), f"{n:04d}")).write_bytes(os.urandom(20_000))
+        dock(home, card.parent, "TS01", "timestamped")
+        request = json.loads(cli("retention", "request", "--plan", "--reason", "routine", "--json"))
+        approve_as(home, "custodian2", request["id"])
+        started = time.monotonic()
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "custody", "--home", str(home), "retention", "execute", request["id"]],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if duration is None:
+            assert runner.wait(timeout=120) == 0
+            duration = time.monotonic() - started
+            assert set(item_states(home).values()) == {"tombstoned"}
+            continue
+        # Kill once the k-th tombstone is committed, plus a random instant: somewhere inside
+        # the k-th item's steps (rows, object files, tombstone done) or the next one's.
+        k = rng.randint(1, 29)
+        watcher = sqlite3.connect(f"file:{home / 'catalog.db'}?mode=ro", uri=True, timeout=10)
+        while runner.poll() is None and time.monotonic() - started < 120:
+            try:
+                if watcher.execute("SELECT count(*) FROM tombstones").fetchone()[0] >= k:
+                    break
+            except sqlite3.OperationalError:
+                pass  # busy for a moment
+            time.sleep(0.001)
+        watcher.close()
+        time.sleep(rng.uniform(0, 0.01))
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=60)
+        states = item_states(home)  # raises on any half-disposed item
+        if 0 < list(states.values()).count("tombstoned") < 30:
+            middles += 1
+        # Unless the kill came after its end, the approved request runs again and finishes the rest.
+        [state] = [r["state"] for r in json.loads(cli("retention", "requests", "--json"))]
+        if state == "approved":
+            cli("retention", "execute", request["id"])
+        assert set(item_states(home).values()) == {"tombstoned"}
+        assert json.loads(cli("verify", "--json"))["ok"]
+    assert middles >= 1, "no kill landed in the middle of an execution: the test proved nothing"
