@@ -1176,26 +1176,39 @@ def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> 
 @retention.command("request")
 @click.argument("items", nargs=-1)
 @click.option("--plan", "from_plan", is_flag=True, help="Every item eligible now (see 'retention plan').")
+@click.option(
+    "--remove-category",
+    help="Instead of deleting, take this retention category off the ITEMs (it may shorten retention).",
+)
 @click.option("--reason", required=True, help="Why (kept in the audit chain).")
 @json_option
 @pass_session
 def retention_request(
-    session: Session, items: tuple[str, ...], from_plan: bool, reason: str, as_json: bool
+    session: Session,
+    items: tuple[str, ...],
+    from_plan: bool,
+    remove_category: str | None,
+    reason: str,
+    as_json: bool,
 ) -> None:
-    """Request the disposition of eligible items; a second person must approve it before it runs.
+    """Request the disposition of eligible items (or a category's removal); a second person approves it.
 
     \b
     Example:
       custody retention request --plan --reason "routine footage past its period"
       custody retention request EV-000123 --reason "routine, no case"
+      custody retention request EV-000123 --remove-category penalty_evidence --reason "penalty annulled"
     """
-    from custody.retention.disposition import request_disposition
+    from custody.retention.disposition import request_category_removal, request_disposition
 
     if bool(items) == from_plan:
         raise UsageError(reason="give ITEMs or --plan (not both)")
     settings = session.settings()
     with session.vault() as vault:
-        made = request_disposition(vault, settings, list(items), from_plan, reason, datetime.now(UTC))
+        if remove_category:
+            made = request_category_removal(vault, list(items), remove_category.strip(), reason)
+        else:
+            made = request_disposition(vault, settings, list(items), from_plan, reason, datetime.now(UTC))
     if as_json:
         click.echo(json.dumps(made.as_dict()))
         return
@@ -1236,6 +1249,9 @@ def retention_execute(session: Session, request_id: str, as_json: bool) -> None:
     result = done.result or {}
     if as_json:
         click.echo(json.dumps(done.as_dict()))
+        return
+    if done.kind == "remove-category":
+        _say(f"{done.request_id}: category {done.category} taken off {len(result.get('items', []))} item(s)")
         return
     _say(f"{done.request_id}: disposed of {len(result.get('deleted', []))} item(s)")
     for item, why in result.get("refused", {}).items():

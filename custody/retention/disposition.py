@@ -41,12 +41,28 @@ def request_disposition(
     return vault.request_disposition(numbers, reason)
 
 
+def request_category_removal(vault: Vault, refs: list[str], category: str, reason: str) -> DispositionRequest:
+    """Request taking ``category`` off items: it can shorten retention, so a second person approves it.
+
+    Raise Vault.NotEligible naming items that do not carry the category.
+    """
+    items = vault.resolve_all(refs)
+    missing = [item.item_id for item in items if category not in vault.item_categories(item)]
+    if missing:
+        raise Vault.NotEligible(items=f"{', '.join(missing)} (no category {category})")
+    return vault.request_disposition([item.number for item in items], reason, remove_category=category)
+
+
 def execute_disposition(vault: Vault, settings: Settings, ref: str, now: datetime) -> DispositionRequest:
     """Execute an approved request: each item still eligible now is disposed of, the rest refused.
 
+    A category-removal request takes the category off its items instead.
     Raise Vault.ExecutionRefused when the request is not approved (or done).
     """
     request = vault.start_disposition(ref)
+    if request.kind == "remove-category":
+        changed = [format_item_id(n) for n in request.items if vault.remove_category(n, request)]
+        return vault.finish_disposition(request, {"category_removed": request.category, "items": changed})
     deleted, refused, already = [], {}, []
     for number in request.items:
         item = vault.item_number(number)

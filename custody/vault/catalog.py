@@ -288,6 +288,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE disposition_requests (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL DEFAULT 'delete',
+        category TEXT,
         items TEXT NOT NULL,
         reason TEXT NOT NULL,
         requested_at TEXT NOT NULL,

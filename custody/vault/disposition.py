@@ -34,6 +34,8 @@ ITEM_ROWS = (
 @dataclass(frozen=True)
 class DispositionRequest:
     id: int
+    kind: str  # "delete", or "remove-category" (shortening retention needs approval too)
+    category: str | None
     items: list[int]
     reason: str
     requested_at: str
@@ -52,6 +54,8 @@ class DispositionRequest:
     def as_dict(self) -> dict:
         return {
             "id": self.request_id,
+            "kind": self.kind,
+            "category": self.category,
             "items": [format_item_id(n) for n in self.items],
             "reason": self.reason,
             "requested_at": self.requested_at,
@@ -74,11 +78,23 @@ def parse_request_id(text: str) -> int | None:
     return int(digits) if digits.isdigit() and int(digits) > 0 else None
 
 
-def add_request(catalog: Catalog, items: list[int], reason: str, at: str, actor: str) -> int:
+def add_request(
+    catalog: Catalog, items: list[int], reason: str, at: str, actor: str, category: str | None = None
+) -> int:
+    kind = "remove-category" if category else "delete"
     return catalog.db.execute(
-        "INSERT INTO disposition_requests (items, reason, requested_at, requested_by) VALUES (?, ?, ?, ?)",
-        [json.dumps(items), reason, at, actor],
+        "INSERT INTO disposition_requests (kind, category, items, reason, requested_at, requested_by) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [kind, category, json.dumps(items), reason, at, actor],
     ).lastrowid
+
+
+def remove_item_category(catalog: Catalog, item: int, category: str) -> bool:
+    return bool(
+        catalog.db.execute(
+            "DELETE FROM item_categories WHERE item = ? AND category = ?", [item, category]
+        ).rowcount
+    )
 
 
 def request(catalog: Catalog, number: int) -> DispositionRequest | None:

@@ -1332,25 +1332,29 @@ class Vault:
     # -- disposition -------------------------------------------------------
 
     @_serialized
-    def request_disposition(self, numbers: list[int], reason: str) -> DispositionRequest:
-        """Record a request to dispose of items (audited). The caller checked they are eligible now."""
-        reason = _reason(reason, "why the footage is disposed of")
+    def request_disposition(
+        self, numbers: list[int], reason: str, remove_category: str | None = None
+    ) -> DispositionRequest:
+        """Record a request (audited): to dispose of items, or to take a category off them.
+
+        The caller checked the items are eligible now (for a deletion) or carry
+        the category (for a removal).
+        """
+        reason = _reason(reason, "why" if remove_category else "why the footage is disposed of")
         if not numbers:
-            raise UsageError(reason="nothing to dispose of: give items, or --plan when something is eligible")
+            raise UsageError(reason="nothing to request: give items, or --plan when something is eligible")
         with self.catalog.transaction():
             number = disposition.add_request(
-                self.catalog, sorted(set(numbers)), reason, utc_now(), self.actor
+                self.catalog, sorted(set(numbers)), reason, utc_now(), self.actor, remove_category
             )
-            self.audit.append(
-                self.actor,
-                "disposition-requested",
-                None,
-                {
-                    "request": disposition.format_request_id(number),
-                    "items": [format_item_id(n) for n in sorted(set(numbers))],
-                    "reason": reason,
-                },
-            )
+            details = {
+                "request": disposition.format_request_id(number),
+                "items": [format_item_id(n) for n in sorted(set(numbers))],
+                "reason": reason,
+            }
+            if remove_category:
+                details["remove_category"] = remove_category
+            self.audit.append(self.actor, "disposition-requested", None, details)
         made = disposition.request(self.catalog, number)
         assert made is not None
         return made
@@ -1470,6 +1474,27 @@ class Vault:
             self.objects.path_for(sha256).unlink(missing_ok=True)
         with self.catalog.transaction():
             disposition.set_tombstone_state(self.catalog, number, "done")
+
+    @_serialized
+    def remove_category(self, number: int, request: DispositionRequest) -> bool:
+        """Take the request's category off an item, audited with requester and approver; False if absent."""
+        assert request.category is not None and request.state == "approved"
+        with self.catalog.transaction():
+            removed = disposition.remove_item_category(self.catalog, number, request.category)
+            if removed:
+                self.audit.append(
+                    self.actor,
+                    "category-removed",
+                    number,
+                    {
+                        "category": request.category,
+                        "request": request.request_id,
+                        "requested_by": request.requested_by,
+                        "approved_by": request.approved_by,
+                        "reason": request.reason,
+                    },
+                )
+        return removed
 
     @_serialized
     def finish_disposition(self, request: DispositionRequest, result: dict) -> DispositionRequest:

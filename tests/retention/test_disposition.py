@@ -214,3 +214,42 @@ def test_a_kill_during_execute_leaves_each_item_present_or_tombstoned_never_half
         assert set(item_states(home).values()) == {"tombstoned"}
         assert json.loads(cli("verify", "--json"))["ok"]
     assert middles >= 1, "no kill landed in the middle of an execution: the test proved nothing"
+
+
+def test_removing_a_permanent_category_needs_a_second_person_and_then_lifts_the_replicas_hold(
+    tmp_path, home, custody, s3
+):
+    custody("init")
+    bucket = s3.new_bucket(object_lock=True)
+    (home / "custody.toml").write_text(s3.target_toml(bucket))
+    ids = old_footage(tmp_path, home, custody, {"old1": 3 * 365})
+    item = ids["old1"]
+    custody("tag", item, "--category", "penalty_evidence")
+    custody("replicate", "run", "--once")
+    [sha256] = [i["sha256"] for i in json.loads(custody("ls", "--json").stdout)]
+
+    def hold_status() -> str | None:
+        return s3.client().head_object(Bucket=bucket, Key=key_of(sha256)).get("ObjectLockLegalHoldStatus")
+
+    assert hold_status() == "ON"
+    missing = custody(
+        "retention", "request", item, "--remove-category", "major_case", "--reason", "x", expect=5
+    )
+    assert f"{item} (no category major_case)" in missing.stderr
+    request = json.loads(
+        custody(
+            "retention", "request", item, "--remove-category", "penalty_evidence",
+            "--reason", "the penalty was annulled", "--json",
+        ).stdout
+    )  # fmt: skip
+    assert "it is not approved yet" in custody("retention", "execute", request["id"], expect=5).stderr
+    assert json.loads(custody("show", item, "--json").stdout)["retention"]["permanent"] is True  # unchanged
+    approve_as(home, "custodian2", request["id"])
+    custody("retention", "execute", request["id"])
+    kept = json.loads(custody("show", item, "--json").stdout)["retention"]
+    assert kept["permanent"] is False and kept["eligible"] is True  # back to the floor, long passed
+    [event] = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "category-removed"]
+    assert (event["details"]["requested_by"], event["details"]["approved_by"]) != (None, None)
+    assert event["details"]["approved_by"] == "custodian2" != event["details"]["requested_by"]
+    custody("replicate", "run", "--once")
+    assert hold_status() == "OFF"
