@@ -253,3 +253,35 @@ def test_removing_a_permanent_category_needs_a_second_person_and_then_lifts_the_
     assert event["details"]["approved_by"] == "custodian2" != event["details"]["requested_by"]
     custody("replicate", "run", "--once")
     assert hold_status() == "OFF"
+
+
+def test_a_restore_from_the_replica_does_not_bring_a_disposed_item_back(tmp_path, home, custody, s3):
+    from click.testing import CliRunner
+
+    from custody.cli import cli
+
+    custody("init")
+    target = s3.target_toml(s3.new_bucket())
+    (home / "custody.toml").write_text(target)
+    ids = old_footage(tmp_path, home, custody, {"old1": 3 * 365, "new": 5})
+    custody("replicate", "run", "--once")  # both items described on the replica
+    request = json.loads(custody("retention", "request", ids["old1"], "--reason", "routine", "--json").stdout)
+    approve_as(home, "custodian2", request["id"])
+    custody("retention", "execute", request["id"])
+    custody("replicate", "run", "--once")  # the tombstone becomes the item's newest document
+
+    new_home = tmp_path / "rebuilt"
+    new_home.mkdir()
+    (new_home / "custody.toml").write_text(target)
+    runner = CliRunner()
+    key = tmp_path / "master.key"
+    key.write_bytes((home / "keys" / "master.key").read_bytes())
+    result = runner.invoke(
+        cli, ["--home", str(new_home), "restore", "--from", "offsite", "--master-key", str(key)]
+    )
+    assert result.exit_code == 0, result.stderr
+    listed = json.loads(runner.invoke(cli, ["--home", str(new_home), "ls", "--json"]).stdout)
+    assert [i["id"] for i in listed] == [ids["new"]]
+    shown = runner.invoke(cli, ["--home", str(new_home), "show", ids["old1"]])
+    assert shown.exit_code == 5 and "was disposed of on" in shown.stderr
+    assert json.loads(runner.invoke(cli, ["--home", str(new_home), "verify", "--json"]).stdout)["ok"]
