@@ -1062,7 +1062,13 @@ def hold() -> None:
 @json_option
 @pass_session
 def hold_add(session: Session, item: str | None, case: str | None, reason: str, as_json: bool) -> None:
-    """Put a legal hold on ITEM or on a whole --case (audited)."""
+    """Put a legal hold on ITEM or on a whole --case (audited).
+
+    \b
+    Example:
+      custody hold add EV-000123 --reason "court order 2026-17"
+      custody hold add --case 2026-0412 --reason "appeal pending"
+    """
     with session.vault() as vault:
         placed = vault.place_hold(reason, ref=item, case=case)
     if as_json:
@@ -1078,7 +1084,12 @@ def hold_add(session: Session, item: str | None, case: str | None, reason: str, 
 @json_option
 @pass_session
 def hold_release(session: Session, hold_id: str, reason: str, as_json: bool) -> None:
-    """Release a hold (audited); its items follow their retention again."""
+    """Release a hold (audited); its items follow their retention again.
+
+    \b
+    Example:
+      custody hold release HOLD-000001 --reason "appeal decided"
+    """
     with session.vault() as vault:
         released = vault.release_hold(hold_id, reason)
     if as_json:
@@ -1092,7 +1103,12 @@ def hold_release(session: Session, hold_id: str, reason: str, as_json: bool) -> 
 @json_option
 @pass_session
 def hold_ls(session: Session, show_all: bool, as_json: bool) -> None:
-    """List holds (active ones unless --all)."""
+    """List holds (active ones unless --all).
+
+    \b
+    Example:
+      custody hold ls --all --json
+    """
     with session.vault() as vault:
         found = vault.holds(active_only=not show_all)
     if as_json:
@@ -1222,7 +1238,12 @@ def retention_request(
 @json_option
 @pass_session
 def retention_approve(session: Session, request_id: str, as_json: bool) -> None:
-    """Approve a disposition request (not your own)."""
+    """Approve a disposition request (not your own; both names go into the audit chain).
+
+    \b
+    Example:
+      custody retention approve REQ-000001
+    """
     with session.vault() as vault:
         approved = vault.approve_disposition(request_id)
     if as_json:
@@ -1240,6 +1261,10 @@ def retention_execute(session: Session, request_id: str, as_json: bool) -> None:
 
     Objects are deleted here at once and from every replica by replication
     (a replica still under Object Lock is retried after its date).
+
+    \b
+    Example:
+      custody retention execute REQ-000001
     """
     from custody.retention.disposition import execute_disposition
 
@@ -1262,7 +1287,12 @@ def retention_execute(session: Session, request_id: str, as_json: bool) -> None:
 @json_option
 @pass_session
 def retention_requests(session: Session, as_json: bool) -> None:
-    """List disposition requests and where each stands."""
+    """List disposition requests and where each stands.
+
+    \b
+    Example:
+      custody retention requests --json
+    """
     with session.vault() as vault:
         found = vault.disposition_requests()
     if as_json:

@@ -274,11 +274,13 @@ def test_a_vault_from_before_derivatives_gets_them_and_keeps_its_decode_verdicts
     # Back to the schema before migration 4, as a vault made by the previous release.
     with Vault(load_settings(home), "clerk", writer=True) as vault:
         db = vault.catalog.db
-        db.execute("DROP TABLE derivatives")
-        db.execute("DROP TABLE derivative_intents")
-        db.execute("DROP TABLE continuity")
-        for later in ("replicas", "replica_meta"):  # migration 5's
-            db.execute(f"DROP TABLE {later}")
+        import re
+
+        from custody.vault.catalog import MIGRATIONS
+
+        later = [name for script in MIGRATIONS[3:] for name in re.findall(r"CREATE TABLE (\w+)", script)]
+        for name in reversed(later):  # every table of migration 4 and after
+            db.execute(f"DROP TABLE {name}")
         db.execute("PRAGMA user_version = 3")
         db.conn.commit()
     assert json.loads(custody("status", "--json").stdout)["media_jobs"] == {"queued": 1, "done": 1}
