@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from tests.docking import dock
-from tests.ingestd.test_dock import local_name
+from tests.retention.test_disposition import old_footage
 
 
 def plan(custody) -> dict:
@@ -16,17 +14,8 @@ def plan(custody) -> dict:
 
 def test_plan_lists_what_may_go_and_why_and_categories_and_holds_keep_footage(tmp_path, home, custody):
     custody("init")
-    custody("recorder", "add", "TS01", "--from", "2000-01-01", "--profile", "timestamped")
-    dcim = tmp_path / "card" / "DCIM"
-    dcim.mkdir(parents=True)
-    now = datetime.now(UTC).replace(microsecond=0)
     ages = {"old1": 3 * 365, "old2": 3 * 365 + 1, "old3": 3 * 365 + 2, "soon": 2 * 365 - 30, "new": 10}
-    for suffix, days in ages.items():
-        (dcim / local_name(now - timedelta(days=days), suffix)).write_bytes(os.urandom(4000))
-    dock(home, tmp_path / "card", "TS01", "timestamped")
-    ids = {
-        item["name"].rsplit("_", 1)[1][:-4]: item["id"] for item in json.loads(custody("ls", "--json").stdout)
-    }
+    ids = old_footage(tmp_path, home, custody, ages)
 
     report = plan(custody)
     assert sorted(row["id"] for row in report["eligible"]) == sorted(ids[k] for k in ("old1", "old2", "old3"))
@@ -98,13 +87,8 @@ def test_show_says_how_long_an_item_is_kept_and_why(custody, footage):
 
 def test_the_daily_report_and_the_custodians_notice(tmp_path, home, custody):
     custody("init")
-    custody("recorder", "add", "TS01", "--from", "2000-01-01", "--profile", "timestamped")
-    dcim = tmp_path / "card" / "DCIM"
-    dcim.mkdir(parents=True)
-    now = datetime.now(UTC).replace(microsecond=0)
-    for suffix, days in {"gone": 800, "week": 2 * 365 - 3, "month": 2 * 365 - 30}.items():
-        (dcim / local_name(now - timedelta(days=days), suffix)).write_bytes(os.urandom(3000))
-    dock(home, tmp_path / "card", "TS01", "timestamped")
+    old_footage(tmp_path, home, custody, {"gone": 800, "week": 2 * 365 - 3, "month": 2 * 365 - 30})
+    now = datetime.now(UTC)
     reports = tmp_path / "reports"
     out = custody("retention", "plan", "--report-dir", str(reports)).stdout
     [written] = list(reports.iterdir())
