@@ -13,6 +13,7 @@ from datetime import datetime
 
 from custody.config import Settings
 from custody.retention.plan import decide, decide_one
+from custody.retention.policy import Policy
 from custody.vault import Vault
 from custody.vault.disposition import DispositionRequest
 from custody.vault.items import format_item_id
@@ -60,6 +61,8 @@ def execute_disposition(vault: Vault, settings: Settings, ref: str, now: datetim
     Raise Vault.ExecutionRefused when the request is not approved (or done).
     """
     request = vault.start_disposition(ref)
+    policy = Policy.from_config(settings.retention.categories)
+    permanent = [name for name in policy.periods if policy.is_permanent(name)]
     if request.kind == "remove-category":
         changed = [format_item_id(n) for n in request.items if vault.remove_category(n, request)]
         return vault.finish_disposition(request, {"category_removed": request.category, "items": changed})
@@ -68,14 +71,18 @@ def execute_disposition(vault: Vault, settings: Settings, ref: str, now: datetim
         item = vault.item_number(number)
         if item is None:
             if vault.tombstone(number) is not None:
-                vault.dispose_item(number, request)  # finished by an earlier, interrupted run
+                vault.dispose_item(number, request, permanent)  # finished by an earlier, interrupted run
                 already.append(number)
             continue
         line = decide_one(vault, settings, item, now)
         if not line.decision.eligible:
             refused[item.item_id] = line.decision.rule
             continue
-        vault.dispose_item(number, request)
+        try:
+            vault.dispose_item(number, request, permanent)
+        except Vault.NotEligible as exc:  # held or made permanent a moment ago, by another command
+            refused[item.item_id] = exc.message
+            continue
         deleted.append(item.item_id)
     result = {"deleted": deleted + [format_item_id(n) for n in already], "refused": refused}
     return vault.finish_disposition(request, result)

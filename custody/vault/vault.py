@@ -1408,12 +1408,17 @@ class Vault:
         return found
 
     @_serialized
-    def dispose_item(self, number: int, request: DispositionRequest) -> dict:
+    def dispose_item(
+        self, number: int, request: DispositionRequest, permanent_categories: Iterable[str] = ()
+    ) -> dict:
         """Dispose of one item: tombstone first (audited), then its rows, its objects, its replicas queued.
 
-        The caller re-checked, just now, that it is eligible. Idempotent: an
-        item already tombstoned is finished, not disposed of twice. Return
-        the tombstone.
+        The caller re-checked, just now, that it is eligible; inside the
+        transaction that writes the tombstone, an active hold on the item or
+        its case, or a category among ``permanent_categories`` (on it or its
+        case), still stops it (Vault.NotEligible): another command may have
+        held it a moment ago. Idempotent: an item already tombstoned is
+        finished, not disposed of twice. Return the tombstone.
         """
         item = self.catalog.item(number)
         if item is None:
@@ -1439,6 +1444,20 @@ class Vault:
             "approved_by": request.approved_by,
         }
         with self.catalog.transaction():
+            case = item.tags.get("case")
+            held = [
+                h.hold_id
+                for h in holdings.holds(self.catalog, active_only=True)
+                if h.item == number or (case and h.case_name == case)
+            ]
+            categories = set(holdings.item_categories(self.catalog, number))
+            if case:
+                categories |= holdings.case_categories(self.catalog).get(case, frozenset())
+            kept = sorted(categories & set(permanent_categories))
+            if held or kept:
+                raise Vault.NotEligible(
+                    items=f"{item.item_id} ({'held: ' + ', '.join(held) if held else 'permanent: ' + ', '.join(kept)})"
+                )
             disposition.add_tombstone(self.catalog, number, record, request.id, utc_now(), self.actor)
             self.audit.append(
                 self.actor,

@@ -285,3 +285,26 @@ def test_a_restore_from_the_replica_does_not_bring_a_disposed_item_back(tmp_path
     shown = runner.invoke(cli, ["--home", str(new_home), "show", ids["old1"]])
     assert shown.exit_code == 5 and "was disposed of on" in shown.stderr
     assert json.loads(runner.invoke(cli, ["--home", str(new_home), "verify", "--json"]).stdout)["ok"]
+
+
+def test_a_hold_or_permanent_category_set_a_moment_before_the_tombstone_still_stops_it(
+    tmp_path, home, custody
+):
+    custody("init")
+    ids = old_footage(tmp_path, home, custody, {"old1": 3 * 365, "old2": 3 * 365 + 1})
+    request = json.loads(custody("retention", "request", "--plan", "--reason", "routine", "--json").stdout)
+    approve_as(home, "custodian2", request["id"])
+    custody("hold", "add", ids["old1"], "--reason", "late complaint")
+    custody("tag", ids["old2"], "--category", "obstruction")
+    with Vault(load_settings(home), "clerk1", writer=True) as vault:
+        approved = vault.start_disposition(request["id"])
+        for ref in (ids["old1"], ids["old2"]):
+            number = vault.resolve(ref).number
+            try:
+                vault.dispose_item(number, approved, ["obstruction"])
+            except Vault.NotEligible as refused:
+                assert ref in refused.message
+            else:
+                raise AssertionError(f"{ref} was disposed of")
+    assert len(json.loads(custody("ls", "--json").stdout)) == 2
+    assert json.loads(custody("verify", "--json").stdout)["ok"]
