@@ -6,6 +6,7 @@
     python -m bench dock          # the daemon pulling recorder images (root, umockdev-wrapper)
     python -m bench media         # playable copies, a shift's foreground media stage, decode check
     python -m bench replication   # 1 GiB to S3 (moto on loopback) vs boto3 upload_file, peak RSS
+    python -m bench retention     # retention plan over 1,000,000 items vs SELECT count(*)
 
 BENCH_DIR (default: the current directory) must be on the disk the vault
 would use; BENCH_INGEST_MIB changes the file size (default 2048),
@@ -150,7 +151,7 @@ def bench_catalog(workdir: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    which = argv or ["ingest", "catalog", "dock", "media", "replication"]
+    which = argv or ["ingest", "catalog", "dock", "media", "replication", "retention"]
     base = Path(os.environ.get("BENCH_DIR", "."))
     results = []
     with tempfile.TemporaryDirectory(prefix="custody-bench-", dir=base) as directory:
@@ -172,6 +173,10 @@ def main(argv: list[str]) -> int:
             from bench.replication import bench_replication
 
             results.append(bench_replication(workdir))
+        if "retention" in which:
+            from bench.retention import bench_retention
+
+            results.append(bench_retention(workdir))
     print("all goals met" if all(results) else "some goals MISSED")
     return 0
 

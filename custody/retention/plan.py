@@ -24,7 +24,7 @@ from custody.retention.policy import (
     evaluate,
 )
 from custody.vault.catalog import Item
-from custody.vault.timestamps import from_text
+from custody.vault.timestamps import from_text, to_text
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,13 @@ class PlanLine:
 
 def decide(vault, settings: Settings, now: datetime) -> list[PlanLine]:
     """The retention decision for every item of the vault, in id order."""
+    items, _categories, _case_categories, _holds = vault.retention_records()
+    return _decide_items(vault, settings, items, now)
+
+
+def _decide_items(vault, settings: Settings, items: list[Item], now: datetime) -> list[PlanLine]:
     policy = Policy.from_config(settings.retention.categories)
-    items, categories, case_categories, holds = vault.retention_records()
+    _none, categories, case_categories, holds = vault.retention_records(items_too=False)
     facts = [
         ItemFacts(
             number=item.number,
@@ -90,9 +95,17 @@ def plan(vault, settings: Settings, now: datetime) -> dict:
 
 
 def upcoming(vault, settings: Settings, now: datetime, days: int) -> dict:
-    """What is eligible for disposition now, and what becomes eligible within ``days``."""
+    """What is eligible for disposition now, and what becomes eligible within ``days``.
+
+    Only the items that can be due are evaluated: those whose retention is
+    more than the plain floor (categories, holds, their cases'), and those
+    whose floor ends by the horizon, found by an index range (a day's margin
+    for calendar months; the evaluation itself is exact).
+    """
     horizon = now + timedelta(days=days)
-    lines = decide(vault, settings, now)
+    start_until = to_text(add_months(horizon, -FLOOR_MONTHS) + timedelta(days=1))
+    candidates, total = vault.retention_candidates(start_until)
+    lines = _decide_items(vault, settings, candidates, now)
     eligible = [line for line in lines if line.decision.eligible]
     upcoming = [
         line
@@ -105,7 +118,7 @@ def upcoming(vault, settings: Settings, now: datetime, days: int) -> dict:
     return {
         "evaluated_at": now.isoformat(),
         "upcoming_days": days,
-        "items": len(lines),
+        "items": total,
         "eligible": [line.as_dict() for line in eligible],
         "upcoming": [line.as_dict() for line in upcoming],
         "held": sum(line.decision.held for line in lines),

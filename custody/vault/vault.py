@@ -11,6 +11,7 @@ import contextlib
 import errno
 import fcntl
 import functools
+import json
 import os
 import shutil
 import tempfile
@@ -1317,11 +1318,51 @@ class Vault:
         return holdings.holds(self.catalog, active_only)
 
     @_serialized
+    def retention_candidates(self, start_until: str) -> tuple[list[Item], int]:
+        """Items a plan must look at, and how many items there are in all.
+
+        The items with a category, a hold, or a case that has either (their
+        retention is not the plain floor), and every other item whose
+        retention start (recording, else ingest) is at or before
+        ``start_until``: found by an index range, not by reading every item.
+        """
+        db = self.catalog.db
+        special = {row[0] for row in db.execute("SELECT item FROM item_categories")}
+        special |= {
+            row[0]
+            for row in db.execute("SELECT item FROM holds WHERE released_at IS NULL AND item IS NOT NULL")
+        }
+        cases = {row[0] for row in db.execute("SELECT case_name FROM case_categories")}
+        cases |= {
+            row[0]
+            for row in db.execute(
+                "SELECT case_name FROM holds WHERE released_at IS NULL AND case_name IS NOT NULL"
+            )
+        }
+        if cases:
+            # Items ever tagged with such a case; the evaluation looks at the current value.
+            special |= {
+                row[0]
+                for row in db.execute(
+                    "SELECT DISTINCT item FROM tags WHERE name = 'case' AND value IN (SELECT value FROM json_each(?))",
+                    [json.dumps(sorted(cases))],
+                )
+            }
+        due = {
+            row[0]
+            for row in db.execute(
+                "SELECT id FROM items WHERE coalesce(recorded_start, ingested_at) <= ?", [start_until]
+            )
+        }
+        total = db.execute("SELECT count(*) FROM items").fetchone()[0]
+        return self.catalog.items_by_ids(sorted(special | due)), total
+
+    @_serialized
     def retention_records(
-        self,
+        self, items_too: bool = True
     ) -> tuple[list[Item], dict[int, frozenset[str]], dict[str, frozenset[str]], list[HoldRecord]]:
-        """Everything retention evaluates: items, their categories, case categories, active holds."""
-        items = self.catalog.list_items(ItemFilter())
+        """Everything retention evaluates: items (unless not ``items_too``), categories, case categories, holds."""
+        items = self.catalog.list_items(ItemFilter()) if items_too else []
         return (
             items,
             holdings.all_item_categories(self.catalog),
