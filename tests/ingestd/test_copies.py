@@ -281,6 +281,9 @@ def test_a_vault_from_before_derivatives_gets_them_and_keeps_its_decode_verdicts
         later = [name for script in MIGRATIONS[3:] for name in re.findall(r"CREATE TABLE (\w+)", script)]
         for name in reversed(later):  # every table of migration 4 and after
             db.execute(f"DROP TABLE {name}")
+        for script in MIGRATIONS[3:]:  # and their indexes on older tables
+            for name in re.findall(r"CREATE INDEX (\w+)", script):
+                db.execute(f"DROP INDEX IF EXISTS {name}")
         db.execute("PRAGMA user_version = 3")
         db.conn.commit()
     assert json.loads(custody("status", "--json").stdout)["media_jobs"] == {"queued": 1, "done": 1}
