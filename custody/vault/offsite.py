@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from custody.vault.items import format_item_id
 from custody.vault.objects import ObjectStore, StagedObject, verify_plaintext
 from custody.vault.replica import ReplicaUnavailable, S3Target
 from custody.vault.sealing import seal, unseal
-from custody.vault.timestamps import utc_now
+from custody.vault.timestamps import to_text, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,14 @@ class DescribeSummary:
     identity: bool = False
 
 
-def describe(vault, target: S3Target, retain_until: datetime | None) -> DescribeSummary:
-    """Bring the target's description of the vault up to date (identity, sidecars, registry, audit)."""
+def describe(
+    vault, target: S3Target, retain_until: datetime | None, lock_for: Callable[[str], tuple[datetime, bool]]
+) -> DescribeSummary:
+    """Bring the target's description of the vault up to date (identity, sidecars, registry, audit).
+
+    ``lock_for(sha256)`` is replication's retention rule: each sidecar records
+    its item's retain-until and legal hold as the replicas are locked.
+    """
     summary = DescribeSummary()
     name = target.name
     with vault.serialized():
@@ -117,7 +124,7 @@ def describe(vault, target: S3Target, retain_until: datetime | None) -> Describe
                 "SELECT DISTINCT item FROM audit WHERE seq > ? AND item IS NOT NULL ORDER BY item", [scanned]
             )
         ]
-        documents = {number: _item_document(catalog, number) for number in changed}
+        documents = {number: _item_document(catalog, number, lock_for) for number in changed}
         registry = {table: _rows(catalog, f"SELECT * FROM {table}", []) for table in REGISTRY_TABLES}
         exported = int(meta.get("audit_seq", "0"))
         events = list(catalog.db.query("SELECT * FROM audit WHERE seq > ? ORDER BY seq", [exported]))
@@ -180,31 +187,22 @@ def _row(encoded: dict) -> dict:
     }
 
 
-def _item_document(catalog: Catalog, number: int) -> dict | None:
+def _item_document(
+    catalog: Catalog, number: int, lock_for: Callable[[str], tuple[datetime, bool]]
+) -> dict | None:
     rows = {
         table: _rows(catalog, f"SELECT * FROM {table} WHERE {column} = ?", [number])
         for table, column in ITEM_TABLES
     }
     if not rows["items"]:
-        gone = catalog.db.execute(
-            "SELECT t.record, t.executed_at, t.executed_by, t.state, r.id FROM tombstones t "
-            "JOIN disposition_requests r ON r.id = t.request WHERE t.item = ?",
-            [number],
-        ).fetchone()
-        if gone is None:
+        tombstone = _rows(catalog, "SELECT * FROM tombstones WHERE item = ?", [number])
+        if not tombstone:
             return None
         # The newest document of a disposed item says so: a restore must not bring it back.
-        request = _rows(catalog, "SELECT * FROM disposition_requests WHERE id = ?", [gone[4]])
-        tombstone = _rows(catalog, "SELECT * FROM tombstones WHERE item = ?", [number])
+        request = _rows(catalog, "SELECT * FROM disposition_requests WHERE id = ?", [tombstone[0]["request"]])
         return {"format": FORMAT, "item": number, "tombstone": tombstone[0], "request": request[0]}
-    record = rows["items"][0]
-    recorded = record.get("recorded_start") or record["ingested_at"]
-    # Retention until the retention issue lands: the two-year floor from the recording.
-    retention = {
-        "retain_until": f"{int(recorded[:4]) + 2}{recorded[4:]}",
-        "rule": "2-year floor",
-        "legal_hold": False,
-    }
+    retain_until, legal_hold = lock_for(rows["items"][0]["sha256"])
+    retention = {"retain_until": to_text(retain_until), "legal_hold": legal_hold}
     return {"format": FORMAT, "item": number, "rows": rows, "retention": retention}
 
 

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -247,8 +247,6 @@ class S3Target:
         return locked_until
 
     def _retain_until(self, key: str, version: str | None) -> datetime:
-        from datetime import UTC, timedelta
-
         try:
             extra = {"VersionId": version} if version and version != "null" else {}
             head = self.client.head_object(Bucket=self.settings.bucket, Key=key, **extra)

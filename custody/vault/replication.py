@@ -204,7 +204,10 @@ class Replicator:
                     self.deep_check(name, target)
                     # After the objects: a description never names an object the bucket lacks.
                     described = describe(
-                        self.vault, target, _add_years(datetime.now(UTC), RETENTION_FLOOR_YEARS)
+                        self.vault,
+                        target,
+                        _add_years(datetime.now(UTC), RETENTION_FLOOR_YEARS),
+                        self._lock_for,
                     )
                 except ReplicaUnavailable as exc:
                     self._target_failed(name, exc.message)

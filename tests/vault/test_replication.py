@@ -509,6 +509,19 @@ def test_retention_categories_and_holds_reach_the_replicas_object_lock(tmp_path,
     until, hold = lock(second)
     assert hold in (None, "OFF") and until > floor + timedelta(days=3 * 365 - 2)  # five years, extended
     assert lock(third)[1] == "ON"  # held
+    # The item's sidecar on the replica records the same retention.
+    from custody.config import load_settings
+    from custody.vault import Vault
+    from custody.vault.offsite import unseal_document
+
+    [key] = [
+        k["Key"] for k in client.list_objects_v2(Bucket=bucket, Prefix="custody/items/EV-000001/")["Contents"]
+    ][-1:]
+    with Vault(load_settings(home), "test") as vault:
+        sidecar = unseal_document(
+            client.get_object(Bucket=bucket, Key=key)["Body"].read(), vault.master, key.rsplit("-", 1)[1]
+        )
+    assert sidecar["document"]["retention"]["legal_hold"] is True
 
     custody("hold", "release", placed["id"], "--reason", "order lifted")
     summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
