@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from custody.vault.derivatives import INTERRUPTION, OUT_OF_ORDER, OVERLAP
+from custody.vault.findings import INTERRUPTION, OUT_OF_ORDER, OVERLAP
 from custody.vault.timestamps import from_text
 
 

@@ -23,7 +23,7 @@ from custody.retention.policy import (
     add_months,
     evaluate,
 )
-from custody.vault.catalog import Item
+from custody.vault.catalog import Item, ItemFilter
 from custody.vault.timestamps import from_text, to_text
 
 
@@ -44,13 +44,12 @@ class PlanLine:
 
 def decide(vault, settings: Settings, now: datetime) -> list[PlanLine]:
     """The retention decision for every item of the vault, in id order."""
-    items, _categories, _case_categories, _holds = vault.retention_records()
-    return _decide_items(vault, settings, items, now)
+    return _decide_items(vault, settings, vault.list_items(ItemFilter()), now)
 
 
 def _decide_items(vault, settings: Settings, items: list[Item], now: datetime) -> list[PlanLine]:
     policy = Policy.from_config(settings.retention.categories)
-    _none, categories, case_categories, holds = vault.retention_records(items_too=False)
+    categories, case_categories, holds = vault.retention_context()
     facts = [
         ItemFacts(
             number=item.number,

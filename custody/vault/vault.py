@@ -24,11 +24,12 @@ from typing import BinaryIO
 
 from custody.config import Settings, default_config_text
 from custody.errors import CustodyError, UsageError
-from custody.vault import derivatives, disposition, holdings, jobs, keys, registry
+from custody.vault import derivatives, disposition, findings, holdings, jobs, keys, registry
 from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
 from custody.vault.catalog import Catalog, Item, ItemFilter
-from custody.vault.derivatives import ContinuityFinding, Derivative
+from custody.vault.derivatives import Derivative
 from custody.vault.disposition import DispositionRequest
+from custody.vault.findings import ContinuityFinding
 from custody.vault.holdings import HoldRecord
 from custody.vault.items import (
     TAG_NAMES,
@@ -1358,13 +1359,11 @@ class Vault:
         return self.catalog.items_by_ids(sorted(special | due)), total
 
     @_serialized
-    def retention_records(
-        self, items_too: bool = True
-    ) -> tuple[list[Item], dict[int, frozenset[str]], dict[str, frozenset[str]], list[HoldRecord]]:
-        """Everything retention evaluates: items (unless not ``items_too``), categories, case categories, holds."""
-        items = self.catalog.list_items(ItemFilter()) if items_too else []
+    def retention_context(
+        self,
+    ) -> tuple[dict[int, frozenset[str]], dict[str, frozenset[str]], list[HoldRecord]]:
+        """What retention weighs besides the items: their categories, case categories, active holds."""
         return (
-            items,
             holdings.all_item_categories(self.catalog),
             holdings.case_categories(self.catalog),
             holdings.holds(self.catalog, active_only=True),
@@ -1580,8 +1579,8 @@ class Vault:
 
     @_serialized
     def recording_segments(self, serial: str, since: str, until: str) -> list[dict]:
-        """A recorder's recordings starting between ``since`` and ``until`` (see derivatives.recording_segments)."""
-        return derivatives.recording_segments(self.catalog, serial, since, until)
+        """A recorder's recordings starting between ``since`` and ``until`` (see findings.recording_segments)."""
+        return findings.recording_segments(self.catalog, serial, since, until)
 
     @_serialized
     def record_continuity(
@@ -1598,10 +1597,10 @@ class Vault:
             current = set()
             for finding in found:
                 current.add((finding["kind"], finding["before_item"], finding["after_item"]))
-                number = derivatives.upsert_finding(self.catalog, finding, utc_now())
+                number = findings.upsert_finding(self.catalog, finding, utc_now())
                 if number is None:
                     continue
-                recorded = derivatives.finding(self.catalog, number)
+                recorded = findings.finding(self.catalog, number)
                 assert recorded is not None
                 self.audit.append(
                     self.actor,
@@ -1618,11 +1617,11 @@ class Vault:
                     },
                 )
                 new.append(recorded)
-            for stale in derivatives.open_findings_between(self.catalog, serial, considered):
+            for stale in findings.open_findings_between(self.catalog, serial, considered):
                 if (stale.kind, stale.before_item, stale.after_item) in current:
                     continue
                 reason = "a segment found later lies between them"
-                derivatives.close_finding(self.catalog, stale.id, "withdrawn", utc_now(), self.actor, reason)
+                findings.close_finding(self.catalog, stale.id, "withdrawn", utc_now(), self.actor, reason)
                 self.audit.append(
                     self.actor,
                     "continuity-withdrawn",
@@ -1638,8 +1637,8 @@ class Vault:
         Raise Vault.FindingNotFound, Vault.FindingClosed when it is not open,
         UsageError when the reason is empty or too long.
         """
-        number = derivatives.parse_gap_id(ref)
-        finding = derivatives.finding(self.catalog, number) if number else None
+        number = findings.parse_gap_id(ref)
+        finding = findings.finding(self.catalog, number) if number else None
         if finding is None:
             raise Vault.FindingNotFound(ref=ref)
         reason = _reason(reason, "why the recording was interrupted")
@@ -1652,14 +1651,14 @@ class Vault:
                 reason=finding.reason,
             )
         with self.catalog.transaction():
-            derivatives.close_finding(self.catalog, finding.id, "explained", utc_now(), self.actor, reason)
+            findings.close_finding(self.catalog, finding.id, "explained", utc_now(), self.actor, reason)
             self.audit.append(
                 self.actor,
                 "continuity-explained",
                 finding.after_item,
                 {"finding": finding.finding_id, "kind": finding.kind, "reason": reason},
             )
-        closed = derivatives.finding(self.catalog, finding.id)
+        closed = findings.finding(self.catalog, finding.id)
         assert closed is not None
         return closed
 
@@ -1668,7 +1667,7 @@ class Vault:
         self, open_only: bool = False, serial: str | None = None, item: Item | None = None
     ) -> list[ContinuityFinding]:
         """Continuity findings, oldest first: only open ones, one recorder's, or those touching ``item``."""
-        return derivatives.findings(self.catalog, open_only, serial, item.number if item else None)
+        return findings.findings(self.catalog, open_only, serial, item.number if item else None)
 
     # -- audit ------------------------------------------------------------
 
