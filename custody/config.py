@@ -22,6 +22,8 @@ from custody.errors import ConfigError
 from custody.retention.policy import DEFAULT_CATEGORIES, PERMANENT, PeriodError, parse_period
 
 CONFIG_NAME = "custody.toml"
+# Optical media an export can be written for (their capacities: custody.vault.disc.optical).
+EXPORT_MEDIA = ("cd", "dvd", "dvd-dl", "bd", "bd-dl")
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,21 @@ MIN_PART_SIZE_MB = 5  # S3's smallest multipart part
 
 
 @dataclass(frozen=True)
+class ExportSettings:
+    """Evidence disc exports: where they are staged, which tools and font they use."""
+
+    # Decrypted footage is staged here (mode 0700) while a disc is made, then
+    # removed; empty means <home>/run/export. Needs room for the case (twice
+    # when burning: the files and the image).
+    staging_dir: str = ""
+    xorriso: str = "xorriso"
+    # A TrueType font with Chinese glyphs for the PDF description.
+    pdf_font: str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+    # Medium used when the command names none: cd, dvd, dvd-dl, bd, bd-dl.
+    media: str = "dvd"
+
+
+@dataclass(frozen=True)
 class TargetSettings:
     """One off-site replica: an S3-compatible bucket (AWS S3, MinIO, Ceph RGW)."""
 
@@ -274,6 +291,7 @@ class Settings:
     profiles: dict[str, RecorderProfile] = field(default_factory=default_profiles)
     targets: dict[str, TargetSettings] = field(default_factory=dict)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
 
     @property
     def config_path(self) -> Path:
@@ -293,6 +311,7 @@ _SECTIONS: dict[str, type] = {
     "dock": DockSettings,
     "media": MediaSettings,
     "continuity": ContinuitySettings,
+    "export": ExportSettings,
 }
 
 
@@ -370,6 +389,10 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
             path=path,
             key="continuity.gap_tolerance_seconds",
             problem="must be at least 0 and less than continuity.run_break_seconds",
+        )
+    if settings.export.media not in EXPORT_MEDIA:
+        raise ConfigError(
+            path=path, key="export.media", problem=f"must be one of {', '.join(EXPORT_MEDIA)}"
         )
     if settings.dock.watch_profile not in settings.profiles:
         raise ConfigError(

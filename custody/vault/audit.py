@@ -151,6 +151,43 @@ class AuditChain:
             )
         return seq
 
+    def latest_checkpoint(self) -> dict | None:
+        """The newest signed checkpoint as stored (seq, head_hash, signed_at, key_fingerprint, signature)."""
+        rows = list(self.db.query("SELECT * FROM checkpoints ORDER BY seq DESC LIMIT 1"))
+        return rows[0] if rows else None
+
+    def excerpt(self, items: list[int], seqs: list[int], up_to: int) -> list[dict]:
+        """The events about ``items``, plus the events ``seqs``, up to seq ``up_to``, exactly as hashed.
+
+        Each is a dict with the hashed fields (``details`` as its stored text,
+        ``prev``) and ``hash``: what a verifier needs to recompute it.
+        """
+        rows = self.db.execute(
+            "SELECT seq, at, actor, action, item, details, prev_hash, hash FROM audit "
+            "WHERE (item IN (SELECT value FROM json_each(?)) OR seq IN (SELECT value FROM json_each(?))) "
+            "AND seq <= ? ORDER BY seq",
+            [json.dumps(items), json.dumps(seqs), up_to],
+        )
+        return [
+            {
+                "seq": seq,
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "item": item,
+                "details": details,
+                "prev": prev,
+                "hash": digest,
+            }
+            for seq, at, actor, action, item, details, prev, digest in rows
+        ]
+
+    def sign(self, message: bytes) -> str:
+        """Sign ``message`` with the vault's key; return the signature in hex. Raise RuntimeError without a key."""
+        if self.signing_key is None:
+            raise RuntimeError("this vault was opened without its signing key")
+        return self.signing_key.sign(message).hex()
+
     def events(self, item: int | None = None) -> Iterator[AuditEvent]:
         if item is None:
             rows = self.db.query("SELECT * FROM audit ORDER BY seq")

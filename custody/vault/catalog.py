@@ -320,6 +320,31 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (sha256, target)
     )
     """,
+    # 7: evidence disc exports (the registry of every export, good or failed)
+    """
+    CREATE TABLE exports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_name TEXT NOT NULL,
+        items TEXT NOT NULL,
+        maker TEXT NOT NULL,
+        extractor TEXT NOT NULL,
+        playable INTEGER NOT NULL,
+        media TEXT NOT NULL,
+        capacity INTEGER NOT NULL,
+        destination TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        started_by TEXT NOT NULL,
+        pid INTEGER,
+        staging TEXT,
+        finished_at TEXT,
+        state TEXT NOT NULL DEFAULT 'making',
+        error TEXT,
+        discs TEXT NOT NULL DEFAULT '[]',
+        verified_at TEXT,
+        verification TEXT
+    );
+    CREATE INDEX exports_by_case ON exports (case_name)
+    """,
 ]
 
 # Columns an ingest record may set beyond the basic ones (the docking station's facts).
