@@ -110,6 +110,12 @@ class StagingFull(CustodyError):
     exit_code = 8
 
 
+class NoSpace(CustodyError):
+    """no space left writing {path}: the export was stopped and registered as failed; free space and export again"""
+
+    exit_code = 8
+
+
 class DiscTooFull(CustodyError):
     """disc {disc} came to {size} bytes, more than the medium holds ({capacity}); export with fewer items per disc"""
 
@@ -256,6 +262,10 @@ class DiscExporter:
                 continue
             if record.staging:
                 shutil.rmtree(record.staging, ignore_errors=True)
+            if not record.destination.startswith("burn:"):
+                image = Path(record.destination)
+                for partial in image.parent.glob(f".{image.stem}*.custody-partial-{record.pid}"):
+                    partial.unlink(missing_ok=True)
             self._finish(record.id, FAILED, record.discs, "interrupted (the exporting process stopped)")
             swept.append(record.export_id)
         return swept
@@ -278,12 +288,14 @@ class DiscExporter:
         capacity = request.capacity or optical.MEDIA_CAPACITY[request.media]
         discs = plan_discs(planned, capacity, request.media)
         images = self._image_paths(request, len(discs))
-        payload_bytes = sum(entry.bytes_on_disc for entry in planned)
+        payload_bytes = sum(f.size for entry in planned for f in entry.files)
         staging_parent = self._staging_parent()
-        # Burning stages the image too; an ISO goes to its own folder (checked there).
-        _require_room(staging_parent, payload_bytes * (2 if request.burn else 1) + DISC_RESERVE * len(discs))
+        # Refuse early what cannot fit; the last few kilobytes (tag files, ISO
+        # structures) are not estimated: running out there fails cleanly too.
+        # Burning stages the image as well; an ISO goes to its own folder.
+        _require_room(staging_parent, payload_bytes * (2 if request.burn else 1))
         if request.iso:
-            _require_room(images[0].parent, payload_bytes + DISC_RESERVE * len(discs))
+            _require_room(images[0].parent, payload_bytes)
         number = self._register(request, planned, discs, capacity)
         export_id = format_export_id(number)
         staging = Path(tempfile.mkdtemp(prefix=f"{export_id}-", dir=staging_parent))
@@ -306,10 +318,13 @@ class DiscExporter:
         except BaseException as exc:
             for path in written:
                 path.unlink(missing_ok=True)
-            message = exc.message if isinstance(exc, CustodyError) else f"{type(exc).__name__}: {exc}"
+            failure = exc
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                message = f"no space left on device ({exc.filename or staging})"
+                failure = NoSpace(path=exc.filename or staging)
+            message = failure.message if isinstance(failure, CustodyError) else f"{type(exc).__name__}: {exc}"
             self._finish(number, FAILED, results, message)
+            if failure is not exc:
+                raise failure from exc
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -447,15 +462,8 @@ class DiscExporter:
                     self.on_step(f"staging {done}/{total}: {disc_file.path}")
                     path = root / disc_file.path
                     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                    try:
-                        with open(path, "xb") as sink:
-                            vault.read_verified(entry.item, sink, sha256=disc_file.sha256)
-                    except OSError as exc:
-                        if exc.errno == errno.ENOSPC:
-                            raise StagingFull(
-                                folder=staging.parent, needed="more", free=shutil.disk_usage(staging).free
-                            ) from exc
-                        raise
+                    with open(path, "xb") as sink:
+                        vault.read_verified(entry.item, sink, sha256=disc_file.sha256)
                 with vault.serialized():
                     vault.audit.append(
                         vault.actor,

@@ -1,0 +1,510 @@
+"""Evidence discs: a case exported to ISO or a file-backed burner, read back, and checked
+by independent tools (pycdlib, the bagit package, a bare python3 running the disc's verifier)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bagit
+import pycdlib
+import pytest
+
+from custody.config import load_settings
+from custody.vault import Vault
+from custody.vault.disc import registry
+from tests.conftest import custody_process
+
+CASE = "2026-0042"
+MAKER = "王五 Wang Wu"
+EXTRACTOR = "赵六 Zhao Liu"
+# A bare interpreter: the system's python3 when there is one, not the venv's.
+BARE_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+
+
+@pytest.fixture(scope="module")
+def case_home(tmp_path_factory, clip_library) -> Path:
+    """A vault whose three clips (with playable copies) are case 2026-0042; the random file is another case."""
+    home = tmp_path_factory.mktemp("case") / "vault"
+    footage = home.parent / "DCIM"
+    shutil.copytree(clip_library, footage)
+
+    def run(*args: str) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "custody", "--home", str(home), *args], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+
+    run("init")
+    run("officer", "add", "031245", "--name", "张三")
+    run("ingest", str(footage), "--officer", "031245", "--recorder", "BWC-0001")
+    run("media", "run", "--once")
+    run(
+        "tag", "EV-000001", "EV-000002", "EV-000003", "--case", CASE, "--party", "李四", "--officer", "031245"
+    )
+    run("tag", "EV-000004", "--case", "2026-0099", "--party", "Other Party", "--officer", "031245")
+    return home
+
+
+@pytest.fixture
+def home(tmp_path, case_home) -> Path:
+    """A fresh copy of the case vault for one test."""
+    target = tmp_path / "vault"
+    shutil.copytree(case_home, target)
+    return target
+
+
+def vault_hashes(home: Path) -> dict[str, str]:
+    """{item id: sha256} of originals and {item id + ' playable': sha256} of playable copies."""
+    with Vault(load_settings(home), "test") as vault:
+        found = {}
+        for item in vault.list_items(vault_filter(CASE)):
+            found[item.item_id] = item.sha256
+            for derivative in vault.derivatives(item):
+                if derivative.role == "playable":
+                    found[f"{item.item_id} playable"] = derivative.sha256
+        return found
+
+
+def vault_filter(case: str):
+    from custody.vault import ItemFilter
+
+    return ItemFilter(case=case)
+
+
+def read_iso(image: Path, folder: Path) -> pycdlib.PyCdlib:
+    """Copy every file of an ISO (by Rock Ridge name) into ``folder`` with pycdlib; return the opened ISO."""
+    iso = pycdlib.PyCdlib()
+    iso.open(str(image))
+    for parent, _dirs, files in iso.walk(rr_path="/"):
+        for name in files:
+            rr_path = f"{parent.rstrip('/')}/{name}"
+            target = folder / rr_path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as sink:
+                iso.get_file_from_iso_fp(sink, rr_path=rr_path)
+    return iso
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_iso(custody, out: Path, *extra: str, expect: int = 0):
+    return custody(
+        "export", "disc", "--case", CASE, "--maker", MAKER, "--extractor", EXTRACTOR, "--iso", str(out), *extra,
+        expect=expect,
+    )  # fmt: skip
+
+
+def exports(custody) -> list[dict]:
+    return json.loads(custody("export", "ls", "--json").stdout)
+
+
+def run_verifier(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [BARE_PYTHON, "-I", str(folder / "verify.py"), str(folder)], capture_output=True, text=True, cwd="/"
+    )
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, size: int, read_only: bool = False):
+    """A real tmpfs of ``size`` bytes mounted at ``folder`` (a disk that fills up, or a read-only one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+# -- 1. a case on an ISO, read back by independent tools ------------------------------
+
+
+def test_case_on_iso_is_a_valid_bag_whose_files_are_the_vaults(custody, home, tmp_path):
+    image = tmp_path / "case.iso"
+    export_iso(custody, image)
+
+    iso = read_iso(image, tmp_path / "disc")
+    try:
+        assert iso.has_rock_ridge() and iso.has_joliet()
+        assert iso.pvd.volume_identifier.decode().strip() == "2026_0042"
+    finally:
+        iso.close()
+    disc = tmp_path / "disc"
+    bag = bagit.Bag(str(disc))
+    bag.validate()  # raises BagValidationError on any wrong hash, missing file or Oxum
+    assert bag.info["External-Identifier"] == "EXP-000001"
+    assert bag.info["Case-Number"] == CASE
+    assert bag.info["Bag-Count"] == "1 of 1"
+    assert bag.info["Party"] == "李四"
+
+    expected = vault_hashes(home)
+    on_disc = {}
+    for path in (disc / "data" / "originals").iterdir():
+        on_disc[path.name.split("_", 1)[0]] = sha256_of(path)
+    for path in (disc / "data" / "playable").iterdir():
+        on_disc[path.name.split("_", 1)[0] + " playable"] = sha256_of(path)
+    assert on_disc == expected  # every original and playable copy, byte-identical; nothing else
+    assert not any("EV-000004" in p.name for p in (disc / "data").rglob("*"))  # another case stays out
+
+    [record] = exports(custody)
+    assert record["state"] == "verified"
+    assert record["items"] == ["EV-000001", "EV-000002", "EV-000003"]
+    assert record["maker"] == MAKER and record["extractor"] == EXTRACTOR
+    [registered] = record["discs"]
+    assert registered["image_sha256"] == sha256_of(image)
+    assert registered["verification"]["ok"] is True
+
+    log = json.loads(custody("log", "--json").stdout)
+    actions = [event["action"] for event in log]
+    assert actions.count("export-started") == 1 and actions.count("export-made") == 1
+    extracted = [e["item"] for e in log if e["action"] == "export-extracted"]
+    assert extracted == ["EV-000001", "EV-000002", "EV-000003"]
+    assert not list((home / "run" / "export").iterdir())  # staging removed
+
+
+def test_export_without_playable_copies_holds_only_originals(custody, home, tmp_path):
+    export_iso(custody, tmp_path / "case.iso", "--no-playable", "--items", "EV-000002")
+    read_iso(tmp_path / "case.iso", tmp_path / "disc").close()
+    payload = sorted(
+        p.relative_to(tmp_path / "disc" / "data").as_posix()
+        for p in (tmp_path / "disc" / "data").rglob("*")
+        if p.is_file()
+    )
+    assert payload == ["originals/EV-000002_CLIP0002.MP4"]
+    bagit.Bag(str(tmp_path / "disc")).validate()
+
+
+# -- 2. the standalone verifier on a bare python3 ---------------------------------------
+
+
+def test_standalone_verifier_passes_then_names_a_changed_file_an_altered_event_and_a_bad_signature(
+    custody, tmp_path
+):
+    export_iso(custody, tmp_path / "case.iso")
+    read_iso(tmp_path / "case.iso", tmp_path / "disc").close()
+    disc = tmp_path / "disc"
+
+    good = run_verifier(disc)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "OK" in good.stdout
+
+    # One payload byte.
+    victim = disc / "data" / "originals" / "EV-000002_CLIP0002.MP4"
+    original = victim.read_bytes()
+    changed = bytearray(original)
+    changed[len(changed) // 2] ^= 0x01
+    victim.write_bytes(bytes(changed))
+    bad = run_verifier(disc)
+    assert bad.returncode == 1
+    assert "data/originals/EV-000002_CLIP0002.MP4: SHA-256 differs from the manifest" in bad.stdout
+    victim.write_bytes(original)
+    assert run_verifier(disc).returncode == 0
+
+    record_path = disc / "custody" / "record.json"
+    pristine = record_path.read_text(encoding="utf-8")
+
+    def rewrite_record(change) -> subprocess.CompletedProcess:
+        """Change the record and, as a forger would, fix the tag manifest so only the record's own checks remain."""
+        record = json.loads(pristine)
+        change(record)
+        record_path.write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
+        manifest = disc / "tagmanifest-sha256.txt"
+        lines = [
+            f"{sha256_of(record_path)}  custody/record.json"
+            if line.endswith(" custody/record.json")
+            else line
+            for line in manifest.read_text().splitlines()
+        ]
+        manifest.write_text("\n".join(lines) + "\n")
+        return run_verifier(disc)
+
+    # An audit event's content changed (the officer on an ingest).
+    def alter_event(record):
+        event = next(e for e in record["events"] if e["action"] == "ingest")
+        details = json.loads(event["details"])
+        details["credited_officer"] = "999999"
+        event["details"] = json.dumps(details, sort_keys=True, separators=(",", ":"))
+        alter_event.seq = event["seq"]
+
+    altered = rewrite_record(alter_event)
+    assert altered.returncode == 1
+    assert f"audit event {alter_event.seq}: altered" in altered.stdout
+
+    # The same change with the event's hash recomputed: only the signature can tell.
+    def alter_and_rehash(record):
+        alter_event(record)
+        event = next(e for e in record["events"] if e["seq"] == alter_event.seq)
+        body = {k: event[k] for k in ("seq", "at", "actor", "action", "item", "details", "prev")}
+        event["hash"] = hashlib.sha256(
+            json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        ).hexdigest()
+
+    rehashed = rewrite_record(alter_and_rehash)
+    assert rehashed.returncode == 1
+    assert "signature over its events and files does not match" in rehashed.stdout
+
+    # A signature that is not the vault's.
+    def forge_signature(record):
+        signature = bytearray.fromhex(record["checkpoint"]["signature"])
+        signature[5] ^= 0x01
+        record["checkpoint"]["signature"] = signature.hex()
+
+    forged = rewrite_record(forge_signature)
+    assert forged.returncode == 1
+    assert "checkpoint's signature does not match" in forged.stdout
+
+
+# -- 3. burning to a file-backed drive ---------------------------------------------------
+
+
+def test_burn_to_file_backed_drive_verifies_and_a_flipped_byte_is_caught(custody, home, tmp_path):
+    drive = tmp_path / "drive.img"
+    custody(
+        "export", "disc", "--case", CASE, "--maker", MAKER, "--extractor", EXTRACTOR, "--burn", f"stdio:{drive}",
+        "--media", "cd",
+    )  # fmt: skip
+    [record] = exports(custody)
+    assert record["state"] == "verified" and record["destination"] == f"burn:stdio:{drive}"
+    assert record["discs"][0]["verification"]["ok"] is True
+
+    again = custody("export", "verify", f"stdio:{drive}")
+    assert "OK" in again.stdout
+
+    # Flip one byte inside a payload file's data on the burned medium.
+    iso = pycdlib.PyCdlib()
+    iso.open(str(drive))
+    entry = iso.get_record(rr_path="/data/originals/EV-000001_CLIP0001.MP4")
+    offset = entry.extent_location() * 2048 + 4096
+    iso.close()
+    with open(drive, "r+b") as medium:
+        medium.seek(offset)
+        byte = medium.read(1)
+        medium.seek(offset)
+        medium.write(bytes([byte[0] ^ 0xFF]))
+
+    failed = custody("export", "verify", f"stdio:{drive}", expect=1)
+    assert "FAILED" in failed.stdout
+    assert "data/originals/EV-000001_CLIP0001.MP4: SHA-256 differs" in failed.stdout
+    assert "MD5" in failed.stdout
+    verified = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "export-verified"]
+    assert [e["details"]["ok"] for e in verified] == [True, False]
+    assert exports(custody)[0]["verification"]["ok"] is False
+
+
+# -- 4. a case larger than the medium ----------------------------------------------------
+
+
+def test_case_larger_than_the_medium_spans_discs_each_a_bag_holding_every_item_once(custody, home, tmp_path):
+    out = tmp_path / "case.iso"
+    export_iso(custody, out, "--capacity-mb", "2")
+    [record] = exports(custody)
+    assert record["state"] == "verified"
+    count = len(record["discs"])
+    assert count >= 2
+    seen: list[str] = []
+    for number in range(1, count + 1):
+        image = tmp_path / f"case-{number}of{count}.iso"
+        assert image.stat().st_size <= 2 * 1024 * 1024
+        folder = tmp_path / f"disc{number}"
+        read_iso(image, folder).close()
+        bag = bagit.Bag(str(folder))
+        bag.validate()
+        assert bag.info["Bag-Count"] == f"{number} of {count}"
+        assert run_verifier(folder).returncode == 0
+        seen += [p.name.split("_", 1)[0] for p in (folder / "data" / "originals").iterdir()]
+        index = (folder / "case-index.txt").read_text(encoding="utf-8")
+        for item in ("EV-000001", "EV-000002", "EV-000003"):
+            assert item in index  # every disc lists the whole case
+    assert sorted(seen) == ["EV-000001", "EV-000002", "EV-000003"]
+
+
+def test_a_case_burned_over_several_discs_writes_and_verifies_each_disc(custody, home, tmp_path):
+    drive = tmp_path / "drive.img"
+    custody(
+        "export", "disc", "--case", CASE, "--maker", MAKER, "--extractor", EXTRACTOR, "--burn", f"stdio:{drive}",
+        "--capacity-mb", "2",
+    )  # fmt: skip
+    [record] = exports(custody)
+    count = len(record["discs"])
+    assert count >= 2 and record["state"] == "verified"
+    for number, disc in enumerate(record["discs"], start=1):
+        medium = tmp_path / f"drive-{number}of{count}.img"
+        assert disc["target"] == f"stdio:{medium}"
+        assert disc["verification"]["ok"] is True
+        assert custody("export", "verify", str(medium)).stdout.rstrip().endswith("OK")
+
+
+# -- 5. the written description -------------------------------------------------------------
+
+
+def test_description_text_and_pdf_name_maker_extractor_time_and_every_file(custody, home, tmp_path):
+    image = tmp_path / "case.iso"
+    export_iso(custody, image)
+    read_iso(image, tmp_path / "disc").close()
+    [record] = exports(custody)
+    text = (tmp_path / "disc" / "description.txt").read_text(encoding="utf-8")
+    assert text == (tmp_path / "case.description.txt").read_text(encoding="utf-8")  # the copy beside the ISO
+    pdf = tmp_path / "disc" / "description.pdf"
+    subprocess.run(
+        ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")], check=True
+    )
+    png = next(tmp_path.glob("page*.png"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
+    pdf_text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+    for rendered in (text, pdf_text.replace("\n", " ")):
+        assert f"制作人 / Maker: {MAKER}" in rendered
+        assert f"提取人 / Extractor: {EXTRACTOR}" in rendered
+        assert record["started_at"] in rendered  # the extraction time is the export's
+        assert f"案件编号 / Case number: {CASE}" in rendered
+        for label, sha256 in vault_hashes(home).items():
+            assert sha256 in rendered, label
+            assert label.split()[0] in rendered
+    assert "BWC-0001" in text and "031245 张三" in text
+    assert "remux" in text  # how the playable copies were made
+
+
+# -- 6. bad requests and failures -------------------------------------------------------------
+
+
+def test_bad_requests_fail_clearly_and_register_nothing(custody, home, tmp_path):
+    out = str(tmp_path / "x.iso")
+    missing = custody("export", "disc", "--case", CASE, "--extractor", EXTRACTOR, "--iso", out, expect=2)
+    assert "--maker is required" in missing.stderr
+    unknown = custody(
+        "export",
+        "disc",
+        "--case",
+        "NO-SUCH",
+        "--maker",
+        MAKER,
+        "--extractor",
+        EXTRACTOR,
+        "--iso",
+        out,
+        expect=5,
+    )
+    assert "no case NO-SUCH in this vault" in unknown.stderr
+    custody("tag", "EV-000004", "--case", "2026-0100")  # 2026-0099 is now known but empty
+    empty = custody(
+        "export",
+        "disc",
+        "--case",
+        "2026-0099",
+        "--maker",
+        MAKER,
+        "--extractor",
+        EXTRACTOR,
+        "--iso",
+        out,
+        expect=5,
+    )
+    assert "case 2026-0099 has no items" in empty.stderr
+    outside = export_iso(custody, Path(out), "--items", "EV-000004", expect=5)
+    assert "EV-000004 not tagged with case 2026-0042" in outside.stderr
+    too_big = custody(
+        "export", "disc", "--case", "2026-0100", "--maker", MAKER, "--extractor", EXTRACTOR, "--iso", out,
+        "--capacity-mb", "2", expect=5,
+    )  # fmt: skip
+    assert "EV-000004 needs" in too_big.stderr and "choose a larger --media" in too_big.stderr
+    no_folder = export_iso(custody, tmp_path / "nowhere" / "x.iso", expect=5)
+    assert "does not exist" in no_folder.stderr
+    (tmp_path / "taken.iso").write_bytes(b"keep me")
+    taken = export_iso(custody, tmp_path / "taken.iso", expect=5)
+    assert "already exists" in taken.stderr and (tmp_path / "taken.iso").read_bytes() == b"keep me"
+    with small_filesystem(tmp_path / "readonly", 1 << 20, read_only=True) as folder:
+        read_only = export_iso(custody, folder / "x.iso", expect=5)
+        assert "not writable" in read_only.stderr
+    assert exports(custody) == []
+    assert not list((home / "run" / "export").glob("*")) if (home / "run" / "export").exists() else True
+
+
+def test_full_staging_disk_is_refused_before_anything_is_registered(custody, home, tmp_path):
+    with small_filesystem(tmp_path / "staging", 64 * 1024) as staging:
+        (home / "custody.toml").write_text(f'[export]\nstaging_dir = "{staging}"\n')
+        refused = export_iso(custody, tmp_path / "case.iso", expect=8)
+        assert "not enough room to stage the export" in refused.stderr
+        assert list(staging.iterdir()) == []
+    assert exports(custody) == []
+    assert not (tmp_path / "case.iso").exists()
+
+
+def test_disk_filling_up_during_staging_fails_the_export_and_leaves_nothing(custody, home, tmp_path):
+    payload = sum(
+        (p.stat().st_size for p in (home / "objects").rglob("*") if p.is_file()), 0
+    )  # sealed objects: a little more than the case's plaintext, less than all of it plus tag files
+    with Vault(load_settings(home), "test") as vault:
+        items = vault.list_items(vault_filter(CASE))
+        plain = sum(i.size for i in items) + sum(
+            d.size for i in items for d in vault.derivatives(i) if d.role == "playable"
+        )
+    assert plain < payload
+    with small_filesystem(tmp_path / "staging", plain + 8192) as staging:
+        (home / "custody.toml").write_text(f'[export]\nstaging_dir = "{staging}"\n')
+        failed = export_iso(custody, tmp_path / "case.iso", expect=8)
+        assert "no space left" in failed.stderr
+        assert list(staging.iterdir()) == []  # staging removed
+    [record] = exports(custody)
+    assert record["state"] == "failed" and "no space left" in record["error"]
+    assert not list(tmp_path.glob("*.iso")) and not list(tmp_path.glob(".*partial*"))
+    actions = [e["action"] for e in json.loads(custody("log", "--json").stdout)]
+    assert "export-failed" in actions and "export-made" not in actions
+
+
+def test_full_output_disk_removes_the_partial_image_and_marks_the_export_failed(custody, home, tmp_path):
+    with Vault(load_settings(home), "test") as vault:
+        items = vault.list_items(vault_filter(CASE))
+        plain = sum(i.size for i in items) + sum(
+            d.size for i in items for d in vault.derivatives(i) if d.role == "playable"
+        )
+    with small_filesystem(tmp_path / "out", plain + 16384) as out:
+        failed = export_iso(custody, out / "case.iso", expect=8)
+        assert "xorriso failed" in failed.stderr
+        assert list(out.iterdir()) == []  # neither the image nor a partial one
+    [record] = exports(custody)
+    assert record["state"] == "failed"
+
+
+def test_an_export_whose_process_died_is_marked_failed_and_its_staging_removed(home, custody, tmp_path):
+    # A stand-in xorriso that only says it started and waits: the export is
+    # killed at a known point, with its staging written, as a crash would.
+    started = tmp_path / "xorriso-started"
+    stuck = tmp_path / "stuck-xorriso"
+    stuck.write_text(
+        "#!/bin/sh\n"
+        'while [ $# -gt 0 ]; do [ "$1" = -o ] && head -c 65536 /dev/urandom > "$2"; shift; done\n'
+        f"touch {started}\nexec sleep 300\n"
+    )
+    stuck.chmod(0o755)
+    (home / "custody.toml").write_text(f'[export]\nxorriso = "{stuck}"\n')
+    process = custody_process(
+        home, "export", "disc", "--case", CASE, "--maker", MAKER, "--extractor", EXTRACTOR,
+        "--iso", str(tmp_path / "case.iso"), start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the export never reached its image"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert list((home / "run" / "export").iterdir()), "the killed export left its staging behind"
+    assert list(tmp_path.glob(".case.iso.custody-partial-*")), "and its partial image"
+
+    [stopped] = exports(custody)  # listing sweeps exports whose process is gone
+    assert stopped["state"] == "failed" and "interrupted" in stopped["error"]
+    assert list((home / "run" / "export").iterdir()) == []
+    assert not list(tmp_path.glob("*.iso")) and not list(tmp_path.glob(".*partial*"))
+    with Vault(load_settings(home), "test") as vault:
+        assert registry.unfinished(vault.catalog) == []
