@@ -165,11 +165,29 @@ def main() -> None:
     step("report", "window")
     replicate_offsite(home)
     step("verify")
+    iso = export_evidence_disc(work)
     shutil.copy(work / "daemon.log", home / "daemon.log")
     print(
         f"\nThe demo vault is at {home} (try: CUSTODY_HOME={home} custody ls); daemon log: {home}/daemon.log"
     )
     print(f"Playable copy: {playable} (plays in any player); thumbnail: {thumbnail}")
+    print(f"Evidence disc image: {iso}")
+    print(f"Its written description: {iso.with_name(iso.stem + '.description.pdf')} (and .txt beside it)")
+    print("Check the disc without custody: extract it, then python3 -I verify.py (see README.txt on it)")
+
+
+def export_evidence_disc(work: Path) -> Path:
+    """The whole recording becomes evidence in case 2026-0412: export it to an ISO and verify it."""
+    say("evidence disc: case 2026-0412 on an ISO image (BagIt bag, description, signed record, verifier)")
+    step("tag", "EV-000003", "EV-000004", "EV-000005", "--case", "2026-0412", "--party", "Zhang Wei")
+    iso = work / "2026-0412.iso"
+    step(
+        "export", "disc", "--case", "2026-0412", "--maker", "Wang Li (officer)",
+        "--extractor", "Chen Jing (evidence clerk)", "--iso", str(iso),
+    )  # fmt: skip
+    step("export", "verify", str(iso))
+    step("export", "ls")
+    return iso
 
 
 def replicate_offsite(home: Path) -> None:
