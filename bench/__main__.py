@@ -7,12 +7,13 @@
     python -m bench media         # playable copies, a shift's foreground media stage, decode check
     python -m bench replication   # 1 GiB to S3 (moto on loopback) vs boto3 upload_file, peak RSS
     python -m bench retention     # retention plan over 1,000,000 items vs SELECT count(*)
+    python -m bench disc          # a 2 GiB case exported to ISO vs xorriso on the plaintext
 
 BENCH_DIR (default: the current directory) must be on the disk the vault
 would use; BENCH_INGEST_MIB changes the file size (default 2048),
 BENCH_DOCK_MIB the recorder image (default 4096), BENCH_MEDIA_CLIPS the
 shift of 60 s clips (default 10), BENCH_REPLICATION_MIB the data replicated
-(default 1024).
+(default 1024), BENCH_DISC_MIB the exported case (default 2048).
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def bench_catalog(workdir: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    which = argv or ["ingest", "catalog", "dock", "media", "replication", "retention"]
+    which = argv or ["ingest", "catalog", "dock", "media", "replication", "retention", "disc"]
     base = Path(os.environ.get("BENCH_DIR", "."))
     results = []
     with tempfile.TemporaryDirectory(prefix="custody-bench-", dir=base) as directory:
@@ -177,6 +178,10 @@ def main(argv: list[str]) -> int:
             from bench.retention import bench_retention
 
             results.append(bench_retention(workdir))
+        if "disc" in which:
+            from bench.disc import bench_disc
+
+            results.append(bench_disc(workdir))
     print("all goals met" if all(results) else "some goals MISSED")
     return 0
 

@@ -391,9 +391,7 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
             problem="must be at least 0 and less than continuity.run_break_seconds",
         )
     if settings.export.media not in EXPORT_MEDIA:
-        raise ConfigError(
-            path=path, key="export.media", problem=f"must be one of {', '.join(EXPORT_MEDIA)}"
-        )
+        raise ConfigError(path=path, key="export.media", problem=f"must be one of {', '.join(EXPORT_MEDIA)}")
     if settings.dock.watch_profile not in settings.profiles:
         raise ConfigError(
             path=path,
