@@ -427,7 +427,13 @@ def test_bad_requests_fail_clearly_and_register_nothing(custody, home, tmp_path)
         read_only = export_iso(custody, folder / "x.iso", expect=5)
         assert "not writable" in read_only.stderr
     assert exports(custody) == []
-    assert not list((home / "run" / "export").glob("*")) if (home / "run" / "export").exists() else True
+    staging = home / "run" / "export"
+    assert not staging.exists() or list(staging.iterdir()) == []
+    nothing = custody("export", "verify", str(tmp_path / "no-such.iso"), expect=5)
+    assert "no disc or image at" in nothing.stderr
+    (tmp_path / "not-a-disc.iso").write_bytes(os.urandom(64 * 1024))
+    garbage = custody("export", "verify", str(tmp_path / "not-a-disc.iso"), expect=6)
+    assert "cannot be read as an ISO 9660 disc or image" in garbage.stderr
 
 
 def test_full_staging_disk_is_refused_before_anything_is_registered(custody, home, tmp_path):

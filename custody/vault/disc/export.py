@@ -122,6 +122,12 @@ class DiscTooFull(CustodyError):
     exit_code = 8
 
 
+class DiscNotFound(CustodyError):
+    """no disc or image at {target}: give an ISO file, a drive such as /dev/sr0, or a stdio:/path drive"""
+
+    exit_code = 5
+
+
 class ExportNotFound(CustodyError):
     """no export {ref}: use an id from 'custody export ls' (EXP-000001)"""
 
@@ -813,7 +819,7 @@ class DiscExporter:
         own signing key.
         """
         if not optical.drive_path(target).exists():
-            raise OutputUnusable(path=target, why="no such file or device")
+            raise DiscNotFound(target=target)
         check = self.check_disc(target)
         record = None
         number = registry.parse_export_id(check.export) if check.export else None

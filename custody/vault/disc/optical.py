@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import subprocess
@@ -134,8 +135,10 @@ def check_md5(xorriso: str, target: str) -> None:
 class IsoFiles:
     """The files of an ISO image or disc by their Rock Ridge names, read through pycdlib.
 
-    Offers what the standalone verifier needs (``names()``, ``open(name)``).
-    Use as a context manager. Raise NotReadable when it is not ISO 9660.
+    Offers what the standalone verifier needs (``names()``, ``open(name)``,
+    ``hash_file(name)``). Files are read by their ISO 9660 paths: pycdlib
+    reads a file over 4 GiB (several extents, ISO level 3) whole only that
+    way. Use as a context manager. Raise NotReadable when it is not ISO 9660.
     """
 
     def __init__(self, target: str) -> None:
@@ -145,33 +148,59 @@ class IsoFiles:
         try:
             self._stream = open(drive_path(target), "rb")  # noqa: SIM115 (closed by close())
             self._iso.open_fp(self._stream)
+            self._paths = self._index()
         except (OSError, pycdlib.pycdlibexception.PyCdlibException) as exc:
             self.close()
             raise NotReadable(target=target, detail=str(exc)) from exc
         self.image_bytes = self._iso.pvd.space_size * SECTOR
         self.volume_id = self._iso.pvd.volume_identifier.decode("ascii", "replace").strip()
-        self._names: list[str] | None = None
+
+    def _index(self) -> dict[str, str]:
+        """{Rock Ridge path: ISO 9660 path} of every file."""
+        index: dict[str, str] = {}
+        folders = [("/", "")]
+        while folders:
+            iso_folder, rr_folder = folders.pop()
+            for child in self._iso.list_children(iso_path=iso_folder):
+                identifier = child.file_identifier()
+                if identifier in (b".", b".."):
+                    continue
+                name = child.rock_ridge.name() if child.rock_ridge else identifier.split(b";")[0]
+                iso_path = f"{iso_folder.rstrip('/')}/{identifier.decode('ascii', 'replace')}"
+                rr_path = f"{rr_folder}/{name.decode('utf-8', 'replace')}".lstrip("/")
+                if child.is_dir():
+                    folders.append((iso_path, rr_path))
+                else:
+                    index[rr_path] = iso_path
+        return index
 
     def names(self) -> list[str]:
-        if self._names is None:
-            found = []
-            for folder, _dirs, files in self._iso.walk(rr_path="/"):
-                for name in files:
-                    found.append(f"{folder.rstrip('/')}/{name}".lstrip("/"))
-            self._names = sorted(found)
-        return self._names
+        return sorted(self._paths)
 
-    def open(self, name: str):
-        return self._iso.open_file_from_iso(rr_path="/" + name)
+    def copy(self, name: str, sink) -> None:
+        """Write file ``name``'s bytes to ``sink`` (anything with ``write``)."""
+        self._iso.get_file_from_iso_fp(sink, iso_path=self._paths[name])
+
+    def open(self, name: str) -> io.BytesIO:
+        """File ``name`` in memory: for the small tag files (hash_file reads payload)."""
+        buffer = io.BytesIO()
+        self.copy(name, buffer)
+        buffer.seek(0)
+        return buffer
+
+    def hash_file(self, name: str) -> tuple[str, int]:
+        """(SHA-256, size) of file ``name``, read straight from the image."""
+        digest = _HashingSink()
+        self.copy(name, digest)
+        return digest.sha256.hexdigest(), digest.size
 
     def extract_to(self, folder: Path) -> None:
-        """Copy every file to ``folder`` (for people and for the bagit validator in tests)."""
+        """Copy every file to ``folder`` (for people, and for other tools to check)."""
         for name in self.names():
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            with self.open(name) as source, open(path, "wb") as sink:
-                while chunk := source.read(CHUNK):
-                    sink.write(chunk)
+            with open(path, "wb") as sink:
+                self.copy(name, sink)
 
     def close(self) -> None:
         with contextlib.suppress(pycdlib.pycdlibexception.PyCdlibException):
@@ -184,6 +213,17 @@ class IsoFiles:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class _HashingSink:
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
 
 
 def image_sha256(target: str, length: int) -> str:

@@ -214,6 +214,11 @@ class DiscReport:
 
 
 def _sha256_of(files, name, report):
+    if hasattr(files, "hash_file"):  # custody reading an image: straight from its extents
+        digest, size = files.hash_file(name)
+        report.bytes_checked += size
+        report.files_checked += 1
+        return digest
     digest = hashlib.sha256()
     with files.open(name) as stream:
         while True:
