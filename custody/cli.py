@@ -1608,7 +1608,7 @@ def export_disc(
         exporter = DiscExporter(
             vault,
             on_step=None if as_json else lambda text: errors.print(f"[dim]{text}[/dim]", highlight=False),
-            on_next_disc=_ask_for_next_disc,
+            on_next_disc=_ask_for_next_disc if sys.stdin.isatty() else None,
         )
         record = exporter.export(request)
     if as_json:
@@ -1631,10 +1631,6 @@ def export_disc(
 
 
 def _ask_for_next_disc(disc: int, discs: int, device: str) -> None:
-    if not sys.stdin.isatty():
-        raise UsageError(
-            reason=f"disc {disc} of {discs} needs a blank disc in {device}: run interactively, or export with --iso"
-        )
     click.prompt(
         f"Insert a blank disc for disc {disc} of {discs} into {device}, then press Enter",
         default="",

@@ -22,6 +22,7 @@ from custody.config import load_settings
 from custody.vault import Vault
 from custody.vault.disc import registry
 from tests.conftest import custody_process
+from tests.docking import sha256_file
 
 CASE = "2026-0042"
 MAKER = "王五 Wang Wu"
@@ -94,8 +95,13 @@ def read_iso(image: Path, folder: Path) -> pycdlib.PyCdlib:
     return iso
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def case_plaintext_bytes(home: Path) -> int:
+    """Bytes of the case's originals and playable copies, decrypted: what staging or an image must hold."""
+    with Vault(load_settings(home), "test") as vault:
+        items = vault.list_items(vault_filter(CASE))
+        return sum(i.size for i in items) + sum(
+            d.size for i in items for d in vault.derivatives(i) if d.role == "playable"
+        )
 
 
 def export_iso(custody, out: Path, *extra: str, expect: int = 0):
@@ -151,9 +157,9 @@ def test_case_on_iso_is_a_valid_bag_whose_files_are_the_vaults(custody, home, tm
     expected = vault_hashes(home)
     on_disc = {}
     for path in (disc / "data" / "originals").iterdir():
-        on_disc[path.name.split("_", 1)[0]] = sha256_of(path)
+        on_disc[path.name.split("_", 1)[0]] = sha256_file(path)
     for path in (disc / "data" / "playable").iterdir():
-        on_disc[path.name.split("_", 1)[0] + " playable"] = sha256_of(path)
+        on_disc[path.name.split("_", 1)[0] + " playable"] = sha256_file(path)
     assert on_disc == expected  # every original and playable copy, byte-identical; nothing else
     assert not any("EV-000004" in p.name for p in (disc / "data").rglob("*"))  # another case stays out
 
@@ -162,7 +168,7 @@ def test_case_on_iso_is_a_valid_bag_whose_files_are_the_vaults(custody, home, tm
     assert record["items"] == ["EV-000001", "EV-000002", "EV-000003"]
     assert record["maker"] == MAKER and record["extractor"] == EXTRACTOR
     [registered] = record["discs"]
-    assert registered["image_sha256"] == sha256_of(image)
+    assert registered["image_sha256"] == sha256_file(image)
     assert registered["verification"]["ok"] is True
 
     log = json.loads(custody("log", "--json").stdout)
@@ -221,7 +227,7 @@ def test_standalone_verifier_passes_then_names_a_changed_file_an_altered_event_a
         record_path.write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
         manifest = disc / "tagmanifest-sha256.txt"
         lines = [
-            f"{sha256_of(record_path)}  custody/record.json"
+            f"{sha256_file(record_path)}  custody/record.json"
             if line.endswith(" custody/record.json")
             else line
             for line in manifest.read_text().splitlines()
@@ -418,6 +424,11 @@ def test_bad_requests_fail_clearly_and_register_nothing(custody, home, tmp_path)
         "--capacity-mb", "2", expect=5,
     )  # fmt: skip
     assert "EV-000004 needs" in too_big.stderr and "choose a larger --media" in too_big.stderr
+    several = custody(
+        "export", "disc", "--case", CASE, "--maker", MAKER, "--extractor", EXTRACTOR, "--burn", "/dev/sr9",
+        "--capacity-mb", "2", expect=2,
+    )  # fmt: skip
+    assert "needs 2 discs and changing discs needs an operator" in several.stderr
     no_folder = export_iso(custody, tmp_path / "nowhere" / "x.iso", expect=5)
     assert "does not exist" in no_folder.stderr
     (tmp_path / "taken.iso").write_bytes(b"keep me")
@@ -447,15 +458,8 @@ def test_full_staging_disk_is_refused_before_anything_is_registered(custody, hom
 
 
 def test_disk_filling_up_during_staging_fails_the_export_and_leaves_nothing(custody, home, tmp_path):
-    payload = sum(
-        (p.stat().st_size for p in (home / "objects").rglob("*") if p.is_file()), 0
-    )  # sealed objects: a little more than the case's plaintext, less than all of it plus tag files
-    with Vault(load_settings(home), "test") as vault:
-        items = vault.list_items(vault_filter(CASE))
-        plain = sum(i.size for i in items) + sum(
-            d.size for i in items for d in vault.derivatives(i) if d.role == "playable"
-        )
-    assert plain < payload
+    # Room for the case's files (so the early check passes) but not for the tag files after them.
+    plain = case_plaintext_bytes(home)
     with small_filesystem(tmp_path / "staging", plain + 8192) as staging:
         (home / "custody.toml").write_text(f'[export]\nstaging_dir = "{staging}"\n')
         failed = export_iso(custody, tmp_path / "case.iso", expect=8)
@@ -469,11 +473,7 @@ def test_disk_filling_up_during_staging_fails_the_export_and_leaves_nothing(cust
 
 
 def test_full_output_disk_removes_the_partial_image_and_marks_the_export_failed(custody, home, tmp_path):
-    with Vault(load_settings(home), "test") as vault:
-        items = vault.list_items(vault_filter(CASE))
-        plain = sum(i.size for i in items) + sum(
-            d.size for i in items for d in vault.derivatives(i) if d.role == "playable"
-        )
+    plain = case_plaintext_bytes(home)
     with small_filesystem(tmp_path / "out", plain + 16384) as out:
         failed = export_iso(custody, out / "case.iso", expect=8)
         assert "xorriso failed" in failed.stderr
@@ -507,6 +507,8 @@ def test_an_export_whose_process_died_is_marked_failed_and_its_staging_removed(h
     process.wait()
     assert list((home / "run" / "export").iterdir()), "the killed export left its staging behind"
     assert list(tmp_path.glob(".case.iso.custody-partial-*")), "and its partial image"
+    # A crash between making a staging folder and registering it leaves one no export names.
+    (home / "run" / "export" / "EXP-000099-unregistered").mkdir(mode=0o700)
 
     [stopped] = exports(custody)  # listing sweeps exports whose process is gone
     assert stopped["state"] == "failed" and "interrupted" in stopped["error"]

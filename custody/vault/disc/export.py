@@ -259,12 +259,17 @@ class DiscExporter:
         return record
 
     def sweep_interrupted(self) -> list[str]:
-        """Mark exports whose process died as failed and remove their staging; return their ids."""
+        """Mark exports whose process died as failed, remove their staging and partial images; return their ids."""
         swept = []
         with self.vault.serialized():
             unfinished = registry.unfinished(self.vault.catalog)
+        running = {r.export_id for r in unfinished if r.pid and _process_alive(r.pid)}
+        # Staging folders are named after their export: any not being made now is left over.
+        for folder in self._staging_folder().glob(f"{registry.EXPORT_PREFIX}*"):
+            if folder.name[: len(format_export_id(0))] not in running:
+                shutil.rmtree(folder, ignore_errors=True)
         for record in unfinished:
-            if record.pid and _process_alive(record.pid):
+            if record.export_id in running:
                 continue
             if record.staging:
                 shutil.rmtree(record.staging, ignore_errors=True)
@@ -294,6 +299,16 @@ class DiscExporter:
         capacity = request.capacity or optical.MEDIA_CAPACITY[request.media]
         discs = plan_discs(planned, capacity, request.media)
         images = self._image_paths(request, len(discs))
+        if (
+            request.burn
+            and len(discs) > 1
+            and not request.burn.startswith("stdio:")
+            and not self.on_next_disc
+        ):
+            raise UsageError(
+                reason=f"case {request.case} needs {len(discs)} discs and changing discs needs an operator: "
+                "run at a terminal, or export with --iso and burn each image"
+            )
         payload_bytes = sum(f.size for entry in planned for f in entry.files)
         staging_parent = self._staging_parent()
         # Refuse early what cannot fit; the last few kilobytes (tag files, ISO
@@ -404,9 +419,13 @@ class DiscExporter:
             raise OutputUnusable(path=out, why=f"folder {folder} is not writable by this user")
         return paths
 
-    def _staging_parent(self) -> Path:
+    def _staging_folder(self) -> Path:
         configured = self.settings.staging_dir
-        folder = Path(configured) if configured else self.vault.home / "run" / "export"
+        return Path(configured) if configured else self.vault.home / "run" / "export"
+
+    def _staging_parent(self) -> Path:
+        """The staging folder, created (0700) if needed; raise OutputUnusable."""
+        folder = self._staging_folder()
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -715,7 +734,7 @@ class DiscExporter:
             optical.make_iso(xorriso, root, image, volume)
             self._check_size(image, disc, capacity)
             target = _disc_target(request.burn, disc, discs)
-            if disc > 1 and self.on_next_disc and not target.startswith("stdio:"):
+            if disc > 1 and not target.startswith("stdio:"):
                 self.on_next_disc(disc, discs, target)
             self.on_step(f"burning disc {disc} of {discs} to {target}")
             optical.burn(xorriso, image, target)

@@ -179,7 +179,7 @@ class IsoFiles:
 
     def copy(self, name: str, sink) -> None:
         """Write file ``name``'s bytes to ``sink`` (anything with ``write``)."""
-        self._iso.get_file_from_iso_fp(sink, iso_path=self._paths[name])
+        self._iso.get_file_from_iso_fp(sink, iso_path=self._paths[name], blocksize=CHUNK)
 
     def open(self, name: str) -> io.BytesIO:
         """File ``name`` in memory: for the small tag files (hash_file reads payload)."""
