@@ -26,12 +26,13 @@ from rich.table import Table
 from custody import __version__
 from custody.config import Settings, load_settings, resolve_home
 from custody.errors import CustodyError, UsageError
+from custody.ingestd import api
 from custody.ingestd.daemon import Daemon, read_status
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, Skipped
 from custody.ingestd.report import window_report
 from custody.retention.plan import decide_one
-from custody.vault import ItemFilter, Vault
+from custody.vault import ItemFilter, Vault, access
 from custody.vault.items import format_item_id, printable_name
 from custody.vault.objects import keep_stream_buffers_on_heap
 from custody.vault.timestamps import local_display, parse_user_time
@@ -68,6 +69,15 @@ class Session:
     def vault(self, writer: bool = False) -> Vault:
         return Vault(self.settings(), self.actor, writer=writer)
 
+    def api_socket(self) -> Path:
+        """Where the daemon serves this home: $CUSTODY_SOCKET, else the config's (when readable), else /run."""
+        if os.environ.get("CUSTODY_SOCKET"):
+            return Path(os.environ["CUSTODY_SOCKET"])
+        try:
+            return self.settings().api_socket
+        except (OSError, CustodyError):
+            return Path("/run/custody/api.sock")
+
 
 def json_option(command):
     """Add --json: print data as JSON for scripts instead of tables for people."""
@@ -86,7 +96,7 @@ def pass_session(command):
 @click.group(cls=CustodyGroup)
 @click.option(
     "--home",
-    type=click.Path(file_okay=False, path_type=str),
+    type=click.Path(file_okay=False, readable=False, path_type=str),
     help="Vault home (default: $CUSTODY_HOME, else /var/lib/custody as root, else ~/.local/share/custody).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
@@ -506,6 +516,39 @@ def log(session: Session, item: str | None, as_json: bool) -> None:
         click.echo(json.dumps([event.as_dict() for event in events], indent=1))
         return
     console.print(_events_table(events))
+
+
+@cli.command()
+@json_option
+@pass_session
+def whoami(session: Session, as_json: bool) -> None:
+    """Who custody takes you for: user, uid, groups and roles (the one thing anyone may ask).
+
+    Through the daemon's socket when one serves this vault (the identity is
+    the kernel's, from the socket), else in-process.
+
+    \b
+    Example:
+      custody whoami --json
+    """
+    socket_path = session.api_socket()
+    if api.is_served(socket_path):
+        result = api.call(socket_path, "whoami")
+    else:
+        try:
+            settings = session.settings()
+            roles, owner_uid = settings.access.roles, session.home.stat().st_uid
+        except (OSError, CustodyError):
+            roles, owner_uid = {}, -1
+        caller = access.identify(os.getuid(), os.getgid(), os.getpid(), access.RoleMap(roles), owner_uid)
+        result = {**caller.as_dict(), "via": "in-process", "vault": str(session.home)}
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    roles_text = ", ".join(result["roles"]) or "none (you may only run 'custody whoami')"
+    _say(f"{result['user']} (uid {result['uid']}, groups {', '.join(result['groups'])})")
+    _say(f"roles: {roles_text}" + ("; the vault's own user" if result["vault_owner"] else ""))
+    _say(f"via: {result['via']} ({result['vault']})")
 
 
 # -- the docking station: officers, recorders, daemon, status, window report --

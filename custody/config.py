@@ -22,6 +22,8 @@ from custody.errors import ConfigError
 from custody.retention.policy import DEFAULT_CATEGORIES, PERMANENT, PeriodError, parse_period
 
 CONFIG_NAME = "custody.toml"
+# The roles [access.roles] may give (what each may do: custody.vault.access).
+ROLE_NAMES = ("officer", "clerk", "custodian", "auditor", "admin")
 # Optical media an export can be written for (their capacities: custody.vault.disc.optical).
 EXPORT_MEDIA = ("cd", "dvd", "dvd-dl", "bd", "bd-dl")
 
@@ -176,6 +178,20 @@ class ExportSettings:
 
 
 @dataclass(frozen=True)
+class AccessSettings:
+    """Who may reach the vault: the daemon's API socket and the roles of users and groups."""
+
+    # The daemon's socket; empty means <home>/api.sock (/run/custody/api.sock under systemd).
+    socket: str = ""
+    # Members of this group may connect; empty: only the vault's own user.
+    socket_group: str = ""
+    request_timeout_seconds: float = 10.0
+    max_requests_per_second: float = 50.0
+    # [access.roles]: role = ["login", "@group", ...]
+    roles: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TargetSettings:
     """One off-site replica: an S3-compatible bucket (AWS S3, MinIO, Ceph RGW)."""
 
@@ -292,6 +308,11 @@ class Settings:
     targets: dict[str, TargetSettings] = field(default_factory=dict)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
+
+    @property
+    def api_socket(self) -> Path:
+        return Path(self.access.socket) if self.access.socket else self.home / "api.sock"
 
     @property
     def config_path(self) -> Path:
@@ -364,9 +385,12 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
         if section_name == "retention":
             sections["retention"] = _build_retention(section_value, path)
             continue
+        if section_name == "access":
+            sections["access"] = _build_access(section_value, path)
+            continue
         section_class = _SECTIONS.get(section_name)
         if section_class is None:
-            known = ", ".join(sorted([*_SECTIONS, "profiles", "targets", "retention"]))
+            known = ", ".join(sorted([*_SECTIONS, "profiles", "targets", "retention", "access"]))
             raise ConfigError(path=path, key=section_name, problem=f"unknown section (known: {known})")
         if not isinstance(section_value, dict):
             raise ConfigError(
@@ -452,6 +476,29 @@ def _build_retention(value: object, path) -> RetentionSettings:
     if base.upcoming_days < 1:
         raise ConfigError(path=path, key="retention.upcoming_days", problem="must be at least 1")
     return RetentionSettings(categories=categories, upcoming_days=base.upcoming_days)
+
+
+def _build_access(value: object, path) -> AccessSettings:
+    """[access] with its [access.roles] table of role = ["login", "@group"]."""
+    if not isinstance(value, dict):
+        raise ConfigError(path=path, key="access", problem="must be a table [access]")
+    table = dict(value)
+    roles = table.pop("roles", {})
+    if not isinstance(roles, dict):
+        raise ConfigError(
+            path=path, key="access.roles", problem='must be a table of role = ["login", "@group"]'
+        )
+    for role, members in roles.items():
+        key = f"access.roles.{role}"
+        if role not in ROLE_NAMES:
+            raise ConfigError(path=path, key=key, problem=f"no such role (known: {', '.join(ROLE_NAMES)})")
+        if not isinstance(members, list) or not all(isinstance(m, str) and m.strip("@") for m in members):
+            raise ConfigError(path=path, key=key, problem='must be a list of login names and "@group"s')
+    base = _build_section(AccessSettings, "access", table, path)
+    assert isinstance(base, AccessSettings)
+    if base.request_timeout_seconds <= 0:
+        raise ConfigError(path=path, key="access.request_timeout_seconds", problem="must be more than 0")
+    return dataclasses.replace(base, roles={role: list(members) for role, members in roles.items()})
 
 
 def _build_targets(value: object, path) -> dict[str, TargetSettings]:
@@ -593,6 +640,15 @@ def default_config_text() -> str:
         '# [retention.categories]  (shipped; add yours, e.g. traffic = "5y")',
     ]
     lines += [f"# {name} = {_toml_value(period)}" for name, period in DEFAULT_CATEGORIES.items()]
+    lines += ["", f"# {AccessSettings.__doc__}", "[access]"]
+    for f in dataclasses.fields(AccessSettings):
+        if f.name != "roles":
+            lines.append(f"# {f.name} = {_toml_value(f.default)}")
+    lines += [
+        "# [access.roles]  (users by login name, groups as @name; no role: only 'custody whoami')",
+        '# clerk = ["chenjing", "@evidence-clerks"]',
+        '# auditor = ["@audit"]',
+    ]
     lines += [
         "",
         "# Off-site replicas: one [targets.NAME] table per S3-compatible bucket.",

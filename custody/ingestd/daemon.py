@@ -34,11 +34,13 @@ from custody.devices.events import (
 from custody.devices.mounts import Mount, Mounter, MountFailed
 from custody.devices.profiles import choose_profile
 from custody.errors import CustodyError
+from custody.ingestd.api import ApiServer
 from custody.ingestd.dock import DockSession
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.notify import notify, watchdog_interval
 from custody.ingestd.pipeline import FileTask, Skipped
 from custody.vault import Vault
+from custody.vault.access import Caller, RoleMap
 from custody.vault.registry import Recorder
 from custody.vault.replication import Replicator
 from custody.vault.timestamps import to_text, utc_now
@@ -147,6 +149,16 @@ class Daemon:
         signal.signal(signal.SIGHUP, self.request_reload)
         self.vault = Vault(self.settings, self.actor, writer=True)
         try:
+            self._api = ApiServer(
+                self.settings.api_socket,
+                api_handlers(self.settings),
+                RoleMap(self.settings.access.roles),
+                owner_uid=os.geteuid(),
+                group=self.settings.access.socket_group,
+                request_timeout=self.settings.access.request_timeout_seconds,
+                max_requests_per_second=self.settings.access.max_requests_per_second,
+            )
+            self._api.start()
             self.mounter = Mounter(self._mount_root())
             stale = self.mounter.clean_stale()
             if stale:
@@ -239,6 +251,9 @@ class Daemon:
         watcher.close()
 
     def _shutdown(self) -> None:
+        api = getattr(self, "_api", None)
+        if api is not None:
+            api.stop()  # no new requests while the rest winds down
         reason = "daemon stopping"
         for docked in self._docked.values():
             if docked.session is not None:
@@ -548,6 +563,15 @@ class Daemon:
     def _mount_root(self) -> Path:
         configured = self.settings.dock.mount_root
         return Path(configured) if configured else self.settings.home / "mounts"
+
+
+def api_handlers(settings: Settings) -> dict:
+    """What the API socket serves: op -> function of (caller, args)."""
+
+    def whoami(caller: Caller, args: dict) -> dict:
+        return {**caller.as_dict(), "via": "daemon", "vault": str(settings.home)}
+
+    return {"whoami": whoami}
 
 
 class _LogObserver:

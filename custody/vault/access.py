@@ -1,0 +1,127 @@
+"""Who is asking, and what their roles let them do.
+
+A caller is identified by the kernel (the API socket's peer credentials, or
+the process's own ids in-process), never by anything a client sends. Users
+map to roles in ``[access.roles]`` by login name or by group (``@group``).
+Least privilege: a user with no role may only ask who they are.
+
+What each role may do is the table ``ALLOWED`` below: data, so it reads in
+one place. The service layer checks it for every request and records a
+``denied`` audit event for every refusal.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from dataclasses import dataclass, field
+
+from custody.config import ROLE_NAMES
+from custody.errors import CustodyError
+
+OFFICER, CLERK, CUSTODIAN, AUDITOR, ADMIN = ROLE_NAMES
+ROLES = ROLE_NAMES
+
+# Action -> the roles that may take it. "whoami" is everyone's, roles or not.
+ALLOWED: dict[str, frozenset[str]] = {
+    "whoami": frozenset(),
+    # Seeing the catalog: an officer only their own items (filtered by the service).
+    "ls": frozenset({OFFICER, CLERK, CUSTODIAN, AUDITOR}),
+    "show": frozenset({OFFICER, CLERK, CUSTODIAN, AUDITOR}),
+    # Footage itself leaves the vault only for clerks (and officers, their own).
+    "extract": frozenset({OFFICER, CLERK}),
+    "cat": frozenset({OFFICER, CLERK}),
+    "tag": frozenset({CLERK}),
+    "ingest": frozenset({CLERK}),
+    "export": frozenset({CLERK}),
+    "explain": frozenset({CLERK}),
+    "log": frozenset({AUDITOR, CUSTODIAN}),
+    "verify": frozenset({AUDITOR, CUSTODIAN, ADMIN}),
+    "report": frozenset({CLERK, CUSTODIAN, AUDITOR}),
+    "hold": frozenset({CUSTODIAN}),
+    "retention": frozenset({CUSTODIAN}),
+    "registry": frozenset({CUSTODIAN}),
+    "status": frozenset({CLERK, CUSTODIAN, AUDITOR, ADMIN}),
+    "daemon": frozenset({ADMIN}),
+    "config": frozenset({ADMIN}),
+}
+
+
+class AccessDenied(CustodyError):
+    """{user} may not {action}{target}: {why}"""
+
+    exit_code = 13
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A person as the kernel identifies them, with the roles the config gives them."""
+
+    uid: int
+    gid: int
+    pid: int | None
+    name: str
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    owner: bool = False  # runs as the vault's own user (in-process, or the daemon itself)
+
+    def may(self, action: str) -> bool:
+        allowed = ALLOWED.get(action)
+        if allowed is None:
+            return False
+        return not allowed or bool(allowed & set(self.roles))
+
+    def as_dict(self) -> dict:
+        return {
+            "uid": self.uid,
+            "gid": self.gid,
+            "pid": self.pid,
+            "user": self.name,
+            "groups": list(self.groups),
+            "roles": list(self.roles),
+            "vault_owner": self.owner,
+        }
+
+
+@dataclass(frozen=True)
+class RoleMap:
+    """``[access.roles]``: role -> login names and @groups."""
+
+    members: dict[str, list[str]] = field(default_factory=dict)
+
+    def roles_of(self, name: str, groups: tuple[str, ...]) -> tuple[str, ...]:
+        found = []
+        for role in ROLES:
+            entries = self.members.get(role, [])
+            if name in entries or any(f"@{group}" in entries for group in groups):
+                found.append(role)
+        return tuple(found)
+
+
+def identify(uid: int, gid: int, pid: int | None, role_map: RoleMap, owner_uid: int) -> Caller:
+    """The Caller for kernel-given ids: login name and groups from the system, roles from ``role_map``.
+
+    A uid without a passwd entry is ``uid:N`` with only its primary group.
+    """
+    try:
+        name = pwd.getpwuid(uid).pw_name
+        group_ids = os.getgrouplist(name, gid)
+    except KeyError:
+        name, group_ids = f"uid:{uid}", [gid]
+    groups = []
+    for group_id in group_ids:
+        try:
+            groups.append(grp.getgrgid(group_id).gr_name)
+        except KeyError:
+            groups.append(str(group_id))
+    groups_tuple = tuple(sorted(set(groups)))
+    return Caller(
+        uid=uid,
+        gid=gid,
+        pid=pid,
+        name=name,
+        groups=groups_tuple,
+        roles=role_map.roles_of(name, groups_tuple),
+        owner=uid == owner_uid,
+    )

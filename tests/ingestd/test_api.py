@@ -1,0 +1,188 @@
+"""The daemon's API socket: identity from the kernel, the socket's group as the door, limits.
+
+Real local users (useradd) run the real `custody` command (with the system's
+python3: the venv's interpreter lives under /root) against a real socket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from custody.config import Settings
+from custody.ingestd.api import ApiServer
+from custody.ingestd.daemon import api_handlers
+from custody.vault import Vault
+from custody.vault.access import RoleMap
+
+REPO = Path(__file__).resolve().parents[2]
+SITE_PACKAGES = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
+SYSTEM_PYTHON = "/usr/bin/python3"
+GROUP = "cst-api"
+CLERK, NO_ROLE, OUTSIDER = "cst-clerk", "cst-norole", "cst-outsider"
+
+
+def _run(*command: str) -> None:
+    subprocess.run(command, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def local_users():
+    """A group that may use the socket, two of its members (one a clerk), and a user outside it."""
+
+    def remove() -> None:
+        for user in (CLERK, NO_ROLE, OUTSIDER):
+            subprocess.run(["userdel", "-f", user], capture_output=True)
+        subprocess.run(["groupdel", GROUP], capture_output=True)
+
+    remove()
+    _run("groupadd", GROUP)
+    for user, groups in ((CLERK, [GROUP]), (NO_ROLE, [GROUP]), (OUTSIDER, [])):
+        extra = ["-G", ",".join(groups)] if groups else []
+        _run("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", *extra, user)
+    yield
+    remove()
+
+
+@pytest.fixture
+def served(tmp_path, local_users):
+    """A vault (0700, root's) and its API socket in a folder everyone may traverse."""
+    settings = Settings(home=tmp_path / "vault")
+    Vault.init(settings, "root").close()
+    folder = Path(tempfile.mkdtemp(prefix="custody-api-", dir="/tmp"))
+    folder.chmod(0o755)
+    server = ApiServer(
+        folder / "api.sock",
+        api_handlers(settings),
+        RoleMap({"clerk": [CLERK]}),
+        owner_uid=os.geteuid(),
+        group=GROUP,
+        request_timeout=2.0,
+    )
+    server.start()
+    yield settings, server
+    server.stop()
+    shutil.rmtree(folder)
+
+
+def as_user(user: str, *command: str, socket_path: Path) -> subprocess.CompletedProcess:
+    """Run ``command`` as ``user`` with their own groups, and custody importable by the system python."""
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env.update(PYTHONPATH=f"{REPO}:{SITE_PACKAGES}", CUSTODY_SOCKET=str(socket_path), HOME="/")
+    return subprocess.run(
+        ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *command],
+        env=env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+    )
+
+
+def custody_as(user: str, home: Path, socket_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return as_user(user, SYSTEM_PYTHON, "-m", "custody", "--home", str(home), *args, socket_path=socket_path)
+
+
+RAW_CLIENT = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\\n")
+print(s.makefile().readline())
+"""
+
+
+def test_whoami_through_the_socket_is_the_kernels_identity_whatever_the_request_says(served):
+    settings, server = served
+    clerk = custody_as(CLERK, settings.home, server.path, "whoami", "--json")
+    assert clerk.returncode == 0, clerk.stderr
+    me = json.loads(clerk.stdout)
+    assert me["user"] == CLERK and me["uid"] == pwd.getpwnam(CLERK).pw_uid
+    assert me["roles"] == ["clerk"] and me["via"] == "daemon" and me["vault_owner"] is False
+    assert GROUP in me["groups"]
+
+    # A client that claims to be root, in the arguments and beside them, is still the clerk.
+    forged = json.dumps({"op": "whoami", "user": "root", "uid": 0, "args": {"user": "root", "uid": 0}})
+    raw = as_user(
+        CLERK, SYSTEM_PYTHON, "-I", "-c", RAW_CLIENT, str(server.path), forged, socket_path=server.path
+    )
+    assert raw.returncode == 0, raw.stderr
+    reply = json.loads(raw.stdout)
+    assert reply["ok"] and reply["result"]["user"] == CLERK and reply["result"]["uid"] != 0
+
+    nobody = custody_as(NO_ROLE, settings.home, server.path, "whoami", "--json")
+    assert nobody.returncode == 0, nobody.stderr
+    assert json.loads(nobody.stdout)["roles"] == []  # least privilege: in the group, but no role
+
+
+def test_a_user_outside_the_sockets_group_cannot_connect_nor_read_the_vault(served):
+    settings, server = served
+    refused = custody_as(OUTSIDER, settings.home, server.path, "whoami")
+    assert refused.returncode == 7
+    assert "permission denied: ask the custodian to add you to the socket's group" in refused.stderr
+    assert oct(server.path.stat().st_mode & 0o777) == "0o660"
+    assert oct(settings.home.stat().st_mode & 0o777) == "0o700"
+    for user in (OUTSIDER, CLERK):
+        direct = as_user(user, "cat", str(settings.home / "catalog.sqlite"), socket_path=server.path)
+        assert direct.returncode != 0 and "Permission denied" in direct.stderr
+
+
+def _exchange(path: Path, payload: bytes, shut: bool = False) -> dict:
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(str(path))
+        client.sendall(payload)
+        if shut:
+            client.shutdown(socket.SHUT_WR)
+        return json.loads(client.makefile().readline())
+
+
+def test_malformed_oversized_cut_off_and_stalled_requests_get_errors_while_others_are_served(served):
+    _settings, server = served
+    assert "not JSON" in _exchange(server.path, b"no json here\n")["error"]
+    assert "larger than" in _exchange(server.path, b'{"op": "' + b"x" * (70 * 1024) + b'"}\n')["error"]
+    assert "cut off" in _exchange(server.path, b'{"op": "whoami"', shut=True)["error"]
+    assert "unknown request" in _exchange(server.path, b'{"op": "format-disk"}\n')["error"]
+    assert "JSON object" in _exchange(server.path, b"[1, 2]\n")["error"]
+
+    # A client that connects and says nothing holds only its own connection.
+    stalled = socket.socket(socket.AF_UNIX)
+    stalled.connect(str(server.path))
+    answered = []
+    worker = threading.Thread(target=lambda: answered.append(_exchange(server.path, b'{"op": "whoami"}\n')))
+    worker.start()
+    worker.join(timeout=30)
+    assert answered and answered[0]["ok"]
+    reply = json.loads(stalled.makefile().readline())
+    assert "no whole request within 2 s" in reply["error"]
+    stalled.close()
+
+
+def test_a_client_sending_too_fast_is_slowed_down_and_others_are_not(tmp_path):
+    settings = Settings(home=tmp_path / "vault")
+    server = ApiServer(
+        tmp_path / "api.sock",
+        api_handlers(settings),
+        RoleMap({}),
+        owner_uid=os.geteuid(),
+        max_requests_per_second=5,
+    )
+    server.start()
+    try:
+        replies = [_exchange(server.path, b'{"op": "whoami"}\n') for _ in range(30)]
+        refused = [r for r in replies if not r["ok"]]
+        assert refused and all("too many requests" in r["error"] for r in refused)
+        assert sum(r["ok"] for r in replies) >= 10  # the burst, then the rate
+        time.sleep(1.0)
+        assert _exchange(server.path, b'{"op": "whoami"}\n')["ok"]  # it recovers
+    finally:
+        server.stop()
