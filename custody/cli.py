@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
@@ -55,19 +56,27 @@ class CustodyGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
+# Who is asking when the daemon runs a command for a client of its API socket
+# (set per request thread; None: this process's own user).
+_REMOTE_CALLER: contextvars.ContextVar[access.Caller | None] = contextvars.ContextVar(
+    "custody_remote_caller", default=None
+)
+
+
 class Session:
     """What every command needs: where the vault is and who is asking."""
 
     def __init__(self, home: str | None, debug: bool) -> None:
         self.home = resolve_home(home)
         self.debug = debug
-        self.actor = _login_name()
+        self.caller = _REMOTE_CALLER.get()
+        self.actor = self.caller.name if self.caller else _login_name()
 
     def settings(self) -> Settings:
         return load_settings(self.home)
 
     def vault(self, writer: bool = False) -> Vault:
-        return Vault(self.settings(), self.actor, writer=writer)
+        return Vault(self.settings(), self.actor, writer=writer, caller=self.caller)
 
     def api_socket(self) -> Path:
         """Where the daemon serves this home: $CUSTODY_SOCKET, else the config's (when readable), else /run."""
@@ -357,9 +366,13 @@ def show(session: Session, item: str, as_json: bool) -> None:
     help="Add a retention category (repeatable), e.g. routine or penalty_evidence. Never removes one.",
 )
 @click.option("--note", help="Free-text note.")
+@click.option(
+    "--confidentiality",
+    help="normal, restricted (only auditors and the clerks and custodians named on the case see it), or a level of [access] confidentiality_levels.",
+)
 @json_option
 @pass_session
-def tag(session: Session, items, case, party, officer, categories, note, as_json) -> None:
+def tag(session: Session, items, case, party, officer, categories, note, confidentiality, as_json) -> None:
     """Set tags on one or many items at once (all or nothing; history is kept).
 
     An empty value ("") clears a tag. Each changed item gets one audit event.
@@ -372,6 +385,7 @@ def tag(session: Session, items, case, party, officer, categories, note, as_json
       custody tag EV-000123 EV-000124 --case 2026-0412 --party "Wang Li" --officer 031245
       custody tag EV-000123 --category penalty_evidence
       custody tag EV-000123 --note ""
+      custody tag EV-000123 --confidentiality restricted
     """
     values = {
         name: value.strip()
@@ -386,7 +400,11 @@ def tag(session: Session, items, case, party, officer, categories, note, as_json
     settings = session.settings()
     with session.vault() as vault:
         changes = vault.tag(
-            list(items), values, [c.strip() for c in categories], settings.retention.categories
+            list(items),
+            values,
+            [c.strip() for c in categories],
+            settings.retention.categories,
+            confidentiality=confidentiality.strip() if confidentiality else None,
         )
     if as_json:
         click.echo(
@@ -586,6 +604,22 @@ def officer_add(session: Session, badge: str, name: str, unit: str, as_json: boo
         _say(f"registered officer {added.badge} {added.name}" + (f" ({added.unit})" if added.unit else ""))
 
 
+@officer.command("login")
+@click.argument("badge")
+@click.argument("login")
+@pass_session
+def officer_login(session: Session, badge: str, login: str) -> None:
+    """Say which login name is officer BADGE: with the officer role, they see their own footage.
+
+    \b
+    Example:
+      custody officer login 031245 wangli
+    """
+    with session.vault() as vault:
+        vault.link_officer_login(badge, login)
+    _say(f"officer {badge} is login {login}")
+
+
 @officer.command("ls")
 @json_option
 @pass_session
@@ -747,7 +781,13 @@ def daemon(session: Session, log_json: bool) -> None:
     _configure_logging(session.debug, log_json)
     from custody.retention.plan import replica_lock_rule
 
-    Daemon(session.settings(), "custody-daemon", replica_locks=replica_lock_rule).run()
+    _route_output_by_thread()
+    Daemon(
+        session.settings(),
+        "custody-daemon",
+        replica_locks=replica_lock_rule,
+        extra_handlers={"run": functools.partial(_run_for_client, session.home)},
+    ).run()
 
 
 @cli.command()
@@ -1581,6 +1621,49 @@ class _IngestPrinter:
             _say(f"{task.outcome:<9} {task.item.item_id}  {task.display_path}{note}", self.display)
 
 
+@cli.group("case")
+def case_group() -> None:
+    """Who is named on a case and how confidential it is (custodians).
+
+    \b
+    Example:
+      custody case staff 2026-0412 chenjing liwei
+      custody case confidentiality 2026-0412 restricted
+    """
+
+
+@case_group.command("staff")
+@click.argument("case")
+@click.argument("logins", nargs=-1, required=True)
+@pass_session
+def case_staff(session: Session, case: str, logins: tuple[str, ...]) -> None:
+    """Name users (login names) on a case: clerks and custodians named on it see its restricted footage.
+
+    \b
+    Example:
+      custody case staff 2026-0412 chenjing
+    """
+    with session.vault() as vault:
+        added = vault.add_case_staff(case, list(logins))
+    _say(f"case {case}: named {', '.join(added) or 'no one new'}")
+
+
+@case_group.command("confidentiality")
+@click.argument("case")
+@click.argument("level")
+@pass_session
+def case_confidentiality(session: Session, case: str, level: str) -> None:
+    """Set a case's confidentiality; each of its items is at least that confidential.
+
+    \b
+    Example:
+      custody case confidentiality 2026-0412 restricted
+    """
+    with session.vault() as vault:
+        vault.set_case_confidentiality(case, level)
+    _say(f"case {case}: {level}")
+
+
 # -- evidence discs ---------------------------------------------------------------
 
 
@@ -1852,6 +1935,141 @@ class _JsonLogFormatter(logging.Formatter):
         )
 
 
+# -- through the daemon's API socket ---------------------------------------------
+
+# Commands a client may have the daemon run: they name no file on the client's
+# machine (those the daemon would open with its own rights). extract and cat
+# stream instead; the rest runs only in-process, as the vault's own user.
+REMOTE_COMMANDS = {
+    ("ls",), ("show",), ("tag",), ("log",), ("status",), ("explain",), ("verify",),
+    ("officer", "add"), ("officer", "ls"), ("officer", "login"),
+    ("recorder", "add"), ("recorder", "assign"), ("recorder", "retire"), ("recorder", "ls"),
+    ("hold", "add"), ("hold", "release"), ("hold", "ls"),
+    ("retention", "request"), ("retention", "approve"), ("retention", "execute"),
+    ("retention", "requests"), ("retention", "category"),
+    ("report", "gaps"), ("report", "window"), ("report", "retention"),
+    ("export", "ls"), ("case", "staff"), ("case", "confidentiality"),
+}  # fmt: skip
+_MAX_REMOTE_ARGS = 1000
+
+
+def _command_path(argv: list[str]) -> tuple[str, ...]:
+    """The command (and subcommand) names at the start of ``argv``."""
+    words = [word for word in argv[:2] if not word.startswith("-")]
+    if words and isinstance(cli.commands.get(words[0]), click.Group):
+        return tuple(words[:2])
+    return tuple(words[:1])
+
+
+def _run_for_client(home: Path, caller: access.Caller, args: dict) -> dict:
+    """The daemon's "run" operation: a command line on the daemon's vault ``home``, run as ``caller``
+    (roles checked by the vault). The command comes first: no global option (no other --home)."""
+    argv = args.get("argv")
+    if (
+        not isinstance(argv, list)
+        or not all(isinstance(a, str) for a in argv)
+        or len(argv) > _MAX_REMOTE_ARGS
+    ):
+        raise UsageError(reason='"run" needs "argv", a list of strings')
+    _route_output_by_thread()
+    path = _command_path(argv)
+    if not argv or argv[0].startswith("-") or path not in REMOTE_COMMANDS or "--report-dir" in argv:
+        raise UsageError(
+            reason=f"'custody {' '.join(path)}' cannot be run through the daemon for another user"
+        )
+    output, problems = _THREAD_OUTPUT
+    token = _REMOTE_CALLER.set(caller)
+    try:
+        with output.capture() as out, problems.capture() as err:
+            try:
+                code = cli.main(["--home", str(home), *argv], prog_name="custody", standalone_mode=False)
+            except SystemExit as exc:
+                code = exc.code
+            except click.ClickException as exc:
+                exc.show(file=err)
+                code = exc.exit_code
+            except click.exceptions.Abort:
+                code = 1
+    finally:
+        _REMOTE_CALLER.reset(token)
+    return {"stdout": out.getvalue(), "stderr": err.getvalue(), "exit_code": int(code or 0)}
+
+
+def _through_daemon(argv: list[str]) -> int | None:
+    """Have the daemon run the command when this user is not the vault's own; None: run it here.
+
+    The vault's own user (and root) work in-process. Anyone else reaches the
+    vault only through the daemon's socket; without one serving, the command
+    runs here and the vault refuses with how to reach the daemon.
+    """
+    rest, home = list(argv), None
+    while rest and rest[0].startswith("-"):
+        word = rest.pop(0)
+        if word == "--home" and rest:
+            home = rest.pop(0)
+        elif word.startswith("--home="):
+            home = word.split("=", 1)[1]
+        elif word in ("--help", "--version"):
+            return None  # (--debug means nothing for a command the daemon runs)
+    path = _command_path(rest)
+    if not path or path[0] in ("whoami", "init", "daemon") or "--help" in rest:
+        return None
+    session = Session(home, debug=False)
+    try:
+        if session.home.stat().st_uid == os.geteuid() or os.geteuid() == 0:
+            return None
+    except PermissionError:
+        pass
+    except OSError:
+        return None
+    socket_path = session.api_socket()
+    try:
+        if not api.is_served(socket_path):
+            raise Vault.NotOwner(home=session.home, socket=socket_path)
+        if path[0] in ("extract", "cat"):
+            return _fetch_for_client(path[0], rest[1:], socket_path)
+        result = api.call(socket_path, "run", {"argv": rest})
+    except CustodyError as exc:
+        click.echo(f"custody: {exc.message}", err=True)
+        return exc.exit_code
+    sys.stdout.write(result["stdout"])
+    sys.stderr.write(result["stderr"])
+    return result["exit_code"]
+
+
+def _fetch_for_client(command: str, args: list[str], socket_path: Path) -> int:
+    """extract/cat through the daemon: the bytes stream over the socket; this process writes them."""
+    context = cli.commands[command].make_context(command, args)
+    params = context.params
+    if command == "cat":
+        api.call_stream(socket_path, "stream", {"ref": params["item"]}, sys.stdout.buffer.write)
+        sys.stdout.flush()
+        return 0
+    if params["playable"] and params["thumbnail"]:
+        raise UsageError(reason="--playable and --thumbnail exclude each other: extract one at a time")
+    role = "playable" if params["playable"] else "thumbnail" if params["thumbnail"] else None
+    result = api.fetch_to_file(socket_path, {"ref": params["item"], "role": role}, Path(params["out"]))
+    what = f"{role} copy of " if role else ""
+    _say(
+        f"wrote {what}{result['item']} to {params['out']} ({_size(result['size'])}, sha256 {result['sha256']} verified)"
+    )
+    return 0
+
+
+_THREAD_OUTPUT: tuple[api.ThreadOutput, api.ThreadOutput] | None = None
+
+
+def _route_output_by_thread() -> None:
+    """In the daemon: each request thread's output goes back to its client, the rest to the journal."""
+    global _THREAD_OUTPUT
+    if _THREAD_OUTPUT is None:
+        _THREAD_OUTPUT = (api.ThreadOutput(sys.stdout), api.ThreadOutput(sys.stderr))
+        sys.stdout, sys.stderr = _THREAD_OUTPUT
+
+
 def main() -> None:
     keep_stream_buffers_on_heap()
+    code = _through_daemon(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
     cli(prog_name="custody")

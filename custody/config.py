@@ -187,6 +187,9 @@ class AccessSettings:
     socket_group: str = ""
     request_timeout_seconds: float = 10.0
     max_requests_per_second: float = 50.0
+    # Confidentiality levels, lowest first; every level above "normal" is
+    # seen only by auditors and the clerks and custodians named on the case.
+    confidentiality_levels: list[str] = field(default_factory=lambda: ["normal", "restricted"])
     # [access.roles]: role = ["login", "@group", ...]
     roles: dict[str, list[str]] = field(default_factory=dict)
 
@@ -496,6 +499,13 @@ def _build_access(value: object, path) -> AccessSettings:
             raise ConfigError(path=path, key=key, problem='must be a list of login names and "@group"s')
     base = _build_section(AccessSettings, "access", table, path)
     assert isinstance(base, AccessSettings)
+    levels = base.confidentiality_levels
+    if not levels or levels[0] != "normal" or "restricted" not in levels or len(set(levels)) != len(levels):
+        raise ConfigError(
+            path=path,
+            key="access.confidentiality_levels",
+            problem='must start with "normal", include "restricted", and name each level once',
+        )
     if base.request_timeout_seconds <= 0:
         raise ConfigError(path=path, key="access.request_timeout_seconds", problem="must be more than 0")
     return dataclasses.replace(base, roles={role: list(members) for role, members in roles.items()})
@@ -643,7 +653,8 @@ def default_config_text() -> str:
     lines += ["", f"# {AccessSettings.__doc__}", "[access]"]
     for f in dataclasses.fields(AccessSettings):
         if f.name != "roles":
-            lines.append(f"# {f.name} = {_toml_value(f.default)}")
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            lines.append(f"# {f.name} = {_toml_value(default)}")
     lines += [
         "# [access.roles]  (users by login name, groups as @name; no role: only 'custody whoami')",
         '# clerk = ["chenjing", "@evidence-clerks"]',

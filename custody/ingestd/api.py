@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import io
 import json
 import logging
 import os
@@ -38,6 +39,21 @@ MAX_REQUEST_BYTES = 64 * 1024
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 Handler = Callable[[Caller, dict], object]
+_FRAME = struct.Struct(">I")  # a stream chunk's length; 0 ends the stream
+STREAM_CHUNK = 1 << 20
+
+
+class Stream:
+    """A handler's answer that is bytes: ``produce(write)`` writes them and returns the final result.
+
+    On the wire: a JSON line ``{"ok": true, "stream": true}``, then chunks
+    (4-byte big-endian length, bytes), a zero length, then the final JSON line
+    (``ok`` false when producing failed part way). Nothing is held in memory
+    beyond one chunk.
+    """
+
+    def __init__(self, produce: Callable[[Callable[[bytes], None]], object]) -> None:
+        self.produce = produce
 
 
 class ApiUnavailable(CustodyError):
@@ -156,9 +172,35 @@ class ApiServer:
         except OSError:
             return  # the client went away
         with contextlib.suppress(OSError):  # the client went away
-            connection.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+            if isinstance(reply, Stream):
+                self._send_stream(connection, reply)
+                return
+            connection.sendall(_line(reply))
 
-    def _answer(self, caller: Caller, connection: socket.socket) -> dict:
+    def _send_stream(self, connection: socket.socket, stream: Stream) -> None:
+        connection.settimeout(None)  # a slow reader slows only its own stream
+        connection.sendall(_line({"ok": True, "stream": True}))
+
+        def write(data: bytes) -> None:
+            view = memoryview(data)
+            for start in range(0, len(view), STREAM_CHUNK):
+                piece = view[start : start + STREAM_CHUNK]
+                connection.sendall(_FRAME.pack(len(piece)))
+                connection.sendall(piece)
+
+        try:
+            final = {"ok": True, "result": stream.produce(write)}
+        except CustodyError as exc:
+            final = _error(exc.message, exc.exit_code)
+        except OSError:
+            raise
+        except Exception as exc:
+            log.exception("API stream failed")
+            final = _error(f"internal error: {type(exc).__name__}", 1)
+        connection.sendall(_FRAME.pack(0))
+        connection.sendall(_line(final))
+
+    def _answer(self, caller: Caller, connection: socket.socket) -> dict | Stream:
         line = _read_line(connection, MAX_REQUEST_BYTES)
         if line is None:
             return _error(f"request larger than {MAX_REQUEST_BYTES} bytes", 2)
@@ -179,12 +221,17 @@ class ApiServer:
         if handler is None:
             return _error(f"unknown request {request['op']!r}", 2)
         try:
-            return {"ok": True, "result": handler(caller, args)}
+            result = handler(caller, args)
+            return result if isinstance(result, Stream) else {"ok": True, "result": result}
         except CustodyError as exc:
             return _error(exc.message, exc.exit_code)
         except Exception as exc:  # one request's bug must not stop the daemon serving others
             log.exception("API request %s by %s failed", request["op"], caller.name)
             return _error(f"internal error: {type(exc).__name__}", 1)
+
+
+def _line(reply: dict) -> bytes:
+    return json.dumps(reply, ensure_ascii=False).encode() + b"\n"
 
 
 def _error(message: str, exit_code: int) -> dict:
@@ -219,27 +266,23 @@ def _answers(path: Path) -> bool:
     return True
 
 
-def call(path: Path, op: str, args: dict | None = None, timeout: float = 60.0) -> object:
-    """Send one request to the daemon at ``path``; return its result.
-
-    Raise ApiUnavailable when nothing serves there or the caller may not
-    connect, ApiError (with the daemon's message and exit code) on a refusal.
-    """
+def _connect(path: Path, timeout: float) -> socket.socket:
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     connection.settimeout(timeout)
     try:
-        try:
-            connection.connect(str(path))
-        except PermissionError as exc:
-            raise ApiUnavailable(
-                path=path, why="permission denied: ask the custodian to add you to the socket's group"
-            ) from exc
-        except OSError as exc:
-            raise ApiUnavailable(path=path, why=exc.strerror or str(exc)) from exc
-        connection.sendall(json.dumps({"op": op, "args": args or {}}).encode() + b"\n")
-        line = _read_line(connection, 64 * 1024 * 1024)
-    finally:
+        connection.connect(str(path))
+    except PermissionError as exc:
         connection.close()
+        raise ApiUnavailable(
+            path=path, why="permission denied: ask the custodian to add you to the socket's group"
+        ) from exc
+    except OSError as exc:
+        connection.close()
+        raise ApiUnavailable(path=path, why=exc.strerror or str(exc)) from exc
+    return connection
+
+
+def _result(path: Path, line: bytes | None) -> dict:
     try:
         reply = json.loads(line or b"")
     except ValueError as exc:
@@ -248,7 +291,54 @@ def call(path: Path, op: str, args: dict | None = None, timeout: float = 60.0) -
         error = ApiError(message=reply.get("error", "refused"))
         error.exit_code = int(reply.get("exit_code", 2))
         raise error
-    return reply.get("result")
+    return reply
+
+
+def call(path: Path, op: str, args: dict | None = None, timeout: float = 600.0) -> object:
+    """Send one request to the daemon at ``path``; return its result.
+
+    Raise ApiUnavailable when nothing serves there or the caller may not
+    connect, ApiError (with the daemon's message and exit code) on a refusal.
+    """
+    connection = _connect(path, timeout)
+    try:
+        connection.sendall(_line({"op": op, "args": args or {}}))
+        line = _read_line(connection, 256 * 1024 * 1024)
+    finally:
+        connection.close()
+    return _result(path, line).get("result")
+
+
+def call_stream(
+    path: Path, op: str, args: dict, write: Callable[[bytes], object], timeout: float = 600.0
+) -> object:
+    """Send a request whose answer is a stream; pass each chunk to ``write``; return the final result.
+
+    Raise as ``call`` does; a refusal before any byte, or a failure part way
+    (bytes already written stay written), is an ApiError.
+    """
+    connection = _connect(path, timeout)
+    try:
+        connection.sendall(_line({"op": op, "args": args}))
+        reader = connection.makefile("rb")
+        header = _result(path, reader.readline(64 * 1024))
+        if not header.get("stream"):
+            return header.get("result")
+        while True:
+            length = _FRAME.unpack(_read_exactly(reader, _FRAME.size, path))[0]
+            if length == 0:
+                break
+            write(_read_exactly(reader, length, path))
+        return _result(path, reader.readline(64 * 1024)).get("result")
+    finally:
+        connection.close()
+
+
+def _read_exactly(reader, size: int, path: Path) -> bytes:
+    data = reader.read(size)
+    if len(data) != size:
+        raise ApiUnavailable(path=path, why="the daemon closed the connection in the middle of a stream")
+    return data
 
 
 def is_served(path: Path) -> bool:
@@ -257,3 +347,69 @@ def is_served(path: Path) -> bool:
         return path.is_socket()
     except OSError:
         return False
+
+
+class ThreadOutput:
+    """Stands in for sys.stdout or sys.stderr in the daemon: a thread serving a request writes to
+    its own buffer (``capture``), every other write goes where it always went."""
+
+    def __init__(self, fallback) -> None:
+        self.fallback = fallback
+        self._local = threading.local()
+        self.encoding = getattr(fallback, "encoding", "utf-8") or "utf-8"
+        self.errors = "replace"
+
+    def _target(self):
+        return getattr(self._local, "buffer", None) or self.fallback
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return getattr(self._local, "buffer", None) is None and self.fallback.isatty()
+
+    def fileno(self) -> int:
+        return self.fallback.fileno()
+
+    @contextlib.contextmanager
+    def capture(self):
+        buffer = io.StringIO()
+        self._local.buffer = buffer
+        try:
+            yield buffer
+        finally:
+            self._local.buffer = None
+
+
+def fetch_to_file(path: Path, args: dict, out: Path) -> dict:
+    """Stream an item (``args``: ref, role) from the daemon into a new file ``out``, as the caller.
+
+    The file is written by the caller's own process, with the caller's own
+    rights; never overwritten (raise ApiError); nothing is left behind on
+    failure. Return the daemon's result (item, sha256, size).
+    """
+    if out.exists() or out.is_symlink():
+        error = ApiError(
+            message=f"{out} already exists: custody never overwrites a file; choose another --out"
+        )
+        error.exit_code = 5
+        raise error
+    partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
+    try:
+        with open(partial, "xb") as sink:
+            result = call_stream(path, "stream", {**args, "to": str(out.resolve())}, sink.write)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.link(partial, out)
+    except FileExistsError as exc:
+        error = ApiError(
+            message=f"{out} already exists: custody never overwrites a file; choose another --out"
+        )
+        error.exit_code = 5
+        raise error from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return result

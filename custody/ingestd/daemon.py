@@ -34,7 +34,7 @@ from custody.devices.events import (
 from custody.devices.mounts import Mount, Mounter, MountFailed
 from custody.devices.profiles import choose_profile
 from custody.errors import CustodyError
-from custody.ingestd.api import ApiServer
+from custody.ingestd.api import ApiError, ApiServer, Stream
 from custody.ingestd.dock import DockSession
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.notify import notify, watchdog_interval
@@ -111,12 +111,15 @@ class Daemon:
         actor: str,
         policy: DockPolicy | None = None,
         replica_locks: Callable | None = None,
+        extra_handlers: dict | None = None,
     ) -> None:
-        """``replica_locks(vault, settings)`` gives replication its Object Lock rule (retention's)."""
+        """``replica_locks(vault, settings)`` gives replication its Object Lock rule (retention's);
+        ``extra_handlers`` are more API operations (the command line's, from the composition root)."""
         self.settings = settings
         self.actor = actor
         self.policy = policy or DockPolicy(settings)
         self.replica_locks = replica_locks
+        self.extra_handlers = extra_handlers or {}
         self._stop = threading.Event()
         self._reload = False
         self._pending: dict[DockSession, collections.deque[FileTask]] = {}
@@ -151,7 +154,7 @@ class Daemon:
         try:
             self._api = ApiServer(
                 self.settings.api_socket,
-                api_handlers(self.settings),
+                {**api_handlers(self.settings), **self.extra_handlers},
                 RoleMap(self.settings.access.roles),
                 owner_uid=os.geteuid(),
                 group=self.settings.access.socket_group,
@@ -566,12 +569,40 @@ class Daemon:
 
 
 def api_handlers(settings: Settings) -> dict:
-    """What the API socket serves: op -> function of (caller, args)."""
+    """What the API socket serves: op -> function of (caller, args). Each opens the vault as its caller."""
 
     def whoami(caller: Caller, args: dict) -> dict:
         return {**caller.as_dict(), "via": "daemon", "vault": str(settings.home)}
 
-    return {"whoami": whoami}
+    def stream(caller: Caller, args: dict) -> Stream:
+        ref, role, to = args.get("ref"), args.get("role"), args.get("to")
+        if not isinstance(ref, str) or role not in (None, "playable", "thumbnail"):
+            raise ApiError(
+                message='stream needs "ref" (an item) and an optional "role" (playable or thumbnail)'
+            )
+
+        def produce(write) -> dict:
+            with Vault(settings, caller.name, caller=caller) as vault:
+                item = vault.stream(
+                    ref, _Sink(write), destination=str(to or "stdout"), role=role, to_file=bool(to)
+                )
+                made = {d.role: d for d in vault.derivatives(item)} if role else {}
+            sha256, size = (made[role].sha256, made[role].size) if role else (item.sha256, item.size)
+            return {"item": item.item_id, "sha256": sha256, "size": size, "role": role}
+
+        return Stream(produce)
+
+    return {"whoami": whoami, "stream": stream}
+
+
+class _Sink:
+    """A binary file's write/flush over a stream's write function."""
+
+    def __init__(self, write) -> None:
+        self.write = write
+
+    def flush(self) -> None:
+        pass
 
 
 class _LogObserver:

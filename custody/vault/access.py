@@ -43,9 +43,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "retention": frozenset({CUSTODIAN}),
     "registry": frozenset({CUSTODIAN}),
     "status": frozenset({CLERK, CUSTODIAN, AUDITOR, ADMIN}),
+    "case": frozenset({CUSTODIAN}),
     "daemon": frozenset({ADMIN}),
     "config": frozenset({ADMIN}),
 }
+NORMAL = "normal"
 
 
 class AccessDenied(CustodyError):
@@ -67,6 +69,9 @@ class Caller:
     owner: bool = False  # runs as the vault's own user (in-process, or the daemon itself)
 
     def may(self, action: str) -> bool:
+        """Whether the roles allow ``action`` (the vault's own user may do everything)."""
+        if self.owner:
+            return True
         allowed = ALLOWED.get(action)
         if allowed is None:
             return False
@@ -123,5 +128,33 @@ def identify(uid: int, gid: int, pid: int | None, role_map: RoleMap, owner_uid: 
         name=name,
         groups=groups_tuple,
         roles=role_map.roles_of(name, groups_tuple),
-        owner=uid == owner_uid,
+        owner=uid in (owner_uid, 0),  # root can read the files anyway: no role check pretends otherwise
     )
+
+
+@dataclass(frozen=True)
+class ItemAccess:
+    """What deciding whether someone may see an item needs to know about it."""
+
+    case: str | None
+    officer: str | None  # the credited officer's badge
+    level: str  # the item's or its case's confidentiality, whichever is higher
+
+
+def can_see(caller: Caller, item: ItemAccess, case_staff: set[str], badges: set[str]) -> bool:
+    """Whether ``caller`` may see ``item`` at all (listed, shown, extracted, exported).
+
+    Auditors read everything; above ``normal`` only clerks and custodians
+    named on the item's case (``case_staff``) see it; clerks and custodians
+    see normal items; an officer sees the items credited to their own badges.
+    """
+    if caller.owner:
+        return True
+    roles = set(caller.roles)
+    if AUDITOR in roles:
+        return True
+    if item.level != NORMAL:
+        return bool(roles & {CLERK, CUSTODIAN}) and caller.name in case_staff
+    if roles & {CLERK, CUSTODIAN}:
+        return True
+    return OFFICER in roles and item.officer in badges

@@ -345,6 +345,36 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX exports_by_case ON exports (case_name)
     """,
+    # 8: access: confidentiality of items and cases (as history), who is named on a case,
+    # which login is which officer
+    """
+    CREATE TABLE confidentiality (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item INTEGER REFERENCES items (id),
+        case_name TEXT,
+        level TEXT NOT NULL,
+        set_at TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL,
+        CHECK ((item IS NULL) != (case_name IS NULL))
+    );
+    CREATE INDEX confidentiality_of_item ON confidentiality (item, id);
+    CREATE INDEX confidentiality_of_case ON confidentiality (case_name, id);
+    CREATE TABLE case_staff (
+        case_name TEXT NOT NULL,
+        login TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL,
+        PRIMARY KEY (case_name, login)
+    );
+    CREATE TABLE officer_logins (
+        badge TEXT PRIMARY KEY REFERENCES officers (badge),
+        login TEXT NOT NULL UNIQUE,
+        set_at TEXT NOT NULL,
+        set_by TEXT NOT NULL
+    )
+    """,
 ]
 
 # Columns an ingest record may set beyond the basic ones (the docking station's facts).

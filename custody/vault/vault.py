@@ -24,7 +24,17 @@ from typing import BinaryIO
 
 from custody.config import Settings, default_config_text
 from custody.errors import CustodyError, UsageError
-from custody.vault import derivatives, disposition, findings, holdings, jobs, keys, registry
+from custody.vault import (
+    access,
+    access_records,
+    derivatives,
+    disposition,
+    findings,
+    holdings,
+    jobs,
+    keys,
+    registry,
+)
 from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.derivatives import Derivative
@@ -133,6 +143,11 @@ class Vault:
         """no vault at {home}: create one with 'custody init --home {home}' or pass --home"""
 
         exit_code = 4
+
+    class NotOwner(CustodyError):
+        """the vault at {home} belongs to another user: use it through the custody daemon's socket ({socket}) as a member of its group, or set CUSTODY_SOCKET"""
+
+        exit_code = 13
 
     class AlreadyExists(CustodyError):
         """{home} already holds a vault ({what} exists); custody init never overwrites one"""
@@ -249,8 +264,14 @@ class Vault:
 
         exit_code = 7
 
-    def __init__(self, settings: Settings, actor: str, writer: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, actor: str, writer: bool = False, caller: access.Caller | None = None
+    ) -> None:
         """Open the vault described by ``settings`` for ``actor``.
+
+        ``caller`` is who asks (the API socket's peer); without one, this
+        process's own user, which must own the vault home to do anything but
+        ask who it is (in-process use is for the vault's own user).
 
         Stale staging files are swept and interrupted ingests completed when no
         other command is writing. With ``writer`` the vault's write lock is
@@ -260,7 +281,10 @@ class Vault:
         self.settings = settings
         self.home = settings.home
         self.actor = actor
+        self.caller = caller or _process_caller(settings)
         self._lock = threading.RLock()
+        if caller is None and not self.caller.owner:
+            raise Vault.NotOwner(home=self.home, socket=settings.api_socket)
         if not (self.home / CATALOG_NAME).is_file():
             raise Vault.NotFound(home=self.home)
         self.master = keys.load_master_key(
@@ -451,7 +475,7 @@ class Vault:
                         approver=gone["approved_by"],
                     )
                 raise Vault.ItemNotFound(ref=ref)
-            return item
+            return self._visible(item, ref)
         prefix = sha256_prefix(ref)
         if prefix is None:
             raise Vault.ItemNotFound(ref=ref)
@@ -463,7 +487,7 @@ class Vault:
             if len(matches) > 5:
                 names += ", ..."
             raise Vault.AmbiguousItem(ref=ref, candidates=names)
-        return matches[0]
+        return self._visible(matches[0], ref)
 
     def resolve_all(self, refs: Iterable[str]) -> list[Item]:
         """Resolve every ref (raising on the first bad one); duplicates collapse, order kept."""
@@ -475,7 +499,115 @@ class Vault:
 
     @_serialized
     def list_items(self, where: ItemFilter) -> list[Item]:
-        return self.catalog.list_items(where)
+        """The items matching ``where`` that the caller may see (others are not even counted)."""
+        self.authorize("ls")
+        found = self.catalog.list_items(where)
+        if self.caller.owner:
+            return found
+        sees = self._visibility()
+        return [item for item in found if sees(item)]
+
+    # -- access -----------------------------------------------------------
+
+    AccessDenied = access.AccessDenied
+
+    def authorize(self, action: str, target: str = "", item: Item | None = None) -> None:
+        """Return when the caller's roles allow ``action``; else record a ``denied`` event and raise AccessDenied."""
+        if self.caller.may(action):
+            return
+        needed = sorted(access.ALLOWED.get(action, ()))
+        why = f"needs the role {' or '.join(needed)}" if needed else "no role may"
+        if not self.caller.roles:
+            why = "you have no role in this vault (ask the custodian); you may only run 'custody whoami'"
+        self._deny(action, target or (item.item_id if item else ""), why, item)
+
+    def _deny(self, action: str, target: str, why: str, item: Item | None = None) -> None:
+        with self._lock:
+            self.audit.append(
+                self.caller.name,
+                "denied",
+                item.number if item else None,
+                {
+                    "uid": self.caller.uid,
+                    "pid": self.caller.pid,
+                    "action": action,
+                    "target": target,
+                    "why": why,
+                },
+            )
+        raise Vault.AccessDenied(
+            user=self.caller.name, action=action, target=f" {target}" if target else "", why=why
+        )
+
+    def _visibility(self) -> Callable[[Item], bool]:
+        """A test of whether the caller may see an item, with the access records read once."""
+        levels = self.settings.access.confidentiality_levels
+        rank = {level: n for n, level in enumerate(levels)}
+        with self._lock:
+            item_levels = access_records.item_levels(self.catalog)
+            case_levels = access_records.case_levels(self.catalog)
+            staff = access_records.case_staff(self.catalog)
+            badges = access_records.badges_of(self.catalog, self.caller.name)
+
+        def sees(item: Item) -> bool:
+            case = item.tags.get("case")
+            level = max(
+                item_levels.get(item.number, access.NORMAL),
+                case_levels.get(case, access.NORMAL) if case else access.NORMAL,
+                key=lambda name: rank.get(name, len(levels)),
+            )
+            officer = item.credited_officer or item.tags.get("officer")
+            return access.can_see(
+                self.caller, access.ItemAccess(case, officer, level), staff.get(case, set()), badges
+            )
+
+        return sees
+
+    def _visible(self, item: Item, ref: str) -> Item:
+        """``item`` when the caller may see it; otherwise a refusal that says no more than 'not found'."""
+        if self.caller.owner or self._visibility()(item):
+            return item
+        with contextlib.suppress(Vault.AccessDenied):
+            self._deny("see", ref, "not visible to this caller", item)
+        raise Vault.ItemNotFound(ref=ref)
+
+    @_serialized
+    def set_case_confidentiality(self, case: str, level: str) -> None:
+        """Set a case's confidentiality (its items are at least that; audited).
+
+        Raise UsageError for an unknown level, AccessDenied without the custodian role.
+        """
+        self.authorize("case", f"case {case}")
+        levels = self.settings.access.confidentiality_levels
+        if level not in levels:
+            raise UsageError(reason=f"no confidentiality level {level!r}: use one of {', '.join(levels)}")
+        with self.catalog.transaction():
+            seq = self.audit.append(self.actor, "confidentiality", None, {"case": case, "level": level})
+            access_records.set_case_level(self.catalog, case, level, utc_now(), self.actor, seq)
+
+    @_serialized
+    def add_case_staff(self, case: str, logins: Iterable[str]) -> list[str]:
+        """Name users on a case (they see its restricted footage if their role allows); return those added."""
+        self.authorize("case", f"case {case}")
+        added = []
+        with self.catalog.transaction():
+            for login in logins:
+                _check_registry_text("login", login, required=True)
+                seq = self.audit.append(self.actor, "case-staff-added", None, {"case": case, "login": login})
+                if access_records.add_case_staff(self.catalog, case, login, utc_now(), self.actor, seq):
+                    added.append(login)
+        return added
+
+    @_serialized
+    def link_officer_login(self, badge: str, login: str) -> None:
+        """Say which login is officer ``badge`` (an officer user then sees their own footage)."""
+        self.authorize("registry", f"officer {badge}")
+        _check_registry_text("login", login, required=True)
+        with self.catalog.transaction():
+            if registry.officer(self.catalog, badge) is None:
+                raise Vault.OfficerNotFound(badge=badge)
+            access_records.set_officer_login(self.catalog, badge, login, utc_now(), self.actor)
+            self.audit.append(self.actor, "officer-login", None, {"badge": badge, "login": login})
 
     @_serialized
     def item_by_sha256(self, sha256: str) -> Item | None:
@@ -589,6 +721,7 @@ class Vault:
         values: dict[str, str],
         categories: Iterable[str] = (),
         known_categories: Iterable[str] = (),
+        confidentiality: str | None = None,
     ) -> list[TagChange]:
         """Set tags and add retention categories on every item in one transaction (audited per item).
 
@@ -600,10 +733,16 @@ class Vault:
         value, Vault.UnknownCategory, Vault.ItemNotFound, all before anything
         changes.
         """
+        self.authorize("tag")
         categories = list(dict.fromkeys(categories))
-        if not values and not categories:
+        if not values and not categories and confidentiality is None:
             raise UsageError(
-                reason="nothing to tag: give at least one of --case, --party, --officer, --category, --note"
+                reason="nothing to tag: give at least one of --case, --party, --officer, --category, --note, --confidentiality"
+            )
+        levels = self.settings.access.confidentiality_levels
+        if confidentiality is not None and confidentiality not in levels:
+            raise UsageError(
+                reason=f"no confidentiality level {confidentiality!r}: use one of {', '.join(levels)}"
             )
         for name, value in values.items():
             _check_tag_value(name, value)
@@ -618,6 +757,7 @@ class Vault:
             raise
         changes: list[TagChange] = []
         with self.catalog.transaction():
+            current_levels = access_records.item_levels(self.catalog)
             for item in items:
                 at = utc_now()
                 changed = {
@@ -641,6 +781,15 @@ class Vault:
                     for category in gained:
                         holdings.add_item_category(self.catalog, item.number, category, at, self.actor, seq)
                     changed["retention categories"] = (", ".join(had) or None, ", ".join(had + gained))
+                level_now = current_levels.get(item.number, access.NORMAL)
+                if confidentiality is not None and confidentiality != level_now:
+                    seq = self.audit.append(
+                        self.actor, "confidentiality", item.number, {"from": level_now, "to": confidentiality}
+                    )
+                    access_records.set_item_level(
+                        self.catalog, item.number, confidentiality, at, self.actor, seq
+                    )
+                    changed["confidentiality"] = (level_now, confidentiality)
                 if changed:
                     changes.append(TagChange(item=item, changed=changed))
         return changes
@@ -657,6 +806,7 @@ class Vault:
         the object fails authentication or its hash (no partial file remains),
         Vault.NoDerivative when the item has no such derivative.
         """
+        self.authorize("extract", ref)
         item = self.resolve(ref)
         sha256 = item.sha256
         if role is not None:
@@ -703,20 +853,36 @@ class Vault:
             why = "none was made; see 'custody status' for failed media jobs"
         raise Vault.NoDerivative(item=item.item_id, role=role, why=why)
 
-    def stream(self, ref: str, sink: BinaryIO, destination: str = "stdout") -> Item:
-        """Write the decrypted original to ``sink`` (audited as a view).
+    def stream(
+        self,
+        ref: str,
+        sink: BinaryIO,
+        destination: str = "stdout",
+        role: str | None = None,
+        to_file: bool = False,
+    ) -> Item:
+        """Write the decrypted original (or its ``role`` derivative) to ``sink``, verified as it goes.
 
-        Bytes already written stay written if the object turns out damaged part
-        way: Vault.ItemDamaged is raised and the failure audited.
+        Audited as a view, or as an extract when ``to_file`` (a client writing
+        ``destination`` on its side of the API socket). Bytes already written
+        stay written if the object turns out damaged part way:
+        Vault.ItemDamaged is raised and the failure audited.
         """
+        action = "extract" if to_file else "cat"
+        self.authorize(action, ref)
         item = self.resolve(ref)
+        sha256 = self._derivative_of(item, role).sha256 if role else item.sha256
+        event = "extract" if to_file else "view"
         try:
-            self._copy_verified(item, sink)
+            self._copy_verified(item, sink, sha256=sha256)
             sink.flush()
         except Vault.ItemDamaged as exc:
-            self.record_failure("view", {"to": destination, "reason": exc.message}, item)
+            self.record_failure(event, {"to": destination, "reason": exc.message}, item)
             raise
-        self.audit.append(self.actor, "view", item.number, {"to": destination, "sha256": item.sha256})
+        details = {"to": destination, "sha256": sha256}
+        if role:
+            details["derivative"] = role
+        self.audit.append(self.actor, event, item.number, details)
         return item
 
     def read_verified(self, item: Item, sink: BinaryIO, sha256: str | None = None) -> None:
@@ -1681,7 +1847,22 @@ class Vault:
 
     @_serialized
     def events(self, item: Item | None = None) -> list[AuditEvent]:
+        """The audit chain (the caller needs 'log'), or one visible item's events ('show')."""
+        self.authorize("show" if item else "log")
         return list(self.audit.events(item.number if item else None))
+
+
+def _process_caller(settings: Settings) -> access.Caller:
+    """This process's user as a caller; the vault's own user when it owns the home."""
+    try:
+        owner_uid = settings.home.stat().st_uid
+    except FileNotFoundError:
+        owner_uid = os.geteuid()  # no vault yet: whatever is made there is this user's
+    except OSError:
+        owner_uid = -1
+    return access.identify(
+        os.geteuid(), os.getegid(), os.getpid(), access.RoleMap(settings.access.roles), owner_uid
+    )
 
 
 def _reason(text: str, what: str) -> str:
