@@ -1941,14 +1941,12 @@ class _JsonLogFormatter(logging.Formatter):
 # machine (those the daemon would open with its own rights). extract and cat
 # stream instead; the rest runs only in-process, as the vault's own user.
 REMOTE_COMMANDS = {
-    ("ls",), ("show",), ("tag",), ("log",), ("status",), ("explain",), ("verify",),
-    ("officer", "add"), ("officer", "ls"), ("officer", "login"),
-    ("recorder", "add"), ("recorder", "assign"), ("recorder", "retire"), ("recorder", "ls"),
-    ("hold", "add"), ("hold", "release"), ("hold", "ls"),
-    ("retention", "request"), ("retention", "approve"), ("retention", "execute"),
-    ("retention", "requests"), ("retention", "category"),
-    ("report", "gaps"), ("report", "window"), ("report", "retention"),
-    ("export", "ls"), ("case", "staff"), ("case", "confidentiality"),
+    ("ls",), ("show",), ("tag",), ("log",), ("explain",), ("verify",),
+    ("officer", "add"), ("officer", "login"),
+    ("recorder", "add"), ("recorder", "assign"), ("recorder", "retire"),
+    ("hold", "add"), ("hold", "release"),
+    ("retention", "request"), ("retention", "approve"), ("retention", "execute"), ("retention", "category"),
+    ("case", "staff"), ("case", "confidentiality"),
 }  # fmt: skip
 _MAX_REMOTE_ARGS = 1000
 

@@ -117,12 +117,30 @@ class ApiServer:
         self._limit = _RateLimit(max_requests_per_second)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._owns_path = True
 
     def start(self) -> None:
-        """Bind the socket (replacing a stale one), set its group and mode, serve in a thread.
+        """Serve in a thread: on the socket systemd passed (socket activation), else on one bound here.
 
-        Raise ApiUnavailable when another daemon answers on it or the group is unknown.
+        Bind replaces a stale socket file and sets the group and mode. Raise
+        ApiUnavailable when another daemon answers on it or the group is unknown.
         """
+        api = self
+
+        class _Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                api._serve(self.request)
+
+        inherited = systemd_listen_fd()
+        if inherited is not None:
+            self._server = _Server(str(self.path), _Handler, bind_and_activate=False)
+            self._server.socket.close()
+            self._server.socket = socket.socket(fileno=inherited)
+            self._owns_path = False
+            self._thread = threading.Thread(target=self._server.serve_forever, name="api", daemon=True)
+            self._thread.start()
+            log.info("API socket from systemd (fd %d)", inherited)
+            return
         if self.path.exists() or self.path.is_symlink():
             if _answers(self.path):
                 raise ApiUnavailable(path=self.path, why="another custody daemon is serving it")
@@ -135,12 +153,6 @@ class ApiServer:
                 raise ApiUnavailable(
                     path=self.path, why=f"no group {self.group!r} ([access] socket_group): create it first"
                 ) from exc
-        api = self
-
-        class _Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                api._serve(self.request)
-
         old_umask = os.umask(0o177)  # the socket is born 0600; opened to its group below
         try:
             self._server = _Server(str(self.path), _Handler)
@@ -157,7 +169,8 @@ class ApiServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-        self.path.unlink(missing_ok=True)
+        if self._owns_path:
+            self.path.unlink(missing_ok=True)
 
     def _serve(self, connection: socket.socket) -> None:
         pid, uid, gid = _PEERCRED.unpack(
@@ -232,6 +245,13 @@ class ApiServer:
 
 def _line(reply: dict) -> bytes:
     return json.dumps(reply, ensure_ascii=False).encode() + b"\n"
+
+
+def systemd_listen_fd() -> int | None:
+    """The listening socket systemd passed to this process (LISTEN_FDS, fd 3), if any."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()) or os.environ.get("LISTEN_FDS") != "1":
+        return None
+    return 3
 
 
 def _error(message: str, exit_code: int) -> dict:

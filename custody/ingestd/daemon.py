@@ -150,6 +150,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
+        _require_private_home(self.settings.home)
         self.vault = Vault(self.settings, self.actor, writer=True)
         try:
             self._api = ApiServer(
@@ -566,6 +567,19 @@ class Daemon:
     def _mount_root(self) -> Path:
         configured = self.settings.dock.mount_root
         return Path(configured) if configured else self.settings.home / "mounts"
+
+
+class HomeNotPrivate(CustodyError):
+    """vault home {home} is mode {mode:o}: others could read the catalog; run 'chmod 0700 {home}' (the daemon refuses to start)"""
+
+    exit_code = 4
+
+
+def _require_private_home(home: Path) -> None:
+    """Refuse a vault home that its group or others may enter (the key files are checked as they load)."""
+    mode = home.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise HomeNotPrivate(home=home, mode=mode)
 
 
 def api_handlers(settings: Settings) -> dict:

@@ -917,6 +917,7 @@ class Vault:
         With ``refs`` only those items' objects are re-hashed (the chain is
         always checked). Never repairs anything. The check itself is audited.
         """
+        self.authorize("verify")
         chain = self.audit.verify()
         chosen = {item.number for item in self.resolve_all(refs)} if refs else None
         targets = self._objects_of(chosen)
@@ -994,6 +995,7 @@ class Vault:
     @_serialized
     def add_officer(self, badge: str, name: str, unit: str = "") -> Officer:
         """Register an officer; raise Vault.OfficerExists, UsageError on a bad value."""
+        self.authorize("registry")
         for label, value in (("badge", badge), ("--name", name), ("--unit", unit)):
             _check_registry_text(label, value, required=label != "--unit")
         with self.catalog.transaction():
@@ -1023,6 +1025,7 @@ class Vault:
 
         Raise Vault.RecorderExists, Vault.OfficerNotFound, Vault.UnknownProfile.
         """
+        self.authorize("registry")
         _check_registry_text("serial", serial, required=True)
         if profile and profile not in self.settings.profiles:
             raise Vault.UnknownProfile(profile=profile, known=", ".join(sorted(self.settings.profiles)))
@@ -1055,6 +1058,7 @@ class Vault:
         assignment this one ends. Raise Vault.RecorderNotFound,
         Vault.RecorderRetired, Vault.OfficerNotFound.
         """
+        self.authorize("registry")
         at = utc_now()
         with self.catalog.transaction():
             self._active_recorder(serial)
@@ -1085,6 +1089,7 @@ class Vault:
     @_serialized
     def retire_recorder(self, serial: str) -> Recorder:
         """Retire a recorder: it is no longer ingested when docked; its history stays."""
+        self.authorize("registry")
         at = utc_now()
         with self.catalog.transaction():
             self._active_recorder(serial)
@@ -1405,6 +1410,7 @@ class Vault:
     @_serialized
     def add_case_categories(self, case: str, categories: list[str], known: Iterable[str]) -> list[str]:
         """Add retention categories to a case: they apply to every item of the case (audited)."""
+        self.authorize("retention")
         known = sorted(known)
         for category in categories:
             if category not in known:
@@ -1445,6 +1451,7 @@ class Vault:
 
         Raise UsageError when neither or both are given or the reason is empty.
         """
+        self.authorize("hold")
         if (ref is None) == (case is None):
             raise UsageError(reason="give one ITEM or --case CASE to hold")
         reason = _reason(reason, "why the footage is held")
@@ -1466,6 +1473,7 @@ class Vault:
     @_serialized
     def release_hold(self, ref: str, reason: str) -> HoldRecord:
         """Release a hold (audited). Raise Vault.HoldNotFound, Vault.HoldReleased, UsageError."""
+        self.authorize("hold")
         number = holdings.parse_hold_id(ref)
         found = holdings.hold(self.catalog, number) if number else None
         if found is None:
@@ -1554,6 +1562,7 @@ class Vault:
         The caller checked the items are eligible now (for a deletion) or carry
         the category (for a removal).
         """
+        self.authorize("retention")
         reason = _reason(reason, "why" if remove_category else "why the footage is disposed of")
         if not numbers:
             raise UsageError(reason="nothing to request: give items, or --plan when something is eligible")
@@ -1592,6 +1601,7 @@ class Vault:
         Raise Vault.RequestNotFound, Vault.ApprovalRefused (the requester
         themself, or not awaiting approval); a refusal is audited.
         """
+        self.authorize("retention")
         found = self.disposition_request(ref)
         why = None
         if found.state != "requested":
@@ -1614,6 +1624,7 @@ class Vault:
     @_serialized
     def start_disposition(self, ref: str) -> DispositionRequest:
         """Check a request may be executed (approved, not executed); raise Vault.ExecutionRefused (audited)."""
+        self.authorize("retention")
         found = self.disposition_request(ref)
         if found.state != "approved":
             why = "it is not approved yet" if found.state == "requested" else f"it is {found.state} already"
@@ -1811,6 +1822,7 @@ class Vault:
         Raise Vault.FindingNotFound, Vault.FindingClosed when it is not open,
         UsageError when the reason is empty or too long.
         """
+        self.authorize("explain")
         number = findings.parse_gap_id(ref)
         finding = findings.finding(self.catalog, number) if number else None
         if finding is None:

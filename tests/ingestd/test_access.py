@@ -120,7 +120,10 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
         == original["sha256"]
     )
     assert original["tags"]["note"] == "reviewed"
-    assert [e["actor"] for e in original["events"] if e["action"] in ("tag", "extract")][-2:] == [CLERK, CLERK]
+    assert [e["actor"] for e in original["events"] if e["action"] in ("tag", "extract")][-2:] == [
+        CLERK,
+        CLERK,
+    ]
 
     # An officer sees only their own normal items, and cannot tag.
     assert listed(as_user(OFFICER, home, socket_path, "ls", "--json")) == ["EV-000001", "EV-000002"]

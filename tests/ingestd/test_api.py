@@ -186,3 +186,59 @@ def test_a_client_sending_too_fast_is_slowed_down_and_others_are_not(tmp_path):
         assert _exchange(server.path, b'{"op": "whoami"}\n')["ok"]  # it recovers
     finally:
         server.stop()
+
+
+def test_the_daemon_refuses_a_vault_home_or_key_file_others_may_read(tmp_path):
+    settings = Settings(home=tmp_path / "vault")
+    Vault.init(settings, "root").close()
+
+    def start_daemon() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "custody", "--home", str(settings.home), "daemon"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    settings.home.chmod(0o750)
+    loose_home = start_daemon()
+    assert loose_home.returncode == 4
+    assert f"vault home {settings.home} is mode 750" in loose_home.stderr
+    settings.home.chmod(0o700)
+    key = settings.home / "keys" / "master.key"
+    key.chmod(0o640)
+    loose_key = start_daemon()
+    assert loose_key.returncode == 4 and "lets others read it" in loose_key.stderr
+    assert not (settings.home / "api.sock").exists()
+
+
+ACTIVATED = """
+import os, sys
+from pathlib import Path
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.environ["LISTEN_FDS"] = "1"
+from custody.ingestd.api import ApiServer, call
+from custody.vault.access import RoleMap
+server = ApiServer(Path(sys.argv[1]), {"whoami": lambda caller, args: caller.name}, RoleMap({}), owner_uid=0)
+server.start()
+print(call(Path(sys.argv[1]), "whoami"))
+server.stop()
+"""
+
+
+def test_socket_activation_serves_on_the_socket_systemd_passed_and_leaves_it_in_place(tmp_path):
+    path = tmp_path / "api.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen()
+    fd = listener.fileno()
+    result = subprocess.run(
+        [sys.executable, "-c", ACTIVATED, str(path)],
+        pass_fds=(3,),
+        preexec_fn=lambda: os.dup2(fd, 3),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    listener.close()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == pwd.getpwuid(os.geteuid()).pw_name
+    assert path.exists()  # systemd's socket: the daemon does not remove it

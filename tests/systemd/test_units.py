@@ -71,3 +71,19 @@ def test_retention_timer_and_service_verify_and_never_delete(tmp_path):
     assert parser["Service"]["Type"] == "oneshot" and parser["Service"]["PrivateNetwork"] == "yes"
     parser.read(UNITS / "custody-retention.timer")
     assert parser["Timer"]["OnCalendar"] == "daily" and parser["Timer"]["Persistent"] == "true"
+
+
+def test_api_socket_unit_verifies_and_opens_the_socket_to_its_group_only(tmp_path):
+    service = installed_copy(UNITS / "custody-ingestd.service", tmp_path)
+    socket_unit = tmp_path / "custody-api.socket"
+    socket_unit.write_text((UNITS / "custody-api.socket").read_text())
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(socket_unit), str(service)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(UNITS / "custody-api.socket")
+    assert parser["Socket"]["SocketMode"] == "0660"
+    assert parser["Socket"]["ListenStream"] == "/run/custody/api.sock"
+    assert parser["Socket"]["Service"] == "custody-ingestd.service"
