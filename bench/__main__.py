@@ -8,6 +8,7 @@
     python -m bench replication   # 1 GiB to S3 (moto on loopback) vs boto3 upload_file, peak RSS
     python -m bench retention     # retention plan over 1,000,000 items vs SELECT count(*)
     python -m bench disc          # a 2 GiB case exported to ISO vs xorriso on the plaintext
+    python -m bench access        # ls of 10,000 items and a 1 GiB extract: API socket vs in-process
 
 BENCH_DIR (default: the current directory) must be on the disk the vault
 would use; BENCH_INGEST_MIB changes the file size (default 2048),
@@ -152,7 +153,7 @@ def bench_catalog(workdir: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    which = argv or ["ingest", "catalog", "dock", "media", "replication", "retention", "disc"]
+    which = argv or ["ingest", "catalog", "dock", "media", "replication", "retention", "disc", "access"]
     base = Path(os.environ.get("BENCH_DIR", "."))
     results = []
     with tempfile.TemporaryDirectory(prefix="custody-bench-", dir=base) as directory:
@@ -182,6 +183,10 @@ def main(argv: list[str]) -> int:
             from bench.disc import bench_disc
 
             results.append(bench_disc(workdir))
+        if "access" in which:
+            from bench.access import bench_access  # needs PyGObject and umockdev (the daemon)
+
+            results.append(bench_access(workdir))
     print("all goals met" if all(results) else "some goals MISSED")
     return 0
 

@@ -35,7 +35,7 @@ from custody.ingestd.report import window_report
 from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault, access
 from custody.vault.items import format_item_id, printable_name
-from custody.vault.objects import keep_stream_buffers_on_heap
+from custody.vault.objects import keep_stream_buffers_on_heap, limit_malloc_arenas
 from custody.vault.timestamps import local_display, parse_user_time
 
 # Piped output is for reading later (files, README): do not cut it to 80 columns.
@@ -782,6 +782,7 @@ def daemon(session: Session, log_json: bool) -> None:
     from custody.retention.plan import replica_lock_rule
 
     _route_output_by_thread()
+    limit_malloc_arenas()
     Daemon(
         session.settings(),
         "custody-daemon",

@@ -92,6 +92,7 @@ class _RateLimit:
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    block_on_close = False  # stopping never waits for a stalled client or a long stream
     allow_reuse_address = False
 
 

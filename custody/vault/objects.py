@@ -209,6 +209,21 @@ def keep_stream_buffers_on_heap() -> bool:
         return False
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas for a long-running process with many short threads; return whether it applied.
+
+    The daemon answers each API request in its own thread; glibc gives
+    threads their own arenas (up to 8 per core), each keeping what it freed
+    up to the trim threshold, so memory climbs with every new arena. Two are
+    enough for its work. No effect (False) where libc is not glibc.
+    """
+    m_arena_max = -8
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(m_arena_max, arenas))
+    except (OSError, AttributeError):
+        return False
+
+
 def verify_plaintext(
     chunks: Iterable[bytes],
     sha256: str | Callable[[], str],
