@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,11 +83,14 @@ def bench_access(workdir: Path) -> bool:
     subprocess.run(
         ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", USER], check=True
     )
-    home = workdir / "access-home"
-    run_folder = workdir / "access-run"
+    workdir = workdir.resolve()
+    home = workdir / "access-home"  # the vault's, 0700 inside the bench's 0700 folder
+    shared = Path(tempfile.mkdtemp(prefix="custody-bench-access-", dir=workdir.parent))
+    shared.chmod(0o755)  # the clerk reaches the socket and writes extracts here
+    run_folder = shared / "run"
     run_folder.mkdir()
     run_folder.chmod(0o755)
-    outbox = workdir / "access-out"
+    outbox = shared / "out"
     outbox.mkdir()
     outbox.chmod(0o1777)
     socket_path = run_folder / "api.sock"
@@ -145,6 +150,7 @@ def bench_access(workdir: Path) -> bool:
             daemon.wait(timeout=120)
         subprocess.run(["userdel", "-f", USER], capture_output=True)
         subprocess.run(["groupdel", GROUP], capture_output=True)
+        shutil.rmtree(shared, ignore_errors=True)
     mb = 1024 * (1 << 20) / 1e6
     print(f"API socket vs in-process ({ITEMS:,} items; a 1 GiB item)")
     print(f"  ls --json in-process (vault's user)   {min(local):6.3f} s")
