@@ -1948,6 +1948,8 @@ REMOTE_COMMANDS = {
     ("hold", "add"), ("hold", "release"),
     ("retention", "request"), ("retention", "approve"), ("retention", "execute"), ("retention", "category"),
     ("case", "staff"), ("case", "confidentiality"),
+    ("status",), ("report", "gaps"), ("report", "window"), ("report", "retention"),
+    ("hold", "ls"), ("officer", "ls"), ("recorder", "ls"), ("retention", "requests"), ("export", "ls"),
 }  # fmt: skip
 _MAX_REMOTE_ARGS = 1000
 

@@ -1009,6 +1009,7 @@ class Vault:
 
     @_serialized
     def officers(self) -> list[Officer]:
+        self.authorize("report")
         return registry.officers(self.catalog)
 
     @_serialized
@@ -1101,6 +1102,7 @@ class Vault:
 
     @_serialized
     def recorders(self) -> list[Recorder]:
+        self.authorize("report")
         return registry.recorders(self.catalog)
 
     @_serialized
@@ -1169,6 +1171,7 @@ class Vault:
 
     @_serialized
     def dock_sessions(self, limit: int = 20, serial: str | None = None) -> list[DockSessionRecord]:
+        self.authorize("status")
         return registry.sessions(self.catalog, limit, serial)
 
     @_serialized
@@ -1223,14 +1226,17 @@ class Vault:
 
     @_serialized
     def unknown_devices(self, limit: int = 20) -> list[UnknownDevice]:
+        self.authorize("status")
         return registry.unknown_devices(self.catalog, limit)
 
     @_serialized
     def late_items(self, since: str | None = None) -> list[dict]:
+        self.authorize("report")
         return registry.late_items(self.catalog, since)
 
     @_serialized
     def silent_recorders(self, cutoff: str) -> list[dict]:
+        self.authorize("report")
         return registry.silent_recorders(self.catalog, cutoff)
 
     # -- media jobs ---------------------------------------------------------
@@ -1356,6 +1362,7 @@ class Vault:
 
     @_serialized
     def job_counts(self) -> dict[str, int]:
+        self.authorize("status")
         return jobs.counts(self.catalog)
 
     @_serialized
@@ -1364,6 +1371,7 @@ class Vault:
 
     @_serialized
     def failed_jobs(self, limit: int = 20) -> list[jobs.Job]:
+        self.authorize("status")
         return jobs.failed(self.catalog, limit)
 
     @_serialized
@@ -1498,6 +1506,7 @@ class Vault:
 
     @_serialized
     def holds(self, active_only: bool = True) -> list[HoldRecord]:
+        self.authorize("report")
         return holdings.holds(self.catalog, active_only)
 
     @_serialized
@@ -1509,6 +1518,7 @@ class Vault:
         retention start (recording, else ingest) is at or before
         ``start_until``: found by an index range, not by reading every item.
         """
+        self.authorize("report")
         db = self.catalog.db
         special = {row[0] for row in db.execute("SELECT item FROM item_categories")}
         special |= {
@@ -1592,6 +1602,7 @@ class Vault:
 
     @_serialized
     def disposition_requests(self) -> list[DispositionRequest]:
+        self.authorize("report")
         return disposition.requests(self.catalog)
 
     @_serialized
@@ -1852,7 +1863,10 @@ class Vault:
     def continuity_findings(
         self, open_only: bool = False, serial: str | None = None, item: Item | None = None
     ) -> list[ContinuityFinding]:
-        """Continuity findings, oldest first: only open ones, one recorder's, or those touching ``item``."""
+        """Continuity findings, oldest first: only open ones, one recorder's, or those touching ``item``
+        (an item the caller could resolve, so may see; the rest needs 'report')."""
+        if item is None:
+            self.authorize("report")
         return findings.findings(self.catalog, open_only, serial, item.number if item else None)
 
     # -- audit ------------------------------------------------------------

@@ -164,6 +164,16 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     assert nothing.returncode == 13 and "only run 'custody whoami'" in nothing.stderr
     assert as_user(NO_ROLE, home, socket_path, "whoami").returncode == 0
 
+    # Reports and the registry: read by clerks, custodians and auditors; not by an officer or no one.
+    assert as_user(AUDITOR, home, socket_path, "hold", "ls").returncode == 0
+    assert as_user(CLERK, home, socket_path, "report", "gaps").returncode == 0
+    assert as_user(AUDITOR, home, socket_path, "status").returncode == 0
+    assert as_user(OFFICER, home, socket_path, "status").returncode == 13
+    assert as_user(NO_ROLE, home, socket_path, "officer", "ls").returncode == 13
+    # What names files for the daemon to open is refused through the socket, for everyone.
+    ingest = as_user(CLERK, home, socket_path, "ingest", "/etc/shadow")
+    assert ingest.returncode == 2 and "cannot be run through the daemon" in ingest.stderr
+
     # Every refusal is a denied event naming the caller's uid, the action and the target.
     denied = {(e["actor"], e["details"]["action"], e["details"]["uid"]) for e in denied_events(custody)}
     uid = {user: pwd.getpwnam(user).pw_uid for user in IN_GROUP}
@@ -172,6 +182,7 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     assert (AUDITOR, "tag", uid[AUDITOR]) in denied
     assert (AUDITOR, "extract", uid[AUDITOR]) in denied
     assert (NO_ROLE, "ls", uid[NO_ROLE]) in denied
+    assert (OFFICER, "status", uid[OFFICER]) in denied
     assert json.loads(custody("verify", "--json").stdout)["ok"] is True
 
 

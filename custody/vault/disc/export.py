@@ -246,6 +246,8 @@ class DiscExporter:
     # -- the registry ---------------------------------------------------------
 
     def exports(self, case: str | None = None) -> list[ExportRecord]:
+        """Every export (of ``case``); raise AccessDenied without a role that may read reports."""
+        self.vault.authorize("report")
         self.sweep_interrupted()
         with self.vault.serialized():
             return registry.all_exports(self.vault.catalog, case)
@@ -293,6 +295,7 @@ class DiscExporter:
         that fails its read-back verification is not an exception: the
         export is returned with state ``failed`` and the problems per disc.
         """
+        self.vault.authorize("export", f"case {request.case}")
         self.sweep_interrupted()
         _check_request(request)
         planned = self._plan_items(request)
@@ -837,6 +840,7 @@ class DiscExporter:
         byte-identical to the image registered for it, and hold the vault's
         own signing key.
         """
+        self.vault.authorize("export", target)
         if not optical.drive_path(target).exists():
             raise DiscNotFound(target=target)
         check = self.check_disc(target)
