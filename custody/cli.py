@@ -2029,6 +2029,8 @@ def _through_daemon(argv: list[str]) -> int | None:
             raise Vault.NotOwner(home=session.home, socket=socket_path)
         if path[0] in ("extract", "cat"):
             return _fetch_for_client(path[0], rest[1:], socket_path)
+        if path == ("export", "disc"):
+            return _export_for_client(rest[2:], socket_path)
         result = api.call(socket_path, "run", {"argv": rest})
     except CustodyError as exc:
         click.echo(f"custody: {exc.message}", err=True)
@@ -2055,6 +2057,51 @@ def _fetch_for_client(command: str, args: list[str], socket_path: Path) -> int:
         f"wrote {what}{result['item']} to {params['out']} ({_size(result['size'])}, sha256 {result['sha256']} verified)"
     )
     return 0
+
+
+def _export_for_client(args: list[str], socket_path: Path) -> int:
+    """export disc through the daemon: it makes and verifies the images as this caller, then this
+    process fetches them (and their descriptions) and writes them with its own rights."""
+    params = export_group.commands["disc"].make_context("disc", args).params
+    if params["burn"] or not params["iso"]:
+        raise UsageError(
+            reason="through the daemon, export with --iso OUT.iso (the station's burner is the custodian's)"
+        )
+    out: Path = params["iso"]
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.exists() or out.is_symlink():
+        raise UsageError(
+            reason=f"{out} already exists: custody never overwrites a file; choose another --iso"
+        )
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(reason=f"cannot write {out}: folder {folder} is missing or not writable by you")
+    made = api.call(
+        socket_path,
+        "export",
+        {
+            "case": params["case"], "items": list(params["items"]), "maker": params["maker"],
+            "extractor": params["extractor"], "playable": not params["no_playable"], "media": params["media"],
+            "capacity": params["capacity_mb"] * 1024 * 1024 if params["capacity_mb"] else None,
+            "out": str(out.resolve()),
+        },
+        timeout=None,
+    )  # fmt: skip
+    token, record = made["token"], made["record"]
+    single = [name for name in made["files"] if name.endswith(".iso")] == ["export.iso"]
+    try:
+        for name in made["files"]:
+            local = out if single and name == "export.iso" else folder / name.replace("export", out.stem, 1)
+            api.fetch_to_file(socket_path, {"token": token, "name": name}, local, op="fetch")
+            _say(f"wrote {local}")
+    finally:
+        api.call(socket_path, "fetch", {"token": token, "done": True})
+    for disc in record["discs"]:
+        verdict = "verified" if disc["verification"]["ok"] else "FAILED"
+        _say(
+            f"{record['id']} disc {disc['disc']} of {len(record['discs'])}: image sha256 {disc['image_sha256']}  {verdict}"
+        )
+    _say(f"{record['id']}: case {record['case']}, {len(record['items'])} item(s): {record['state']}")
+    return 0 if record["state"] == "verified" else 1
 
 
 _THREAD_OUTPUT: tuple[api.ThreadOutput, api.ThreadOutput] | None = None

@@ -315,7 +315,7 @@ def _result(path: Path, line: bytes | None) -> dict:
     return reply
 
 
-def call(path: Path, op: str, args: dict | None = None, timeout: float = 600.0) -> object:
+def call(path: Path, op: str, args: dict | None = None, timeout: float | None = 600.0) -> object:
     """Send one request to the daemon at ``path``; return its result.
 
     Raise ApiUnavailable when nothing serves there or the caller may not
@@ -405,7 +405,7 @@ class ThreadOutput:
             self._local.buffer = None
 
 
-def fetch_to_file(path: Path, args: dict, out: Path) -> dict:
+def fetch_to_file(path: Path, args: dict, out: Path, op: str = "stream") -> dict:
     """Stream an item (``args``: ref, role) from the daemon into a new file ``out``, as the caller.
 
     The file is written by the caller's own process, with the caller's own
@@ -421,7 +421,7 @@ def fetch_to_file(path: Path, args: dict, out: Path) -> dict:
     partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
     try:
         with open(partial, "xb") as sink:
-            result = call_stream(path, "stream", {**args, "to": str(out.resolve())}, sink.write)
+            result = call_stream(path, op, {**args, "to": str(out.resolve())}, sink.write)
             sink.flush()
             os.fsync(sink.fileno())
         os.link(partial, out)

@@ -164,6 +164,28 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     assert nothing.returncode == 13 and "only run 'custody whoami'" in nothing.stderr
     assert as_user(NO_ROLE, home, socket_path, "whoami").returncode == 0
 
+    # A clerk exports a case to an evidence disc image: made by the daemon, written by the clerk.
+    image = outbox / "case.iso"
+    exported = as_user(
+        CLERK, home, socket_path, "export", "disc", "--case", "2026-0001", "--maker", "Wang Li",
+        "--extractor", CLERK, "--iso", str(image),
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert image.stat().st_uid == pwd.getpwnam(CLERK).pw_uid
+    assert (outbox / "case.description.pdf").exists()
+    [record] = json.loads(custody("export", "ls", "--json").stdout)
+    assert record["state"] == "verified" and record["started_by"] == CLERK
+    assert (
+        subprocess.run(["sha256sum", str(image)], capture_output=True, text=True).stdout.split()[0]
+        == (record["discs"][0]["image_sha256"])
+    )
+    assert not list((home / "run" / "outbox").iterdir())  # nothing left waiting in the daemon
+    auditor_export = as_user(
+        AUDITOR, home, socket_path, "export", "disc", "--case", "2026-0001", "--maker", "x", "--extractor", "y",
+        "--iso", str(outbox / "auditor.iso"),
+    )  # fmt: skip
+    assert auditor_export.returncode == 13 and not (outbox / "auditor.iso").exists()
+
     # Reports and the registry: read by clerks, custodians and auditors; not by an officer or no one.
     assert as_user(AUDITOR, home, socket_path, "hold", "ls").returncode == 0
     assert as_user(CLERK, home, socket_path, "report", "gaps").returncode == 0
@@ -183,6 +205,7 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     assert (AUDITOR, "extract", uid[AUDITOR]) in denied
     assert (NO_ROLE, "ls", uid[NO_ROLE]) in denied
     assert (OFFICER, "status", uid[OFFICER]) in denied
+    assert (AUDITOR, "export", uid[AUDITOR]) in denied
     assert json.loads(custody("verify", "--json").stdout)["ok"] is True
 
 
@@ -194,6 +217,12 @@ def test_restricted_footage_is_seen_only_by_the_clerks_named_on_its_case(served_
         refused = as_user(CLERK2, home, socket_path, *command)
         assert refused.returncode == 5 and "no item EV-000003" in refused.stderr
     assert not (outbox / "no.mp4").exists()
+    export = as_user(
+        CLERK2, home, socket_path, "export", "disc", "--case", RESTRICTED_CASE, "--maker", "m", "--extractor", "e",
+        "--iso", str(outbox / "secret.iso"),
+    )  # fmt: skip
+    assert export.returncode == 5 and "has no items" in export.stderr
+    assert not (outbox / "secret.iso").exists()
 
     assert "EV-000003" in listed(as_user(CLERK, home, socket_path, "ls", "--json"))
     shown = as_user(CLERK, home, socket_path, "show", "EV-000003", "--json")

@@ -147,6 +147,9 @@ class ExportRequest:
     capacity: int | None = None  # bytes per disc, instead of the medium's
     iso: Path | None = None
     burn: str | None = None
+    # Where the images end up when that is not ``iso`` (a client of the API
+    # socket fetches them from the daemon): what the registry records.
+    delivered_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,7 @@ class DiscExporter:
                 continue
             if record.staging:
                 shutil.rmtree(record.staging, ignore_errors=True)
-            if not record.destination.startswith("burn:"):
+            if record.destination.startswith("/"):
                 image = Path(record.destination)
                 for partial in image.parent.glob(f".{image.stem}*.custody-partial-{record.pid}"):
                     partial.unlink(missing_ok=True)
@@ -438,6 +441,8 @@ class DiscExporter:
     def _register(self, request: ExportRequest, planned: list[PlannedItem], discs, capacity: int) -> int:
         vault = self.vault
         destination = str(Path(request.iso).resolve()) if request.iso else f"burn:{request.burn}"
+        if request.delivered_to:
+            destination = request.delivered_to
         items = [entry.item.number for entry in planned]
         with vault.serialized(), vault.catalog.transaction():
             number = registry.insert(
