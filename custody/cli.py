@@ -1689,7 +1689,10 @@ def export_group() -> None:
 @export_group.command("disc")
 @click.option("--case", required=True, help="Case number whose footage is exported.")
 @click.option(
-    "--items", "items", multiple=True, help="Only these items of the case (repeatable; default all)."
+    "--items",
+    "items",
+    multiple=True,
+    help="Only these items of the case (repeatable, or comma-separated; default all).",
 )
 @click.option("--maker", help="Who made the record (named in the written description). Required.")
 @click.option("--extractor", help="Who extracts it now (named in the written description). Required.")

@@ -417,7 +417,7 @@ def test_bad_requests_fail_clearly_and_register_nothing(custody, home, tmp_path)
         expect=5,
     )
     assert "case 2026-0099 has no items" in empty.stderr
-    outside = export_iso(custody, Path(out), "--items", "EV-000004", expect=5)
+    outside = export_iso(custody, Path(out), "--items", "EV-000001,EV-000004", expect=5)
     assert "EV-000004 not tagged with case 2026-0042" in outside.stderr
     too_big = custody(
         "export", "disc", "--case", "2026-0100", "--maker", MAKER, "--extractor", EXTRACTOR, "--iso", out,

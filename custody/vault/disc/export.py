@@ -373,8 +373,9 @@ class DiscExporter:
             if not known:
                 raise CaseUnknown(case=request.case)
             raise CaseEmpty(case=request.case)
-        if request.items:
-            chosen = vault.resolve_all(request.items)
+        refs = [ref.strip() for value in request.items for ref in value.split(",") if ref.strip()]
+        if refs:
+            chosen = vault.resolve_all(refs)
             in_case = {item.number for item in case_items}
             outside = [item.item_id for item in chosen if item.number not in in_case]
             if outside:
