@@ -516,3 +516,41 @@ def test_an_export_whose_process_died_is_marked_failed_and_its_staging_removed(h
     assert not list(tmp_path.glob("*.iso")) and not list(tmp_path.glob(".*partial*"))
     with Vault(load_settings(home), "test") as vault:
         assert registry.unfinished(vault.catalog) == []
+
+
+FAULTY_XORRISO = """#!{python}
+# xorriso, then one byte of the first original flipped in the image it wrote: a bad burner or disk.
+import subprocess, sys
+import pycdlib
+code = subprocess.run(["xorriso", *sys.argv[1:]]).returncode
+if code == 0 and "-o" in sys.argv:
+    image = sys.argv[sys.argv.index("-o") + 1]
+    iso = pycdlib.PyCdlib()
+    iso.open(image)
+    first = next(name for name in iso.list_children(rr_path="/data/originals") if name.is_file())
+    offset = first.extent_location() * 2048 + 100
+    iso.close()
+    with open(image, "r+b") as disc:
+        disc.seek(offset)
+        byte = disc.read(1)
+        disc.seek(offset)
+        disc.write(bytes([byte[0] ^ 0xFF]))
+sys.exit(code)
+"""
+
+
+def test_an_image_that_fails_its_read_back_is_a_failed_export_and_is_not_left_to_be_used(
+    custody, home, tmp_path
+):
+    faulty = tmp_path / "faulty-xorriso"
+    faulty.write_text(FAULTY_XORRISO.format(python=sys.executable))
+    faulty.chmod(0o755)
+    (home / "custody.toml").write_text(f'[export]\nxorriso = "{faulty}"\n')
+    failed = export_iso(custody, tmp_path / "case.iso", expect=1)
+    assert "FAILED" in failed.stdout and "SHA-256 differs from the manifest" in failed.stdout
+    [record] = exports(custody)
+    assert record["state"] == "failed" and "failed verification" in record["error"]
+    assert record["discs"][0]["verification"]["ok"] is False
+    assert not (tmp_path / "case.iso").exists()
+    actions = [e["action"] for e in json.loads(custody("log", "--json").stdout)]
+    assert "export-failed" in actions and "export-made" not in actions
