@@ -13,6 +13,7 @@ its staging removed by the next export command.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import errno
 import json
 import os
@@ -22,8 +23,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
 
 from custody.errors import CustodyError, UsageError
 from custody.vault import derivatives, keys
@@ -323,7 +322,7 @@ class DiscExporter:
         _require_room(staging_parent, payload_bytes * (2 if request.burn else 1))
         if request.iso:
             _require_room(images[0].parent, payload_bytes)
-        number = self._register(request, planned, discs, capacity)
+        number, started_seq = self._register(request, planned, discs, capacity)
         export_id = format_export_id(number)
         staging = Path(tempfile.mkdtemp(prefix=f"{export_id}-", dir=staging_parent))
         written: list[Path] = []
@@ -335,11 +334,11 @@ class DiscExporter:
             checkpoint = self._checkpoint()
             for index, disc_items in enumerate(discs, start=1):
                 self._write_tag_files(
-                    roots[index - 1], request, export_id, index, discs, disc_items, checkpoint
+                    roots[index - 1], request, export_id, index, discs, disc_items, checkpoint, started_seq
                 )
-            for index, root in enumerate(roots, start=1):
+            for index, (root, disc_items) in enumerate(zip(roots, discs, strict=True), start=1):
                 result = self._write_disc(
-                    request, export_id, index, len(discs), root, images, staging, written
+                    request, export_id, index, len(discs), root, disc_items, images, staging, written
                 )
                 results.append(result)
         except BaseException as exc:
@@ -439,7 +438,10 @@ class DiscExporter:
             raise OutputUnusable(path=folder, why=f"{exc.strerror}; set [export] staging_dir") from exc
         return folder
 
-    def _register(self, request: ExportRequest, planned: list[PlannedItem], discs, capacity: int) -> int:
+    def _register(
+        self, request: ExportRequest, planned: list[PlannedItem], discs, capacity: int
+    ) -> tuple[int, int]:
+        """Register the export and audit its start; return (export number, seq of its export-started event)."""
         vault = self.vault
         destination = str(Path(request.iso).resolve()) if request.iso else f"burn:{request.burn}"
         if request.delivered_to:
@@ -463,7 +465,7 @@ class DiscExporter:
                     "discs": [],
                 },
             )
-            vault.audit.append(
+            started_seq = vault.audit.append(
                 vault.actor,
                 "export-started",
                 None,
@@ -479,7 +481,7 @@ class DiscExporter:
                     "playable": request.playable,
                 },
             )
-        return number
+        return number, started_seq
 
     def _stage(self, staging: Path, export_id: str, discs: list[list[PlannedItem]]) -> list[Path]:
         """Decrypt every file into its disc's bag, verified as written; audit each item's extraction."""
@@ -525,18 +527,15 @@ class DiscExporter:
         discs: list[list[PlannedItem]],
         disc_items: list[PlannedItem],
         checkpoint: dict,
+        started_seq: int,
     ) -> None:
         vault = self.vault
         public_key = vault.audit.public_key
         fingerprint = keys.public_key_fingerprint(public_key)
         files = [f for entry in disc_items for f in entry.files]
         with vault.serialized():
-            started = vault.catalog.db.execute(
-                "SELECT seq FROM audit WHERE action = 'export-started' AND json_extract(details, '$.export') = ?",
-                [export_id],
-            ).fetchone()[0]
             events = vault.audit.excerpt(
-                [entry.item.number for entry in disc_items], [started], checkpoint["seq"]
+                [entry.item.number for entry in disc_items], [started_seq], checkpoint["seq"]
             )
         record = {
             "format": RECORD_FORMAT,
@@ -572,19 +571,13 @@ class DiscExporter:
         (custody_folder / "record.json").write_text(
             json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        (custody_folder / "public-key.pem").write_bytes(
-            public_key.public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
+        (custody_folder / "public-key.pem").write_bytes(keys.public_key_pem(public_key))
         shutil.copyfile(verifier.__file__, root / "verify.py")
         (root / "README.txt").write_text(README, encoding="utf-8")
         (root / "case-index.txt").write_text(self._case_index(request, export_id, discs), encoding="utf-8")
         described = self._description(request, export_id, disc, len(discs), disc_items, fingerprint)
         (root / "description.txt").write_text(description.render_text(described), encoding="utf-8")
         description.render_pdf(described, Path(self.settings.pdf_font), root / "description.pdf")
-        parties = sorted({e.item.tags.get("party") for e in disc_items if e.item.tags.get("party")})
-        officers = sorted({e.item.tags.get("officer") for e in disc_items if e.item.tags.get("officer")})
         bag.write_bag(
             root,
             [(f.path, f.sha256) for f in files],
@@ -600,8 +593,8 @@ class DiscExporter:
                     f"Evidence footage of case {request.case}, disc {disc} of {len(discs)}",
                 ),
                 ("Case-Number", request.case),
-                ("Party", ", ".join(parties) or "-"),
-                ("Handling-Officer", ", ".join(officers) or "-"),
+                ("Party", ", ".join(described.parties) or "-"),
+                ("Handling-Officer", ", ".join(described.handling_officers) or "-"),
                 ("Maker", request.maker),
                 ("Extractor", request.extractor),
                 ("Extraction-Time", described.extraction_time),
@@ -711,6 +704,7 @@ class DiscExporter:
         disc: int,
         discs: int,
         root: Path,
+        disc_items: list[PlannedItem],
         images: list[Path],
         staging: Path,
         written: list[Path],
@@ -721,7 +715,7 @@ class DiscExporter:
         volume = optical.volume_id(request.case, export_id)
         if discs > 1:
             volume = f"{volume[:24]}_{disc}OF{discs}"
-        expected = _manifest_of(root)
+        files = [f for entry in disc_items for f in entry.files]
         if request.iso:
             image = images[disc - 1]
             partial = image.with_name(f".{image.name}.custody-partial-{os.getpid()}")
@@ -752,24 +746,22 @@ class DiscExporter:
         # and hashed whole; xorriso's MD5 pass (as slow as writing the image)
         # adds nothing to that here. Burned media get it, and so does
         # every 'export verify'.
-        check = self.check_disc(target, expected_files=expected, md5=not request.iso)
+        check = self.check_disc(target, expected_files={f.path: f.sha256 for f in files}, md5=not request.iso)
         if not request.iso and check.ok:
             image_sha = optical.image_sha256(str(image), image.stat().st_size)
             if check.image_sha256 != image_sha:
-                check = DiscCheck(
-                    **{
-                        **check.__dict__,
-                        "ok": False,
-                        "problems": [*check.problems, "the burned medium differs from the image written"],
-                    }
+                check = dataclasses.replace(
+                    check,
+                    ok=False,
+                    problems=[*check.problems, "the burned medium differs from the image written"],
                 )
         return {
             "disc": disc,
             "target": target,
             "volume_id": volume,
-            "items": sorted({format_item_id(int(f["item"])) for f in expected.values()}),
-            "files": len(expected),
-            "bytes": sum(f["size"] for f in expected.values()),
+            "items": [entry.item.item_id for entry in disc_items],
+            "files": len(files),
+            "bytes": sum(f.size for f in files),
             "image_sha256": check.image_sha256,
             "image_bytes": image.stat().st_size if image.exists() else None,
             "verification": {"ok": check.ok, "problems": check.problems[:50], "at": utc_now()},
@@ -798,11 +790,13 @@ class DiscExporter:
 
     # -- reading a disc back --------------------------------------------------
 
-    def check_disc(self, target: str, expected_files: dict | None = None, md5: bool = True) -> DiscCheck:
+    def check_disc(
+        self, target: str, expected_files: dict[str, str] | None = None, md5: bool = True
+    ) -> DiscCheck:
         """Read a disc or image back: xorriso's MD5 check (with ``md5``), then every file against the
         bag and the record, and the image's SHA-256.
 
-        Nothing is written. ``expected_files`` ({path: {"sha256", ...}}) adds
+        Nothing is written. ``expected_files`` ({path: sha256}) adds
         what the vault knows should be there. Raise optical.NotReadable when
         it is no ISO 9660 image.
         """
@@ -824,8 +818,8 @@ class DiscExporter:
                 actual = report.file_sha256.get(path)
                 if actual is None:
                     problems.append(f"{path}: missing from the disc")
-                elif actual != expected["sha256"]:
-                    problems.append(f"{path}: differs from the vault's object {expected['sha256'][:16]}")
+                elif actual != expected:
+                    problems.append(f"{path}: differs from the vault's object {expected[:16]}")
             export, disc = _disc_identity(files)
         return DiscCheck(
             target=target,
@@ -872,7 +866,7 @@ class DiscExporter:
                 problems.append("the custody record is not signed with this vault's key")
         else:
             check.facts.append("not an export registered in this vault: checked against its own record only")
-        check = DiscCheck(**{**check.__dict__, "ok": not problems, "problems": problems})
+        check = dataclasses.replace(check, ok=not problems, problems=problems)
         at = utc_now()
         with vault.serialized(), vault.catalog.transaction():
             if registered is not None:
@@ -928,14 +922,6 @@ def _disc_target(device: str, disc: int, discs: int) -> str:
         return device
     path = Path(device.removeprefix("stdio:"))
     return f"stdio:{path.with_name(f'{path.stem}-{disc}of{discs}{path.suffix}')}"
-
-
-def _manifest_of(root: Path) -> dict:
-    """{path: {"sha256", "size", "item"}} of the payload as the record lists it."""
-    record = json.loads((root / verifier.RECORD).read_text(encoding="utf-8"))
-    return {
-        f["path"]: {"sha256": f["sha256"], "size": f["size"], "item": f["number"]} for f in record["files"]
-    }
 
 
 def _disc_identity(files) -> tuple[str | None, int | None]:
