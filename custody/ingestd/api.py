@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from custody.errors import CustodyError
+from custody.vault import Vault
 from custody.vault.access import Caller, RoleMap, identify
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,10 @@ class ApiError(CustodyError):
     """{message}"""
 
     exit_code = 2
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message=message)
+        self.exit_code = exit_code
 
 
 class _RateLimit:
@@ -309,9 +314,7 @@ def _result(path: Path, line: bytes | None) -> dict:
     except ValueError as exc:
         raise ApiUnavailable(path=path, why="the daemon closed the connection without an answer") from exc
     if not reply.get("ok"):
-        error = ApiError(message=reply.get("error", "refused"))
-        error.exit_code = int(reply.get("exit_code", 2))
-        raise error
+        raise ApiError(reply.get("error", "refused"), int(reply.get("exit_code", 2)))
     return reply
 
 
@@ -409,15 +412,11 @@ def fetch_to_file(path: Path, args: dict, out: Path, op: str = "stream") -> dict
     """Stream an item (``args``: ref, role) from the daemon into a new file ``out``, as the caller.
 
     The file is written by the caller's own process, with the caller's own
-    rights; never overwritten (raise ApiError); nothing is left behind on
-    failure. Return the daemon's result (item, sha256, size).
+    rights; never overwritten (raise Vault.OutputExists); nothing is left
+    behind on failure. Return the daemon's result (item, sha256, size).
     """
     if out.exists() or out.is_symlink():
-        error = ApiError(
-            message=f"{out} already exists: custody never overwrites a file; choose another --out"
-        )
-        error.exit_code = 5
-        raise error
+        raise Vault.OutputExists(path=out)
     partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
     try:
         with open(partial, "xb") as sink:
@@ -426,11 +425,7 @@ def fetch_to_file(path: Path, args: dict, out: Path, op: str = "stream") -> dict
             os.fsync(sink.fileno())
         os.link(partial, out)
     except FileExistsError as exc:
-        error = ApiError(
-            message=f"{out} already exists: custody never overwrites a file; choose another --out"
-        )
-        error.exit_code = 5
-        raise error from exc
+        raise Vault.OutputExists(path=out) from exc
     finally:
         partial.unlink(missing_ok=True)
     return result

@@ -1,0 +1,146 @@
+"""What the daemon's API socket serves: each operation, run as its caller.
+
+``whoami``; ``stream`` (an item's original or derivative, to the caller's own
+process); ``export`` and ``fetch`` (an evidence disc made as the caller into a
+private outbox, then fetched by the caller's process). Every operation opens
+the vault as its caller, so the vault's role and visibility checks apply.
+The command line adds its own "run" operation (the composition root).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from custody.config import Settings
+from custody.ingestd.api import ApiError, Stream
+from custody.vault import Vault
+from custody.vault.access import Caller
+
+
+def api_handlers(settings: Settings) -> dict:
+    """What the API socket serves: op -> function of (caller, args). Each opens the vault as its caller."""
+
+    def whoami(caller: Caller, args: dict) -> dict:
+        return {**caller.as_dict(), "via": "daemon", "vault": str(settings.home)}
+
+    def stream(caller: Caller, args: dict) -> Stream:
+        ref, role, to = args.get("ref"), args.get("role"), args.get("to")
+        if not isinstance(ref, str) or role not in (None, "playable", "thumbnail"):
+            raise ApiError(
+                message='stream needs "ref" (an item) and an optional "role" (playable or thumbnail)'
+            )
+
+        def produce(write) -> dict:
+            with Vault(settings, caller.name, caller=caller) as vault:
+                item = vault.stream(
+                    ref, _Sink(write), destination=str(to or "stdout"), role=role, to_file=bool(to)
+                )
+                made = {d.role: d for d in vault.derivatives(item)} if role else {}
+            sha256, size = (made[role].sha256, made[role].size) if role else (item.sha256, item.size)
+            return {"item": item.item_id, "sha256": sha256, "size": size, "role": role}
+
+        return Stream(produce)
+
+    outbox = _Outbox(settings.home / "run" / "outbox")
+
+    def export(caller: Caller, args: dict) -> dict:
+        """Make an evidence disc export as the caller into the daemon's outbox; the client fetches it."""
+        from custody.vault.disc.export import DiscExporter, ExportRequest
+
+        fields = {
+            k: args.get(k) for k in ("case", "maker", "extractor", "media", "capacity", "playable", "items")
+        }
+        if not isinstance(fields["case"], str) or not isinstance(args.get("out"), str):
+            raise ApiError(message='export needs "case" and "out" (where the client writes the image)')
+        if not isinstance(fields["items"] or [], list):
+            raise ApiError(message='export "items" must be a list of item ids')
+        folder = outbox.new(caller.uid)
+        try:
+            with Vault(settings, caller.name, caller=caller) as vault:
+                record = DiscExporter(vault).export(
+                    ExportRequest(
+                        case=fields["case"],
+                        maker=str(fields["maker"] or ""),
+                        extractor=str(fields["extractor"] or ""),
+                        items=[str(i) for i in fields["items"] or []],
+                        playable=fields["playable"] is not False,
+                        media=str(fields["media"] or settings.export.media),
+                        capacity=int(fields["capacity"]) if fields["capacity"] else None,
+                        iso=folder / "export.iso",
+                        delivered_to=f"client uid {caller.uid}: {args['out']}",
+                    )
+                )
+        except BaseException:
+            outbox.remove(folder.name)
+            raise
+        return {
+            "record": record.as_dict(),
+            "token": folder.name,
+            "files": sorted(p.name for p in folder.iterdir()),
+        }
+
+    def fetch(caller: Caller, args: dict) -> Stream | dict:
+        """One file of an export in the outbox, to the caller who made it; ``done`` empties that outbox."""
+        folder = outbox.folder(str(args.get("token", "")), caller.uid)
+        if args.get("done"):
+            outbox.remove(folder.name)
+            return {"removed": True}
+        path = folder / str(args.get("name", ""))
+        if path.parent != folder or not path.is_file():
+            raise ApiError(message="no such file in this export")
+
+        def produce(write) -> dict:
+            with open(path, "rb") as source:
+                while chunk := source.read(1 << 20):
+                    write(chunk)
+            return {"name": path.name, "size": path.stat().st_size}
+
+        return Stream(produce)
+
+    return {"whoami": whoami, "stream": stream, "export": export, "fetch": fetch}
+
+
+class _Outbox:
+    """Exports made for API clients wait here (0700, inside the vault home) until fetched.
+
+    Each is a folder owned, in the daemon's memory, by the uid that made it;
+    a daemon start clears what an earlier one left.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._owners: dict[str, int] = {}
+        self._lock = threading.Lock()
+        shutil.rmtree(root, ignore_errors=True)
+
+    def new(self, uid: int) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder = Path(tempfile.mkdtemp(dir=self.root))
+        with self._lock:
+            self._owners[folder.name] = uid
+        return folder
+
+    def folder(self, token: str, uid: int) -> Path:
+        with self._lock:
+            owner = self._owners.get(token)
+        if owner != uid:
+            raise ApiError(message="no such export waiting for you")
+        return self.root / token
+
+    def remove(self, token: str) -> None:
+        with self._lock:
+            self._owners.pop(token, None)
+        shutil.rmtree(self.root / token, ignore_errors=True)
+
+
+class _Sink:
+    """A binary file's write/flush over a stream's write function."""
+
+    def __init__(self, write) -> None:
+        self.write = write
+
+    def flush(self) -> None:
+        pass
