@@ -13,7 +13,6 @@ import pwd
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -21,10 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.docking import DaemonProcess, wait_for
+from tests.localusers import SYSTEM_PYTHON, custody_as, local_users
 
-REPO = Path(__file__).resolve().parents[2]
-SITE_PACKAGES = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
-SYSTEM_PYTHON = "/usr/bin/python3"
 GROUP = "cst-access"
 CLERK, CLERK2, OFFICER, AUDITOR, NO_ROLE, OUTSIDER = (
     "cst-clerk1", "cst-clerk2", "cst-officer", "cst-auditor", "cst-nobody", "cst-stranger",
@@ -38,21 +35,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def users():
-    def remove() -> None:
-        for user in (*IN_GROUP, OUTSIDER):
-            subprocess.run(["userdel", "-f", user], capture_output=True)
-        subprocess.run(["groupdel", GROUP], capture_output=True)
-
-    remove()
-    subprocess.run(["groupadd", GROUP], check=True)
-    for user in (*IN_GROUP, OUTSIDER):
-        extra = ["-G", GROUP] if user in IN_GROUP else []
-        subprocess.run(
-            ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", *extra, user],
-            check=True,
-        )
-    yield
-    remove()
+    with local_users(GROUP, IN_GROUP, (OUTSIDER,)):
+        yield
 
 
 @pytest.fixture
@@ -96,18 +80,6 @@ def served_vault(home, custody, footage, testbed, tmp_path, users, extra_config)
     shutil.rmtree(folder)
 
 
-def as_user(user: str, home: Path, socket_path: Path | None, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "CUSTODY_SOCKET")}
-    env.update(PYTHONPATH=f"{REPO}:{SITE_PACKAGES}", HOME="/")
-    if socket_path is not None:
-        env["CUSTODY_SOCKET"] = str(socket_path)
-    return subprocess.run(
-        ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", SYSTEM_PYTHON, "-m", "custody",
-         "--home", str(home), *args],
-        env=env, cwd="/", capture_output=True, text=True,
-    )  # fmt: skip
-
-
 def listed(result: subprocess.CompletedProcess) -> list[str]:
     assert result.returncode == 0, result.stderr
     return [item["id"] for item in json.loads(result.stdout)]
@@ -121,10 +93,10 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     home, socket_path, outbox, _daemon = served_vault
 
     # A clerk tags and extracts (the file is written by the clerk's own process).
-    tagged = as_user(CLERK, home, socket_path, "tag", "EV-000001", "--note", "reviewed")
+    tagged = custody_as(CLERK, home, socket_path, "tag", "EV-000001", "--note", "reviewed")
     assert tagged.returncode == 0, tagged.stderr
     out = outbox / "ev1.mp4"
-    extracted = as_user(CLERK, home, socket_path, "extract", "EV-000001", "--out", str(out))
+    extracted = custody_as(CLERK, home, socket_path, "extract", "EV-000001", "--out", str(out))
     assert extracted.returncode == 0, extracted.stderr
     assert out.stat().st_uid == pwd.getpwnam(CLERK).pw_uid
     original = json.loads(custody("show", "EV-000001", "--json").stdout)
@@ -139,34 +111,34 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     ]
 
     # An officer sees only their own normal items, and cannot tag.
-    assert listed(as_user(OFFICER, home, socket_path, "ls", "--json")) == ["EV-000001", "EV-000002"]
-    refused = as_user(OFFICER, home, socket_path, "tag", "EV-000001", "--note", "mine")
+    assert listed(custody_as(OFFICER, home, socket_path, "ls", "--json")) == ["EV-000001", "EV-000002"]
+    refused = custody_as(OFFICER, home, socket_path, "tag", "EV-000001", "--note", "mine")
     assert refused.returncode == 13 and "may not tag" in refused.stderr
-    hidden = as_user(OFFICER, home, socket_path, "show", "EV-000004")
+    hidden = custody_as(OFFICER, home, socket_path, "show", "EV-000004")
     assert hidden.returncode == 5 and "no item EV-000004" in hidden.stderr
 
     # An auditor reads everything, including the log, and changes nothing.
-    assert listed(as_user(AUDITOR, home, socket_path, "ls", "--json")) == [
+    assert listed(custody_as(AUDITOR, home, socket_path, "ls", "--json")) == [
         f"EV-00000{n}" for n in range(1, 5)
     ]
-    log = as_user(AUDITOR, home, socket_path, "log", "--json")
+    log = custody_as(AUDITOR, home, socket_path, "log", "--json")
     assert log.returncode == 0 and any(e["action"] == "ingest" for e in json.loads(log.stdout))
     for command in (
         ["tag", "EV-000002", "--note", "x"],
         ["extract", "EV-000002", "--out", str(outbox / "a.mp4")],
     ):
-        result = as_user(AUDITOR, home, socket_path, *command)
+        result = custody_as(AUDITOR, home, socket_path, *command)
         assert result.returncode == 13, result.stderr
     assert not (outbox / "a.mp4").exists()
 
     # A user with no role gets nothing but whoami.
-    nothing = as_user(NO_ROLE, home, socket_path, "ls")
+    nothing = custody_as(NO_ROLE, home, socket_path, "ls")
     assert nothing.returncode == 13 and "only run 'custody whoami'" in nothing.stderr
-    assert as_user(NO_ROLE, home, socket_path, "whoami").returncode == 0
+    assert custody_as(NO_ROLE, home, socket_path, "whoami").returncode == 0
 
     # A clerk exports a case to an evidence disc image: made by the daemon, written by the clerk.
     image = outbox / "case.iso"
-    exported = as_user(
+    exported = custody_as(
         CLERK, home, socket_path, "export", "disc", "--case", "2026-0001", "--maker", "Wang Li",
         "--extractor", CLERK, "--iso", str(image),
     )  # fmt: skip
@@ -180,20 +152,20 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
         == (record["discs"][0]["image_sha256"])
     )
     assert not list((home / "run" / "outbox").iterdir())  # nothing left waiting in the daemon
-    auditor_export = as_user(
+    auditor_export = custody_as(
         AUDITOR, home, socket_path, "export", "disc", "--case", "2026-0001", "--maker", "x", "--extractor", "y",
         "--iso", str(outbox / "auditor.iso"),
     )  # fmt: skip
     assert auditor_export.returncode == 13 and not (outbox / "auditor.iso").exists()
 
     # Reports and the registry: read by clerks, custodians and auditors; not by an officer or no one.
-    assert as_user(AUDITOR, home, socket_path, "hold", "ls").returncode == 0
-    assert as_user(CLERK, home, socket_path, "report", "gaps").returncode == 0
-    assert as_user(AUDITOR, home, socket_path, "status").returncode == 0
-    assert as_user(OFFICER, home, socket_path, "status").returncode == 13
-    assert as_user(NO_ROLE, home, socket_path, "officer", "ls").returncode == 13
+    assert custody_as(AUDITOR, home, socket_path, "hold", "ls").returncode == 0
+    assert custody_as(CLERK, home, socket_path, "report", "gaps").returncode == 0
+    assert custody_as(AUDITOR, home, socket_path, "status").returncode == 0
+    assert custody_as(OFFICER, home, socket_path, "status").returncode == 13
+    assert custody_as(NO_ROLE, home, socket_path, "officer", "ls").returncode == 13
     # What names files for the daemon to open is refused through the socket, for everyone.
-    ingest = as_user(CLERK, home, socket_path, "ingest", "/etc/shadow")
+    ingest = custody_as(CLERK, home, socket_path, "ingest", "/etc/shadow")
     assert ingest.returncode == 2 and "cannot be run through the daemon" in ingest.stderr
 
     # Every refusal is a denied event naming the caller's uid, the action and the target.
@@ -211,32 +183,32 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
 
 def test_restricted_footage_is_seen_only_by_the_clerks_named_on_its_case(served_vault, custody):
     home, socket_path, outbox, _daemon = served_vault
-    assert "EV-000003" not in listed(as_user(CLERK2, home, socket_path, "ls", "--json"))
-    assert listed(as_user(CLERK2, home, socket_path, "ls", "--json", "--case", RESTRICTED_CASE)) == []
+    assert "EV-000003" not in listed(custody_as(CLERK2, home, socket_path, "ls", "--json"))
+    assert listed(custody_as(CLERK2, home, socket_path, "ls", "--json", "--case", RESTRICTED_CASE)) == []
     for command in (["show", "EV-000003"], ["extract", "EV-000003", "--out", str(outbox / "no.mp4")]):
-        refused = as_user(CLERK2, home, socket_path, *command)
+        refused = custody_as(CLERK2, home, socket_path, *command)
         assert refused.returncode == 5 and "no item EV-000003" in refused.stderr
     assert not (outbox / "no.mp4").exists()
-    export = as_user(
+    export = custody_as(
         CLERK2, home, socket_path, "export", "disc", "--case", RESTRICTED_CASE, "--maker", "m", "--extractor", "e",
         "--iso", str(outbox / "secret.iso"),
     )  # fmt: skip
     assert export.returncode == 5 and "has no items" in export.stderr
     assert not (outbox / "secret.iso").exists()
 
-    assert "EV-000003" in listed(as_user(CLERK, home, socket_path, "ls", "--json"))
-    shown = as_user(CLERK, home, socket_path, "show", "EV-000003", "--json")
+    assert "EV-000003" in listed(custody_as(CLERK, home, socket_path, "ls", "--json"))
+    shown = custody_as(CLERK, home, socket_path, "show", "EV-000003", "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["tags"]["case"] == RESTRICTED_CASE
-    fetched = as_user(CLERK, home, socket_path, "extract", "EV-000003", "--out", str(outbox / "ev3.mp4"))
+    fetched = custody_as(CLERK, home, socket_path, "extract", "EV-000003", "--out", str(outbox / "ev3.mp4"))
     assert fetched.returncode == 0, fetched.stderr
 
 
 def test_without_the_daemon_a_user_who_does_not_own_the_vault_is_told_how_to_reach_it(served_vault):
     home, _socket_path, _outbox, _daemon = served_vault
-    refused = as_user(CLERK, home, None, "ls")
+    refused = custody_as(CLERK, home, None, "ls")
     assert refused.returncode == 13
     assert "belongs to another user: use it through the custody daemon's socket" in refused.stderr
-    outsider = as_user(OUTSIDER, home, _socket_path, "ls")
+    outsider = custody_as(OUTSIDER, home, _socket_path, "ls")
     assert outsider.returncode == 7 and "permission denied" in outsider.stderr
 
 
@@ -311,7 +283,7 @@ def test_fifty_clients_of_mixed_roles_while_the_daemon_ingests(
     drop = Path("/tmp/custody-load-drop")
     items = [f"EV-00000{n}" for n in range(1, 5)]
     for user in IN_GROUP:  # warm the daemon's paths before the first memory reading
-        as_user(user, home, socket_path, "ls", "--json")
+        custody_as(user, home, socket_path, "ls", "--json")
     rss_before = _rss_kb(daemon.process.pid)
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     command = ["setpriv", "--init-groups", SYSTEM_PYTHON, "-I", "-c", LOAD_CLIENT, str(socket_path)]

@@ -22,41 +22,24 @@ import pytest
 
 from custody.config import Settings
 from custody.ingestd.api import ApiServer
-from custody.ingestd.daemon import api_handlers
+from custody.ingestd.api_handlers import api_handlers
 from custody.vault import Vault
 from custody.vault.access import RoleMap
+from tests.localusers import SYSTEM_PYTHON, custody_as, local_users, run_as
 
-REPO = Path(__file__).resolve().parents[2]
-SITE_PACKAGES = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
-SYSTEM_PYTHON = "/usr/bin/python3"
 GROUP = "cst-api"
 CLERK, NO_ROLE, OUTSIDER = "cst-clerk", "cst-norole", "cst-outsider"
 
 
-def _run(*command: str) -> None:
-    subprocess.run(command, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
-def local_users():
+def users():
     """A group that may use the socket, two of its members (one a clerk), and a user outside it."""
-
-    def remove() -> None:
-        for user in (CLERK, NO_ROLE, OUTSIDER):
-            subprocess.run(["userdel", "-f", user], capture_output=True)
-        subprocess.run(["groupdel", GROUP], capture_output=True)
-
-    remove()
-    _run("groupadd", GROUP)
-    for user, groups in ((CLERK, [GROUP]), (NO_ROLE, [GROUP]), (OUTSIDER, [])):
-        extra = ["-G", ",".join(groups)] if groups else []
-        _run("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", *extra, user)
-    yield
-    remove()
+    with local_users(GROUP, (CLERK, NO_ROLE), (OUTSIDER,)):
+        yield
 
 
 @pytest.fixture
-def served(tmp_path, local_users):
+def served(tmp_path, users):
     """A vault (0700, root's) and its API socket in a folder everyone may traverse."""
     settings = Settings(home=tmp_path / "vault")
     Vault.init(settings, "root").close()
@@ -74,23 +57,6 @@ def served(tmp_path, local_users):
     yield settings, server
     server.stop()
     shutil.rmtree(folder)
-
-
-def as_user(user: str, *command: str, socket_path: Path) -> subprocess.CompletedProcess:
-    """Run ``command`` as ``user`` with their own groups, and custody importable by the system python."""
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    env.update(PYTHONPATH=f"{REPO}:{SITE_PACKAGES}", CUSTODY_SOCKET=str(socket_path), HOME="/")
-    return subprocess.run(
-        ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *command],
-        env=env,
-        cwd="/",
-        capture_output=True,
-        text=True,
-    )
-
-
-def custody_as(user: str, home: Path, socket_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return as_user(user, SYSTEM_PYTHON, "-m", "custody", "--home", str(home), *args, socket_path=socket_path)
 
 
 RAW_CLIENT = """
@@ -113,9 +79,7 @@ def test_whoami_through_the_socket_is_the_kernels_identity_whatever_the_request_
 
     # A client that claims to be root, in the arguments and beside them, is still the clerk.
     forged = json.dumps({"op": "whoami", "user": "root", "uid": 0, "args": {"user": "root", "uid": 0}})
-    raw = as_user(
-        CLERK, SYSTEM_PYTHON, "-I", "-c", RAW_CLIENT, str(server.path), forged, socket_path=server.path
-    )
+    raw = run_as(CLERK, SYSTEM_PYTHON, "-I", "-c", RAW_CLIENT, str(server.path), forged)
     assert raw.returncode == 0, raw.stderr
     reply = json.loads(raw.stdout)
     assert reply["ok"] and reply["result"]["user"] == CLERK and reply["result"]["uid"] != 0
@@ -133,7 +97,7 @@ def test_a_user_outside_the_sockets_group_cannot_connect_nor_read_the_vault(serv
     assert oct(server.path.stat().st_mode & 0o777) == "0o660"
     assert oct(settings.home.stat().st_mode & 0o777) == "0o700"
     for user in (OUTSIDER, CLERK):
-        direct = as_user(user, "cat", str(settings.home / "catalog.sqlite"), socket_path=server.path)
+        direct = run_as(user, "cat", str(settings.home / "catalog.sqlite"))
         assert direct.returncode != 0 and "Permission denied" in direct.stderr
 
 

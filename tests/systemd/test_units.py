@@ -22,6 +22,23 @@ def installed_copy(unit: Path, tmp_path: Path) -> Path:
     return copy
 
 
+def verify_together(service: Path, companion: str, tmp_path: Path) -> None:
+    """systemd-analyze verify on a service and its companion unit (a timer or socket) side by side."""
+    unit = tmp_path / companion
+    unit.write_text((UNITS / companion).read_text())
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(service), str(unit)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def unit_parser(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # keep key case
+    parser.read(UNITS / name)
+    return parser
+
+
 def test_systemd_analyze_verify_passes_on_the_ingest_daemon_unit(tmp_path):
     if shutil.which("systemd-analyze") is None:
         pytest.fail("systemd-analyze is missing: make test installs the systemd package")
@@ -32,9 +49,7 @@ def test_systemd_analyze_verify_passes_on_the_ingest_daemon_unit(tmp_path):
 
 
 def test_ingest_daemon_unit_is_type_notify_with_watchdog_and_hardening():
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # keep key case
-    parser.read(UNITS / "custody-ingestd.service")
+    parser = unit_parser("custody-ingestd.service")
     service = parser["Service"]
     assert service["Type"] == "notify"
     assert int(service["WatchdogSec"]) > 0
@@ -57,15 +72,8 @@ def test_ingest_daemon_unit_is_type_notify_with_watchdog_and_hardening():
 
 def test_retention_timer_and_service_verify_and_never_delete(tmp_path):
     service = installed_copy(UNITS / "custody-retention.service", tmp_path)
-    timer = tmp_path / "custody-retention.timer"
-    timer.write_text((UNITS / "custody-retention.timer").read_text())
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(service), str(timer)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str
-    parser.read(UNITS / "custody-retention.service")
+    verify_together(service, "custody-retention.timer", tmp_path)
+    parser = unit_parser("custody-retention.service")
     command = parser["Service"]["ExecStart"].split()
     assert command[1:4] == ["retention", "plan", "--report-dir"]  # evaluation and a report, nothing else
     assert parser["Service"]["Type"] == "oneshot" and parser["Service"]["PrivateNetwork"] == "yes"
@@ -75,15 +83,8 @@ def test_retention_timer_and_service_verify_and_never_delete(tmp_path):
 
 def test_api_socket_unit_verifies_and_opens_the_socket_to_its_group_only(tmp_path):
     service = installed_copy(UNITS / "custody-ingestd.service", tmp_path)
-    socket_unit = tmp_path / "custody-api.socket"
-    socket_unit.write_text((UNITS / "custody-api.socket").read_text())
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(socket_unit), str(service)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str
-    parser.read(UNITS / "custody-api.socket")
+    verify_together(service, "custody-api.socket", tmp_path)
+    parser = unit_parser("custody-api.socket")
     assert parser["Socket"]["SocketMode"] == "0660"
     assert parser["Socket"]["ListenStream"] == "/run/custody/api.sock"
     assert parser["Socket"]["Service"] == "custody-ingestd.service"

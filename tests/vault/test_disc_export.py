@@ -111,6 +111,14 @@ def export_iso(custody, out: Path, *extra: str, expect: int = 0):
     )  # fmt: skip
 
 
+def export_burn(custody, drive: Path, *extra: str, expect: int = 0):
+    """Burn the case to xorriso's file-backed drive at ``drive``."""
+    return custody(
+        "export", "disc", "--case", CASE, "--maker", MAKER, "--extractor", EXTRACTOR, "--burn", f"stdio:{drive}",
+        *extra, expect=expect,
+    )  # fmt: skip
+
+
 def exports(custody) -> list[dict]:
     return json.loads(custody("export", "ls", "--json").stdout)
 
@@ -276,10 +284,7 @@ def test_standalone_verifier_passes_then_names_a_changed_file_an_altered_event_a
 
 def test_burn_to_file_backed_drive_verifies_and_a_flipped_byte_is_caught(custody, home, tmp_path):
     drive = tmp_path / "drive.img"
-    custody(
-        "export", "disc", "--case", CASE, "--maker", MAKER, "--extractor", EXTRACTOR, "--burn", f"stdio:{drive}",
-        "--media", "cd",
-    )  # fmt: skip
+    export_burn(custody, drive, "--media", "cd")
     [record] = exports(custody)
     assert record["state"] == "verified" and record["destination"] == f"burn:stdio:{drive}"
     assert record["discs"][0]["verification"]["ok"] is True
@@ -337,10 +342,7 @@ def test_case_larger_than_the_medium_spans_discs_each_a_bag_holding_every_item_o
 
 def test_a_case_burned_over_several_discs_writes_and_verifies_each_disc(custody, home, tmp_path):
     drive = tmp_path / "drive.img"
-    custody(
-        "export", "disc", "--case", CASE, "--maker", MAKER, "--extractor", EXTRACTOR, "--burn", f"stdio:{drive}",
-        "--capacity-mb", "2",
-    )  # fmt: skip
+    export_burn(custody, drive, "--capacity-mb", "2")
     [record] = exports(custody)
     count = len(record["discs"])
     assert count >= 2 and record["state"] == "verified"
