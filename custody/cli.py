@@ -30,8 +30,9 @@ from custody.errors import CustodyError, UsageError
 from custody.ingestd import api
 from custody.ingestd.daemon import Daemon, read_status
 from custody.ingestd.jobs import MediaJobs
-from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, Skipped
+from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, IngestSummary, Skipped
 from custody.ingestd.report import window_report
+from custody.ingestd.upload import send_files
 from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault, access
 from custody.vault.items import format_item_id, printable_name
@@ -157,6 +158,10 @@ def ingest(
     as a duplicate and not stored twice. Exits 1 if any file failed; the
     others are still stored.
 
+    While the daemon serves the vault, the files go through its socket: this
+    process reads them with your own rights and streams them to the daemon,
+    which seals them as you (needs the clerk role unless you own the vault).
+
     \b
     Example:
       custody ingest /media/usb/DCIM --officer 031245 --recorder BWC-88231
@@ -168,6 +173,12 @@ def ingest(
         observer = _IngestPrinter(as_json)
         with observer:
             summary = IngestSession(vault, source, settings.ingest, observer).run()
+    if code := _print_ingest_summary(summary, as_json):
+        sys.exit(code)
+
+
+def _print_ingest_summary(summary: IngestSummary, as_json: bool) -> int:
+    """Print an ingest's totals; return its exit code (1 when any file failed)."""
     if as_json:
         click.echo(json.dumps({"summary": summary.as_dict()}))
     else:
@@ -176,8 +187,7 @@ def ingest(
             f"{summary.failed} failed; skipped {summary.hidden_skipped} hidden, "
             f"{summary.other_skipped} other"
         )
-    if not summary.ok:
-        sys.exit(1)
+    return 0 if summary.ok else 1
 
 
 @cli.command("ls")
@@ -1619,7 +1629,7 @@ class _IngestPrinter:
             _say_error(f"failed: {task.message}", self.display)
         else:
             note = f"  ({task.warning})" if task.warning else ""
-            _say(f"{task.outcome:<9} {task.item.item_id}  {task.display_path}{note}", self.display)
+            _say(f"{task.outcome:<9} {task.item_id}  {task.display_path}{note}", self.display)
 
 
 @cli.group("case")
@@ -2019,17 +2029,22 @@ def _through_daemon(argv: list[str]) -> int | None:
     if not path or path[0] in ("whoami", "init", "daemon") or "--help" in rest:
         return None
     session = Session(home, debug=False)
+    socket_path = session.api_socket()
     try:
-        if session.home.stat().st_uid == os.geteuid() or os.geteuid() == 0:
+        # The vault's own user works in-process, except ingest: the serving daemon holds the
+        # vault's write lock, so the files go to it like anyone's.
+        owner = session.home.stat().st_uid == os.geteuid() or os.geteuid() == 0
+        if owner and (path != ("ingest",) or not api.answers(socket_path)):
             return None
     except PermissionError:
         pass
     except OSError:
         return None
-    socket_path = session.api_socket()
     try:
         if not api.is_served(socket_path):
             raise Vault.NotOwner(home=session.home, socket=socket_path)
+        if path == ("ingest",):
+            return _ingest_for_client(rest[1:], socket_path)
         if path[0] in ("extract", "cat"):
             return _fetch_for_client(path[0], rest[1:], socket_path)
         if path == ("export", "disc"):
@@ -2038,9 +2053,24 @@ def _through_daemon(argv: list[str]) -> int | None:
     except CustodyError as exc:
         click.echo(f"custody: {exc.message}", err=True)
         return exc.exit_code
+    except click.ClickException as exc:  # the command line, parsed here for what runs here
+        exc.show()
+        return exc.exit_code
     sys.stdout.write(result["stdout"])
     sys.stderr.write(result["stderr"])
     return result["exit_code"]
+
+
+def _ingest_for_client(args: list[str], socket_path: Path) -> int:
+    """ingest through the daemon: this process reads the files and streams them to it."""
+    params = cli.commands["ingest"].make_context("ingest", args).params
+    source = IngestSource(
+        paths=list(params["paths"]), source="upload", officer=params["officer"], recorder=params["recorder"]
+    )
+    printer = _IngestPrinter(params["as_json"])
+    with printer:
+        summary = send_files(socket_path, source, printer)
+    return _print_ingest_summary(summary, params["as_json"])
 
 
 def _fetch_for_client(command: str, args: list[str], socket_path: Path) -> int:

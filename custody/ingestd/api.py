@@ -8,10 +8,16 @@ line (``{"op": "whoami", "args": {}}``), and gets one JSON line back
 The caller is who the kernel says is at the other end (SO_PEERCRED: uid, gid,
 pid); nothing in the request names the caller.
 
+Answers that are bytes (extract, an export's files) come back as a
+``Stream``; requests that bring bytes (a client's own files to ingest) get an
+``Upload`` answer, after which client and daemon converse over the same
+connection (see ``Upload``).
+
 Limits, so one client cannot disturb the others: a request line of at most
-64 KiB, read within ``request_timeout_seconds``; at most
-``max_requests_per_second`` per uid (a burst of twice that); every request is
-served in its own thread and its failure ends only that connection.
+64 KiB, read within ``request_timeout_seconds`` (every later read of an upload
+too: a client that stalls is dropped); at most ``max_requests_per_second``
+per uid (a burst of twice that); every request is served in its own thread
+and its failure ends only that connection.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 Handler = Callable[[Caller, dict], object]
 _FRAME = struct.Struct(">I")  # a stream chunk's length; 0 ends the stream
 STREAM_CHUNK = 1 << 20
+_ABANDON = 0xFFFFFFFF  # in place of a chunk's length: the sender gives up this stream (a reason line follows)
 
 
 class Stream:
@@ -55,6 +62,117 @@ class Stream:
 
     def __init__(self, produce: Callable[[Callable[[bytes], None]], object]) -> None:
         self.produce = produce
+
+
+class Upload:
+    """A handler's answer that takes bytes from the client: ``receive(channel)`` converses and returns
+    the final result.
+
+    On the wire: the daemon answers the request with ``{"ok": true, "send": true, ...offer}``;
+    then the client sends messages (JSON lines of at most 64 KiB), and after a
+    message that announces bytes, those bytes as chunks framed as in ``Stream``
+    (a zero length ends them; a length of 0xFFFFFFFF abandons them, followed by
+    a JSON line ``{"reason": ...}``). The daemon answers each message with a
+    JSON line, and ends with the final JSON line as for any request. What the
+    messages are is the handler's business (``Channel``).
+    """
+
+    def __init__(self, receive: Callable[[Channel], object], offer: dict | None = None) -> None:
+        self.receive = receive
+        self.offer = offer or {}
+
+
+class UploadBroken(Exception):
+    """The client stopped sending (closed the connection, stalled past the timeout, broke the framing)."""
+
+
+class StreamAbandoned(Exception):
+    """The client gave up a stream part way (its file changed or could not be read); ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Channel:
+    """The daemon's side of an upload conversation: read the client's messages and bytes, answer."""
+
+    def __init__(self, reader, connection: socket.socket) -> None:
+        self._reader = reader
+        self._connection = connection
+
+    def message(self) -> dict:
+        """The client's next message; raise UploadBroken when none comes whole."""
+        try:
+            line = _read_line(self._reader, MAX_REQUEST_BYTES)
+        except OSError as exc:
+            raise UploadBroken(f"the client stopped sending ({exc.strerror or type(exc).__name__})") from exc
+        if not line or not line.endswith(b"\n"):
+            raise UploadBroken("the client closed the connection" if not line else "a message was cut off")
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            raise UploadBroken("a message was not JSON") from exc
+        if not isinstance(message, dict):
+            raise UploadBroken("a message was not a JSON object")
+        return message
+
+    def incoming(self) -> _IncomingBytes:
+        """The bytes that follow the last message, as a binary file to ``read``."""
+        return _IncomingBytes(self)
+
+    def answer(self, result: object) -> None:
+        self._connection.sendall(_line({"ok": True, "result": result}))
+
+    def _read(self, size: int) -> bytes:
+        try:
+            data = self._reader.read(size)
+        except OSError as exc:
+            raise UploadBroken(f"the client stopped sending ({exc.strerror or type(exc).__name__})") from exc
+        if len(data) != size:
+            raise UploadBroken("the client closed the connection in the middle of a stream")
+        return data
+
+
+class _IncomingBytes:
+    """One framed byte stream from the client, read like a binary file: ``read`` returns b"" at its end.
+
+    Raise StreamAbandoned when the client abandons it, UploadBroken when the
+    client goes away or breaks the framing (a chunk larger than 1 MiB).
+    """
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._left = 0
+        self._ended = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self._ended:
+            return b""
+        if self._left == 0:
+            length = _FRAME.unpack(self._channel._read(_FRAME.size))[0]
+            if length == 0:
+                self._ended = True
+                return b""
+            if length == _ABANDON:
+                reason = self._channel.message().get("reason")
+                raise StreamAbandoned(str(reason or "the client gave up sending"))
+            if length > STREAM_CHUNK:
+                raise UploadBroken(f"a chunk of {length} bytes (at most {STREAM_CHUNK})")
+            self._left = length
+        wanted = self._left if size < 0 else min(size, self._left)
+        data = self._channel._read(wanted)
+        self._left -= len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read and drop what is left of the stream (after the receiver failed part way), so the
+        conversation can go on."""
+        try:
+            while self.read(STREAM_CHUNK):
+                pass
+        except StreamAbandoned:
+            pass
 
 
 class ApiUnavailable(CustodyError):
@@ -148,7 +266,7 @@ class ApiServer:
             log.info("API socket from systemd (fd %d)", inherited)
             return
         if self.path.exists() or self.path.is_symlink():
-            if _answers(self.path):
+            if answers(self.path):
                 raise ApiUnavailable(path=self.path, why="another custody daemon is serving it")
             self.path.unlink()
         gid = -1
@@ -184,8 +302,9 @@ class ApiServer:
         )
         caller = identify(uid, gid, pid, self.role_map, self.owner_uid)
         connection.settimeout(self.request_timeout)
+        reader = connection.makefile("rb")
         try:
-            reply = self._answer(caller, connection)
+            reply = self._answer(caller, reader)
         except TimeoutError:
             reply = _error(f"no whole request within {self.request_timeout:g} s", 2)
         except OSError:
@@ -193,8 +312,26 @@ class ApiServer:
         with contextlib.suppress(OSError):  # the client went away
             if isinstance(reply, Stream):
                 self._send_stream(connection, reply)
-                return
-            connection.sendall(_line(reply))
+            elif isinstance(reply, Upload):
+                self._receive_upload(connection, reader, reply, caller)
+            else:
+                connection.sendall(_line(reply))
+
+    def _receive_upload(self, connection: socket.socket, reader, upload: Upload, caller: Caller) -> None:
+        connection.sendall(_line({"ok": True, "send": True, **upload.offer}))
+        try:
+            final = {"ok": True, "result": upload.receive(Channel(reader, connection))}
+        except UploadBroken as exc:
+            log.warning("upload by %s ended: %s", caller.name, exc)
+            final = _error(f"upload ended: {exc}", 2)
+        except CustodyError as exc:
+            final = _error(exc.message, exc.exit_code)
+        except OSError:
+            raise
+        except Exception as exc:
+            log.exception("API upload by %s failed", caller.name)
+            final = _error(f"internal error: {type(exc).__name__}", 1)
+        connection.sendall(_line(final))
 
     def _send_stream(self, connection: socket.socket, stream: Stream) -> None:
         connection.settimeout(None)  # a slow reader slows only its own stream
@@ -219,8 +356,8 @@ class ApiServer:
         connection.sendall(_FRAME.pack(0))
         connection.sendall(_line(final))
 
-    def _answer(self, caller: Caller, connection: socket.socket) -> dict | Stream:
-        line = _read_line(connection, MAX_REQUEST_BYTES)
+    def _answer(self, caller: Caller, reader) -> dict | Stream | Upload:
+        line = _read_line(reader, MAX_REQUEST_BYTES)
         if line is None:
             return _error(f"request larger than {MAX_REQUEST_BYTES} bytes", 2)
         if not line.endswith(b"\n"):
@@ -241,7 +378,7 @@ class ApiServer:
             return _error(f"unknown request {request['op']!r}", 2)
         try:
             result = handler(caller, args)
-            return result if isinstance(result, Stream) else {"ok": True, "result": result}
+            return result if isinstance(result, (Stream, Upload)) else {"ok": True, "result": result}
         except CustodyError as exc:
             return _error(exc.message, exc.exit_code)
         except Exception as exc:  # one request's bug must not stop the daemon serving others
@@ -264,23 +401,15 @@ def _error(message: str, exit_code: int) -> dict:
     return {"ok": False, "error": message, "exit_code": exit_code}
 
 
-def _read_line(connection: socket.socket, limit: int) -> bytes | None:
-    """Read up to and including a newline; None when more than ``limit`` bytes come first."""
-    data = bytearray()
-    while True:
-        chunk = connection.recv(4096)
-        if not chunk:
-            return bytes(data)
-        newline = chunk.find(b"\n")
-        if newline >= 0:
-            data += chunk[: newline + 1]
-            return bytes(data) if len(data) <= limit else None
-        data += chunk
-        if len(data) > limit:
-            return None
+def _read_line(reader, limit: int) -> bytes | None:
+    """Read from a buffered binary reader up to and including a newline (or to its end);
+    None when more than ``limit`` bytes come first."""
+    line = reader.readline(limit + 1)
+    return None if len(line) > limit else line
 
 
-def _answers(path: Path) -> bool:
+def answers(path: Path) -> bool:
+    """Whether a daemon accepts connections on ``path`` (not just a socket file left behind)."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(2)
     try:
@@ -327,10 +456,68 @@ def call(path: Path, op: str, args: dict | None = None, timeout: float | None = 
     connection = _connect(path, timeout)
     try:
         connection.sendall(_line({"op": op, "args": args or {}}))
-        line = _read_line(connection, 256 * 1024 * 1024)
+        line = _read_line(connection.makefile("rb"), 256 * 1024 * 1024)
     finally:
         connection.close()
     return _result(path, line).get("result")
+
+
+class Sending:
+    """The client's side of an upload conversation (see ``Upload``)."""
+
+    def __init__(self, path: Path, connection: socket.socket, reader, offer: dict) -> None:
+        self.path = path
+        self.offer = offer  # what the daemon said with its go-ahead
+        self._connection = connection
+        self._reader = reader
+
+    def message(self, message: dict) -> None:
+        self._connection.sendall(_line(message))
+
+    def chunk(self, data: bytes) -> None:
+        """Send ``data`` (at most STREAM_CHUNK bytes) as one chunk of the current stream."""
+        self._connection.sendall(_FRAME.pack(len(data)))
+        self._connection.sendall(data)
+
+    def end(self) -> None:
+        self._connection.sendall(_FRAME.pack(0))
+
+    def abandon(self, reason: str) -> None:
+        self._connection.sendall(_FRAME.pack(_ABANDON))
+        self.message({"reason": reason})
+
+    def answer(self) -> object:
+        """The daemon's answer to the last message; raise ApiError if it is a refusal."""
+        return _result(self.path, self._reader.readline(MAX_REQUEST_BYTES)).get("result")
+
+
+def upload(
+    path: Path, op: str, args: dict, converse: Callable[[Sending], None], timeout: float = 600.0
+) -> object:
+    """Send a request whose answer is an ``Upload``; ``converse`` sends the messages and bytes;
+    return the final result.
+
+    Raise as ``call`` does: a refusal before the go-ahead, or at the end, is an
+    ApiError; a daemon that goes away is ApiUnavailable.
+    """
+    connection = _connect(path, timeout)
+    try:
+        connection.sendall(_line({"op": op, "args": args}))
+        reader = connection.makefile("rb")
+        header = _result(path, reader.readline(MAX_REQUEST_BYTES))
+        if not header.get("send"):
+            return header.get("result")
+        offer = {k: v for k, v in header.items() if k not in ("ok", "send")}
+        try:
+            converse(Sending(path, connection, reader, offer))
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            # The daemon hung up part way: its last word says why, when it had one.
+            final = reader.readline(MAX_REQUEST_BYTES)
+            _result(path, final)
+            raise ApiUnavailable(path=path, why="the daemon closed the connection part way") from exc
+        return _result(path, reader.readline(MAX_REQUEST_BYTES)).get("result")
+    finally:
+        connection.close()
 
 
 def call_stream(

@@ -1,7 +1,8 @@
 """What the daemon's API socket serves: each operation, run as its caller.
 
 ``whoami``; ``stream`` (an item's original or derivative, to the caller's own
-process); ``export`` and ``fetch`` (an evidence disc made as the caller into a
+process); ``ingest`` (the caller's own files, streamed from the caller's
+process: see ``ingestd.upload``); ``export`` and ``fetch`` (an evidence disc made as the caller into a
 private outbox, then fetched by the caller's process). Every operation opens
 the vault as its caller, so the vault's role and visibility checks apply.
 The command line adds its own "run" operation (the composition root).
@@ -15,7 +16,9 @@ import threading
 from pathlib import Path
 
 from custody.config import Settings
-from custody.ingestd.api import ApiError, Stream
+from custody.ingestd import upload
+from custody.ingestd.api import ApiError, Channel, Stream, Upload
+from custody.ingestd.pipeline import IngestSource
 from custody.vault import Vault
 from custody.vault.access import Caller
 
@@ -43,6 +46,21 @@ def api_handlers(settings: Settings) -> dict:
             return {"item": item.item_id, "sha256": sha256, "size": size, "role": role}
 
         return Stream(produce)
+
+    def ingest(caller: Caller, args: dict) -> Upload:
+        """Seal files the caller's process sends; refused before any byte moves without the ingest role."""
+        officer, recorder = args.get("officer"), args.get("recorder")
+        if not all(value is None or isinstance(value, str) for value in (officer, recorder)):
+            raise ApiError(message='ingest "officer" and "recorder" must be strings')
+        with Vault(settings, caller.name, caller=caller) as vault:
+            vault.authorize("ingest")
+        source = IngestSource(paths=[], source=upload.SOURCE, officer=officer, recorder=recorder)
+
+        def receive(channel: Channel) -> dict:
+            with Vault(settings, caller.name, caller=caller) as vault:
+                return upload.UploadSession(vault, source, settings.ingest, channel).receive()
+
+        return Upload(receive, offer={"skip_names": settings.ingest.skip_names})
 
     outbox = _Outbox(settings.home / "run" / "outbox")
 
@@ -100,7 +118,7 @@ def api_handlers(settings: Settings) -> dict:
 
         return Stream(produce)
 
-    return {"whoami": whoami, "stream": stream, "export": export, "fetch": fetch}
+    return {"whoami": whoami, "stream": stream, "ingest": ingest, "export": export, "fetch": fetch}
 
 
 class _Outbox:

@@ -57,18 +57,24 @@ class FileTask:
     item: Item | None = None
     message: str | None = None
     warning: str | None = None
+    # (item id, sha256) as the daemon reported them, for a file sent through its socket
+    reported: tuple[str, str] | None = None
 
     @property
     def display_path(self) -> str:
         return printable_name(self.path)
+
+    @property
+    def item_id(self) -> str | None:
+        return self.item.item_id if self.item else self.reported[0] if self.reported else None
 
     def drop(self, message: str) -> None:
         self.outcome, self.message = ERROR, message
 
     def as_dict(self) -> dict:
         result = {
-            "id": self.item.item_id if self.item else None,
-            "sha256": self.item.sha256 if self.item else None,
+            "id": self.item_id,
+            "sha256": self.item.sha256 if self.item else self.reported[1] if self.reported else None,
             "size": self.size,
             "name": self.display_path,
             "status": self.outcome,
@@ -103,6 +109,19 @@ class IngestSummary:
     @property
     def ok(self) -> bool:
         return self.failed == 0
+
+    def add(self, task: FileTask) -> None:
+        """Count a file whose outcome is decided."""
+        self.tasks.append(task)
+        if task.outcome == NEW:
+            self.new += 1
+            self.bytes_new += task.size
+        elif task.outcome == DUPLICATE:
+            self.duplicate += 1
+        elif task.outcome == KNOWN:
+            self.known += 1
+        else:
+            self.failed += 1
 
     def as_dict(self) -> dict:
         return {
@@ -174,21 +193,13 @@ class IngestSession:
 
     def discover(self, summary: IngestSummary) -> list[FileTask]:
         """Return the files to ingest, counting (and telling the observer) what is skipped."""
-        tasks: list[FileTask] = []
-        for found in discover(self.source.paths, self.settings.skip_names):
-            if isinstance(found, Skipped):
-                if found.hidden:
-                    summary.hidden_skipped += 1
-                else:
-                    summary.other_skipped += 1
-                self.observer.skipped(found)
-            else:
-                tasks.append(found)
-        self.observer.discovered(len(tasks), sum(t.size for t in tasks))
-        return tasks
+        return discover_files(self.source.paths, self.settings.skip_names, summary, self.observer)
 
     def process(self, task: FileTask, summary: IngestSummary) -> None:
-        """Take one file through the stages until one decides its outcome; count it."""
+        """Take one file through the stages until one decides its outcome; count it.
+
+        A file already decided (one discovery could not read) only has its failure recorded.
+        """
         for stage in self.stages():
             if task.outcome is not None:
                 break
@@ -209,7 +220,7 @@ class IngestSession:
         try:
             fd = os.open(task.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
-            task.drop(_read_error(task, exc, before=True))
+            task.drop(read_error(task, exc, before=True))
             return
         try:
             before = os.fstat(fd)
@@ -220,7 +231,7 @@ class IngestSession:
                 staged = self.vault.stage(source, before.st_size, self.progress)
             after = os.fstat(fd)
         except OSError as exc:
-            task.drop(_read_error(task, exc, before=False))
+            task.drop(read_error(task, exc, before=False))
             return
         except PullCancelled as exc:
             task.drop(f"{task.display_path} not stored: {exc}; it is pulled again at the next dock")
@@ -232,7 +243,7 @@ class IngestSession:
             return
         finally:
             os.close(fd)
-        changed = _change_while_reading(before, after, staged.size)
+        changed = change_while_reading(before, after, staged.size)
         if changed:
             self.vault.discard(staged)
             task.drop(f"{task.display_path} {changed}; nothing stored: pull it again")
@@ -276,16 +287,26 @@ class IngestSession:
 
     @staticmethod
     def _count(summary: IngestSummary, task: FileTask) -> None:
-        summary.tasks.append(task)
-        if task.outcome == NEW:
-            summary.new += 1
-            summary.bytes_new += task.size
-        elif task.outcome == DUPLICATE:
-            summary.duplicate += 1
-        elif task.outcome == KNOWN:
-            summary.known += 1
+        summary.add(task)
+
+
+def discover_files(
+    paths: list[Path], skip_names: list[str], summary: IngestSummary, observer: IngestObserver
+) -> list[FileTask]:
+    """Return the files under ``paths`` to ingest, counting in ``summary`` (and telling
+    ``observer``) what is skipped."""
+    tasks: list[FileTask] = []
+    for found in discover(paths, skip_names):
+        if isinstance(found, Skipped):
+            if found.hidden:
+                summary.hidden_skipped += 1
+            else:
+                summary.other_skipped += 1
+            observer.skipped(found)
         else:
-            summary.failed += 1
+            tasks.append(found)
+    observer.discovered(len(tasks), sum(t.size for t in tasks))
+    return tasks
 
 
 def discover(paths: list[Path], skip_names: list[str]) -> Iterator[FileTask | Skipped]:
@@ -310,7 +331,7 @@ def _discover_entry(path: str, skip_names: list[str], explicit: bool) -> Iterato
         info = os.lstat(path)
     except OSError as exc:
         task = FileTask(path=path, size=0, mtime_ns=0)
-        task.drop(_read_error(task, exc, before=True))
+        task.drop(read_error(task, exc, before=True))
         yield task
         return
     if stat.S_ISLNK(info.st_mode):
@@ -335,7 +356,7 @@ def _is_hidden(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
-def _change_while_reading(before: os.stat_result, after: os.stat_result, read: int) -> str | None:
+def change_while_reading(before: os.stat_result, after: os.stat_result, read: int) -> str | None:
     if after.st_nlink == 0:
         return "vanished while it was being read"
     if read != before.st_size or after.st_size != before.st_size:
@@ -345,7 +366,7 @@ def _change_while_reading(before: os.stat_result, after: os.stat_result, read: i
     return None
 
 
-def _read_error(task: FileTask, exc: OSError, before: bool) -> str:
+def read_error(task: FileTask, exc: OSError, before: bool) -> str:
     where = task.display_path
     if exc.errno == errno.ENOENT:
         return f"{where} vanished before it could be read"

@@ -618,7 +618,11 @@ class Vault:
     def stage(
         self, source: BinaryIO, expected_size: int | None, on_progress: ProgressCallback | None = None
     ) -> StagedObject:
-        """Seal a source stream into staging in one pass (see ObjectStore.stage)."""
+        """Seal a source stream into staging in one pass (see ObjectStore.stage).
+
+        Raise AccessDenied (recorded) unless the caller may ingest.
+        """
+        self.authorize("ingest")
         return self.objects.stage(source, expected_size, on_progress)
 
     def discard(self, staged: StagedObject) -> None:

@@ -13,6 +13,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -164,9 +165,34 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     assert custody_as(AUDITOR, home, socket_path, "status").returncode == 0
     assert custody_as(OFFICER, home, socket_path, "status").returncode == 13
     assert custody_as(NO_ROLE, home, socket_path, "officer", "ls").returncode == 13
-    # What names files for the daemon to open is refused through the socket, for everyone.
-    ingest = custody_as(CLERK, home, socket_path, "ingest", "/etc/shadow")
-    assert ingest.returncode == 2 and "cannot be run through the daemon" in ingest.stderr
+    # A clerk ingests a file of their own: their process reads it and streams it to the daemon.
+    own = outbox / "clerk-clip.mp4"
+    shutil.copyfile(out, own)
+    own.write_bytes(own.read_bytes() + b"trailing bytes make it a new original")
+    added = custody_as(CLERK, home, socket_path, "ingest", str(own), "--officer", BADGE)
+    assert added.returncode == 0, added.stderr
+    assert re.search(r"new\s+EV-000005", added.stdout) and "1 new" in added.stdout
+    new_item = json.loads(custody("show", "EV-000005", "--json").stdout)
+    assert new_item["ingested_by"] == CLERK and new_item["source"] == "upload"
+    assert (
+        new_item["sha256"]
+        == subprocess.run(["sha256sum", str(own)], capture_output=True, text=True).stdout.split()[0]
+    )
+    # An officer may not ingest; nothing is read or stored.
+    officer_ingest = custody_as(OFFICER, home, socket_path, "ingest", str(own))
+    assert officer_ingest.returncode == 13 and "may not ingest" in officer_ingest.stderr
+    # The vault's own user ingests while the daemon holds the vault: through the socket too.
+    extra = outbox / "owner-clip.mp4"
+    extra.write_bytes(own.read_bytes() + b"and more")
+    owner_ingest = subprocess.run(
+        [sys.executable, "-m", "custody", "--home", str(home), "ingest", str(extra)],
+        env={**os.environ, "CUSTODY_SOCKET": str(socket_path)}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert owner_ingest.returncode == 0 and "1 new" in owner_ingest.stdout, owner_ingest.stderr
+    assert json.loads(custody("show", "EV-000006", "--json").stdout)["source"] == "upload"
+    # Admin work that names files for the daemon to open stays refused through the socket.
+    restore = custody_as(CLERK, home, socket_path, "restore", "--from", "s3", "--master-key", "/etc/hostname")
+    assert restore.returncode == 2 and "cannot be run through the daemon" in restore.stderr
 
     # Every refusal is a denied event naming the caller's uid, the action and the target.
     denied = {(e["actor"], e["details"]["action"], e["details"]["uid"]) for e in denied_events(custody)}
@@ -178,6 +204,7 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     assert (NO_ROLE, "ls", uid[NO_ROLE]) in denied
     assert (OFFICER, "status", uid[OFFICER]) in denied
     assert (AUDITOR, "export", uid[AUDITOR]) in denied
+    assert (OFFICER, "ingest", uid[OFFICER]) in denied
     assert json.loads(custody("verify", "--json").stdout)["ok"] is True
 
 

@@ -6,11 +6,13 @@ python3: the venv's interpreter lives under /root) against a real socket.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -21,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from custody.config import Settings
+from custody.ingestd import api
 from custody.ingestd.api import ApiServer
 from custody.ingestd.api_handlers import api_handlers
-from custody.vault import Vault
+from custody.vault import ItemFilter, Vault
 from custody.vault.access import RoleMap
 from tests.localusers import SYSTEM_PYTHON, custody_as, local_users, run_as
 
@@ -206,3 +209,121 @@ def test_socket_activation_serves_on_the_socket_systemd_passed_and_leaves_it_in_
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == pwd.getpwuid(os.geteuid()).pw_name
     assert path.exists()  # systemd's socket: the daemon does not remove it
+
+
+# -- ingest of a client's own files through the socket ------------------------------
+
+
+def _items_and_events(settings: Settings) -> tuple[list, list]:
+    with Vault(settings, "root") as vault:
+        return vault.list_items(ItemFilter()), vault.events()
+
+
+def test_a_clerk_ingests_their_own_files_read_with_their_own_rights_and_a_user_without_the_role_cannot(
+    served, tmp_path
+):
+    settings, server = served
+    folder = Path(tempfile.mkdtemp(prefix="custody-upload-", dir="/tmp"))
+    try:
+        folder.chmod(0o755)
+        clip = folder / "CLIP0001.MP4"
+        clip.write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # several chunks, the last one short
+        clerk_uid = pwd.getpwnam(CLERK).pw_uid
+        os.chown(clip, clerk_uid, -1)
+        clip.chmod(0o600)  # the clerk's own file, private to them
+        secret = folder / "secret.bin"
+        secret.write_bytes(b"root's, not the clerk's")
+        secret.chmod(0o600)
+        result = custody_as(
+            CLERK, settings.home, server.path, "ingest", str(folder), "--officer", "031245", "--json"
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr  # one file failed
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(lines) == 3, result.stderr
+        stored, secret_file, summary = lines
+        assert stored["status"] == "new" and stored["size"] == clip.stat().st_size
+        # The folder is read by the clerk's process, as the clerk: root's file is refused to them,
+        # though the daemon is root.
+        assert secret_file["status"] == "error" and "permission denied" in secret_file["message"]
+        assert summary["summary"]["new"] == 1 and summary["summary"]["failed"] == 1
+
+        items, events = _items_and_events(settings)
+        [item] = items
+        assert item.sha256 == hashlib.sha256(clip.read_bytes()).hexdigest() == stored["sha256"]
+        assert item.ingested_by == CLERK and item.source == "upload" and item.tags["officer"] == "031245"
+        ingest = next(e for e in events if e.action == "ingest")
+        assert ingest.actor == CLERK and ingest.details["path"] == str(clip)
+        failed = next(e for e in events if e.action == "ingest-failed")
+        assert failed.actor == CLERK and failed.details["path"] == str(secret)
+
+        refused = custody_as(NO_ROLE, settings.home, server.path, "ingest", str(folder))
+        assert refused.returncode == 13 and "may not ingest" in refused.stderr
+        items, events = _items_and_events(settings)
+        assert len(items) == 1
+        assert events[-1].action == "denied" and events[-1].details["action"] == "ingest"
+        assert events[-1].details["uid"] == pwd.getpwnam(NO_ROLE).pw_uid
+    finally:
+        shutil.rmtree(folder)
+
+
+def _announce(path: str, size: int) -> dict:
+    return {"path_hex": path.encode().hex(), "size": size, "mtime_ns": 0}
+
+
+def test_an_upload_abandoned_short_cut_off_stalled_or_misframed_stores_nothing_and_others_are_served(served):
+    settings, server = served
+    staging = settings.home / "objects" / "staging"
+
+    def send_then(finish) -> dict:
+        """One file announced as 3 MiB, 1 MiB of it sent, then ``finish(sending)``; the file's answer."""
+
+        answers = []
+
+        def converse(sending: api.Sending) -> None:
+            sending.message(_announce("/clips/A.MP4", 3 << 20))
+            sending.chunk(os.urandom(1 << 20))
+            finish(sending)
+            answers.append(sending.answer())
+            sending.message({"end": True})
+
+        api.upload(server.path, "ingest", {}, converse)
+        return answers[0]
+
+    # The client gives up (its file changed): nothing kept, the reason recorded, the session goes on.
+    abandoned = send_then(
+        lambda sending: sending.abandon("/clips/A.MP4 was modified while it was being read")
+    )
+    assert abandoned["status"] == "error" and "modified while" in abandoned["message"]
+    # The client sends fewer bytes than it announced.
+    short = send_then(lambda sending: sending.end())
+    assert short["status"] == "error" and "sent 1048576 bytes, announced 3145728" in short["message"]
+
+    # The client goes away, stalls, or sends a chunk larger than the limit, part way through a file.
+    def raw_upload(then: bytes, close: bool) -> bytes:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(server.path))
+            client.sendall(b'{"op": "ingest", "args": {}}\n')
+            reader = client.makefile("rb")
+            assert json.loads(reader.readline())["send"] is True
+            client.sendall(json.dumps(_announce("/clips/B.MP4", 3 << 20)).encode() + b"\n")
+            client.sendall(struct.pack(">I", 65536) + os.urandom(65536) + then)
+            if close:
+                return b""
+            return reader.readline()
+
+    assert raw_upload(b"", close=True) == b""
+    stalled = json.loads(raw_upload(b"", close=False))  # the server's timeout is 2 s
+    assert not stalled["ok"] and "upload ended" in stalled["error"]
+    misframed = json.loads(raw_upload(struct.pack(">I", 64 << 20), close=False))
+    assert not misframed["ok"] and "a chunk of 67108864 bytes" in misframed["error"]
+
+    assert _exchange(server.path, b'{"op": "whoami"}\n')["ok"]  # still serving
+    wait_until_empty = time.monotonic() + 30
+    while list(staging.iterdir()) and time.monotonic() < wait_until_empty:
+        time.sleep(0.1)  # the closed client's thread notices on its next read
+    assert list(staging.iterdir()) == []
+    items, events = _items_and_events(settings)
+    assert items == []
+    failures = [e.details["reason"] for e in events if e.action == "ingest-failed"]
+    assert any("modified while" in reason for reason in failures)
+    assert sum("upload cut off" in reason for reason in failures) == 3

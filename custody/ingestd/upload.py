@@ -1,0 +1,176 @@
+"""Ingest of a person's own files through the daemon's socket.
+
+A clerk who does not own the vault runs ``custody ingest`` as usual. Their own
+process finds and reads the files, with their own rights (the daemon never
+opens a path a client names), and streams each one over the socket; the daemon
+seals it as the pipeline seals a file it reads itself: hashed and encrypted as
+it arrives, read back from disk, catalogued and audited as the clerk, media
+work queued. Neither side holds a whole file in memory.
+
+The conversation (an ``api.Upload``): the daemon's go-ahead carries the
+vault's skip rules (``skip_names``); then, per file, a message
+``{"path_hex", "size", "mtime_ns"}`` followed by the file's bytes (or
+``{"path_hex", ..., "error"}`` for a file the client could not read at all, so
+the failure is recorded like any other), answered with the file's outcome;
+finally ``{"end": true}``, answered with the daemon's count.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from custody.config import IngestSettings
+from custody.ingestd import api
+from custody.ingestd.pipeline import (
+    ERROR,
+    FileTask,
+    IngestObserver,
+    IngestSession,
+    IngestSource,
+    IngestSummary,
+    change_while_reading,
+    discover_files,
+    read_error,
+)
+from custody.vault import Vault
+from custody.vault.sealing import ObjectDamaged
+
+SOURCE = "upload"  # an item's source when its file came through the socket
+
+
+class UploadSession(IngestSession):
+    """The daemon's side: files arrive over ``channel``; after ``pull`` the stages are the pipeline's."""
+
+    def __init__(
+        self, vault: Vault, source: IngestSource, settings: IngestSettings, channel: api.Channel
+    ) -> None:
+        super().__init__(vault, source, settings)
+        self.channel = channel
+        self._incoming: api._IncomingBytes | None = None
+
+    def receive(self) -> dict:
+        """Take each file the client announces through the stages, answering with its outcome,
+        until the client's end; return the count. Raise api.UploadBroken when the client goes away
+        (a file cut off is recorded as a failed ingest, nothing of it is kept)."""
+        summary = IngestSummary()
+        while not (message := self.channel.message()).get("end"):
+            task = _announced(message)
+            self._incoming = None if task.outcome else self.channel.incoming()
+            self.process(task, summary)
+            self.channel.answer(task.as_dict())
+        return summary.as_dict()
+
+    def pull(self, task: FileTask) -> None:
+        """Seal the bytes the client sends into staging; nothing is kept of a file the client abandons."""
+        assert self._incoming is not None
+        try:
+            staged = self.vault.stage(self._incoming, task.size, self.progress)
+        except api.StreamAbandoned as exc:
+            task.drop(exc.reason)
+            return
+        except api.UploadBroken as exc:
+            self.vault.record_failure(
+                "ingest", {"path": task.display_path, "reason": f"upload cut off: {exc}"}
+            )
+            raise
+        except ObjectDamaged as exc:
+            task.drop(
+                f"{task.display_path} not stored: the copy on disk did not verify ({exc.message}); check the vault's disk"
+            )
+            return
+        except OSError as exc:  # the client's side is UploadBroken: this is the vault's disk
+            self._incoming.drain()
+            task.drop(f"{task.display_path} not stored: {exc.strerror or exc} writing the vault")
+            return
+        if staged.size != task.size:
+            self.vault.discard(staged)
+            task.drop(
+                f"{task.display_path} sent {staged.size} bytes, announced {task.size}; nothing stored: send it again"
+            )
+            return
+        task.staged = staged
+        if staged.size == 0:
+            task.warning = "empty file"
+
+
+def _announced(message: dict) -> FileTask:
+    """The FileTask a client's message announces (already failed when the client says it could not read it)."""
+    try:
+        path = os.fsdecode(bytes.fromhex(message["path_hex"]))
+        size, mtime_ns = int(message["size"]), int(message["mtime_ns"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise api.UploadBroken('a file message needs "path_hex", "size" and "mtime_ns"') from exc
+    if size < 0 or not path:
+        raise api.UploadBroken("a file message with an empty path or a negative size")
+    task = FileTask(path=path, size=size, mtime_ns=mtime_ns)
+    if message.get("error"):
+        task.drop(str(message["error"]))
+    return task
+
+
+def send_files(socket_path: Path, source: IngestSource, observer: IngestObserver) -> IngestSummary:
+    """The client's side: find the files of ``source`` with the daemon's skip rules, send each to
+    the daemon serving ``socket_path``; return the summary, each file's outcome as the daemon decided it.
+
+    Raise api.ApiError when the daemon refuses (no ingest role: exit 13),
+    api.ApiUnavailable when it cannot be reached or goes away part way.
+    """
+    summary = IngestSummary()
+
+    def converse(sending: api.Sending) -> None:
+        skip_names = [str(name) for name in sending.offer.get("skip_names", [])]
+        for task in discover_files(source.paths, skip_names, summary, observer):
+            _send_file(sending, task, observer)
+            answer = sending.answer()
+            task.outcome, task.message = answer["status"], answer.get("message")
+            task.warning = answer.get("warning")
+            if answer.get("id"):
+                task.reported = (answer["id"], answer["sha256"])
+            summary.add(task)
+            observer.file_done(task)
+        sending.message({"end": True})  # the daemon's count comes as the final answer
+
+    api.upload(socket_path, "ingest", {"officer": source.officer, "recorder": source.recorder}, converse)
+    return summary
+
+
+def _send_file(sending: api.Sending, task: FileTask, observer: IngestObserver) -> None:
+    """Announce ``task`` and send its bytes, read by this process (the same checks as the pipeline's pull)."""
+    announce = {"path_hex": os.fsencode(task.path).hex(), "size": task.size, "mtime_ns": task.mtime_ns}
+    if task.outcome == ERROR:  # discovery could not read it: the daemon records the failure
+        sending.message({**announce, "error": task.message})
+        return
+    try:
+        fd = os.open(task.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        sending.message({**announce, "error": read_error(task, exc, before=True)})
+        return
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            sending.message(
+                {**announce, "error": f"{task.display_path} is no longer a regular file; not read"}
+            )
+            return
+        sending.message({**announce, "size": before.st_size, "mtime_ns": before.st_mtime_ns})
+        sent = 0
+        while True:
+            try:
+                chunk = os.read(fd, api.STREAM_CHUNK)
+            except OSError as exc:
+                sending.abandon(read_error(task, exc, before=False))
+                return
+            if not chunk:
+                break
+            sending.chunk(chunk)
+            sent += len(chunk)
+            observer.progress(len(chunk))
+        changed = change_while_reading(before, os.fstat(fd), sent)
+        if changed:
+            sending.abandon(f"{task.display_path} {changed}; nothing stored: ingest it again")
+        else:
+            sending.end()
+    finally:
+        os.close(fd)
