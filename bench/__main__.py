@@ -8,7 +8,7 @@
     python -m bench replication   # 1 GiB to S3 (moto on loopback) vs boto3 upload_file, peak RSS
     python -m bench retention     # retention plan over 1,000,000 items vs SELECT count(*)
     python -m bench disc          # a 2 GiB case exported to ISO vs xorriso on the plaintext
-    python -m bench access        # ls of 10,000 items and a 1 GiB extract: API socket vs in-process
+    python -m bench access        # ls of 10,000 items, a 1 GiB extract and ingest: API socket vs in-process
 
 BENCH_DIR (default: the current directory) must be on the disk the vault
 would use; BENCH_INGEST_MIB changes the file size (default 2048),
