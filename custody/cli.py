@@ -32,7 +32,7 @@ from custody.ingestd.daemon import Daemon, read_status
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, IngestSummary, Skipped
 from custody.ingestd.report import window_report
-from custody.ingestd.upload import send_files
+from custody.ingestd.upload import send_files, send_image
 from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault, access
 from custody.vault.items import format_item_id, printable_name
@@ -1829,7 +1829,8 @@ def export_verify(session: Session, target: str, as_json: bool) -> None:
 
     TARGET is an ISO file, a drive (/dev/sr0) or a stdio:/path drive. A disc
     exported by this vault must also match the image registered for it. The
-    check is audited; exits 1 when anything fails.
+    check is audited; exits 1 when anything fails. Through the daemon, your
+    process reads TARGET whole and streams it; the daemon checks that copy.
 
     \b
     Example:
@@ -1840,19 +1841,24 @@ def export_verify(session: Session, target: str, as_json: bool) -> None:
 
     with session.vault() as vault:
         check = DiscExporter(vault).verify(target)
+    if code := _print_disc_check(check.as_dict(), as_json):
+        sys.exit(code)
+
+
+def _print_disc_check(check: dict, as_json: bool) -> int:
+    """Print a disc check (DiscCheck.as_dict); return its exit code (1 when it failed)."""
     if as_json:
-        click.echo(json.dumps(check.as_dict(), indent=1, ensure_ascii=False))
+        click.echo(json.dumps(check, indent=1, ensure_ascii=False))
     else:
-        for fact in check.facts:
+        for fact in check["facts"]:
             _say(fact)
-        for problem in check.problems:
+        for problem in check["problems"]:
             _say(f"FAILED: {problem}")
         _say(
-            f"{target}: {check.files_checked} file(s), {_size(check.bytes_checked)} checked: "
-            + ("OK" if check.ok else "FAILED")
+            f"{check['target']}: {check['files_checked']} file(s), {_size(check['bytes_checked'])} checked: "
+            + ("OK" if check["ok"] else "FAILED")
         )
-    if not check.ok:
-        sys.exit(1)
+    return 0 if check["ok"] else 1
 
 
 def _byte_progress(label: str) -> Progress:
@@ -2049,6 +2055,8 @@ def _through_daemon(argv: list[str]) -> int | None:
             return _fetch_for_client(path[0], rest[1:], socket_path)
         if path == ("export", "disc"):
             return _export_for_client(rest[2:], socket_path)
+        if path == ("export", "verify"):
+            return _verify_for_client(rest[2:], socket_path)
         result = api.call(socket_path, "run", {"argv": rest})
     except CustodyError as exc:
         click.echo(f"custody: {exc.message}", err=True)
@@ -2135,6 +2143,14 @@ def _export_for_client(args: list[str], socket_path: Path) -> int:
         )
     _say(f"{record['id']}: case {record['case']}, {len(record['items'])} item(s): {record['state']}")
     return 0 if record["state"] == "verified" else 1
+
+
+def _verify_for_client(args: list[str], socket_path: Path) -> int:
+    """export verify through the daemon: this process reads the image (or drive) and streams it."""
+    params = export_group.commands["verify"].make_context("verify", args).params
+    target = params["target"]
+    check = send_image(socket_path, target)
+    return _print_disc_check(check, params["as_json"])
 
 
 _THREAD_OUTPUT: tuple[api.ThreadOutput, api.ThreadOutput] | None = None

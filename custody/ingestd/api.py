@@ -492,7 +492,7 @@ class Sending:
 
 
 def upload(
-    path: Path, op: str, args: dict, converse: Callable[[Sending], None], timeout: float = 600.0
+    path: Path, op: str, args: dict, converse: Callable[[Sending], None], timeout: float | None = 600.0
 ) -> object:
     """Send a request whose answer is an ``Upload``; ``converse`` sends the messages and bytes;
     return the final result.

@@ -2,7 +2,8 @@
 
 ``whoami``; ``stream`` (an item's original or derivative, to the caller's own
 process); ``ingest`` (the caller's own files, streamed from the caller's
-process: see ``ingestd.upload``); ``export`` and ``fetch`` (an evidence disc made as the caller into a
+process: see ``ingestd.upload``); ``verify_image`` (a disc image streamed the
+same way, checked and thrown away); ``export`` and ``fetch`` (an evidence disc made as the caller into a
 private outbox, then fetched by the caller's process). Every operation opens
 the vault as its caller, so the vault's role and visibility checks apply.
 The command line adds its own "run" operation (the composition root).
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from custody.config import Settings
 from custody.ingestd import upload
-from custody.ingestd.api import ApiError, Channel, Stream, Upload
+from custody.ingestd.api import ApiError, Channel, Stream, StreamAbandoned, Upload
 from custody.ingestd.pipeline import IngestSource
 from custody.vault import Vault
 from custody.vault.access import Caller
@@ -100,6 +101,42 @@ def api_handlers(settings: Settings) -> dict:
             "files": sorted(p.name for p in folder.iterdir()),
         }
 
+    def verify_image(caller: Caller, args: dict) -> Upload:
+        """Re-verify a disc image the caller's process sends (their ISO, or their drive read whole):
+        received into a private outbox folder, checked as the caller, removed."""
+        from custody.vault.disc.export import DiscExporter
+
+        name = args.get("name")
+        if not isinstance(name, str) or not name:
+            raise ApiError(message='verify_image needs "name" (the image or drive, as the client knows it)')
+        described = f"{name} (sent by uid {caller.uid})"
+        with Vault(settings, caller.name, caller=caller) as vault:
+            vault.authorize("export", described)
+
+        def receive(channel: Channel) -> dict:
+            channel.message()  # the client's announcement; the bytes follow
+            folder = outbox.new(caller.uid)
+            try:
+                image = folder / "image.iso"
+                incoming = channel.incoming()
+                try:
+                    with open(image, "xb") as sink:
+                        while chunk := incoming.read(1 << 20):
+                            sink.write(chunk)
+                except OSError as exc:
+                    incoming.drain()
+                    raise ApiError(
+                        message=f"cannot keep the image to verify it: {exc.strerror or exc} (the daemon's disk)"
+                    ) from exc
+                except StreamAbandoned as exc:
+                    raise ApiError(message=f"{name} not verified: {exc.reason}", exit_code=1) from exc
+                with Vault(settings, caller.name, caller=caller) as vault:
+                    return DiscExporter(vault).verify(str(image), described_as=described).as_dict()
+            finally:
+                outbox.remove(folder.name)
+
+        return Upload(receive)
+
     def fetch(caller: Caller, args: dict) -> Stream | dict:
         """One file of an export in the outbox, to the caller who made it; ``done`` empties that outbox."""
         folder = outbox.folder(str(args.get("token", "")), caller.uid)
@@ -118,7 +155,14 @@ def api_handlers(settings: Settings) -> dict:
 
         return Stream(produce)
 
-    return {"whoami": whoami, "stream": stream, "ingest": ingest, "export": export, "fetch": fetch}
+    return {
+        "whoami": whoami,
+        "stream": stream,
+        "ingest": ingest,
+        "export": export,
+        "verify_image": verify_image,
+        "fetch": fetch,
+    }
 
 
 class _Outbox:

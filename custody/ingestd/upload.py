@@ -13,6 +13,9 @@ vault's skip rules (``skip_names``); then, per file, a message
 ``{"path_hex", ..., "error"}`` for a file the client could not read at all, so
 the failure is recorded like any other), answered with the file's outcome;
 finally ``{"end": true}``, answered with the daemon's count.
+
+A disc image to verify (``send_image``) goes the same way: one announcement,
+the image's bytes, the daemon's check as the final answer.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import stat
 from pathlib import Path
 
 from custody.config import IngestSettings
+from custody.errors import CustodyError
 from custody.ingestd import api
 from custody.ingestd.pipeline import (
     ERROR,
@@ -172,5 +176,53 @@ def _send_file(sending: api.Sending, task: FileTask, observer: IngestObserver) -
             sending.abandon(f"{task.display_path} {changed}; nothing stored: ingest it again")
         else:
             sending.end()
+    finally:
+        os.close(fd)
+
+
+class ImageUnreadable(CustodyError):
+    """cannot read {target}: {why}"""
+
+    exit_code = 5
+
+
+def send_image(socket_path: Path, target: str) -> dict:
+    """Send a disc image whole (an ISO file, a drive, a stdio:PATH drive), read by this process, to the
+    daemon serving ``socket_path`` to verify; return its check (DiscCheck.as_dict).
+
+    Raise ImageUnreadable when this process cannot open or read it (nothing
+    is verified), and as ``send_files`` does when the daemon refuses.
+    """
+    from custody.vault.disc.export import DiscNotFound  # (the disc modules load slowly; rarely needed)
+
+    path = target.removeprefix("stdio:")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise DiscNotFound(target=target) from exc
+    except OSError as exc:
+        raise ImageUnreadable(target=target, why=exc.strerror or str(exc)) from exc
+    failure: list[str] = []
+
+    def converse(sending: api.Sending) -> None:
+        sending.message({"name": target})
+        while True:
+            try:
+                chunk = os.read(fd, api.STREAM_CHUNK)
+            except OSError as exc:
+                failure.append(exc.strerror or str(exc))
+                sending.abandon(f"cannot read it: {failure[0]}")
+                return
+            if not chunk:
+                break
+            sending.chunk(chunk)
+        sending.end()
+
+    try:
+        return api.upload(socket_path, "verify_image", {"name": target}, converse, timeout=None)
+    except api.ApiError as exc:
+        if failure:
+            raise ImageUnreadable(target=target, why=failure[0]) from exc
+        raise
     finally:
         os.close(fd)

@@ -153,6 +153,21 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
         == (record["discs"][0]["image_sha256"])
     )
     assert not list((home / "run" / "outbox").iterdir())  # nothing left waiting in the daemon
+    # The clerk re-verifies the image: their process reads it and streams it; the daemon checks it.
+    verified = custody_as(CLERK, home, socket_path, "export", "verify", str(image), "--json")
+    assert verified.returncode == 0, verified.stderr
+    check = json.loads(verified.stdout)
+    assert check["ok"] and check["export"] == record["id"] and check["target"].startswith(str(image))
+    assert check["image_sha256"] == record["discs"][0]["image_sha256"]
+    altered = outbox / "altered.iso"
+    data = bytearray(image.read_bytes())
+    data[-(len(data) // 3)] ^= 0x01  # a byte inside the files, past the directory records
+    altered.write_bytes(bytes(data))
+    bad = custody_as(CLERK, home, socket_path, "export", "verify", str(altered))
+    assert bad.returncode == 1 and "FAILED" in bad.stdout, bad.stdout + bad.stderr
+    assert not list((home / "run" / "outbox").iterdir())  # the copies the daemon checked are gone
+    verifications = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "export-verified"]
+    assert [(e["actor"], e["details"]["ok"]) for e in verifications] == [(CLERK, True), (CLERK, False)]
     auditor_export = custody_as(
         AUDITOR, home, socket_path, "export", "disc", "--case", "2026-0001", "--maker", "x", "--extractor", "y",
         "--iso", str(outbox / "auditor.iso"),

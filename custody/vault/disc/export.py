@@ -833,17 +833,20 @@ class DiscExporter:
             disc=disc,
         )
 
-    def verify(self, target: str) -> DiscCheck:
+    def verify(self, target: str, described_as: str | None = None) -> DiscCheck:
         """Re-verify an existing disc, drive or image, and record the result (audited).
 
         When the disc is one of this vault's exports, it must also be
         byte-identical to the image registered for it, and hold the vault's
-        own signing key.
+        own signing key. ``described_as`` names the target in the record and
+        the result when ``target`` is a copy (an image a client sent through
+        the daemon's socket). Raise DiscNotFound when there is no such target.
         """
-        self.vault.authorize("export", target)
+        shown = described_as or target
+        self.vault.authorize("export", shown)
         if not optical.drive_path(target).exists():
-            raise DiscNotFound(target=target)
-        check = self.check_disc(target)
+            raise DiscNotFound(target=shown)
+        check = dataclasses.replace(self.check_disc(target), target=shown)
         record = None
         number = registry.parse_export_id(check.export) if check.export else None
         vault = self.vault
@@ -874,14 +877,14 @@ class DiscExporter:
                     vault.catalog,
                     record.id,
                     at,
-                    {"disc": check.disc, "target": target, "ok": check.ok, "problems": problems[:50]},
+                    {"disc": check.disc, "target": shown, "ok": check.ok, "problems": problems[:50]},
                 )
             vault.audit.append(
                 vault.actor,
                 "export-verified",
                 None,
                 {
-                    "target": target,
+                    "target": shown,
                     "export": check.export,
                     "disc": check.disc,
                     "registered": registered is not None,
