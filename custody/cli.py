@@ -28,6 +28,7 @@ from custody import __version__
 from custody.config import Settings, load_settings, resolve_home
 from custody.errors import CustodyError, UsageError
 from custody.ingestd import api
+from custody.ingestd.client_export import ClientExport, export_through_daemon
 from custody.ingestd.daemon import Daemon, read_status
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, IngestSummary, Skipped
@@ -1726,6 +1727,9 @@ def export_disc(
 
     The extraction time is the time of export. Exits 1 when a disc fails
     its read-back verification (the export is then registered as failed).
+    Through the daemon, it makes and verifies the images as you; your own
+    process then writes them (--iso) or burns them to your drive (--burn),
+    reads each disc back and has the daemon check it.
 
     \b
     Example:
@@ -1751,23 +1755,29 @@ def export_disc(
             on_next_disc=_ask_for_next_disc if sys.stdin.isatty() else None,
         )
         record = exporter.export(request)
+    if code := _print_export(record.as_dict(), as_json):
+        sys.exit(code)
+
+
+def _print_export(record: dict, as_json: bool) -> int:
+    """Print an export (ExportRecord.as_dict) disc by disc; return its exit code (1 unless verified)."""
     if as_json:
-        click.echo(json.dumps(record.as_dict(), indent=1, ensure_ascii=False))
-    else:
-        for disc in record.discs:
-            verdict = "verified" if disc["verification"]["ok"] else "FAILED"
-            _say(
-                f"{record.export_id} disc {disc['disc']} of {len(record.discs)}: {disc['target']}  "
-                f"{disc['files']} file(s), {_size(disc['bytes'])}, image sha256 {disc['image_sha256']}  {verdict}"
-            )
-            for problem in disc["verification"]["problems"]:
-                _say(f"  {problem}")
-            if record.destination and not record.destination.startswith("burn:"):
-                image = Path(disc["target"])
-                _say(f"  description: {image.with_name(image.stem + '.description.pdf')} (and .txt)")
-        _say(f"{record.export_id}: case {record.case_name}, {len(record.items)} item(s): {record.state}")
-    if record.state != "verified":
-        sys.exit(1)
+        click.echo(json.dumps(record, indent=1, ensure_ascii=False))
+        return 0 if record["state"] == "verified" else 1
+    discs = record["discs"]
+    for disc in discs:
+        verdict = "verified" if disc["verification"]["ok"] else "FAILED"
+        _say(
+            f"{record['id']} disc {disc['disc']} of {len(discs)}: {disc['target']}  "
+            f"{disc['files']} file(s), {_size(disc['bytes'])}, image sha256 {disc['image_sha256']}  {verdict}"
+        )
+        for problem in disc["verification"]["problems"]:
+            _say(f"  {problem}")
+        if "burn:" not in (record["destination"] or ""):  # an image file, with its description beside it
+            image = Path(disc["target"])
+            _say(f"  description: {image.with_name(image.stem + '.description.pdf')} (and .txt)")
+    _say(f"{record['id']}: case {record['case']}, {len(record['items'])} item(s): {record['state']}")
+    return 0 if record["state"] == "verified" else 1
 
 
 def _ask_for_next_disc(disc: int, discs: int, device: str) -> None:
@@ -2101,48 +2111,25 @@ def _fetch_for_client(command: str, args: list[str], socket_path: Path) -> int:
 
 
 def _export_for_client(args: list[str], socket_path: Path) -> int:
-    """export disc through the daemon: it makes and verifies the images as this caller, then this
-    process fetches them (and their descriptions) and writes them with its own rights."""
+    """export disc through the daemon: it makes and verifies the images as this caller; this
+    process writes them (--iso) or burns them (--burn), with the caller's own rights."""
     params = export_group.commands["disc"].make_context("disc", args).params
-    if params["burn"] or not params["iso"]:
-        raise UsageError(
-            reason="through the daemon, export with --iso OUT.iso (the station's burner is the custodian's)"
-        )
-    out: Path = params["iso"]
-    folder = out.parent if str(out.parent) else Path(".")
-    if out.exists() or out.is_symlink():
-        raise UsageError(
-            reason=f"{out} already exists: custody never overwrites a file; choose another --iso"
-        )
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(reason=f"cannot write {out}: folder {folder} is missing or not writable by you")
-    made = api.call(
-        socket_path,
-        "export",
-        {
-            "case": params["case"], "items": list(params["items"]), "maker": params["maker"],
-            "extractor": params["extractor"], "playable": not params["no_playable"], "media": params["media"],
-            "capacity": params["capacity_mb"] * 1024 * 1024 if params["capacity_mb"] else None,
-            "out": str(out.resolve()),
-        },
-        timeout=None,
+    request = ClientExport(
+        case=params["case"], maker=params["maker"], extractor=params["extractor"], items=list(params["items"]),
+        playable=not params["no_playable"], media=params["media"],
+        capacity=params["capacity_mb"] * 1024 * 1024 if params["capacity_mb"] else None,
+        iso=params["iso"], burn=params["burn"],
     )  # fmt: skip
-    token, record = made["token"], made["record"]
-    single = [name for name in made["files"] if name.endswith(".iso")] == ["export.iso"]
-    try:
-        for name in made["files"]:
-            local = out if single and name == "export.iso" else folder / name.replace("export", out.stem, 1)
-            api.fetch_to_file(socket_path, {"token": token, "name": name}, local, op="fetch")
-            _say(f"wrote {local}")
-    finally:
-        api.call(socket_path, "fetch", {"token": token, "done": True})
-    for disc in record["discs"]:
-        verdict = "verified" if disc["verification"]["ok"] else "FAILED"
-        _say(
-            f"{record['id']} disc {disc['disc']} of {len(record['discs'])}: image sha256 {disc['image_sha256']}  {verdict}"
-        )
-    _say(f"{record['id']}: case {record['case']}, {len(record['items'])} item(s): {record['state']}")
-    return 0 if record["state"] == "verified" else 1
+    as_json = params["as_json"]
+    record = export_through_daemon(
+        socket_path,
+        request,
+        on_step=(lambda text: None)
+        if as_json
+        else lambda text: errors.print(f"[dim]{text}[/dim]", highlight=False),
+        on_next_disc=_ask_for_next_disc if sys.stdin.isatty() else None,
+    )
+    return _print_export(record, as_json)
 
 
 def _verify_for_client(args: list[str], socket_path: Path) -> int:

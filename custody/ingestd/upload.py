@@ -186,9 +186,10 @@ class ImageUnreadable(CustodyError):
     exit_code = 5
 
 
-def send_image(socket_path: Path, target: str) -> dict:
+def send_image(socket_path: Path, target: str, length: int | None = None) -> dict:
     """Send a disc image whole (an ISO file, a drive, a stdio:PATH drive), read by this process, to the
-    daemon serving ``socket_path`` to verify; return its check (DiscCheck.as_dict).
+    daemon serving ``socket_path`` to verify; return its check (DiscCheck.as_dict). ``length``: send
+    only the first so many bytes (a burned disc's image, without what the drive reads past it).
 
     Raise ImageUnreadable when this process cannot open or read it (nothing
     is verified), and as ``send_files`` does when the daemon refuses.
@@ -206,9 +207,10 @@ def send_image(socket_path: Path, target: str) -> dict:
 
     def converse(sending: api.Sending) -> None:
         sending.message({"name": target})
-        while True:
+        left = length if length is not None else -1
+        while left != 0:
             try:
-                chunk = os.read(fd, api.STREAM_CHUNK)
+                chunk = os.read(fd, api.STREAM_CHUNK if left < 0 else min(left, api.STREAM_CHUNK))
             except OSError as exc:
                 failure.append(exc.strerror or str(exc))
                 sending.abandon(f"cannot read it: {failure[0]}")
@@ -216,6 +218,7 @@ def send_image(socket_path: Path, target: str) -> dict:
             if not chunk:
                 break
             sending.chunk(chunk)
+            left -= len(chunk) if left > 0 else 0
         sending.end()
 
     try:

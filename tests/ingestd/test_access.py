@@ -7,6 +7,7 @@ home is root's, mode 0700: they can reach it only through the socket.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
@@ -166,8 +167,33 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     bad = custody_as(CLERK, home, socket_path, "export", "verify", str(altered))
     assert bad.returncode == 1 and "FAILED" in bad.stdout, bad.stdout + bad.stderr
     assert not list((home / "run" / "outbox").iterdir())  # the copies the daemon checked are gone
-    verifications = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "export-verified"]
-    assert [(e["actor"], e["details"]["ok"]) for e in verifications] == [(CLERK, True), (CLERK, False)]
+    # The clerk burns the case to their own drive (a file-backed one here): the daemon makes the
+    # image, the clerk's process burns it and reads it back, the daemon checks what was read.
+    drive = outbox / "drive.img"
+    burned = custody_as(
+        CLERK, home, socket_path, "export", "disc", "--case", "2026-0001", "--maker", "Wang Li",
+        "--extractor", CLERK, "--burn", f"stdio:{drive}", "--json",
+    )  # fmt: skip
+    assert burned.returncode == 0, burned.stderr
+    burn_record = json.loads(burned.stdout)
+    [disc] = burn_record["discs"]
+    assert disc["target"] == f"stdio:{drive}" and disc["verification"]["ok"]
+    assert drive.stat().st_uid == pwd.getpwnam(CLERK).pw_uid  # written by the clerk's process
+    with open(drive, "rb") as medium:
+        assert hashlib.sha256(medium.read(disc["image_bytes"])).hexdigest() == disc["image_sha256"]
+    verifications = [
+        e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "export-verified"
+    ]
+    assert [(e["actor"], e["details"]["ok"]) for e in verifications] == [
+        (CLERK, True),
+        (CLERK, False),
+        (CLERK, True),
+    ]
+    assert (
+        verifications[-1]["details"]["export"] == burn_record["id"]
+        and verifications[-1]["details"]["registered"]
+    )
+    assert not list((home / "run" / "outbox").iterdir())
     auditor_export = custody_as(
         AUDITOR, home, socket_path, "export", "disc", "--case", "2026-0001", "--maker", "x", "--extractor", "y",
         "--iso", str(outbox / "auditor.iso"),

@@ -736,7 +736,7 @@ class DiscExporter:
             image = staging / f"disc{disc}.iso"
             optical.make_iso(xorriso, root, image, volume)
             self._check_size(image, disc, capacity)
-            target = _disc_target(request.burn, disc, discs)
+            target = disc_target(request.burn, disc, discs)
             if disc > 1 and not target.startswith("stdio:"):
                 self.on_next_disc(disc, discs, target)
             self.on_step(f"burning disc {disc} of {discs} to {target}")
@@ -919,7 +919,7 @@ def _require_room(folder: Path, needed: int) -> None:
         raise StagingFull(folder=folder, needed=needed, free=free)
 
 
-def _disc_target(device: str, disc: int, discs: int) -> str:
+def disc_target(device: str, disc: int, discs: int) -> str:
     """Where disc ``disc`` goes: the device each time (the operator changes discs), or per-disc stdio files."""
     if discs == 1 or not device.startswith("stdio:"):
         return device

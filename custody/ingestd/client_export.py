@@ -1,0 +1,140 @@
+"""An evidence disc export for someone who does not own the vault: made in the daemon, finished here.
+
+The daemon makes and verifies the images as the caller, in a private outbox
+(the ``export`` operation). This process then fetches them with the caller's
+own rights and either writes them where the caller asked (``--iso``) or burns
+each to the caller's drive (``--burn``: the caller's own device rights, the
+system's xorriso), reads the burned disc back and has the daemon check that
+copy against the registered image (``verify_image``: audited as the caller).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from custody.config import ExportSettings
+from custody.errors import UsageError
+from custody.ingestd import api
+from custody.ingestd.upload import send_image
+
+
+@dataclass(frozen=True)
+class ClientExport:
+    """What the caller asked for: as ExportRequest, with exactly one of ``iso`` and ``burn``."""
+
+    case: str
+    maker: str | None
+    extractor: str | None
+    items: list[str]
+    playable: bool
+    media: str | None
+    capacity: int | None
+    iso: Path | None = None
+    burn: str | None = None
+
+
+def export_through_daemon(
+    socket_path: Path,
+    request: ClientExport,
+    on_step: Callable[[str], None],
+    on_next_disc: Callable[[int, int, str], None] | None,
+) -> dict:
+    """Have the daemon make the export, then write or burn (and verify) each disc here; return the
+    export's record (ExportRecord.as_dict) as this caller sees it: each disc's target is its image
+    or drive here, a burned disc's verification is the check of the disc as read back.
+
+    Raise UsageError for a missing or unwritable --iso folder, an existing
+    file, or several discs for a real drive without an operator; api.ApiError
+    with the daemon's refusal; optical.DiscToolFailed when burning fails.
+    """
+    if bool(request.iso) == bool(request.burn):
+        raise UsageError(reason="give exactly one of --iso OUT.iso and --burn DEVICE")
+    if request.iso:
+        _check_destination(request.iso)
+    made = api.call(
+        socket_path,
+        "export",
+        {
+            "case": request.case, "items": request.items, "maker": request.maker,
+            "extractor": request.extractor, "playable": request.playable, "media": request.media,
+            "capacity": request.capacity,
+            "out": str(request.iso.resolve()) if request.iso else f"burn:{request.burn}",
+        },
+        timeout=None,
+    )  # fmt: skip
+    token, record = made["token"], made["record"]
+    try:
+        if request.iso:
+            _fetch_beside(socket_path, token, made["files"], record, request.iso, on_step)
+        elif record["state"] == "verified":
+            _burn_each(socket_path, token, record, request.burn, on_step, on_next_disc)
+    finally:
+        api.call(socket_path, "fetch", {"token": token, "done": True})
+    return record
+
+
+def _check_destination(out: Path) -> None:
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.exists() or out.is_symlink():
+        raise UsageError(
+            reason=f"{out} already exists: custody never overwrites a file; choose another --iso"
+        )
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(reason=f"cannot write {out}: folder {folder} is missing or not writable by you")
+
+
+def _fetch_beside(socket_path: Path, token: str, files: list[str], record: dict, out: Path, on_step) -> None:
+    """The images and their descriptions, named after ``out`` (one image is ``out`` itself); each
+    disc's target becomes its image here."""
+    discs = record["discs"]
+    for name in files:
+        local = out if name == "export.iso" else out.parent / name.replace("export", out.stem, 1)
+        api.fetch_to_file(socket_path, {"token": token, "name": name}, local, op="fetch")
+        on_step(f"wrote {local}")
+    for disc in discs:
+        disc["target"] = str(
+            out if len(discs) == 1 else out.with_name(f"{out.stem}-{disc['disc']}of{len(discs)}.iso")
+        )
+
+
+def _burn_each(socket_path: Path, token: str, record: dict, device: str, on_step, on_next_disc) -> None:
+    """Burn each disc's image to ``device`` from a private folder, read it back, have the daemon check it."""
+    from custody.vault.disc import optical
+    from custody.vault.disc.export import disc_target
+
+    discs = record["discs"]
+    if len(discs) > 1 and not device.startswith("stdio:") and on_next_disc is None:
+        raise UsageError(
+            reason=f"case {record['case']} needs {len(discs)} discs and changing discs needs an operator: "
+            "run at a terminal, or export with --iso and burn each image"
+        )
+    private = Path(tempfile.mkdtemp(prefix="custody-burn-"))  # 0700: the footage is the caller's to guard
+    try:
+        for disc in discs:
+            name = "export.iso" if len(discs) == 1 else f"export-{disc['disc']}of{len(discs)}.iso"
+            image = private / name
+            api.fetch_to_file(socket_path, {"token": token, "name": name}, image, op="fetch")
+            target = disc_target(device, disc["disc"], len(discs))
+            if disc["disc"] > 1 and not target.startswith("stdio:"):
+                on_next_disc(disc["disc"], len(discs), target)
+            on_step(f"burning disc {disc['disc']} of {len(discs)} to {target}")
+            optical.burn(ExportSettings().xorriso, image, target)
+            image.unlink()
+            on_step(
+                f"verifying disc {disc['disc']} of {len(discs)}: {target} (read back, checked by the daemon)"
+            )
+            check = send_image(socket_path, target, length=disc["image_bytes"])
+            problems = list(check["problems"])
+            if check["image_sha256"] != disc["image_sha256"]:
+                problems.append("the burned medium differs from the image written")
+            disc["target"] = target
+            disc["verification"] = {"ok": not problems, "problems": problems[:50]}
+        if not all(d["verification"]["ok"] for d in discs):
+            record["state"] = "failed"
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
