@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -28,6 +29,7 @@ from custody.ingestd.api import ApiServer
 from custody.ingestd.api_handlers import api_handlers
 from custody.vault import ItemFilter, Vault
 from custody.vault.access import RoleMap
+from tests.docking import wait_for
 from tests.localusers import SYSTEM_PYTHON, custody_as, local_users, run_as
 
 GROUP = "cst-api"
@@ -177,38 +179,42 @@ def test_the_daemon_refuses_a_vault_home_or_key_file_others_may_read(tmp_path):
     assert not (settings.home / "api.sock").exists()
 
 
-ACTIVATED = """
-import os, sys
-from pathlib import Path
-os.environ["LISTEN_PID"] = str(os.getpid())
-os.environ["LISTEN_FDS"] = "1"
-from custody.ingestd.api import ApiServer, call
-from custody.vault.access import RoleMap
-server = ApiServer(Path(sys.argv[1]), {"whoami": lambda caller, args: caller.name}, RoleMap({}), owner_uid=0)
-server.start()
-print(call(Path(sys.argv[1]), "whoami"))
-server.stop()
-"""
-
-
-def test_socket_activation_serves_on_the_socket_systemd_passed_and_leaves_it_in_place(tmp_path):
-    path = tmp_path / "api.sock"
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(str(path))
-    listener.listen()
-    fd = listener.fileno()
-    result = subprocess.run(
-        [sys.executable, "-c", ACTIVATED, str(path)],
-        pass_fds=(3,),
-        preexec_fn=lambda: os.dup2(fd, 3),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    listener.close()
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == pwd.getpwuid(os.geteuid()).pw_name
-    assert path.exists()  # systemd's socket: the daemon does not remove it
+def test_systemd_socket_activation_starts_the_daemon_at_the_first_request_which_it_serves(
+    tmp_path, users, testbed
+):
+    """systemd's own socket-activation tool: it binds the socket, waits for a client, then starts
+    `custody daemon` with the socket as fd 3 (LISTEN_FDS), exactly as a .socket unit does."""
+    settings = Settings(home=tmp_path / "vault")
+    Vault.init(settings, "root").close()
+    (settings.home / "custody.toml").write_text(f'[access.roles]\nclerk = ["{CLERK}"]\n')
+    folder = Path(tempfile.mkdtemp(prefix="custody-activate-", dir="/tmp"))
+    folder.chmod(0o755)
+    path = folder / "api.sock"
+    activator = subprocess.Popen(
+        [
+            "systemd-socket-activate", "--listen", str(path),
+            "-E", f"UMOCKDEV_DIR={testbed.get_root_dir()}", "-E", "LD_PRELOAD",
+            sys.executable, "-m", "custody", "--home", str(settings.home), "daemon",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: path.is_socket(), "systemd-socket-activate to listen")
+        path.chmod(0o666)  # what the unit's SocketMode does (0660 with SocketGroup in production)
+        assert not (settings.home / "run" / "status.json").exists()  # nothing started yet
+        clerk = custody_as(CLERK, settings.home, path, "whoami", "--json")  # starts the daemon
+        assert clerk.returncode == 0, clerk.stderr
+        me = json.loads(clerk.stdout)
+        assert me["via"] == "daemon" and me["user"] == CLERK and me["roles"] == ["clerk"]
+        listed = custody_as(CLERK, settings.home, path, "ls", "--json")
+        assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+        assert json.loads((settings.home / "run" / "status.json").read_text())["pid"] == activator.pid
+    finally:
+        activator.send_signal(signal.SIGTERM)
+        output = activator.communicate(timeout=120)[0]
+    assert activator.returncode == 0, output
+    assert path.is_socket()  # systemd's socket: the daemon leaves it in place
+    shutil.rmtree(folder)
 
 
 # -- ingest of a client's own files through the socket ------------------------------
