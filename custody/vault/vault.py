@@ -1521,6 +1521,7 @@ class Vault:
         retention is not the plain floor), and every other item whose
         retention start (recording, else ingest) is at or before
         ``start_until``: found by an index range, not by reading every item.
+        Only what the caller may see, counted or not.
         """
         self.authorize("report")
         db = self.catalog.db
@@ -1551,8 +1552,12 @@ class Vault:
                 "SELECT id FROM items WHERE coalesce(recorded_start, ingested_at) <= ?", [start_until]
             )
         }
-        total = db.execute("SELECT count(*) FROM items").fetchone()[0]
-        return self.catalog.items_by_ids(sorted(special | due)), total
+        candidates = self.catalog.items_by_ids(sorted(special | due))
+        if self.caller.owner:
+            return candidates, db.execute("SELECT count(*) FROM items").fetchone()[0]
+        sees = self._visibility()  # what the caller may not see is not even counted
+        total = sum(1 for item in self.catalog.list_items(ItemFilter()) if sees(item))
+        return [item for item in candidates if sees(item)], total
 
     @_serialized
     def retention_context(

@@ -263,6 +263,13 @@ def test_restricted_footage_is_seen_only_by_the_clerks_named_on_its_case(served_
     )  # fmt: skip
     assert export.returncode == 5 and "has no items" in export.stderr
     assert not (outbox / "secret.iso").exists()
+    # The retention plan neither lists nor counts it for them.
+    plan = custody_as(CLERK2, home, socket_path, "retention", "plan", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["items"] == 3
+    assert json.loads(custody_as(CLERK, home, socket_path, "retention", "plan", "--json").stdout)["items"] == 4
+    report = custody_as(CLERK, home, socket_path, "retention", "plan", "--report-dir", str(outbox))
+    assert report.returncode == 2 and "cannot be run through the daemon" in report.stderr
 
     assert "EV-000003" in listed(custody_as(CLERK, home, socket_path, "ls", "--json"))
     shown = custody_as(CLERK, home, socket_path, "show", "EV-000003", "--json")
