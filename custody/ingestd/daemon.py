@@ -42,6 +42,7 @@ from custody.ingestd.notify import notify, watchdog_interval
 from custody.ingestd.pipeline import FileTask, Skipped
 from custody.vault import Vault
 from custody.vault.access import RoleMap
+from custody.vault.objects import release_freed_memory
 from custody.vault.registry import Recorder
 from custody.vault.replication import Replicator
 from custody.vault.timestamps import to_text, utc_now
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 STATUS_NAME = "run/status.json"
 STATUS_INTERVAL_SECONDS = 0.5
+TRIM_INTERVAL_SECONDS = 10.0  # freed memory goes back to the system this often
 POLL_SECONDS = 0.25
 
 
@@ -232,7 +234,7 @@ class Daemon:
 
     def _loop(self, watcher, watch) -> None:
         watchdog_every = watchdog_interval()
-        last_status = last_watchdog = 0.0
+        last_status = last_watchdog = last_trim = 0.0
         while not self._stop.is_set():
             for event in watcher.poll(POLL_SECONDS):
                 self._handle(event)
@@ -248,6 +250,9 @@ class Daemon:
             if now - last_status >= STATUS_INTERVAL_SECONDS:
                 last_status = now
                 self._write_status()
+            if now - last_trim >= TRIM_INTERVAL_SECONDS:
+                last_trim = now
+                release_freed_memory()
             if watchdog_every and now - last_watchdog >= watchdog_every:
                 last_watchdog = now
                 notify("WATCHDOG=1")

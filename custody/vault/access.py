@@ -7,7 +7,8 @@ Least privilege: a user with no role may only ask who they are.
 
 What each role may do is the table ``ALLOWED`` below: data, so it reads in
 one place. The service layer checks it for every request and records a
-``denied`` audit event for every refusal.
+``denied`` audit event for every refusal, and an ``access`` event for every
+read that has no event of its own (``READS``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "daemon": frozenset({ADMIN}),
     "config": frozenset({ADMIN}),
 }
+# Allowed reads that make no audit event of their own: a person's are recorded as "access" events.
+READS = frozenset({"ls", "show", "log", "report", "status"})
 NORMAL = "normal"
 
 

@@ -224,6 +224,16 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
         return False
 
 
+def release_freed_memory() -> None:
+    """Hand what malloc holds freed back to the system (glibc's malloc_trim; elsewhere nothing).
+
+    Freed memory otherwise stays with the process up to each arena's high-water
+    mark: a daemon answering bursts of requests would look as if it grew.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def verify_plaintext(
     chunks: Iterable[bytes],
     sha256: str | Callable[[], str],

@@ -283,6 +283,7 @@ class Vault:
         self.actor = actor
         self.caller = caller or _process_caller(settings)
         self._lock = threading.RLock()
+        self._reads_recorded: set[tuple[str, str]] = set()
         if caller is None and not self.caller.owner:
             raise Vault.NotOwner(home=self.home, socket=settings.api_socket)
         if not (self.home / CATALOG_NAME).is_file():
@@ -512,14 +513,37 @@ class Vault:
     AccessDenied = access.AccessDenied
 
     def authorize(self, action: str, target: str = "", item: Item | None = None) -> None:
-        """Return when the caller's roles allow ``action``; else record a ``denied`` event and raise AccessDenied."""
+        """Return when the caller's roles allow ``action``; else record a ``denied`` event and raise AccessDenied.
+
+        A person's allowed read (``access.READS``: it makes no event of its
+        own) is recorded as an ``access`` event, once per action and target
+        for this opening of the vault (one request). The event names an item
+        as its target but is not filed under it: an item's own history (what
+        `show` prints, what a disc carries) stays the footage's, and does not
+        grow with every look at it. The vault's own user's reads are not
+        recorded: they are the daemon's own work.
+        """
         if self.caller.may(action):
+            if not self.caller.owner and action in access.READS:
+                self._record_read(action, target or (item.item_id if item else ""))
             return
         needed = sorted(access.ALLOWED.get(action, ()))
         why = f"needs the role {' or '.join(needed)}" if needed else "no role may"
         if not self.caller.roles:
             why = "you have no role in this vault (ask the custodian); you may only run 'custody whoami'"
         self._deny(action, target or (item.item_id if item else ""), why, item)
+
+    def _record_read(self, action: str, target: str) -> None:
+        with self._lock:
+            if (action, target) in self._reads_recorded:
+                return
+            self._reads_recorded.add((action, target))
+            self.audit.append(
+                self.caller.name,
+                "access",
+                None,
+                {"uid": self.caller.uid, "pid": self.caller.pid, "action": action, "target": target},
+            )
 
     def _deny(self, action: str, target: str, why: str, item: Item | None = None) -> None:
         with self._lock:
@@ -1883,7 +1907,7 @@ class Vault:
     @_serialized
     def events(self, item: Item | None = None) -> list[AuditEvent]:
         """The audit chain (the caller needs 'log'), or one visible item's events ('show')."""
-        self.authorize("show" if item else "log")
+        self.authorize("show" if item else "log", item=item)
         return list(self.audit.events(item.number if item else None))
 
 
