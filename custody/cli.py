@@ -2046,17 +2046,17 @@ def _through_daemon(argv: list[str]) -> int | None:
     if not path or path[0] in ("whoami", "init", "daemon") or "--help" in rest:
         return None
     session = Session(home, debug=False)
-    socket_path = session.api_socket()
     try:
         # The vault's own user works in-process, except ingest: the serving daemon holds the
         # vault's write lock, so the files go to it like anyone's.
         owner = session.home.stat().st_uid == os.geteuid() or os.geteuid() == 0
-        if owner and (path != ("ingest",) or not api.answers(socket_path)):
+        if owner and (path != ("ingest",) or not api.answers(session.api_socket())):
             return None
     except PermissionError:
         pass
     except OSError:
         return None
+    socket_path = session.api_socket()
     try:
         if not api.is_served(socket_path):
             raise Vault.NotOwner(home=session.home, socket=socket_path)

@@ -43,6 +43,7 @@ from custody.vault.access import Caller, RoleMap, identify
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 1024
+MAX_ANSWER_BYTES = 256 * 1024 * 1024  # what a client accepts in one answer line (an ls of many items)
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 Handler = Callable[[Caller, dict], object]
@@ -117,9 +118,9 @@ class Channel:
             raise UploadBroken("a message was not a JSON object")
         return message
 
-    def incoming(self) -> _IncomingBytes:
+    def incoming(self) -> IncomingBytes:
         """The bytes that follow the last message, as a binary file to ``read``."""
-        return _IncomingBytes(self)
+        return IncomingBytes(self)
 
     def answer(self, result: object) -> None:
         self._connection.sendall(_line({"ok": True, "result": result}))
@@ -134,7 +135,7 @@ class Channel:
         return data
 
 
-class _IncomingBytes:
+class IncomingBytes:
     """One framed byte stream from the client, read like a binary file: ``read`` returns b"" at its end.
 
     Raise StreamAbandoned when the client abandons it, UploadBroken when the
@@ -456,7 +457,7 @@ def call(path: Path, op: str, args: dict | None = None, timeout: float | None = 
     connection = _connect(path, timeout)
     try:
         connection.sendall(_line({"op": op, "args": args or {}}))
-        line = _read_line(connection.makefile("rb"), 256 * 1024 * 1024)
+        line = _read_line(connection.makefile("rb"), MAX_ANSWER_BYTES)
     finally:
         connection.close()
     return _result(path, line).get("result")
@@ -488,7 +489,7 @@ class Sending:
 
     def answer(self) -> object:
         """The daemon's answer to the last message; raise ApiError if it is a refusal."""
-        return _result(self.path, self._reader.readline(MAX_REQUEST_BYTES)).get("result")
+        return _result(self.path, self._reader.readline(MAX_ANSWER_BYTES)).get("result")
 
 
 def upload(
@@ -504,7 +505,7 @@ def upload(
     try:
         connection.sendall(_line({"op": op, "args": args}))
         reader = connection.makefile("rb")
-        header = _result(path, reader.readline(MAX_REQUEST_BYTES))
+        header = _result(path, reader.readline(MAX_ANSWER_BYTES))
         if not header.get("send"):
             return header.get("result")
         offer = {k: v for k, v in header.items() if k not in ("ok", "send")}
@@ -512,10 +513,10 @@ def upload(
             converse(Sending(path, connection, reader, offer))
         except (BrokenPipeError, ConnectionResetError) as exc:
             # The daemon hung up part way: its last word says why, when it had one.
-            final = reader.readline(MAX_REQUEST_BYTES)
+            final = reader.readline(MAX_ANSWER_BYTES)
             _result(path, final)
             raise ApiUnavailable(path=path, why="the daemon closed the connection part way") from exc
-        return _result(path, reader.readline(MAX_REQUEST_BYTES)).get("result")
+        return _result(path, reader.readline(MAX_ANSWER_BYTES)).get("result")
     finally:
         connection.close()
 

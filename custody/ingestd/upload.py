@@ -52,7 +52,7 @@ class UploadSession(IngestSession):
     ) -> None:
         super().__init__(vault, source, settings)
         self.channel = channel
-        self._incoming: api._IncomingBytes | None = None
+        self._incoming: api.IncomingBytes | None = None
 
     def receive(self) -> dict:
         """Take each file the client announces through the stages, answering with its outcome,
