@@ -47,10 +47,14 @@ def verdict(ok: bool) -> str:
 
 
 def _env(socket_path: Path | None) -> dict:
+    """The commands' environment: through the socket at ``socket_path``, or (None) in-process.
+
+    The vault's own user goes through a serving daemon too, unless its socket is
+    elsewhere: in-process runs point CUSTODY_SOCKET where nothing listens.
+    """
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "CUSTODY_SOCKET")}
     env.update(PYTHONPATH=f"{REPO}:{SITE_PACKAGES}")
-    if socket_path:
-        env["CUSTODY_SOCKET"] = str(socket_path)
+    env["CUSTODY_SOCKET"] = str(socket_path) if socket_path else "/nonexistent/custody-bench.sock"
     return env
 
 

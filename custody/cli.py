@@ -1968,8 +1968,9 @@ class _JsonLogFormatter(logging.Formatter):
 # -- through the daemon's API socket ---------------------------------------------
 
 # Commands a client may have the daemon run: they name no file on the client's
-# machine (those the daemon would open with its own rights). extract and cat
-# stream instead; the rest runs only in-process, as the vault's own user.
+# machine (those the daemon would open with its own rights). Those that move
+# files stream instead (_STREAMED_COMMANDS); the rest runs only in-process, as
+# the vault's own user.
 REMOTE_COMMANDS = {
     ("ls",), ("show",), ("tag",), ("log",), ("explain",), ("verify",),
     ("officer", "add"), ("officer", "login"),
@@ -2004,7 +2005,7 @@ def _run_for_client(home: Path, caller: access.Caller, args: dict) -> dict:
         raise UsageError(reason='"run" needs "argv", a list of strings')
     _route_output_by_thread()
     path = _command_path(argv)
-    if not argv or argv[0].startswith("-") or path not in REMOTE_COMMANDS or "--report-dir" in argv:
+    if not argv or argv[0].startswith("-") or not _runs_in_daemon(path, argv):
         raise UsageError(
             reason=f"'custody {' '.join(path)}' cannot be run through the daemon for another user"
         )
@@ -2026,12 +2027,28 @@ def _run_for_client(home: Path, caller: access.Caller, args: dict) -> dict:
     return {"stdout": out.getvalue(), "stderr": err.getvalue(), "exit_code": int(code or 0)}
 
 
-def _through_daemon(argv: list[str]) -> int | None:
-    """Have the daemon run the command when this user is not the vault's own; None: run it here.
+# What this process does itself, talking to the daemon: the bytes stream over the socket.
+_STREAMED_COMMANDS = {("extract",), ("cat",), ("ingest",), ("export", "disc"), ("export", "verify")}
 
-    The vault's own user (and root) work in-process. Anyone else reaches the
-    vault only through the daemon's socket; without one serving, the command
-    runs here and the vault refuses with how to reach the daemon.
+
+def _daemon_can_run(path: tuple[str, ...], argv: list[str]) -> bool:
+    """Whether the command goes through the daemon (streamed here, or run there for the caller)."""
+    return path in _STREAMED_COMMANDS or _runs_in_daemon(path, argv)
+
+
+def _runs_in_daemon(path: tuple[str, ...], argv: list[str]) -> bool:
+    return path in REMOTE_COMMANDS and "--report-dir" not in argv
+
+
+def _through_daemon(argv: list[str]) -> int | None:
+    """Have the daemon serve the command when one serves the vault; None: run it here.
+
+    Anyone who does not own the vault reaches it only through the daemon's
+    socket; without one serving, the command runs here and the vault refuses
+    with how to reach the daemon. The vault's own user (and root) go through
+    a serving daemon too (it holds the vault; the record names the same
+    user), and work in-process when none serves, and for what only they do
+    (init, daemon, restore, media run, replicate, report files).
     """
     rest, home = list(argv), None
     while rest and rest[0].startswith("-"):
@@ -2047,10 +2064,8 @@ def _through_daemon(argv: list[str]) -> int | None:
         return None
     session = Session(home, debug=False)
     try:
-        # The vault's own user works in-process, except ingest: the serving daemon holds the
-        # vault's write lock, so the files go to it like anyone's.
         owner = session.home.stat().st_uid == os.geteuid() or os.geteuid() == 0
-        if owner and (path != ("ingest",) or not api.answers(session.api_socket())):
+        if owner and (not _daemon_can_run(path, rest) or not api.answers(session.api_socket())):
             return None
     except PermissionError:
         pass
@@ -2068,7 +2083,7 @@ def _through_daemon(argv: list[str]) -> int | None:
             return _export_for_client(rest[2:], socket_path)
         if path == ("export", "verify"):
             return _verify_for_client(rest[2:], socket_path)
-        result = api.call(socket_path, "run", {"argv": rest})
+        result = api.call(socket_path, "run", {"argv": rest}, timeout=None)  # (a verify takes its time)
     except CustodyError as exc:
         click.echo(f"custody: {exc.message}", err=True)
         return exc.exit_code
