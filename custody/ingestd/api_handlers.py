@@ -3,7 +3,8 @@
 ``whoami``; ``stream`` (an item's original or derivative, to the caller's own
 process); ``ingest`` (the caller's own files, streamed from the caller's
 process: see ``ingestd.upload``); ``verify_image`` (a disc image streamed the
-same way, checked and thrown away); ``export`` and ``fetch`` (an evidence disc made as the caller into a
+same way, checked and thrown away); ``export`` and ``fetch`` (and
+``burn_failed``, when the caller's own burn of an export fails) (an evidence disc made as the caller into a
 private outbox, then fetched by the caller's process). Every operation opens
 the vault as its caller, so the vault's role and visibility checks apply.
 The command line adds its own "run" operation (the composition root).
@@ -137,6 +138,17 @@ def api_handlers(settings: Settings) -> dict:
 
         return Upload(receive)
 
+    def burn_failed(caller: Caller, args: dict) -> dict:
+        """The caller's process could not burn a disc of an export: recorded (audited) as the caller."""
+        from custody.vault.disc.export import DiscExporter
+
+        export, disc, target, error = (args.get(k) for k in ("export", "disc", "target", "error"))
+        if not (isinstance(export, str) and isinstance(disc, int) and isinstance(target, str)):
+            raise ApiError(message='burn_failed needs "export", "disc" (a number), "target" and "error"')
+        with Vault(settings, caller.name, caller=caller) as vault:
+            DiscExporter(vault).record_burn_failure(export, disc, f"{target} (uid {caller.uid})", str(error))
+        return {"recorded": True}
+
     def fetch(caller: Caller, args: dict) -> Stream | dict:
         """One file of an export in the outbox, to the caller who made it; ``done`` empties that outbox."""
         folder = outbox.folder(str(args.get("token", "")), caller.uid)
@@ -161,6 +173,7 @@ def api_handlers(settings: Settings) -> dict:
         "ingest": ingest,
         "export": export,
         "verify_image": verify_image,
+        "burn_failed": burn_failed,
         "fetch": fetch,
     }
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from custody.config import ExportSettings
-from custody.errors import UsageError
+from custody.errors import CustodyError, UsageError
 from custody.ingestd import api
 from custody.ingestd.upload import send_image
 
@@ -50,7 +50,8 @@ def export_through_daemon(
 
     Raise UsageError for a missing or unwritable --iso folder, an existing
     file, or several discs for a real drive without an operator; api.ApiError
-    with the daemon's refusal; optical.DiscToolFailed when burning fails.
+    with the daemon's refusal; optical.DiscToolFailed when burning fails (the
+    daemon records the failure first).
     """
     if bool(request.iso) == bool(request.burn):
         raise UsageError(reason="give exactly one of --iso OUT.iso and --burn DEVICE")
@@ -123,7 +124,15 @@ def _burn_each(socket_path: Path, token: str, record: dict, device: str, on_step
             if disc["disc"] > 1 and not target.startswith("stdio:"):
                 on_next_disc(disc["disc"], len(discs), target)
             on_step(f"burning disc {disc['disc']} of {len(discs)} to {target}")
-            optical.burn(ExportSettings().xorriso, image, target)
+            try:
+                optical.burn(ExportSettings().xorriso, image, target)
+            except CustodyError as exc:
+                api.call(
+                    socket_path,
+                    "burn_failed",
+                    {"export": record["id"], "disc": disc["disc"], "target": target, "error": exc.message},
+                )
+                raise
             image.unlink()
             on_step(
                 f"verifying disc {disc['disc']} of {len(discs)}: {target} (read back, checked by the daemon)"

@@ -199,6 +199,24 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
         and verifications[-1]["details"]["registered"]
     )
     assert not list((home / "run" / "outbox").iterdir())
+    # A burn that fails on the clerk's side (a drive they may not write) is recorded too.
+    locked_out = f"stdio:{home}/drive.img"  # inside the vault's 0700 home: not the clerk's to write
+    unburned = custody_as(
+        CLERK, home, socket_path, "export", "disc", "--case", "2026-0001", "--maker", "Wang Li",
+        "--extractor", CLERK, "--burn", locked_out,
+    )  # fmt: skip
+    assert unburned.returncode == 8 and "xorriso failed" in unburned.stderr, unburned.stderr
+    assert not (home / "drive.img").exists()
+    [burn_failure] = [
+        e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "export-burn-failed"
+    ]
+    assert burn_failure["actor"] == CLERK and burn_failure["details"]["target"].startswith(locked_out)
+    failed_export = json.loads(custody("export", "ls", "--json").stdout)[-1]
+    assert (
+        failed_export["id"] == burn_failure["details"]["export"]
+        and failed_export["verification"]["ok"] is False
+    )
+    assert not list((home / "run" / "outbox").iterdir())
     auditor_export = custody_as(
         AUDITOR, home, socket_path, "export", "disc", "--case", "2026-0001", "--maker", "x", "--extractor", "y",
         "--iso", str(outbox / "auditor.iso"),

@@ -833,6 +833,26 @@ class DiscExporter:
             disc=disc,
         )
 
+    def record_burn_failure(self, ref: str, disc: int, target: str, error: str) -> None:
+        """Record that burning disc ``disc`` of export ``ref`` to ``target`` failed where the caller
+        burns (a client of the daemon): an ``export-burn-failed`` event, and the disc's last
+        verification failed with that error. Raise ExportNotFound for an unknown export."""
+        self.vault.authorize("export", target)
+        vault = self.vault
+        number = registry.parse_export_id(ref)
+        with vault.serialized(), vault.catalog.transaction():
+            record = registry.get(vault.catalog, number) if number else None
+            if record is None:
+                raise ExportNotFound(ref=ref)
+            details = {"export": record.export_id, "disc": disc, "target": target, "error": error[:500]}
+            registry.record_verification(
+                vault.catalog,
+                record.id,
+                utc_now(),
+                {**details, "ok": False, "problems": [f"burning failed: {error[:500]}"]},
+            )
+            vault.audit.append(vault.actor, "export-burn-failed", None, details)
+
     def verify(self, target: str, described_as: str | None = None) -> DiscCheck:
         """Re-verify an existing disc, drive or image, and record the result (audited).
 
