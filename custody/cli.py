@@ -27,13 +27,12 @@ from rich.table import Table
 from custody import __version__
 from custody.config import Settings, load_settings, resolve_home
 from custody.errors import CustodyError, UsageError
-from custody.ingestd import api
+from custody.ingestd import api, upload
 from custody.ingestd.client_export import ClientExport, export_through_daemon
 from custody.ingestd.daemon import Daemon, read_status
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, IngestSummary, Skipped
 from custody.ingestd.report import window_report
-from custody.ingestd.upload import send_files, send_image
 from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault, access
 from custody.vault.items import format_item_id, printable_name
@@ -462,15 +461,23 @@ def extract(session: Session, item: str, out: Path, playable: bool, thumbnail: b
       custody extract EV-000123 --playable --out /media/clerk/EV-000123-playable.mp4
       custody extract EV-000123 --thumbnail --out /tmp/EV-000123.jpg
     """
-    if playable and thumbnail:
-        raise UsageError(reason="--playable and --thumbnail exclude each other: extract one at a time")
-    role = "playable" if playable else "thumbnail" if thumbnail else None
+    role = _extract_role(playable, thumbnail)
     with session.vault() as vault:
         found = vault.extract(item, out, role=role)
-        made = {d.role: d for d in vault.derivatives(found)}
-    sha256, size = (made[role].sha256, made[role].size) if role else (found.sha256, found.size)
+        written = vault.derivative_of(found, role) if role else found
+    _say_extracted(role, found.item_id, out, written.size, written.sha256)
+
+
+def _extract_role(playable: bool, thumbnail: bool) -> str | None:
+    """Which object extract writes: None for the original. Raise UsageError when both are asked."""
+    if playable and thumbnail:
+        raise UsageError(reason="--playable and --thumbnail exclude each other: extract one at a time")
+    return "playable" if playable else "thumbnail" if thumbnail else None
+
+
+def _say_extracted(role: str | None, item_id: str, out: Path, size: int, sha256: str) -> None:
     what = f"{role} copy of " if role else ""
-    _say(f"wrote {what}{found.item_id} to {out} ({_size(size)}, sha256 {sha256} verified)")
+    _say(f"wrote {what}{item_id} to {out} ({_size(size)}, sha256 {sha256} verified)")
 
 
 @cli.command()
@@ -566,10 +573,9 @@ def whoami(session: Session, as_json: bool) -> None:
     else:
         try:
             settings = session.settings()
-            roles, owner_uid = settings.access.roles, session.home.stat().st_uid
-        except (OSError, CustodyError):
-            roles, owner_uid = {}, -1
-        caller = access.identify(os.getuid(), os.getgid(), os.getpid(), access.RoleMap(roles), owner_uid)
+        except (OSError, CustodyError):  # an unreadable config gives no roles
+            settings = Settings(home=session.home)
+        caller = access.process_caller(settings)
         result = {**caller.as_dict(), "via": "in-process", "vault": str(session.home)}
     if as_json:
         click.echo(json.dumps(result, indent=1))
@@ -2099,11 +2105,14 @@ def _ingest_for_client(args: list[str], socket_path: Path) -> int:
     """ingest through the daemon: this process reads the files and streams them to it."""
     params = cli.commands["ingest"].make_context("ingest", args).params
     source = IngestSource(
-        paths=list(params["paths"]), source="upload", officer=params["officer"], recorder=params["recorder"]
+        paths=list(params["paths"]),
+        source=upload.SOURCE,
+        officer=params["officer"],
+        recorder=params["recorder"],
     )
     printer = _IngestPrinter(params["as_json"])
     with printer:
-        summary = send_files(socket_path, source, printer)
+        summary = upload.send_files(socket_path, source, printer)
     return _print_ingest_summary(summary, params["as_json"])
 
 
@@ -2115,14 +2124,9 @@ def _fetch_for_client(command: str, args: list[str], socket_path: Path) -> int:
         api.call_stream(socket_path, "stream", {"ref": params["item"]}, sys.stdout.buffer.write)
         sys.stdout.flush()
         return 0
-    if params["playable"] and params["thumbnail"]:
-        raise UsageError(reason="--playable and --thumbnail exclude each other: extract one at a time")
-    role = "playable" if params["playable"] else "thumbnail" if params["thumbnail"] else None
+    role = _extract_role(params["playable"], params["thumbnail"])
     result = api.fetch_to_file(socket_path, {"ref": params["item"], "role": role}, Path(params["out"]))
-    what = f"{role} copy of " if role else ""
-    _say(
-        f"wrote {what}{result['item']} to {params['out']} ({_size(result['size'])}, sha256 {result['sha256']} verified)"
-    )
+    _say_extracted(role, result["item"], params["out"], result["size"], result["sha256"])
     return 0
 
 
@@ -2152,7 +2156,7 @@ def _verify_for_client(args: list[str], socket_path: Path) -> int:
     """export verify through the daemon: this process reads the image (or drive) and streams it."""
     params = export_group.commands["verify"].make_context("verify", args).params
     target = params["target"]
-    check = send_image(socket_path, target)
+    check = upload.send_image(socket_path, target)
     return _print_disc_check(check, params["as_json"])
 
 

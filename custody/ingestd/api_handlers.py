@@ -43,8 +43,8 @@ def api_handlers(settings: Settings) -> dict:
                 item = vault.stream(
                     ref, _Sink(write), destination=str(to or "stdout"), role=role, to_file=bool(to)
                 )
-                made = {d.role: d for d in vault.derivatives(item)} if role else {}
-            sha256, size = (made[role].sha256, made[role].size) if role else (item.sha256, item.size)
+                written = vault.derivative_of(item, role) if role else item
+            sha256, size = written.sha256, written.size
             return {"item": item.item_id, "sha256": sha256, "size": size, "role": role}
 
         return Stream(produce)

@@ -18,13 +18,14 @@ import os
 import pwd
 from dataclasses import dataclass, field
 
-from custody.config import ROLE_NAMES
+from custody.config import ROLE_NAMES, Settings
 from custody.errors import CustodyError
 
 OFFICER, CLERK, CUSTODIAN, AUDITOR, ADMIN = ROLE_NAMES
-ROLES = ROLE_NAMES
 
 # Action -> the roles that may take it. "whoami" is everyone's, roles or not.
+# (An admin's config, keys and daemon are the service account's files and
+# units, changed outside requests.)
 ALLOWED: dict[str, frozenset[str]] = {
     "whoami": frozenset(),
     # Seeing the catalog: an officer only their own items (filtered by the service).
@@ -45,8 +46,6 @@ ALLOWED: dict[str, frozenset[str]] = {
     "registry": frozenset({CUSTODIAN}),
     "status": frozenset({CLERK, CUSTODIAN, AUDITOR, ADMIN}),
     "case": frozenset({CUSTODIAN}),
-    "daemon": frozenset({ADMIN}),
-    "config": frozenset({ADMIN}),
 }
 # Allowed reads that make no audit event of their own: a person's are recorded as "access" events.
 READS = frozenset({"ls", "show", "log", "report", "status"})
@@ -100,7 +99,7 @@ class RoleMap:
 
     def roles_of(self, name: str, groups: tuple[str, ...]) -> tuple[str, ...]:
         found = []
-        for role in ROLES:
+        for role in ROLE_NAMES:
             entries = self.members.get(role, [])
             if name in entries or any(f"@{group}" in entries for group in groups):
                 found.append(role)
@@ -133,6 +132,17 @@ def identify(uid: int, gid: int, pid: int | None, role_map: RoleMap, owner_uid: 
         roles=role_map.roles_of(name, groups_tuple),
         owner=uid in (owner_uid, 0),  # root can read the files anyway: no role check pretends otherwise
     )
+
+
+def process_caller(settings: Settings) -> Caller:
+    """This process's own user as a caller (in-process use); the vault's own user when it owns the home."""
+    try:
+        owner_uid = settings.home.stat().st_uid
+    except FileNotFoundError:
+        owner_uid = os.geteuid()  # no vault yet: whatever is made there is this user's
+    except OSError:
+        owner_uid = -1
+    return identify(os.geteuid(), os.getegid(), os.getpid(), RoleMap(settings.access.roles), owner_uid)
 
 
 @dataclass(frozen=True)

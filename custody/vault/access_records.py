@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from custody.vault.catalog import Catalog
 
-NORMAL = "normal"
-
 
 def set_item_level(catalog: Catalog, item: int, level: str, at: str, by: str, seq: int) -> None:
     catalog.db.execute(

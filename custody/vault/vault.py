@@ -281,9 +281,10 @@ class Vault:
         self.settings = settings
         self.home = settings.home
         self.actor = actor
-        self.caller = caller or _process_caller(settings)
+        self.caller = caller or access.process_caller(settings)
         self._lock = threading.RLock()
         self._reads_recorded: set[tuple[str, str]] = set()
+        self._sees: Callable[[Item], bool] | None = None  # (see _visibility)
         if caller is None and not self.caller.owner:
             raise Vault.NotOwner(home=self.home, socket=settings.api_socket)
         if not (self.home / CATALOG_NAME).is_file():
@@ -523,15 +524,16 @@ class Vault:
         grow with every look at it. The vault's own user's reads are not
         recorded: they are the daemon's own work.
         """
+        target = target or (item.item_id if item else "")
         if self.caller.may(action):
             if not self.caller.owner and action in access.READS:
-                self._record_read(action, target or (item.item_id if item else ""))
+                self._record_read(action, target)
             return
         needed = sorted(access.ALLOWED.get(action, ()))
         why = f"needs the role {' or '.join(needed)}" if needed else "no role may"
         if not self.caller.roles:
             why = "you have no role in this vault (ask the custodian); you may only run 'custody whoami'"
-        self._deny(action, target or (item.item_id if item else ""), why, item)
+        self._deny(action, target, why, item)
 
     def _record_read(self, action: str, target: str) -> None:
         with self._lock:
@@ -564,7 +566,13 @@ class Vault:
         )
 
     def _visibility(self) -> Callable[[Item], bool]:
-        """A test of whether the caller may see an item, with the access records read once."""
+        """A test of whether the caller may see an item, with the access records read once for this
+        opening of the vault (one request): the changes that alter them drop it."""
+        if self._sees is None:
+            self._sees = self._read_visibility()
+        return self._sees
+
+    def _read_visibility(self) -> Callable[[Item], bool]:
         levels = self.settings.access.confidentiality_levels
         rank = {level: n for n, level in enumerate(levels)}
         with self._lock:
@@ -608,6 +616,7 @@ class Vault:
         with self.catalog.transaction():
             seq = self.audit.append(self.actor, "confidentiality", None, {"case": case, "level": level})
             access_records.set_case_level(self.catalog, case, level, utc_now(), self.actor, seq)
+        self._sees = None
 
     @_serialized
     def add_case_staff(self, case: str, logins: Iterable[str]) -> list[str]:
@@ -620,6 +629,7 @@ class Vault:
                 seq = self.audit.append(self.actor, "case-staff-added", None, {"case": case, "login": login})
                 if access_records.add_case_staff(self.catalog, case, login, utc_now(), self.actor, seq):
                     added.append(login)
+        self._sees = None
         return added
 
     @_serialized
@@ -632,6 +642,7 @@ class Vault:
                 raise Vault.OfficerNotFound(badge=badge)
             access_records.set_officer_login(self.catalog, badge, login, utc_now(), self.actor)
             self.audit.append(self.actor, "officer-login", None, {"badge": badge, "login": login})
+        self._sees = None
 
     @_serialized
     def item_by_sha256(self, sha256: str) -> Item | None:
@@ -818,6 +829,7 @@ class Vault:
                         self.catalog, item.number, confidentiality, at, self.actor, seq
                     )
                     changed["confidentiality"] = (level_now, confidentiality)
+                    self._sees = None
                 if changed:
                     changes.append(TagChange(item=item, changed=changed))
         return changes
@@ -838,7 +850,7 @@ class Vault:
         item = self.resolve(ref)
         sha256 = item.sha256
         if role is not None:
-            sha256 = self._derivative_of(item, role).sha256
+            sha256 = self.derivative_of(item, role).sha256
         out = Path(out)
         if out.exists() or out.is_symlink():
             self.record_failure("extract", {"out": str(out), "reason": "output exists"}, item)
@@ -864,7 +876,8 @@ class Vault:
         self.audit.append(self.actor, "extract", item.number, details)
         return item
 
-    def _derivative_of(self, item: Item, role: str) -> Derivative:
+    def derivative_of(self, item: Item, role: str) -> Derivative:
+        """Item's ``role`` derivative (playable, thumbnail); raise Vault.NoDerivative saying why there is none."""
         made = {d.role: d for d in self.derivatives(item)}
         if role in made:
             return made[role]
@@ -899,7 +912,7 @@ class Vault:
         action = "extract" if to_file else "cat"
         self.authorize(action, ref)
         item = self.resolve(ref)
-        sha256 = self._derivative_of(item, role).sha256 if role else item.sha256
+        sha256 = self.derivative_of(item, role).sha256 if role else item.sha256
         event = "extract" if to_file else "view"
         try:
             self._copy_verified(item, sink, sha256=sha256)
@@ -1909,19 +1922,6 @@ class Vault:
         """The audit chain (the caller needs 'log'), or one visible item's events ('show')."""
         self.authorize("show" if item else "log", item=item)
         return list(self.audit.events(item.number if item else None))
-
-
-def _process_caller(settings: Settings) -> access.Caller:
-    """This process's user as a caller; the vault's own user when it owns the home."""
-    try:
-        owner_uid = settings.home.stat().st_uid
-    except FileNotFoundError:
-        owner_uid = os.geteuid()  # no vault yet: whatever is made there is this user's
-    except OSError:
-        owner_uid = -1
-    return access.identify(
-        os.geteuid(), os.getegid(), os.getpid(), access.RoleMap(settings.access.roles), owner_uid
-    )
 
 
 def _reason(text: str, what: str) -> str:
