@@ -47,6 +47,21 @@ from custody.errors import ConfigError
             "targets.offsite.part_size_mb: must be at least 5",
         ),
         ("[targets.offsite]\nbucket = 'b'\nsecret = 'x'\n", "targets.offsite.secret: unknown key"),
+        (
+            "[access.roles]\nsuperuser = ['li']\n",
+            "access.roles.superuser: no such role (known: officer, clerk,",
+        ),
+        ("[access.roles]\nclerk = 'li'\n", 'access.roles.clerk: must be a list of login names and "@group"s'),
+        (
+            "[access.roles]\nclerk = ['@']\n",
+            'access.roles.clerk: must be a list of login names and "@group"s',
+        ),
+        (
+            "[access]\nconfidentiality_levels = ['normal', 'secret']\n",
+            'access.confidentiality_levels: must start with "normal", include "restricted"',
+        ),
+        ("[access]\nrequest_timeout_seconds = 0\n", "access.request_timeout_seconds: must be more than 0"),
+        ("[access]\nsocket_mode = '0666'\n", "access.socket_mode: unknown key"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(custody, home, text, named):
