@@ -77,9 +77,17 @@ def test_not_media_empty_and_a_decompression_bomb_end_with_clear_results_and_the
 def test_killing_the_daemon_during_three_transcodes_repeats_each_job_once_and_orphans_nothing(
     tmp_path, home, custody, testbed
 ):
-    drop, daemon = daemon_with_drop_folder(tmp_path, home, custody, testbed, "workers = 3")
-    for number in range(1, 4):
-        clip = mjpeg_avi(tmp_path / f"OLD{number}.AVI", seconds=30, tone=300 + 100 * number)
+    # The first daemon transcodes with x264's slowest preset (about 10 s for one clip alone here,
+    # against 2 s at the default), so the three transcodes overlap on any machine: with the
+    # default preset the first clip's transcode could end before the third one began.
+    drop, daemon = daemon_with_drop_folder(
+        tmp_path, home, custody, testbed, 'workers = 3\nplayable_preset = "veryslow"'
+    )
+    clips = [
+        mjpeg_avi(tmp_path / f"OLD{number}.AVI", seconds=30, tone=300 + 100 * number)
+        for number in range(1, 4)
+    ]
+    for clip in clips:  # all three at once, once made
         os.rename(clip, drop / clip.name)
     wait_for(lambda: len(transcodes_running(daemon)) == 3, "three transcodes to run", timeout=180)
     transcoders = transcodes_running(daemon)
@@ -88,6 +96,8 @@ def test_killing_the_daemon_during_three_transcodes_repeats_each_job_once_and_or
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in transcoders), "transcoders to die")
     assert status(custody)["media_jobs"] == {"running": 3}
 
+    config = home / "custody.toml"  # the restarted daemon works at the default speed
+    config.write_text(config.read_text().replace('playable_preset = "veryslow"\n', ""))
     daemon = DaemonProcess(home, testbed, tmp_path / "daemon2.log")
     wait_for(lambda: status(custody)["media_jobs"] == {"done": 6}, "every job to finish", timeout=300)
     assert daemon.stop() == 0, daemon.log()
