@@ -8,12 +8,13 @@ import json
 import logging
 import os
 import pwd
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -39,8 +40,23 @@ from custody.vault.items import format_item_id, printable_name
 from custody.vault.objects import keep_stream_buffers_on_heap, limit_malloc_arenas
 from custody.vault.timestamps import local_display, parse_user_time
 
+# The width of the client's terminal while the daemon runs a command for it (None: not a terminal).
+_CLIENT_COLUMNS: contextvars.ContextVar[int | None] = contextvars.ContextVar("columns", default=None)
+CLIENT_COLUMNS_RANGE = range(20, 1001)
+
+
+class _Console(Console):
+    """rich's Console; a command the daemon runs for a client is laid out for the client's terminal."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        columns = _CLIENT_COLUMNS.get()
+        return size if columns is None else ConsoleDimensions(columns, size.height)
+
+
 # Piped output is for reading later (files, README): do not cut it to 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
+console = _Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
 
 
@@ -2015,8 +2031,12 @@ def _run_for_client(home: Path, caller: access.Caller, args: dict) -> dict:
         raise UsageError(
             reason=f"'custody {' '.join(path)}' cannot be run through the daemon for another user"
         )
+    columns = args.get("columns")
+    if columns is not None and (type(columns) is not int or columns not in CLIENT_COLUMNS_RANGE):
+        raise UsageError(reason='"columns" must be the client terminal\'s width, 20 to 1000')
     output, problems = _THREAD_OUTPUT
     token = _REMOTE_CALLER.set(caller)
+    layout = _CLIENT_COLUMNS.set(columns)
     try:
         with output.capture() as out, problems.capture() as err:
             try:
@@ -2029,6 +2049,7 @@ def _run_for_client(home: Path, caller: access.Caller, args: dict) -> dict:
             except click.exceptions.Abort:
                 code = 1
     finally:
+        _CLIENT_COLUMNS.reset(layout)
         _REMOTE_CALLER.reset(token)
     return {"stdout": out.getvalue(), "stderr": err.getvalue(), "exit_code": int(code or 0)}
 
@@ -2089,7 +2110,11 @@ def _through_daemon(argv: list[str]) -> int | None:
             return _export_for_client(rest[2:], socket_path)
         if path == ("export", "verify"):
             return _verify_for_client(rest[2:], socket_path)
-        result = api.call(socket_path, "run", {"argv": rest}, timeout=None)  # (a verify takes its time)
+        request = {"argv": rest}
+        if sys.stdout.isatty():  # tables fit this terminal, as they do in-process
+            fits = CLIENT_COLUMNS_RANGE
+            request["columns"] = min(max(shutil.get_terminal_size().columns, fits.start), fits.stop - 1)
+        result = api.call(socket_path, "run", request, timeout=None)  # (a verify takes its time)
     except CustodyError as exc:
         click.echo(f"custody: {exc.message}", err=True)
         return exc.exit_code

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from custody.ingestd import api
 from custody.ingestd.daemon import TRIM_INTERVAL_SECONDS
 from tests.docking import DaemonProcess, wait_for
-from tests.localusers import SYSTEM_PYTHON, custody_as, local_users
+from tests.localusers import SYSTEM_PYTHON, custody_as, local_users, run_as
 
 GROUP = "cst-access"
 CLERK, CLERK2, OFFICER, AUDITOR, NO_ROLE, OUTSIDER = (
@@ -310,6 +311,20 @@ def test_restricted_footage_is_seen_only_by_the_clerks_named_on_its_case(served_
     assert shown.returncode == 0 and json.loads(shown.stdout)["tags"]["case"] == RESTRICTED_CASE
     fetched = custody_as(CLERK, home, socket_path, "extract", "EV-000003", "--out", str(outbox / "ev3.mp4"))
     assert fetched.returncode == 0, fetched.stderr
+
+
+def test_a_table_the_daemon_prints_for_a_caller_fits_the_callers_terminal(served_vault):
+    home, socket_path, _outbox, _daemon = served_vault
+    # `script` gives the clerk's custody a real terminal, 72 columns wide.
+    command = f"stty cols 72; {SYSTEM_PYTHON} -m custody --home {home} ls"
+    on_terminal = run_as(CLERK, "script", "-qec", command, "/dev/null", socket_path=socket_path)
+    assert on_terminal.returncode == 0, on_terminal.stdout
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", on_terminal.stdout).replace("\r", "").splitlines()
+    assert "EV-000001" in "\n".join(shown) and max(map(len, shown)) <= 72
+    piped = custody_as(CLERK, home, socket_path, "ls")  # piped output is for reading later: 200 columns
+    assert piped.returncode == 0 and max(map(len, piped.stdout.splitlines())) > 72
+    with pytest.raises(api.ApiError, match='"columns" must be the client terminal\'s width'):
+        api.call(socket_path, "run", {"argv": ["ls"], "columns": 5})
 
 
 def test_without_the_daemon_a_user_who_does_not_own_the_vault_is_told_how_to_reach_it(served_vault):
