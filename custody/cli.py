@@ -284,7 +284,7 @@ def show(session: Session, item: str, as_json: bool) -> None:
       custody show 9f86d081 --json
     """
     with session.vault() as vault:
-        found = vault.resolve(item)
+        found = vault.resolve(item, purpose="show")
         history = vault.tag_history(found)
         events = vault.events(found)
         facts = vault.media_facts(found)
@@ -563,7 +563,7 @@ def log(session: Session, item: str | None, as_json: bool) -> None:
       custody log --json
     """
     with session.vault() as vault:
-        events = vault.events(vault.resolve(item) if item else None)
+        events = vault.events(vault.resolve(item, purpose="show") if item else None)
     if as_json:
         click.echo(json.dumps([event.as_dict() for event in events], indent=1))
         return
@@ -841,7 +841,7 @@ def status(session: Session, as_json: bool) -> None:
         unknown = vault.unknown_devices(limit=10)
         job_counts = vault.job_counts()
         failed_jobs = vault.failed_jobs(limit=10)
-        open_findings = vault.continuity_findings(open_only=True)
+        open_findings, oldest_finding = vault.open_findings_summary()
     if as_json:
         click.echo(
             json.dumps(
@@ -851,7 +851,7 @@ def status(session: Session, as_json: bool) -> None:
                     "unknown_devices": [u.as_dict() for u in unknown],
                     "media_jobs": job_counts,
                     "failed_media_jobs": [j.as_dict() for j in failed_jobs],
-                    "open_continuity_findings": len(open_findings),
+                    "open_continuity_findings": open_findings,
                 },
                 indent=1,
             )
@@ -919,7 +919,7 @@ def status(session: Session, as_json: bool) -> None:
         )
     if open_findings:
         _say(
-            f"continuity: {len(open_findings)} finding(s) to explain, oldest {open_findings[0].finding_id}: "
+            f"continuity: {open_findings} finding(s) to explain, oldest {oldest_finding}: "
             "see 'custody report gaps --open'"
         )
     if unknown:

@@ -31,7 +31,7 @@ def request_disposition(
     else:
         refused = []
         numbers = []
-        for item in vault.resolve_all(refs):
+        for item in vault.resolve_all(refs, purpose="retention"):
             line = decide_one(vault, settings, item, now)
             if line.decision.eligible:
                 numbers.append(item.number)
@@ -47,7 +47,7 @@ def request_category_removal(vault: Vault, refs: list[str], category: str, reaso
 
     Raise Vault.NotEligible naming items that do not carry the category.
     """
-    items = vault.resolve_all(refs)
+    items = vault.resolve_all(refs, purpose="retention")
     missing = [item.item_id for item in items if category not in vault.item_categories(item)]
     if missing:
         raise Vault.NotEligible(items=f"{', '.join(missing)} (no category {category})")

@@ -459,11 +459,16 @@ class Vault:
     # -- finding items ----------------------------------------------------
 
     @_serialized
-    def resolve(self, ref: str) -> Item:
+    def resolve(self, ref: str, purpose: str | None = None) -> Item:
         """Return the item named by an id (EV-000123), a sha256, or 8+ leading hex digits of one.
 
+        ``purpose``: the action the item is wanted for. A caller whose roles
+        never allow it is refused as such (AccessDenied, audited) before the
+        item is looked for, rather than told there is no such item.
         Raise Vault.ItemNotFound or Vault.AmbiguousItem (listing candidates).
         """
+        if purpose is not None and not self.caller.may(purpose):
+            self.authorize(purpose, target=ref)
         number = parse_item_id(ref)
         if number is not None:
             item = self.catalog.item(number)
@@ -491,11 +496,11 @@ class Vault:
             raise Vault.AmbiguousItem(ref=ref, candidates=names)
         return self._visible(matches[0], ref)
 
-    def resolve_all(self, refs: Iterable[str]) -> list[Item]:
+    def resolve_all(self, refs: Iterable[str], purpose: str | None = None) -> list[Item]:
         """Resolve every ref (raising on the first bad one); duplicates collapse, order kept."""
         seen: dict[int, Item] = {}
         for ref in refs:
-            item = self.resolve(ref)
+            item = self.resolve(ref, purpose)
             seen.setdefault(item.number, item)
         return list(seen.values())
 
@@ -1904,6 +1909,14 @@ class Vault:
         closed = findings.finding(self.catalog, finding.id)
         assert closed is not None
         return closed
+
+    @_serialized
+    def open_findings_summary(self) -> tuple[int, str | None]:
+        """How many continuity findings wait to be explained, and the oldest one's id (for status:
+        no recorder, item or detail, so whoever may see the status may see it)."""
+        self.authorize("status")
+        waiting = findings.findings(self.catalog, True, None, None)
+        return len(waiting), (waiting[0].finding_id if waiting else None)
 
     @_serialized
     def continuity_findings(

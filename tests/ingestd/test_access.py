@@ -32,6 +32,8 @@ CLERK, CLERK2, OFFICER, AUDITOR, NO_ROLE, OUTSIDER = (
     "cst-clerk1", "cst-clerk2", "cst-officer", "cst-auditor", "cst-nobody", "cst-stranger",
 )  # fmt: skip
 IN_GROUP = (CLERK, CLERK2, OFFICER, AUDITOR, NO_ROLE)
+CUSTODIAN, CUSTODIAN2, ADMIN = "cst-custodian1", "cst-custodian2", "cst-admin"
+STAFF = (CUSTODIAN, CUSTODIAN2, ADMIN)  # in the group too; not among the load test's clients
 BADGE, OTHER_BADGE = "031245", "099999"
 RESTRICTED_CASE = "2026-SECRET"
 
@@ -40,7 +42,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def users():
-    with local_users(GROUP, IN_GROUP, (OUTSIDER,)):
+    with local_users(GROUP, IN_GROUP + STAFF, (OUTSIDER,)):
         yield
 
 
@@ -62,7 +64,13 @@ def served_vault(home, custody, footage, testbed, tmp_path, users, extra_config)
     folder = Path(tempfile.mkdtemp(prefix="custody-access-", dir="/tmp"))
     folder.chmod(0o755)
     custody("init")
-    roles = {"clerk": [CLERK, CLERK2], "officer": [OFFICER], "auditor": [f"@{GROUP}-auditors", AUDITOR]}
+    roles = {
+        "clerk": [CLERK, CLERK2],
+        "officer": [OFFICER],
+        "auditor": [f"@{GROUP}-auditors", AUDITOR],
+        "custodian": [CUSTODIAN, CUSTODIAN2],
+        "admin": [ADMIN],
+    }
     (home / "custody.toml").write_text(  # the extra config's first lines are still [access]'s
         f'[access]\nsocket = "{folder}/api.sock"\nsocket_group = "{GROUP}"\n'
         + extra_config
@@ -280,6 +288,72 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     assert [(e["actor"], e["details"]["target"]) for e in shown] == [(AUDITOR, "EV-000002")]
     assert shown[0]["details"]["uid"] == uid[AUDITOR]
     assert json.loads(custody("verify", "--json").stdout)["ok"] is True
+
+
+def test_custodians_keep_holds_registry_and_retention_four_eyes_and_an_admin_only_checks(
+    served_vault, custody
+):
+    home, socket_path, outbox, _daemon = served_vault
+
+    def as_user(user, *args):
+        return custody_as(user, home, socket_path, *args)
+
+    # The registry and holds are the custodians'.
+    assert as_user(CUSTODIAN, "officer", "add", "077777", "--name", "Chen Jie").returncode == 0
+    assert as_user(CUSTODIAN, "recorder", "add", "BWC-LOAN-7", "--officer", "077777").returncode == 0
+    held = as_user(CUSTODIAN, "hold", "add", "EV-000002", "--reason", "court order 2026-17", "--json")
+    assert held.returncode == 0, held.stderr
+    hold_id = json.loads(held.stdout)["id"]
+    # Taking a category off (it shortens retention) is requested by one custodian, approved by another:
+    # the names are the kernel's, so a custodian cannot approve their own request under another name.
+    assert as_user(CLERK, "tag", "EV-000001", "--category", "penalty_evidence").returncode == 0
+    requested = as_user(
+        CUSTODIAN, "retention", "request", "EV-000001", "--remove-category", "penalty_evidence",
+        "--reason", "the penalty was annulled", "--json",
+    )  # fmt: skip
+    assert requested.returncode == 0, requested.stderr
+    request_id = json.loads(requested.stdout)["id"]
+    own = as_user(CUSTODIAN, "retention", "approve", request_id)
+    assert own.returncode == 5 and "a second person must approve" in own.stderr
+    assert as_user(CLERK, "retention", "approve", request_id).returncode == 13
+    assert as_user(CUSTODIAN2, "retention", "approve", request_id).returncode == 0
+    executed = as_user(CUSTODIAN, "retention", "execute", request_id)
+    assert executed.returncode == 0, executed.stderr
+    assert json.loads(custody("show", "EV-000001", "--json").stdout)["retention"]["permanent"] is False
+    [removed] = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "category-removed"]
+    assert (removed["details"]["requested_by"], removed["details"]["approved_by"]) == (CUSTODIAN, CUSTODIAN2)
+    assert as_user(CUSTODIAN2, "hold", "release", hold_id, "--reason", "order lifted").returncode == 0
+
+    # Custodians do not tag, extract or export footage.
+    for command in (
+        ["tag", "EV-000002", "--note", "x"],
+        ["extract", "EV-000002", "--out", str(outbox / "custodian.mp4")],
+        ["export", "disc", "--case", "2026-0001", "--maker", "m", "--extractor", "e",
+         "--iso", str(outbox / "custodian.iso")],
+    ):  # fmt: skip
+        refused = as_user(CUSTODIAN, *command)
+        assert refused.returncode == 13, refused.stderr
+    assert not list(outbox.glob("custodian.*"))
+    # A clerk does not hold; the admin checks the vault and its daemon, and sees no footage.
+    assert as_user(CLERK, "hold", "add", "EV-000002", "--reason", "x").returncode == 13
+    assert as_user(ADMIN, "status").returncode == 0
+    checked = as_user(ADMIN, "verify", "--json")
+    assert checked.returncode == 0 and json.loads(checked.stdout)["ok"] is True
+    for command in (["ls"], ["show", "EV-000002"], ["log"], ["tag", "EV-000002", "--note", "x"]):
+        assert as_user(ADMIN, *command).returncode == 13, command
+
+    uid = {user: pwd.getpwnam(user).pw_uid for user in (*STAFF, CLERK)}
+    denied = {(e["actor"], e["details"]["action"], e["details"]["uid"]) for e in denied_events(custody)}
+    for user, action in (
+        (CLERK, "retention"), (CLERK, "hold"), (CUSTODIAN, "tag"), (CUSTODIAN, "extract"),
+        (CUSTODIAN, "export"), (ADMIN, "ls"), (ADMIN, "show"), (ADMIN, "log"), (ADMIN, "tag"),
+    ):  # fmt: skip
+        assert (user, action, uid[user]) in denied, (user, action)
+    by_actor = {(e["actor"], e["action"]) for e in json.loads(custody("log", "--json").stdout)}
+    assert {
+        (CUSTODIAN, "hold-placed"), (CUSTODIAN2, "hold-released"), (CUSTODIAN, "disposition-requested"),
+        (CUSTODIAN2, "disposition-approved"),
+    } <= by_actor  # fmt: skip
 
 
 def test_restricted_footage_is_seen_only_by_the_clerks_named_on_its_case(served_vault, custody):
