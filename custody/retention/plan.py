@@ -82,7 +82,7 @@ def decide_one(vault, settings: Settings, item: Item, now: datetime) -> PlanLine
         categories=categories,
         case=item.tags.get("case"),
     )
-    holds = [Hold(h.id, h.item, h.case_name) for h in vault.holds(active_only=True)]
+    holds = [Hold(h.id, h.item, h.case_name) for h in vault.holds_on(item)]
     [decision] = evaluate([fact], policy, holds, now, case_categories)
     applied = set(categories) | set(case_categories.get(fact.case, frozenset()) if fact.case else ())
     return PlanLine(item, sorted(applied), decision)

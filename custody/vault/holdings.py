@@ -113,3 +113,12 @@ def hold(catalog: Catalog, number: int) -> HoldRecord | None:
 def holds(catalog: Catalog, active_only: bool = True) -> list[HoldRecord]:
     where = "WHERE released_at IS NULL" if active_only else ""
     return [HoldRecord(**row) for row in catalog.db.query(f"SELECT * FROM holds {where} ORDER BY id")]
+
+
+def holds_on(catalog: Catalog, number: int, case: str | None) -> list[HoldRecord]:
+    """The active holds on item ``number`` or on its ``case``."""
+    rows = catalog.db.query(
+        "SELECT * FROM holds WHERE released_at IS NULL AND (item = ? OR case_name = ?) ORDER BY id",
+        [number, case],
+    )
+    return [HoldRecord(**row) for row in rows]

@@ -1556,6 +1556,12 @@ class Vault:
         return holdings.holds(self.catalog, active_only)
 
     @_serialized
+    def holds_on(self, item: Item) -> list[HoldRecord]:
+        """The active holds on ``item`` or its case: part of what whoever may see it is shown."""
+        self.authorize("show", item=item)
+        return holdings.holds_on(self.catalog, item.number, item.tags.get("case"))
+
+    @_serialized
     def retention_candidates(self, start_until: str) -> tuple[list[Item], int]:
         """Items a plan must look at, and how many items there are in all.
 

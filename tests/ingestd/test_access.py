@@ -356,6 +356,79 @@ def test_custodians_keep_holds_registry_and_retention_four_eyes_and_an_admin_onl
     } <= by_actor  # fmt: skip
 
 
+MATRIX_CLIENT = """
+import json, socket, sys
+path, requests = sys.argv[1], json.loads(sys.argv[2])
+codes = []
+for op, args in requests:
+    connection = socket.socket(socket.AF_UNIX)
+    connection.connect(path)
+    connection.sendall(json.dumps({"op": op, "args": args}).encode() + b"\\n")
+    reader = connection.makefile("rb")
+    reply = json.loads(reader.readline())
+    while reply.get("stream"):  # an extract's bytes, then its final answer
+        length = int.from_bytes(reader.read(4), "big")
+        if length == 0:
+            reply = json.loads(reader.readline())
+        else:
+            reader.read(length)
+    connection.close()
+    codes.append(reply["result"].get("exit_code", 0) if reply["ok"] else reply["exit_code"])
+print(json.dumps(codes))
+"""
+
+# What each role may do, as the issue gives the roles (officer: own footage; clerk: ingest, tag,
+# view, extract, export; custodian: holds, retention, registry; auditor: read everything, change
+# nothing; admin: config, keys, daemon). Written out here, not read from the code's table.
+# Each request's exit code when allowed (EV-000002 is not due: a custodian's request for it is
+# refused for that, exit 5); refused by role is 13.
+OFF, CLK, CUS, AUD, ADM = "officer", "clerk", "custodian", "auditor", "admin"
+ROLE_MATRIX = [
+    (("whoami", {}), {OFF, CLK, CUS, AUD, ADM, None}, 0),
+    (("run", {"argv": ["ls", "--json"]}), {OFF, CLK, CUS, AUD}, 0),
+    (("run", {"argv": ["show", "EV-000001", "--json"]}), {OFF, CLK, CUS, AUD}, 0),  # the officer's own
+    (("stream", {"ref": "EV-000001"}), {OFF, CLK}, 0),
+    (("run", {"argv": ["tag", "EV-000002", "--note", "matrix"]}), {CLK}, 0),
+    (("run", {"argv": ["log", "--json"]}), {CUS, AUD}, 0),
+    (("run", {"argv": ["verify", "--json"]}), {CUS, AUD, ADM}, 0),
+    (("run", {"argv": ["status", "--json"]}), {CLK, CUS, AUD, ADM}, 0),
+    (("run", {"argv": ["report", "gaps", "--json"]}), {CLK, CUS, AUD}, 0),
+    (("run", {"argv": ["hold", "ls", "--json"]}), {CLK, CUS, AUD}, 0),
+    (("run", {"argv": ["hold", "add", "EV-000002", "--reason", "matrix"]}), {CUS}, 0),
+    (("run", {"argv": ["officer", "ls", "--json"]}), {CLK, CUS, AUD}, 0),
+    (("run", {"argv": ["recorder", "add", "BWC-MATRIX", "--officer", BADGE]}), {CUS}, 0),
+    (("run", {"argv": ["retention", "plan", "--json"]}), {CLK, CUS, AUD}, 0),  # reading: viewers
+    (("run", {"argv": ["retention", "requests", "--json"]}), {CLK, CUS, AUD}, 0),
+    (("run", {"argv": ["retention", "request", "EV-000002", "--reason", "matrix"]}), {CUS}, 5),
+    (("run", {"argv": ["case", "staff", "2026-0001", CLERK2]}), {CUS}, 0),
+    (("run", {"argv": ["export", "ls", "--json"]}), {CLK, CUS, AUD}, 0),
+]
+
+
+def test_every_role_may_do_what_the_issue_gives_it_and_is_refused_the_rest(served_vault, custody):
+    _home, socket_path, _outbox, _daemon = served_vault
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    requests = json.dumps([request for request, _allowed, _code in ROLE_MATRIX])
+    found = {}
+    for user, role in ((OFFICER, OFF), (CLERK, CLK), (CUSTODIAN, CUS), (AUDITOR, AUD), (ADMIN, ADM),
+                       (NO_ROLE, None)):  # fmt: skip
+        asked = subprocess.run(
+            ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
+             SYSTEM_PYTHON, "-I", "-c", MATRIX_CLIENT, str(socket_path), requests],
+            env=env, cwd="/", capture_output=True, text=True,
+        )  # fmt: skip
+        assert asked.returncode == 0, asked.stderr
+        for (request, allowed, code_if_allowed), code in zip(
+            ROLE_MATRIX, json.loads(asked.stdout), strict=True
+        ):
+            described = " ".join(request[1].get("argv", [request[1].get("ref", "")]))
+            found[(role, request[0], described)] = (code, code_if_allowed if role in allowed else 13)
+    wrong = {key: codes for key, codes in found.items() if codes[0] != codes[1]}
+    assert wrong == {}, f"(role, op, request): (exit code, expected): {wrong}"
+    refusals = {(e["actor"], e["details"]["action"]) for e in denied_events(custody)}
+    assert (ADMIN, "tag") in refusals and (AUDITOR, "hold") in refusals and (OFFICER, "log") in refusals
+
+
 def test_restricted_footage_is_seen_only_by_the_clerks_named_on_its_case(served_vault, custody):
     home, socket_path, outbox, _daemon = served_vault
     assert "EV-000003" not in listed(custody_as(CLERK2, home, socket_path, "ls", "--json"))
