@@ -284,7 +284,7 @@ class Vault:
         self.caller = caller or access.process_caller(settings)
         self._lock = threading.RLock()
         self._reads_recorded: set[tuple[str, str]] = set()
-        self._sees: Callable[[Item], bool] | None = None  # (see _visibility)
+        self._sees: _Sight | None = None  # (see _visibility)
         if caller is None and not self.caller.owner:
             raise Vault.NotOwner(home=self.home, socket=settings.api_socket)
         if not (self.home / CATALOG_NAME).is_file():
@@ -511,7 +511,7 @@ class Vault:
         found = self.catalog.list_items(where)
         if self.caller.owner:
             return found
-        sees = self._visibility()
+        sees = self._visibility().item
         return [item for item in found if sees(item)]
 
     # -- access -----------------------------------------------------------
@@ -570,14 +570,29 @@ class Vault:
             user=self.caller.name, action=action, target=f" {target}" if target else "", why=why
         )
 
-    def _visibility(self) -> Callable[[Item], bool]:
-        """A test of whether the caller may see an item, with the access records read once for this
-        opening of the vault (one request): the changes that alter them drop it."""
+    def _visibility(self) -> _Sight:
+        """Tests of whether the caller may see an item or a case, with the access records read once
+        for this opening of the vault (one request): the changes that alter them drop it."""
         if self._sees is None:
             self._sees = self._read_visibility()
         return self._sees
 
-    def _read_visibility(self) -> Callable[[Item], bool]:
+    def may_see(self, items: Iterable[int] = (), case: str | None = None) -> bool:
+        """Whether a record naming these item numbers and this case (a hold, an export, a request,
+        a finding, a late item) may be shown to the caller: only when every one of them may be.
+
+        A number with no item (disposed of) hides nothing.
+        """
+        if self.caller.owner:
+            return True
+        sight = self._visibility()
+        if case is not None and not sight.case(case):
+            return False
+        with self._lock:
+            found = self.catalog.items_by_ids(sorted(set(items)))
+        return all(sight.item(item) for item in found)
+
+    def _read_visibility(self) -> _Sight:
         levels = self.settings.access.confidentiality_levels
         rank = {level: n for n, level in enumerate(levels)}
         with self._lock:
@@ -598,11 +613,17 @@ class Vault:
                 self.caller, access.ItemAccess(case, officer, level), staff.get(case, set()), badges
             )
 
-        return sees
+        def sees_case(case: str) -> bool:  # (no officer is credited with a whole case)
+            level = case_levels.get(case, access.NORMAL)
+            return access.can_see(
+                self.caller, access.ItemAccess(case, None, level), staff.get(case, set()), badges
+            )
+
+        return _Sight(sees, sees_case)
 
     def _visible(self, item: Item, ref: str) -> Item:
         """``item`` when the caller may see it; otherwise a refusal that says no more than 'not found'."""
-        if self.caller.owner or self._visibility()(item):
+        if self.caller.owner or self._visibility().item(item):
             return item
         with contextlib.suppress(Vault.AccessDenied):
             self._deny("see", ref, "not visible to this caller", item)
@@ -1278,7 +1299,7 @@ class Vault:
     @_serialized
     def late_items(self, since: str | None = None) -> list[dict]:
         self.authorize("report")
-        return registry.late_items(self.catalog, since)
+        return [row for row in registry.late_items(self.catalog, since) if self.may_see([row["id"]])]
 
     @_serialized
     def silent_recorders(self, cutoff: str) -> list[dict]:
@@ -1418,7 +1439,7 @@ class Vault:
     @_serialized
     def failed_jobs(self, limit: int = 20) -> list[jobs.Job]:
         self.authorize("status")
-        return jobs.failed(self.catalog, limit)
+        return [job for job in jobs.failed(self.catalog, limit) if self.may_see([job.item])]
 
     @_serialized
     def media_facts(self, item: Item) -> dict | None:
@@ -1552,8 +1573,13 @@ class Vault:
 
     @_serialized
     def holds(self, active_only: bool = True) -> list[HoldRecord]:
+        """Holds (active ones only), those naming items or cases the caller may not see left out."""
         self.authorize("report")
-        return holdings.holds(self.catalog, active_only)
+        return [
+            found
+            for found in holdings.holds(self.catalog, active_only)
+            if self.may_see([found.item] if found.item else [], found.case_name)
+        ]
 
     @_serialized
     def holds_on(self, item: Item) -> list[HoldRecord]:
@@ -1603,7 +1629,7 @@ class Vault:
         candidates = self.catalog.items_by_ids(sorted(special | due))
         if self.caller.owner:
             return candidates, db.execute("SELECT count(*) FROM items").fetchone()[0]
-        sees = self._visibility()  # what the caller may not see is not even counted
+        sees = self._visibility().item  # what the caller may not see is not even counted
         total = sum(1 for item in self.catalog.list_items(ItemFilter()) if sees(item))
         return [item for item in candidates if sees(item)], total
 
@@ -1653,14 +1679,15 @@ class Vault:
     def disposition_request(self, ref: str) -> DispositionRequest:
         number = disposition.parse_request_id(ref)
         found = disposition.request(self.catalog, number) if number else None
-        if found is None:
+        if found is None or not self.may_see(found.items):  # (one naming hidden items: not there)
             raise Vault.RequestNotFound(ref=ref)
         return found
 
     @_serialized
     def disposition_requests(self) -> list[DispositionRequest]:
+        """Every request, those naming items the caller may not see left out."""
         self.authorize("report")
-        return disposition.requests(self.catalog)
+        return [found for found in disposition.requests(self.catalog) if self.may_see(found.items)]
 
     @_serialized
     def approve_disposition(self, ref: str) -> DispositionRequest:
@@ -1921,7 +1948,11 @@ class Vault:
         """How many continuity findings wait to be explained, and the oldest one's id (for status:
         no recorder, item or detail, so whoever may see the status may see it)."""
         self.authorize("status")
-        waiting = findings.findings(self.catalog, True, None, None)
+        waiting = [
+            f
+            for f in findings.findings(self.catalog, True, None, None)
+            if self.may_see([f.before_item, f.after_item])
+        ]
         return len(waiting), (waiting[0].finding_id if waiting else None)
 
     @_serialized
@@ -1932,7 +1963,8 @@ class Vault:
         (an item the caller could resolve, so may see; the rest needs 'report')."""
         if item is None:
             self.authorize("report")
-        return findings.findings(self.catalog, open_only, serial, item.number if item else None)
+        found = findings.findings(self.catalog, open_only, serial, item.number if item else None)
+        return [f for f in found if self.may_see([f.before_item, f.after_item])]
 
     # -- audit ------------------------------------------------------------
 
@@ -1941,6 +1973,14 @@ class Vault:
         """The audit chain (the caller needs 'log'), or one visible item's events ('show')."""
         self.authorize("show" if item else "log", item=item)
         return list(self.audit.events(item.number if item else None))
+
+
+@dataclass(frozen=True)
+class _Sight:
+    """What one caller may see: an item, a case."""
+
+    item: Callable[[Item], bool]
+    case: Callable[[str], bool]
 
 
 def _reason(text: str, what: str) -> str:

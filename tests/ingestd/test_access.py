@@ -453,6 +453,33 @@ def test_restricted_footage_is_seen_only_by_the_clerks_named_on_its_case(served_
     report = custody_as(CLERK, home, socket_path, "retention", "plan", "--report-dir", str(outbox))
     assert report.returncode == 2 and "cannot be run through the daemon" in report.stderr
 
+    # Nor does any listing that names it or its case: holds, exports, disposition requests.
+    custody("hold", "add", "EV-000003", "--reason", "court order in the secret matter")
+    custody("hold", "add", "--case", RESTRICTED_CASE, "--reason", "appeal in the secret matter")
+    custody("hold", "add", "EV-000001", "--reason", "an ordinary hold")
+    custody(
+        "export", "disc", "--case", RESTRICTED_CASE, "--maker", "m", "--extractor", "e",
+        "--iso", str(outbox / "restricted.iso"),
+    )  # fmt: skip
+    custody("tag", "EV-000003", "--category", "penalty_evidence")
+    custody("retention", "request", "EV-000003", "--remove-category", "penalty_evidence", "--reason", "x")
+
+    def listing(user, *command):
+        result = custody_as(user, home, socket_path, *command, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    assert [h["reason"] for h in listing(CLERK2, "hold", "ls")] == ["an ordinary hold"]
+    assert len(listing(CLERK, "hold", "ls")) == 3
+    assert listing(CLERK2, "export", "ls") == [] and len(listing(CLERK, "export", "ls")) == 1
+    assert (
+        listing(CLERK2, "retention", "requests") == [] and len(listing(CLERK, "retention", "requests")) == 1
+    )
+    # A custodian not named on the case cannot find the request, so cannot approve it.
+    assert listing(CUSTODIAN2, "retention", "requests") == []
+    unseen = custody_as(CUSTODIAN2, home, socket_path, "retention", "approve", "REQ-000001")
+    assert unseen.returncode == 5 and "REQ-000001" in unseen.stderr, unseen.stderr
+
     assert "EV-000003" in listed(custody_as(CLERK, home, socket_path, "ls", "--json"))
     shown = custody_as(CLERK, home, socket_path, "show", "EV-000003", "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["tags"]["case"] == RESTRICTED_CASE

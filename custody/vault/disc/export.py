@@ -248,11 +248,13 @@ class DiscExporter:
     # -- the registry ---------------------------------------------------------
 
     def exports(self, case: str | None = None) -> list[ExportRecord]:
-        """Every export (of ``case``); raise AccessDenied without a role that may read reports."""
+        """Every export (of ``case``) the caller may see (its case and every item); raise
+        AccessDenied without a role that may read reports."""
         self.vault.authorize("report")
         self.sweep_interrupted()
         with self.vault.serialized():
-            return registry.all_exports(self.vault.catalog, case)
+            found = registry.all_exports(self.vault.catalog, case)
+        return [record for record in found if self.vault.may_see(record.items, record.case_name)]
 
     def export_record(self, ref: str) -> ExportRecord:
         number = registry.parse_export_id(ref)
