@@ -38,7 +38,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "ingest": frozenset({CLERK}),
     "export": frozenset({CLERK}),
     "explain": frozenset({CLERK}),
-    "log": frozenset({AUDITOR, CUSTODIAN}),
+    # The whole chain names every item and case: the auditors' (others see an item's own history).
+    "log": frozenset({AUDITOR}),
     "verify": frozenset({AUDITOR, CUSTODIAN, ADMIN}),
     "report": frozenset({CLERK, CUSTODIAN, AUDITOR}),
     "hold": frozenset({CUSTODIAN}),

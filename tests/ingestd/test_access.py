@@ -389,7 +389,8 @@ ROLE_MATRIX = [
     (("run", {"argv": ["show", "EV-000001", "--json"]}), {OFF, CLK, CUS, AUD}, 0),  # the officer's own
     (("stream", {"ref": "EV-000001"}), {OFF, CLK}, 0),
     (("run", {"argv": ["tag", "EV-000002", "--note", "matrix"]}), {CLK}, 0),
-    (("run", {"argv": ["log", "--json"]}), {CUS, AUD}, 0),
+    (("run", {"argv": ["log", "--json"]}), {AUD}, 0),  # the whole chain names restricted items too
+    (("run", {"argv": ["log", "--item", "EV-000001", "--json"]}), {OFF, CLK, CUS, AUD}, 0),  # its own
     (("run", {"argv": ["verify", "--json"]}), {CUS, AUD, ADM}, 0),
     (("run", {"argv": ["status", "--json"]}), {CLK, CUS, AUD, ADM}, 0),
     (("run", {"argv": ["report", "gaps", "--json"]}), {CLK, CUS, AUD}, 0),
