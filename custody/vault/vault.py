@@ -1945,8 +1945,8 @@ class Vault:
 
     @_serialized
     def open_findings_summary(self) -> tuple[int, str | None]:
-        """How many continuity findings wait to be explained, and the oldest one's id (for status:
-        no recorder, item or detail, so whoever may see the status may see it)."""
+        """How many continuity findings wait to be explained, and the oldest one's id, for status
+        (a number and an id, no detail; findings naming items the caller may not see left out)."""
         self.authorize("status")
         waiting = [
             f
