@@ -1920,8 +1920,8 @@ class Vault:
         self.authorize("explain")
         number = findings.parse_gap_id(ref)
         finding = findings.finding(self.catalog, number) if number else None
-        if finding is None:
-            raise Vault.FindingNotFound(ref=ref)
+        if finding is None or not self.may_see([finding.before_item, finding.after_item]):
+            raise Vault.FindingNotFound(ref=ref)  # (one between items the caller may not see: not there)
         reason = _reason(reason, "why the recording was interrupted")
         if finding.state != "open":
             raise Vault.FindingClosed(

@@ -7,7 +7,11 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from custody.config import load_settings
 from custody.ingestd.continuity import Segment, find
+from custody.vault import Vault, access
 from tests.docking import dock
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -82,6 +86,24 @@ def test_three_segments_with_a_30_s_hole_give_one_interruption_closed_by_explain
 
     assert json.loads(custody("status", "--json").stdout)["open_continuity_findings"] == 1
     assert f"1 finding(s) to explain, oldest {gap['id']}" in custody("status").stdout
+
+    # Once EV-000003 is restricted, a clerk not named on its case neither sees the finding nor
+    # explains it; one named on the case does both.
+    custody("tag", "EV-000003", "--case", "2026-PRIV", "--confidentiality", "restricted")
+    custody("case", "staff", "2026-PRIV", "named-clerk")
+
+    def as_clerk(name: str) -> Vault:
+        clerk = access.Caller(uid=4242, gid=4242, pid=None, name=name, roles=("clerk",))
+        return Vault(load_settings(home), name, caller=clerk)
+
+    with as_clerk("other-clerk") as vault:
+        assert vault.continuity_findings(open_only=True) == []
+        assert vault.open_findings_summary() == (0, None)
+        with pytest.raises(Vault.FindingNotFound):
+            vault.explain(gap["id"], "not mine to explain")
+    with as_clerk("named-clerk") as vault:
+        assert [f.finding_id for f in vault.continuity_findings(open_only=True)] == [gap["id"]]
+        assert vault.open_findings_summary() == (1, gap["id"])
     reason = "battery swapped during the arrest; see the incident report"
     custody("explain", gap["id"], "--reason", reason)
     assert json.loads(custody("report", "gaps", "--open", "--json").stdout) == []
