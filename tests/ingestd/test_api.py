@@ -151,10 +151,14 @@ def test_a_client_sending_too_fast_is_slowed_down_and_others_are_not(tmp_path):
     )
     server.start()
     try:
-        replies = [_exchange(server.path, b'{"op": "whoami"}\n') for _ in range(30)]
-        refused = [r for r in replies if not r["ok"]]
-        assert refused and all("too many requests" in r["error"] for r in refused)
-        assert sum(r["ok"] for r in replies) >= 10  # the burst, then the rate
+        answered = 0  # asked as fast as answers come, until one is refused (however slow the machine)
+        for _ in range(1000):
+            reply = _exchange(server.path, b'{"op": "whoami"}\n')
+            if not reply["ok"]:
+                break
+            answered += 1
+        assert not reply["ok"] and "too many requests" in reply["error"]
+        assert answered >= 10  # the burst, then the rate
         time.sleep(1.0)
         assert _exchange(server.path, b'{"op": "whoami"}\n')["ok"]  # it recovers
     finally:
