@@ -557,6 +557,9 @@ def verify(session: Session, items: tuple[str, ...], as_json: bool) -> None:
 def log(session: Session, item: str | None, as_json: bool) -> None:
     """Print the audit chain (every action on the vault, in order).
 
+    The whole chain is for auditors; with --item, anyone who may see the
+    item reads its own history.
+
     \b
     Example:
       custody log --item EV-000123
