@@ -997,8 +997,12 @@ class Vault:
                 problems.append(ObjectProblem("missing", sha256, item_id, "object file is missing"))
             except ObjectDamaged as exc:
                 problems.append(ObjectProblem("damaged", sha256, item_id, exc.fields["problem"]))
+        if any(p.kind == "missing" for p in problems):
+            # A disposal running beside this check removes rows, then files: gone from both is no problem.
+            still = {sha for _label, sha in self._objects_of(None)}
+            problems = [p for p in problems if p.kind != "missing" or p.sha256 in still]
         if not refs:
-            problems += self._unreferenced_objects({sha for _label, sha in targets})
+            problems += self._unreferenced_objects()
         report = VerifyReport(
             objects_checked=len(targets),
             bytes_checked=checked_bytes,
@@ -1040,20 +1044,35 @@ class Vault:
         ]
         return targets
 
-    def _unreferenced_objects(self, referenced: set[str]) -> list[ObjectProblem]:
-        pending = {sha for sha, _record in self.catalog.intents()}
-        pending |= {intent["sha256"] for intent in derivatives.intents(self.catalog)}
+    def _unreferenced_objects(self) -> list[ObjectProblem]:
+        """Files in the object store that nothing accounts for: strays (not object names), orphans.
+
+        The daemon's ingests, media jobs and disposals go on while this runs.
+        Each records an intent before an object file appears and replaces it
+        by the catalog row in one transaction, and a disposal marks its
+        tombstone done only once its files are gone. So the store is listed
+        first, then what accounts for a file is read, work in progress first:
+        a file listed is then accounted for, unless it is a real orphan or
+        was removed since (checked again).
+        """
+        names = list(self.objects.names())
+        with self._lock:
+            accounted = {sha for sha, _record in self.catalog.intents()}
+            accounted |= {intent["sha256"] for intent in derivatives.intents(self.catalog)}
+            for gone in disposition.tombstones(self.catalog):
+                if gone["state"] != "done":  # being disposed of: rows gone, files going
+                    accounted |= {gone["sha256"], *(d["sha256"] for d in gone["derivatives"])}
+            accounted |= {sha for _number, sha in self.catalog.all_sha256()}
+            accounted |= {sha for _number, _role, sha in derivatives.all_objects(self.catalog)}
         problems = []
-        for name in self.objects.names():
-            if name in referenced:
-                continue
+        for name in names:
+            if name in accounted:
+                continue  # catalogued, or work in progress or interrupted (settled at the next open)
             if not ObjectStore.is_object_name(name):
                 problems.append(
                     ObjectProblem("stray", None, None, f"unexpected file {name} in the object store")
                 )
-            elif name in pending:
-                continue  # an ingest or a media job in progress, or interrupted; settled at the next open
-            else:
+            elif self.objects.exists(name):
                 problems.append(ObjectProblem("orphan", name, None, "object has no catalog item"))
         return problems
 

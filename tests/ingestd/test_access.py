@@ -373,7 +373,12 @@ for op, args in requests:
         else:
             reader.read(length)
     connection.close()
-    codes.append(reply["result"].get("exit_code", 0) if reply["ok"] else reply["exit_code"])
+    if reply["ok"]:
+        result = reply["result"]
+        said = (result.get("stdout", "") + result.get("stderr", "")) if isinstance(result, dict) else ""
+        codes.append([result.get("exit_code", 0), said[-1500:]])
+    else:
+        codes.append([reply["exit_code"], reply["error"]])
 print(json.dumps(codes))
 """
 
@@ -419,13 +424,13 @@ def test_every_role_may_do_what_the_issue_gives_it_and_is_refused_the_rest(serve
             env=env, cwd="/", capture_output=True, text=True,
         )  # fmt: skip
         assert asked.returncode == 0, asked.stderr
-        for (request, allowed, code_if_allowed), code in zip(
+        for (request, allowed, code_if_allowed), (code, said) in zip(
             ROLE_MATRIX, json.loads(asked.stdout), strict=True
         ):
             described = " ".join(request[1].get("argv", [request[1].get("ref", "")]))
-            found[(role, request[0], described)] = (code, code_if_allowed if role in allowed else 13)
+            found[(role, request[0], described)] = (code, code_if_allowed if role in allowed else 13, said)
     wrong = {key: codes for key, codes in found.items() if codes[0] != codes[1]}
-    assert wrong == {}, f"(role, op, request): (exit code, expected): {wrong}"
+    assert wrong == {}, f"(role, op, request): (exit code, expected, what it said): {wrong}"
     refusals = {(e["actor"], e["details"]["action"]) for e in denied_events(custody)}
     assert (ADMIN, "tag") in refusals and (AUDITOR, "hold") in refusals and (OFFICER, "log") in refusals
 

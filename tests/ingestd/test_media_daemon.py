@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from tests.docking import DaemonProcess, wait_for
@@ -116,3 +117,24 @@ def test_killing_the_daemon_during_three_transcodes_repeats_each_job_once_and_or
     report = json.loads(custody("verify", "--json").stdout)
     assert report["ok"] and report["objects_checked"] == 9  # no orphan, none missing
     assert list((home / "run" / "media").iterdir()) == []  # no plaintext left behind
+
+
+def test_verify_while_the_daemon_makes_copies_reports_no_false_orphan_or_missing_object(
+    tmp_path, home, custody, testbed
+):
+    """Copies sealed while verify runs (it lists the store after checking every object) are
+    catalogued by then, or still intents: never orphans."""
+    drop, daemon = daemon_with_drop_folder(tmp_path, home, custody, testbed, "workers = 2")
+    clips = [mjpeg_avi(tmp_path / f"CLIP{n}.AVI", seconds=4, tone=300 + 60 * n) for n in range(6)]
+    for clip in clips:
+        os.rename(clip, drop / clip.name)
+    checked = []
+    deadline = time.monotonic() + 300  # a hang guard, not a speed limit
+    while status(custody)["media_jobs"].get("done", 0) < 12:  # 6 media jobs and 6 decode checks
+        assert time.monotonic() < deadline, "the media jobs never finished"
+        report = json.loads(custody("verify", "--json").stdout)  # exit 0: ok
+        assert report["ok"], report
+        checked.append(report["objects_checked"])
+    assert len(set(checked)) > 1, checked  # copies were made while verify ran
+    assert json.loads(custody("verify", "--json").stdout)["objects_checked"] == 6 * 3
+    assert daemon.stop() == 0, daemon.log()

@@ -308,3 +308,33 @@ def test_a_hold_or_permanent_category_set_a_moment_before_the_tombstone_still_st
                 raise AssertionError(f"{ref} was disposed of")
     assert len(json.loads(custody("ls", "--json").stdout)) == 2
     assert json.loads(custody("verify", "--json").stdout)["ok"]
+
+
+def test_verify_while_a_disposal_runs_reports_no_false_missing_or_orphan_object(tmp_path, home, custody):
+    """Rows go, then files, then the tombstone is done: a verify that checked objects before and
+    after the disposal (run by another process, right after its first object) sees nothing wrong."""
+    import subprocess
+    import sys
+
+    custody("init")
+    old_footage(tmp_path, home, custody, {f"{n:04d}": 3 * 365 + n for n in range(20)})
+    request = json.loads(custody("retention", "request", "--plan", "--reason", "routine", "--json").stdout)
+    approve_as(home, "custodian2", request["id"])
+    disposals = []
+
+    def dispose_once(_done: int) -> None:  # verify's own progress hook: called as it reads objects
+        if not disposals:
+            disposals.append(
+                subprocess.run(
+                    [sys.executable, "-m", "custody", "--home", str(home), "retention", "execute", request["id"]],
+                    capture_output=True, text=True,
+                )
+            )  # fmt: skip
+
+    with Vault(load_settings(home), "auditor") as vault:
+        report = vault.verify(on_progress=dispose_once)
+    [disposal] = disposals
+    assert disposal.returncode == 0, disposal.stderr
+    assert "disposed of 20 item(s)" in disposal.stdout
+    assert report.objects_checked == 20 and report.ok, [p.as_dict() for p in report.object_problems]
+    assert json.loads(custody("verify", "--json").stdout)["objects_checked"] == 0
