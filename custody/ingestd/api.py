@@ -125,7 +125,8 @@ class Channel:
     def answer(self, result: object) -> None:
         self._connection.sendall(_line({"ok": True, "result": result}))
 
-    def _read(self, size: int) -> bytes:
+    def read_exactly(self, size: int) -> bytes:
+        """``size`` bytes of the client's; raise UploadBroken when they do not all come."""
         try:
             data = self._reader.read(size)
         except OSError as exc:
@@ -151,7 +152,7 @@ class IncomingBytes:
         if self._ended:
             return b""
         if self._left == 0:
-            length = _FRAME.unpack(self._channel._read(_FRAME.size))[0]
+            length = _FRAME.unpack(self._channel.read_exactly(_FRAME.size))[0]
             if length == 0:
                 self._ended = True
                 return b""
@@ -162,7 +163,7 @@ class IncomingBytes:
                 raise UploadBroken(f"a chunk of {length} bytes (at most {STREAM_CHUNK})")
             self._left = length
         wanted = self._left if size < 0 else min(size, self._left)
-        data = self._channel._read(wanted)
+        data = self._channel.read_exactly(wanted)
         self._left -= len(data)
         return data
 

@@ -3,9 +3,9 @@
 ``whoami``; ``stream`` (an item's original or derivative, to the caller's own
 process); ``ingest`` (the caller's own files, streamed from the caller's
 process: see ``ingestd.upload``); ``verify_image`` (a disc image streamed the
-same way, checked and thrown away); ``export`` and ``fetch`` (and
-``burn_failed``, when the caller's own burn of an export fails) (an evidence disc made as the caller into a
-private outbox, then fetched by the caller's process). Every operation opens
+same way, checked and thrown away); ``export`` and ``fetch`` (an evidence
+disc made as the caller into a private outbox, then fetched by the caller's
+process); ``burn_failed`` (the caller's own burn of such a disc failed). Every operation opens
 the vault as its caller, so the vault's role and visibility checks apply.
 The command line adds its own "run" operation (the composition root).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from custody.config import Settings
 from custody.ingestd import upload
-from custody.ingestd.api import ApiError, Channel, Stream, StreamAbandoned, Upload
+from custody.ingestd.api import STREAM_CHUNK, ApiError, Channel, Stream, StreamAbandoned, Upload
 from custody.ingestd.pipeline import IngestSource
 from custody.vault import Vault
 from custody.vault.access import Caller
@@ -122,8 +122,7 @@ def api_handlers(settings: Settings) -> dict:
                 incoming = channel.incoming()
                 try:
                     with open(image, "xb") as sink:
-                        while chunk := incoming.read(1 << 20):
-                            sink.write(chunk)
+                        shutil.copyfileobj(incoming, sink, STREAM_CHUNK)
                 except OSError as exc:
                     incoming.drain()
                     raise ApiError(

@@ -159,18 +159,10 @@ def _send_file(sending: api.Sending, task: FileTask, observer: IngestObserver) -
             )
             return
         sending.message({**announce, "size": before.st_size, "mtime_ns": before.st_mtime_ns})
-        sent = 0
-        while True:
-            try:
-                chunk = os.read(fd, api.STREAM_CHUNK)
-            except OSError as exc:
-                sending.abandon(read_error(task, exc, before=False))
-                return
-            if not chunk:
-                break
-            sending.chunk(chunk)
-            sent += len(chunk)
-            observer.progress(len(chunk))
+        sent, failed = _send_bytes(sending, fd, on_chunk=observer.progress)
+        if failed is not None:
+            sending.abandon(read_error(task, failed, before=False))
+            return
         changed = change_while_reading(before, os.fstat(fd), sent)
         if changed:
             sending.abandon(f"{task.display_path} {changed}; nothing stored: ingest it again")
@@ -178,6 +170,26 @@ def _send_file(sending: api.Sending, task: FileTask, observer: IngestObserver) -
             sending.end()
     finally:
         os.close(fd)
+
+
+def _send_bytes(
+    sending: api.Sending, fd: int, length: int | None = None, on_chunk=lambda size: None
+) -> tuple[int, OSError | None]:
+    """Send what ``fd`` reads (at most ``length`` bytes) as chunks of the current stream, without
+    ending it; return how many bytes were sent and the read error that stopped it, if one did."""
+    sent = 0
+    while length is None or sent < length:
+        wanted = api.STREAM_CHUNK if length is None else min(length - sent, api.STREAM_CHUNK)
+        try:
+            chunk = os.read(fd, wanted)
+        except OSError as exc:
+            return sent, exc
+        if not chunk:
+            break
+        sending.chunk(chunk)
+        sent += len(chunk)
+        on_chunk(len(chunk))
+    return sent, None
 
 
 class ImageUnreadable(CustodyError):
@@ -207,19 +219,12 @@ def send_image(socket_path: Path, target: str, length: int | None = None) -> dic
 
     def converse(sending: api.Sending) -> None:
         sending.message({"name": target})
-        left = length if length is not None else -1
-        while left != 0:
-            try:
-                chunk = os.read(fd, api.STREAM_CHUNK if left < 0 else min(left, api.STREAM_CHUNK))
-            except OSError as exc:
-                failure.append(exc.strerror or str(exc))
-                sending.abandon(f"cannot read it: {failure[0]}")
-                return
-            if not chunk:
-                break
-            sending.chunk(chunk)
-            left -= len(chunk) if left > 0 else 0
-        sending.end()
+        _sent, failed = _send_bytes(sending, fd, length)
+        if failed is not None:
+            failure.append(failed.strerror or str(failed))
+            sending.abandon(f"cannot read it: {failure[0]}")
+        else:
+            sending.end()
 
     try:
         return api.upload(socket_path, "verify_image", {"name": target}, converse, timeout=None)
