@@ -29,7 +29,7 @@ from custody import __version__
 from custody.config import Settings, load_settings, resolve_home
 from custody.errors import CustodyError, UsageError
 from custody.ingestd import api, upload
-from custody.ingestd.client_export import ClientExport, export_through_daemon
+from custody.ingestd.client_export import export_through_daemon
 from custody.ingestd.daemon import Daemon, read_status
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, IngestSummary, Skipped
@@ -1769,7 +1769,7 @@ def export_disc(
             extractor=extractor or "",
             items=list(items),
             playable=not no_playable,
-            media=media or vault.settings.export.media,
+            media=media,
             capacity=capacity_mb * 1024 * 1024 if capacity_mb else None,
             iso=iso,
             burn=burn,
@@ -2161,10 +2161,12 @@ def _fetch_for_client(command: str, args: list[str], socket_path: Path) -> int:
 def _export_for_client(args: list[str], socket_path: Path) -> int:
     """export disc through the daemon: it makes and verifies the images as this caller; this
     process writes them (--iso) or burns them (--burn), with the caller's own rights."""
+    from custody.vault.disc.export import ExportRequest
+
     params = export_group.commands["disc"].make_context("disc", args).params
-    request = ClientExport(
-        case=params["case"], maker=params["maker"], extractor=params["extractor"], items=list(params["items"]),
-        playable=not params["no_playable"], media=params["media"],
+    request = ExportRequest(
+        case=params["case"], maker=params["maker"] or "", extractor=params["extractor"] or "",
+        items=list(params["items"]), playable=not params["no_playable"], media=params["media"],
         capacity=params["capacity_mb"] * 1024 * 1024 if params["capacity_mb"] else None,
         iso=params["iso"], burn=params["burn"],
     )  # fmt: skip

@@ -87,7 +87,7 @@ def api_handlers(settings: Settings) -> dict:
                         extractor=str(fields["extractor"] or ""),
                         items=[str(i) for i in fields["items"] or []],
                         playable=fields["playable"] is not False,
-                        media=str(fields["media"] or settings.export.media),
+                        media=str(fields["media"]) if fields["media"] else None,
                         capacity=int(fields["capacity"]) if fields["capacity"] else None,
                         iso=folder / "export.iso",
                         delivered_to=f"client uid {caller.uid}: {args['out']}",

@@ -14,33 +14,21 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from custody.config import ExportSettings
 from custody.errors import CustodyError, UsageError
 from custody.ingestd import api
 from custody.ingestd.upload import send_image
 
-
-@dataclass(frozen=True)
-class ClientExport:
-    """What the caller asked for: as ExportRequest, with exactly one of ``iso`` and ``burn``."""
-
-    case: str
-    maker: str | None
-    extractor: str | None
-    items: list[str]
-    playable: bool
-    media: str | None
-    capacity: int | None
-    iso: Path | None = None
-    burn: str | None = None
+if TYPE_CHECKING:  # (the disc modules load only when a disc is made)
+    from custody.vault.disc.export import ExportRequest
 
 
 def export_through_daemon(
     socket_path: Path,
-    request: ClientExport,
+    request: ExportRequest,
     on_step: Callable[[str], None],
     on_next_disc: Callable[[int, int, str], None] | None,
 ) -> dict:

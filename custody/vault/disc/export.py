@@ -142,7 +142,7 @@ class ExportRequest:
     extractor: str
     items: list[str] = field(default_factory=list)
     playable: bool = True
-    media: str = "dvd"
+    media: str | None = None  # None: the vault's [export] media
     capacity: int | None = None  # bytes per disc, instead of the medium's
     iso: Path | None = None
     burn: str | None = None
@@ -300,6 +300,8 @@ class DiscExporter:
         export is returned with state ``failed`` and the problems per disc.
         """
         self.vault.authorize("export", f"case {request.case}")
+        if request.media is None:
+            request = dataclasses.replace(request, media=self.settings.media)
         self.sweep_interrupted()
         _check_request(request)
         planned = self._plan_items(request)
