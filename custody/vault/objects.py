@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import hashlib
 import io
 import mmap
@@ -202,10 +203,10 @@ def keep_stream_buffers_on_heap() -> bool:
     composition root calls it once. No effect (False) where libc is not glibc.
     """
     m_trim_threshold, m_mmap_threshold = -1, -3
+    libc = _glibc()
     try:
-        libc = ctypes.CDLL("libc.so.6")
         return bool(libc.mallopt(m_mmap_threshold, 64 << 20) and libc.mallopt(m_trim_threshold, 128 << 20))
-    except (OSError, AttributeError):
+    except AttributeError:  # (no libc, or not glibc)
         return False
 
 
@@ -219,8 +220,8 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     """
     m_arena_max = -8
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(m_arena_max, arenas))
-    except (OSError, AttributeError):
+        return bool(_glibc().mallopt(m_arena_max, arenas))
+    except AttributeError:
         return False
 
 
@@ -230,8 +231,17 @@ def release_freed_memory() -> None:
     Freed memory otherwise stays with the process up to each arena's high-water
     mark: a daemon answering bursts of requests would look as if it grew.
     """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with contextlib.suppress(AttributeError):
+        _glibc().malloc_trim(0)
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, loaded once, to tune glibc's allocator; None where there is no libc.so.6."""
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
 
 
 def verify_plaintext(
