@@ -284,7 +284,7 @@ class Vault:
         self.caller = caller or access.process_caller(settings)
         self._lock = threading.RLock()
         self._reads_recorded: set[tuple[str, str]] = set()
-        self._sees: _Sight | None = None  # (see _visibility)
+        self._sight: _Sight | None = None  # (see _visibility)
         if caller is None and not self.caller.owner:
             raise Vault.NotOwner(home=self.home, socket=settings.api_socket)
         if not (self.home / CATALOG_NAME).is_file():
@@ -573,9 +573,9 @@ class Vault:
     def _visibility(self) -> _Sight:
         """Tests of whether the caller may see an item or a case, with the access records read once
         for this opening of the vault (one request): the changes that alter them drop it."""
-        if self._sees is None:
-            self._sees = self._read_visibility()
-        return self._sees
+        if self._sight is None:
+            self._sight = self._read_visibility()
+        return self._sight
 
     def may_see(self, items: Iterable[int] = (), case: str | None = None) -> bool:
         """Whether a record naming these item numbers and this case (a hold, an export, a request,
@@ -642,7 +642,7 @@ class Vault:
         with self.catalog.transaction():
             seq = self.audit.append(self.actor, "confidentiality", None, {"case": case, "level": level})
             access_records.set_case_level(self.catalog, case, level, utc_now(), self.actor, seq)
-        self._sees = None
+        self._sight = None
 
     @_serialized
     def add_case_staff(self, case: str, logins: Iterable[str]) -> list[str]:
@@ -655,7 +655,7 @@ class Vault:
                 seq = self.audit.append(self.actor, "case-staff-added", None, {"case": case, "login": login})
                 if access_records.add_case_staff(self.catalog, case, login, utc_now(), self.actor, seq):
                     added.append(login)
-        self._sees = None
+        self._sight = None
         return added
 
     @_serialized
@@ -668,7 +668,7 @@ class Vault:
                 raise Vault.OfficerNotFound(badge=badge)
             access_records.set_officer_login(self.catalog, badge, login, utc_now(), self.actor)
             self.audit.append(self.actor, "officer-login", None, {"badge": badge, "login": login})
-        self._sees = None
+        self._sight = None
 
     @_serialized
     def item_by_sha256(self, sha256: str) -> Item | None:
@@ -855,7 +855,7 @@ class Vault:
                         self.catalog, item.number, confidentiality, at, self.actor, seq
                     )
                     changed["confidentiality"] = (level_now, confidentiality)
-                    self._sees = None
+                    self._sight = None
                 if changed:
                     changes.append(TagChange(item=item, changed=changed))
         return changes
