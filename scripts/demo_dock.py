@@ -144,6 +144,10 @@ def main() -> None:
     print(
         f"  recorder.img sha256 {after[:16]}... {'unchanged: read-only held' if after == image_sha else 'CHANGED'}"
     )
+    # The card and the generated clips are scratch (1.1 GB sparse, ~280 MB used);
+    # the footage is in the vault now. Each demo leaving them behind filled /tmp.
+    image.unlink()
+    shutil.rmtree(work / "volume")
 
     say("the evidence clerk's steps")
     step("ls")
@@ -174,6 +178,7 @@ def main() -> None:
     print(f"Evidence disc image: {iso}")
     print(f"Its written description: {iso.with_name(iso.stem + '.description.pdf')} (and .txt beside it)")
     print("Check the disc without custody: extract it, then python3 -I verify.py (see README.txt on it)")
+    print(f"When you are done with it: rm -rf {work}")
 
 
 def export_evidence_disc(work: Path) -> Path:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,20 @@ from custody.vault import Vault
 pytest_plugins = ["tests.docking", "tests.s3"]
 
 CLIP_SECONDS = 2
+
+# The largest single test (an 8 GiB sparse file pulled into the vault, where
+# sealed it takes 8 GiB) with room for the vault's staging and the others.
+DISK_NEEDED = 10 << 30
+
+
+def pytest_report_header(config) -> str:
+    """Say how much disk the run has, so a "No space left" failure is told apart at once."""
+    where = tempfile.gettempdir()  # pytest's tmp_path folders are made there
+    free = shutil.disk_usage(where).free
+    verdict = (
+        "enough" if free >= DISK_NEEDED else f"TOO LITTLE: the largest test needs {DISK_NEEDED >> 30} GiB"
+    )
+    return f"disk free in {where}: {free / (1 << 30):.1f} GiB ({verdict})"
 
 
 def make_clip(path: Path, seconds: int = CLIP_SECONDS, tone: int = 440, size: str = "320x240") -> Path:
