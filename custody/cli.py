@@ -10,6 +10,8 @@ import os
 import pwd
 import shutil
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -526,7 +528,7 @@ def verify(session: Session, items: tuple[str, ...], as_json: bool) -> None:
       custody verify EV-000123 --json
     """
     with session.vault() as vault:
-        display = _byte_progress("verify") if console.is_terminal and not as_json else None
+        display = None if as_json else _byte_display("verify")
         if display:
             with display:
                 bar = display.add_task("verify", total=vault.bytes_to_verify(list(items)))
@@ -1908,6 +1910,79 @@ def _byte_progress(label: str) -> Progress:
     )
 
 
+def _byte_display(label: str) -> Progress | _BarForClient | None:
+    """A byte progress bar for whoever watches: this terminal's, or the one of the client the
+    daemon runs this command for; None when nobody watches at a terminal."""
+    if console.is_terminal:
+        return _byte_progress(label)
+    send = api.progress_sender()
+    return _BarForClient(label, send) if send else None
+
+
+class _BarForClient:
+    """In the daemon: a byte progress bar (rich Progress's add_task and advance) that the client
+    draws at its terminal: its state goes as progress lines, ten a second at most, and at the end."""
+
+    INTERVAL = 0.1
+
+    def __init__(self, label: str, send) -> None:
+        self.label, self.send = label, send
+        self.done, self.total, self.sent_at = 0, None, 0.0
+        self._lock = threading.Lock()  # (advanced from the vault's worker threads)
+
+    def __enter__(self) -> _BarForClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._send()
+
+    def add_task(self, description: str, total: int | None = None) -> int:
+        self.total = total
+        self._send()
+        return 0
+
+    def advance(self, task: int, nbytes: float) -> None:
+        with self._lock:
+            self.done += int(nbytes)
+            if time.monotonic() - self.sent_at < self.INTERVAL:
+                return
+            self.sent_at = time.monotonic()
+        self._send()
+
+    def _send(self) -> None:
+        self.send({"bar": self.label, "done": self.done, "total": self.total})
+
+
+class _ProgressFromDaemon:
+    """At the client: draws what the daemon says of the command it runs for this caller (byte bars
+    as rich bars on this terminal, steps as dim lines on stderr), as the command draws them in-process."""
+
+    def __init__(self) -> None:
+        self.display: Progress | None = None
+        self.bars: dict[str, object] = {}
+
+    def __enter__(self) -> _ProgressFromDaemon:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.display:
+            self.display.stop()
+
+    def __call__(self, progress: dict) -> None:
+        if isinstance(progress.get("step"), str):
+            errors.print(f"[dim]{progress['step']}[/dim]", highlight=False)
+            return
+        label, done, total = progress.get("bar"), progress.get("done"), progress.get("total")
+        if not isinstance(label, str) or not isinstance(done, int):
+            return  # (something newer than this client draws)
+        if self.display is None:
+            self.display = _byte_progress(label)
+            self.display.start()
+        if label not in self.bars:
+            self.bars[label] = self.display.add_task(label, total=total)
+        self.display.update(self.bars[label], completed=done, total=total)
+
+
 def _say(line: str, display: Progress | None = None) -> None:
     if display:
         display.console.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -2114,10 +2189,14 @@ def _through_daemon(argv: list[str]) -> int | None:
         if path == ("export", "verify"):
             return _verify_for_client(rest[2:], socket_path)
         request = {"argv": rest}
-        if sys.stdout.isatty():  # tables fit this terminal, as they do in-process
+        at_terminal = sys.stdout.isatty()
+        if at_terminal:  # tables fit this terminal and progress is drawn on it, as in-process
             fits = CLIENT_COLUMNS_RANGE
             request["columns"] = min(max(shutil.get_terminal_size().columns, fits.start), fits.stop - 1)
-        result = api.call(socket_path, "run", request, timeout=None)  # (a verify takes its time)
+        with _ProgressFromDaemon() as drawing:
+            result = api.call(  # (no timeout: a verify takes its time)
+                socket_path, "run", request, timeout=None, on_progress=drawing if at_terminal else None
+            )
     except CustodyError as exc:
         click.echo(f"custody: {exc.message}", err=True)
         return exc.exit_code

@@ -8,6 +8,11 @@ line (``{"op": "whoami", "args": {}}``), and gets one JSON line back
 The caller is who the kernel says is at the other end (SO_PEERCRED: uid, gid,
 pid); nothing in the request names the caller.
 
+A client that asks for it (``"progress": true`` in the request) may get
+progress lines before the answer, ``{"progress": {...}}``: a long command
+(verify, making a disc) tells it how far it is, as it would at a terminal
+(see ``progress_sender``).
+
 Answers that are bytes (extract, an export's files) come back as a
 ``Stream``; requests that bring bytes (a client's own files to ingest) get an
 ``Upload`` answer, after which client and daemon converse over the same
@@ -23,6 +28,7 @@ and its failure ends only that connection.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import grp
 import io
 import json
@@ -177,6 +183,37 @@ class IncomingBytes:
             pass
 
 
+class _ProgressLines:
+    """Progress lines to the client of the request being served: from any thread, each whole.
+
+    A client that went away or stopped reading is not the request's failure:
+    the lines stop and the request runs on, as it would unwatched.
+    """
+
+    def __init__(self, connection: socket.socket) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._gone = False
+
+    def __call__(self, progress: dict) -> None:
+        with self._lock:
+            if self._gone:
+                return
+            try:
+                self._connection.sendall(_line({"progress": progress}))
+            except OSError:
+                self._gone = True
+
+
+_PROGRESS: contextvars.ContextVar[_ProgressLines | None] = contextvars.ContextVar("progress", default=None)
+
+
+def progress_sender() -> Callable[[dict], None] | None:
+    """How the request being served (this thread's) tells its client how far it is, one JSON
+    object per call; None when the client did not ask for progress or no request is served."""
+    return _PROGRESS.get()
+
+
 class ApiUnavailable(CustodyError):
     """cannot reach the custody daemon at {path}: {why}"""
 
@@ -306,7 +343,7 @@ class ApiServer:
         connection.settimeout(self.request_timeout)
         reader = connection.makefile("rb")
         try:
-            reply = self._answer(caller, reader)
+            reply = self._answer(caller, reader, connection)
         except TimeoutError:
             reply = _error(f"no whole request within {self.request_timeout:g} s", 2)
         except OSError:
@@ -358,7 +395,7 @@ class ApiServer:
         connection.sendall(_FRAME.pack(0))
         connection.sendall(_line(final))
 
-    def _answer(self, caller: Caller, reader) -> dict | Stream | Upload:
+    def _answer(self, caller: Caller, reader, connection: socket.socket) -> dict | Stream | Upload:
         line = _read_line(reader, MAX_REQUEST_BYTES)
         if line is None:
             return _error(f"request larger than {MAX_REQUEST_BYTES} bytes", 2)
@@ -378,6 +415,7 @@ class ApiServer:
         handler = self.handlers.get(request["op"])
         if handler is None:
             return _error(f"unknown request {request['op']!r}", 2)
+        progress = _PROGRESS.set(_ProgressLines(connection) if request.get("progress") is True else None)
         try:
             result = handler(caller, args)
             return result if isinstance(result, (Stream, Upload)) else {"ok": True, "result": result}
@@ -386,6 +424,8 @@ class ApiServer:
         except Exception as exc:  # one request's bug must not stop the daemon serving others
             log.exception("API request %s by %s failed", request["op"], caller.name)
             return _error(f"internal error: {type(exc).__name__}", 1)
+        finally:
+            _PROGRESS.reset(progress)
 
 
 def _line(reply: dict) -> bytes:
@@ -449,16 +489,28 @@ def _result(path: Path, line: bytes | None) -> dict:
     return reply
 
 
-def call(path: Path, op: str, args: dict | None = None, timeout: float | None = 600.0) -> object:
-    """Send one request to the daemon at ``path``; return its result.
+def call(
+    path: Path,
+    op: str,
+    args: dict | None = None,
+    timeout: float | None = 600.0,
+    on_progress: Callable[[dict], None] | None = None,
+) -> object:
+    """Send one request to the daemon at ``path``; return its result. With ``on_progress``, ask
+    for progress and hand it each progress line's object as it comes.
 
     Raise ApiUnavailable when nothing serves there or the caller may not
     connect, ApiError (with the daemon's message and exit code) on a refusal.
     """
     connection = _connect(path, timeout)
+    request = {"op": op, "args": args or {}} | ({"progress": True} if on_progress else {})
     try:
-        connection.sendall(_line({"op": op, "args": args or {}}))
-        line = _read_line(connection.makefile("rb"), MAX_ANSWER_BYTES)
+        connection.sendall(_line(request))
+        reader = connection.makefile("rb")
+        line = _read_line(reader, MAX_ANSWER_BYTES)
+        while on_progress and line and line.startswith(b'{"progress":'):
+            on_progress(json.loads(line)["progress"])
+            line = _read_line(reader, MAX_ANSWER_BYTES)
     finally:
         connection.close()
     return _result(path, line).get("result")

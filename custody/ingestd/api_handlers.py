@@ -19,7 +19,15 @@ from pathlib import Path
 
 from custody.config import Settings
 from custody.ingestd import upload
-from custody.ingestd.api import STREAM_CHUNK, ApiError, Channel, Stream, StreamAbandoned, Upload
+from custody.ingestd.api import (
+    STREAM_CHUNK,
+    ApiError,
+    Channel,
+    Stream,
+    StreamAbandoned,
+    Upload,
+    progress_sender,
+)
 from custody.ingestd.pipeline import IngestSource
 from custody.vault import Vault
 from custody.vault.access import Caller
@@ -78,9 +86,13 @@ def api_handlers(settings: Settings) -> dict:
         if not isinstance(fields["items"] or [], list):
             raise ApiError(message='export "items" must be a list of item ids')
         folder = outbox.new(caller.uid)
+        send = progress_sender()
         try:
             with Vault(settings, caller.name, caller=caller) as vault:
-                record = DiscExporter(vault).export(
+                # The client hears each step as an in-process export says it; an image is named
+                # as in the outbox, the client says where it writes it.
+                on_step = (lambda text: send({"step": text.replace(f"{folder}/", "")})) if send else None
+                record = DiscExporter(vault, on_step=on_step).export(
                     ExportRequest(
                         case=fields["case"],
                         maker=str(fields["maker"] or ""),

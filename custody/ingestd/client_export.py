@@ -55,6 +55,7 @@ def export_through_daemon(
             "out": str(request.iso.resolve()) if request.iso else f"burn:{request.burn}",
         },
         timeout=None,
+        on_progress=lambda progress: on_step(progress["step"]) if "step" in progress else None,
     )  # fmt: skip
     token, record = made["token"], made["record"]
     try:

@@ -159,6 +159,11 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
         "--extractor", CLERK, "--iso", str(image),
     )  # fmt: skip
     assert exported.returncode == 0, exported.stderr
+    # The clerk hears each step as the daemon makes the disc, as an in-process export says them;
+    # the image is named as in the daemon's outbox (no path the clerk cannot read).
+    assert re.search(r"^staging 1/\d+: data/originals/EV-00000[12]_", exported.stderr, re.M), exported.stderr
+    assert "writing disc 1 of 1: export.iso\n" in exported.stderr and f"wrote {image}\n" in exported.stderr
+    assert str(home) not in exported.stderr
     assert image.stat().st_uid == pwd.getpwnam(CLERK).pw_uid
     assert (outbox / "case.description.pdf").exists()
     [record] = json.loads(custody("export", "ls", "--json").stdout)
@@ -505,6 +510,30 @@ def test_a_table_the_daemon_prints_for_a_caller_fits_the_callers_terminal(served
     assert piped.returncode == 0 and max(map(len, piped.stdout.splitlines())) > 72
     with pytest.raises(api.ApiError, match='"columns" must be the client terminal\'s width'):
         api.call(socket_path, "run", {"argv": ["ls"], "columns": 5})
+
+
+def test_a_verify_the_daemon_runs_for_a_caller_draws_its_progress_at_the_callers_terminal(served_vault):
+    home, socket_path, _outbox, _daemon = served_vault
+    # The daemon's verify tells the client how far it is; the client draws the bar.
+    frames: list[dict] = []
+    result = api.call(socket_path, "run", {"argv": ["verify"]}, on_progress=frames.append)
+    assert result["exit_code"] == 0, result
+    assert frames and all(frame["bar"] == "verify" for frame in frames)
+    total = frames[0]["total"]
+    assert total > 0 and frames[-1]["done"] == total
+    assert [f["done"] for f in frames] == sorted(f["done"] for f in frames)
+    for_scripts: list[dict] = []  # --json output is read by a program: nothing to draw
+    assert api.call(socket_path, "run", {"argv": ["verify", "--json"]}, on_progress=for_scripts.append)
+    assert for_scripts == []
+    # On a real terminal (`script`): the admin sees the bar with the bytes checked, then the verdict.
+    command = f"stty cols 100; {SYSTEM_PYTHON} -m custody --home {home} verify"
+    on_terminal = run_as(ADMIN, "script", "-qec", command, "/dev/null", socket_path=socket_path)
+    assert on_terminal.returncode == 0, on_terminal.stdout
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", on_terminal.stdout)
+    assert re.search(r"verify\s+━+\s+(\d+\.\d+)/\1 [kM]B", shown), shown
+    assert "audit chain" in shown and ": OK" in shown
+    piped = custody_as(ADMIN, home, socket_path, "verify")  # read later: no bar
+    assert piped.returncode == 0 and "━" not in piped.stdout + piped.stderr and ": OK" in piped.stdout
 
 
 def test_without_the_daemon_a_user_who_does_not_own_the_vault_is_told_how_to_reach_it(served_vault):
