@@ -55,6 +55,7 @@ _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 Handler = Callable[[Caller, dict], object]
 _FRAME = struct.Struct(">I")  # a stream chunk's length; 0 ends the stream
 STREAM_CHUNK = 1 << 20
+STREAM_SEND_BUFFER = 4 << 20
 _ABANDON = 0xFFFFFFFF  # in place of a chunk's length: the sender gives up this stream (a reason line follows)
 
 
@@ -374,6 +375,10 @@ class ApiServer:
 
     def _send_stream(self, connection: socket.socket, stream: Stream) -> None:
         connection.settimeout(None)  # a slow reader slows only its own stream
+        # Room for the daemon to decrypt ahead while the client writes (the kernel caps it at
+        # net.core.wmem_max): with the default ~208 KiB each side kept waiting for the other,
+        # a 1 GiB extract ran at 0.78-0.96x of in-process, 0.98-0.99x with 4 MiB.
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
         connection.sendall(_line({"ok": True, "stream": True}))
 
         def write(data: bytes) -> None:
