@@ -32,18 +32,27 @@ from custody.vault.catalog import Catalog, ItemFilter
 from custody.vault.timestamps import utc_now
 
 RSS_GOAL_MB = 150
+PEAK_RSS = Path(__file__).with_name("peak_rss.py")
+
+
+def measured(command: list[str], **kwargs) -> tuple[float, int, subprocess.Popen]:
+    """Run ``command`` (Popen's ``kwargs``) to its end; return (wall seconds, its own peak RSS in kB,
+    the finished process). The peak is the command's alone, not the benchmark's: see peak_rss.py."""
+    with tempfile.NamedTemporaryFile(prefix="custody-bench-rss-") as report:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, str(PEAK_RSS), report.name, *command], **kwargs)
+        process.wait()
+        elapsed = time.perf_counter() - started
+        peak = int(Path(report.name).read_text() or 0)
+    return elapsed, peak, process
 
 
 def timed(command: list[str], **kwargs) -> tuple[float, int]:
-    """Run ``command``; return (wall seconds, peak RSS of the child in kB)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, **kwargs)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
+    """Run ``command``; return (wall seconds, peak RSS of the command in kB); stop the benchmark if it fails."""
+    elapsed, peak, process = measured(command, **kwargs)
     if process.returncode != 0:
         raise SystemExit(f"benchmark command failed ({process.returncode}): {' '.join(command)}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, peak
 
 
 def verdict(ok: bool) -> str:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from bench.__main__ import measured
 
 FILES = 8
 
@@ -27,13 +28,10 @@ def verdict(ok: bool) -> str:
 
 
 def timed(command: list[str]) -> tuple[float, int]:
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    elapsed, peak, process = measured(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if process.returncode != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(command)}: {process.stderr.read().decode()}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, peak
 
 
 def bench_disc(workdir: Path) -> bool:
