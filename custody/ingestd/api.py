@@ -513,6 +513,7 @@ def call(
         connection.sendall(_line(request))
         reader = connection.makefile("rb")
         line = _read_line(reader, MAX_ANSWER_BYTES)
+        # (Told apart by the daemon's own prefix: an answer can be a large line, parsed once.)
         while on_progress and line and line.startswith(b'{"progress":'):
             on_progress(json.loads(line)["progress"])
             line = _read_line(reader, MAX_ANSWER_BYTES)

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from custody.config import Settings, default_config_text
 from custody.errors import CustodyError, UsageError
@@ -578,19 +578,32 @@ class Vault:
         return self._sight
 
     def may_see(self, items: Iterable[int] = (), case: str | None = None) -> bool:
-        """Whether a record naming these item numbers and this case (a hold, an export, a request,
-        a finding, a late item) may be shown to the caller: only when every one of them may be.
+        """Whether a record naming these item numbers and this case may be shown to the caller
+        (see ``visible_records``)."""
+        return bool(self.visible_records([(items, case)], lambda named: named))
+
+    def visible_records(
+        self, records: Iterable[_Record], names: Callable[[_Record], tuple[Iterable[int], str | None]]
+    ) -> list[_Record]:
+        """The records (holds, exports, requests, findings, late items, jobs) that may be shown to
+        the caller: those whose every named item and case the caller may see. ``names(record)``
+        gives its item numbers and its case (or None); the items are read in one query.
 
         A number with no item (disposed of) hides nothing.
         """
+        records = list(records)
         if self.caller.owner:
-            return True
+            return records
         sight = self._visibility()
-        if case is not None and not sight.case(case):
-            return False
+        named = [(record, *names(record)) for record in records]
+        numbers = sorted({number for _record, items, _case in named for number in items})
         with self._lock:
-            found = self.catalog.items_by_ids(sorted(set(items)))
-        return all(sight.item(item) for item in found)
+            found = {item.number: item for item in self.catalog.items_by_ids(numbers)}
+        return [
+            record
+            for record, items, case in named
+            if (case is None or sight.case(case)) and all(sight.item(found[n]) for n in items if n in found)
+        ]
 
     def _read_visibility(self) -> _Sight:
         levels = self.settings.access.confidentiality_levels
@@ -1318,7 +1331,7 @@ class Vault:
     @_serialized
     def late_items(self, since: str | None = None) -> list[dict]:
         self.authorize("report")
-        return [row for row in registry.late_items(self.catalog, since) if self.may_see([row["id"]])]
+        return self.visible_records(registry.late_items(self.catalog, since), lambda row: ([row["id"]], None))
 
     @_serialized
     def silent_recorders(self, cutoff: str) -> list[dict]:
@@ -1458,7 +1471,7 @@ class Vault:
     @_serialized
     def failed_jobs(self, limit: int = 20) -> list[jobs.Job]:
         self.authorize("status")
-        return [job for job in jobs.failed(self.catalog, limit) if self.may_see([job.item])]
+        return self.visible_records(jobs.failed(self.catalog, limit), lambda job: ([job.item], None))
 
     @_serialized
     def media_facts(self, item: Item) -> dict | None:
@@ -1594,11 +1607,10 @@ class Vault:
     def holds(self, active_only: bool = True) -> list[HoldRecord]:
         """Holds (active ones only), those naming items or cases the caller may not see left out."""
         self.authorize("report")
-        return [
-            found
-            for found in holdings.holds(self.catalog, active_only)
-            if self.may_see([found.item] if found.item else [], found.case_name)
-        ]
+        return self.visible_records(
+            holdings.holds(self.catalog, active_only),
+            lambda found: ([found.item] if found.item else [], found.case_name),
+        )
 
     @_serialized
     def holds_on(self, item: Item) -> list[HoldRecord]:
@@ -1706,7 +1718,7 @@ class Vault:
     def disposition_requests(self) -> list[DispositionRequest]:
         """Every request, those naming items the caller may not see left out."""
         self.authorize("report")
-        return [found for found in disposition.requests(self.catalog) if self.may_see(found.items)]
+        return self.visible_records(disposition.requests(self.catalog), lambda found: (found.items, None))
 
     @_serialized
     def approve_disposition(self, ref: str) -> DispositionRequest:
@@ -1939,7 +1951,7 @@ class Vault:
         self.authorize("explain")
         number = findings.parse_gap_id(ref)
         finding = findings.finding(self.catalog, number) if number else None
-        if finding is None or not self.may_see([finding.before_item, finding.after_item]):
+        if finding is None or not self.may_see(*_finding_items(finding)):
             raise Vault.FindingNotFound(ref=ref)  # (one between items the caller may not see: not there)
         reason = _reason(reason, "why the recording was interrupted")
         if finding.state != "open":
@@ -1967,11 +1979,7 @@ class Vault:
         """How many continuity findings wait to be explained, and the oldest one's id, for status
         (a number and an id, no detail; findings naming items the caller may not see left out)."""
         self.authorize("status")
-        waiting = [
-            f
-            for f in findings.findings(self.catalog, True, None, None)
-            if self.may_see([f.before_item, f.after_item])
-        ]
+        waiting = self.visible_records(findings.findings(self.catalog, True, None, None), _finding_items)
         return len(waiting), (waiting[0].finding_id if waiting else None)
 
     @_serialized
@@ -1983,7 +1991,7 @@ class Vault:
         if item is None:
             self.authorize("report")
         found = findings.findings(self.catalog, open_only, serial, item.number if item else None)
-        return [f for f in found if self.may_see([f.before_item, f.after_item])]
+        return self.visible_records(found, _finding_items)
 
     # -- audit ------------------------------------------------------------
 
@@ -1992,6 +2000,14 @@ class Vault:
         """The audit chain (the caller needs 'log'), or one visible item's events ('show')."""
         self.authorize("show" if item else "log", item=item)
         return list(self.audit.events(item.number if item else None))
+
+
+_Record = TypeVar("_Record")
+
+
+def _finding_items(finding: findings.ContinuityFinding) -> tuple[list[int], None]:
+    """What a continuity finding names, for ``visible_records``: the items on both sides of the gap."""
+    return [finding.before_item, finding.after_item], None
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,7 @@ class DiscExporter:
         self.sweep_interrupted()
         with self.vault.serialized():
             found = registry.all_exports(self.vault.catalog, case)
-        return [record for record in found if self.vault.may_see(record.items, record.case_name)]
+        return self.vault.visible_records(found, lambda record: (record.items, record.case_name))
 
     def export_record(self, ref: str) -> ExportRecord:
         number = registry.parse_export_id(ref)
