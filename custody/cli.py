@@ -26,6 +26,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from custody import __version__
 from custody.config import Settings, load_settings, resolve_home
@@ -38,7 +39,7 @@ from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, Inge
 from custody.ingestd.report import window_report
 from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault, access
-from custody.vault.items import format_item_id, printable_name
+from custody.vault.items import format_item_id, printable_name, shown_text
 from custody.vault.objects import keep_stream_buffers_on_heap, limit_malloc_arenas
 from custody.vault.timestamps import local_display, parse_user_time
 
@@ -48,7 +49,17 @@ CLIENT_COLUMNS_RANGE = range(20, 1001)
 
 
 class _Console(Console):
-    """rich's Console; a command the daemon runs for a client is laid out for the client's terminal."""
+    """rich's Console for data: text is never markup, hidden characters are shown escaped.
+
+    File names, tags and party names come from outside: ``[bold red]`` or
+    ``[/x]`` in one is text to show, not a style (nor an error), and a bidi
+    override or a control character is shown as its escape. Our own styles
+    are given as ``style=``. A command the daemon runs for a client is laid
+    out for the client's terminal.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(markup=False, highlight=False, emoji=False, **kwargs)
 
     @property
     def size(self) -> ConsoleDimensions:
@@ -56,10 +67,18 @@ class _Console(Console):
         columns = _CLIENT_COLUMNS.get()
         return size if columns is None else ConsoleDimensions(columns, size.height)
 
+    def render_str(self, text: str, **kwargs) -> Text:
+        return super().render_str(shown_text(text), **{**kwargs, "markup": False, "emoji": False})
+
 
 # Piped output is for reading later (files, README): do not cut it to 80 columns.
 console = _Console(width=None if sys.stdout.isatty() else 200)
-errors = Console(stderr=True)
+errors = _Console(stderr=True)
+
+
+def _echo(line: str, err: bool = False) -> None:
+    """Print one line of plain text (names in it shown escaped, see shown_text)."""
+    click.echo(shown_text(line), err=err)
 
 
 class CustodyGroup(click.Group):
@@ -71,7 +90,7 @@ class CustodyGroup(click.Group):
         except CustodyError as exc:
             if ctx.obj and ctx.obj.debug:
                 raise
-            click.echo(f"custody: {exc.message}", err=True)
+            _echo(f"custody: {exc.message}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -512,29 +531,82 @@ def cat(session: Session, item: str) -> None:
         vault.stream(item, sys.stdout.buffer)
 
 
+class AnchorSource(click.ParamType):
+    """``--against``: ``offsite`` (every target), ``offsite:NAME``, or an evidence disc (names a path)."""
+
+    name = "offsite|offsite:NAME|DISC"
+
+    def convert(self, value, param, ctx) -> tuple[str, str | None]:
+        if isinstance(value, tuple):
+            return value
+        if value == "offsite":
+            return ("offsite", None)
+        if value.startswith("offsite:"):
+            return ("offsite", value.split(":", 1)[1])
+        return ("disc", value)
+
+    @staticmethod
+    def names_a_path(value: tuple[str, str | None]) -> bool:
+        return value[0] == "disc"
+
+
 @cli.command()
 @click.argument("items", nargs=-1)
+@click.option(
+    "--against",
+    "against",
+    multiple=True,
+    type=AnchorSource(),
+    help="Also compare the audit chain with anchors kept off this machine: 'offsite' (the checkpoints "
+    "published to every replica target), 'offsite:NAME', or an evidence disc (an ISO image, a drive, "
+    "or a folder copied from a disc). Repeatable.",
+)
+@click.option(
+    "--against-anchor",
+    "anchor_texts",
+    multiple=True,
+    metavar="TEXT",
+    help="Also compare with a checkpoint printed by 'custody anchor' (its whole token, or SEQ/HASH "
+    "from the paper register). Repeatable.",
+)
 @json_option
 @pass_session
-def verify(session: Session, items: tuple[str, ...], as_json: bool) -> None:
-    """Re-hash objects and check the audit chain and its signatures.
+def verify(session: Session, items: tuple[str, ...], against, anchor_texts, as_json: bool) -> None:
+    """Re-hash objects, check the audit chain and its signatures, and prove the catalog against the chain.
 
     Without ITEMs every object is checked and every object must belong to an
-    item. Exits 0 only when everything holds; never repairs anything.
+    item. The catalog must be what the chain's events make it (every item
+    ingested and not disposed of through an approved request, its tags,
+    categories, holds, confidentiality, assignments, copies), and every
+    checkpoint must be signed by the key the chain pins. Truncation, a
+    rollback and a chain rewritten and re-signed on this machine are caught
+    only against anchors kept elsewhere: --against, --against-anchor.
+    Exits 0 only when everything holds; never repairs anything.
 
     \b
     Example:
       custody verify
       custody verify EV-000123 --json
+      custody verify --against offsite --against /media/cdrom
+      custody verify --against-anchor 1234/9f2c4e1a77d05b3e
     """
+    from custody.vault import anchors
+
+    published = [anchors.parse_token(text) for text in anchor_texts]
+    settings = session.settings()
     with session.vault() as vault:
+        for kind, name in against:
+            if kind == "offsite":
+                published += _offsite_anchors(settings, vault, name)
+            else:
+                published.append(read_disc_anchor(name))
         display = None if as_json else _byte_display("verify")
         if display:
             with display:
                 bar = display.add_task("verify", total=vault.bytes_to_verify(list(items)))
-                report = vault.verify(list(items), lambda n: display.advance(bar, n))
+                report = vault.verify(list(items), lambda n: display.advance(bar, n), against=published)
         else:
-            report = vault.verify(list(items))
+            report = vault.verify(list(items), against=published)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=1))
     else:
@@ -543,13 +615,136 @@ def verify(session: Session, items: tuple[str, ...], as_json: bool) -> None:
             _say(f"{problem.kind.upper():<8} {label}: {problem.problem}")
         for problem in report.chain_problems:
             _say(f"AUDIT    seq {problem.seq}: {problem.problem}")
+        for difference in report.catalog_problems:
+            _say(f"CATALOG  {difference}")
+        for problem in report.anchor_problems:
+            _say(f"ANCHOR   {problem}")
+        anchored = f"; against {len(report.anchors_checked)} anchor(s)" if report.anchors_checked else ""
         _say(
             f"checked {report.objects_checked} object(s), {_size(report.bytes_checked)}; "
-            f"audit chain {report.chain_events} event(s), {report.chain_checkpoints} checkpoint(s): "
+            f"audit chain {report.chain_events} event(s), {report.chain_checkpoints} checkpoint(s){anchored}: "
             + ("OK" if report.ok else "FAILED")
         )
     if not report.ok:
         sys.exit(1)
+
+
+def _offsite_anchors(settings: Settings, vault: Vault, name: str | None) -> list:
+    """What each replica target (or target ``name``) holds of the chain. Raise UsageError, ReplicaUnavailable."""
+    from custody.vault.offsite import published_chain
+    from custody.vault.replica import S3Target
+
+    if name is not None and name not in settings.targets:
+        raise UsageError(
+            reason=f"no [targets.{name}] in custody.toml: use one of {', '.join(settings.targets) or '(none)'}"
+        )
+    names = [name] if name else list(settings.targets)
+    if not names:
+        raise UsageError(reason="--against offsite: this vault has no replica target ([targets.NAME])")
+    return [published_chain(S3Target(each, settings.targets[each]), vault.master) for each in names]
+
+
+def read_disc_anchor(target: str):
+    """The anchor an evidence disc carries, read with this process's own rights: a folder copied from a
+    disc, or an ISO image or drive. Raise AnchorUnreadable."""
+    from custody.vault import anchors
+    from custody.vault.disc import optical, verifier
+
+    path = Path(target)
+    try:
+        if path.is_dir():
+            record = (path / verifier.RECORD).read_text(encoding="utf-8")
+            public_key = (path / verifier.PUBLIC_KEY).read_text(encoding="utf-8")
+        else:
+            with optical.IsoFiles(target) as files:
+                record = files.open(verifier.RECORD).read().decode("utf-8")
+                public_key = files.open(verifier.PUBLIC_KEY).read().decode("utf-8")
+    except (OSError, KeyError, UnicodeDecodeError, CustodyError) as exc:
+        problem = (
+            exc.message if isinstance(exc, CustodyError) else (getattr(exc, "strerror", None) or str(exc))
+        )
+        raise anchors.AnchorUnreadable(
+            source=target, problem=f"no custody record readable there ({problem})"
+        ) from exc
+    return anchors.from_disc_record(record, public_key, f"disc {target}")
+
+
+@cli.command()
+@json_option
+@pass_session
+def anchor(session: Session, as_json: bool) -> None:
+    """Print the audit chain's newest signed checkpoint, to keep off this machine.
+
+    Write it in the paper register (the event number and the first 16 hex
+    digits of its hash are enough), or send the whole token by mail. Later,
+    'custody verify --against-anchor TEXT' shows whether the chain still
+    holds what it held then: a chain cut short, rolled back or rewritten is
+    caught.
+
+    \b
+    Example:
+      custody anchor
+      custody verify --against-anchor 1234/9f2c4e1a77d05b3e
+    """
+    with session.vault() as vault:
+        point = vault.anchor()
+    if point is None:
+        raise UsageError(reason="the audit chain has no signed checkpoint yet")
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "vault": point.vault,
+                    "seq": point.seq,
+                    "head_hash": point.head_hash,
+                    "signed_at": point.signed_at,
+                    "key_fingerprint": point.key_fingerprint,
+                    "signature": point.signature,
+                    "token": point.token(),
+                },
+                indent=1,
+            )
+        )
+        return
+    grouped = " ".join(point.head_hash[i : i + 8] for i in range(0, 64, 8))
+    _say(f"vault       {point.vault}")
+    _say(f"checkpoint  event {point.seq}, signed {local_display(point.signed_at)} (UTC {point.signed_at})")
+    _say(f"head hash   {grouped}")
+    _say(f"signed by   key {point.key_fingerprint}")
+    _say(f"for paper   {point.seq}/{point.head_hash[:16]}")
+    _say(f"token       {point.token()}")
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """The vault's keys (the vault's own user, in-process).
+
+    \b
+    Example:
+      custody keys rotate-signing
+    """
+
+
+@keys_group.command("rotate-signing")
+@json_option
+@pass_session
+def keys_rotate_signing(session: Session, as_json: bool) -> None:
+    """Replace the key that signs the audit chain's checkpoints.
+
+    The old key signs the hand-over (a signing-key-rotated event), so verify
+    follows the chain from one key to the next; a key changed any other way
+    is reported by verify. Publish a new anchor afterwards.
+
+    \b
+    Example:
+      custody keys rotate-signing
+    """
+    with session.vault(writer=True) as vault:
+        rotated = vault.rotate_signing_key()
+    if as_json:
+        click.echo(json.dumps({"old": rotated.old_fingerprint, "new": rotated.new_fingerprint}))
+        return
+    _say(f"signing key {rotated.old_fingerprint} handed over to {rotated.new_fingerprint}")
 
 
 @cli.command()
@@ -847,6 +1042,7 @@ def status(session: Session, as_json: bool) -> None:
         job_counts = vault.job_counts()
         failed_jobs = vault.failed_jobs(limit=10)
         open_findings, oldest_finding = vault.open_findings_summary()
+        disk = vault.disk_space()
     if as_json:
         click.echo(
             json.dumps(
@@ -857,11 +1053,17 @@ def status(session: Session, as_json: bool) -> None:
                     "media_jobs": job_counts,
                     "failed_media_jobs": [j.as_dict() for j in failed_jobs],
                     "open_continuity_findings": open_findings,
+                    "vault_disk": disk,
                 },
                 indent=1,
             )
         )
         return
+    if disk["full"]:
+        _say(
+            f"vault disk full: {_size(disk['free_bytes'])} free, {_size(disk['reserve_bytes'])} kept in "
+            "reserve ([vault] min_free_mb); pulls wait and uploads are refused until space is freed"
+        )
     if live is None:
         _say("daemon: not running")
     else:
@@ -1120,7 +1322,7 @@ def replicate_check(session: Session, target: str | None, download: bool, as_jso
         click.echo(json.dumps([line.as_dict() for line in lines], indent=1))
     else:
         for line in lines:
-            click.echo(f"{line.mark} {line.target} {line.sha256} {line.item or '-'} {line.detail}")
+            _echo(f"{line.mark} {line.target} {line.sha256} {line.item or '-'} {line.detail}")
         counts = {mark: sum(line.mark == mark for line in lines) for mark in "=-+*!"}
         _say("  ".join(f"{mark} {count}" for mark, count in counts.items()))
     if any(line.mark != "=" for line in lines):
@@ -1778,7 +1980,7 @@ def export_disc(
         )
         exporter = DiscExporter(
             vault,
-            on_step=None if as_json else lambda text: errors.print(f"[dim]{text}[/dim]", highlight=False),
+            on_step=None if as_json else lambda text: errors.print(text, style="dim"),
             on_next_disc=_ask_for_next_disc if sys.stdin.isatty() else None,
         )
         record = exporter.export(request)
@@ -1900,7 +2102,7 @@ def _print_disc_check(check: dict, as_json: bool) -> int:
 
 def _byte_progress(label: str) -> Progress:
     return Progress(
-        TextColumn(f"[bold]{label}"),
+        TextColumn(label, style="bold", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -1970,7 +2172,7 @@ class _ProgressFromDaemon:
 
     def __call__(self, progress: dict) -> None:
         if isinstance(progress.get("step"), str):
-            errors.print(f"[dim]{progress['step']}[/dim]", highlight=False)
+            errors.print(progress["step"], style="dim")
             return
         label, done, total = progress.get("bar"), progress.get("done"), progress.get("total")
         if not isinstance(label, str) or not isinstance(done, int):
@@ -1987,14 +2189,14 @@ def _say(line: str, display: Progress | None = None) -> None:
     if display:
         display.console.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
-        click.echo(line)
+        _echo(line)
 
 
 def _say_error(message: str, display: Progress | None = None) -> None:
     if display:
         errors.print(f"custody: {message}", markup=False, highlight=False, soft_wrap=True)
     else:
-        click.echo(f"custody: {message}", err=True)
+        _echo(f"custody: {message}", err=True)
 
 
 def _login_name() -> str:
@@ -2081,6 +2283,7 @@ REMOTE_COMMANDS = {
     ("case", "staff"), ("case", "confidentiality"),
     ("status",), ("report", "gaps"), ("report", "window"), ("report", "retention"),
     ("hold", "ls"), ("officer", "ls"), ("recorder", "ls"), ("retention", "requests"), ("export", "ls"),
+    ("anchor",),
 }  # fmt: skip
 _MAX_REMOTE_ARGS = 1000
 
@@ -2105,9 +2308,15 @@ def _run_for_client(home: Path, caller: access.Caller, args: dict) -> dict:
         raise UsageError(reason='"run" needs "argv", a list of strings')
     _route_output_by_thread()
     path = _command_path(argv)
-    if not argv or argv[0].startswith("-") or not _runs_in_daemon(path, argv):
+    if not argv or argv[0].startswith("-") or path not in REMOTE_COMMANDS:
         raise UsageError(
             reason=f"'custody {' '.join(path)}' cannot be run through the daemon for another user"
+        )
+    named = path_options_given(path, argv)
+    if named:
+        raise UsageError(
+            reason=f"'custody {' '.join(path)} {named[0]}' names a file on the vault's machine, which the "
+            "daemon never opens for a caller: leave it out (the vault's own user can run it in-process)"
         )
     columns = args.get("columns")
     if columns is not None and (type(columns) is not int or columns not in CLIENT_COLUMNS_RANGE):
@@ -2142,7 +2351,80 @@ def _daemon_can_run(path: tuple[str, ...], argv: list[str]) -> bool:
 
 
 def _runs_in_daemon(path: tuple[str, ...], argv: list[str]) -> bool:
-    return path in REMOTE_COMMANDS and "--report-dir" not in argv
+    return path in REMOTE_COMMANDS and not path_options_given(path, argv)
+
+
+def _command_of(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
+
+
+def path_parameters(path: tuple[str, ...]) -> list[click.Parameter]:
+    """The parameters of command ``path`` whose values may name a file or folder: click.Path,
+    click.File, and types that say which of their values do (``names_a_path``)."""
+    return [
+        param
+        for param in _command_of(path).params
+        if isinstance(param.type, (click.Path, click.File)) or hasattr(param.type, "names_a_path")
+    ]
+
+
+def _names_a_path(param: click.Parameter, value) -> bool:
+    values = value if param.multiple or param.nargs == -1 else [value]
+    if hasattr(param.type, "names_a_path"):
+        return any(param.type.names_a_path(each) for each in values or ())
+    return bool(values)
+
+
+def path_options_given(path: tuple[str, ...], argv: list[str]) -> list[str]:
+    """The options of command ``path`` that ``argv`` gives a file or folder, as click itself parses it.
+
+    The daemon never opens a path a client names: whatever the spelling
+    (``--report-dir DIR``, ``--report-dir=DIR``, an abbreviation, a prompt's
+    default), what click would hand the command decides, not the words. An
+    argv click cannot parse names nothing here (click refuses it later).
+    """
+    command = _command_of(path)
+    named = path_parameters(path)
+    if not named:
+        return []
+    try:
+        with command.make_context(path[-1], list(argv[len(path) :]), resilient_parsing=True) as ctx:
+            return [
+                param.opts[0] if param.opts else param.name or "?"
+                for param in named
+                if ctx.get_parameter_source(param.name) not in (None, click.core.ParameterSource.DEFAULT)
+                and _names_a_path(param, ctx.params.get(param.name))
+            ]
+    except click.ClickException:
+        return []
+
+
+def _anchors_read_here(path: tuple[str, ...], argv: list[str]) -> list[str]:
+    """``verify --against DISC`` through the daemon: this process reads the disc's anchor with the
+    caller's own rights and hands it on as --against-anchor (the daemon opens no path it is given)."""
+    if path != ("verify",):
+        return argv
+    with cli.commands["verify"].make_context("verify", list(argv[1:]), resilient_parsing=True) as ctx:
+        against = ctx.params.get("against") or ()
+    if not any(AnchorSource.names_a_path(value) for value in against):
+        return argv
+    rest: list[str] = []
+    words = iter(argv[1:])
+    for word in words:  # every --against goes (either spelling); the offsite ones come back below
+        if word == "--against":
+            next(words, None)
+        elif not word.startswith("--against="):
+            rest.append(word)
+    for kind, value in against:
+        if kind == "offsite":
+            rest += ["--against", "offsite" if value is None else f"offsite:{value}"]
+        else:
+            rest += ["--against-anchor", read_disc_anchor(value).checkpoints[0].token()]
+    return ["verify", *rest]
 
 
 def _through_daemon(argv: list[str]) -> int | None:
@@ -2188,7 +2470,7 @@ def _through_daemon(argv: list[str]) -> int | None:
             return _export_for_client(rest[2:], socket_path)
         if path == ("export", "verify"):
             return _verify_for_client(rest[2:], socket_path)
-        request = {"argv": rest}
+        request = {"argv": _anchors_read_here(path, rest)}
         at_terminal = sys.stdout.isatty()
         if at_terminal:  # tables fit this terminal and progress is drawn on it, as in-process
             fits = CLIENT_COLUMNS_RANGE
@@ -2253,9 +2535,7 @@ def _export_for_client(args: list[str], socket_path: Path) -> int:
     record = export_through_daemon(
         socket_path,
         request,
-        on_step=(lambda text: None)
-        if as_json
-        else lambda text: errors.print(f"[dim]{text}[/dim]", highlight=False),
+        on_step=(lambda text: None) if as_json else lambda text: errors.print(text, style="dim"),
         on_next_disc=_ask_for_next_disc if sys.stdin.isatty() else None,
     )
     return _print_export(record, as_json)

@@ -56,6 +56,10 @@ class VaultSettings:
     # filesystems where O_DIRECT is slow or unreliable; custody also falls back
     # by itself where the filesystem refuses it.
     direct_io: bool = True
+    # Space kept free on the vault's disk: below it nothing new is staged (a pull
+    # waits, an upload is refused), so the catalog and the audit chain can always
+    # commit. Lower it only on a disk dedicated to the vault.
+    min_free_mb: int = 256
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,13 @@ class AccessSettings:
     socket_group: str = ""
     request_timeout_seconds: float = 10.0
     max_requests_per_second: float = 50.0
+    # Connections served at once, per user and in all; more are refused at once (no thread
+    # is started for them), so stalled connections cannot exhaust the daemon.
+    max_connections_per_user: int = 16
+    max_connections: int = 128
+    # The largest file a caller may send to ingest through the socket (its announced
+    # size is checked against this and against the vault's free space before any byte is kept).
+    max_upload_mb: int = 65536
     # Confidentiality levels, lowest first; every level above "normal" is
     # seen only by auditors and the clerks and custodians named on the case.
     confidentiality_levels: list[str] = field(default_factory=lambda: ["normal", "restricted"])
@@ -403,6 +414,8 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
             )
         sections[section_name] = _build_section(section_class, section_name, section_value, path)
     settings = Settings(home=home, **sections)
+    if settings.vault.min_free_mb < 0:
+        raise ConfigError(path=path, key="vault.min_free_mb", problem="must be 0 or more")
     for name, profile in settings.profiles.items():
         if profile.wipe == "after_replica" and not settings.targets:
             raise ConfigError(
@@ -508,6 +521,9 @@ def _build_access(value: object, path) -> AccessSettings:
         )
     if base.request_timeout_seconds <= 0:
         raise ConfigError(path=path, key="access.request_timeout_seconds", problem="must be more than 0")
+    for key in ("max_connections_per_user", "max_connections", "max_upload_mb"):
+        if getattr(base, key) < 1:
+            raise ConfigError(path=path, key=f"access.{key}", problem="must be at least 1")
     return dataclasses.replace(base, roles={role: list(members) for role, members in roles.items()})
 
 

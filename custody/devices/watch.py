@@ -47,9 +47,8 @@ class WatchFolders(FileSystemEventHandler):
         """Start following, and consider the files already there."""
         self._observer.start()
         for folder in self.folders:
-            for dirpath, _dirs, files in os.walk(folder):
-                for name in files:
-                    self._touch(Path(dirpath) / name, closed=False)
+            for path in _files_under(folder):
+                self._touch(path, closed=False)
 
     def stop(self) -> None:
         self._observer.stop()
@@ -113,3 +112,27 @@ class WatchFolders(FileSystemEventHandler):
             if path.is_relative_to(folder):
                 return folder
         return path.parent
+
+
+# As the ingest's own walk (custody.ingestd.pipeline.MAX_FOLDER_DEPTH): a deeper folder is a trap.
+MAX_FOLDER_DEPTH = 64
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """The files under ``folder``, walked with a stack (os.walk recurses: a 1,200-level trap would
+    raise RecursionError), no deeper than MAX_FOLDER_DEPTH, links not followed, unreadable folders left."""
+    found: list[Path] = []
+    pending = [(os.fspath(folder), 0)]
+    while pending:
+        path, depth = pending.pop()
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        if depth + 1 < MAX_FOLDER_DEPTH:
+                            pending.append((entry.path, depth + 1))
+                    elif entry.is_file(follow_symlinks=False):
+                        found.append(Path(entry.path))
+        except OSError:
+            continue
+    return found

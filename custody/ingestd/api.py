@@ -21,8 +21,10 @@ connection (see ``Upload``).
 Limits, so one client cannot disturb the others: a request line of at most
 64 KiB, read within ``request_timeout_seconds`` (every later read of an upload
 too: a client that stalls is dropped); at most ``max_requests_per_second``
-per uid (a burst of twice that); every request is served in its own thread
-and its failure ends only that connection.
+per uid (a burst of twice that); at most ``max_connections_per_user``
+connections served at once per uid and ``max_connections`` in all (more are
+refused at once, without a thread); every request is served in its own
+thread and its failure ends only that connection.
 """
 
 from __future__ import annotations
@@ -253,10 +255,68 @@ class _RateLimit:
             return True
 
 
+class _ConnectionLimits:
+    """How many connections are being served, per uid and in all, against their caps."""
+
+    def __init__(self, per_uid: int, total: int) -> None:
+        self.per_uid = per_uid
+        self.total = total
+        self._open: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, uid: int) -> bool:
+        with self._lock:
+            if sum(self._open.values()) >= self.total or self._open.get(uid, 0) >= self.per_uid:
+                return False
+            self._open[uid] = self._open.get(uid, 0) + 1
+            return True
+
+    def release(self, uid: int) -> None:
+        with self._lock:
+            left = self._open.get(uid, 0) - 1
+            if left > 0:
+                self._open[uid] = left
+            else:
+                self._open.pop(uid, None)
+
+    def serving(self) -> int:
+        with self._lock:
+            return sum(self._open.values())
+
+
+def _peer(connection: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end, as the kernel tells it."""
+    return _PEERCRED.unpack(connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+
+
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     block_on_close = False  # stopping never waits for a stalled client or a long stream
     allow_reuse_address = False
+    limits = _ConnectionLimits(16, 128)
+
+    def process_request(self, request, client_address) -> None:
+        """Serve in a new thread, unless the caller or everyone is at the cap: then refuse at once."""
+        _pid, uid, _gid = _peer(request)
+        if not self.limits.acquire(uid):
+            log.warning("refused a connection from uid %d: too many open connections", uid)
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(_line(_error("too many connections open: close some and try again", 7)))
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.limits.release(uid)
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        uid = _peer(request)[1]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.limits.release(uid)
 
 
 class ApiServer:
@@ -271,6 +331,8 @@ class ApiServer:
         group: str = "",
         request_timeout: float = 10.0,
         max_requests_per_second: float = 50.0,
+        max_connections_per_user: int = 16,
+        max_connections: int = 128,
     ) -> None:
         self.path = path
         self.handlers = handlers
@@ -279,6 +341,7 @@ class ApiServer:
         self.group = group
         self.request_timeout = request_timeout
         self._limit = _RateLimit(max_requests_per_second)
+        self.connections = _ConnectionLimits(max_connections_per_user, max_connections)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._owns_path = True
@@ -298,6 +361,7 @@ class ApiServer:
         inherited = systemd_listen_fd()
         if inherited is not None:
             self._server = _Server(str(self.path), _Handler, bind_and_activate=False)
+            self._server.limits = self.connections
             self._server.socket.close()
             self._server.socket = socket.socket(fileno=inherited)
             self._owns_path = False
@@ -322,6 +386,7 @@ class ApiServer:
             self._server = _Server(str(self.path), _Handler)
         finally:
             os.umask(old_umask)
+        self._server.limits = self.connections
         os.chown(self.path, -1, gid)
         os.chmod(self.path, 0o660 if self.group else 0o600)
         self._thread = threading.Thread(target=self._server.serve_forever, name="api", daemon=True)
@@ -337,9 +402,7 @@ class ApiServer:
             self.path.unlink(missing_ok=True)
 
     def _serve(self, connection: socket.socket) -> None:
-        pid, uid, gid = _PEERCRED.unpack(
-            connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-        )
+        pid, uid, gid = _peer(connection)
         caller = identify(uid, gid, pid, self.role_map, self.owner_uid)
         connection.settimeout(self.request_timeout)
         reader = connection.makefile("rb")

@@ -68,7 +68,9 @@ def api_handlers(settings: Settings) -> dict:
 
         def receive(channel: Channel) -> dict:
             with Vault(settings, caller.name, caller=caller) as vault:
-                return upload.UploadSession(vault, source, settings.ingest, channel).receive()
+                return upload.UploadSession(
+                    vault, source, settings.ingest, channel, max_bytes=settings.access.max_upload_mb << 20
+                ).receive()
 
         return Upload(receive, offer={"skip_names": settings.ingest.skip_names})
 

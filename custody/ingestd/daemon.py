@@ -43,6 +43,7 @@ from custody.ingestd.pipeline import FileTask, Skipped
 from custody.vault import Vault
 from custody.vault.access import RoleMap
 from custody.vault.objects import release_freed_memory
+from custody.vault.private_files import write_private_file
 from custody.vault.registry import Recorder
 from custody.vault.replication import Replicator
 from custody.vault.timestamps import to_text, utc_now
@@ -164,6 +165,8 @@ class Daemon:
                 group=self.settings.access.socket_group,
                 request_timeout=self.settings.access.request_timeout_seconds,
                 max_requests_per_second=self.settings.access.max_requests_per_second,
+                max_connections_per_user=self.settings.access.max_connections_per_user,
+                max_connections=self.settings.access.max_connections,
             )
             self._api.start()
             self.mounter = Mounter(self._mount_root())
@@ -617,11 +620,8 @@ def _watch_settings(settings: Settings, profile: str) -> Settings:
 
 
 def write_status(path: Path, status: dict) -> None:
-    """Replace the status file atomically (readers never see half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(status, indent=1), encoding="utf-8")
-    os.replace(partial, path)
+    """Replace the status file atomically (readers never see half of it), never through a link."""
+    write_private_file(path.parent, path.name, json.dumps(status, indent=1).encode())
 
 
 def read_status(home: Path) -> dict | None:

@@ -45,6 +45,9 @@ from custody.vault.timestamps import to_text
 
 log = logging.getLogger(__name__)
 
+# How often a pull paused by a full vault disk looks for space again.
+DISK_FULL_RETRY_SECONDS = 2.0
+
 # Files whose container ffprobe is asked for recording times (photos: filename or mtime).
 PROBED_EXTENSIONS = {
     ".mp4",
@@ -98,6 +101,8 @@ class DockSession(IngestSession):
         self.bytes_total = 0
         self.bytes_done = 0
         self.in_flight = 0
+        self.waiting_for_space = 0  # pulls paused because the vault's disk is at its reserve
+        self._out_of_space: set[int] = set()  # ids of tasks whose pull met a full vault disk
         self.discovered_all = False
         self.started = time.monotonic()
         self.reading: list[str] = []  # files being pulled right now (one per worker)
@@ -148,11 +153,44 @@ class DockSession(IngestSession):
             self.in_flight += 1
             self.reading.append(task.relative or task.display_path)
         try:
-            super().pull(task)
+            while True:
+                super().pull(task)
+                if id(task) not in self._out_of_space:
+                    break
+                self._out_of_space.discard(id(task))
+                if not self._wait_for_space(task):
+                    task.drop(
+                        f"{task.display_path} not pulled: the vault's disk was full, then {self.cancel_reason}; "
+                        "it is pulled at the next dock"
+                    )
+                    break
         finally:
             with self._lock:
                 self.in_flight -= 1
                 self.reading.remove(task.relative or task.display_path)
+
+    def vault_disk_full(self, task: FileTask, exc) -> None:
+        """The vault's disk is at its reserve: the pull waits for space (see pull); the recorder is
+        left as it is (nothing is wiped that is not stored) and the daemon goes on serving."""
+        log.warning("%s: pulls paused: %s", self.media.serial, exc.message)
+        self._out_of_space.add(id(task))
+
+    def _wait_for_space(self, task: FileTask) -> bool:
+        """Wait until ``task`` fits above the reserve; False when the session is cancelled first."""
+        with self._lock:
+            self.waiting_for_space += 1
+        try:
+            while not self._cancelled.wait(DISK_FULL_RETRY_SECONDS):
+                try:
+                    self.vault.objects.check_room(task.size)
+                except Vault.DiskFull:
+                    continue
+                log.info("%s: the vault's disk has room again; pulls resume", self.media.serial)
+                return True
+            return False
+        finally:
+            with self._lock:
+                self.waiting_for_space -= 1
 
     def progress(self, nbytes: int) -> None:
         if self._cancelled.is_set():
@@ -353,7 +391,13 @@ class DockSession(IngestSession):
                 "profile": self.media.profile_name,
                 "device": self.media.identity.devnode if self.media.identity else str(self.media.root),
                 "docked_at": to_text(self.docked_at),
-                "state": "cancelled" if self.cancelled else ("done" if self.finished else "pulling"),
+                "state": "cancelled"
+                if self.cancelled
+                else "done"
+                if self.finished
+                else "waiting: vault disk full"
+                if self.waiting_for_space
+                else "pulling",
                 "files_done": self.files_done,
                 "files_total": self.files_total,
                 "bytes_done": self.bytes_done,

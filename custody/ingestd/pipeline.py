@@ -13,18 +13,24 @@ import errno
 import fnmatch
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from custody.config import IngestSettings
+from custody.errors import CustodyError
 from custody.vault import IngestRecord, Item, Vault
 from custody.vault.items import printable_name
 from custody.vault.objects import StagedObject
 from custody.vault.sealing import ObjectDamaged
 from custody.vault.timestamps import to_text
+
+# How a file found on a recorder or in a folder is opened: never through a link, and never
+# waiting (a file swapped for a FIFO between discovery and open would block the open for ever
+# while the vault's write lock is held); what it is is then checked with fstat before reading.
+SOURCE_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 NEW, DUPLICATE, KNOWN, ERROR = "new", "duplicate", "known", "error"
 
@@ -218,7 +224,7 @@ class IngestSession:
     def pull(self, task: FileTask) -> None:
         """Seal the file into staging, refusing files that change or vanish while read."""
         try:
-            fd = os.open(task.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(task.path, SOURCE_OPEN_FLAGS)
         except OSError as exc:
             task.drop(read_error(task, exc, before=True))
             return
@@ -236,6 +242,9 @@ class IngestSession:
         except PullCancelled as exc:
             task.drop(f"{task.display_path} not stored: {exc}; it is pulled again at the next dock")
             return
+        except Vault.DiskFull as exc:
+            self.vault_disk_full(task, exc)
+            return
         except ObjectDamaged as exc:
             task.drop(
                 f"{task.display_path} not stored: the copy on disk did not verify ({exc.message}); check the vault's disk"
@@ -251,6 +260,10 @@ class IngestSession:
         task.staged = staged
         if staged.size == 0:
             task.warning = "empty file"
+
+    def vault_disk_full(self, task: FileTask, exc: CustodyError) -> None:
+        """The vault's disk is at its reserve: this file fails alone (the rest are still tried)."""
+        task.drop(f"{task.display_path} not stored: {exc.message}")
 
     def progress(self, nbytes: int) -> None:
         """Called as bytes are read; the daemon's sessions raise PullCancelled here to stop a pull."""
@@ -309,47 +322,66 @@ def discover_files(
     return tasks
 
 
+# Deeper than any recorder or phone writes; a deeper tree is someone's trap (1,200 levels once
+# raised RecursionError and ingested nothing): that folder fails alone, the rest is walked.
+MAX_FOLDER_DEPTH = 64
+
+
 def discover(paths: list[Path], skip_names: list[str]) -> Iterator[FileTask | Skipped]:
     """Yield a FileTask for every regular file under ``paths`` and a Skipped for the rest.
 
-    Folders are walked recursively in name order without following symlinks.
-    Names matching ``skip_names`` are skipped as hidden (a hidden folder is
-    skipped whole and counted once). A path that does not exist or cannot be
-    listed yields a FileTask already marked as failed, so it is reported.
+    Folders are walked in name order without following symlinks, with a
+    stack rather than recursion. Names matching ``skip_names`` are skipped
+    as hidden (a hidden folder is skipped whole and counted once). A path
+    that does not exist or cannot be listed, and a folder nested deeper than
+    MAX_FOLDER_DEPTH, yield a FileTask already marked as failed, so it is
+    reported; the walk goes on.
     """
     for top in paths:
-        top_text = os.fspath(top)
-        yield from _discover_entry(top_text, skip_names, explicit=True)
+        # (path, depth, explicit); reversed onto the stack so names come off in order
+        pending: list[tuple[str, int, bool]] = [(os.fspath(top), 0, True)]
+        while pending:
+            path, depth, explicit = pending.pop()
+            children = yield from _discover_entry(path, skip_names, explicit, depth)
+            pending.extend((os.path.join(path, child), depth + 1, False) for child in reversed(children))
 
 
-def _discover_entry(path: str, skip_names: list[str], explicit: bool) -> Iterator[FileTask | Skipped]:
+def _discover_entry(
+    path: str, skip_names: list[str], explicit: bool, depth: int
+) -> Generator[FileTask | Skipped, None, list[str]]:
+    """Yield what ``path`` is (a file, a skip, a failure); return a folder's child names to walk."""
     name = os.path.basename(path.rstrip("/")) or path
     if not explicit and _is_hidden(name, skip_names):
         yield Skipped(path, "hidden", hidden=True)
-        return
+        return []
     try:
         info = os.lstat(path)
     except OSError as exc:
         task = FileTask(path=path, size=0, mtime_ns=0)
         task.drop(read_error(task, exc, before=True))
         yield task
-        return
+        return []
     if stat.S_ISLNK(info.st_mode):
         yield Skipped(path, "symbolic link, not followed")
     elif stat.S_ISDIR(info.st_mode):
+        if depth >= MAX_FOLDER_DEPTH:
+            task = FileTask(path=path, size=0, mtime_ns=0)
+            task.drop(
+                f"folder {printable_name(path)} is nested more than {MAX_FOLDER_DEPTH} levels deep; not walked"
+            )
+            yield task
+            return []
         try:
-            names = sorted(os.listdir(path))
+            return sorted(os.listdir(path))
         except OSError as exc:
             task = FileTask(path=path, size=0, mtime_ns=0)
             task.drop(f"cannot list folder {printable_name(path)}: {exc.strerror}")
             yield task
-            return
-        for child in names:
-            yield from _discover_entry(os.path.join(path, child), skip_names, explicit=False)
     elif stat.S_ISREG(info.st_mode):
         yield FileTask(path=path, size=info.st_size, mtime_ns=info.st_mtime_ns)
     else:
         yield Skipped(path, "not a regular file")
+    return []
 
 
 def _is_hidden(name: str, patterns: list[str]) -> bool:

@@ -29,6 +29,7 @@ from custody.errors import CustodyError
 from custody.ingestd import api
 from custody.ingestd.pipeline import (
     ERROR,
+    SOURCE_OPEN_FLAGS,
     FileTask,
     IngestObserver,
     IngestSession,
@@ -48,10 +49,16 @@ class UploadSession(IngestSession):
     """The daemon's side: files arrive over ``channel``; after ``pull`` the stages are the pipeline's."""
 
     def __init__(
-        self, vault: Vault, source: IngestSource, settings: IngestSettings, channel: api.Channel
+        self,
+        vault: Vault,
+        source: IngestSource,
+        settings: IngestSettings,
+        channel: api.Channel,
+        max_bytes: int = 1 << 62,
     ) -> None:
         super().__init__(vault, source, settings)
         self.channel = channel
+        self.max_bytes = max_bytes  # the most one file may announce ([access] max_upload_mb)
         self._incoming: api.IncomingBytes | None = None
 
     def receive(self) -> dict:
@@ -69,8 +76,19 @@ class UploadSession(IngestSession):
     def pull(self, task: FileTask) -> None:
         """Seal the bytes the client sends into staging; nothing is kept of a file the client abandons."""
         assert self._incoming is not None
+        if task.size > self.max_bytes:
+            self._incoming.drain()
+            task.drop(
+                f"{task.display_path} not stored: {task.size} bytes announced, more than the "
+                f"{self.max_bytes >> 20} MB one upload may bring ([access] max_upload_mb)"
+            )
+            return
         try:
             staged = self.vault.stage(self._incoming, task.size, self.progress)
+        except Vault.DiskFull as exc:
+            self._incoming.drain()
+            self.vault_disk_full(task, exc)
+            return
         except api.StreamAbandoned as exc:
             task.drop(exc.reason)
             return
@@ -147,7 +165,7 @@ def _send_file(sending: api.Sending, task: FileTask, observer: IngestObserver) -
         sending.message({**announce, "error": task.message})
         return
     try:
-        fd = os.open(task.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(task.path, SOURCE_OPEN_FLAGS)
     except OSError as exc:
         sending.message({**announce, "error": read_error(task, exc, before=True)})
         return

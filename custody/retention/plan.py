@@ -7,7 +7,6 @@ and those that become eligible soon, each with the rule that decided it.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from custody.retention.policy import (
     evaluate,
 )
 from custody.vault.catalog import Item, ItemFilter
+from custody.vault.private_files import write_private_file
 from custody.vault.timestamps import from_text, to_text
 
 
@@ -42,6 +42,18 @@ class PlanLine:
         }
 
 
+def item_facts(item: Item, categories: frozenset[str]) -> ItemFacts:
+    """What the retention policy needs of a catalog item."""
+    return ItemFacts(
+        number=item.number,
+        recorded=from_text(item.recorded_start) if item.recorded_start else None,
+        ingested=from_text(item.ingested_at),
+        categories=categories,
+        case=item.tags.get("case"),
+        clock_suspect=item.clock_suspect,
+    )
+
+
 def decide(vault, settings: Settings, now: datetime) -> list[PlanLine]:
     """The retention decision for every item of the vault, in id order."""
     return _decide_items(vault, settings, vault.list_items(ItemFilter()), now)
@@ -50,16 +62,7 @@ def decide(vault, settings: Settings, now: datetime) -> list[PlanLine]:
 def _decide_items(vault, settings: Settings, items: list[Item], now: datetime) -> list[PlanLine]:
     policy = Policy.from_config(settings.retention.categories)
     categories, case_categories, holds = vault.retention_context()
-    facts = [
-        ItemFacts(
-            number=item.number,
-            recorded=from_text(item.recorded_start) if item.recorded_start else None,
-            ingested=from_text(item.ingested_at),
-            categories=categories.get(item.number, frozenset()),
-            case=item.tags.get("case"),
-        )
-        for item in items
-    ]
+    facts = [item_facts(item, categories.get(item.number, frozenset())) for item in items]
     decisions = evaluate(
         facts, policy, [Hold(h.id, h.item, h.case_name) for h in holds], now, case_categories
     )
@@ -75,13 +78,7 @@ def decide_one(vault, settings: Settings, item: Item, now: datetime) -> PlanLine
     policy = Policy.from_config(settings.retention.categories)
     categories = frozenset(vault.item_categories(item))
     case_categories = vault.case_categories()
-    fact = ItemFacts(
-        number=item.number,
-        recorded=from_text(item.recorded_start) if item.recorded_start else None,
-        ingested=from_text(item.ingested_at),
-        categories=categories,
-        case=item.tags.get("case"),
-    )
+    fact = item_facts(item, categories)
     holds = [Hold(h.id, h.item, h.case_name) for h in vault.holds_on(item)]
     [decision] = evaluate([fact], policy, holds, now, case_categories)
     applied = set(categories) | set(case_categories.get(fact.case, frozenset()) if fact.case else ())
@@ -145,7 +142,7 @@ def replica_lock_rule(vault, settings: Settings) -> Callable[[], Callable[[str],
             if found:
                 until = None
             for line in found:
-                start = from_text(line.item.recorded_start or line.item.ingested_at)
+                start, _since = item_facts(line.item, frozenset()).retention_start()
                 candidate = line.decision.retain_until or add_months(start, FLOOR_MONTHS)
                 until = candidate if until is None or candidate > until else until
                 hold = hold or line.decision.permanent or line.decision.held
@@ -157,10 +154,10 @@ def replica_lock_rule(vault, settings: Settings) -> Callable[[], Callable[[str],
 
 
 def write_report(report: dict, folder: Path) -> Path:
-    """Write a plan as retention-plan-YYYY-MM-DD.json in ``folder`` (atomically: written, then renamed)."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o750)
-    target = folder / f"retention-plan-{report['evaluated_at'][:10]}.json"
-    partial = target.with_name(f".{target.name}.partial")
-    partial.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    os.replace(partial, target)
-    return target
+    """Write a plan as retention-plan-YYYY-MM-DD.json in ``folder`` (atomically: written, then renamed).
+
+    ``folder`` must be this process's own (made 0700 when missing); the file
+    is created exclusively, never through a link. Raise UnsafeFolder, OSError.
+    """
+    name = f"retention-plan-{report['evaluated_at'][:10]}.json"
+    return write_private_file(folder, name, (json.dumps(report, indent=1) + "\n").encode(), mode=0o640)

@@ -85,6 +85,21 @@ class ItemFacts:
     ingested: datetime
     categories: frozenset[str] = frozenset()
     case: str | None = None
+    # The recorder's clock was out of range at docking: its recording time may be years early.
+    clock_suspect: bool = False
+
+    def retention_start(self) -> tuple[datetime, str]:
+        """When retention runs from, and that in words.
+
+        The recording time, else the ingest time; when the recorder's clock is
+        suspect, the later of the two, so that fresh footage from a recorder
+        whose clock was reset to an old date is not offered for disposal at once.
+        """
+        if self.recorded is None:
+            return self.ingested, "ingest (recording time unknown)"
+        if self.clock_suspect and self.ingested > self.recorded:
+            return self.ingested, "ingest (recorder clock suspect: its recording time is not trusted)"
+        return self.recorded, "recording"
 
 
 @dataclass(frozen=True)
@@ -143,8 +158,7 @@ def evaluate(
         categories = set(item.categories)
         if item.case:
             categories |= case_categories.get(item.case, frozenset())
-        start = item.recorded or item.ingested
-        since = "recording" if item.recorded else "ingest (recording time unknown)"
+        start, since = item.retention_start()
         hold = by_item.get(item.number) or (by_case.get(item.case) if item.case else None)
         permanent = sorted(c for c in categories if policy.is_permanent(c))
         months, reason = FLOOR_MONTHS, "the 2-year floor"

@@ -47,6 +47,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "registry": frozenset({CUSTODIAN}),
     "status": frozenset({CLERK, CUSTODIAN, AUDITOR, ADMIN}),
     "case": frozenset({CUSTODIAN}),
+    # The signing key: the service account's own (in-process only; no command reaches it by socket).
+    "keys": frozenset({ADMIN}),
 }
 # Allowed reads that make no audit event of their own: a person's are recorded as "access" events.
 READS = frozenset({"ls", "show", "log", "report", "status"})

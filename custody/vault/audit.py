@@ -19,11 +19,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from custody.vault.catalog import Catalog
 from custody.vault.items import format_item_id
-from custody.vault.keys import public_key_fingerprint, signature_is_valid
+from custody.vault.keys import public_key_fingerprint, public_key_pem, signature_is_valid
 from custody.vault.timestamps import utc_now
 
 GENESIS = "0" * 64
@@ -48,6 +49,35 @@ def event_hash(seq: int, at: str, actor: str, action: str, item: int | None, det
 
 def checkpoint_message(vault_id: str, seq: int, head_hash: str, signed_at: str) -> bytes:
     return canonical_json({"vault": vault_id, "seq": seq, "head": head_hash, "at": signed_at})
+
+
+# The one way the signing key changes: an event signed by the key it replaces.
+ROTATION = "signing-key-rotated"
+
+
+def rotation_message(vault_id: str, after_seq: int, old_fingerprint: str, new_public_pem: str) -> bytes:
+    """What the old key signs to hand over to the new one (after event ``after_seq``)."""
+    return canonical_json(
+        {"vault": vault_id, "after": after_seq, "from": old_fingerprint, "to_public_key": new_public_pem}
+    )
+
+
+def load_public_pem(pem: str) -> Ed25519PublicKey | None:
+    """The Ed25519 public key in ``pem``, or None when it is not one."""
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, TypeError):
+        return None
+    return key if isinstance(key, Ed25519PublicKey) else None
+
+
+@dataclass(frozen=True)
+class PinnedKey:
+    """A signing key the chain itself names: in force from event ``since`` on."""
+
+    since: int
+    fingerprint: str
+    public_key: Ed25519PublicKey | None  # None: named by fingerprint only (the init event)
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,95 @@ class AuditChain:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [seq, at, actor, action, item, details_text, prev, digest],
             )
+        return seq
+
+    def pinned_keys(self) -> tuple[list[PinnedKey], list[ChainProblem]]:
+        """The signing keys the chain itself names, oldest first, and what is wrong with them.
+
+        The init event (seq 1) pins the key's fingerprint recorded at ``init``;
+        each ``signing-key-rotated`` event, signed by the key in force, hands
+        over to the next. The key this vault signs with now must be the last
+        one: a key generated in the home and used to re-sign every checkpoint
+        is not, so it is caught here. (A chain rewritten whole, init event
+        included, takes anchors kept off the machine: ``verify --against``.)
+        """
+        problems: list[ChainProblem] = []
+        first = self.db.execute("SELECT action, details FROM audit WHERE seq = 1").fetchone()
+        if first is None:
+            return [], problems
+        details = json.loads(first[1]) if first[0] == "init" else {}
+        if not details.get("signing_key"):
+            problems.append(
+                ChainProblem(1, "the chain does not begin with an init event naming its signing key")
+            )
+            return [], problems
+        current_fingerprint = public_key_fingerprint(self.public_key)
+        pinned = [PinnedKey(0, details["signing_key"], None)]
+        for seq, text in self.db.execute(
+            "SELECT seq, details FROM audit WHERE action = ? ORDER BY seq", [ROTATION]
+        ):
+            rotation = json.loads(text)
+            old = load_public_pem(rotation.get("from_public_key", ""))
+            new = load_public_pem(rotation.get("to_public_key", ""))
+            before = pinned[-1]
+            if old is None or new is None or public_key_fingerprint(old) != before.fingerprint:
+                problems.append(ChainProblem(seq, f"event {seq} rotates from a key the chain does not pin"))
+                continue
+            message = rotation_message(
+                self.vault_id, seq - 1, before.fingerprint, rotation.get("to_public_key", "")
+            )
+            try:
+                signature = bytes.fromhex(rotation.get("signature", ""))
+            except ValueError:
+                signature = b""
+            if not signature_is_valid(old, signature, message):
+                problems.append(
+                    ChainProblem(seq, f"event {seq} rotates the signing key without the old key's signature")
+                )
+                continue
+            pinned[-1] = PinnedKey(before.since, before.fingerprint, old)
+            pinned.append(PinnedKey(seq, public_key_fingerprint(new), new))
+        if pinned[-1].public_key is None and current_fingerprint == pinned[-1].fingerprint:
+            pinned[-1] = PinnedKey(pinned[-1].since, pinned[-1].fingerprint, self.public_key)
+        if current_fingerprint != pinned[-1].fingerprint:
+            problems.append(
+                ChainProblem(
+                    0,
+                    f"this vault's signing key ({current_fingerprint}) is not the key its chain pins "
+                    f"({pinned[-1].fingerprint}): the key was replaced outside an audited rotation",
+                )
+            )
+        return pinned, problems
+
+    def rotate(self, actor: str, new_key: Ed25519PrivateKey) -> int:
+        """Hand signing over to ``new_key``: an event signed by the current key (inside the caller's
+        transaction, or its own); from it on, checkpoints are signed by ``new_key``. Return its seq.
+        Raise RuntimeError without the current key."""
+        if self.signing_key is None:
+            raise RuntimeError("this vault was opened without its signing key")
+        new_pem = public_key_pem(new_key.public_key()).decode()
+        with self.catalog.transaction():
+            head, _hash = self.head()
+            old_fingerprint = public_key_fingerprint(self.public_key)
+            signature = self.signing_key.sign(rotation_message(self.vault_id, head, old_fingerprint, new_pem))
+            seq = self.append(
+                actor,
+                ROTATION,
+                details={
+                    "from": old_fingerprint,
+                    "to": public_key_fingerprint(new_key.public_key()),
+                    "from_public_key": public_key_pem(self.public_key).decode(),
+                    "to_public_key": new_pem,
+                    "signature": signature.hex(),
+                },
+            )
+            before = self.signing_key, self.public_key
+            self.signing_key, self.public_key = new_key, new_key.public_key()
+            try:
+                self.checkpoint()
+            except BaseException:
+                self.signing_key, self.public_key = before
+                raise
         return seq
 
     def head(self) -> tuple[int, str]:
@@ -232,6 +351,8 @@ class AuditChain:
             prev = digest
             expected_seq = seq + 1
 
+        pinned, key_problems = self.pinned_keys()
+        problems += key_problems
         checkpoints = list(self.db.query("SELECT * FROM checkpoints ORDER BY seq"))
         for checkpoint in checkpoints:
             seq = checkpoint["seq"]
@@ -240,9 +361,20 @@ class AuditChain:
                 signature = bytes.fromhex(checkpoint["signature"])
             except ValueError:
                 signature = b""
-            if not signature_is_valid(self.public_key, signature, message):
+            in_force = [key for key in pinned if key.since <= seq]
+            key = in_force[-1] if in_force else None
+            if key is None or key.public_key is None:
                 problems.append(
-                    ChainProblem(seq, f"checkpoint at event {seq} is not signed by this vault's key")
+                    ChainProblem(
+                        seq, f"checkpoint at event {seq}: the chain pins no key it can be checked with"
+                    )
+                )
+            elif not signature_is_valid(key.public_key, signature, message):
+                problems.append(
+                    ChainProblem(
+                        seq,
+                        f"checkpoint at event {seq} is not signed by this vault's key (the one its chain pins, {key.fingerprint})",
+                    )
                 )
             if seq not in recomputed:
                 problems.append(

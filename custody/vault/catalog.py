@@ -532,6 +532,19 @@ class Catalog:
             raise
         self.db.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read the block's queries from one moment of the catalog (a read transaction: writers
+        in other connections go on; WAL keeps this one's view)."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN DEFERRED")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):

@@ -30,16 +30,39 @@ def sha256_prefix(text: str) -> str | None:
     return text.lower() if _SHA_PREFIX.match(text) else None
 
 
+# Characters that change how text around them is shown rather than being shown: the bidi
+# embeddings, overrides and isolates (U+202E turns "gpj.exe" into "exe.jpg" on screen), the
+# marks, and the line and paragraph separators. Shown escaped, never stored in a tag.
+_DISGUISING = frozenset(
+    "\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def is_hidden_character(char: str) -> bool:
+    """Whether ``char`` is a control (C0, C1, DEL), a lone surrogate, or a bidi/format disguise."""
+    return unicodedata.category(char) in ("Cc", "Cs") or char in _DISGUISING
+
+
+def shown_text(text: str) -> str:
+    r"""Return ``text`` with every hidden character (see is_hidden_character) as a visible escape.
+
+    ``"a\u202eb"`` becomes ``"a\\u202eb"``: what a terminal, a PDF or a web page shows
+    is what is stored, one line, nothing reordered.
+    """
+    if not any(is_hidden_character(char) for char in text):
+        return text
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if is_hidden_character(char) else char for char in text
+    )
+
+
 def printable_name(name: str) -> str:
     """Return a file name safe to print and store as text.
 
     Bytes that are not UTF-8 (kept by Python as surrogate escapes) become
-    ``\\xNN``; control characters such as a newline become escapes too, so one
-    name is always one line. The exact bytes are stored separately.
+    ``\\xNN``; control characters such as a newline, and bidi overrides,
+    become escapes too, so one name is always one line shown as stored. The
+    exact bytes are stored separately.
     """
     raw = name.encode("utf-8", "surrogateescape")
-    text = raw.decode("utf-8", "backslashreplace")
-    return "".join(
-        char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) in ("Cc", "Cs") else char
-        for char in text
-    )
+    return shown_text(raw.decode("utf-8", "backslashreplace"))

@@ -93,6 +93,38 @@ def write_signing_key(path: Path, public_path: Path, private: Ed25519PrivateKey)
     public_path.write_bytes(public_key_pem(private.public_key()))
 
 
+@dataclass(frozen=True)
+class RotatedKey:
+    """A signing key handed over: the fingerprints before and after."""
+
+    old_fingerprint: str
+    new_fingerprint: str
+
+
+def pending_signing_key_path(path: Path) -> Path:
+    """Where a new signing key waits while its rotation event commits (see Vault.rotate_signing_key)."""
+    return path.with_name(f".{path.name}.new")
+
+
+def stage_signing_key(path: Path, private: Ed25519PrivateKey) -> Path:
+    """Write ``private`` beside the signing key at ``path`` (0600, fsynced); return where."""
+    pending = pending_signing_key_path(path)
+    pending.unlink(missing_ok=True)
+    _write_secret(pending, signing_key_pem(private).encode())
+    return pending
+
+
+def install_signing_key(pending: Path, path: Path, public_path: Path) -> Ed25519PrivateKey:
+    """Rename the staged key over the signing key and write its public half; return it. Raise OSError."""
+    private = load_signing_key(pending)
+    public_partial = public_path.with_name(f".{public_path.name}.new")
+    public_partial.unlink(missing_ok=True)
+    public_partial.write_bytes(public_key_pem(private.public_key()))
+    os.replace(public_partial, public_path)
+    os.replace(pending, path)
+    return private
+
+
 def signing_key_pem(private: Ed25519PrivateKey) -> str:
     return private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

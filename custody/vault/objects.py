@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import functools
 import hashlib
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from custody.errors import CustodyError
 from custody.vault.keys import MasterKey
 from custody.vault.sealing import ObjectDamaged, ProgressCallback, seal, sealed_size, unseal
 
@@ -42,15 +44,49 @@ class StagedObject:
     size: int
 
 
+class VaultDiskFull(CustodyError):
+    """vault disk full: {what} needs {needed_mb} MB and {free_mb} MB are free, of which {reserve_mb} MB are kept in reserve ([vault] min_free_mb) so the catalog and the audit chain can always commit; nothing of it was kept: free space, and it is tried again"""
+
+    exit_code = 8
+
+
+# The errors a full filesystem (or a full quota) gives a write.
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 class ObjectStore:
     """The object files under ``root`` (``<home>/objects``)."""
 
-    def __init__(self, root: Path, master: MasterKey, direct_io: bool = True) -> None:
+    DiskFull = VaultDiskFull
+
+    def __init__(self, root: Path, master: MasterKey, direct_io: bool = True, reserve_bytes: int = 0) -> None:
         self.root = root
         self.master = master
         self.direct_io = direct_io
+        self.reserve_bytes = reserve_bytes
         self.staging = root / "staging"
         self.store = root / "sha256"
+
+    def free_bytes(self) -> int:
+        """Bytes free for this process on the object store's filesystem."""
+        facts = os.statvfs(self.staging)
+        return facts.f_bavail * facts.f_frsize
+
+    def check_room(self, plaintext_size: int, what: str = "the file") -> None:
+        """Return when sealing ``plaintext_size`` bytes leaves the reserve free; raise VaultDiskFull."""
+        needed = sealed_size(plaintext_size)
+        free = self.free_bytes()
+        if free - needed < self.reserve_bytes:
+            raise VaultDiskFull(
+                what=what,
+                needed_mb=_mb(needed),
+                free_mb=_mb(free),
+                reserve_mb=_mb(self.reserve_bytes),
+            )
+
+    def is_full(self) -> bool:
+        """Whether the free space is at or below the reserve (nothing new is staged then)."""
+        return self.free_bytes() <= self.reserve_bytes
 
     @staticmethod
     def create_layout(root: Path) -> None:
@@ -82,12 +118,20 @@ class ObjectStore:
         fixity check independent of this code path). Without O_DIRECT (refused by the filesystem, or
         direct_io off) the whole file is read back after the final fsync, its
         cached pages evicted first. Raise ObjectDamaged when the read-back
-        disagrees; on any error the staging file is removed and the error
-        propagates.
+        disagrees; on any error the staging file is removed (its space given
+        back: no descriptor of it stays open) and the error propagates. Raise
+        VaultDiskFull before writing when ``expected_size`` would leave less
+        than the reserve free, and when the disk fills while writing.
         """
+        self.check_room(expected_size or 0)
         fd, name = tempfile.mkstemp(dir=self.staging, prefix="seal-", suffix=".part")
         path = Path(name)
-        readback = _ReadBehindWriter(path, self.direct_io)
+        try:
+            readback = _ReadBehindWriter(path, self.direct_io)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
         checker = threading.Thread(target=readback.check, args=(self.master,), name="custody-readback")
         try:
             if expected_size:
@@ -104,14 +148,26 @@ class ObjectStore:
             readback.finished(sealed.sha256)
             checker.join()
             readback.raise_problem(sealed.sha256)
-        except BaseException:
+        except BaseException as exc:
             readback.abort()
             if checker.is_alive():
                 checker.join()
+            else:
+                readback.release()  # never started: its descriptor would keep the space in use
             path.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in _FULL:
+                os.close(fd)
+                fd = -1
+                raise VaultDiskFull(
+                    what="the file",
+                    needed_mb=_mb(sealed_size(expected_size or 0)),
+                    free_mb=_mb(self.free_bytes()),
+                    reserve_mb=_mb(self.reserve_bytes),
+                ) from exc
             raise
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         return StagedObject(path=path, sha256=sealed.sha256, size=sealed.size)
 
     def store_staged(self, staged: StagedObject) -> Path:
@@ -435,7 +491,13 @@ class _ReadBehindWriter(io.RawIOBase):
         except BaseException as exc:
             self._problem = exc
         finally:
+            self.release()
+
+    def release(self) -> None:
+        """Close the descriptor and the buffer (once; check does it when it ends)."""
+        if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1
             self._view.release()
             self._block.close()
 
@@ -460,6 +522,10 @@ def _open_maybe_direct(path: Path, mode: int, direct: bool) -> tuple[int, bool]:
 
 class _WriterAborted(Exception):
     """The write being read back failed; the reader stops quietly."""
+
+
+def _mb(nbytes: int) -> int:
+    return -(-nbytes // (1 << 20))
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -31,7 +31,9 @@ from cryptography.hazmat.primitives import serialization
 from custody.config import Settings
 from custody.errors import CustodyError
 from custody.vault import keys
-from custody.vault.audit import canonical_json
+from custody.vault.anchors import Checkpoint as AnchorCheckpoint
+from custody.vault.anchors import PublishedChain
+from custody.vault.audit import ROTATION, canonical_json, load_public_pem
 from custody.vault.catalog import Catalog
 from custody.vault.items import format_item_id
 from custody.vault.objects import ObjectStore, StagedObject, verify_plaintext
@@ -43,8 +45,27 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 # Catalog tables an item's sidecar carries, with the column naming the item.
-ITEM_TABLES = (("items", "id"), ("tags", "item"), ("derivatives", "item"), ("media", "item"))
-REGISTRY_TABLES = ("officers", "recorders", "assignments")
+ITEM_TABLES = (
+    ("items", "id"),
+    ("tags", "item"),
+    ("derivatives", "item"),
+    ("media", "item"),
+    ("item_categories", "item"),
+    ("confidentiality", "item"),
+)
+# The registry document: whole tables (or the rows the condition picks) that belong to no one item.
+# Holds, categories, confidentiality and staff of cases go too: a restored vault keeps what keeps
+# footage (a hold, a permanent category) and who may see it, as the chain says.
+REGISTRY_TABLES = {
+    "officers": "1",
+    "recorders": "1",
+    "assignments": "1",
+    "officer_logins": "1",
+    "holds": "1",
+    "case_categories": "1",
+    "case_staff": "1",
+    "confidentiality": "item IS NULL",
+}
 
 
 class RestoreFailed(CustodyError):
@@ -79,13 +100,19 @@ def sign(document: dict, signing_key, public_key) -> dict:
 
 
 def signed_document(envelope: dict, public_key, what: str) -> dict:
-    """Return the document of a signed envelope; raise RestoreFailed when the signature fails."""
+    """Return the document of a signed envelope; raise RestoreFailed when the signature fails.
+
+    ``public_key`` is the vault's key, or {fingerprint: key} of every key its
+    chain pinned (a sidecar signed before a rotation carries the old key's).
+    """
     try:
         signature = bytes.fromhex(envelope["signature"])
         document = envelope["document"]
     except (KeyError, TypeError, ValueError) as exc:
         raise RestoreFailed(target="replica", problem=f"{what} is not a signed document") from exc
-    if not keys.signature_is_valid(public_key, signature, canonical_json(document)):
+    if isinstance(public_key, dict):
+        public_key = public_key.get(envelope.get("key_fingerprint"))
+    if public_key is None or not keys.signature_is_valid(public_key, signature, canonical_json(document)):
         raise RestoreFailed(target="replica", problem=f"{what} fails its signature")
     return document
 
@@ -125,27 +152,26 @@ def describe(
             )
         ]
         documents = {number: _item_document(catalog, number, lock_for) for number in changed}
-        registry = {table: _rows(catalog, f"SELECT * FROM {table}", []) for table in REGISTRY_TABLES}
-        exported = int(meta.get("audit_seq", "0"))
-        events = list(catalog.db.query("SELECT * FROM audit WHERE seq > ? ORDER BY seq", [exported]))
-        # Checkpoints apart from events: the one signing a run's last event is made after that run.
-        signed = int(meta.get("checkpoint_seq", "0"))
-        checkpoints = list(catalog.db.query("SELECT * FROM checkpoints WHERE seq > ? ORDER BY seq", [signed]))
+        registry = {
+            table: _rows(catalog, f"SELECT * FROM {table} WHERE {condition}", [])
+            for table, condition in REGISTRY_TABLES.items()
+        }
         vault_id = catalog.get_meta("vault_id")
         created_at = catalog.get_meta("created_at")
     master, audit = vault.master, vault.audit
 
-    if "identity" not in meta:
-        identity = {
-            "format": FORMAT,
-            "vault_id": vault_id,
-            "created_at": created_at,
-            "master_key_id": master.key_id,
-            "signing_key": keys.signing_key_pem(audit.signing_key),
-        }
-        sha256, sealed = seal_document(identity, master)
-        target.put_blob(f"vault/identity/{sha256}", sealed, None)
-        _set_meta(vault, name, "identity", sha256)
+    identity = {
+        "format": FORMAT,
+        "vault_id": vault_id,
+        "created_at": created_at,
+        "master_key_id": master.key_id,
+        "signing_key": keys.signing_key_pem(audit.signing_key),
+    }
+    identity_sha, sealed = seal_document(identity, master)
+    if meta.get("identity") != identity_sha:
+        # Named by the chain's head: after a key rotation the newest identity sorts last.
+        target.put_blob(f"vault/identity/{head:012d}-{identity_sha}", sealed, None)
+        _set_meta(vault, name, "identity", identity_sha)
         summary.identity = True
     for number, document in documents.items():
         if document is None:
@@ -159,17 +185,104 @@ def describe(
         target.put_blob(f"registry/{head:012d}-{registry_sha}", sealed, retain_until)
         _set_meta(vault, name, "registry", registry_sha)
         summary.registry = True
-    if events or checkpoints:
-        segment = {"format": FORMAT, "events": events, "checkpoints": checkpoints}
-        sha256, sealed = seal_document(segment, master)
-        # Keys sort in chain order; a segment of checkpoints alone sorts before the next events.
-        first, last = (events[0]["seq"], events[-1]["seq"]) if events else (exported + 1, exported)
-        target.put_blob(f"audit/{first:012d}-{last:012d}-{sha256}", sealed, retain_until)
-        _set_meta(vault, name, "audit_seq", str(last))
-        if checkpoints:
-            _set_meta(vault, name, "checkpoint_seq", str(checkpoints[-1]["seq"]))
-        summary.audit_events = len(events)
+    summary.audit_events = publish_audit(vault, target, retain_until)
     return summary
+
+
+def published_chain(target: S3Target, master) -> PublishedChain:
+    """What the target holds of the audit chain: every version of every audit segment, and the keys.
+
+    Every version is read, not only the newest: Object Lock keeps the one the
+    vault wrote, and a version put over it (by whoever may write to the
+    bucket) is itself named as a problem of the anchor. Raise
+    ReplicaUnavailable when the bucket cannot be read.
+    """
+    published = PublishedChain(source=f"offsite target {target.name}")
+    for key, versions in sorted(target.versions_under("vault/identity/").items()):
+        for version in versions:
+            sha256 = key.rsplit("/", 1)[-1].rsplit("-", 1)[-1]
+            try:
+                identity = unseal_document(target.get_blob(key, version), master, sha256)
+                private = serialization.load_pem_private_key(identity["signing_key"].encode(), password=None)
+            except (CustodyError, KeyError, ValueError, TypeError) as exc:
+                if isinstance(exc, ReplicaUnavailable):
+                    raise
+                published.problems.append(
+                    f"{key} version {version} does not authenticate: put there by someone else"
+                )
+                continue
+            public = private.public_key()
+            published.public_keys[keys.public_key_fingerprint(public)] = public
+    seen: dict[int, str] = {}
+    for key, versions in sorted(target.versions_under("audit/").items()):
+        sha256 = key.rsplit("-", 1)[-1]
+        for version in versions:
+            try:
+                segment = unseal_document(target.get_blob(key, version), master, sha256)
+            except CustodyError as exc:
+                if isinstance(exc, ReplicaUnavailable):
+                    raise
+                published.problems.append(
+                    f"{key} version {version} does not authenticate: put there by someone else"
+                )
+                continue
+            for event in segment.get("events", []):
+                seq, digest = int(event["seq"]), event["hash"]
+                if seen.get(seq, digest) != digest:
+                    published.problems.append(f"event {seq} was published twice, differently ({key})")
+                seen[seq] = digest
+            for point in segment.get("checkpoints", []):
+                published.add_checkpoint(
+                    AnchorCheckpoint(
+                        target_vault_id(segment, point),
+                        int(point["seq"]),
+                        point["head_hash"],
+                        point["signed_at"],
+                        point["signature"],
+                        point.get("key_fingerprint", ""),
+                    )
+                )
+    published.events = seen
+    return published
+
+
+def target_vault_id(segment: dict, point: dict) -> str:
+    """The vault a published checkpoint belongs to ("" where the segment does not say: not checked)."""
+    return str(point.get("vault") or segment.get("vault") or "")
+
+
+def publish_audit(vault, target: S3Target, retain_until: datetime | None) -> int:
+    """Send the target the audit events and signed checkpoints it has not had; return how many events.
+
+    The audit segments are the vault's anchors off the machine (with Object
+    Lock, nobody can take them back): ``custody verify --against offsite``
+    compares the chain with them. Cheap when nothing is new (one catalog read).
+    """
+    name = target.name
+    with vault.serialized():
+        catalog: Catalog = vault.catalog
+        meta = dict(
+            catalog.db.execute(
+                "SELECT name, value FROM replica_meta WHERE target = ? AND name IN ('audit_seq', 'checkpoint_seq')",
+                [name],
+            ).fetchall()
+        )
+        exported = int(meta.get("audit_seq", "0"))
+        signed = int(meta.get("checkpoint_seq", "0"))
+        events = list(catalog.db.query("SELECT * FROM audit WHERE seq > ? ORDER BY seq", [exported]))
+        # Checkpoints apart from events: the one signing a run's last event is made after that run.
+        checkpoints = list(catalog.db.query("SELECT * FROM checkpoints WHERE seq > ? ORDER BY seq", [signed]))
+    if not events and not checkpoints:
+        return 0
+    segment = {"format": FORMAT, "vault": vault.audit.vault_id, "events": events, "checkpoints": checkpoints}
+    sha256, sealed = seal_document(segment, vault.master)
+    # Keys sort in chain order; a segment of checkpoints alone sorts before the next events.
+    first, last = (events[0]["seq"], events[-1]["seq"]) if events else (exported + 1, exported)
+    target.put_blob(f"audit/{first:012d}-{last:012d}-{sha256}", sealed, retain_until)
+    _set_meta(vault, name, "audit_seq", str(last))
+    if checkpoints:
+        _set_meta(vault, name, "checkpoint_seq", str(checkpoints[-1]["seq"]))
+    return len(events)
 
 
 def _rows(catalog: Catalog, sql: str, params: list) -> list[dict]:
@@ -245,7 +358,7 @@ def restore(settings: Settings, target_name: str, master_key_file: Path, actor: 
     signatures; every sidecar's signature is checked. Raise RestoreFailed on
     the first thing that does not hold; a failed restore leaves no catalog.
     """
-    from custody.vault.vault import CATALOG_NAME, PUBLIC_KEY_NAME, Vault
+    from custody.vault.vault import CATALOG_NAME, PUBLIC_KEY_NAME, Vault, make_home_private
 
     if target_name not in settings.targets:
         raise RestoreFailed(
@@ -262,7 +375,7 @@ def restore(settings: Settings, target_name: str, master_key_file: Path, actor: 
     report = RestoreReport()
     created_home = not home.exists()
     try:
-        identity = _newest_document(target, "vault/identity/", master, "the vault identity")
+        identity = _newest_document(target, "vault/identity/", master, "the vault identity", report)
         if identity.get("master_key_id") != master.key_id:
             raise RestoreFailed(
                 target=target_name, problem="this master key is not the replicated vault's (key id differs)"
@@ -283,17 +396,20 @@ def restore(settings: Settings, target_name: str, master_key_file: Path, actor: 
                 catalog.set_meta("vault_id", identity["vault_id"])
                 catalog.set_meta("created_at", identity["created_at"])
                 _restore_audit(catalog, target, master, report)
-                numbers = _restore_items(catalog, target, master, public_key, report)
-                _restore_registry(catalog, target, master, public_key)
+                signers = _pinned_public_keys(catalog, public_key)
+                numbers = _restore_items(catalog, target, master, signers, report)
+                _restore_registry(catalog, target, master, signers, report)
             objects = list(
                 catalog.db.execute("SELECT sha256 FROM items UNION SELECT sha256 FROM derivatives")
             )
         finally:
             catalog.close()
         store = ObjectStore(home / "objects", master, direct_io=settings.vault.direct_io)
+        object_versions = target.versions_under("objects/sha256/")
         for (sha256,) in objects:
-            _restore_object(store, target, sha256)
+            _restore_object(store, target, sha256, object_versions.get(target.object_key(sha256), []), report)
             report.objects += 1
+        make_home_private(home)
         vault = Vault(settings, actor, writer=True)
         try:
             chain = vault.audit.verify()
@@ -356,36 +472,65 @@ def _mark_replicated(vault, target: S3Target, objects: list[str]) -> None:
             )
 
 
-def _newest_document(target: S3Target, folder: str, master, what: str) -> dict:
+def _newest_document(
+    target: S3Target, folder: str, master, what: str, report: RestoreReport | None = None
+) -> dict:
     found = target.keys_under(folder)
     if not found:
         raise RestoreFailed(
             target=target.name, problem=f"{what} is not in the bucket (nothing was replicated?)"
         )
-    return _document_at(target, found[-1], master, what)
+    return _document_at(target, found[-1], master, what, report)
 
 
-def _document_at(target: S3Target, key: str, master, what: str) -> dict:
+def _document_at(
+    target: S3Target,
+    key: str,
+    master,
+    what: str,
+    report: RestoreReport | None = None,
+    versions: list[str] | None = None,
+) -> dict:
+    """The sealed document at ``key``: its newest version that authenticates.
+
+    A newer version that does not (someone put one over it: Object Lock stops
+    deletes, not additions) is reported in ``report.problems`` as an alarm and
+    passed over. Raise RestoreFailed when no version holds.
+    """
     sha256 = key.rsplit("/", 1)[-1].rsplit("-", 1)[-1]
-    try:
-        return unseal_document(target.get_blob(key), master, sha256)
-    except CustodyError as exc:
-        if isinstance(exc, ReplicaUnavailable):
-            raise
-        problem = str(exc.fields.get("problem", ""))
-        if problem.startswith("sealed with master key"):
-            raise RestoreFailed(
-                target=target.name, problem=f"this master key is not the replicated vault's ({problem})"
-            ) from exc
+    versions = versions if versions is not None else (target.versions(key) or [None])
+    failures: list[tuple[str | None, CustodyError]] = []
+    for version in versions:
+        try:
+            document = unseal_document(target.get_blob(key, version), master, sha256)
+        except CustodyError as exc:
+            if isinstance(exc, ReplicaUnavailable):
+                raise
+            failures.append((version, exc))
+            continue
+        if report is not None:
+            for bad, exc in failures:
+                report.problems.append(
+                    f"ALARM: {key} version {bad} does not authenticate ({exc.message}): a newer version "
+                    f"was put over the sealed one; version {version} was used"
+                )
+        return document
+    newest = failures[0][1]
+    problem = str(newest.fields.get("problem", ""))
+    if problem.startswith("sealed with master key"):
         raise RestoreFailed(
-            target=target.name, problem=f"{what} ({key}) fails its check: {exc.message}"
-        ) from exc
+            target=target.name, problem=f"this master key is not the replicated vault's ({problem})"
+        ) from newest
+    raise RestoreFailed(
+        target=target.name,
+        problem=f"{what} ({key}) fails its check in every version ({len(failures)}): {newest.message}",
+    ) from newest
 
 
 def _restore_audit(catalog: Catalog, target: S3Target, master, report: RestoreReport) -> None:
     expected = 1
     for key in target.keys_under("audit/"):
-        segment = _document_at(target, key, master, "an audit segment")
+        segment = _document_at(target, key, master, "an audit segment", report)
         for event in segment["events"]:
             if event["seq"] != expected:
                 raise RestoreFailed(
@@ -399,6 +544,18 @@ def _restore_audit(catalog: Catalog, target: S3Target, master, report: RestoreRe
             report.checkpoints += 1
 
 
+def _pinned_public_keys(catalog: Catalog, current) -> dict:
+    """{fingerprint: public key} of the vault's key and every key its restored chain rotated through."""
+    found = {keys.public_key_fingerprint(current): current}
+    for (text,) in catalog.db.execute("SELECT details FROM audit WHERE action = ?", [ROTATION]):
+        details = json.loads(text)
+        for field_name in ("from_public_key", "to_public_key"):
+            key = load_public_pem(details.get(field_name, ""))
+            if key is not None:
+                found[keys.public_key_fingerprint(key)] = key
+    return found
+
+
 def _restore_items(
     catalog: Catalog, target: S3Target, master, public_key, report: RestoreReport
 ) -> list[int]:
@@ -409,7 +566,9 @@ def _restore_items(
     numbers = []
     for item_id, key in sorted(newest.items()):
         document = signed_document(
-            _document_at(target, key, master, f"{item_id}'s sidecar"), public_key, f"{item_id}'s sidecar"
+            _document_at(target, key, master, f"{item_id}'s sidecar", report),
+            public_key,
+            f"{item_id}'s sidecar",
         )
         if "tombstone" in document:
             catalog.db["disposition_requests"].insert(_row(document["request"]), ignore=True)
@@ -422,35 +581,53 @@ def _restore_items(
     return numbers
 
 
-def _restore_registry(catalog: Catalog, target: S3Target, master, public_key) -> None:
+def _restore_registry(catalog: Catalog, target: S3Target, master, public_key, report: RestoreReport) -> None:
     found = target.keys_under("registry/")
     if not found:
         return
     document = signed_document(
-        _document_at(target, found[-1], master, "the registry"), public_key, "the registry"
+        _document_at(target, found[-1], master, "the registry", report), public_key, "the registry"
     )
     for table in REGISTRY_TABLES:
         for row in document.get(table, []):
             catalog.db[table].insert(_row(row))
 
 
-def _restore_object(store: ObjectStore, target: S3Target, sha256: str) -> None:
-    """Download a sealed object into staging, authenticate and re-hash it, then put it in place."""
+def _restore_object(
+    store: ObjectStore, target: S3Target, sha256: str, versions: list[str], report: RestoreReport
+) -> None:
+    """Download a sealed object into staging, authenticate and re-hash it, then put it in place.
+
+    Its newest version that authenticates is used; each newer one that does
+    not is an alarm in ``report.problems``. Raise RestoreFailed when none holds.
+    """
     staging = store.staging / f"seal-restore-{sha256[:16]}-{os.getpid()}.part"
+    failures: list[str] = []
     try:
-        with open(staging, "wb") as sink:
-            target.download_to(sha256, sink)
-            sink.flush()
-            os.fsync(sink.fileno())
-        with open(staging, "rb") as source:
-            size = verify_plaintext(unseal(source, store.master, sha256), sha256)
-        store.store_staged(StagedObject(path=staging, sha256=sha256, size=size))
-    except CustodyError as exc:
-        if isinstance(exc, ReplicaUnavailable):
-            raise
+        for version in versions or [None]:
+            try:
+                with open(staging, "wb") as sink:
+                    target.download_to(sha256, sink, version)
+                    sink.flush()
+                    os.fsync(sink.fileno())
+                with open(staging, "rb") as source:
+                    size = verify_plaintext(unseal(source, store.master, sha256), sha256)
+            except CustodyError as exc:
+                if isinstance(exc, ReplicaUnavailable):
+                    raise
+                failures.append(f"version {version}: {exc.message}")
+                continue
+            for failure in failures:
+                report.problems.append(
+                    f"ALARM: object {sha256} {failure}: a newer version was put over the sealed one; "
+                    f"version {version} was used"
+                )
+            store.store_staged(StagedObject(path=staging, sha256=sha256, size=size))
+            log.info("restored object %s (%d bytes)", sha256, size)
+            return
         raise RestoreFailed(
-            target=target.name, problem=f"object {sha256} fails its check: {exc.message}"
-        ) from exc
+            target=target.name,
+            problem=f"object {sha256} fails its check in every version: {'; '.join(failures)}",
+        )
     finally:
         staging.unlink(missing_ok=True)
-    log.info("restored object %s (%d bytes)", sha256, size)

@@ -304,10 +304,12 @@ class S3Target:
             return f"checksum {remote.checksum}, expected {checksum}"
         return None
 
-    def download_problem(self, sha256: str, master: MasterKey) -> str | None:
-        """Download the object, authenticate every segment and re-hash it; return the problem, or None."""
+    def download_problem(self, sha256: str, master: MasterKey, version_id: str | None = None) -> str | None:
+        """Download the object (its newest version, or ``version_id``), authenticate every segment
+        and re-hash it; return the problem, or None."""
+        version = _version_arg(version_id)
         try:
-            answer = self.client.get_object(Bucket=self.settings.bucket, Key=self.key_for(sha256))
+            answer = self.client.get_object(Bucket=self.settings.bucket, Key=self.key_for(sha256), **version)
         except ClientError as exc:
             if _code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return "missing"
@@ -347,15 +349,69 @@ class S3Target:
                 return
         raise ReplicaUnavailable(target=self.name, problem=f"{key} does not read back as it was sent")
 
-    def get_blob(self, key: str) -> bytes:
-        """The bytes stored under ``key`` (below the prefix)."""
+    def get_blob(self, key: str, version_id: str | None = None) -> bytes:
+        """The bytes stored under ``key`` (below the prefix): its newest version, or ``version_id``."""
+        version = _version_arg(version_id)
         answer = self._call(
-            self.client.get_object, Bucket=self.settings.bucket, Key=self.settings.prefix + key
+            self.client.get_object, Bucket=self.settings.bucket, Key=self.settings.prefix + key, **version
         )
         try:
             return self._call(answer["Body"].read)
         finally:
             answer["Body"].close()
+
+    def versions(self, key: str) -> list[str]:
+        """The version ids stored under ``key`` (below the prefix), newest first.
+
+        Object Lock stops versions being deleted, not new ones being added on
+        top: whoever may write to the bucket can put a newer version over a
+        sealed object. Readers that must not be fooled by that read the newest
+        version that authenticates (see newest_authentic).
+        """
+        return self.versions_under(key).get(key, [])
+
+    def versions_under(self, folder: str) -> dict[str, list[str]]:
+        """{key below the prefix: version ids newest first} for every key below ``<prefix><folder>``.
+
+        An unversioned bucket gives each key one version, "null". Delete markers are left out.
+        """
+        paginator = self.client.get_paginator("list_object_versions")
+        pages = self._call(
+            lambda: list(
+                paginator.paginate(Bucket=self.settings.bucket, Prefix=self.settings.prefix + folder)
+            )
+        )
+        start = len(self.settings.prefix)
+        found: dict[str, list[str]] = {}
+        for page in pages:
+            for entry in page.get("Versions") or []:  # S3 lists each key's versions newest first
+                found.setdefault(entry["Key"][start:], []).append(entry.get("VersionId") or "null")
+        return found
+
+    def object_key(self, sha256: str) -> str:
+        """The object's key below the prefix (key_for without the prefix)."""
+        return self.key_for(sha256)[len(self.settings.prefix) :]
+
+    def put_version_on_top(
+        self, key: str, version_id: str, retain_until: datetime | None = None, legal_hold: bool = False
+    ) -> str | None:
+        """Copy version ``version_id`` of ``key`` (below the prefix) over it, as its newest version,
+        with the given lock; return the new version id. Nothing is deleted."""
+        extra: dict = {}
+        if self.object_lock():
+            if retain_until is not None:
+                extra.update(ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=retain_until)
+            if legal_hold:
+                extra["ObjectLockLegalHoldStatus"] = "ON"
+        full = self.settings.prefix + key
+        answer = self._call(
+            self.client.copy_object,
+            Bucket=self.settings.bucket,
+            Key=full,
+            CopySource={"Bucket": self.settings.bucket, "Key": full, **_version_arg(version_id)},
+            **extra,
+        )
+        return answer.get("VersionId")
 
     def keys_under(self, folder: str) -> list[str]:
         """Every key below ``<prefix><folder>``, without the prefix, sorted."""
@@ -368,9 +424,29 @@ class S3Target:
         start = len(self.settings.prefix)
         return sorted(entry["Key"][start:] for page in pages for entry in page.get("Contents") or [])
 
-    def download_to(self, sha256: str, sink) -> None:
-        """Write the stored (sealed) object to ``sink``, as it is in the bucket."""
-        answer = self._call(self.client.get_object, Bucket=self.settings.bucket, Key=self.key_for(sha256))
+    def newest_authentic(
+        self, sha256: str, master: MasterKey, versions: list[str] | None = None
+    ) -> tuple[str | None, list[tuple[str, str]]]:
+        """(the newest version of the object that authenticates, [(newer version, its problem)]).
+
+        Each version is downloaded, authenticated and re-hashed, newest
+        first, until one holds; (None, every problem) when none does.
+        """
+        versions = versions if versions is not None else self.versions(self.object_key(sha256))
+        bad: list[tuple[str, str]] = []
+        for version_id in versions:
+            problem = self.download_problem(sha256, master, version_id)
+            if problem is None:
+                return version_id, bad
+            bad.append((version_id, problem))
+        return None, bad
+
+    def download_to(self, sha256: str, sink, version_id: str | None = None) -> None:
+        """Write the stored (sealed) object to ``sink``, as it is in the bucket (newest, or ``version_id``)."""
+        version = _version_arg(version_id)
+        answer = self._call(
+            self.client.get_object, Bucket=self.settings.bucket, Key=self.key_for(sha256), **version
+        )
         try:
             for chunk in _FullReads(answer["Body"]):
                 sink.write(chunk)
@@ -415,6 +491,11 @@ class S3Target:
             if type(exc).__module__.startswith(("s3transfer", "boto3")):
                 raise ReplicaUnavailable(target=self.name, problem=f"{type(exc).__name__}: {exc}") from exc
             raise
+
+
+def _version_arg(version_id: str | None) -> dict:
+    """get_object's VersionId argument: none for the newest, or on an unversioned bucket ("null")."""
+    return {"VersionId": version_id} if version_id and version_id != "null" else {}
 
 
 def describe(exc: BaseException, settings: TargetSettings) -> str:

@@ -16,13 +16,14 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from custody.config import Settings
 from custody.vault.items import format_item_id
-from custody.vault.offsite import describe
+from custody.vault.offsite import describe, publish_audit
 from custody.vault.replica import ReplicaUnavailable, S3Target
 from custody.vault.sealing import sealed_size
 from custody.vault.timestamps import from_text, to_text, utc_now
@@ -78,6 +79,8 @@ class CheckLine:
     sha256: str
     item: str | None
     detail: str
+    # A newer version was put over the sealed object; this older one authenticates (repair restores it).
+    good_version: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -87,6 +90,10 @@ class CheckLine:
             "item": self.item,
             "detail": self.detail,
         }
+
+
+# How soon a newly signed checkpoint leaves the machine while the daemon follows the queue.
+PUBLISH_INTERVAL_SECONDS = 2.0
 
 
 class Replicator:
@@ -224,14 +231,36 @@ class Replicator:
         While ``pause()`` is true nothing is sent (the daemon pauses while
         recorders are pulled: the 24-hour window comes first).
         """
+        last_run = float("-inf")
         while not stop.is_set():
-            if pause is None or not pause():
+            self.publish_checkpoints()
+            if (pause is None or not pause()) and time.monotonic() - last_run >= interval:
                 try:
                     self.run(everything=False, stop=stop, pause=pause)
                 except Exception:  # a bug must not end replication for the daemon's lifetime
                     log.exception("replication run failed; trying again in %g s", interval)
-            stop.wait(interval)
+                last_run = time.monotonic()
+            stop.wait(min(interval, PUBLISH_INTERVAL_SECONDS))
         return self.summary
+
+    def publish_checkpoints(self) -> int:
+        """Send every target the audit events and checkpoints signed since it last had them.
+
+        Runs on every tick of ``follow``, pulls or not: the published chain is
+        the anchor ``verify --against offsite`` checks, so it leaves the
+        machine within seconds of being signed. A target that cannot be
+        reached is tried again at the next tick. Return how many events went.
+        """
+        sent = 0
+        retain_until = _add_years(datetime.now(UTC), RETENTION_FLOOR_YEARS)
+        for name, target in self.targets.items():
+            try:
+                sent += publish_audit(self.vault, target, retain_until)
+            except ReplicaUnavailable as exc:
+                log.debug("checkpoints not published to %s yet: %s", name, exc.message)
+            except Exception:
+                log.exception("publishing checkpoints to %s failed", name)
+        return sent
 
     def _replicate(self, name: str, target: S3Target, row: dict) -> None:
         sha256 = row["sha256"]
@@ -364,7 +393,18 @@ class Replicator:
     def _requeue_differences(self, name: str, target: S3Target) -> None:
         # Downloads: on a server that does not validate checksums only they see damage.
         for line in self.check_target(name, target, download=True):
-            if line.mark in ("-", "*"):
+            if line.good_version is not None:
+                # Overwritten: the sealed version is still there (Object Lock kept it): put it back on top.
+                retain_until, legal_hold = self._lock_for(line.sha256)
+                target.put_version_on_top(
+                    target.object_key(line.sha256), line.good_version, retain_until, legal_hold
+                )
+                self.vault.record(
+                    "replica-version-restored",
+                    {"target": name, "sha256": line.sha256, "version": line.good_version},
+                )
+                self.summary.resent += 1
+            elif line.mark in ("-", "*"):
                 self._requeue(name, line.sha256, f"repair: {line.detail}")
                 self.summary.resent += 1
 
@@ -404,6 +444,48 @@ class Replicator:
             lines.append(CheckLine("=" if problem is None else "*", name, sha256, item, problem or "same"))
         for extra in sorted(set(remote) - set(expected)):
             lines.append(CheckLine("+", name, extra, None, "in the bucket, not in the catalog"))
+        return self._find_overwritten(name, target, expected, lines)
+
+    def _find_overwritten(
+        self, name: str, target: S3Target, expected: dict, lines: list[CheckLine]
+    ) -> list[CheckLine]:
+        """Objects with more than one version: the newest must authenticate, else it is an alarm.
+
+        Object Lock stops deleting a version, not putting a newer one on top;
+        a reader (restore, a download) would take the newer one. Each object
+        whose newest version does not authenticate gets a ``*`` line naming
+        the newest version that does (``replicate run --repair`` puts it back
+        on top) and a ``replica-overwritten`` audit event.
+        """
+        versions = target.versions_under("objects/sha256/")
+        by_sha = {line.sha256: index for index, line in enumerate(lines)}
+        for sha256 in sorted(expected):
+            stored = versions.get(target.object_key(sha256), [])
+            if len(stored) < 2:
+                continue
+            good, bad = target.newest_authentic(sha256, self.vault.master, stored)
+            if not bad:
+                continue
+            newer = ", ".join(f"{version} ({problem})" for version, problem in bad)
+            detail = f"ALARM: newer version(s) put over the sealed object do not authenticate: {newer}; " + (
+                f"version {good} authenticates: 'custody replicate run --repair' puts it back on top"
+                if good
+                else "no version authenticates: 'custody replicate run --repair' sends it again"
+            )
+            line = CheckLine("*", name, sha256, expected[sha256][2], detail, good_version=good)
+            if sha256 in by_sha:
+                lines[by_sha[sha256]] = line
+            else:
+                lines.append(line)
+            self.vault.record(
+                "replica-overwritten",
+                {
+                    "target": name,
+                    "sha256": sha256,
+                    "bad_versions": [v for v, _p in bad],
+                    "good_version": good,
+                },
+            )
         return lines
 
     # -- status ---------------------------------------------------------------

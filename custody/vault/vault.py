@@ -27,12 +27,14 @@ from custody.errors import CustodyError, UsageError
 from custody.vault import (
     access,
     access_records,
+    anchors,
     derivatives,
     disposition,
     findings,
     holdings,
     jobs,
     keys,
+    proof,
     registry,
 )
 from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
@@ -44,6 +46,7 @@ from custody.vault.holdings import HoldRecord
 from custody.vault.items import (
     TAG_NAMES,
     format_item_id,
+    is_hidden_character,
     parse_item_id,
     sha256_prefix,
 )
@@ -113,10 +116,15 @@ class VerifyReport:
     chain_events: int
     chain_checkpoints: int
     chain_problems: list[ChainProblem]
+    catalog_problems: list[proof.CatalogDifference] = field(default_factory=list)
+    anchors_checked: list[str] = field(default_factory=list)
+    anchor_problems: list[anchors.AnchorProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.object_problems and not self.chain_problems
+        return not (
+            self.object_problems or self.chain_problems or self.catalog_problems or self.anchor_problems
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -127,6 +135,9 @@ class VerifyReport:
             "audit_events": self.chain_events,
             "audit_checkpoints": self.chain_checkpoints,
             "audit_problems": [{"seq": p.seq, "problem": p.problem} for p in self.chain_problems],
+            "catalog_problems": [p.as_dict() for p in self.catalog_problems],
+            "anchors": self.anchors_checked,
+            "anchor_problems": [p.as_dict() for p in self.anchor_problems],
         }
 
 
@@ -294,7 +305,12 @@ class Vault:
         )
         signing_key = keys.load_signing_key(settings.home_path(settings.keys.signing_key_file))
         self.catalog = Catalog(self.home / CATALOG_NAME, settings.catalog.busy_timeout_seconds)
-        self.objects = ObjectStore(self.home / "objects", self.master, settings.vault.direct_io)
+        self.objects = ObjectStore(
+            self.home / "objects",
+            self.master,
+            settings.vault.direct_io,
+            reserve_bytes=settings.vault.min_free_mb << 20,
+        )
         vault_id = self.catalog.get_meta("vault_id") or ""
         self.audit = AuditChain(self.catalog, vault_id, signing_key, signing_key.public_key())
         self._lock_fd: int | None = None
@@ -349,6 +365,7 @@ class Vault:
             catalog.set_meta("vault_id", vault_id)
             catalog.set_meta("created_at", utc_now())
             catalog.close()
+            make_home_private(home)
             vault = cls(settings, actor)
             vault.audit.append(
                 actor,
@@ -366,6 +383,12 @@ class Vault:
             for path in reversed(created):
                 _remove_quietly(path)
             raise
+
+    def disk_space(self) -> dict:
+        """The vault disk's free bytes, the reserve kept ([vault] min_free_mb), and whether it is full."""
+        free = self.objects.free_bytes()
+        reserve = self.objects.reserve_bytes
+        return {"free_bytes": free, "reserve_bytes": reserve, "full": free <= reserve}
 
     def serialized(self) -> threading.RLock:
         """The lock every catalog change holds (``with vault.serialized():``), for vault components."""
@@ -410,8 +433,10 @@ class Vault:
             self._lock_fd = None
 
     def _recover(self) -> None:
-        """Finish or undo what a killed command left: staging files, decrypted copies, pending ingests."""
+        """Finish or undo what a killed command left: staging files, decrypted copies, pending ingests,
+        a signing key rotation."""
         self.objects.sweep_staging()
+        self._finish_key_rotation()
         # Decrypted copies a killed media job left: plaintext footage must not linger.
         for leftover in (self.home / "run" / "media").glob("*"):
             leftover.unlink(missing_ok=True)
@@ -446,6 +471,21 @@ class Vault:
                         {"role": intent["role"], "sha256": intent["sha256"]},
                     )
                 derivatives.remove_intent(self.catalog, intent["id"])
+
+    def _finish_key_rotation(self) -> None:
+        """A rotation killed between its event and the key's rename: install the staged key when the
+        chain pins it, else drop it (the event never committed)."""
+        signing_path = self.settings.home_path(self.settings.keys.signing_key_file)
+        pending = keys.pending_signing_key_path(signing_path)
+        if not pending.exists():
+            return
+        staged = keys.load_signing_key(pending)
+        pinned, _problems = self.audit.pinned_keys()
+        if pinned and pinned[-1].fingerprint == keys.public_key_fingerprint(staged.public_key()):
+            installed = keys.install_signing_key(pending, signing_path, self.home / PUBLIC_KEY_NAME)
+            self.audit.signing_key, self.audit.public_key = installed, installed.public_key()
+        else:
+            pending.unlink()
 
     def _abandon_intent(self, sha256: str, record: dict, reason: str) -> None:
         with self.catalog.transaction():
@@ -517,6 +557,7 @@ class Vault:
     # -- access -----------------------------------------------------------
 
     AccessDenied = access.AccessDenied
+    DiskFull = ObjectStore.DiskFull
 
     def authorize(self, action: str, target: str = "", item: Item | None = None) -> None:
         """Return when the caller's roles allow ``action``; else record a ``denied`` event and raise AccessDenied.
@@ -743,6 +784,8 @@ class Vault:
                 "path": record["source_path"],
                 "source": record["source"],
                 "key_id": record["key_id"],
+                # The tags it came with: verify proves the catalog's tags from the chain alone.
+                "tags": record["tags"],
             }
             dock = record.get("dock") or {}
             for name in (
@@ -990,15 +1033,28 @@ class Vault:
     # -- verification -----------------------------------------------------
 
     def verify(
-        self, refs: list[str] | None = None, on_progress: ProgressCallback | None = None
+        self,
+        refs: list[str] | None = None,
+        on_progress: ProgressCallback | None = None,
+        against: Iterable[anchors.PublishedChain] = (),
     ) -> VerifyReport:
-        """Re-hash objects, match items with objects, and check the audit chain.
+        """Re-hash objects, match items with objects, check the audit chain, and prove the catalog.
 
-        With ``refs`` only those items' objects are re-hashed (the chain is
-        always checked). Never repairs anything. The check itself is audited.
+        The chain is checked link by link and every checkpoint against the
+        signing key the chain pins; the catalog is proved against the chain
+        (proof.prove_catalog); with ``against``, the chain is compared with
+        anchors kept off the machine (anchors.compare). With ``refs`` only
+        those items' objects are re-hashed (the rest is always checked).
+        Never repairs anything. The check itself is audited.
         """
         self.authorize("verify")
-        chain = self.audit.verify()
+        against = list(against)
+        with self._lock, self.catalog.snapshot():  # the chain and the tables read at one moment
+            chain = self.audit.verify()
+            catalog_problems = proof.prove_catalog(self.catalog)
+            anchor_problems = [
+                problem for anchor in against for problem in anchors.compare(self.audit, anchor)
+            ]
         chosen = {item.number for item in self.resolve_all(refs)} if refs else None
         targets = self._objects_of(chosen)
         problems: list[ObjectProblem] = []
@@ -1023,6 +1079,9 @@ class Vault:
             chain_events=chain.events,
             chain_checkpoints=chain.checkpoints,
             chain_problems=chain.problems,
+            catalog_problems=catalog_problems,
+            anchors_checked=[anchor.source for anchor in against],
+            anchor_problems=anchor_problems,
         )
         self.audit.append(
             self.actor,
@@ -1033,9 +1092,43 @@ class Vault:
                 "ok": report.ok,
                 "object_problems": len(problems),
                 "audit_problems": [p.seq for p in chain.problems][:50],
+                "catalog_problems": len(catalog_problems),
+                "anchors": report.anchors_checked,
+                "anchor_problems": len(anchor_problems),
             },
         )
         return report
+
+    def anchor(self) -> anchors.Checkpoint | None:
+        """Sign the chain's head (when new events wait) and return the newest checkpoint, for the
+        paper register (``custody anchor``). Needs the 'verify' role; audited as an access."""
+        self.authorize("verify")
+        self.checkpoint()
+        with self._lock:
+            return anchors.latest(self.audit)
+
+    def rotate_signing_key(self) -> keys.RotatedKey:
+        """Replace the key that signs checkpoints, handing over with an event the old key signs.
+
+        The new key is written first (beside the old one, then renamed over
+        it), then the rotation event and a checkpoint by the new key commit.
+        Only the vault's own user (in-process) may. Raise AccessDenied.
+        """
+        self.authorize("keys")
+        with self._lock:
+            new_key = keys.Ed25519PrivateKey.generate()
+            signing_path = self.settings.home_path(self.settings.keys.signing_key_file)
+            old_fingerprint = keys.public_key_fingerprint(self.audit.public_key)
+            # Staged first, the event committed, then renamed in: a crash between is finished at the
+            # next open (_recover), so the key on disk is always the one the chain pins.
+            pending = keys.stage_signing_key(signing_path, new_key)
+            try:
+                self.audit.rotate(self.actor, new_key)
+            except BaseException:
+                pending.unlink(missing_ok=True)
+                raise
+            keys.install_signing_key(pending, signing_path, self.home / PUBLIC_KEY_NAME)
+            return keys.RotatedKey(old_fingerprint, keys.public_key_fingerprint(new_key.public_key()))
 
     def bytes_to_verify(self, refs: list[str] | None = None) -> int:
         """Return how many plaintext bytes verify(refs) will read (originals and derivatives)."""
@@ -2031,8 +2124,10 @@ def _reason(text: str, what: str) -> str:
 def _check_tag_value(name: str, value: str) -> None:
     if name not in TAG_NAMES:
         raise UsageError(reason=f"unknown tag {name!r}: use one of {', '.join(TAG_NAMES)}")
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        raise UsageError(reason=f"--{name} value contains a line break or control character")
+    if any(is_hidden_character(char) for char in value):
+        raise UsageError(
+            reason=f"--{name} value contains a line break, a control character or a bidi override: type it plainly"
+        )
     if len(value) > MAX_TAG_LENGTH:
         raise UsageError(reason=f"--{name} value is longer than {MAX_TAG_LENGTH} characters")
 
@@ -2040,8 +2135,8 @@ def _check_tag_value(name: str, value: str) -> None:
 def _check_registry_text(label: str, value: str, required: bool) -> None:
     if required and not value.strip():
         raise UsageError(reason=f"{label} must not be empty")
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        raise UsageError(reason=f"{label} contains a line break or control character")
+    if any(is_hidden_character(char) for char in value):
+        raise UsageError(reason=f"{label} contains a line break, a control character or a bidi override")
     if len(value) > 200:
         raise UsageError(reason=f"{label} is longer than 200 characters")
 
@@ -2067,6 +2162,26 @@ def _link_without_overwrite(source: Path, target: Path) -> None:
         if target.exists():
             raise Vault.OutputExists(path=target) from None
         os.rename(source, target)
+
+
+def make_home_private(home: Path) -> None:
+    """Make ``home`` 0700 and everything in it the owner's alone (folders 0700, files 0600).
+
+    Whatever was there before ``init`` or ``restore`` (a 0755 folder made by
+    hand, a umask of 022), another local user must not read party names and
+    paths from the catalog, nor anything else. Symbolic links are left alone
+    (never followed).
+    """
+    os.chmod(home, 0o700, follow_symlinks=False)
+    for folder, subfolders, files in os.walk(home):
+        for name in subfolders:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o700)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
 
 
 def _remove_quietly(path: Path) -> None:

@@ -14,7 +14,12 @@ from tests.vault.test_replication import key_of
 
 
 def old_footage(tmp_path, home, custody, ages_days: dict[str, int]) -> dict[str, str]:
-    """Dock recordings made ``ages_days`` ago; return {suffix: item id}."""
+    """Dock recordings made ``ages_days`` ago; return {suffix: item id}.
+
+    The station expects old footage ([dock] suspect_past_days past the oldest): a clock-suspect
+    item's retention would run from its ingest instead (tested in test_plan).
+    """
+    expect_old_footage(home, max(ages_days.values()) + 30)
     custody("recorder", "add", "TS01", "--from", "2000-01-01", "--profile", "timestamped")
     dcim = tmp_path / "card" / "DCIM"
     dcim.mkdir(parents=True)
@@ -23,6 +28,18 @@ def old_footage(tmp_path, home, custody, ages_days: dict[str, int]) -> dict[str,
         (dcim / local_name(now - timedelta(days=days), suffix)).write_bytes(os.urandom(5000))
     dock(home, tmp_path / "card", "TS01", "timestamped")
     return {i["name"].rsplit("_", 1)[1][:-4]: i["id"] for i in json.loads(custody("ls", "--json").stdout)}
+
+
+def expect_old_footage(home, days: int) -> None:
+    """Set [dock] suspect_past_days in the vault's custody.toml (in its [dock] table, or a new one)."""
+    config = home / "custody.toml"
+    text = config.read_text() if config.exists() else ""
+    line = f"suspect_past_days = {days}\n"
+    if "\n[dock]\n" in f"\n{text}":
+        text = f"\n{text}".replace("\n[dock]\n", f"\n[dock]\n{line}", 1)[1:]
+    else:
+        text += f"\n[dock]\n{line}"
+    config.write_text(text)
 
 
 def approve_as(home, person: str, request_id: str):
@@ -169,6 +186,7 @@ def test_a_kill_during_execute_leaves_each_item_present_or_tombstoned_never_half
             return result.stdout
 
         cli("init")
+        expect_old_footage(home, 4 * 365)
         cli("recorder", "add", "TS01", "--from", "2000-01-01", "--profile", "timestamped")
         card = tmp_path / f"card{run}" / "DCIM"
         card.mkdir(parents=True)

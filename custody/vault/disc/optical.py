@@ -95,7 +95,7 @@ def make_iso(xorriso: str, root: Path, out: Path, volume: str) -> None:
         [
             "-as",
             "mkisofs",
-            "-R",
+            "-r",  # Rock Ridge with every file readable by anyone (-R kept 0700 staging modes)
             "-J",
             "-joliet-long",
             "-iso-level",

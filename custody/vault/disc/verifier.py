@@ -183,7 +183,11 @@ class FolderFiles:
 
     def names(self):
         found = []
-        for folder, dirs, files in os.walk(self.root):
+
+        def unreadable(error):
+            raise CannotRead(error.filename or self.root, error.strerror or str(error))
+
+        for folder, dirs, files in os.walk(self.root, onerror=unreadable):
             dirs.sort()
             for name in sorted(files):
                 path = os.path.join(folder, name)
@@ -191,11 +195,22 @@ class FolderFiles:
         return found
 
     def open(self, name):
-        return open(os.path.join(self.root, *name.split("/")), "rb")
+        path = os.path.join(self.root, *name.split("/"))
+        try:
+            return open(path, "rb")
+        except PermissionError as exc:
+            raise CannotRead(path, exc.strerror) from exc
 
 
 class NotADisc(Exception):
     """The folder holds no custody evidence bag."""
+
+
+class CannotRead(Exception):
+    """A file or folder of the copy cannot be read by this user: nothing is known about it yet."""
+
+    def __init__(self, path, why):
+        super().__init__(f"cannot read {path}: {why}")
 
 
 class DiscReport:
@@ -410,6 +425,10 @@ def main(argv):
         report = check_disc(FolderFiles(root))
     except NotADisc as exc:
         print(f"verify: {root}: {exc}")
+        return 2
+    except CannotRead as exc:
+        # Not a verdict on the disc: a copy made by another user may keep modes this user lacks.
+        print(f"verify: {exc}; nothing was checked: run as a user who can read every file of the copy")
         return 2
     for fact in report.facts:
         print(fact)
