@@ -1361,6 +1361,8 @@ def restore(session: Session, target: str, master_key: Path, as_json: bool) -> N
     if as_json:
         click.echo(json.dumps(report.as_dict()))
         return
+    for problem in report.problems:
+        _say(problem)
     _say(
         f"restored {report.items} item(s), {report.objects} object(s), {report.audit_events} audit event(s) "
         f"from {target} into {session.home}"

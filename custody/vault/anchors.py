@@ -247,7 +247,8 @@ def compare(chain: AuditChain, published: PublishedChain) -> list[AnchorProblem]
                     source,
                     seq,
                     f"event {seq} is not what was published (hash {local.get(seq, 'missing')[:16]}... here, "
-                    f"{checkpoint.head_hash[:16]}... published): the chain was rewritten",
+                    f"{checkpoint.head_hash[:16]}... published): the chain was rewritten, or cut short "
+                    "and written on",
                 )
             )
     differing = [

@@ -409,6 +409,7 @@ class S3Target:
             Bucket=self.settings.bucket,
             Key=full,
             CopySource={"Bucket": self.settings.bucket, "Key": full, **_version_arg(version_id)},
+            ChecksumAlgorithm="SHA256",  # (a server asks for one where Object Lock applies)
             **extra,
         )
         return answer.get("VersionId")

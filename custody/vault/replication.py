@@ -393,8 +393,9 @@ class Replicator:
     def _requeue_differences(self, name: str, target: S3Target) -> None:
         # Downloads: on a server that does not validate checksums only they see damage.
         for line in self.check_target(name, target, download=True):
-            if line.good_version is not None:
-                # Overwritten: the sealed version is still there (Object Lock kept it): put it back on top.
+            if line.good_version is not None and not self.vault.objects.exists(line.sha256):
+                # Overwritten, and no copy here: the sealed version is still there (Object Lock kept
+                # it): copy it back on top. (With a copy here, it is sent again, below: the same bytes.)
                 retain_until, legal_hold = self._lock_for(line.sha256)
                 target.put_version_on_top(
                     target.object_key(line.sha256), line.good_version, retain_until, legal_hold

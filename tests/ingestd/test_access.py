@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,75 +23,25 @@ import pytest
 
 from custody.ingestd import api
 from custody.ingestd.daemon import TRIM_INTERVAL_SECONDS
-from tests.docking import DaemonProcess, wait_for
-from tests.localusers import SYSTEM_PYTHON, custody_as, local_users, run_as
-
-GROUP = "cst-access"
-CLERK, CLERK2, OFFICER, AUDITOR, NO_ROLE, OUTSIDER = (
-    "cst-clerk1", "cst-clerk2", "cst-officer", "cst-auditor", "cst-nobody", "cst-stranger",
-)  # fmt: skip
-IN_GROUP = (CLERK, CLERK2, OFFICER, AUDITOR, NO_ROLE)
-CUSTODIAN, CUSTODIAN2, ADMIN = "cst-custodian1", "cst-custodian2", "cst-admin"
-STAFF = (CUSTODIAN, CUSTODIAN2, ADMIN)  # in the group too; not among the load test's clients
-BADGE, OTHER_BADGE = "031245", "099999"
-RESTRICTED_CASE = "2026-SECRET"
+from tests.docking import wait_for
+from tests.ingestd.served import (
+    ADMIN,
+    AUDITOR,
+    BADGE,
+    CLERK,
+    CLERK2,
+    CUSTODIAN,
+    CUSTODIAN2,
+    IN_GROUP,
+    NO_ROLE,
+    OFFICER,
+    OUTSIDER,
+    RESTRICTED_CASE,
+    STAFF,
+)
+from tests.localusers import SYSTEM_PYTHON, custody_as, run_as
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def users():
-    with local_users(GROUP, IN_GROUP + STAFF, (OUTSIDER,)):
-        yield
-
-
-@pytest.fixture
-def extra_config(request) -> str:
-    """More custody.toml for a test's daemon (parametrize indirectly): lines before its first table
-    belong to [access]; its watch folder is made empty."""
-    text = getattr(request, "param", "")
-    for folder in re.findall(r'watch_folders = \["([^"]+)"\]', text):
-        shutil.rmtree(folder, ignore_errors=True)
-        Path(folder).mkdir(parents=True)
-    return text
-
-
-@pytest.fixture
-def served_vault(home, custody, footage, testbed, tmp_path, users, extra_config):
-    """Four items: EV-1, EV-2 (officer 031245, case 2026-0001), EV-3 (031245, a restricted case
-    naming clerk1), EV-4 (another officer); a daemon serving the socket to the group."""
-    folder = Path(tempfile.mkdtemp(prefix="custody-access-", dir="/tmp"))
-    folder.chmod(0o755)
-    custody("init")
-    roles = {
-        "clerk": [CLERK, CLERK2],
-        "officer": [OFFICER],
-        "auditor": [f"@{GROUP}-auditors", AUDITOR],
-        "custodian": [CUSTODIAN, CUSTODIAN2],
-        "admin": [ADMIN],
-    }
-    (home / "custody.toml").write_text(  # the extra config's first lines are still [access]'s
-        f'[access]\nsocket = "{folder}/api.sock"\nsocket_group = "{GROUP}"\n'
-        + extra_config
-        + "[access.roles]\n"
-        + "".join(f"{role} = {json.dumps(members)}\n" for role, members in roles.items())
-    )
-    custody("officer", "add", BADGE, "--name", "Wang Li")
-    custody("officer", "login", BADGE, OFFICER)
-    clips = sorted(footage.glob("CLIP*.MP4"))
-    custody("ingest", *map(str, clips), "--officer", BADGE)
-    custody("ingest", str(footage / "LONG0001.MP4"), "--officer", OTHER_BADGE)
-    custody("tag", "EV-000001", "EV-000002", "--case", "2026-0001", "--party", "Li Si")
-    custody("tag", "EV-000003", "--case", RESTRICTED_CASE, "--party", "Zhao Liu")
-    custody("case", "confidentiality", RESTRICTED_CASE, "restricted")
-    custody("case", "staff", RESTRICTED_CASE, CLERK)
-    outbox = folder / "out"
-    outbox.mkdir(mode=0o777)
-    outbox.chmod(0o1777)
-    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
-    yield home, folder / "api.sock", outbox, daemon
-    daemon.stop()
-    shutil.rmtree(folder)
 
 
 def listed(result: subprocess.CompletedProcess) -> list[str]:

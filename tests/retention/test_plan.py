@@ -98,3 +98,28 @@ def test_the_daily_report_and_the_custodians_notice(tmp_path, home, custody):
     notice = json.loads(custody("report", "retention", "--days", "7", "--json").stdout)
     assert (len(notice["eligible"]), len(notice["upcoming"])) == (1, 1)
     assert "1 eligible now, 1 within 7 days" in custody("report", "retention").stdout
+
+
+def test_fresh_footage_from_a_recorder_whose_clock_was_reset_is_kept_from_its_ingest(tmp_path, home, custody):
+    """A recorder whose clock says 2023 docks today: its footage is flagged "clock suspect" and must
+    not be offered for disposal minutes later; retention runs from the later of recording and ingest."""
+    import os
+    from datetime import timedelta
+
+    from tests.docking import dock
+    from tests.ingestd.test_dock import local_name
+
+    custody("init")
+    custody("recorder", "add", "TS01", "--from", "2000-01-01", "--profile", "timestamped")
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    reset_clock = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3 * 365)
+    (dcim / local_name(reset_clock, "0001")).write_bytes(os.urandom(5000))
+    dock(home, tmp_path / "card", "TS01", "timestamped")
+    [item] = json.loads(custody("ls", "--json").stdout)
+    assert item["clock_suspect"] and item["recorded_start"][:4] == str(reset_clock.year)
+
+    report = plan(custody)
+    assert report["eligible"] == [] and report["upcoming"] == []
+    shown = custody("show", item["id"]).stdout
+    assert "from ingest (recorder clock suspect: its recording time is not trusted)" in shown

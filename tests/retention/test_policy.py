@@ -55,6 +55,7 @@ def items(draw) -> list[ItemFacts]:
             ingested=draw(moments),
             categories=frozenset(draw(st.lists(names, max_size=3))),
             case=draw(cases),
+            clock_suspect=draw(st.booleans()),
         )
         for n in range(count)
     ]
@@ -113,7 +114,7 @@ def test_the_longest_rule_wins_and_evaluate_is_deterministic(scenario):
         if decision.permanent:
             continue
         periods = [policy.periods.get(c, FLOOR_MONTHS) for c in applied] + [FLOOR_MONTHS]
-        assert decision.retain_until == add_months(thing.recorded or thing.ingested, max(periods))
+        assert decision.retain_until == add_months(thing.retention_start()[0], max(periods))
 
 
 def test_rules_explain_themselves():
@@ -159,3 +160,14 @@ def test_bad_periods_are_refused(text, problem):
 def test_calendar_months_keep_the_day_or_take_the_months_last():
     assert add_months(datetime(2024, 2, 29, tzinfo=UTC), 24) == datetime(2026, 2, 28, tzinfo=UTC)
     assert add_months(datetime(2026, 8, 31, tzinfo=UTC), 30) == datetime(2029, 2, 28, tzinfo=UTC)
+
+
+@given(items(), policies(), moments)
+@settings(max_examples=200, deadline=None)
+def test_a_clock_suspect_item_is_never_due_before_its_floor_from_ingest(facts, policy, now):
+    """Whatever a suspect recorder clock said, nothing is due sooner than the floor after it reached the vault."""
+    for fact, decision in zip(facts, evaluate(facts, policy, [], now), strict=True):
+        if fact.clock_suspect and decision.retain_until is not None:
+            assert decision.retain_until >= add_months(fact.ingested, FLOOR_MONTHS)
+            if fact.recorded is not None and fact.recorded < fact.ingested:
+                assert "recorder clock suspect" in decision.rule

@@ -529,3 +529,66 @@ def test_retention_categories_and_holds_reach_the_replicas_object_lock(tmp_path,
     assert lock(third)[0] >= floor - timedelta(days=1)  # the COMPLIANCE date stays
     events = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "replica-lock-updated"]
     assert len(events) == 4
+
+
+def test_a_version_put_over_a_locked_replica_is_an_alarm_restore_reads_past_it_and_repair_undoes_it(
+    tmp_path, home, custody, s3
+):
+    """Object Lock stops deleting versions, not adding them: whoever may write to the bucket can put
+    a newer version over a sealed object, a sidecar or an audit segment. Before, one such PutObject
+    made restore give up on the whole vault ("bad magic")."""
+    from click.testing import CliRunner
+
+    from custody.cli import cli
+
+    custody("init")
+    bucket = s3.new_bucket(object_lock=True)
+    target = s3.target_toml(bucket)
+    configure(home, target)
+    files(tmp_path / "DCIM", 2)
+    custody("ingest", str(tmp_path / "DCIM"))
+    custody("tag", "EV-000001", "--case", "2026-0001")
+    custody("replicate", "run", "--once")
+    first, second = (item["sha256"] for item in items(custody))
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key=key_of(first), Body=b"not the footage")
+    sidecar = next(
+        entry["Key"]
+        for entry in client.list_objects_v2(Bucket=bucket, Prefix="custody/items/EV-000001/")["Contents"]
+    )
+    client.put_object(Bucket=bucket, Key=sidecar, Body=b"{}")
+    segment = client.list_objects_v2(Bucket=bucket, Prefix="custody/audit/")["Contents"][0]["Key"]
+    client.put_object(Bucket=bucket, Key=segment, Body=b"rewritten history")
+
+    # A fresh machine rebuilds the vault anyway, from the versions that authenticate, and says so.
+    key_backup = tmp_path / "master.key"
+    key_backup.write_bytes((home / "keys" / "master.key").read_bytes())
+    rebuilt_home = tmp_path / "rebuilt"
+    rebuilt_home.mkdir()
+    (rebuilt_home / "custody.toml").write_text(target)
+    result = CliRunner().invoke(
+        cli, ["--home", str(rebuilt_home), "restore", "--from", "offsite", "--master-key", str(key_backup), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["items"] == 2
+    alarms = report["problems"]
+    assert len(alarms) == 3 and all(alarm.startswith("ALARM:") for alarm in alarms)
+    assert any(first in alarm for alarm in alarms) and any(sidecar.split("/", 1)[1] in a for a in alarms)
+    rebuilt = CliRunner().invoke(cli, ["--home", str(rebuilt_home), "verify", "--json"])
+    assert rebuilt.exit_code == 0 and json.loads(rebuilt.stdout)["ok"], rebuilt.output
+
+    # replicate check names the overwritten object (exit 1) and records the alarm.
+    lines = {line["sha256"]: line for line in check(custody, expect=1)}
+    assert lines[second]["mark"] == "=" and lines[first]["mark"] == "*"
+    assert lines[first]["detail"].startswith("ALARM: newer version(s) put over the sealed object")
+    assert "'custody replicate run --repair' puts it back on top" in lines[first]["detail"]
+    events = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "replica-overwritten"]
+    assert [e["details"]["sha256"] for e in events] == [first]
+
+    # --repair puts the sealed version back on top; nothing is deleted (the bad version stays, locked).
+    custody("replicate", "run", "--once", "--repair")
+    assert {line["mark"] for line in check(custody)} == {"="}
+    versions = client.list_object_versions(Bucket=bucket, Prefix=key_of(first))["Versions"]
+    assert len(versions) == 3
+    assert client.get_object(Bucket=bucket, Key=key_of(first))["Body"].read().startswith(MAGIC)

@@ -1,0 +1,266 @@
+"""Real users with real roles attack the root daemon through its socket: paths it would open for
+them, stalled connections, an upload that lies about its size, a vault disk that fills up."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import pytest
+
+from custody import cli as cli_module
+from custody.ingestd import api
+from tests.docking import DaemonProcess, wait_for
+from tests.ingestd.served import CLERK, CUSTODIAN, GROUP, NO_ROLE
+from tests.localusers import SYSTEM_PYTHON, custody_as
+from tests.vault.test_disc_export import small_filesystem
+
+pytestmark = pytest.mark.slow
+
+
+def spellings(param: click.Parameter, value: str) -> list[list[str]]:
+    """Every way click accepts ``value`` for ``param``: --opt V, --opt=V, -o V, -oV."""
+    found = []
+    for opt in param.opts:
+        if opt.startswith("--"):
+            found += [[opt, value], [f"{opt}={value}"]]
+        else:
+            found += [[opt, value], [f"{opt}{value}"]]
+    return found
+
+
+def test_no_option_naming_a_path_reaches_the_daemon_in_any_spelling(served_vault, tmp_path):
+    """Every command the socket runs, every option that takes a path, in every spelling click
+    accepts: the daemon refuses and opens nothing (the named folder never appears)."""
+    _home, socket_path, _outbox, _daemon = served_vault
+    tried = 0
+    for path in sorted(cli_module.REMOTE_COMMANDS):
+        for param in cli_module.path_parameters(path):
+            for n, words in enumerate(spellings(param, "PLACE")):
+                target = Path(tempfile.gettempdir()) / f"custody-attack-{os.getpid()}-{tried}-{n}" / "reports"
+                argv = [*path, *[w.replace("PLACE", str(target)) for w in words]]
+                with pytest.raises(api.ApiError) as refused:
+                    api.call(socket_path, "run", {"argv": argv})
+                assert "names a file on the vault's machine" in refused.value.message, argv
+                assert not target.exists() and not target.parent.exists(), argv
+            tried += 1
+    assert tried >= 2  # retention plan --report-dir, verify --against DISC at least
+
+
+def test_a_custodian_cannot_make_the_daemon_write_through_a_planted_link(served_vault, tmp_path):
+    home, socket_path, _outbox, _daemon = served_vault
+    master = home / "keys" / "master.key"
+    before = master.read_bytes()
+    trap = Path(tempfile.mkdtemp(prefix="custody-trap-", dir="/tmp"))
+    trap.chmod(0o777)
+    try:
+        today = datetime.now(UTC).date().isoformat()
+        link = trap / f".retention-plan-{today}.json.partial"
+        link.symlink_to(master)
+        for spelling in (["--report-dir", str(trap)], [f"--report-dir={trap}"]):
+            result = custody_as(CUSTODIAN, home, socket_path, "retention", "plan", *spelling)
+            assert result.returncode == 2, result.stderr
+            assert "names a file on the vault's machine" in result.stderr
+            assert "Traceback" not in result.stderr
+        assert master.read_bytes() == before
+        assert sorted(p.name for p in trap.iterdir()) == [link.name]
+        # The vault's own user in-process: a folder someone else owns is refused, whatever is in it.
+        os.chown(trap, 65534, 65534)
+        from custody.retention.plan import write_report
+        from custody.vault.private_files import UnsafeFolder
+
+        with pytest.raises(UnsafeFolder, match="belongs to uid 65534"):
+            write_report({"evaluated_at": today}, trap)
+        assert master.read_bytes() == before
+    finally:
+        shutil.rmtree(trap)
+
+
+def test_a_link_planted_in_the_daemons_own_folder_is_replaced_never_followed(tmp_path):
+    from custody.vault.private_files import write_private_file
+
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o700)
+    victim = tmp_path / "master.key"
+    victim.write_bytes(b"secret")
+    (folder / ".status.json.partial").symlink_to(victim)
+    (folder / "status.json").symlink_to(victim)
+    write_private_file(folder, "status.json", b"{}")
+    assert victim.read_bytes() == b"secret"
+    assert not (folder / "status.json").is_symlink() and (folder / "status.json").read_bytes() == b"{}"
+
+
+STALLER = """
+import socket, sys, time
+held = []
+for _ in range(int(sys.argv[2])):
+    connection = socket.socket(socket.AF_UNIX)
+    connection.connect(sys.argv[1])
+    held.append(connection)
+print("holding", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def _threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+def test_stalled_connections_of_one_user_cannot_exhaust_the_daemon(served_vault):
+    home, socket_path, _outbox, daemon = served_vault
+    assert custody_as(CLERK, home, socket_path, "ls", "--json").returncode == 0
+    baseline = _threads(daemon.process.pid)
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    staller = subprocess.Popen(
+        ["setpriv", f"--reuid={NO_ROLE}", f"--regid={NO_ROLE}", "--init-groups",
+         SYSTEM_PYTHON, "-I", "-c", STALLER, str(socket_path), "400", "8"],
+        env=env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert staller.stdout.readline().strip() == "holding", staller.stderr.read()
+        time.sleep(0.5)
+        # 16 served for that user at most (the default cap); the other 384 were refused at once.
+        assert _threads(daemon.process.pid) <= baseline + 16 + 2
+        served = custody_as(CLERK, home, socket_path, "ls", "--json")  # someone else is still served
+        assert served.returncode == 0, served.stderr
+    finally:
+        staller.kill()
+        staller.wait()
+    assert "too many open connections" in daemon.log()
+
+
+LIAR = """
+import json, socket, sys
+path, announced, sent = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+connection = socket.socket(socket.AF_UNIX)
+connection.connect(path)
+reader = connection.makefile("rb")
+def line(message):
+    connection.sendall(json.dumps(message).encode() + b"\\n")
+line({"op": "ingest", "args": {}})
+assert json.loads(reader.readline())["send"]
+line({"path_hex": b"/home/clerk/lie.mp4".hex(), "size": announced, "mtime_ns": 0})
+connection.sendall(len(sent).to_bytes(4, "big") + sent + (0).to_bytes(4, "big"))
+print(reader.readline().decode().strip())
+line({"end": True})
+print(reader.readline().decode().strip())
+"""
+
+
+@pytest.fixture
+def daemon_on_small_disk(tmp_path, testbed, users):
+    """A daemon whose vault is on a 96 MB filesystem (16 MB kept in reserve), serving the group's
+    clerk on its socket and pulling a watch folder."""
+    with small_filesystem(tmp_path / "disk", 96 << 20) as disk:
+        home = disk / "vault"
+        folder = Path(tempfile.mkdtemp(prefix="custody-disk-", dir="/tmp"))
+        folder.chmod(0o755)
+        drop = tmp_path / "drop"
+        drop.mkdir()
+        run = subprocess.run(
+            [_python(), "-m", "custody", "--home", str(home), "init"], capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr
+        (home / "custody.toml").write_text(
+            f"[vault]\nmin_free_mb = 16\n"
+            f'[dock]\nwatch_folders = ["{drop}"]\nwatch_settle_seconds = 0.5\n'
+            f'[access]\nsocket = "{folder}/api.sock"\nsocket_group = "{GROUP}"\nmax_upload_mb = 40\n'
+            f'[access.roles]\nclerk = ["{CLERK}"]\n'
+        )
+        daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+        try:
+            yield home, folder / "api.sock", drop, daemon
+        finally:
+            daemon.stop()
+            shutil.rmtree(folder)
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable
+
+
+def _liar(socket_path: Path, announced: int, sent: bytes) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    result = subprocess.run(
+        ["setpriv", f"--reuid={CLERK}", f"--regid={CLERK}", "--init-groups",
+         SYSTEM_PYTHON, "-I", "-c", LIAR, str(socket_path), str(announced), sent.decode()],
+        env=env, cwd="/", capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _free(path: Path) -> int:
+    facts = os.statvfs(path)
+    return facts.f_bavail * facts.f_frsize
+
+
+def test_an_upload_that_lies_about_its_size_fails_alone_and_leaks_no_space(daemon_on_small_disk):
+    home, socket_path, _drop, daemon = daemon_on_small_disk
+    free_before = _free(home)
+    # More than the disk holds: refused before a byte is kept (it stopped the daemon before).
+    [answer, final] = _liar(socket_path, 200 << 20, b"12345")
+    assert answer["result"]["status"] == "error" and "vault disk full" in answer["result"]["message"]
+    assert final["ok"] and final["result"]["failed"] == 1
+    # More than one upload may bring ([access] max_upload_mb = 40).
+    [answer, _final] = _liar(socket_path, 41 << 20, b"12345")
+    assert "more than the 40 MB one upload may bring" in answer["result"]["message"]
+    # Within both, but a lie: 20 MB announced (and allocated), 5 bytes sent.
+    [answer, _final] = _liar(socket_path, 20 << 20, b"12345")
+    assert "sent 5 bytes, announced 20971520" in answer["result"]["message"]
+    assert list((home / "objects" / "staging").iterdir()) == []
+    assert _free(home) >= free_before - (1 << 20)  # (the catalog grew by the audit events)
+    assert daemon.process.poll() is None
+    status = custody_as(CLERK, home, socket_path, "status", "--json")
+    assert status.returncode == 0, status.stderr
+
+
+def test_a_full_vault_disk_pauses_pulls_and_they_resume_when_space_returns(daemon_on_small_disk):
+    home, socket_path, drop, daemon = daemon_on_small_disk
+    filler = home.parent / "filler"
+    with open(filler, "wb") as sink:  # leave 8 MB: below the 16 MB reserve
+        sink.truncate(0)
+        os.posix_fallocate(sink.fileno(), 0, _free(home) - (8 << 20))
+    (drop / "CLIP0001.MP4").write_bytes(os.urandom(2 << 20))
+
+    def waiting() -> bool:
+        return any(
+            s.get("state") == "waiting: vault disk full" for s in (daemon.status() or {}).get("watch", [])
+        )
+
+    wait_for(waiting, "the pull to wait for space")
+    status = custody_as(CLERK, home, socket_path, "status")
+    assert status.returncode == 0 and "vault disk full" in status.stdout, status.stdout + status.stderr
+    assert json.loads(custody_as(CLERK, home, socket_path, "status", "--json").stdout)["vault_disk"]["full"]
+    assert (drop / "CLIP0001.MP4").exists()  # nothing is taken from the source that is not stored
+    filler.unlink()
+
+    def stored() -> bool:
+        listing = custody_as(CLERK, home, socket_path, "ls", "--json")
+        return listing.returncode == 0 and len(json.loads(listing.stdout)) == 1
+
+    wait_for(stored, "the pull to resume once space returned")
+    assert daemon.process.poll() is None
+    assert "pulls paused" in daemon.log() and "pulls resume" in daemon.log()
+
+
+def test_connection_caps_are_config_keys_that_name_themselves(tmp_path):
+    from custody.config import ConfigError, settings_from_dict
+
+    for key in ("max_connections_per_user", "max_connections", "max_upload_mb"):
+        with pytest.raises(ConfigError, match=rf"access\.{key}: must be at least 1"):
+            settings_from_dict({"access": {key: 0}}, home=tmp_path)
+    with pytest.raises(ConfigError, match=r"vault\.min_free_mb: must be 0 or more"):
+        settings_from_dict({"vault": {"min_free_mb": -1}}, home=tmp_path)
