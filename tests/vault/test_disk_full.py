@@ -53,7 +53,10 @@ def test_a_failed_allocation_gives_its_space_back_at_once(tmp_path):
             # No reserve at all and a size the disk cannot hold: the allocation itself fails.
             vault.objects.reserve_bytes = -(1 << 40)
             before = free_bytes(disk)
-            with open(os.devnull, "rb") as nothing, pytest.raises(ObjectStore.DiskFull, match="vault disk full"):
+            with (
+                open(os.devnull, "rb") as nothing,
+                pytest.raises(ObjectStore.DiskFull, match="vault disk full"),
+            ):
                 vault.stage(nothing, 64 << 20)
             leaked = [
                 os.readlink(f"/proc/self/fd/{fd}")

@@ -567,7 +567,17 @@ def test_a_version_put_over_a_locked_replica_is_an_alarm_restore_reads_past_it_a
     rebuilt_home.mkdir()
     (rebuilt_home / "custody.toml").write_text(target)
     result = CliRunner().invoke(
-        cli, ["--home", str(rebuilt_home), "restore", "--from", "offsite", "--master-key", str(key_backup), "--json"]
+        cli,
+        [
+            "--home",
+            str(rebuilt_home),
+            "restore",
+            "--from",
+            "offsite",
+            "--master-key",
+            str(key_backup),
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
