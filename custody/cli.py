@@ -2317,8 +2317,9 @@ def _run_for_client(home: Path, caller: access.Caller, args: dict) -> dict:
     named = path_options_given(path, argv)
     if named:
         raise UsageError(
-            reason=f"'custody {' '.join(path)} {named[0]}' names a file on the vault's machine, which the "
-            "daemon never opens for a caller: leave it out (the vault's own user can run it in-process)"
+            reason=f"'custody {' '.join(path)} {named[0]}' cannot be run through the daemon: it names a file on "
+            "the vault's machine, which the daemon never opens for a caller; leave it out (the vault's own "
+            "user can run it in-process)"
         )
     columns = args.get("columns")
     if columns is not None and (type(columns) is not int or columns not in CLIENT_COLUMNS_RANGE):

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
+import subprocess
+import sys
+
+import pytest
 
 from custody.config import Settings
-from custody.ingestd.pipeline import MAX_FOLDER_DEPTH, IngestSession, IngestSource, discover
+from custody.ingestd.pipeline import MAX_FOLDER_DEPTH
 from custody.vault import Vault
 
 BIDI_NAME = "invoice\u202egpj.mp4"  # shows as "invoicemp4.jpg" where the override is obeyed
@@ -66,33 +69,42 @@ def test_a_tree_too_deep_fails_alone_and_the_rest_is_ingested(tmp_path, home, cu
     assert f"nested more than {MAX_FOLDER_DEPTH} levels deep" in failed[0]["message"]
 
 
-def test_a_file_swapped_for_a_fifo_after_discovery_fails_alone_and_never_hangs(tmp_path, settings):
+SWAP_FOR_A_FIFO = """
+import json, os, sys
+from pathlib import Path
+from custody.config import Settings
+from custody.ingestd.pipeline import IngestSession, IngestSource, IngestSummary, discover
+from custody.vault import Vault
+
+folder, settings = Path(sys.argv[1]), Settings(home=Path(sys.argv[2]))
+Vault.init(settings, "clerk1").close()
+with Vault(settings, "clerk1", writer=True) as vault:
+    session = IngestSession(vault, IngestSource(paths=[folder], source="ingest"), settings.ingest)
+    tasks = list(discover([folder], []))
+    (folder / "A.MP4").unlink()
+    os.mkfifo(folder / "A.MP4")  # nobody will ever write to it
+    summary = IngestSummary()
+    for task in tasks:
+        session.process(task, summary)
+        print(json.dumps([task.outcome, task.message]), flush=True)
+"""
+
+
+def test_a_file_swapped_for_a_fifo_after_discovery_fails_alone_and_never_hangs(tmp_path):
     folder = tmp_path / "card"
     folder.mkdir()
     for name in ("A.MP4", "B.MP4"):
         (folder / name).write_bytes(os.urandom(4000))
-    Vault.init(settings, "clerk1").close()
-    with Vault(settings, "clerk1", writer=True) as vault:
-        session = IngestSession(vault, IngestSource(paths=[folder], source="ingest"), settings.ingest)
-        tasks = list(discover([folder], []))
-        (folder / "A.MP4").unlink()
-        os.mkfifo(folder / "A.MP4")  # nobody will ever write to it
-        done = threading.Event()
-        outcomes: list = []
-
-        def run() -> None:
-            from custody.ingestd.pipeline import IngestSummary
-
-            summary = IngestSummary()
-            for task in tasks:
-                session.process(task, summary)
-                outcomes.append((task.outcome, task.message))
-            done.set()
-
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        assert done.wait(30), "ingest hung on a FIFO while holding the vault's write lock"
-    assert outcomes[0] == ("error", f"{folder / 'A.MP4'} is no longer a regular file; not read")
+    try:  # (a process of its own: a hang must fail this test, not stop the suite)
+        result = subprocess.run(
+            [sys.executable, "-c", SWAP_FOR_A_FIFO, str(folder), str(tmp_path / "vault")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("ingest hung on a FIFO while holding the vault's write lock")
+    assert result.returncode == 0, result.stderr
+    outcomes = [json.loads(line) for line in result.stdout.splitlines()]
+    assert outcomes[0] == ["error", f"{folder / 'A.MP4'} is no longer a regular file; not read"]
     assert outcomes[1][0] == "new"
 
 

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -556,3 +557,51 @@ def test_an_image_that_fails_its_read_back_is_a_failed_export_and_is_not_left_to
     assert not (tmp_path / "case.iso").exists()
     actions = [e["action"] for e in json.loads(custody("log", "--json").stdout)]
     assert "export-failed" in actions and "export-made" not in actions
+
+
+def test_every_file_on_the_disc_is_readable_by_anyone_and_a_non_root_user_verifies_a_copy(
+    custody, home, tmp_path
+):
+    """The staging folder is 0700; with -R the disc kept that, and a non-root user checking a copy
+    root extracted was told "this disc is not what the vault wrote" (a court would read tampering)."""
+    from tests.localusers import local_users, run_as
+
+    image = tmp_path / "case.iso"
+    export_iso(custody, image, "--no-playable")
+    iso = pycdlib.PyCdlib()
+    iso.open(str(image))
+    try:
+        modes = {}
+        for parent, dirs, files in iso.walk(rr_path="/"):
+            for name in [*dirs, *files]:
+                path = f"{parent.rstrip('/')}/{name}"
+                modes[path] = iso.get_record(rr_path=path).rock_ridge.get_file_mode() & 0o777
+    finally:
+        iso.close()
+    assert "/custody" in modes and "/data/originals" in modes
+    unreadable = {path: f"{mode:o}" for path, mode in modes.items() if mode & 0o444 != 0o444}
+    assert unreadable == {}
+    # root extracts it as a disc drive would show it (Rock Ridge modes kept), a clerk verifies it
+    copy = Path(tempfile.mkdtemp(prefix="custody-disc-copy-", dir="/tmp"))
+    try:
+        subprocess.run(
+            ["xorriso", "-osirrox", "on", "-indev", str(image), "-extract", "/", str(copy / "disc")],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        copy.chmod(0o755)
+        with local_users("cst-disc", ("cst-discreader",)):
+            checked = run_as(
+                "cst-discreader", BARE_PYTHON, "-I", str(copy / "disc" / "verify.py"), str(copy / "disc")
+            )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "OK: every file matches its manifest" in checked.stdout
+        # A copy whose modes shut a reader out is "cannot read", never a verdict on the disc.
+        (copy / "disc" / "custody").chmod(0o700)
+        with local_users("cst-disc", ("cst-discreader",)):
+            shut_out = run_as(
+                "cst-discreader", BARE_PYTHON, "-I", str(copy / "disc" / "verify.py"), str(copy / "disc")
+            )
+        assert shut_out.returncode == 2 and "cannot read" in shut_out.stdout
+        assert "not what the vault wrote" not in shut_out.stdout
+    finally:
+        shutil.rmtree(copy)

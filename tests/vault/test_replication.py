@@ -217,9 +217,27 @@ def test_the_daemon_replicates_what_it_ingests_and_warns_when_the_bucket_has_no_
         return status["objects"] >= 1 and status["verified"] == status["objects"]
 
     wait_for(verified, "the daemon to replicate the dropped file", timeout=120)
+    # Each checkpoint leaves the machine within seconds of being signed (the anchor verify checks),
+    # a tag made through the daemon's socket too.
+    custody("tag", "EV-000001", "--note", "published?")
+    newest = json.loads(custody("anchor", "--json").stdout)["seq"]
+
+    def published() -> bool:
+        from custody.config import load_settings
+        from custody.vault.keys import read_master_key_file
+        from custody.vault.offsite import published_chain
+        from custody.vault.replica import S3Target
+
+        settings = load_settings(home)
+        target = S3Target("offsite", settings.targets["offsite"])
+        chain = published_chain(target, read_master_key_file(home / "keys" / "master.key"))
+        return max((point.seq for point in chain.checkpoints), default=0) >= newest
+
+    wait_for(published, "the daemon to publish the newest checkpoint", timeout=30)
     assert daemon.stop() == 0, daemon.log()
     assert "replica offsite" in daemon.log() and "Object Lock NOT ENABLED" in daemon.log()
     assert {line["mark"] for line in check(custody)} == {"="}
+    assert "against 1 anchor(s): OK" in custody("verify", "--against", "offsite").stdout
 
 
 def test_a_vault_is_rebuilt_from_its_replica_and_the_master_key_alone(tmp_path, home, custody, s3, footage):
