@@ -378,6 +378,13 @@ class DockSession(IngestSession):
             "bytes_new": s.bytes_new,
         }
 
+    def _state(self) -> str:
+        if self.cancelled:
+            return "cancelled"
+        if self.finished:
+            return "done"
+        return "waiting: vault disk full" if self.waiting_for_space else "pulling"
+
     def status(self) -> dict:
         """Live progress for ``custody status``: file n of m, bytes, rate, ETA."""
         with self._lock:
@@ -391,13 +398,7 @@ class DockSession(IngestSession):
                 "profile": self.media.profile_name,
                 "device": self.media.identity.devnode if self.media.identity else str(self.media.root),
                 "docked_at": to_text(self.docked_at),
-                "state": "cancelled"
-                if self.cancelled
-                else "done"
-                if self.finished
-                else "waiting: vault disk full"
-                if self.waiting_for_space
-                else "pulling",
+                "state": self._state(),
                 "files_done": self.files_done,
                 "files_total": self.files_total,
                 "bytes_done": self.bytes_done,

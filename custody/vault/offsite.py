@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from custody.vault.timestamps import to_text, utc_now
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+_HEAD_NAMED = re.compile(r"\d{12}-")
 # Catalog tables an item's sidecar carries, with the column naming the item.
 ITEM_TABLES = (
     ("items", "id"),
@@ -475,7 +477,12 @@ def _mark_replicated(vault, target: S3Target, objects: list[str]) -> None:
 def _newest_document(
     target: S3Target, folder: str, master, what: str, report: RestoreReport | None = None
 ) -> dict:
-    found = target.keys_under(folder)
+    # Names led by the chain's head ("<seq>-<sha256>") sort in time; an older vault's identity
+    # was named by its hash alone: those count as older than any named by a head.
+    found = sorted(
+        target.keys_under(folder),
+        key=lambda key: (_HEAD_NAMED.match(key.rsplit("/", 1)[-1]) is not None, key),
+    )
     if not found:
         raise RestoreFailed(
             target=target.name, problem=f"{what} is not in the bucket (nothing was replicated?)"

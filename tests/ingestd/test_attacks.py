@@ -174,7 +174,7 @@ def daemon_on_small_disk(tmp_path, testbed, users):
         (home / "custody.toml").write_text(
             f"[vault]\nmin_free_mb = 16\n"
             f'[dock]\nwatch_folders = ["{drop}"]\nwatch_settle_seconds = 0.5\n'
-            f'[access]\nsocket = "{folder}/api.sock"\nsocket_group = "{GROUP}"\nmax_upload_mb = 40\n'
+            f'[access]\nsocket = "{folder}/api.sock"\nsocket_group = "{GROUP}"\nmax_upload_mb = 150\n'
             f'[access.roles]\nclerk = ["{CLERK}"]\n'
         )
         daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
@@ -211,12 +211,12 @@ def test_an_upload_that_lies_about_its_size_fails_alone_and_leaks_no_space(daemo
     home, socket_path, _drop, daemon = daemon_on_small_disk
     free_before = _free(home)
     # More than the disk holds: refused before a byte is kept (it stopped the daemon before).
-    [answer, final] = _liar(socket_path, 200 << 20, b"12345")
+    [answer, final] = _liar(socket_path, 120 << 20, b"12345")
     assert answer["result"]["status"] == "error" and "vault disk full" in answer["result"]["message"]
     assert final["ok"] and final["result"]["failed"] == 1
-    # More than one upload may bring ([access] max_upload_mb = 40).
-    [answer, _final] = _liar(socket_path, 41 << 20, b"12345")
-    assert "more than the 40 MB one upload may bring" in answer["result"]["message"]
+    # More than one upload may bring ([access] max_upload_mb = 150).
+    [answer, _final] = _liar(socket_path, 151 << 20, b"12345")
+    assert "more than the 150 MB one upload may bring" in answer["result"]["message"]
     # Within both, but a lie: 20 MB announced (and allocated), 5 bytes sent.
     [answer, _final] = _liar(socket_path, 20 << 20, b"12345")
     assert "sent 5 bytes, announced 20971520" in answer["result"]["message"]
