@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -279,6 +280,10 @@ def test_a_vault_is_rebuilt_from_its_replica_and_the_master_key_alone(tmp_path, 
     # Three originals, two playable copies, and one thumbnail: the two clips show the same
     # picture (only their tones differ), so their thumbnails are one object.
     assert (report["items"], report["objects"]) == (3, 6)
+    # The new home was an ordinary 0755 folder: no other user may read it now.
+    assert stat.S_IMODE(new_home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((new_home / "catalog.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE((new_home / "custody.toml").stat().st_mode) == 0o600
     assert json.loads(rebuilt("verify", "--json").stdout)["ok"]
     assert json.loads(rebuilt("ls", "--json").stdout) == before
     again = json.loads(rebuilt("show", "EV-000002", "--json").stdout)
