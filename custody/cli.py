@@ -917,6 +917,11 @@ def recorder_add(session: Session, serial, profile, badge, valid_from, vendor, m
         _say(
             f"registered recorder {added.serial}"
             + (f", assigned to {added.current_officer}" if added.current_officer else ", not assigned")
+            + (
+                f" (assigned to {added.upcoming_officer} from {local_display(added.upcoming_from)})"
+                if added.upcoming_officer
+                else ""
+            )
         )
 
 
@@ -947,7 +952,7 @@ def recorder_assign(session: Session, serial: str, badge: str, valid_from: str |
 @json_option
 @pass_session
 def recorder_ls(session: Session, as_json: bool) -> None:
-    """List recorders with their current officer and last dock.
+    """List recorders with the officer assigned now (and the next one, when an assignment starts later) and last dock.
 
     \b
     Example:
@@ -966,9 +971,10 @@ def recorder_ls(session: Session, as_json: bool) -> None:
         return
     table = Table("serial", "officer", "profile", "last docked", "state")
     for r in recorders:
+        upcoming = f" (then {r.upcoming_officer} from {local_display(r.upcoming_from)})" if r.upcoming_officer else ""
         table.add_row(
             r.serial,
-            r.current_officer or "-",
+            (r.current_officer or "-") + upcoming,
             r.profile or "(by rules)",
             local_display(r.last_docked) if r.last_docked else "never",
             f"retired {local_display(r.retired_at)}" if r.retired_at else "active",

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from custody.vault.catalog import Catalog
+from custody.vault.timestamps import utc_now
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,11 @@ class Recorder:
     added_at: str
     added_by: str
     retired_at: str | None
-    current_officer: str | None
+    current_officer: str | None  # the assignment in force now (not one that starts later)
     last_docked: str | None
+    # The next assignment that starts after now, if any: (badge, from).
+    upcoming_officer: str | None = None
+    upcoming_from: str | None = None
 
     @property
     def active(self) -> bool:
@@ -113,22 +117,39 @@ def insert_officer(catalog: Catalog, officer: Officer) -> None:
 
 # -- recorders and assignments ----------------------------------------------
 
+# The officer of each recorder at :now (an assignment that starts later is upcoming, not current).
 _RECORDER_SELECT = """
     SELECT r.*,
-        (SELECT a.badge FROM assignments a WHERE a.serial = r.serial AND a.valid_until IS NULL
-         ORDER BY a.valid_from DESC LIMIT 1) AS current_officer,
-        (SELECT max(s.docked_at) FROM dock_sessions s WHERE s.serial = r.serial) AS last_docked
+        (SELECT a.badge FROM assignments a WHERE a.serial = r.serial AND a.valid_from <= :now
+            AND (a.valid_until IS NULL OR a.valid_until > :now)
+         ORDER BY a.valid_from DESC, a.id DESC LIMIT 1) AS current_officer,
+        (SELECT max(s.docked_at) FROM dock_sessions s WHERE s.serial = r.serial) AS last_docked,
+        (SELECT a.badge FROM assignments a WHERE a.serial = r.serial AND a.valid_from > :now
+            AND (a.valid_until IS NULL OR a.valid_until > a.valid_from)
+         ORDER BY a.valid_from LIMIT 1) AS upcoming_officer,
+        (SELECT a.valid_from FROM assignments a WHERE a.serial = r.serial AND a.valid_from > :now
+            AND (a.valid_until IS NULL OR a.valid_until > a.valid_from)
+         ORDER BY a.valid_from LIMIT 1) AS upcoming_from
     FROM recorders r
 """
 
 
-def recorder(catalog: Catalog, serial: str) -> Recorder | None:
-    rows = list(catalog.db.query(_RECORDER_SELECT + " WHERE r.serial = ?", [serial]))
+def recorder(catalog: Catalog, serial: str, now: str | None = None) -> Recorder | None:
+    """The recorder ``serial`` with its officer at ``now`` (default: the present moment)."""
+    rows = list(
+        catalog.db.query(
+            _RECORDER_SELECT + " WHERE r.serial = :serial", {"serial": serial, "now": now or utc_now()}
+        )
+    )
     return Recorder(**rows[0]) if rows else None
 
 
-def recorders(catalog: Catalog) -> list[Recorder]:
-    return [Recorder(**row) for row in catalog.db.query(_RECORDER_SELECT + " ORDER BY r.serial")]
+def recorders(catalog: Catalog, now: str | None = None) -> list[Recorder]:
+    """Every recorder with its officer at ``now`` (default: the present moment) and the next one."""
+    return [
+        Recorder(**row)
+        for row in catalog.db.query(_RECORDER_SELECT + " ORDER BY r.serial", {"now": now or utc_now()})
+    ]
 
 
 def insert_recorder(
@@ -310,19 +331,26 @@ def late_items(catalog: Catalog, since: str | None) -> list[dict]:
     )
 
 
-def silent_recorders(catalog: Catalog, cutoff: str) -> list[dict]:
-    """Return assigned, active recorders not docked since ``cutoff`` (UTC text)."""
+def silent_recorders(catalog: Catalog, cutoff: str, now: str | None = None) -> list[dict]:
+    """Return active recorders assigned at ``now`` (default: the present) not docked since ``cutoff``.
+
+    The assignment in force now decides (one that starts tomorrow neither
+    makes a recorder assigned nor hides it from this list).
+    """
     return list(
         catalog.db.query(
             """
             SELECT r.serial, a.badge AS officer, a.valid_from AS assigned_from,
                 (SELECT max(s.docked_at) FROM dock_sessions s WHERE s.serial = r.serial) AS last_docked
-            FROM recorders r JOIN assignments a ON a.serial = r.serial AND a.valid_until IS NULL
+            FROM recorders r JOIN assignments a ON a.id = (
+                SELECT b.id FROM assignments b WHERE b.serial = r.serial AND b.valid_from <= :now
+                    AND (b.valid_until IS NULL OR b.valid_until > :now)
+                ORDER BY b.valid_from DESC, b.id DESC LIMIT 1)
             WHERE r.retired_at IS NULL
               AND coalesce((SELECT max(s.docked_at) FROM dock_sessions s WHERE s.serial = r.serial),
-                           a.valid_from) < ?
+                           a.valid_from) < :cutoff
             ORDER BY r.serial
             """,
-            [cutoff],
+            {"cutoff": cutoff, "now": now or utc_now()},
         )
     )

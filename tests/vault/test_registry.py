@@ -62,3 +62,23 @@ def test_registry_errors_are_one_line_with_exit_codes_and_change_nothing(custody
     assert "was retired" in custody("recorder", "assign", "R1", "A1", expect=5).stderr
     assert "no recorder R9" in custody("recorder", "retire", "R9", expect=5).stderr
     assert "must not be empty" in custody("officer", "add", " ", "--name", "X", expect=2).stderr
+
+
+def test_an_assignment_that_starts_tomorrow_is_upcoming_not_current(custody):
+    """`recorder assign BWC0042 028811 --from TOMORROW` made 028811 the current officer today and took
+    the recorder off the overdue list; the assignment in force now decides both."""
+    from datetime import date, timedelta
+
+    custody("init")
+    custody("officer", "add", "031245", "--name", "Wang Li")
+    custody("officer", "add", "028811", "--name", "Zhao Liu")
+    custody("recorder", "add", "BWC0042", "--officer", "031245", "--from", "2026-01-01")
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    custody("recorder", "assign", "BWC0042", "028811", "--from", tomorrow)
+    [recorder] = json.loads(custody("recorder", "ls", "--json").stdout)
+    assert recorder["current_officer"] == "031245"
+    assert (recorder["upcoming_officer"], recorder["upcoming_from"][:10] <= tomorrow) == ("028811", True)
+    listing = custody("recorder", "ls").stdout
+    assert "031245 (then 028811 from" in listing
+    overdue = json.loads(custody("report", "window", "--json").stdout)["silent_recorders"]
+    assert [(r["serial"], r["officer"]) for r in overdue] == [("BWC0042", "031245")]
