@@ -228,9 +228,10 @@ def _print_ingest_summary(summary: IngestSummary, as_json: bool) -> int:
 
 
 @cli.command("ls")
-@click.option("--case", help="Only items whose current case number is this.")
+@click.option("--case", help="Only items whose current case number starts with this.")
 @click.option("--officer", help="Only items credited to this officer.")
-@click.option("--party", help="Only items whose party is this.")
+@click.option("--party", help="Only items whose party's name contains this (letters in any case).")
+@click.option("--name", help="Only items whose file name contains this (letters in any case).")
 @click.option("--untagged", is_flag=True, help="Only items missing a case, party or officer tag.")
 @click.option("--since", help="Recorded (else ingested) on or after this date (YYYY-MM-DD[THH:MM]).")
 @click.option("--until", help="Recorded (else ingested) on or before this date.")
@@ -242,21 +243,23 @@ def _print_ingest_summary(summary: IngestSummary, as_json: bool) -> int:
 @json_option
 @pass_session
 def list_items(
-    session: Session, case, officer, party, untagged, since, until, recorder, late, damaged, as_json
+    session: Session, case, officer, party, name, untagged, since, until, recorder, late, damaged, as_json
 ) -> None:
     """List items, newest last, with their current tags.
 
     \b
     Example:
       custody ls --case 2026-0412 --since 2026-11-01
+      custody ls --party "wang li" --name clip
       custody ls --untagged --json
       custody ls --recorder BWC0042 --late
       custody ls --damaged
     """
     where = ItemFilter(
-        case=case,
+        case_prefix=case or None,
         officer=officer,
-        party=party,
+        party_contains=party or None,
+        name_contains=name or None,
         untagged=untagged,
         recorder=recorder,
         late=late,
@@ -417,12 +420,32 @@ def show(session: Session, item: str, as_json: bool) -> None:
     "--confidentiality",
     help="normal, restricted (only auditors and the clerks and custodians named on the case see it), or a level of [access] confidentiality_levels.",
 )
+@click.option(
+    "--clear", is_flag=True, help='Allow an empty --case, --party or --officer ("") to take that tag off.'
+)
+@click.option(
+    "--unregistered", is_flag=True, help="Allow an --officer who is not registered here (custody officer ls)."
+)
 @json_option
 @pass_session
-def tag(session: Session, items, case, party, officer, categories, note, confidentiality, as_json) -> None:
+def tag(
+    session: Session,
+    items,
+    case,
+    party,
+    officer,
+    categories,
+    note,
+    confidentiality,
+    clear,
+    unregistered,
+    as_json,
+) -> None:
     """Set tags on one or many items at once (all or nothing; history is kept).
 
-    An empty value ("") clears a tag. Each changed item gets one audit event.
+    An empty value ("") clears a tag; for case, party and officer only with
+    --clear. --officer must be a registered officer's badge unless
+    --unregistered. Each changed item gets one audit event.
     --category adds retention categories ([retention.categories]: routine,
     penalty_evidence, obstruction, major_incident, major_case, and yours); the
     longest wins. Taking one away shortens retention and is not done by tag.
@@ -432,6 +455,7 @@ def tag(session: Session, items, case, party, officer, categories, note, confide
       custody tag EV-000123 EV-000124 --case 2026-0412 --party "Wang Li" --officer 031245
       custody tag EV-000123 --category penalty_evidence
       custody tag EV-000123 --note ""
+      custody tag EV-000123 --case "" --clear
       custody tag EV-000123 --confidentiality restricted
     """
     values = {
@@ -452,6 +476,8 @@ def tag(session: Session, items, case, party, officer, categories, note, confide
             [c.strip() for c in categories],
             settings.retention.categories,
             confidentiality=confidentiality.strip() if confidentiality else None,
+            clear=clear,
+            unregistered_officer=unregistered,
         )
     if as_json:
         click.echo(
@@ -971,7 +997,11 @@ def recorder_ls(session: Session, as_json: bool) -> None:
         return
     table = Table("serial", "officer", "profile", "last docked", "state")
     for r in recorders:
-        upcoming = f" (then {r.upcoming_officer} from {local_display(r.upcoming_from)})" if r.upcoming_officer else ""
+        upcoming = (
+            f" (then {r.upcoming_officer} from {local_display(r.upcoming_from)})"
+            if r.upcoming_officer
+            else ""
+        )
         table.add_row(
             r.serial,
             (r.current_officer or "-") + upcoming,

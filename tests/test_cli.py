@@ -67,7 +67,7 @@ def test_ls_filters(custody, footage):
     assert ids("--officer", "999") == []
     assert len(ids("--since", "2000-01-01", "--until", "2999-12-31")) == 4
     assert ids("--until", "2000-01-01") == []
-    custody("tag", "EV-000001", "--case", "")
+    custody("tag", "EV-000001", "--case", "", "--clear")
     assert ids("--case", "2026-0412") == ["EV-000002"]
     assert "EV-000001" in ids("--untagged")
     assert "--since 'last week' is not a date" in custody("ls", "--since", "last week", expect=2).stderr
@@ -87,3 +87,53 @@ def test_tag_refuses_control_characters(custody, footage):
     result = custody("tag", "EV-000001", "--party", "Wang\nLi", expect=2)
     assert "line break" in result.stderr
     assert json.loads(custody("show", "EV-000001", "--json").stdout)["tags"] == {}
+
+
+def test_ls_finds_names_as_clerks_type_them(tmp_path, custody):
+    """`ls --party "wang li"` found nothing for "Wang Li": names match in any case and by part; case
+    numbers by their beginning (an export still takes exactly its own case)."""
+    import json
+
+    card = tmp_path / "card"
+    card.mkdir()
+    for name in ("BWC_Clip01.MP4", "other.mp4", "third.mp4"):
+        (card / name).write_bytes(name.encode() * 100)
+    custody("init")
+    custody("ingest", str(card))
+    ids = {item["name"]: item["id"] for item in json.loads(custody("ls", "--json").stdout)}
+    custody("tag", ids["BWC_Clip01.MP4"], "--case", "2026-0412", "--party", "Wang Li")
+    custody("tag", ids["other.mp4"], "--case", "2026-0413", "--party", "Li Wang Lijun")
+    custody("tag", ids["third.mp4"], "--case", "2025-0412", "--party", "Zhang San")
+
+    def found(*args: str) -> list[str]:
+        return sorted(item["name"] for item in json.loads(custody("ls", "--json", *args).stdout))
+
+    assert found("--party", "wang li") == ["BWC_Clip01.MP4", "other.mp4"]
+    assert found("--party", "WANG LI") == found("--party", "wang li")
+    assert found("--name", "clip") == ["BWC_Clip01.MP4"]
+    assert found("--case", "2026-04") == ["BWC_Clip01.MP4", "other.mp4"]
+    assert found("--case", "2026-0412") == ["BWC_Clip01.MP4"]
+    assert found("--case", "2026-04", "--party", "li w") == ["other.mp4"]
+
+
+def test_tags_name_a_registered_officer_and_clear_only_when_asked(tmp_path, custody):
+    """`--officer 03l245` (a letter l) was accepted, and `--case ''` silently untagged evidence."""
+    import json
+
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "A.MP4").write_bytes(b"a" * 1000)
+    custody("init")
+    custody("officer", "add", "031245", "--name", "Wang Li")
+    custody("ingest", str(card))
+    typo = custody("tag", "EV-000001", "--officer", "03l245", expect=5)
+    assert "no officer 03l245 is registered" in typo.stderr and "--unregistered" in typo.stderr
+    custody("tag", "EV-000001", "--officer", "031245", "--case", "2026-0412")
+    custody("tag", "EV-000001", "--officer", "X-1", "--unregistered")
+    refused = custody("tag", "EV-000001", "--case", "", expect=2)
+    assert "would take the case tag off: add --clear" in refused.stderr
+    [item] = json.loads(custody("ls", "--json").stdout)
+    assert item["tags"]["case"] == "2026-0412" and item["tags"]["officer"] == "X-1"
+    custody("tag", "EV-000001", "--case", "", "--clear")
+    [item] = json.loads(custody("ls", "--json").stdout)
+    assert not item["tags"].get("case")

@@ -485,9 +485,14 @@ class Item:
 class ItemFilter:
     """What ``ls`` asks for; every field that is set must hold (AND)."""
 
-    case: str | None = None
+    case: str | None = None  # exactly this case number (exports, holds: never a neighbour's)
     officer: str | None = None
     party: str | None = None
+    # A clerk's search: case numbers starting with, party names and file names containing
+    # (letters in any case).
+    case_prefix: str | None = None
+    party_contains: str | None = None
+    name_contains: str | None = None
     untagged: bool = False
     recorder: str | None = None
     late: bool = False
@@ -635,6 +640,20 @@ class Catalog:
                 )
                 params[f"name_{name}"] = name
                 params[f"value_{name}"] = value
+        if where.case_prefix:
+            # A range on the tags index (name, value), then the current value must still match.
+            clauses.append(
+                "items.id IN (SELECT t.item FROM tags t WHERE t.name = 'case' AND t.value >= :case_lo "
+                "AND t.value < :case_hi AND t.id = (SELECT max(t2.id) FROM tags t2 "
+                "WHERE t2.item = t.item AND t2.name = 'case'))"
+            )
+            params["case_lo"], params["case_hi"] = where.case_prefix, where.case_prefix + "\U0010ffff"
+        if where.party_contains:
+            clauses.append(f"instr(lower({_current_tag_sql('party')}), lower(:party_part)) > 0")
+            params["party_part"] = where.party_contains
+        if where.name_contains:
+            clauses.append("instr(lower(items.original_name), lower(:name_part)) > 0")
+            params["name_part"] = where.name_contains
         if where.untagged:
             clauses.append("(" + " OR ".join(f"{_current_tag_sql(n)} IS NULL" for n in REQUIRED_TAGS) + ")")
         if where.recorder is not None:

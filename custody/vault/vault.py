@@ -44,6 +44,7 @@ from custody.vault.disposition import DispositionRequest
 from custody.vault.findings import ContinuityFinding
 from custody.vault.holdings import HoldRecord
 from custody.vault.items import (
+    REQUIRED_TAGS,
     TAG_NAMES,
     format_item_id,
     is_hidden_character,
@@ -191,7 +192,10 @@ class Vault:
         exit_code = 5
 
     class OfficerNotFound(CustodyError):
-        """no officer {badge} is registered: add one with 'custody officer add {badge} --name NAME'"""
+        """no officer {badge} is registered: check the badge number, or add one with 'custody officer add {badge} --name NAME'{hint}"""
+
+        def __init__(self, badge: str, hint: str = "") -> None:
+            super().__init__(badge=badge, hint=hint)
 
         exit_code = 5
 
@@ -843,11 +847,17 @@ class Vault:
         categories: Iterable[str] = (),
         known_categories: Iterable[str] = (),
         confidentiality: str | None = None,
+        clear: bool = False,
+        unregistered_officer: bool = False,
     ) -> list[TagChange]:
         """Set tags and add retention categories on every item in one transaction (audited per item).
 
         ``values`` maps tag names (case, party, officer, note) to new values;
-        an empty value clears the tag. ``categories`` are retention categories
+        an empty value clears the tag, and clearing one of the three tags the
+        rule requires (case, party, officer) needs ``clear`` (an empty
+        argument is more often a mistake than a wish). An officer must be
+        registered unless ``unregistered_officer`` (a badge typed with a
+        letter l for a 1 is refused: Vault.OfficerNotFound). ``categories`` are retention categories
         to add (never removed here: shortening retention needs a second
         person's approval); each must be one of ``known_categories``. Items
         already so tagged are left alone. Raise UsageError for a bad name or
@@ -867,6 +877,15 @@ class Vault:
             )
         for name, value in values.items():
             _check_tag_value(name, value)
+            if value == "" and name in REQUIRED_TAGS and not clear:
+                raise UsageError(
+                    reason=f'--{name} "" would take the {name} tag off: add --clear if that is what you mean'
+                )
+        officer = values.get("officer")
+        if officer and not unregistered_officer and registry.officer(self.catalog, officer) is None:
+            raise Vault.OfficerNotFound(
+                badge=officer, hint=" (or tag with --unregistered if they are not an officer of this station)"
+            )
         known = sorted(known_categories)
         for category in categories:
             if category not in known:
