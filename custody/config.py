@@ -414,8 +414,6 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
             )
         sections[section_name] = _build_section(section_class, section_name, section_value, path)
     settings = Settings(home=home, **sections)
-    if settings.vault.min_free_mb < 0:
-        raise ConfigError(path=path, key="vault.min_free_mb", problem="must be 0 or more")
     for name, profile in settings.profiles.items():
         if profile.wipe == "after_replica" and not settings.targets:
             raise ConfigError(
@@ -519,11 +517,6 @@ def _build_access(value: object, path) -> AccessSettings:
             key="access.confidentiality_levels",
             problem='must start with "normal", include "restricted", and name each level once',
         )
-    if base.request_timeout_seconds <= 0:
-        raise ConfigError(path=path, key="access.request_timeout_seconds", problem="must be more than 0")
-    for key in ("max_connections_per_user", "max_connections", "max_upload_mb"):
-        if getattr(base, key) < 1:
-            raise ConfigError(path=path, key=f"access.{key}", problem="must be at least 1")
     return dataclasses.replace(base, roles={role: list(members) for role, members in roles.items()})
 
 
@@ -610,7 +603,40 @@ def _build_section(section_class: type, section_name: str, values: dict, path) -
         if problem:
             raise ConfigError(path=path, key=dotted, problem=f"{problem}, got {value!r}")
     converted = {key: float(value) if hints[key] is float else value for key, value in values.items()}
+    for key, value in converted.items():
+        if hints[key] in (int, float):
+            problem = _range_problem(f"{section_name}.{key}", key, value)
+            if problem:
+                raise ConfigError(path=path, key=f"{section_name}.{key}", problem=f"{problem}, got {value!r}")
     return section_class(**converted)
+
+
+# Numbers (durations, counts, sizes) must be more than 0, except these, where 0 means something
+# (no reserve, as many workers as cores, no tolerance, no limit, flag any time, nothing upcoming).
+_ZERO_ALLOWED = frozenset(
+    {
+        "vault.min_free_mb",
+        "media.workers",
+        "continuity.gap_tolerance_seconds",
+        "access.max_requests_per_second",
+        "dock.suspect_future_minutes",
+        "dock.suspect_past_days",
+        "retention.upcoming_days",
+        "deep_check_fraction_per_day",
+    }
+)
+_AT_MOST = {"media.playable_crf": 51, "deep_check_fraction_per_day": 1}
+
+
+def _range_problem(dotted: str, key: str, value: float) -> str | None:
+    """What is wrong with a number's range (negative or zero durations and counts), or None."""
+    zero_allowed = dotted in _ZERO_ALLOWED or key in _ZERO_ALLOWED
+    if value < 0 or (value == 0 and not zero_allowed):
+        return "must be 0 or more" if zero_allowed else "must be more than 0"
+    limit = _AT_MOST.get(dotted, _AT_MOST.get(key))
+    if limit is not None and value > limit:
+        return f"must be at most {limit}"
+    return None
 
 
 def _type_problem(expected: object, value: object) -> str | None:
@@ -635,14 +661,16 @@ def default_config_text() -> str:
     """Return a custody.toml that documents every key with its default, all commented out."""
     lines = [
         "# custody configuration. Every key is shown with its default, commented out;",
-        "# uncomment and change what you need. Unknown keys are refused at start-up.",
+        "# uncomment and change what you need, with its [section] line (no table is live",
+        "# here, so a table appended below is never declared twice). Unknown keys are",
+        "# refused at start-up.",
     ]
     for section_name, section_class in _SECTIONS.items():
         lines.append("")
         doc = (section_class.__doc__ or "").strip()
         if doc:
             lines.append(f"# {doc}")
-        lines.append(f"[{section_name}]")
+        lines.append(f"# [{section_name}]")
         for f in dataclasses.fields(section_class):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             lines.append(f"# {f.name} = {_toml_value(default)}")
@@ -661,12 +689,12 @@ def default_config_text() -> str:
     lines += [
         "",
         f"# {RetentionSettings.__doc__}",
-        "[retention]",
+        "# [retention]",
         f"# upcoming_days = {RetentionSettings.upcoming_days}",
         '# [retention.categories]  (shipped; add yours, e.g. traffic = "5y")',
     ]
     lines += [f"# {name} = {_toml_value(period)}" for name, period in DEFAULT_CATEGORIES.items()]
-    lines += ["", f"# {AccessSettings.__doc__}", "[access]"]
+    lines += ["", f"# {AccessSettings.__doc__}", "# [access]"]
     for f in dataclasses.fields(AccessSettings):
         if f.name != "roles":
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default

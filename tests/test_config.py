@@ -156,3 +156,34 @@ def test_watch_profile_must_name_a_profile(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path)
     assert "dock.watch_profile" in caught.value.message and "known: bwc-badge, dcim" in caught.value.message
+
+
+def test_negative_or_zero_durations_and_counts_are_refused_naming_the_key(tmp_path):
+    from custody.config import ConfigError, settings_from_dict
+
+    for section, key, value, problem in (
+        ("dock", "window_hours", -5, "must be more than 0"),
+        ("dock", "window_hours", 0, "must be more than 0"),
+        ("media", "max_attempts", 0, "must be more than 0"),
+        ("media", "workers", -1, "must be 0 or more"),
+        ("continuity", "run_break_seconds", -1.5, "must be more than 0"),
+        ("media", "playable_crf", 60, "must be at most 51"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            settings_from_dict({section: {key: value}}, home=tmp_path)
+        assert f"{section}.{key}: {problem}, got {float(value) if isinstance(value, float) else value!r}" in str(
+            refused.value
+        )
+    with pytest.raises(ConfigError, match=r"targets\.offsite\.concurrency: must be more than 0"):
+        settings_from_dict({"targets": {"offsite": {"bucket": "b", "concurrency": 0}}}, home=tmp_path)
+    assert settings_from_dict({"media": {"workers": 0}}, home=tmp_path).media.workers == 0
+
+
+def test_the_generated_config_takes_the_readmes_advice_appended(tmp_path):
+    """The README says to append `[dock] ingest_unknown_devices = true`; the generated file held a
+    live empty [dock] table, so that was 'Cannot declare ('dock',) twice'."""
+    from custody.config import default_config_text, load_settings
+
+    (tmp_path / "custody.toml").write_text(default_config_text() + "\n[dock]\ningest_unknown_devices = true\n")
+    assert load_settings(tmp_path).dock.ingest_unknown_devices is True
+    assert not [line for line in default_config_text().splitlines() if line.startswith("[")]

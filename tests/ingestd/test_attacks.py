@@ -260,7 +260,7 @@ def test_connection_caps_are_config_keys_that_name_themselves(tmp_path):
     from custody.config import ConfigError, settings_from_dict
 
     for key in ("max_connections_per_user", "max_connections", "max_upload_mb"):
-        with pytest.raises(ConfigError, match=rf"access\.{key}: must be at least 1"):
+        with pytest.raises(ConfigError, match=rf"access\.{key}: must be more than 0"):
             settings_from_dict({"access": {key: 0}}, home=tmp_path)
     with pytest.raises(ConfigError, match=r"vault\.min_free_mb: must be 0 or more"):
         settings_from_dict({"vault": {"min_free_mb": -1}}, home=tmp_path)
