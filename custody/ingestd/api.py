@@ -346,6 +346,24 @@ class ApiServer:
         self._thread: threading.Thread | None = None
         self._owns_path = True
 
+    def reconfigure(
+        self,
+        handlers: dict[str, Handler],
+        role_map: RoleMap,
+        request_timeout: float,
+        max_requests_per_second: float,
+        max_connections_per_user: int,
+        max_connections: int,
+    ) -> None:
+        """Take a reloaded config (SIGHUP): roles, limits and handlers hold from the next request on.
+        The socket, its group and the requests being served are left as they are."""
+        self.handlers = handlers
+        self.role_map = role_map
+        self.request_timeout = request_timeout
+        self._limit.rate = max_requests_per_second
+        with self.connections._lock:
+            self.connections.per_uid, self.connections.total = max_connections_per_user, max_connections
+
     def start(self) -> None:
         """Serve in a thread: on the socket systemd passed (socket activation), else on one bound here.
 

@@ -311,6 +311,16 @@ class Daemon:
             return
         self.settings = settings
         self.policy.settings = settings
+        if getattr(self, "_api", None) is not None:
+            # Roles, limits and what the handlers read take effect for the next request.
+            self._api.reconfigure(
+                {**api_handlers(settings), **self.extra_handlers},
+                RoleMap(settings.access.roles),
+                request_timeout=settings.access.request_timeout_seconds,
+                max_requests_per_second=settings.access.max_requests_per_second,
+                max_connections_per_user=settings.access.max_connections_per_user,
+                max_connections=settings.access.max_connections,
+            )
         log.info("config reloaded from %s", settings.config_path)
 
     # -- device events ----------------------------------------------------

@@ -264,3 +264,23 @@ def test_connection_caps_are_config_keys_that_name_themselves(tmp_path):
             settings_from_dict({"access": {key: 0}}, home=tmp_path)
     with pytest.raises(ConfigError, match=r"vault\.min_free_mb: must be 0 or more"):
         settings_from_dict({"vault": {"min_free_mb": -1}}, home=tmp_path)
+
+
+def test_a_role_given_in_the_config_takes_effect_on_sighup(served_vault):
+    """Role changes in [access] needed a restart before; a SIGHUP now does."""
+    import signal
+
+    home, socket_path, _outbox, daemon = served_vault
+    refused = custody_as(NO_ROLE, home, socket_path, "ls", "--json")
+    assert refused.returncode == 13, refused.stderr
+    config = home / "custody.toml"
+    config.write_text(config.read_text().replace("auditor = [", f'auditor = ["{NO_ROLE}", ', 1))
+    daemon.process.send_signal(signal.SIGHUP)
+
+    def promoted() -> bool:
+        answer = custody_as(NO_ROLE, home, socket_path, "whoami", "--json")
+        return answer.returncode == 0 and "auditor" in json.loads(answer.stdout)["roles"]
+
+    wait_for(promoted, "the daemon to take the new role")
+    assert custody_as(NO_ROLE, home, socket_path, "ls", "--json").returncode == 0
+    assert "config reloaded" in daemon.log()
