@@ -171,8 +171,9 @@ def test_negative_or_zero_durations_and_counts_are_refused_naming_the_key(tmp_pa
     ):
         with pytest.raises(ConfigError) as refused:
             settings_from_dict({section: {key: value}}, home=tmp_path)
-        assert f"{section}.{key}: {problem}, got {float(value) if isinstance(value, float) else value!r}" in str(
-            refused.value
+        assert (
+            f"{section}.{key}: {problem}, got {float(value) if isinstance(value, float) else value!r}"
+            in str(refused.value)
         )
     with pytest.raises(ConfigError, match=r"targets\.offsite\.concurrency: must be more than 0"):
         settings_from_dict({"targets": {"offsite": {"bucket": "b", "concurrency": 0}}}, home=tmp_path)
@@ -184,6 +185,8 @@ def test_the_generated_config_takes_the_readmes_advice_appended(tmp_path):
     live empty [dock] table, so that was 'Cannot declare ('dock',) twice'."""
     from custody.config import default_config_text, load_settings
 
-    (tmp_path / "custody.toml").write_text(default_config_text() + "\n[dock]\ningest_unknown_devices = true\n")
+    (tmp_path / "custody.toml").write_text(
+        default_config_text() + "\n[dock]\ningest_unknown_devices = true\n"
+    )
     assert load_settings(tmp_path).dock.ingest_unknown_devices is True
     assert not [line for line in default_config_text().splitlines() if line.startswith("[")]

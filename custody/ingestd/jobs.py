@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from custody.config import Settings
+from custody.errors import CustodyError
 from custody.ingestd import continuity
 from custody.ingestd.media import (
     MadeCopy,
@@ -187,8 +188,16 @@ class MediaJobs:
                 finally:
                     for copy in made:
                         copy.path.unlink(missing_ok=True)  # plaintext: sealed in the vault or not kept
-        except (ToolFailed, Vault.ItemDamaged, OSError) as exc:
-            message = exc.message if isinstance(exc, Vault.ItemDamaged) else str(exc)
+        except Exception as exc:
+            # Every failure ends this job alone (a full vault disk, a tool, a bug): before, anything
+            # but a tool's or the disk's error killed the worker and left the job "running" for ever.
+            if isinstance(exc, CustodyError):
+                message = exc.message
+            elif isinstance(exc, ToolFailed | OSError):
+                message = str(exc)
+            else:
+                log.exception("media job %d (%s of item %d) failed", job.id, job.kind, job.item)
+                message = f"internal error: {type(exc).__name__}: {exc}"
             state = self.vault.fail_job(job, message, self.settings.max_attempts)
             with self._lock:
                 if state == "failed":

@@ -701,6 +701,14 @@ class Catalog:
 
     # -- tags -------------------------------------------------------------
 
+    def set_recording_window(self, number: int, start: str, end: str, source: str) -> None:
+        """Give an item that had none its recording window (read from its media after ingest)."""
+        self.db.execute(
+            "UPDATE items SET recorded_start = ?, recorded_end = ?, recorded_source = ? "
+            "WHERE id = ? AND recorded_start IS NULL",
+            [start, end, source, number],
+        )
+
     def add_tag(self, number: int, name: str, value: str, at: str, actor: str, seq: int) -> None:
         self.db.execute(
             "INSERT INTO tags (item, name, value, set_at, set_by, audit_seq) VALUES (?, ?, ?, ?, ?, ?)",

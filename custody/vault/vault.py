@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -60,7 +61,7 @@ from custody.vault.registry import (
     UnknownDevice,
 )
 from custody.vault.sealing import ObjectDamaged, ProgressCallback
-from custody.vault.timestamps import utc_now
+from custody.vault.timestamps import to_text, utc_now
 
 CATALOG_NAME = "catalog.db"
 LOCK_NAME = "lock"
@@ -1481,6 +1482,30 @@ class Vault:
             for _copy, obj in staged:
                 self.objects.discard(obj)  # nothing left once stored
 
+    def _read_recording_window(self, item: Item, facts: dict) -> None:
+        """An item that came with no recording time (ingested by hand, uploaded) takes it from its
+        media facts, as a docked file does: the container's creation time (with its duration), else
+        a photo's EXIF capture time (local time where no offset is written). Audited; inside the
+        caller's transaction. Items with a recording time keep it."""
+        if item.recorded_start is not None:
+            return
+        start, source = None, None
+        if facts.get("creation_time"):
+            start, source = datetime.fromisoformat(facts["creation_time"]).astimezone(UTC), "container"
+        elif facts.get("capture_time"):
+            taken = datetime.fromisoformat(facts["capture_time"])
+            start, source = (taken if taken.tzinfo else taken.astimezone()), "exif"
+        if start is None:
+            return
+        end = start + timedelta(seconds=facts["duration"]) if facts.get("duration") else start
+        self.catalog.set_recording_window(item.number, to_text(start), to_text(end), source)
+        self.audit.append(
+            self.actor,
+            "recording-time-read",
+            item.number,
+            {"recorded_start": to_text(start), "recorded_end": to_text(end), "source": source},
+        )
+
     @_serialized
     def _commit_media_job(
         self, job: jobs.Job, facts: dict, seconds: float, staged: list[tuple[dict, StagedObject]]
@@ -1519,6 +1544,7 @@ class Vault:
                 if earlier.get("level") == "full":
                     facts["integrity"] = earlier  # a full decode check's verdict outranks the fast one
                 jobs.store_facts(self.catalog, job.item, facts, utc_now())
+                self._read_recording_window(item, facts)
                 jobs.finish(self.catalog, job.id, utc_now(), seconds)
                 if (facts.get("integrity") or {}).get("result") == "ok":
                     jobs.enqueue(self.catalog, jobs.DECODE, job.item, utc_now())

@@ -232,3 +232,30 @@ def test_a_decode_check_waits_while_any_foreground_job_is_queued(custody, home, 
         assert vault.claim_job(DECODE) is None  # item 2's foreground stage still waits
         runner.run_job(vault.claim_job(MEDIA))
         assert vault.claim_job(DECODE) is not None
+
+
+def test_a_file_ingested_by_hand_takes_its_recording_time_from_its_container(tmp_path, home, custody):
+    """A phone video whose container says 2019-12-20T20:08:34Z showed `recorded: - to -` after
+    `custody ingest`, so `ls --since` missed it and retention ran from the ingest."""
+    import json
+    import subprocess
+
+    clip = tmp_path / "VID_20191220.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=2",
+         "-c:v", "libx264", "-preset", "ultrafast", "-metadata", "creation_time=2019-12-20T20:08:34Z", str(clip)],
+        check=True,
+    )  # fmt: skip
+    custody("init")
+    custody("ingest", str(clip))
+    [item] = json.loads(custody("ls", "--json").stdout)
+    assert item["recorded_start"] is None
+    custody("media", "run", "--once")
+    [item] = json.loads(custody("ls", "--json").stdout)
+    assert item["recorded_start"] == "2019-12-20T20:08:34.000000Z"
+    assert item["recorded_end"] == "2019-12-20T20:08:36.000000Z"
+    found = json.loads(custody("ls", "--since", "2019-12-20", "--until", "2019-12-21", "--json").stdout)
+    assert [i["id"] for i in found] == [item["id"]]
+    events = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "recording-time-read"]
+    assert events[0]["details"]["source"] == "container"
+    assert "2 years from recording" in custody("show", item["id"]).stdout

@@ -94,3 +94,31 @@ def custody_at():
         return run
 
     return at
+
+
+def test_a_media_job_meeting_a_full_disk_fails_alone_and_the_run_ends(tmp_path, custody_at, clip_library):
+    """A playable copy that cannot be sealed (the disk at its reserve) killed the worker thread
+    and left its job "running": `media run --once` then waited for ever."""
+    import subprocess
+    import sys
+
+    with small_filesystem(tmp_path / "disk", 48 << 20) as disk:
+        home = disk / "vault"
+        custody = custody_at(home)
+        custody("init")
+        (home / "custody.toml").write_text("[vault]\nmin_free_mb = 8\n")
+        custody("ingest", str(clip_library / "CLIP0001.MP4"))
+        with open(disk / "filler", "wb") as filler:  # leave less than the reserve
+            os.posix_fallocate(filler.fileno(), 0, free_bytes(disk) - (6 << 20))
+        try:
+            run = subprocess.run(
+                [sys.executable, "-m", "custody", "--home", str(home), "media", "run", "--once", "--json"],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            pytest.fail("media run --once hung on a job that met a full disk")
+        assert "Traceback" not in run.stderr
+        summary = json.loads(run.stdout.splitlines()[-1])
+        assert (summary["done"], summary["failed"]) == (0, 1)  # tried max_attempts times, then failed
+        [job] = json.loads(custody("status", "--json").stdout)["failed_media_jobs"]
+        assert "vault disk full" in job["last_error"]
