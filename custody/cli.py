@@ -30,7 +30,7 @@ from rich.text import Text
 
 from custody import __version__
 from custody.config import Settings, load_settings, resolve_home
-from custody.errors import CustodyError, UsageError
+from custody.errors import CannotWrite, CustodyError, UsageError, cannot_write
 from custody.ingestd import api, upload
 from custody.ingestd.client_export import export_through_daemon
 from custody.ingestd.daemon import Daemon, read_status
@@ -92,6 +92,11 @@ class CustodyGroup(click.Group):
                 raise
             _echo(f"custody: {exc.message}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # an ordinary OS error is one line too, never a traceback
+            if ctx.obj and ctx.obj.debug:
+                raise
+            _echo(f"custody: {exc.filename or 'a file'}: {exc.strerror or exc}", err=True)
+            ctx.exit(CannotWrite.exit_code)
 
 
 # Who is asking when the daemon runs a command for a client of its API socket
@@ -2496,7 +2501,11 @@ def _through_daemon(argv: list[str]) -> int | None:
     except PermissionError:
         pass
     except OSError:
-        return None
+        # No vault here: a clerk on the station, with no home named, reaches the vault its daemon
+        # serves (the system socket) rather than being told to make one of their own.
+        named = home is not None or bool(os.environ.get("CUSTODY_HOME"))
+        if named or not _daemon_can_run(path, rest) or not api.is_served(session.api_socket()):
+            return None
     socket_path = session.api_socket()
     try:
         if not api.is_served(socket_path):
@@ -2519,8 +2528,12 @@ def _through_daemon(argv: list[str]) -> int | None:
                 socket_path, "run", request, timeout=None, on_progress=drawing if at_terminal else None
             )
     except CustodyError as exc:
-        click.echo(f"custody: {exc.message}", err=True)
+        _echo(f"custody: {exc.message}", err=True)
         return exc.exit_code
+    except OSError as exc:  # writing the caller's own file (extract --out, export --iso)
+        failure = cannot_write(exc.filename or "a file", exc)
+        _echo(f"custody: {failure.message}", err=True)
+        return failure.exit_code
     except click.ClickException as exc:  # the command line, parsed here for what runs here
         exc.show()
         return exc.exit_code

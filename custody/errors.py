@@ -31,3 +31,33 @@ class UsageError(CustodyError):
     """{reason}"""
 
     exit_code = 2
+
+
+class CannotWrite(CustodyError):
+    """cannot write {path}: {why}"""
+
+    exit_code = 5
+
+
+# What to do about the ordinary reasons a file cannot be written, by errno.
+_WRITE_ADVICE = {
+    2: "no such folder: create it first, or choose another",  # ENOENT
+    13: "permission denied: choose a folder you may write to",  # EACCES
+    1: "not permitted: choose a folder you may write to",  # EPERM
+    28: "no space left on that disk: free some, or choose another disk",  # ENOSPC
+    122: "over your disk quota: free some space, or choose another disk",  # EDQUOT
+    30: "the file system is read-only: choose a writable disk",  # EROFS
+    20: "a part of the path is not a folder: check the path",  # ENOTDIR
+    21: "it is a folder: name a file in it",  # EISDIR
+}
+
+
+def is_write_problem(exc: OSError) -> bool:
+    """Whether ``exc`` is one of the ordinary reasons a file cannot be written (see _WRITE_ADVICE)."""
+    return exc.errno in _WRITE_ADVICE
+
+
+def cannot_write(path: object, exc: OSError) -> CannotWrite:
+    """The one-line error for an OSError met writing ``path`` (what happened and what to do)."""
+    why = _WRITE_ADVICE.get(exc.errno or 0) or (exc.strerror or str(exc))
+    return CannotWrite(path=path, why=why)

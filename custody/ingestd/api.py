@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from custody.errors import CustodyError
+from custody.errors import CustodyError, cannot_write, is_write_problem
 from custody.vault import Vault
 from custody.vault.access import Caller, RoleMap, identify
 
@@ -754,6 +754,10 @@ def fetch_to_file(path: Path, args: dict, out: Path, op: str = "stream") -> dict
         os.link(partial, out)
     except FileExistsError as exc:
         raise Vault.OutputExists(path=out) from exc
+    except OSError as exc:  # the caller's folder: missing, not theirs to write, full, read-only
+        if not is_write_problem(exc):
+            raise  # (the connection's errors are the caller's too, said as such below)
+        raise cannot_write(out, exc) from exc
     finally:
         partial.unlink(missing_ok=True)
     return result

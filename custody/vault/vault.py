@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from custody.config import Settings, default_config_text
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError, UsageError, cannot_write
 from custody.vault import (
     access,
     access_records,
@@ -153,7 +153,7 @@ class Vault:
     """One vault home, opened for one actor. Use as a context manager."""
 
     class NotFound(CustodyError):
-        """no vault at {home}: create one with 'custody init --home {home}' or pass --home"""
+        """no vault at {home}: create one with 'custody --home {home} init', or name another with --home before the command"""
 
         exit_code = 4
 
@@ -970,6 +970,10 @@ class Vault:
         except Vault.ItemDamaged as exc:
             self.record_failure("extract", {"out": str(out), "reason": exc.message}, item)
             raise
+        except OSError as exc:  # a missing folder, no permission, a full or read-only disk
+            failure = cannot_write(out, exc)
+            self.record_failure("extract", {"out": str(out), "reason": failure.message}, item)
+            raise failure from exc
         finally:
             partial.unlink(missing_ok=True)
         details = {"out": str(out.resolve()), "sha256": sha256}

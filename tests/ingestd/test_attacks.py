@@ -284,3 +284,27 @@ def test_a_role_given_in_the_config_takes_effect_on_sighup(served_vault):
     wait_for(promoted, "the daemon to take the new role")
     assert custody_as(NO_ROLE, home, socket_path, "ls", "--json").returncode == 0
     assert "config reloaded" in daemon.log()
+
+
+def test_a_clerk_reaches_the_stations_vault_and_hears_plain_errors(served_vault, tmp_path):
+    """A clerk whose `custody` found the daemon's socket was told to create a vault of their own;
+    an extract through the daemon into a folder the clerk may not write ended in a traceback."""
+    from tests.localusers import run_as
+
+    home, socket_path, _outbox, _daemon = served_vault
+    # No --home, no CUSTODY_HOME: the daemon serving the station's vault answers.
+    found = run_as(CLERK, SYSTEM_PYTHON, "-m", "custody", "ls", "--json", socket_path=socket_path)
+    assert found.returncode == 0, found.stderr
+    assert [item["id"] for item in json.loads(found.stdout)][:2] == ["EV-000001", "EV-000002"]
+    closed = Path(tempfile.mkdtemp(prefix="custody-closed-", dir="/tmp"))
+    closed.chmod(0o755)  # root's: the clerk may not write here
+    try:
+        refused = custody_as(CLERK, home, socket_path, "extract", "EV-000001", "--out", str(closed / "x.mp4"))
+        assert refused.returncode == 5 and "Traceback" not in refused.stderr, refused.stderr
+        assert refused.stderr.strip() == (
+            f"custody: cannot write {closed / 'x.mp4'}: permission denied: choose a folder you may write to"
+        )
+        missing = custody_as(CLERK, home, socket_path, "extract", "EV-000001", "--out", "/nonexistent/x.mp4")
+        assert missing.returncode == 5 and "no such folder: create it first" in missing.stderr
+    finally:
+        shutil.rmtree(closed)
