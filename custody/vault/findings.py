@@ -60,7 +60,8 @@ def parse_gap_id(text: str) -> int | None:
 
 
 def recording_segments(catalog: Catalog, serial: str, since: str, until: str) -> list[dict]:
-    """Return a recorder's recordings starting in [since, until]: item, start, end, session, path.
+    """Return a recorder's recordings (video or audio) starting in [since, until]: item, start, end,
+    session, path.
 
     Items a later item superseded (the recorder changed the file) are left
     out; the end is the recorded end, else start plus ffprobe's duration.
@@ -80,7 +81,10 @@ def recording_segments(catalog: Catalog, serial: str, since: str, until: str) ->
     segments = []
     for row in rows:
         facts = json.loads(row.pop("facts")) if row.get("facts") else {}
-        if facts.get("photo"):
+        # Continuity is about recordings: video or audio segments. A photo, a document, a file that
+        # is no media, or one whose media job has not read it yet is not a segment (a job not yet
+        # run analyses its item again when it ends).
+        if facts.get("photo") or not (facts.get("video_codec") or facts.get("audio_codec")):
             continue
         row["duration"] = facts.get("duration")
         segments.append(row)

@@ -151,3 +151,25 @@ def test_a_hole_filled_by_a_segment_pulled_later_is_withdrawn_not_left_open(tmp_
     assert withdrawn["id"] == gap["id"] and withdrawn["state"] == "withdrawn"
     actions = [e["action"] for e in json.loads(custody("log", "--json").stdout)]
     assert actions.count("continuity-found") == 1 and actions.count("continuity-withdrawn") == 1
+
+
+def test_photos_documents_and_files_that_are_no_media_are_not_segments(tmp_path, home, custody):
+    """Between photos and documents continuity reported "interruption of 54 s" and "out of order",
+    asking a clerk to explain them: continuity is about consecutive video or audio segments."""
+    import os
+
+    custody("init")
+    custody("recorder", "add", "BWC8", "--from", "2020-01-01")
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    recording_segment(dcim / "FILE0001.MP4", start, 4, 440)
+    notes = dcim / "FILE0002.MP4"  # not media at all: timed by its mtime, 56 s after the first ends
+    notes.write_bytes(os.urandom(2000))
+    moment = (start + timedelta(seconds=60)).timestamp()
+    os.utime(notes, (moment, moment))
+    recording_segment(dcim / "FILE0003.MP4", start + timedelta(seconds=4), 4, 550)
+    dock(home, tmp_path / "card", "BWC8", "dcim")
+    custody("media", "run", "--once")
+    assert json.loads(custody("report", "gaps", "--json").stdout) == []
+    assert [e for e in json.loads(custody("log", "--json").stdout) if e["action"].startswith("continuity")] == []
