@@ -41,7 +41,7 @@ from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault, access
 from custody.vault.items import format_item_id, printable_name, shown_text
 from custody.vault.objects import keep_stream_buffers_on_heap, limit_malloc_arenas
-from custody.vault.timestamps import local_display, parse_user_time
+from custody.vault.timestamps import local_display, parse_user_time, show_utc
 
 # The width of the client's terminal while the daemon runs a command for it (None: not a terminal).
 _CLIENT_COLUMNS: contextvars.ContextVar[int | None] = contextvars.ContextVar("columns", default=None)
@@ -152,9 +152,12 @@ def pass_session(command):
     help="Vault home (default: $CUSTODY_HOME, else /var/lib/custody as root, else ~/.local/share/custody).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--utc", is_flag=True, help="Show times in UTC instead of the station's zone (--json is always UTC)."
+)
 @click.version_option(__version__, prog_name="custody")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, home: str | None, debug: bool, utc: bool) -> None:
     """Body-worn-camera evidence vault: ingest, tag, extract and verify footage.
 
     \b
@@ -162,7 +165,10 @@ def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
       custody --home /srv/custody init
       custody ingest /media/recorder/DCIM --officer 031245
       custody ls --untagged
+      custody --utc log --item EV-000123
     """
+    if _REMOTE_CALLER.get() is None:  # (for a caller of the daemon, the request says: see _run_for_client)
+        show_utc.set(utc)
     ctx.obj = Session(home, debug)
 
 
@@ -2368,6 +2374,7 @@ def _run_for_client(home: Path, caller: access.Caller, args: dict) -> dict:
     output, problems = _THREAD_OUTPUT
     token = _REMOTE_CALLER.set(caller)
     layout = _CLIENT_COLUMNS.set(columns)
+    zone = show_utc.set(args.get("utc") is True)  # times in the station's zone, unless the caller asked UTC
     try:
         with output.capture() as out, problems.capture() as err:
             try:
@@ -2380,6 +2387,7 @@ def _run_for_client(home: Path, caller: access.Caller, args: dict) -> dict:
             except click.exceptions.Abort:
                 code = 1
     finally:
+        show_utc.reset(zone)
         _CLIENT_COLUMNS.reset(layout)
         _REMOTE_CALLER.reset(token)
     return {"stdout": out.getvalue(), "stderr": err.getvalue(), "exit_code": int(code or 0)}
@@ -2481,13 +2489,15 @@ def _through_daemon(argv: list[str]) -> int | None:
     user), and work in-process when none serves, and for what only they do
     (init, daemon, restore, media run, replicate, report files).
     """
-    rest, home = list(argv), None
+    rest, home, utc = list(argv), None, False
     while rest and rest[0].startswith("-"):
         word = rest.pop(0)
         if word == "--home" and rest:
             home = rest.pop(0)
         elif word.startswith("--home="):
             home = word.split("=", 1)[1]
+        elif word == "--utc":
+            utc = True
         elif word in ("--help", "--version"):
             return None  # (--debug means nothing for a command the daemon runs)
     path = _command_path(rest)
@@ -2519,6 +2529,8 @@ def _through_daemon(argv: list[str]) -> int | None:
         if path == ("export", "verify"):
             return _verify_for_client(rest[2:], socket_path)
         request = {"argv": _anchors_read_here(path, rest)}
+        if utc:
+            request["utc"] = True
         at_terminal = sys.stdout.isatty()
         if at_terminal:  # tables fit this terminal and progress is drawn on it, as in-process
             fits = CLIENT_COLUMNS_RANGE

@@ -137,3 +137,36 @@ def test_tags_name_a_registered_officer_and_clear_only_when_asked(tmp_path, cust
     custody("tag", "EV-000001", "--case", "", "--clear")
     [item] = json.loads(custody("ls", "--json").stdout)
     assert not item["tags"].get("case")
+
+
+def test_times_are_shown_in_the_stations_zone_with_the_zone_and_utc_on_request(tmp_path, home, custody):
+    """People saw UTC (with microseconds, in places) and no zone; stored times stay UTC."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "A.MP4").write_bytes(b"a" * 1000)
+    custody("init")
+    custody("ingest", str(card))
+    stored = json.loads(custody("ls", "--json").stdout)[0]["ingested_at"]
+    assert stored.endswith("Z")
+
+    def shown(*args: str, zone: str = "Asia/Shanghai") -> str:
+        env = {**os.environ, "TZ": zone}
+        return subprocess.run(
+            [sys.executable, "-m", "custody", "--home", str(home), *args],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+    from datetime import datetime, timedelta
+
+    moment = datetime.strptime(stored, "%Y-%m-%dT%H:%M:%S.%fZ")
+    beijing = (moment + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M")
+    assert f"{beijing} CST" in shown("ls")
+    assert f"{moment:%Y-%m-%d %H:%M} UTC" in shown("--utc", "ls")
+    assert f"{(moment - timedelta(hours=3)):%Y-%m-%d %H:%M} -03:00" in shown("ls", zone="America/Sao_Paulo")
+    assert f"ingested: {beijing} CST" in shown("show", "EV-000001")
+    assert json.loads(shown("ls", "--json"))[0]["ingested_at"] == stored  # scripts keep UTC

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from datetime import UTC, datetime, time
 
 from custody.errors import UsageError
@@ -24,11 +25,23 @@ def from_text(text: str) -> datetime:
     return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
 
 
+# Shown in UTC instead of the station's zone (``custody --utc``), per thread (the daemon serves
+# each caller in a thread of its own).
+show_utc: contextvars.ContextVar[bool] = contextvars.ContextVar("custody_show_utc", default=False)
+
+
 def local_display(text: str | None) -> str:
-    """Return a stored time as local time for people, minutes precision; '-' when unknown."""
+    """Return a stored time for people: the station's local time (or UTC with --utc) to the
+    minute, with its zone ("2026-11-30 10:55 CST", "+08:00" where the zone has no name); '-' when unknown."""
     if not text:
         return "-"
-    return from_text(text).astimezone().strftime("%Y-%m-%d %H:%M")
+    moment = from_text(text)
+    moment = moment if show_utc.get() else moment.astimezone()
+    zone = moment.tzname() or ""
+    if not zone or zone[0] in "+-":  # no abbreviation: the offset, as ISO 8601 writes it
+        zone = moment.strftime("%z")
+        zone = f"{zone[:3]}:{zone[3:]}" if len(zone) == 5 else zone
+    return f"{moment:%Y-%m-%d %H:%M} {zone}"
 
 
 def parse_user_time(value: str, option: str, end_of_day: bool = False) -> str:

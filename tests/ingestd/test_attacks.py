@@ -296,6 +296,8 @@ def test_a_clerk_reaches_the_stations_vault_and_hears_plain_errors(served_vault,
     found = run_as(CLERK, SYSTEM_PYTHON, "-m", "custody", "ls", "--json", socket_path=socket_path)
     assert found.returncode == 0, found.stderr
     assert [item["id"] for item in json.loads(found.stdout)][:2] == ["EV-000001", "EV-000002"]
+    in_utc = custody_as(CLERK, home, socket_path, "--utc", "ls")  # (the request carries it to the daemon)
+    assert in_utc.returncode == 0 and " UTC" in in_utc.stdout, in_utc.stderr
     closed = Path(tempfile.mkdtemp(prefix="custody-closed-", dir="/tmp"))
     closed.chmod(0o755)  # root's: the clerk may not write here
     try:

@@ -172,4 +172,6 @@ def test_photos_documents_and_files_that_are_no_media_are_not_segments(tmp_path,
     dock(home, tmp_path / "card", "BWC8", "dcim")
     custody("media", "run", "--once")
     assert json.loads(custody("report", "gaps", "--json").stdout) == []
-    assert [e for e in json.loads(custody("log", "--json").stdout) if e["action"].startswith("continuity")] == []
+    assert [
+        e for e in json.loads(custody("log", "--json").stdout) if e["action"].startswith("continuity")
+    ] == []
