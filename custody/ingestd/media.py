@@ -37,6 +37,12 @@ _OUT_OF_MEMORY = ("Cannot allocate memory", "get_buffer() failed")
 PHOTO_FORMATS = {"image2", "jpeg_pipe", "png_pipe", "tiff_pipe", "webp_pipe", "bmp_pipe", "heif"}
 
 
+def is_still_image(container: str | None) -> bool:
+    """Whether ffprobe read the file as one picture: the image demuxers (every ``*_pipe`` one:
+    PPM, PGM, BMP, TIFF, PNG, JPEG, WebP... and image2), and HEIF."""
+    return bool(container) and (container in PHOTO_FORMATS or container.endswith("_pipe"))
+
+
 class ToolFailed(Exception):
     """A media tool crashed, was killed by its limits, or could not start: worth another attempt."""
 
@@ -230,7 +236,7 @@ def probe_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) -> 
     audio = next((s for s in streams if s["type"] == "audio"), None)
     if audio:
         facts["audio_codec"] = audio["codec"]
-    if facts["container"] in PHOTO_FORMATS:
+    if is_still_image(facts["container"]):
         facts["photo"] = True
         facts.update(_photo_facts(path, ffprobe, timeout, memory_limit))
     return facts

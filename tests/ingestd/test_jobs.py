@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from custody.config import load_settings
 from custody.ingestd.jobs import MediaJobs
 from custody.vault import Vault
@@ -259,3 +261,23 @@ def test_a_file_ingested_by_hand_takes_its_recording_time_from_its_container(tmp
     events = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "recording-time-read"]
     assert events[0]["details"]["source"] == "container"
     assert "2 years from recording" in custody("show", item["id"]).stdout
+
+
+@pytest.mark.parametrize("suffix", ["ppm", "bmp", "tiff", "pgm"])
+def test_a_still_image_in_any_format_ffmpeg_reads_is_a_photo(tmp_path, home, custody, suffix):
+    """PPM, BMP, TIFF... got a one-frame "playable" video; a photo gets a thumbnail and no copy."""
+    import json
+    import subprocess
+
+    picture = tmp_path / f"IMG0001.{suffix}"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:duration=1", "-frames:v", "1",
+         *(["-pix_fmt", "gray"] if suffix == "pgm" else []), str(picture)],
+        check=True,
+    )  # fmt: skip
+    custody("init")
+    custody("ingest", str(picture))
+    custody("media", "run", "--once")
+    shown = json.loads(custody("show", "EV-000001", "--json").stdout)
+    assert shown["media"]["photo"] is True
+    assert [d["role"] for d in shown["derivatives"]] == ["thumbnail"]
