@@ -243,7 +243,7 @@ def probe_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) -> 
 
 
 def _photo_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) -> dict:
-    """Return a photo's EXIF capture time (as the camera's clock wrote it) and GPS position."""
+    """Return a photo's EXIF capture time (as the camera's clock wrote it), GPS position, make and model."""
     command = [ffprobe, "-v", "error", "-show_entries", "frame_tags", "-of", "json", str(path)]
     result = run_tool(command, path, timeout, memory_limit)
     try:
@@ -252,6 +252,9 @@ def _photo_facts(path: Path, ffprobe: str, timeout: float, memory_limit: int) ->
         return {}
     exif = frames[0].get("tags") or {}
     facts: dict = {}
+    for name, tag in (("make", "Make"), ("model", "Model")):  # the camera or phone that took it
+        if (exif.get(tag) or "").strip():
+            facts[name] = exif[tag].strip()
     taken = exif.get("DateTimeOriginal") or exif.get("DateTime")
     if taken and len(taken) >= 19:
         # EXIF "YYYY:MM:DD HH:MM:SS" is the camera's local time; its zone, when written, comes apart.

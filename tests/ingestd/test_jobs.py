@@ -281,3 +281,36 @@ def test_a_still_image_in_any_format_ffmpeg_reads_is_a_photo(tmp_path, home, cus
     shown = json.loads(custody("show", "EV-000001", "--json").stdout)
     assert shown["media"]["photo"] is True
     assert [d["role"] for d in shown["derivatives"]] == ["thumbnail"]
+
+
+def jpeg_with_exif(path, make: str, model: str) -> None:
+    """A real JPEG (ffmpeg) with an EXIF block naming the camera (Make and Model in IFD0)."""
+    import struct
+
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:duration=1", "-frames:v", "1",
+         str(path)],
+        check=True,
+    )  # fmt: skip
+    values = [make.encode() + b"\0", model.encode() + b"\0"]
+    entries, data = b"", b""
+    offset = 8 + 2 + 12 * len(values) + 4  # TIFF header, count, entries, next-IFD pointer
+    for tag, value in zip((0x010F, 0x0110), values, strict=True):
+        entries += struct.pack("<HHII", tag, 2, len(value), offset + len(data))
+        data += value
+    tiff = b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", len(values)) + entries + b"\0\0\0\0" + data
+    app1 = b"Exif\0\0" + tiff
+    jpeg = path.read_bytes()
+    path.write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:])
+
+
+def test_a_photo_records_the_make_and_model_of_its_camera(tmp_path, home, custody):
+    picture = tmp_path / "IMG_0001.JPG"
+    jpeg_with_exif(picture, "HUAWEI", "ELS-AN00")
+    custody("init")
+    custody("ingest", str(picture))
+    custody("media", "run", "--once")
+    media = json.loads(custody("show", "EV-000001", "--json").stdout)["media"]
+    assert (media["photo"], media["make"], media["model"]) == (True, "HUAWEI", "ELS-AN00")
+    shown = custody("show", "EV-000001").stdout
+    assert "HUAWEI" in shown and "ELS-AN00" in shown
