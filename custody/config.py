@@ -288,6 +288,22 @@ def default_profiles() -> dict[str, RecorderProfile]:
             start_format="%Y%m%d_%H%M%S",
             clock_timezone="Asia/Shanghai",
         ),
+        "phone-card": RecorderProfile(
+            description=(
+                "A phone's or camera's memory card: photos, videos, voice notes and documents in any "
+                "folder, phone-style names (IMG_/VID_/PXL_/AUD_20261126_143005...) read in local time"
+            ),
+            media_folders=[],  # every folder (DCIM, Pictures, Movies, Recordings, Documents, ...)
+            extensions=[
+                *(".jpg", ".jpeg", ".heic", ".heif", ".png", ".dng", ".webp", ".gif", ".bmp", ".tif", ".tiff"),
+                *(".mp4", ".mov", ".avi", ".mkv", ".ts", ".mts", ".m2ts", ".3gp", ".m4v", ".webm"),
+                *(".wav", ".mp3", ".m4a", ".aac", ".amr", ".ogg", ".opus", ".flac", ".3gpp"),
+                *(".pdf", ".doc", ".docx", ".odt", ".txt", ".rtf"),
+            ],
+            filename_pattern=r"^(?:IMG|VID|PXL|MVIMG|AUD|REC|Screenshot)_(?P<start>\d{8}_\d{6})",
+            start_format="%Y%m%d_%H%M%S",
+            clock_timezone="Asia/Shanghai",
+        ),
         "bwc-badge": RecorderProfile(
             description=(
                 "Law-enforcement recorder naming files RECORDER_OFFICER_START[_IMP], "

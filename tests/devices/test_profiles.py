@@ -63,3 +63,20 @@ def test_daylight_saving_zone_is_applied_per_date():
     assert read_filename("20260715_120000_0001.MP4", profile).start == datetime(
         2026, 7, 15, 10, 0, tzinfo=UTC
     )
+
+
+def test_the_shipped_phone_card_profile_takes_every_media_folder_and_phone_names():
+    profile = default_profiles()["phone-card"]
+    for relative in (
+        "DCIM/Camera/IMG_20191220_200834.jpg",
+        "Pictures/Screenshots/Screenshot_20191220_200834.png",
+        "Movies/VID_20191220_200834.mp4",
+        "Recordings/AUD_20191220_200834.m4a",
+        "Documents/notice.pdf",
+        "IMG_0001.HEIC",
+    ):
+        assert is_footage(relative, profile), relative
+    assert not is_footage("Android/data/com.app/cache.db", profile)
+    facts = read_filename("VID_20191220_200834.mp4", profile)
+    assert facts is not None and facts.start == datetime(2019, 12, 20, 12, 8, 34, tzinfo=UTC)  # 20:08 in Beijing
+    assert choose_profile(default_profiles(), identity()) == "dcim"  # a phone card is registered as such
