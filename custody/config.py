@@ -295,7 +295,19 @@ def default_profiles() -> dict[str, RecorderProfile]:
             ),
             media_folders=[],  # every folder (DCIM, Pictures, Movies, Recordings, Documents, ...)
             extensions=[
-                *(".jpg", ".jpeg", ".heic", ".heif", ".png", ".dng", ".webp", ".gif", ".bmp", ".tif", ".tiff"),
+                *(
+                    ".jpg",
+                    ".jpeg",
+                    ".heic",
+                    ".heif",
+                    ".png",
+                    ".dng",
+                    ".webp",
+                    ".gif",
+                    ".bmp",
+                    ".tif",
+                    ".tiff",
+                ),
                 *(".mp4", ".mov", ".avi", ".mkv", ".ts", ".mts", ".m2ts", ".3gp", ".m4v", ".webm"),
                 *(".wav", ".mp3", ".m4a", ".aac", ".amr", ".ogg", ".opus", ".flac", ".3gpp"),
                 *(".pdf", ".doc", ".docx", ".odt", ".txt", ".rtf"),

@@ -78,5 +78,7 @@ def test_the_shipped_phone_card_profile_takes_every_media_folder_and_phone_names
         assert is_footage(relative, profile), relative
     assert not is_footage("Android/data/com.app/cache.db", profile)
     facts = read_filename("VID_20191220_200834.mp4", profile)
-    assert facts is not None and facts.start == datetime(2019, 12, 20, 12, 8, 34, tzinfo=UTC)  # 20:08 in Beijing
+    assert facts is not None and facts.start == datetime(
+        2019, 12, 20, 12, 8, 34, tzinfo=UTC
+    )  # 20:08 in Beijing
     assert choose_profile(default_profiles(), identity()) == "dcim"  # a phone card is registered as such
