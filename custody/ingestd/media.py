@@ -34,13 +34,21 @@ _PR_SET_PDEATHSIG = 1
 # What ffmpeg prints when an allocation fails: the memory limit, not the file, stopped it.
 _OUT_OF_MEMORY = ("Cannot allocate memory", "get_buffer() failed")
 # Containers ffmpeg reads single still pictures with: a photo, not a recording.
-PHOTO_FORMATS = {"image2", "jpeg_pipe", "png_pipe", "tiff_pipe", "webp_pipe", "bmp_pipe", "heif"}
+# The image demuxers of pictures people and cameras make. Not every "*_pipe": ffprobe matches
+# random bytes to an obscure image format now and then (xbm, pictor, qdraw...), and such a file
+# is no photo but unreadable.
+PHOTO_FORMATS = {
+    "image2", "heif",
+    *(f"{name}_pipe" for name in (
+        "jpeg", "jpegls", "jpegxl", "png", "tiff", "webp", "bmp", "gif", "ppm", "pgm", "pbm", "pam",
+        "pgmyuv", "dpx", "exr", "j2k", "psd", "qoi", "sgi", "sunrast", "svg", "xpm", "pcx", "hdr",
+    )),
+}  # fmt: skip
 
 
 def is_still_image(container: str | None) -> bool:
-    """Whether ffprobe read the file as one picture: the image demuxers (every ``*_pipe`` one:
-    PPM, PGM, BMP, TIFF, PNG, JPEG, WebP... and image2), and HEIF."""
-    return bool(container) and (container in PHOTO_FORMATS or container.endswith("_pipe"))
+    """Whether ffprobe read the file as one picture of a kind cameras and people make (PHOTO_FORMATS)."""
+    return container in PHOTO_FORMATS
 
 
 class ToolFailed(Exception):

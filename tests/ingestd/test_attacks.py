@@ -130,7 +130,7 @@ def test_stalled_connections_of_one_user_cannot_exhaust_the_daemon(served_vault)
         assert staller.stdout.readline().strip() == "holding", staller.stderr.read()
         time.sleep(0.5)
         # 16 served for that user at most (the default cap); the other 384 were refused at once.
-        assert _threads(daemon.process.pid) <= baseline + 16 + 2
+        assert _threads(daemon.process.pid) <= baseline + 16 + 6  # (not 400: a few for the daemon's own work)
         served = custody_as(CLERK, home, socket_path, "ls", "--json")  # someone else is still served
         assert served.returncode == 0, served.stderr
     finally:

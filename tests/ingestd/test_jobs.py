@@ -11,6 +11,7 @@ import pytest
 from custody.config import load_settings
 from custody.ingestd.jobs import MediaJobs
 from custody.vault import Vault
+from tests.conftest import not_media
 
 
 def tagged_clip(path):
@@ -59,7 +60,7 @@ def test_probe_job_puts_duration_codecs_time_and_place_on_the_item(tmp_path, cus
 
 def test_a_file_that_is_not_media_is_an_unreadable_result_not_a_failure(tmp_path, custody):
     custody("init")
-    (tmp_path / "RANDOM.MP4").write_bytes(os.urandom(100_000))
+    (tmp_path / "RANDOM.MP4").write_bytes(not_media(100_000))
     (tmp_path / "EMPTY.MP4").write_bytes(b"")
     custody("ingest", str(tmp_path / "RANDOM.MP4"), str(tmp_path / "EMPTY.MP4"))
     assert json.loads(custody("media", "run", "--once", "--json").stdout) == {

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from tests.conftest import not_media
 from tests.docking import DaemonProcess, wait_for
 from tests.ingestd.test_copies import mjpeg_avi, png_bomb
 from tests.ingestd.test_jobs import tagged_clip
@@ -50,7 +51,7 @@ def test_not_media_empty_and_a_decompression_bomb_end_with_clear_results_and_the
         tmp_path, home, custody, testbed, "memory_limit_mb = 512\nmax_attempts = 2"
     )
     png_bomb(tmp_path / "BOMB.JPG")  # a PNG named as a photo: content decides, not the name
-    (tmp_path / "RANDOM.MP4").write_bytes(os.urandom(200_000))
+    (tmp_path / "RANDOM.MP4").write_bytes(not_media(200_000))
     (tmp_path / "EMPTY.MP4").write_bytes(b"")
     tagged_clip(tmp_path / "GOOD.MP4")
     for name in ("BOMB.JPG", "RANDOM.MP4", "EMPTY.MP4", "GOOD.MP4"):
