@@ -195,7 +195,7 @@ def test_truncated_or_zeroed_mp4s_are_flagged_damaged_and_kept_byte_identical(tm
 
 def test_random_bytes_are_unreadable_not_damaged(tmp_path, custody):
     custody("init")
-    (tmp_path / "NOISE.MP4").write_bytes(os.urandom(50_000))
+    (tmp_path / "NOISE.MP4").write_bytes(not_media(50_000))
     custody("ingest", str(tmp_path / "NOISE.MP4"))
     custody("media", "run", "--once")
     integrity = json.loads(custody("show", "EV-000001", "--json").stdout)["media"]["integrity"]
