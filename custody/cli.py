@@ -68,7 +68,9 @@ class _Console(Console):
         return size if columns is None else ConsoleDimensions(columns, size.height)
 
     def render_str(self, text: str, **kwargs) -> Text:
-        return super().render_str(shown_text(text), **{**kwargs, "markup": False, "emoji": False})
+        return super().render_str(
+            shown_text(text, keep_newlines=True), **{**kwargs, "markup": False, "emoji": False}
+        )
 
 
 # Piped output is for reading later (files, README): do not cut it to 80 columns.
@@ -78,7 +80,7 @@ errors = _Console(stderr=True)
 
 def _echo(line: str, err: bool = False) -> None:
     """Print one line of plain text (names in it shown escaped, see shown_text)."""
-    click.echo(shown_text(line), err=err)
+    click.echo(shown_text(line, keep_newlines=True), err=err)
 
 
 class CustodyGroup(click.Group):

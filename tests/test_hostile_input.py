@@ -122,3 +122,13 @@ def test_init_makes_an_existing_open_folder_private(tmp_path):
             continue
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path} is {mode:o}"
     assert stat.S_IMODE((home / "catalog.db").stat().st_mode) == 0o600
+
+
+def test_a_layouts_own_line_breaks_stay_and_hidden_characters_do_not():
+    """Table cells with two lines of our own (export ls: 'verified' then 're-verified ...') showed a
+    literal \\n once names were escaped; names and tags never hold a raw line break."""
+    from custody.vault.items import printable_name, shown_text
+
+    assert shown_text("verified\nre-verified: ok", keep_newlines=True) == "verified\nre-verified: ok"
+    assert shown_text("a\u202eb\x85c\nd", keep_newlines=True) == "a\\u202eb\\x85c\nd"
+    assert printable_name("evil\nname.mp4") == "evil\\nname.mp4"

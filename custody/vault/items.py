@@ -43,16 +43,20 @@ def is_hidden_character(char: str) -> bool:
     return unicodedata.category(char) in ("Cc", "Cs") or char in _DISGUISING
 
 
-def shown_text(text: str) -> str:
+def shown_text(text: str, keep_newlines: bool = False) -> str:
     r"""Return ``text`` with every hidden character (see is_hidden_character) as a visible escape.
 
     ``"a\u202eb"`` becomes ``"a\\u202eb"``: what a terminal, a PDF or a web page shows
-    is what is stored, one line, nothing reordered.
+    is what is stored, nothing reordered. ``keep_newlines``: line breaks stay (a layout's own
+    lines; names from outside never hold one: they are stored escaped, tags refuse them).
     """
     if not any(is_hidden_character(char) for char in text):
         return text
     return "".join(
-        char.encode("unicode_escape").decode("ascii") if is_hidden_character(char) else char for char in text
+        char.encode("unicode_escape").decode("ascii")
+        if is_hidden_character(char) and not (keep_newlines and char == "\n")
+        else char
+        for char in text
     )
 
 
