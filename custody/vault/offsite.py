@@ -200,33 +200,30 @@ def published_chain(target: S3Target, master) -> PublishedChain:
     ReplicaUnavailable when the bucket cannot be read.
     """
     published = PublishedChain(source=f"offsite target {target.name}")
+
+    def forged(key: str, version: str | None) -> None:
+        published.problems.append(f"{key} version {version} does not authenticate: put there by someone else")
+
     for key, versions in sorted(target.versions_under("vault/identity/").items()):
-        for version in versions:
-            sha256 = key.rsplit("/", 1)[-1].rsplit("-", 1)[-1]
+        for version, identity, failure in _unsealed_versions(target, key, master, versions):
             try:
-                identity = unseal_document(target.get_blob(key, version), master, sha256)
-                private = serialization.load_pem_private_key(identity["signing_key"].encode(), password=None)
-            except (CustodyError, KeyError, ValueError, TypeError) as exc:
-                if isinstance(exc, ReplicaUnavailable):
-                    raise
-                published.problems.append(
-                    f"{key} version {version} does not authenticate: put there by someone else"
+                private = (
+                    None
+                    if failure
+                    else serialization.load_pem_private_key(identity["signing_key"].encode(), password=None)
                 )
+            except (KeyError, ValueError, TypeError):
+                private = None
+            if private is None:
+                forged(key, version)
                 continue
             public = private.public_key()
             published.public_keys[keys.public_key_fingerprint(public)] = public
     seen: dict[int, str] = {}
     for key, versions in sorted(target.versions_under("audit/").items()):
-        sha256 = key.rsplit("-", 1)[-1]
-        for version in versions:
-            try:
-                segment = unseal_document(target.get_blob(key, version), master, sha256)
-            except CustodyError as exc:
-                if isinstance(exc, ReplicaUnavailable):
-                    raise
-                published.problems.append(
-                    f"{key} version {version} does not authenticate: put there by someone else"
-                )
+        for version, segment, failure in _unsealed_versions(target, key, master, versions):
+            if failure:
+                forged(key, version)
                 continue
             for event in segment.get("events", []):
                 seq, digest = int(event["seq"]), event["hash"]
@@ -504,16 +501,11 @@ def _document_at(
     deletes, not additions) is reported in ``report.problems`` as an alarm and
     passed over. Raise RestoreFailed when no version holds.
     """
-    sha256 = key.rsplit("/", 1)[-1].rsplit("-", 1)[-1]
     versions = versions if versions is not None else (target.versions(key) or [None])
     failures: list[tuple[str | None, CustodyError]] = []
-    for version in versions:
-        try:
-            document = unseal_document(target.get_blob(key, version), master, sha256)
-        except CustodyError as exc:
-            if isinstance(exc, ReplicaUnavailable):
-                raise
-            failures.append((version, exc))
+    for version, document, failure in _unsealed_versions(target, key, master, versions):
+        if failure is not None:
+            failures.append((version, failure))
             continue
         if report is not None:
             for bad, exc in failures:
@@ -532,6 +524,20 @@ def _document_at(
         target=target.name,
         problem=f"{what} ({key}) fails its check in every version ({len(failures)}): {newest.message}",
     ) from newest
+
+
+def _unsealed_versions(target: S3Target, key: str, master, versions: list[str | None]):
+    """Yield (version, document, None) for each version of the sealed document ``key`` that
+    authenticates, (version, None, the error) for each that does not, in the order given.
+    Raise ReplicaUnavailable when the bucket cannot be read."""
+    sha256 = key.rsplit("/", 1)[-1].rsplit("-", 1)[-1]  # "<head>-<sha256>", or the hash alone
+    for version in versions:
+        try:
+            yield version, unseal_document(target.get_blob(key, version), master, sha256), None
+        except CustodyError as exc:
+            if isinstance(exc, ReplicaUnavailable):
+                raise
+            yield version, None, exc
 
 
 def _restore_audit(catalog: Catalog, target: S3Target, master, report: RestoreReport) -> None:
