@@ -35,9 +35,13 @@ HOST_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 MiB = 1 << 20
 
 
-def host(*command: str | os.PathLike) -> str:
-    """Run a host command without umockdev's preload; return its stdout; raise on failure."""
-    result = subprocess.run([str(c) for c in command], env=HOST_ENV, capture_output=True, text=True)
+def host(*command: str | os.PathLike, zone: str | None = None) -> str:
+    """Run a host command without umockdev's preload; return its stdout; raise on failure.
+
+    ``zone`` sets the command's TZ (what mtools and exfat-fuse take for local time when they write a card).
+    """
+    env = HOST_ENV if zone is None else {**HOST_ENV, "TZ": zone}
+    result = subprocess.run([str(c) for c in command], env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{command[0]} failed: {result.stderr.strip()}"
     return result.stdout
 
@@ -54,26 +58,32 @@ def tree_size(tree: Path) -> int:
     return sum(p.stat().st_size for p in tree.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def fat_image(image: Path, tree: Path, label: str = "BODYCAM") -> Path:
-    """Write a FAT32 image holding ``tree`` (filled with mtools, never mounted)."""
+def fat_image(image: Path, tree: Path, label: str = "BODYCAM", zone: str | None = None) -> Path:
+    """Write a FAT32 image holding ``tree`` (filled with mtools, never mounted).
+
+    The files keep their mtimes, written as local time of ``zone`` (as a recorder's clock would).
+    """
     size = max(64 * MiB, int(tree_size(tree) * 1.1) + 48 * MiB)
     host("truncate", "-s", str(size), image)
     host("mkfs.vfat", "-F", "32", "-n", label, image)
     entries = sorted(tree.iterdir())
     if entries:
-        host("mcopy", "-s", "-m", "-i", image, *entries, "::/")
+        host("mcopy", "-s", "-m", "-i", image, *entries, "::/", zone=zone)
     return image
 
 
-def exfat_image(image: Path, tree: Path, label: str = "BODYCAM") -> Path:
-    """Write an exFAT image holding ``tree`` (through a read-write exfat-fuse mount)."""
+def exfat_image(image: Path, tree: Path, label: str = "BODYCAM", zone: str | None = None) -> Path:
+    """Write an exFAT image holding ``tree`` (through a read-write exfat-fuse mount).
+
+    exfat-fuse writes each mtime as local time of ``zone`` with that zone's UTC offset.
+    """
     size = max(64 * MiB, int(tree_size(tree) * 1.1) + 32 * MiB)
     host("truncate", "-s", str(size), image)
     host("mkfs.exfat", "-L", label, image)
     device = host("losetup", "--find", "--show", image).strip()
     mountpoint = Path(tempfile.mkdtemp(prefix="exfat-fill-"))
     try:
-        host("mount.exfat-fuse", device, mountpoint)
+        host("mount.exfat-fuse", device, mountpoint, zone=zone)
         try:
             for entry in tree.iterdir():
                 host("cp", "-r", "--preserve=timestamps", entry, mountpoint)

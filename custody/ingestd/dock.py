@@ -4,7 +4,8 @@ The stages, in order (see :meth:`DockSession.stages`): skip files this
 recorder already gave the vault (same path, size and mtime), pull the file
 (one pass: hash, encrypt, write, read back), read its recording times
 (container first, then the profile's filename pattern in the recorder's time
-zone, then the file's mtime), skip content already in the vault, store it
+zone, then the file's time: from a FAT/exFAT card's own directory entries,
+see :mod:`custody.devices.card_times`, else the mount's mtime), skip content already in the vault, store it
 with recorder, credited officer, deadline and flags.
 
 A session can be cancelled (recorder undocked, daemon stopping): the file
@@ -23,6 +24,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from custody.config import RecorderProfile, Settings
+from custody.devices.card_times import (
+    CardUnreadable,
+    EntryTime,
+    entry_key,
+    read_card_times,
+    reads_directory_times,
+)
 from custody.devices.events import MediaSource
 from custody.devices.profiles import is_footage, read_filename
 from custody.ingestd.media import probe_recording_times
@@ -106,6 +114,9 @@ class DockSession(IngestSession):
         self.discovered_all = False
         self.started = time.monotonic()
         self.reading: list[str] = []  # files being pulled right now (one per worker)
+        # File times from the card's own FAT/exFAT directory entries (the mount's mtimes can be wrong).
+        self.card_times: dict[str, EntryTime] = {}
+        self.card_times_problem: str | None = None
 
     # -- the pipeline -----------------------------------------------------
 
@@ -120,6 +131,7 @@ class DockSession(IngestSession):
 
     def discover(self, summary: IngestSummary) -> list[FileTask]:
         """Return the source's footage files (per the profile), oldest estimated deadline first."""
+        self.read_card_times()
         tasks = []
         for task in super().discover(summary):
             relative = self._relative(task.path)
@@ -192,6 +204,36 @@ class DockSession(IngestSession):
             with self._lock:
                 self.waiting_for_space -= 1
 
+    def read_card_times(self) -> None:
+        """Read file times from the directory entries of a FAT/exFAT card (once, before any file).
+
+        A card that cannot be read that way keeps the mount's times; the
+        problem is logged and each item's ``recorded_source`` says
+        ``file-mtime``, so nobody takes such a time for a directory entry's.
+        """
+        identity = self.media.identity
+        if self.media.kind != "usb" or identity is None or not reads_directory_times(identity.fs_type):
+            return
+        try:
+            self.card_times = read_card_times(identity.devnode)
+        except CardUnreadable as exc:
+            self.card_times_problem = str(exc)
+            log.warning(
+                "%s: file times come from the mount, not the card's directory: %s", identity.describe(), exc
+            )
+
+    def file_time(self, task: FileTask) -> tuple[datetime, str]:
+        """Return a file's last-written time in UTC and where it was read.
+
+        From the card's directory entry when there is one (in the recorder
+        clock's zone for FAT, by its own UTC offset for exFAT), else from
+        the mount's mtime.
+        """
+        entry = self.card_times.get(entry_key(task.relative or self._relative(task.path)))
+        if entry is not None:
+            return entry.to_utc(self.profile.clock_timezone), entry.source
+        return datetime.fromtimestamp(task.mtime_ns / 1e9, UTC), "file-mtime"
+
     def progress(self, nbytes: int) -> None:
         if self._cancelled.is_set():
             raise PullCancelled(self.cancel_reason or "cancelled")
@@ -219,7 +261,7 @@ class DockSession(IngestSession):
             start, source = from_name.start, "filename"
             end = start + timedelta(seconds=duration) if duration is not None else None
         if start is None:
-            start, source = datetime.fromtimestamp(task.mtime_ns / 1e9, UTC), "file-mtime"
+            start, source = self.file_time(task)
             end = None
         if end is None:
             end = start
@@ -273,7 +315,7 @@ class DockSession(IngestSession):
             source_path=task.relative or base.source_path,
             source_path_bytes=base.source_path_bytes,
             source=base.source,
-            source_mtime=base.source_mtime,
+            source_mtime=to_text(self.file_time(task)[0]),
             recorded_start=recorded_start,
             recorded_end=recorded_end,
             tags=tags,
@@ -301,9 +343,13 @@ class DockSession(IngestSession):
                 self.bytes_done += task.size
 
     def estimated_deadline(self, task: FileTask) -> float:
-        """A deadline estimate before any file is read: filename time, else mtime, plus the window."""
+        """A deadline estimate before any file is read: filename time, else the file's time, plus the window."""
         from_name = read_filename(os.path.basename(task.path), self.profile)
-        start = from_name.start.timestamp() if from_name and from_name.start else task.mtime_ns / 1e9
+        start = (
+            from_name.start.timestamp()
+            if from_name and from_name.start
+            else self.file_time(task)[0].timestamp()
+        )
         return start + self.dock_settings.window_hours * 3600
 
     # -- wiping the recorder -------------------------------------------------

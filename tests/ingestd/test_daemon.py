@@ -110,6 +110,50 @@ def test_daemon_pulls_every_file_of_a_docked_recorder_read_only(
     assert session["undocked_at"] is not None
 
 
+@pytest.mark.parametrize("filesystem", ["vfat", "exfat"])
+def test_file_times_come_from_the_cards_directory_entries_in_the_recorder_clocks_zone(
+    filesystem, tmp_path, home, custody, testbed
+):
+    """fusefat reads FAT dates a month late: the dock reads the card's own entries (FAT: Shanghai wall
+    time per the profile; exFAT: the offset the card wrote) across a year end, month ends, a leap day."""
+    from tests.conftest import not_media
+
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    walls = {
+        "JAN31.JPG": datetime(2021, 1, 31, 23, 59, 58),
+        "YEAREND.JPG": datetime(2021, 12, 31, 23, 30, 0),
+        "LEAPDAY.JPG": datetime(2024, 2, 29, 7, 0, 0),  # 2024-02-28 23:00 UTC
+        "APR30.JPG": datetime(2023, 4, 30, 12, 34, 56),
+        "TODAY.JPG": now.astimezone(SHANGHAI).replace(tzinfo=None, second=now.second // 2 * 2),
+    }
+    folder = tmp_path / "volume" / "DCIM" / "100MEDIA"
+    folder.mkdir(parents=True)
+    expected = {}
+    for name, wall in walls.items():
+        (folder / name).write_bytes(not_media(4096))
+        moment = wall.replace(tzinfo=SHANGHAI).astimezone(UTC)
+        os.utime(folder / name, (moment.timestamp(), moment.timestamp()))
+        expected[name] = moment
+    build = fat_image if filesystem == "vfat" else exfat_image
+    image = build(tmp_path / "card.img", tmp_path / "volume", zone="Asia/Shanghai")
+    register(custody, profile="timestamped")  # clock_timezone = Asia/Shanghai; these names carry no time
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    with loop_device(image) as device:
+        recorder = FakeRecorder(SERIAL, device, filesystem)
+        recorder.plug(testbed)
+        wait_for(finished_session(custody), "the dock session to finish")
+        recorder.unplug(testbed)
+        assert daemon.stop() == 0, daemon.log()
+    pulled = {item["name"]: item for item in items(custody)}
+    assert sorted(pulled) == sorted(expected)
+    source = "fat-directory" if filesystem == "vfat" else "exfat-directory"
+    for name, moment in expected.items():
+        assert (name, pulled[name]["recorded_start"]) == (name, to_text(moment))
+        assert pulled[name]["recorded_source"] == source
+    assert pulled["TODAY.JPG"]["clock_suspect"] is False  # a month-late date was "in the future"
+    assert pulled["TODAY.JPG"]["credited_officer"] == BADGE
+
+
 def test_recorder_present_at_start_is_pulled(tmp_path, home, custody, testbed, clip_library):
     files = recorder_tree(tmp_path / "volume", clip_library, datetime.now(UTC) - timedelta(hours=1))
     image = fat_image(tmp_path / "recorder.img", tmp_path / "volume")
