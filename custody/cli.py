@@ -41,7 +41,7 @@ from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault, access
 from custody.vault.items import format_item_id, printable_name, shown_text
 from custody.vault.objects import keep_stream_buffers_on_heap, limit_malloc_arenas
-from custody.vault.timestamps import local_display, parse_user_time, show_utc
+from custody.vault.timestamps import local_display, parse_user_time, show_utc, to_text
 
 # The width of the client's terminal while the daemon runs a command for it (None: not a terminal).
 _CLIENT_COLUMNS: contextvars.ContextVar[int | None] = contextvars.ContextVar("columns", default=None)
@@ -2281,8 +2281,10 @@ def _media_fields(facts: dict) -> list[tuple[str, str]]:
         for s in facts.get("streams", [])
     )
     fields.append(("streams", streams or "-"))
+    if facts.get("creation_time"):
+        fields.append(("container time", _iso_display(facts["creation_time"])))
+    fields += _stream_times(facts)
     for key, label in (
-        ("creation_time", "container time"),
         ("capture_time", "photo taken"),
         ("location", "location"),
         ("make", "make"),
@@ -2294,6 +2296,34 @@ def _media_fields(facts: dict) -> list[tuple[str, str]]:
         if (facts.get(role) or {}).get("error"):
             fields.append((role, f"not made: {facts[role]['error']}"))
     return fields
+
+
+def _iso_display(text: str) -> str:
+    """An ISO time from a file's metadata in the station's zone, to the second."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return local_display(to_text(moment if moment.tzinfo else moment.replace(tzinfo=UTC)), seconds=True)
+
+
+def _stream_times(facts: dict) -> list[tuple[str, str]]:
+    """The streams' own times when one differs from the container's by more than a second (both shown)."""
+    container = facts.get("creation_time")
+    differing = []
+    for stream in facts.get("streams") or []:
+        own = stream.get("creation_time")
+        if not own:
+            continue
+        if (
+            container
+            and abs((datetime.fromisoformat(own) - datetime.fromisoformat(container)).total_seconds()) <= 1
+        ):
+            continue
+        differing.append(f"{stream['type']} {_iso_display(own)}")
+    if not differing:
+        return []
+    return [("stream times", "; ".join(differing) + (" (not the container's)" if container else ""))]
 
 
 def _configure_logging(debug: bool, as_json: bool) -> None:

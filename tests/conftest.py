@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,59 @@ def custody_process(home: Path, *args: str, **kwargs) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         **kwargs,
     )
+
+
+def ogg_with_empty_packets(path: Path, seconds: int = 3) -> int:
+    """Write a real Ogg Theora/Vorbis file whose Vorbis stream holds zero-length packets, as valid
+    files from some encoders do (the reference decoder reads them whole); return how many.
+
+    ffmpeg writes the file; then, in each Vorbis audio page, an empty packet (a lacing value of 0)
+    follows the page's first whole packet, and the page's CRC is made again.
+    """
+    clean = path.with_suffix(".clean.ogv")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size=160x120:rate=15:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}",
+         "-c:v", "libtheora", "-q:v", "5", "-c:a", "libvorbis", "-q:a", "2", str(clean)],
+        check=True,
+    )  # fmt: skip
+    source, out, position, vorbis_serial, added = clean.read_bytes(), bytearray(), 0, None, 0
+    while position < len(source):
+        assert source[position : position + 4] == b"OggS"
+        segments = list(source[position + 27 : position + 27 + source[position + 26]])
+        header = bytearray(source[position : position + 27])
+        body_start = position + 27 + len(segments)
+        body = source[body_start : body_start + sum(segments)]
+        serial, sequence = struct.unpack_from("<II", header, 14)
+        if vorbis_serial is None and body[1:7] == b"vorbis":
+            vorbis_serial = serial
+        if (
+            serial == vorbis_serial
+            and sequence >= 3
+            and len(segments) < 255
+            and any(v < 255 for v in segments)
+        ):
+            first_end = next(k for k, v in enumerate(segments) if v < 255)
+            segments.insert(first_end + 1, 0)
+            header[26] = len(segments)
+            added += 1
+        struct.pack_into("<I", header, 22, 0)
+        page = bytes(header) + bytes(segments) + body
+        out += page[:22] + struct.pack("<I", _ogg_crc(page)) + page[26:]
+        position = body_start + len(body)
+    path.write_bytes(out)
+    clean.unlink()
+    return added
+
+
+def _ogg_crc(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+        crc &= 0xFFFFFFFF
+    return crc
 
 
 def not_media(size: int) -> bytes:

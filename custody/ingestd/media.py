@@ -9,13 +9,17 @@ limit, as footage is untrusted input.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
 import os
+import re
 import resource
 import signal
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -70,6 +74,18 @@ def run_tool(
     Raise ToolFailed when it cannot start, takes longer than ``timeout``
     seconds, or is killed (a signal, e.g. by its ``memory_limit`` bytes).
     """
+    return run_pipeline([command], path, timeout, memory_limit, nice)
+
+
+def run_pipeline(
+    commands: list[list[str]], path: Path, timeout: float, memory_limit: int, nice: bool = False
+) -> ToolRun:
+    """Run media tools each reading the one before's output, as :func:`run_tool` runs one.
+
+    Each has its own memory limit; ``timeout`` is for them all. The result's
+    return code is the first non-zero one, its errors every tool's lines in
+    order, its stdout the last one's. Raise ToolFailed as run_tool does.
+    """
 
     def limits() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
@@ -78,33 +94,64 @@ def run_tool(
         # Die with the runner: a killed daemon must not leave ffmpeg writing plaintext.
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
-    name = os.path.basename(command[0])
     # glibc reserves 64 MiB of address space per thread arena; a threaded
     # decoder would spend its memory limit on reservations, not on frames.
     env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    processes: list[subprocess.Popen] = []
+    stderr_files = []
+    files = contextlib.ExitStack()
     try:
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            timeout=timeout,
-            preexec_fn=limits,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        raise ToolFailed(f"{name} took longer than {timeout:g} s") from None
-    except OSError as exc:
-        raise ToolFailed(f"cannot run {command[0]}: {exc.strerror or exc}") from None
-    if result.returncode < 0:
-        raise ToolFailed(f"{name} was killed by signal {-result.returncode}")
-    # Tools prefix messages with the input's path: a private temporary name, not worth keeping.
-    errors = result.stderr.decode("utf-8", "replace").replace(f"{path}: ", "").strip().splitlines()
-    starved = next((line for line in errors if any(sign in line for sign in _OUT_OF_MEMORY)), None)
-    if starved:
-        raise ToolFailed(
-            f"{name} needed more than its {memory_limit >> 20} MB memory limit ({starved.strip()})"
-        )
-    return ToolRun(result.returncode, result.stdout, errors)
+        for command in commands:
+            # stderr to a file each: a chatty tool must not block on a pipe nobody reads yet.
+            stderr_files.append(files.enter_context(tempfile.TemporaryFile()))  # noqa: SIM115 (closed below)
+            previous = processes[-1].stdout if processes else subprocess.DEVNULL
+            try:
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        stdin=previous,
+                        stdout=subprocess.PIPE,
+                        stderr=stderr_files[-1],
+                        preexec_fn=limits,
+                        env=env,
+                    )
+                )
+            except OSError as exc:
+                raise ToolFailed(f"cannot run {command[0]}: {exc.strerror or exc}") from None
+            if processes[:-1]:
+                processes[-2].stdout.close()  # the reader owns it now: a writer sees EPIPE if it stops
+        try:
+            stdout, _ = processes[-1].communicate(timeout=timeout)
+            deadline = time.monotonic() + timeout
+            for process in processes[:-1]:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            name = os.path.basename(commands[-1][0])
+            raise ToolFailed(f"{name} took longer than {timeout:g} s") from None
+        errors: list[str] = []
+        returncode = 0
+        for command, process, stderr in zip(commands, processes, stderr_files, strict=True):
+            name = os.path.basename(command[0])
+            if process.returncode < 0 and process.returncode != -signal.SIGPIPE:
+                raise ToolFailed(f"{name} was killed by signal {-process.returncode}")
+            stderr.seek(0)
+            # Tools prefix messages with the input's path: a private temporary name, not worth keeping.
+            lines = stderr.read().decode("utf-8", "replace").replace(f"{path}: ", "").strip().splitlines()
+            starved = next((line for line in lines if any(sign in line for sign in _OUT_OF_MEMORY)), None)
+            if starved:
+                raise ToolFailed(
+                    f"{name} needed more than its {memory_limit >> 20} MB memory limit ({starved.strip()})"
+                )
+            errors += lines
+            if not returncode and process.returncode > 0:
+                returncode = process.returncode
+        return ToolRun(returncode, stdout, errors)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        files.close()
 
 
 def ffmpeg_command(
@@ -293,31 +340,69 @@ def _exif_degrees(text: str | None, ref: str | None, negative: str) -> float | N
     return -degrees if (ref or "").strip().upper() == negative else degrees
 
 
+# A packet without bytes carries nothing to decode, so it can be neither damage nor hide any.
+# Valid files hold them (Vorbis in Ogg, dropped frames in AVI); ffmpeg 5.1's Vorbis decoder calls
+# each one "Invalid argument", and after a copy they repeat the timestamp before them.
+DROP_EMPTY_PACKETS = "noise=drop=not(size)"
+# A muxer's complaint about a repeated timestamp: "... dts to muxer in stream 1: 44608 >= 44608".
+_REPEATED_DTS = re.compile(r"non monotonically increasing dts to muxer in stream \d+: (-?\d+) >= (-?\d+)")
+# Addresses in ffmpeg's lines ("[h264 @ 0x55d0c3a4]") differ per run: a recorded reason must not.
+_ADDRESS = re.compile(r" @ 0x[0-9a-f]+\]")
+
+
 def fast_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> list[str]:
     """Read every packet of every stream without decoding, errors fatal; return ffmpeg's error lines ([] = whole).
 
     Catches a truncated file of either MP4 layout in milliseconds; damaged
-    bytes inside the streams need the full decode check. Raise ToolFailed when
-    ffmpeg crashes, times out or exceeds its memory limit.
+    bytes inside the streams need the full decode check. Empty packets are
+    dropped and a repeated timestamp is no error (see DROP_EMPTY_PACKETS).
+    Raise ToolFailed when ffmpeg crashes, times out or exceeds its memory limit.
     """
-    return _check(path, ffmpeg, {"c": "copy"}, timeout, memory_limit, nice=False)
+    command = ffmpeg_command(
+        ffmpeg,
+        path,
+        "-",
+        {"map": "0", "f": "null", "c": "copy", "bsf": DROP_EMPTY_PACKETS},
+        global_options=("-xerror",),
+    )
+    return _damage(run_tool(command, path, timeout, memory_limit))
 
 
 def decode_check(path: Path, ffmpeg: str, timeout: float, memory_limit: int) -> list[str]:
-    """Decode every stream, errors fatal, at the lowest CPU priority; return ffmpeg's error lines ([] = whole).
+    """Decode every audio and video stream at the lowest CPU priority; return the damage found ([] = whole).
 
-    Catches damaged bytes inside the streams too. Raise ToolFailed as fast_check does.
+    Catches damaged bytes inside the streams too. The streams' packets are
+    copied, empty ones dropped, into a second ffmpeg that decodes them: a
+    decoder error there is damage. Every error is decoded past, so the lines
+    say what is wrong and where, not only that ffmpeg stopped. Raise
+    ToolFailed as fast_check does.
     """
-    return _check(path, ffmpeg, {}, timeout, memory_limit, nice=True)
-
-
-def _check(path: Path, ffmpeg: str, codec: dict, timeout: float, memory_limit: int, nice: bool) -> list[str]:
-    command = ffmpeg_command(
-        ffmpeg, path, "-", {"map": "0", "f": "null", **codec}, global_options=("-xerror",)
+    packets = ffmpeg_command(
+        ffmpeg,
+        path,
+        "-",
+        {"c": "copy", "bsf": DROP_EMPTY_PACKETS, "f": "nut"},
+        streams=["v?", "a?"],
     )
-    result = run_tool(command, path, timeout, memory_limit, nice)
-    errors = result.errors or ([f"ffmpeg exited {result.returncode}"] if result.returncode != 0 else [])
-    # Any error line counts: a whole file prints nothing at this level.
+    decode = ffmpeg_command(ffmpeg, Path("-"), "-", {"map": "0", "f": "null"}, input_options={"f": "nut"})
+    return _damage(run_pipeline([packets, decode], path, timeout, memory_limit, nice=True))
+
+
+def _damage(result: ToolRun) -> list[str]:
+    """Return the lines of a check that say the file is damaged (at most five), addresses removed.
+
+    Any error line counts (a whole file prints nothing at the "error" level)
+    except a repeated timestamp. A failure without a line of its own gets
+    one saying so, never the exit status alone.
+    """
+    errors = []
+    for line in result.errors:
+        repeated = _REPEATED_DTS.search(line)
+        if repeated and repeated.group(1) == repeated.group(2):
+            continue
+        errors.append(_ADDRESS.sub("]", line).strip())
+    if result.returncode != 0 and not errors:
+        errors = [f"ffmpeg stopped with status {result.returncode} without saying why"]
     return errors[:5]
 
 
@@ -440,6 +525,9 @@ def _stream_facts(stream: dict) -> dict:
         "type": stream.get("codec_type"),
         "codec": stream.get("codec_name"),
     }
+    created = _parse_creation_time((stream.get("tags") or {}).get("creation_time"))
+    if created is not None:
+        facts["creation_time"] = created.isoformat()  # a track's own time, which may differ
     if stream.get("codec_type") == "video":
         facts.update(
             width=stream.get("width"), height=stream.get("height"), frame_rate=stream.get("avg_frame_rate")

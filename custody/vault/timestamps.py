@@ -30,9 +30,10 @@ def from_text(text: str) -> datetime:
 show_utc: contextvars.ContextVar[bool] = contextvars.ContextVar("custody_show_utc", default=False)
 
 
-def local_display(text: str | None) -> str:
+def local_display(text: str | None, seconds: bool = False) -> str:
     """Return a stored time for people: the station's local time (or UTC with --utc) to the
-    minute, with its zone ("2026-11-30 10:55 CST", "+08:00" where the zone has no name); '-' when unknown."""
+    minute (or the second), with its zone ("2026-11-30 10:55 CST", "+08:00" where the zone has
+    no name); '-' when unknown."""
     if not text:
         return "-"
     moment = from_text(text)
@@ -41,7 +42,7 @@ def local_display(text: str | None) -> str:
     if not zone or zone[0] in "+-":  # no abbreviation: the offset, as ISO 8601 writes it
         zone = moment.strftime("%z")
         zone = f"{zone[:3]}:{zone[3:]}" if len(zone) == 5 else zone
-    return f"{moment:%Y-%m-%d %H:%M} {zone}"
+    return f"{moment:%Y-%m-%d %H:%M:%S} {zone}" if seconds else f"{moment:%Y-%m-%d %H:%M} {zone}"
 
 
 def parse_user_time(value: str, option: str, end_of_day: bool = False) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 
 import pytest
 
@@ -314,3 +315,79 @@ def test_a_photo_records_the_make_and_model_of_its_camera(tmp_path, home, custod
     assert (media["photo"], media["make"], media["model"]) == (True, "HUAWEI", "ELS-AN00")
     shown = custody("show", "EV-000001").stdout
     assert "HUAWEI" in shown and "ELS-AN00" in shown
+
+
+def test_an_ogg_with_empty_vorbis_packets_is_whole_and_gets_a_playable_copy(tmp_path, custody):
+    """ffmpeg 5.1 called such files "damaged" (EINVAL per empty packet, repeated timestamps after a
+    copy); the reference decoder reads them whole, and so must the checks."""
+    from tests.conftest import ogg_with_empty_packets
+
+    movie = tmp_path / "INTERVIEW.ogv"
+    assert ogg_with_empty_packets(movie) > 0
+    reference = subprocess.run(["oggdec", "--quiet", "-o", "/dev/null", str(movie)], capture_output=True)
+    assert reference.returncode == 0 and not reference.stderr  # not damaged: the decoder's makers say so
+    custody("init")
+    custody("ingest", str(movie))
+    custody("media", "run", "--once")
+    shown = show(custody, "EV-000001")
+    assert shown["media"]["integrity"] == {"result": "ok", "level": "full", "errors": []}
+    assert [d["role"] for d in shown["derivatives"]] == ["playable", "thumbnail"]
+    out = tmp_path / "playable.mp4"
+    custody("extract", "EV-000001", "--playable", "--out", str(out))
+    probe = json.loads(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(out)],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"]
+    assert abs(float(probe["format"]["duration"]) - 3.0) < 0.2
+
+
+def test_damage_found_by_the_decode_check_says_what_and_where_not_only_an_exit_status():
+    from custody.ingestd.media import ToolRun, _damage
+
+    silent = _damage(ToolRun(1, b"", []))
+    assert silent == ["ffmpeg stopped with status 1 without saying why"]
+    lines = _damage(
+        ToolRun(
+            0,
+            b"",
+            [
+                "[null @ 0x55a37fed6f80] Application provided invalid, non monotonically increasing dts "
+                "to muxer in stream 1: 44608 >= 44608",
+                "[h264 @ 0x5581c0ffee00] error while decoding MB 3 5, bytestream -7",
+                "[null @ 0x55a37fed6f80] Application provided invalid, non monotonically increasing dts "
+                "to muxer in stream 0: 9000 >= 3000",
+            ],
+        )
+    )
+    assert lines == [
+        "[h264] error while decoding MB 3 5, bytestream -7",
+        "[null] Application provided invalid, non monotonically increasing dts to muxer in stream 0: 9000 >= 3000",
+    ]
+
+
+def test_when_a_tracks_time_and_the_containers_disagree_both_are_shown(tmp_path, custody):
+    """A recorder whose track clock (mdhd) says 07:58:30 UTC and container clock (mvhd) 08:00:00."""
+    import struct
+
+    data = bytearray(clip(tmp_path / "c.mp4", "-metadata", "creation_time=2026-11-01T08:00:00Z").read_bytes())
+    mac_epoch_offset = 2082844800  # seconds from 1904-01-01 to 1970-01-01
+    track_time = int(datetime(2026, 11, 1, 7, 58, 30, tzinfo=UTC).timestamp()) + mac_epoch_offset
+    at = data.index(b"mdhd")  # the video track's media header (version 0: 32-bit times)
+    assert data[at + 4] == 0
+    struct.pack_into(">I", data, at + 8, track_time)
+    (tmp_path / "TWO-CLOCKS.MP4").write_bytes(data)
+    custody("init")
+    custody("ingest", str(tmp_path / "TWO-CLOCKS.MP4"))
+    custody("media", "run", "--once")
+    media = show(custody, "EV-000001")["media"]
+    assert media["creation_time"] == "2026-11-01T08:00:00+00:00"
+    assert media["streams"][0]["creation_time"] == "2026-11-01T07:58:30+00:00"
+    text = custody("--utc", "show", "EV-000001").stdout
+    assert "container time" in text and "2026-11-01 08:00:00 UTC" in text
+    assert "video 2026-11-01 07:58:30 UTC" in text and "not the container's" in text
+    # The audio track keeps the container's time: it is not listed as differing.
+    assert "audio 2026" not in text
