@@ -206,6 +206,9 @@ class MediaJobs:
                 else:
                     self.summary.retried += 1
             log.warning("media job %d (%s of item %d): %s; %s", job.id, job.kind, job.item, message, state)
+            if job.kind == MEDIA and state == "failed":
+                # No longer awaited: the analysis its neighbours left to the last job is made now.
+                self.check_continuity(job.item)
             return
         if job.kind == MEDIA:
             self.check_continuity(job.item)
@@ -216,7 +219,8 @@ class MediaJobs:
         """Look for interruptions, overlaps and order problems around item ``number``; return new findings.
 
         Its recorder's segments starting within a day either side are
-        compared (a shift's recordings, bounded however long the history).
+        compared (a shift's recordings, bounded however long the history),
+        once none of those items waits for its media job.
         """
         item = self.vault.item_number(number)
         if item is None or not item.recorder_serial or not item.recorded_start:
@@ -228,9 +232,12 @@ class MediaJobs:
 
     def _check_continuity(self, item) -> list:
         start = from_text(item.recorded_start)
-        rows = self.vault.recording_segments(
-            item.recorder_serial, to_text(start - timedelta(days=1)), to_text(start + timedelta(days=1))
-        )
+        since, until = to_text(start - timedelta(days=1)), to_text(start + timedelta(days=1))
+        # Findings are stable once made: while a neighbour's media is unread, whether it fills a
+        # hole is unknown. The last of the recorder's jobs to end makes the analysis.
+        if self.vault.segments_awaiting_media(item.recorder_serial, since, until):
+            return []
+        rows = self.vault.recording_segments(item.recorder_serial, since, until)
         segments = [s for s in (continuity.Segment.from_row(row) for row in rows) if s is not None]
         found = continuity.find(
             segments,

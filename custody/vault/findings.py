@@ -91,6 +91,23 @@ def recording_segments(catalog: Catalog, serial: str, since: str, until: str) ->
     return segments
 
 
+def segments_awaiting_media(catalog: Catalog, serial: str, since: str, until: str) -> int:
+    """Count a recorder's items starting in [since, until] whose media job is still to run.
+
+    Until their media is read nobody knows whether they are segments; an
+    analysis made before would record findings their facts then withdraw.
+    """
+    rows = catalog.db.query(
+        """
+        SELECT COUNT(*) AS waiting FROM items i JOIN jobs j ON j.item = i.id AND j.kind = 'media'
+        WHERE i.recorder_serial = ? AND i.recorded_start BETWEEN ? AND ?
+          AND j.state IN ('queued', 'running')
+        """,
+        [serial, since, until],
+    )
+    return next(iter(rows))["waiting"]
+
+
 def upsert_finding(catalog: Catalog, finding: dict, at: str) -> int | None:
     """Record a finding unless it is already known; return its id when it is new."""
     cursor = catalog.db.execute(

@@ -2035,6 +2035,10 @@ class Vault:
         """A recorder's recordings starting between ``since`` and ``until`` (see findings.recording_segments)."""
         return findings.recording_segments(self.catalog, serial, since, until)
 
+    def segments_awaiting_media(self, serial: str, since: str, until: str) -> int:
+        """How many of a recorder's items in the window still wait for their media job."""
+        return findings.segments_awaiting_media(self.catalog, serial, since, until)
+
     @_serialized
     def record_continuity(
         self, serial: str, considered: list[int], found: list[dict]
