@@ -18,7 +18,7 @@ def installed_copy(unit: Path, tmp_path: Path) -> Path:
     custody = Path(sys.executable).parent / "custody"
     assert custody.exists(), "the custody entry point is not installed in this environment"
     copy = tmp_path / unit.name
-    copy.write_text(unit.read_text().replace("/usr/local/bin/custody", str(custody)))
+    copy.write_text(unit.read_text().replace("/opt/custody/bin/custody", str(custody)))
     return copy
 
 
@@ -88,3 +88,47 @@ def test_api_socket_unit_verifies_and_opens_the_socket_to_its_group_only(tmp_pat
     assert parser["Socket"]["SocketMode"] == "0660"
     assert parser["Socket"]["ListenStream"] == "/run/custody/api.sock"
     assert parser["Socket"]["Service"] == "custody-ingestd.service"
+
+
+def test_install_on_a_server_as_the_readme_says_gives_units_that_systemd_verifies(tmp_path):
+    """The units hard-coded a path nothing installed (verify failed as shipped): scripts/install-server
+    follows README "Install on a server" into a clean tree, and systemd-analyze verify passes on it."""
+    import os
+    import stat
+
+    script = UNITS.parent / "scripts" / "install-server"
+    root = tmp_path / "server"
+    result = subprocess.run([str(script), "--root", str(root)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "systemd-analyze verify" in result.stdout and "nothing started" in result.stdout
+    installed = root / "etc/systemd/system"
+    assert sorted(p.name for p in installed.iterdir()) == sorted(p.name for p in UNITS.iterdir())
+    for unit in installed.iterdir():
+        for line in unit.read_text().splitlines():
+            if line.startswith("ExecStart="):
+                assert line.split("=", 1)[1].split()[0] == "/opt/custody/bin/custody", unit.name
+    version = subprocess.run(
+        [str(root / "opt/custody/bin/custody"), "--help"], capture_output=True, text=True
+    )
+    assert version.returncode == 0 and "Usage:" in version.stdout
+    assert os.readlink(root / "usr/local/bin/custody") == "/opt/custody/bin/custody"
+    assert any(line.startswith("custody:") for line in (root / "etc/group").read_text().splitlines())
+    assert stat.S_IMODE((root / "run/custody").stat().st_mode) == 0o711
+    assert stat.S_IMODE((root / "var/lib/custody").stat().st_mode) == 0o700
+    assert not (UNITS.parent / "build").exists()  # pip's in-tree build is not left in the checkout
+
+    # The same check catches a broken unit: the script stops with systemd's complaint.
+    broken = tmp_path / "broken"
+    import shutil as _shutil
+
+    _shutil.copytree(
+        UNITS.parent, broken, ignore=_shutil.ignore_patterns(".venv", ".git", "*.egg-info", "tests")
+    )
+    service = broken / "systemd/custody-ingestd.service"
+    service.write_text(service.read_text().replace("Type=notify", "Type=notifyy"))
+    failed = subprocess.run(
+        [str(broken / "scripts/install-server"), "--root", str(tmp_path / "server2")],
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode != 0 and "notifyy" in failed.stderr
