@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
+import io
 import json
 import logging
 import os
 import pwd
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -25,7 +28,6 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from custody import __version__
@@ -37,6 +39,7 @@ from custody.ingestd.daemon import Daemon, read_status
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, IngestSummary, Skipped
 from custody.ingestd.report import window_report
+from custody.listing import KEY, LINE, TEXT, Column, Listing, field_lines, wrap_words
 from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault, access
 from custody.vault.items import format_item_id, printable_name, shown_text
@@ -74,7 +77,8 @@ class _Console(Console):
 
 
 # Piped output is for reading later (files, README): do not cut it to 80 columns.
-console = _Console(width=None if sys.stdout.isatty() else 200)
+_STDOUT_IS_TERMINAL = sys.stdout.isatty()
+console = _Console(width=None if _STDOUT_IS_TERMINAL else 200)
 errors = _Console(stderr=True)
 
 
@@ -106,6 +110,86 @@ class CustodyGroup(click.Group):
 _REMOTE_CALLER: contextvars.ContextVar[access.Caller | None] = contextvars.ContextVar(
     "custody_remote_caller", default=None
 )
+
+
+def at_terminal() -> bool:
+    """Whether output goes to a person's terminal (laid out to fit) or to a pipe (tab-separated).
+
+    For a client of the daemon, the request says: it sends its terminal's
+    width only when its output is a terminal.
+    """
+    if _REMOTE_CALLER.get() is not None:
+        return _CLIENT_COLUMNS.get() is not None
+    return _STDOUT_IS_TERMINAL
+
+
+def wide_option(command):
+    """``--wide``: a listing keeps every column at a terminal, however wide (see custody.listing)."""
+
+    def remember(ctx: click.Context, _param, value: bool) -> bool:
+        if value:
+            ctx.meta["custody.wide"] = True
+        return value
+
+    return click.option(
+        "--wide",
+        is_flag=True,
+        expose_value=False,
+        callback=remember,
+        help="At a terminal, show every column however wide (columns that do not fit are left out otherwise).",
+    )(command)
+
+
+def show_listing(listing: Listing) -> None:
+    """Print a listing for this output: fitted to a terminal, or tab-separated when piped."""
+    ctx = click.get_current_context(silent=True)
+    listing.show(console, at_terminal(), wide=bool(ctx and ctx.meta.get("custody.wide")))
+
+
+# Commands whose output can run to many screens: at a terminal they go through a pager, as in git.
+PAGED_COMMANDS = {("ls",), ("log",), ("show",), ("report", "gaps"), ("report", "window"), ("export", "ls")}
+
+
+def show_fields(fields: list[tuple[str, str]]) -> None:
+    """Print ``label: value`` lines, wrapped at spaces to fit a terminal, never cutting a word."""
+    width = console.size.width if at_terminal() else None
+    for line in field_lines([(label, shown_text(value)) for label, value in fields], width):
+        console.file.write(line + "\n")
+
+
+@contextlib.contextmanager
+def paged():
+    """At this process's own terminal, send what is printed inside through :func:`page`."""
+    if not (_STDOUT_IS_TERMINAL and sys.stdin.isatty()):
+        yield
+        return
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        page(buffer.getvalue())
+
+
+def page(text: str) -> None:
+    """Show ``text`` at the terminal; through the pager when it is longer than the screen, as git
+    does (``$PAGER``, else ``less`` with ``LESS=FRX``; ``PAGER=cat`` or an empty one turns it off)."""
+    command = os.environ.get("PAGER", "less")
+    if text.count("\n") < console.size.height - 1 or command.strip() in ("", "cat"):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    env = {**os.environ}
+    env.setdefault("LESS", "FRX")  # quit at the end of one screen, keep colours, leave the text shown
+    try:
+        # The user's own $PAGER, run as they would run it: a shell command line (e.g. "less -S").
+        pager = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        sys.stdout.write(text)
+        return
+    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):  # the reader quit early
+        pager.communicate(text.encode("utf-8", "replace"))
+    pager.wait()
 
 
 class Session:
@@ -253,6 +337,7 @@ def _print_ingest_summary(summary: IngestSummary, as_json: bool) -> int:
 @click.option(
     "--damaged", is_flag=True, help="Only items whose integrity check found them damaged (kept as evidence)."
 )
+@wide_option
 @json_option
 @pass_session
 def list_items(
@@ -285,9 +370,16 @@ def list_items(
     if as_json:
         click.echo(json.dumps([item.as_dict() for item in items], indent=1))
         return
-    table = Table("id", "name", "recorded", "officer", "case", "party", "size", "sha256")
-    for column in (table.columns[0], table.columns[2], table.columns[7]):
-        column.no_wrap = True
+    table = Listing(
+        Column("id", KEY),
+        Column("name", TEXT),
+        Column("recorded", drop=3, time=True),
+        Column("officer", drop=4),
+        Column("case", drop=5),
+        Column("party", TEXT),
+        Column("size", drop=2, justify="right"),
+        Column("sha256", drop=1),
+    )
     for item in items:
         table.add_row(
             item.item_id,
@@ -299,7 +391,7 @@ def list_items(
             _size(item.size),
             item.sha256[:12],
         )
-    console.print(table)
+    show_listing(table)
     unknown = sum(1 for item in items if not item.recorded_start)
     console.print(
         f"{len(items)} item(s)" + ("; * recording time unknown, ingest time shown" if unknown else "")
@@ -308,9 +400,11 @@ def list_items(
 
 @cli.command()
 @click.argument("item")
+@click.option("--long", is_flag=True, help="Every detail of each audit event, not a one-line summary.")
+@wide_option
 @json_option
 @pass_session
-def show(session: Session, item: str, as_json: bool) -> None:
+def show(session: Session, item: str, long: bool, as_json: bool) -> None:
     """Show everything about one item: hashes, times, source, tags, tag history, audit events.
 
     ITEM is an id such as EV-000123, a sha256, or 8+ of its first hex digits.
@@ -401,10 +495,16 @@ def show(session: Session, item: str, as_json: bool) -> None:
         fields.append(("retention categories", ", ".join(kept.categories)))
     if found.untagged:
         fields.append(("missing tags", ", ".join(found.untagged)))
-    for label, value in fields:
-        _say(f"{label:>19}: {value}")
+    show_fields(fields)
     if history:
-        table = Table("tag", "value", "set", "by", "event", title="tag history")
+        table = Listing(
+            Column("tag"),
+            Column("value", TEXT),
+            Column("set", drop=2, time=True),
+            Column("by", drop=1),
+            Column("event", KEY),
+            title="tag history",
+        )
         for row in history:
             table.add_row(
                 row["name"],
@@ -413,8 +513,8 @@ def show(session: Session, item: str, as_json: bool) -> None:
                 row["set_by"],
                 str(row["audit_seq"]),
             )
-        console.print(table)
-    console.print(_events_table(events, title="audit events"))
+        show_listing(table)
+    show_listing(_events_table(events, title="audit events", long=long))
 
 
 @cli.command()
@@ -788,17 +888,22 @@ def keys_rotate_signing(session: Session, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--item", help="Only events about this item.")
+@click.option("--long", is_flag=True, help="Every detail of each event (wrapped), not a one-line summary.")
+@wide_option
 @json_option
 @pass_session
-def log(session: Session, item: str | None, as_json: bool) -> None:
+def log(session: Session, item: str | None, long: bool, as_json: bool) -> None:
     """Print the audit chain (every action on the vault, in order).
 
     The whole chain is for auditors; with --item, anyone who may see the
-    item reads its own history.
+    item reads its own history. At a terminal each event is one line, its
+    details summed up as key=value (cut to fit); --long shows them whole,
+    and long output goes through a pager.
 
     \b
     Example:
       custody log --item EV-000123
+      custody log --long | less
       custody log --json
     """
     with session.vault() as vault:
@@ -806,7 +911,7 @@ def log(session: Session, item: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([event.as_dict() for event in events], indent=1))
         return
-    console.print(_events_table(events))
+    show_listing(_events_table(events, long=long))
 
 
 @cli.command()
@@ -893,6 +998,7 @@ def officer_login(session: Session, badge: str, login: str) -> None:
 
 
 @officer.command("ls")
+@wide_option
 @json_option
 @pass_session
 def officer_ls(session: Session, as_json: bool) -> None:
@@ -907,10 +1013,16 @@ def officer_ls(session: Session, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([o.as_dict() for o in officers], indent=1))
         return
-    table = Table("badge", "name", "unit", "registered", "by")
+    table = Listing(
+        Column("badge", KEY),
+        Column("name", TEXT),
+        Column("unit", TEXT),
+        Column("registered", drop=2, time=True),
+        Column("by", drop=1),
+    )
     for o in officers:
         table.add_row(o.badge, o.name, o.unit or "-", local_display(o.added_at), o.added_by)
-    console.print(table)
+    show_listing(table)
     console.print(f"{len(officers)} officer(s)")
 
 
@@ -988,6 +1100,7 @@ def recorder_assign(session: Session, serial: str, badge: str, valid_from: str |
 
 
 @recorder.command("ls")
+@wide_option
 @json_option
 @pass_session
 def recorder_ls(session: Session, as_json: bool) -> None:
@@ -1008,7 +1121,13 @@ def recorder_ls(session: Session, as_json: bool) -> None:
             )
         )
         return
-    table = Table("serial", "officer", "profile", "last docked", "state")
+    table = Listing(
+        Column("serial", KEY),
+        Column("officer", TEXT),
+        Column("profile", drop=1),
+        Column("last docked", drop=2, time=True),
+        Column("state", TEXT),
+    )
     for r in recorders:
         upcoming = (
             f" (then {r.upcoming_officer} from {local_display(r.upcoming_from)})"
@@ -1022,7 +1141,7 @@ def recorder_ls(session: Session, as_json: bool) -> None:
             local_display(r.last_docked) if r.last_docked else "never",
             f"retired {local_display(r.retired_at)}" if r.retired_at else "active",
         )
-    console.print(table)
+    show_listing(table)
     console.print(f"{len(recorders)} recorder(s)")
 
 
@@ -1074,6 +1193,7 @@ def daemon(session: Session, log_json: bool) -> None:
 
 
 @cli.command()
+@wide_option
 @json_option
 @pass_session
 def status(session: Session, as_json: bool) -> None:
@@ -1117,7 +1237,16 @@ def status(session: Session, as_json: bool) -> None:
         _say("daemon: not running")
     else:
         _say(f"daemon: running (pid {live['pid']}, since {local_display(live['started_at'])})")
-        docked = Table("recorder", "state", "files", "bytes", "rate", "ETA", "reading", title="docked")
+        docked = Listing(
+            Column("recorder", KEY),
+            Column("state"),
+            Column("files"),
+            Column("bytes", drop=3),
+            Column("rate", drop=2),
+            Column("ETA"),
+            Column("reading", TEXT, drop=1),
+            title="docked",
+        )
         for entry in live["docked"]:
             if "files_total" in entry:
                 docked.add_row(
@@ -1133,20 +1262,20 @@ def status(session: Session, as_json: bool) -> None:
                 docked.add_row(
                     entry.get("serial") or entry.get("device", "?"), entry["state"], "-", "-", "-", "-", "-"
                 )
-        console.print(docked)
+        show_listing(docked)
         for error in live.get("errors", []):
             _say(f"error {local_display(error['at'])}: {error['message']}")
-    table = Table(
-        "session",
-        "recorder",
-        "officer",
-        "docked",
-        "state",
-        "found",
-        "new",
-        "dup",
-        "known",
-        "failed",
+    table = Listing(
+        Column("session", KEY, justify="right"),
+        Column("recorder", KEY),
+        Column("officer", drop=2),
+        Column("docked", drop=3, time=True),
+        Column("state"),
+        Column("found", justify="right"),
+        Column("new", justify="right"),
+        Column("dup", drop=1, justify="right"),
+        Column("known", drop=1, justify="right"),
+        Column("failed", justify="right"),
         title="sessions",
     )
     for s in sessions:
@@ -1162,7 +1291,7 @@ def status(session: Session, as_json: bool) -> None:
             str(s.files_known),
             str(s.files_failed),
         )
-    console.print(table)
+    show_listing(table)
     _say(
         "media jobs: "
         + ", ".join(
@@ -1179,10 +1308,16 @@ def status(session: Session, as_json: bool) -> None:
             "see 'custody report gaps --open'"
         )
     if unknown:
-        table = Table("device", "reason", "last seen", "times", title="devices not ingested")
+        table = Listing(
+            Column("device", KEY),
+            Column("reason", TEXT),
+            Column("last seen", drop=2, time=True),
+            Column("times", drop=1, justify="right"),
+            title="devices not ingested",
+        )
         for u in unknown:
             table.add_row(u.key, u.identity.get("reason", "-"), local_display(u.last_seen), str(u.times))
-        console.print(table)
+        show_listing(table)
 
 
 @cli.group()
@@ -1307,6 +1442,7 @@ def replicate_run(session: Session, once: bool, repair: bool, target: str | None
 
 @replicate.command("status")
 @click.option("--target", help="Only this target.")
+@wide_option
 @json_option
 @pass_session
 def replicate_status(session: Session, target: str | None, as_json: bool) -> None:
@@ -1321,15 +1457,15 @@ def replicate_status(session: Session, target: str | None, as_json: bool) -> Non
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
-    table = Table(
-        "target",
-        "bucket",
-        "objects",
-        "replicated",
-        "verified",
-        "failing",
-        "verified bytes",
-        "lag",
+    table = Listing(
+        Column("target", KEY),
+        Column("bucket", TEXT),
+        Column("objects", justify="right"),
+        Column("replicated", justify="right"),
+        Column("verified", justify="right"),
+        Column("failing", justify="right"),
+        Column("verified bytes", drop=1, justify="right"),
+        Column("lag", drop=2, justify="right"),
         title="replicas",
     )
     for row in report:
@@ -1343,7 +1479,7 @@ def replicate_status(session: Session, target: str | None, as_json: bool) -> Non
             _size(row["verified_bytes"]),
             f"{row['lag_seconds']} s" if row["oldest_unreplicated"] else "-",
         )
-    console.print(table)
+    show_listing(table)
     for row in report:
         _say(f"{row['target']}: Object Lock {row['object_lock']}")
         if row["last_error"]:
@@ -1475,6 +1611,7 @@ def hold_release(session: Session, hold_id: str, reason: str, as_json: bool) -> 
 
 @hold.command("ls")
 @click.option("--all", "show_all", is_flag=True, help="Released holds too.")
+@wide_option
 @json_option
 @pass_session
 def hold_ls(session: Session, show_all: bool, as_json: bool) -> None:
@@ -1489,7 +1626,15 @@ def hold_ls(session: Session, show_all: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([h.as_dict() for h in found], indent=1))
         return
-    table = Table("hold", "on", "reason", "placed", "by", "released", title="holds")
+    table = Listing(
+        Column("hold", KEY),
+        Column("on", KEY),
+        Column("reason", TEXT),
+        Column("placed", drop=2, time=True),
+        Column("by", drop=1),
+        Column("released", TEXT),
+        title="holds",
+    )
     for h in found:
         table.add_row(
             h.hold_id,
@@ -1501,7 +1646,7 @@ def hold_ls(session: Session, show_all: bool, as_json: bool) -> None:
             if h.released_at
             else "-",
         )
-    console.print(table)
+    show_listing(table)
 
 
 @cli.group()
@@ -1521,6 +1666,7 @@ def retention() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Also write the plan as retention-plan-YYYY-MM-DD.json in this folder (the daily timer does).",
 )
+@wide_option
 @json_option
 @pass_session
 def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> None:
@@ -1548,7 +1694,14 @@ def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> 
         ("eligible for disposition now", report["eligible"]),
         (f"eligible within {report['upcoming_days']} days", report["upcoming"]),
     ):
-        table = Table("id", "case", "categories", "retain until", "rule", title=title)
+        table = Listing(
+            Column("id", KEY),
+            Column("case", drop=2),
+            Column("categories", TEXT),
+            Column("retain until"),
+            Column("rule", TEXT, drop=1),
+            title=title,
+        )
         for row in rows:
             table.add_row(
                 row["id"],
@@ -1557,7 +1710,7 @@ def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> 
                 row["retain_until"][:10] if row["retain_until"] else "permanent",
                 row["rule"],
             )
-        console.print(table)
+        show_listing(table)
     _say(
         f"{report['items']} item(s): {len(report['eligible'])} eligible, {len(report['upcoming'])} soon, "
         f"{report['permanent']} permanent, {report['held']} held; nothing was deleted"
@@ -1659,6 +1812,7 @@ def retention_execute(session: Session, request_id: str, as_json: bool) -> None:
 
 
 @retention.command("requests")
+@wide_option
 @json_option
 @pass_session
 def retention_requests(session: Session, as_json: bool) -> None:
@@ -1673,14 +1827,20 @@ def retention_requests(session: Session, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in found], indent=1))
         return
-    table = Table(
-        "request", "state", "items", "requested by", "approved by", "reason", title="disposition requests"
+    table = Listing(
+        Column("request", KEY),
+        Column("state"),
+        Column("items", justify="right"),
+        Column("requested by", drop=2),
+        Column("approved by", drop=1),
+        Column("reason", TEXT),
+        title="disposition requests",
     )
     for r in found:
         table.add_row(
             r.request_id, r.state, str(len(r.items)), r.requested_by, r.approved_by or "-", r.reason
         )
-    console.print(table)
+    show_listing(table)
 
 
 @retention.command("category")
@@ -1734,6 +1894,7 @@ def report() -> None:
 
 @report.command("gaps")
 @click.option("--open", "open_only", is_flag=True, help="Only findings not yet explained.")
+@wide_option
 @json_option
 @pass_session
 def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
@@ -1753,8 +1914,16 @@ def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in findings], indent=1))
         return
-    table = Table(
-        "id", "kind", "recorder", "officer", "before", "after", "seconds", "state", title="continuity"
+    table = Listing(
+        Column("id", KEY),
+        Column("kind", drop=3),
+        Column("recorder", drop=2),
+        Column("officer", drop=1),
+        Column("before", KEY),
+        Column("after", KEY),
+        Column("seconds", justify="right"),
+        Column("state", TEXT),
+        title="continuity",
     )
     for finding in findings:
         state = finding.state
@@ -1770,7 +1939,7 @@ def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
             f"{finding.seconds:.1f}",
             state,
         )
-    console.print(table)
+    show_listing(table)
     _say(f"{sum(f.state == 'open' for f in findings)} open of {len(findings)} shown")
 
 
@@ -1778,6 +1947,7 @@ def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
 @click.option(
     "--days", type=click.IntRange(1, 3650), default=7, show_default=True, help="How far ahead to look."
 )
+@wide_option
 @json_option
 @pass_session
 def report_retention(session: Session, days: int, as_json: bool) -> None:
@@ -1795,8 +1965,13 @@ def report_retention(session: Session, days: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
-    table = Table(
-        "id", "case", "categories", "eligible from", "rule", title=f"eligible now or within {days} days"
+    table = Listing(
+        Column("id", KEY),
+        Column("case", drop=2),
+        Column("categories", TEXT),
+        Column("eligible from"),
+        Column("rule", TEXT, drop=1),
+        title=f"eligible now or within {days} days",
     )
     for row in report["eligible"] + report["upcoming"]:
         table.add_row(
@@ -1806,7 +1981,7 @@ def report_retention(session: Session, days: int, as_json: bool) -> None:
             row["retain_until"][:10],
             row["rule"],
         )
-    console.print(table)
+    show_listing(table)
     _say(
         f"{len(report['eligible'])} eligible now, {len(report['upcoming'])} within {days} days; "
         "disposition needs a request and a second person's approval"
@@ -1815,6 +1990,7 @@ def report_retention(session: Session, days: int, as_json: bool) -> None:
 
 @report.command("window")
 @click.option("--since", help="Only items recorded on or after this date (YYYY-MM-DD[THH:MM]).")
+@wide_option
 @json_option
 @pass_session
 def report_window(session: Session, since: str | None, as_json: bool) -> None:
@@ -1834,7 +2010,15 @@ def report_window(session: Session, since: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
-    table = Table("id", "officer", "recorder", "recorded", "ingested", "hours late", title="late footage")
+    table = Listing(
+        Column("id", KEY),
+        Column("officer"),
+        Column("recorder", drop=1),
+        Column("recorded", drop=3, time=True),
+        Column("ingested", drop=2, time=True),
+        Column("hours late", justify="right"),
+        title="late footage",
+    )
     for row in report["late_items"]:
         table.add_row(
             row["id"],
@@ -1844,11 +2028,11 @@ def report_window(session: Session, since: str | None, as_json: bool) -> None:
             local_display(row["ingested_at"]),
             f"{row['hours_late']:.1f}",
         )
-    console.print(table)
-    table = Table(
-        "recorder",
-        "officer",
-        "last docked",
+    show_listing(table)
+    table = Listing(
+        Column("recorder", KEY),
+        Column("officer"),
+        Column("last docked", time=True),
         title=f"recorders not docked within {settings.dock.window_hours:g} h",
     )
     for row in report["silent_recorders"]:
@@ -1857,18 +2041,32 @@ def report_window(session: Session, since: str | None, as_json: bool) -> None:
             row["officer"],
             local_display(row["last_docked"]) if row["last_docked"] else "never",
         )
-    console.print(table)
+    show_listing(table)
 
 
-def _events_table(events, title: str | None = None) -> Table:
-    table = Table("seq", "time", "actor", "action", "item", "details", title=title)
-    for column in table.columns[:5]:
-        column.no_wrap = True
-    table.columns[5].overflow = "fold"
+def _events_table(events, title: str | None = None, long: bool = False) -> Listing:
+    """Audit events, one line each (details summed up as key=value), or with every detail (``long``)."""
+    table = Listing(
+        Column("seq", KEY, justify="right"),
+        Column("time", drop=2, time=True),
+        Column("actor", drop=1),
+        Column("action"),
+        Column("item", KEY),
+        Column("details", TEXT if long else LINE, narrowest=8),
+        title=title,
+    )
     for event in events:
         item_id = event.as_dict()["item"] or "-"
-        details = json.dumps(event.details, ensure_ascii=False, separators=(",", ":"))
-        table.add_row(str(event.seq), local_display(event.at), event.actor, event.action, item_id, details)
+        if long:
+            details = json.dumps(event.details, ensure_ascii=False, separators=(",", ":"))
+        else:
+            details = " ".join(
+                f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+                for key, value in (event.details or {}).items()
+            )
+        table.add_row(
+            str(event.seq), local_display(event.at), event.actor, event.action, item_id, details or "-"
+        )
     return table
 
 
@@ -2070,6 +2268,7 @@ def _ask_for_next_disc(disc: int, discs: int, device: str) -> None:
 
 @export_group.command("ls")
 @click.option("--case", help="Only exports of this case.")
+@wide_option
 @json_option
 @pass_session
 def export_ls(session: Session, case: str | None, as_json: bool) -> None:
@@ -2086,8 +2285,17 @@ def export_ls(session: Session, case: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in found], indent=1, ensure_ascii=False))
         return
-    table = Table(
-        "export", "case", "items", "maker", "extractor", "started", "media", "discs", "state", title="exports"
+    table = Listing(
+        Column("export", KEY),
+        Column("case"),
+        Column("items", justify="right", drop=3),
+        Column("maker", drop=2),
+        Column("extractor", drop=1),
+        Column("started", drop=4, time=True),
+        Column("media", drop=5),
+        Column("discs", TEXT),
+        Column("state", TEXT),
+        title="exports",
     )
     for r in found:
         discs = "\n".join(f"{d['disc']}: {d['target']} {(d.get('image_sha256') or '')[:16]}" for d in r.discs)
@@ -2107,7 +2315,7 @@ def export_ls(session: Session, case: str | None, as_json: bool) -> None:
             discs or "-",
             state,
         )
-    console.print(table)
+    show_listing(table)
 
 
 @export_group.command("verify")
@@ -2239,6 +2447,16 @@ class _ProgressFromDaemon:
 def _say(line: str, display: Progress | None = None) -> None:
     if display:
         display.console.print(line, markup=False, highlight=False, soft_wrap=True)
+    elif at_terminal():
+        # Wrapped at spaces, continued indented: the terminal would cut an id at the edge.
+        width = console.size.width
+        for text in line.split("\n"):
+            parts = wrap_words(text, width)
+            _echo(
+                "\n".join([parts[0], *(f"  {part}" for part in wrap_words(" ".join(parts[1:]), width - 2))])
+                if len(parts) > 1
+                else parts[0]
+            )
     else:
         _echo(line)
 
@@ -2563,13 +2781,13 @@ def _through_daemon(argv: list[str]) -> int | None:
         request = {"argv": _anchors_read_here(path, rest)}
         if utc:
             request["utc"] = True
-        at_terminal = sys.stdout.isatty()
-        if at_terminal:  # tables fit this terminal and progress is drawn on it, as in-process
+        to_terminal = sys.stdout.isatty()
+        if to_terminal:  # tables fit this terminal and progress is drawn on it, as in-process
             fits = CLIENT_COLUMNS_RANGE
             request["columns"] = min(max(shutil.get_terminal_size().columns, fits.start), fits.stop - 1)
         with _ProgressFromDaemon() as drawing:
             result = api.call(  # (no timeout: a verify takes its time)
-                socket_path, "run", request, timeout=None, on_progress=drawing if at_terminal else None
+                socket_path, "run", request, timeout=None, on_progress=drawing if to_terminal else None
             )
     except CustodyError as exc:
         _echo(f"custody: {exc.message}", err=True)
@@ -2581,7 +2799,10 @@ def _through_daemon(argv: list[str]) -> int | None:
     except click.ClickException as exc:  # the command line, parsed here for what runs here
         exc.show()
         return exc.exit_code
-    sys.stdout.write(result["stdout"])
+    if to_terminal and path in PAGED_COMMANDS and sys.stdin.isatty():
+        page(result["stdout"])
+    else:
+        sys.stdout.write(result["stdout"])
     sys.stderr.write(result["stderr"])
     return result["exit_code"]
 
@@ -2661,4 +2882,13 @@ def main() -> None:
     code = _through_daemon(sys.argv[1:])
     if code is not None:
         sys.exit(code)
-    cli(prog_name="custody")
+    words = [w for w in sys.argv[1:] if w not in ("--utc", "--debug")]
+    if words[:1] == ["--home"]:
+        words = words[2:]
+    elif words[:1] and words[0].startswith("--home="):
+        words = words[1:]
+    if _command_path(words) in PAGED_COMMANDS and "--help" not in words:
+        with paged():
+            cli(prog_name="custody")
+    else:
+        cli(prog_name="custody")
