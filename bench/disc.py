@@ -44,7 +44,11 @@ def bench_disc(workdir: Path) -> bool:
                 sink.write(os.urandom(1 << 20))
     home = workdir / "disc-home"
     custody = [sys.executable, "-m", "custody", "--home", str(home)]
-    subprocess.run([*custody, "init"], check=True, capture_output=True)
+    subprocess.run(
+        [*custody, "init", "--organisation", "Benchmark County Public Security Bureau"],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run([*custody, "ingest", str(plain)], check=True, capture_output=True)
     refs = [f"EV-{n:06d}" for n in range(1, FILES + 1)]
     subprocess.run(

@@ -259,21 +259,41 @@ def cli(ctx: click.Context, home: str | None, debug: bool, utc: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--organisation",
+    help="The agency's full name, heading every written description (asked at a terminal when not given).",
+)
 @pass_session
-def init(session: Session) -> None:
+def init(session: Session, organisation: str | None) -> None:
     """Create a new vault: config, master and signing keys, catalog.
 
-    Refuses to touch a home that already holds a vault.
+    Refuses to touch a home that already holds a vault. The agency's name
+    goes into custody.toml as [station] organisation; exports are refused
+    until it is set.
 
     \b
     Example:
-      custody --home /srv/custody init
+      custody --home /srv/custody init --organisation "XX县公安局交通警察大队"
     """
     home = session.home
-    with Vault.init(session.settings(), session.actor) as vault:
+    if organisation is None and sys.stdin.isatty() and _STDOUT_IS_TERMINAL:
+        organisation = click.prompt(
+            "The agency's full name, printed at the top of each written description "
+            "(Enter to set [station] organisation later)",
+            default="",
+            show_default=False,
+        )
+    organisation = (organisation or "").strip()
+    if "\n" in organisation or any(ord(char) < 32 for char in organisation):
+        raise UsageError(reason="--organisation must be one line of text")
+    with Vault.init(session.settings(), session.actor, organisation) as vault:
         click.echo(f"created vault {vault.audit.vault_id} at {home}")
         click.echo(f"master key id {vault.master.key_id} ({vault.master.source})")
         click.echo("Back up the keys folder now: without the master key no footage can be read.")
+        if not organisation:
+            click.echo(
+                "Set [station] organisation in custody.toml (the agency's name) before exporting evidence discs."
+            )
 
 
 @cli.command()

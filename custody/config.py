@@ -33,6 +33,8 @@ class StationSettings:
     """Who this docking station is, as written in the audit chain and on exports."""
 
     name: str = field(default_factory=socket.gethostname)
+    # The agency's full name: it heads the written description filed with each evidence disc
+    # (exports are refused without it).
     organisation: str = ""
 
 
@@ -685,23 +687,31 @@ def _type_problem(expected: object, value: object) -> str | None:
     raise TypeError(f"config schema has an unsupported type {expected!r}")
 
 
-def default_config_text() -> str:
-    """Return a custody.toml that documents every key with its default, all commented out."""
+def default_config_text(organisation: str = "") -> str:
+    """Return a custody.toml that documents every key with its default, all commented out.
+
+    With ``organisation`` (the agency's name, asked by ``custody init``), the
+    [station] table is live and holds it: the only live table.
+    """
     lines = [
         "# custody configuration. Every key is shown with its default, commented out;",
-        "# uncomment and change what you need, with its [section] line (no table is live",
-        "# here, so a table appended below is never declared twice). Unknown keys are",
-        "# refused at start-up.",
+        "# uncomment and change what you need, with its [section] line (no table but",
+        "# [station] is live here, so a table appended below is never declared twice).",
+        "# Unknown keys are refused at start-up.",
     ]
     for section_name, section_class in _SECTIONS.items():
         lines.append("")
         doc = (section_class.__doc__ or "").strip()
         if doc:
             lines.append(f"# {doc}")
-        lines.append(f"# [{section_name}]")
+        live = section_name == "station" and organisation
+        lines.append(f"[{section_name}]" if live else f"# [{section_name}]")
         for f in dataclasses.fields(section_class):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            lines.append(f"# {f.name} = {_toml_value(default)}")
+            if live and f.name == "organisation":
+                lines.append(f"organisation = {_toml_value(organisation)}")
+            else:
+                lines.append(f"# {f.name} = {_toml_value(default)}")
     lines += [
         "",
         "# Recorder profiles: match rules on the device, where the footage is, how file",

@@ -89,7 +89,7 @@ def main() -> None:
     image_sha = host("sha256sum", image).split()[0]
     print(f"  recorder.img sha256 {image_sha[:16]}...")
 
-    step("init")
+    step("init", "--organisation", "示范县公安局 Demo County Public Security Bureau")
     step("officer", "add", BADGE, "--name", "Wang Li", "--unit", "Traffic 2")
     step("recorder", "add", SERIAL, "--officer", BADGE, "--from", "2026-01-01", "--profile", "bwc-badge")
 

@@ -191,3 +191,19 @@ def test_the_generated_config_takes_the_readmes_advice_appended(tmp_path):
     )
     assert load_settings(tmp_path).dock.ingest_unknown_devices is True
     assert not [line for line in default_config_text().splitlines() if line.startswith("[")]
+
+
+def test_init_names_the_agency_in_a_live_station_table_and_appended_tables_still_load(
+    tmp_path, custody, home
+):
+    custody("init", "--organisation", '某某县公安局 "交警" 大队')
+    text = (home / "custody.toml").read_text(encoding="utf-8")
+    assert [line for line in text.splitlines() if line.startswith("[")] == ["[station]"]
+    (home / "custody.toml").write_text(text + "\n[dock]\ningest_unknown_devices = true\n", encoding="utf-8")
+    settings = load_settings(home)
+    assert settings.station.organisation == '某某县公安局 "交警" 大队'
+    assert settings.dock.ingest_unknown_devices is True
+    refused = custody("--home", str(tmp_path / "other"), "init", "--organisation", "two\nlines", expect=2)
+    assert "--organisation must be one line" in refused.stderr
+    later = custody("--home", str(tmp_path / "third"), "init")
+    assert "Set [station] organisation in custody.toml" in later.stdout

@@ -28,7 +28,7 @@ LONG_NAME = "BWC0042_031245_20261130105500_0001_IMPORTANT_EVIDENCE.MP4"
 @pytest.fixture
 def busy_vault(tmp_path, home, custody):
     """A vault with what a clerk's day leaves: long names, a long party, a gap, a hold, an export."""
-    custody("init")
+    custody("init", "--organisation", "Test County Public Security Bureau")
     custody("officer", "add", "031245", "--name", "Wang Li", "--unit", "Traffic Police Brigade 2, Dongcheng")
     custody("officer", "add", "028811", "--name", "Zhang Min")
     custody("recorder", "add", "BWC0042", "--officer", "031245", "--from", "2020-01-01")

@@ -14,7 +14,7 @@ def run(home, *args: str):
 
 
 def test_every_command_that_writes_a_file_says_why_it_cannot(tmp_path, home, custody, footage):
-    custody("init")
+    custody("init", "--organisation", "Test County Public Security Bureau")
     custody("ingest", str(footage / "LONG0001.MP4"))
     custody(
         "tag", "EV-000001", "--case", "2026-0001", "--party", "Li Si", "--officer", "X1", "--unregistered"

@@ -334,8 +334,10 @@ class Vault:
     # -- lifecycle --------------------------------------------------------
 
     @classmethod
-    def init(cls, settings: Settings, actor: str) -> Vault:
+    def init(cls, settings: Settings, actor: str, organisation: str = "") -> Vault:
         """Create a new vault at ``settings.home`` and return it opened.
+
+        A new custody.toml names ``organisation`` as [station] organisation when given.
 
         Raise Vault.AlreadyExists when a catalog or key file is already there.
         Nothing is left behind when creation fails.
@@ -353,7 +355,7 @@ class Vault:
                 created.append(home)
             config_path = settings.config_path
             if not config_path.exists():
-                config_path.write_text(default_config_text(), encoding="utf-8")
+                config_path.write_text(default_config_text(organisation), encoding="utf-8")
                 created.append(config_path)
             credential = _systemd_credential(settings)
             if credential is None:

@@ -65,6 +65,7 @@ def served_vault(home, custody, footage, testbed, tmp_path, users, extra_config)
         + extra_config
         + "[access.roles]\n"
         + "".join(f"{role} = {json.dumps(members)}\n" for role, members in roles.items())
+        + '[station]\norganisation = "Test County Public Security Bureau"\n'
     )
     custody("officer", "add", BADGE, "--name", "Wang Li")
     custody("officer", "login", BADGE, OFFICER)

@@ -4,15 +4,19 @@ by independent tools (pycdlib, the bagit package, a bare python3 running the dis
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zoneinfo
+from datetime import datetime
 from pathlib import Path
 
 import bagit
@@ -28,6 +32,7 @@ from tests.docking import sha256_file
 CASE = "2026-0042"
 MAKER = "王五 Wang Wu"
 EXTRACTOR = "赵六 Zhao Liu"
+ORGANISATION = "某某县公安局交通警察大队 Traffic Police Brigade of X County"
 # A bare interpreter: the system's python3 when there is one, not the venv's.
 BARE_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
 
@@ -45,7 +50,7 @@ def case_home(tmp_path_factory, clip_library) -> Path:
         )
         assert result.returncode == 0, result.stderr
 
-    run("init")
+    run("init", "--organisation", ORGANISATION)
     run("officer", "add", "031245", "--name", "张三")
     run("ingest", str(footage), "--officer", "031245", "--recorder", "BWC-0001")
     run("media", "run", "--once")
@@ -357,31 +362,144 @@ def test_a_case_burned_over_several_discs_writes_and_verifies_each_disc(custody,
 # -- 5. the written description -------------------------------------------------------------
 
 
-def test_description_text_and_pdf_name_maker_extractor_time_and_every_file(custody, home, tmp_path):
+def pdf_pages(pdf: Path) -> list[str]:
+    """The text of each page of a PDF (pdftotext, layout kept)."""
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True)
+    return text.stdout.split("\f")[:-1]
+
+
+def test_description_is_a_document_for_the_case_file(custody, home, tmp_path):
+    """Article 25: made per the requirements for audio-visual evidence, naming maker, extractor and
+    extraction time; the agency at the top, a table per file, page X of Y, signature lines."""
     image = tmp_path / "case.iso"
-    export_iso(custody, image)
+    env_zone = {"TZ": "Asia/Shanghai"}  # the station's zone: what people read
+    result = subprocess.run(
+        [sys.executable, "-m", "custody", "--home", str(home), "export", "disc", "--case", CASE,
+         "--maker", MAKER, "--extractor", EXTRACTOR, "--iso", str(image)],
+        capture_output=True, text=True, env={**os.environ, **env_zone},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
     read_iso(image, tmp_path / "disc").close()
     [record] = exports(custody)
+    started = datetime.fromisoformat(record["started_at"].replace("Z", "+00:00"))
+    local = started.astimezone(zoneinfo.ZoneInfo("Asia/Shanghai"))
+    extraction = f"{local:%Y-%m-%d %H:%M:%S} CST"
     text = (tmp_path / "disc" / "description.txt").read_text(encoding="utf-8")
     assert text == (tmp_path / "case.description.txt").read_text(encoding="utf-8")  # the copy beside the ISO
-    pdf = tmp_path / "disc" / "description.pdf"
-    subprocess.run(
-        ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")], check=True
-    )
-    png = next(tmp_path.glob("page*.png"))
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
-    pdf_text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    lines = text.splitlines()
+    assert lines[0] == ORGANISATION
+    assert lines[2:4] == [
+        "执法音视频证据光盘文字说明",
+        "Written description of audio-visual evidence on disc",
+    ]
+    for expected in (
+        f"案件编号 / Case number: {CASE}",
+        "当事人 / Party: 李四",
+        "办案民警 / Handling officer: 031245 张三",
+        f"制作人 / Maker: {MAKER}",
+        f"提取人 / Extractor: {EXTRACTOR}",
+        f"提取时间 / Extraction time: {extraction}",
+        "执法记录仪 / Recorders: BWC-0001",
+        "   记录民警 / Credited officer: 031245 张三",
+        "录像中断及说明 / Interruptions within these recordings and their explanations",
+    ):
+        assert expected in lines, expected
+    for chinese, english in (("制作人", "Maker"), ("提取人", "Extractor"), ("见证人", "Witness")):
+        assert any(line.startswith(f"{chinese}（签名）/ {english} (signature): ____") for line in lines)
+    assert "提取方法 / Method of extraction" in text and "read back from this disc" in text
+    assert "   大小 / Size: " in text and " MB (" in text
 
-    for rendered in (text, pdf_text.replace("\n", " ")):
-        assert f"制作人 / Maker: {MAKER}" in rendered
-        assert f"提取人 / Extractor: {EXTRACTOR}" in rendered
-        assert record["started_at"] in rendered  # the extraction time is the export's
-        assert f"案件编号 / Case number: {CASE}" in rendered
-        for label, sha256 in vault_hashes(home).items():
-            assert sha256 in rendered, label
-            assert label.split()[0] in rendered
-    assert "BWC-0001" in text and "031245 张三" in text
-    assert "remux" in text  # how the playable copies were made
+    pages = pdf_pages(tmp_path / "disc" / "description.pdf")
+    assert len(pages) >= 2
+    for number, page in enumerate(pages, start=1):
+        assert f"第 {number} 页 共 {len(pages)} 页 / page {number} of {len(pages)}" in page
+    assert ORGANISATION.split()[0] in pages[0].split("执法音视频证据光盘文字说明")[0]  # the agency heads it
+    whole = "\n".join(pages)
+    assert extraction in whole and MAKER in whole and EXTRACTOR in whole and "见证人" in whole
+    hashes = vault_hashes(home)
+    for item_id in ("EV-000001", "EV-000002", "EV-000003"):
+        # A file's table is on one page: its id, its hash and its copy's hash together.
+        holding = [page for page in pages if hashes[item_id] in page]
+        assert len(holding) == 1, item_id
+        assert item_id in holding[0] and hashes[f"{item_id} playable"] in holding[0]
+    assert "remux" in whole  # how the playable copies were made
+
+    # Looked at: each page rendered (pdftoppm), not blank, the size of A4.
+    subprocess.run(
+        ["pdftoppm", "-r", "50", "-png", str(tmp_path / "disc" / "description.pdf"), str(tmp_path / "page")],
+        check=True,
+    )
+    pngs = sorted(tmp_path.glob("page*.png"))
+    assert len(pngs) == len(pages)
+    for png in pngs:
+        width, height = struct.unpack(">II", png.read_bytes()[16:24])
+        assert abs(width / height - 210 / 297) < 0.01 and png.stat().st_size > 5000  # A4, not blank
+
+
+def test_description_names_interruptions_their_explanations_important_items_and_missing_copies(
+    tmp_path, custody
+):
+    """Three docked files of one recorder: two segments 30 s apart (the second flagged important by
+    its name) and a photo; the gap explained; all exported."""
+    from datetime import UTC, timedelta
+
+    from tests.docking import dock
+    from tests.ingestd.test_continuity import recording_segment
+
+    home = tmp_path / "vault2"
+    run = functools.partial(custody_in, home)
+    run("init", "--organisation", ORGANISATION)
+    run("officer", "add", "031245", "--name", "张三")
+    run("recorder", "add", "BWC7", "--officer", "031245", "--from", "2020-01-01", "--profile", "bwc-badge")
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    shanghai = zoneinfo.ZoneInfo("Asia/Shanghai")
+    for offset, suffix, tone in ((0, "", 440), (34, "_IMP", 550)):
+        moment = start + timedelta(seconds=offset)
+        name = f"BWC7_031245_{moment.astimezone(shanghai):%Y%m%d%H%M%S}{suffix}.MP4"
+        recording_segment(dcim / name, moment, 4, tone)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:duration=1", "-frames:v", "1",
+         str(dcim / f"BWC7_031245_{start.astimezone(shanghai):%Y%m%d%H%M%S}.JPG")],
+        check=True,
+    )  # fmt: skip
+    dock(home, tmp_path / "card", "BWC7", "bwc-badge")
+    run("media", "run", "--once")
+    [gap] = json.loads(run("report", "gaps", "--json"))
+    run("explain", gap["id"], "--reason", "电池更换 battery changed during the stop")
+    items = [i["id"] for i in json.loads(run("ls", "--json"))]
+    run("tag", *items, "--case", "2026-0500", "--party", "王五")
+    run(
+        "export", "disc", "--case", "2026-0500", "--maker", MAKER, "--extractor", EXTRACTOR,
+        "--iso", str(tmp_path / "gap.iso"),
+    )  # fmt: skip
+    text = (tmp_path / "gap.description.txt").read_text(encoding="utf-8")
+    shown = {i["name"]: i["id"] for i in json.loads(run("ls", "--json"))}
+    important = next(item for name, item in shown.items() if name.endswith("_IMP.MP4"))
+    photo = next(item for name, item in shown.items() if name.endswith(".JPG"))
+    assert f"{gap['id']}: 中断 interruption, 30.0 s" in text
+    assert "已说明 explained by" in text and "电池更换 battery changed during the stop" in text
+    assert f"标记为重要的文件 / Items flagged important: {important}" in text
+    assert f"{important}  【重要 / flagged important】" in text
+    photo_block = text[text.index(f"证据编号 / Item: {photo}") :].split("\n\n")[0]
+    assert "可播放副本 / Playable copy: 无 / none: 照片，原件即可查看 / a photo" in photo_block
+
+
+def custody_in(home: Path, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "custody", "--home", str(home), *args], capture_output=True, text=True
+    )
+    assert result.returncode == 0, f"custody {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def test_an_export_is_refused_until_the_agency_is_named(custody, home, tmp_path):
+    config = home / "custody.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("organisation = ", "# organisation = "))
+    refused = export_iso(custody, tmp_path / "x.iso", expect=2)
+    assert "[station] organisation is empty" in refused.stderr
+    assert exports(custody) == [] and not (tmp_path / "x.iso").exists()
 
 
 # -- 6. bad requests and failures -------------------------------------------------------------

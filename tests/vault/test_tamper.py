@@ -24,8 +24,10 @@ CASE = "2026-0777"
 def published(tmp_path, home, custody, footage, s3) -> dict:
     """A vault with three tagged, held items, replicated (its chain published to a locked bucket),
     an anchor written down, and an evidence disc; then more events, published too."""
-    custody("init")
-    (home / "custody.toml").write_text(s3.target_toml(s3.new_bucket(object_lock=True)))
+    custody("init", "--organisation", "Test County Public Security Bureau")
+    (home / "custody.toml").write_text(
+        s3.target_toml(s3.new_bucket(object_lock=True)) + '\n[station]\norganisation = "Test County PSB"\n'
+    )
     custody("officer", "add", "031245", "--name", "Wang Li")
     clips = sorted(footage.glob("CLIP*.MP4"))
     custody("ingest", *map(str, clips), "--officer", "031245")

@@ -1,9 +1,18 @@
-"""The written description that goes with evidence footage: plain text and PDF.
+"""The written description that goes with evidence footage into the case file: plain text and PDF.
 
-The regulation asks for a written description naming who made the record,
-who extracted it and when. Headings are in Chinese and English; values are
-as the vault holds them. The text is the reference: the PDF prints the same
-lines, with a CJK-capable font (fonts-wqy-zenhei by default).
+Article 25 of the rule asks for written material made per the requirements
+for examining audio-visual evidence, naming the maker, the extractor and the
+extraction time. This is that document, for a court clerk to file: the
+agency at the top, the title in Chinese with English beneath, the case, how
+and where the footage was extracted and checked, one table per file (never
+split across pages), the interruptions found and how they were explained,
+and signature and date lines for the maker, the extractor and a witness.
+Every page says "第 X 页 共 Y 页 / page X of Y".
+
+Times are the station's local time with its zone. Text from outside (names,
+parties, reasons) is printed as data: hidden characters shown escaped. The
+text file carries the same content as the PDF; the PDF is printed with a
+CJK-capable font (fonts-wqy-zenhei by default).
 """
 
 from __future__ import annotations
@@ -13,6 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from custody.errors import CustodyError
+from custody.vault.items import shown_text
+
+TITLE = "执法音视频证据光盘文字说明"
+TITLE_ENGLISH = "Written description of audio-visual evidence on disc"
+SIGNERS = (("制作人", "Maker"), ("提取人", "Extractor"), ("见证人", "Witness"))
 
 
 class FontMissing(CustodyError):
@@ -37,12 +51,26 @@ class DescribedItem:
     original_name: str
     recorder: str
     officer: str
-    recorded_start: str
+    recorded_start: str  # local time with zone, as people read it
     recorded_end: str
     duration: str
     integrity: str
     original: DescribedFile
     playable: DescribedFile | None = None
+    no_playable_because: str = ""  # why a file has no playable copy on the disc
+    important: bool = False
+
+
+@dataclass(frozen=True)
+class DescribedInterruption:
+    """A continuity finding between two exported recordings, and how it stands."""
+
+    finding_id: str
+    kind: str
+    seconds: float
+    before: str
+    after: str
+    state: str  # "open", "explained: <reason> (<who>)" or "withdrawn"
 
 
 @dataclass(frozen=True)
@@ -52,7 +80,7 @@ class Description:
     handling_officers: list[str]
     maker: str
     extractor: str
-    extraction_time: str
+    extraction_time: str  # local time with zone
     station: str
     organisation: str
     vault_id: str
@@ -60,59 +88,106 @@ class Description:
     export_id: str
     disc: int
     discs: int
+    recorders: list[str] = field(default_factory=list)
     items: list[DescribedItem] = field(default_factory=list)
+    interruptions: list[DescribedInterruption] = field(default_factory=list)
 
 
 def _or_dash(value: str | None) -> str:
-    return value if value else "-"
+    return shown_text(value) if value else "-"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.2f} MB ({size} bytes)"
+
+
+def header_rows(d: Description) -> list[tuple[str, str]]:
+    """The case and the extraction, as label/value rows."""
+    return [
+        ("案件编号 / Case number", _or_dash(d.case)),
+        ("当事人 / Party", _or_dash("; ".join(d.parties))),
+        ("办案民警 / Handling officer", _or_dash("; ".join(d.handling_officers))),
+        ("制作人 / Maker", _or_dash(d.maker)),
+        ("提取人 / Extractor", _or_dash(d.extractor)),
+        ("提取时间 / Extraction time", d.extraction_time),
+        ("提取地点 / Place of extraction", f"{_or_dash(d.organisation)}, {_or_dash(d.station)}"),
+        ("执法记录仪 / Recorders", _or_dash(", ".join(d.recorders))),
+        (
+            "提取方法 / Method of extraction",
+            "从证据库复制原始文件，提取时及刻录后从光盘读回时逐一核对 SHA-256 值。"
+            f" Copied from the custody evidence vault {d.vault_id}; each file's SHA-256 was checked "
+            "against the vault's record when extracted, and again when read back from this disc.",
+        ),
+        (
+            "光盘 / Disc",
+            f"第 {d.disc} 张 共 {d.discs} 张 / disc {d.disc} of {d.discs} (export {d.export_id})",
+        ),
+        ("签名公钥指纹 / Signing key", d.key_fingerprint),
+    ]
+
+
+def item_rows(item: DescribedItem) -> list[tuple[str, str]]:
+    """One file's table, as label/value rows."""
+    rows = [
+        ("光盘文件名 / Name on disc", item.original.path),
+        ("证据编号 / Item", item.item_id + ("  【重要 / flagged important】" if item.important else "")),
+        ("原始文件名 / Original name", _or_dash(item.original_name)),
+        ("执法记录仪 / Recorder", _or_dash(item.recorder)),
+        ("记录民警 / Credited officer", _or_dash(item.officer)),
+        ("开始 / Recording start", _or_dash(item.recorded_start)),
+        ("结束 / Recording end", _or_dash(item.recorded_end)),
+        ("时长 / Duration", _or_dash(item.duration)),
+        ("大小 / Size", _megabytes(item.original.size)),
+        ("SHA-256", item.original.sha256),
+        ("完整性 / Integrity", _or_dash(item.integrity)),
+    ]
+    if item.playable is not None:
+        rows += [
+            ("可播放副本 / Playable copy", item.playable.path),
+            ("副本大小 / Copy size", _megabytes(item.playable.size)),
+            ("副本 SHA-256 / Copy SHA-256", item.playable.sha256),
+            ("制作方式 / Made by", _or_dash(item.playable.made_how)),
+        ]
+    else:
+        rows.append(("可播放副本 / Playable copy", f"无 / none: {_or_dash(item.no_playable_because)}"))
+    return rows
+
+
+def interruption_text(gap: DescribedInterruption) -> str:
+    kinds = {
+        "interruption": "中断 interruption",
+        "overlap": "重叠 overlap",
+        "out-of-order": "顺序错乱 out of order",
+    }
+    return (
+        f"{gap.finding_id}: {kinds.get(gap.kind, gap.kind)}, {gap.seconds:.1f} s, "
+        f"{gap.before} → {gap.after}; {shown_text(gap.state)}"
+    )
 
 
 def render_lines(description: Description) -> list[str]:
-    """The description as lines of text (what both the .txt and the PDF print)."""
+    """The description as lines of text (the .txt; the PDF prints the same content)."""
     d = description
-    lines = [
-        "证据光盘说明 / Evidence disc description",
-        "",
-        f"案件编号 / Case number: {d.case}",
-        f"当事人 / Party: {_or_dash(', '.join(d.parties))}",
-        f"办案民警 / Handling officer: {_or_dash(', '.join(d.handling_officers))}",
-        f"制作人 / Maker: {d.maker}",
-        f"提取人 / Extractor: {d.extractor}",
-        f"提取时间 / Extraction time: {d.extraction_time}",
-        f"导出站点 / Exporting station: {d.station}" + (f" ({d.organisation})" if d.organisation else ""),
-        f"导出编号 / Export: {d.export_id}",
-        f"光盘 / Disc: 第 {d.disc} 张，共 {d.discs} 张 / disc {d.disc} of {d.discs}",
-        f"证据库 / Vault: {d.vault_id}",
-        f"签名公钥指纹 / Signing key fingerprint: {d.key_fingerprint}",
-        "",
-        f"文件 / Files ({len(d.items)} items)",
-        "",
-    ]
+    lines = [_or_dash(d.organisation), "", TITLE, TITLE_ENGLISH, ""]
+    lines += [f"{label}: {value}" for label, value in header_rows(d)]
+    lines += ["", f"文件 / Files ({len(d.items)})", ""]
     for number, item in enumerate(d.items, start=1):
-        lines += [
-            f"{number}. {item.item_id}  {item.original_name}",
-            f"   原始文件 / Original on disc: {item.original.path}",
-            f"   记录仪 / Recorder serial: {_or_dash(item.recorder)}",
-            f"   记录民警 / Credited officer: {_or_dash(item.officer)}",
-            f"   开始 / Recording start: {_or_dash(item.recorded_start)}",
-            f"   结束 / Recording end: {_or_dash(item.recorded_end)}",
-            f"   时长 / Duration: {_or_dash(item.duration)}",
-            f"   大小 / Size: {item.original.size} bytes",
-            f"   SHA-256: {item.original.sha256}",
-            f"   完整性 / Integrity: {_or_dash(item.integrity)}",
-        ]
-        if item.playable is not None:
-            lines += [
-                f"   可播放副本 / Playable copy: {item.playable.path}",
-                f"     大小 / Size: {item.playable.size} bytes",
-                f"     SHA-256: {item.playable.sha256}",
-                f"     制作方式 / Made by: {item.playable.made_how}",
-            ]
+        lines.append(f"{number}.")
+        lines += [f"   {label}: {value}" for label, value in item_rows(item)]
         lines.append("")
+    lines.append("录像中断及说明 / Interruptions within these recordings and their explanations")
+    lines += [f"   {interruption_text(gap)}" for gap in d.interruptions] or ["   无 / none found"]
+    important = [item.item_id for item in d.items if item.important]
+    lines += ["", f"标记为重要的文件 / Items flagged important: {', '.join(important) or '无 / none'}"]
     lines += [
+        "",
         "核验 / Checking this disc: python3 -I verify.py (see README.txt).",
-        "Times are UTC (ISO 8601).",
+        "",
     ]
+    for chinese, english in SIGNERS:
+        lines.append(
+            f"{chinese}（签名）/ {english} (signature): ____________________    日期 / Date: ____________"
+        )
     return lines
 
 
@@ -125,19 +200,110 @@ def render_pdf(description: Description, font: Path, out: Path) -> None:
     if not font.is_file():
         raise FontMissing(path=font)
     from fpdf import FPDF  # imported here: only exports need it, and it is slow to import
+    from fpdf.fonts import FontFace
 
     # fontTools reports every table it does not subset (harmless) as a warning.
     logging.getLogger("fontTools").setLevel(logging.ERROR)
-    pdf = FPDF(format="A4")
-    pdf.set_title(f"Evidence disc description {description.export_id} {description.case}")
+    d = description
+
+    class _Document(FPDF):
+        def footer(self) -> None:
+            self.set_y(-12)
+            self.set_font("cjk", size=8)
+            self.cell(
+                0,
+                5,
+                f"{d.export_id}  {shown_text(d.case)}    第 {self.page_no()} 页 共 {{nb}} 页 / "
+                f"page {self.page_no()} of {{nb}}",
+                align="C",
+            )
+
+    pdf = _Document(format="A4")
+    pdf.set_title(f"{TITLE} {d.export_id} {d.case}")
     pdf.set_creator("custody")
-    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.set_margins(18, 15, 18)
+    pdf.set_auto_page_break(auto=True, margin=18)
     pdf.add_font("cjk", fname=str(font))
     pdf.add_page()
-    lines = render_lines(description)
-    pdf.set_font("cjk", size=14)
-    pdf.multi_cell(0, 8, lines[0], new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("cjk", size=15)
+    pdf.multi_cell(0, 8, _or_dash(d.organisation), align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    pdf.set_font("cjk", size=17)
+    pdf.multi_cell(0, 9, TITLE, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("cjk", size=10)
+    pdf.multi_cell(0, 6, TITLE_ENGLISH, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+
+    label_face = FontFace(fill_color=(235, 235, 235))
+
+    def table(doc, rows: list[tuple[str, str]]) -> None:
+        with doc.table(col_widths=(52, 122), text_align=("LEFT", "LEFT"), first_row_as_headings=False,
+                       line_height=4.6, padding=1) as drawn:  # fmt: skip
+            for label, value in rows:
+                row = drawn.row()
+                row.cell(label, style=label_face)
+                row.cell(value)
+
+    def together(draw) -> None:
+        """Draw on one page: on the next one when it would not fit on this one (never split)."""
+        with pdf.offset_rendering() as trial:
+            draw(trial)
+        if trial.page_break_triggered:
+            pdf.add_page()
+        draw(pdf)
+
     pdf.set_font("cjk", size=9)
-    for line in lines[1:]:
-        pdf.multi_cell(0, 5, line or " ", new_x="LMARGIN", new_y="NEXT")
+    table(pdf, header_rows(d))
+    pdf.ln(4)
+
+    def draw_item(doc, number: int, item: DescribedItem) -> None:
+        if number == 1:  # the heading stays with the first file
+            doc.set_font("cjk", size=11)
+            doc.multi_cell(0, 7, f"文件 / Files ({len(d.items)})", new_x="LMARGIN", new_y="NEXT")
+        doc.set_font("cjk", size=9.5)
+        doc.multi_cell(0, 6, f"{number}. {item.item_id}", new_x="LMARGIN", new_y="NEXT")
+        doc.set_font("cjk", size=8.5)
+        table(doc, item_rows(item))
+        doc.ln(3)
+
+    for number, item in enumerate(d.items, start=1):
+        together(lambda doc, number=number, item=item: draw_item(doc, number, item))
+
+    def draw_findings(doc) -> None:
+        doc.set_font("cjk", size=11)
+        doc.multi_cell(
+            0, 7, "录像中断及说明 / Interruptions within these recordings", new_x="LMARGIN", new_y="NEXT"
+        )
+        doc.set_font("cjk", size=9)
+        for text in [interruption_text(gap) for gap in d.interruptions] or ["无 / none found"]:
+            doc.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
+        important = [item.item_id for item in d.items if item.important]
+        doc.ln(2)
+        doc.multi_cell(
+            0,
+            5,
+            f"标记为重要的文件 / Items flagged important: {', '.join(important) or '无 / none'}",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+        doc.multi_cell(
+            0,
+            5,
+            "核验 / Checking this disc: python3 -I verify.py (see README.txt).",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+
+    def draw_signatures(doc) -> None:  # together, on the page they sign
+        doc.ln(8)
+        doc.set_font("cjk", size=10)
+        for chinese, english in SIGNERS:
+            doc.cell(64, 14, f"{chinese}（签名）/ {english} (signature):")
+            doc.cell(50, 14, "", border="B")
+            doc.cell(6, 14, "")
+            doc.cell(26, 14, "日期 / Date:", align="R")
+            doc.cell(28, 14, "", border="B", new_x="LMARGIN", new_y="NEXT")
+
+    together(draw_findings)
+    together(draw_signatures)
     pdf.output(str(out))

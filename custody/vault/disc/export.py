@@ -30,7 +30,7 @@ from custody.vault.catalog import Item, ItemFilter
 from custody.vault.disc import bag, description, optical, registry, verifier
 from custody.vault.disc.registry import FAILED, VERIFIED, ExportRecord, format_export_id
 from custody.vault.items import format_item_id
-from custody.vault.timestamps import utc_now
+from custody.vault.timestamps import local_display, utc_now
 
 RECORD_FORMAT = "custody-disc-record/1"
 # Room kept free on each disc beyond the files: ISO structures, the PDF with
@@ -65,6 +65,12 @@ check the bag's hashes too.
 程序会重新计算每个文件的 SHA-256，核对审计记录及证据库签名，通过时输出 OK，
 否则输出 FAILED 并列出问题。请将输出的签名公钥指纹与案卷中纸质说明上的指纹核对。
 """
+
+
+class NoOrganisation(CustodyError):
+    """[station] organisation is empty: the agency's name heads the written description filed with the case; set it in custody.toml ([station] organisation = "XX县公安局") or give it to 'custody init --organisation'"""
+
+    exit_code = 2
 
 
 class NoMaker(CustodyError):
@@ -304,6 +310,8 @@ class DiscExporter:
             request = dataclasses.replace(request, media=self.settings.media)
         self.sweep_interrupted()
         _check_request(request)
+        if not self.station.organisation.strip():
+            raise NoOrganisation()
         planned = self._plan_items(request)
         capacity = request.capacity or optical.MEDIA_CAPACITY[request.media]
         discs = plan_discs(planned, capacity, request.media)
@@ -641,6 +649,8 @@ class DiscExporter:
             return f"{badge} {names[badge]}" if badge in names else badge
 
         described = []
+        exported = {entry.item.number for entry in disc_items}
+        interruptions: dict[str, description.DescribedInterruption] = {}
         for entry in disc_items:
             item = entry.item
             facts = vault.media_facts(item) or {}
@@ -661,7 +671,8 @@ class DiscExporter:
                     sha256=made.sha256,
                     size=made.size,
                     made_how=(
-                        f"{made.method}, {made.tool}, {made.finished_at}; arguments: {' '.join(made.arguments)}"
+                        f"{made.method}, {made.tool}, {local_display(made.finished_at, seconds=True)}; "
+                        f"arguments: {' '.join(made.arguments)}"
                     ),
                 )
             described.append(
@@ -670,14 +681,34 @@ class DiscExporter:
                     original_name=item.original_name,
                     recorder=item.recorder_serial or "",
                     officer=officer_text(item.credited_officer or item.tags.get("officer")),
-                    recorded_start=item.recorded_start or "",
-                    recorded_end=item.recorded_end or "",
+                    recorded_start=local_display(item.recorded_start, seconds=True)
+                    if item.recorded_start
+                    else "",
+                    recorded_end=local_display(item.recorded_end, seconds=True) if item.recorded_end else "",
                     duration=f"{duration:.3f} s" if isinstance(duration, int | float) else "",
                     integrity=integrity_text,
                     original=description.DescribedFile(original.path, original.sha256, original.size),
                     playable=playable,
+                    no_playable_because="" if playable else self._why_no_playable(request, facts),
+                    important=item.important,
                 )
             )
+            # Interruptions between two recordings both on this export, with how each was explained.
+            for finding in vault.continuity_findings(item=item):
+                if finding.before_item in exported and finding.after_item in exported:
+                    state = finding.state
+                    if finding.state == "explained":
+                        state = f"已说明 explained by {finding.closed_by}: {finding.reason}"
+                    elif finding.state == "open":
+                        state = "未说明 not explained yet"
+                    interruptions[finding.finding_id] = description.DescribedInterruption(
+                        finding_id=finding.finding_id,
+                        kind=finding.kind,
+                        seconds=finding.seconds,
+                        before=format_item_id(finding.before_item),
+                        after=format_item_id(finding.after_item),
+                        state=state,
+                    )
         items = [entry.item for entry in disc_items]
         return description.Description(
             case=request.case,
@@ -687,7 +718,7 @@ class DiscExporter:
             ),
             maker=request.maker,
             extractor=request.extractor,
-            extraction_time=self._started_at(export_id),
+            extraction_time=local_display(self._started_at(export_id), seconds=True),
             station=self.station.name,
             organisation=self.station.organisation,
             vault_id=vault.audit.vault_id,
@@ -695,8 +726,28 @@ class DiscExporter:
             export_id=export_id,
             disc=disc,
             discs=discs,
+            recorders=sorted({i.recorder_serial for i in items if i.recorder_serial}),
             items=described,
+            interruptions=[interruptions[key] for key in sorted(interruptions)],
         )
+
+    @staticmethod
+    def _why_no_playable(request: ExportRequest, facts: dict) -> str:
+        """Why an exported item has no playable copy on the disc, in words for the case file."""
+        if not request.playable:
+            return "导出时选择仅原始文件 / exported with originals only (--no-playable)"
+        if facts.get("photo"):
+            return "照片，原件即可查看 / a photo: the original is viewed as it is"
+        if "unreadable" in facts:
+            return f"非可识别的音视频文件 / not media ffmpeg can read: {facts['unreadable']}"
+        error = (facts.get("playable") or {}).get("error")
+        if error:
+            return f"无法制作 / could not be made: {error}"
+        if not facts:
+            return "媒体检查尚未完成 / the media check has not run yet"
+        if not (facts.get("video_codec") or facts.get("audio_codec")):
+            return "无音视频内容 / no audio or video to play"
+        return "可播放副本尚未制作 / the playable copy has not been made yet"
 
     def _started_at(self, export_id: str) -> str:
         return self.export_record(export_id).started_at
