@@ -44,7 +44,7 @@ from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault, access
 from custody.vault.items import format_item_id, printable_name, shown_text
 from custody.vault.objects import keep_stream_buffers_on_heap, limit_malloc_arenas
-from custody.vault.timestamps import local_display, parse_user_time, show_utc, to_text
+from custody.vault.timestamps import local_display, parse_user_time, show_utc, to_text, utc_now
 
 # The width of the client's terminal while the daemon runs a command for it (None: not a terminal).
 _CLIENT_COLUMNS: contextvars.ContextVar[int | None] = contextvars.ContextVar("columns", default=None)
@@ -1116,6 +1116,10 @@ def recorder_assign(session: Session, serial: str, badge: str, valid_from: str |
     if as_json:
         click.echo(json.dumps({"serial": serial, "assignments": [a.as_dict() for a in assignments]}))
         return
+    if start is not None and start > utc_now():  # a later assignment: the one in force stays until then
+        until = f" ({ended.badge} until then)" if ended else ""
+        _say(f"recorder {serial} assigned to {badge} from {local_display(start)}{until}")
+        return
     _say(f"recorder {serial} assigned to {badge}" + (f" (was {ended.badge})" if ended else ""))
 
 
@@ -2081,7 +2085,7 @@ def _events_table(events, title: str | None = None, long: bool = False) -> Listi
             details = json.dumps(event.details, ensure_ascii=False, separators=(",", ":"))
         else:
             details = " ".join(
-                f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+                f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(',', ':'))}"
                 for key, value in (event.details or {}).items()
             )
         table.add_row(

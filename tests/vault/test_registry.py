@@ -82,3 +82,16 @@ def test_an_assignment_that_starts_tomorrow_is_upcoming_not_current(custody):
     assert "031245 (then 028811 from" in listing
     overdue = json.loads(custody("report", "window", "--json").stdout)["silent_recorders"]
     assert [(r["serial"], r["officer"]) for r in overdue] == [("BWC0042", "031245")]
+
+
+def test_a_later_assignment_says_from_when_and_who_keeps_the_recorder_until_then(custody):
+    from datetime import datetime, timedelta
+
+    custody("init")
+    custody("officer", "add", "A1", "--name", "First")
+    custody("officer", "add", "B2", "--name", "Second")
+    custody("recorder", "add", "R1", "--officer", "A1", "--from", "2026-01-01")
+    tomorrow = (datetime.now() + timedelta(days=1)).strftime("%Y-%m-%d")
+    said = custody("recorder", "assign", "R1", "B2", "--from", tomorrow).stdout
+    assert f"recorder R1 assigned to B2 from {tomorrow} 00:00" in said and "(A1 until then)" in said
+    assert "(was A1)" not in said
