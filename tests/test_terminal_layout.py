@@ -157,3 +157,13 @@ def test_piped_listings_are_tab_separated_with_every_column(busy_vault, home):
     ).stdout.splitlines()
     assert gaps[0] == "# continuity"
     assert gaps[1].split("\t")[0] == "id" and gaps[2].split("\t")[0] == busy_vault["gap"]
+
+
+def test_replica_status_fits_80_columns_too(tmp_path, home, custody, s3):
+    custody("init")
+    config = home / "custody.toml"
+    config.write_text(config.read_text() + "\n" + s3.target_toml(s3.new_bucket(object_lock=True)))
+    status, shown = run_at_terminal(home, "replicate", "status")
+    assert status == 0, shown
+    assert all(cell_len(line) <= 80 for line in shown.splitlines()), shown
+    assert "offsite" in re.split(r"\s+", shown)
