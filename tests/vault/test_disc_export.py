@@ -33,6 +33,8 @@ CASE = "2026-0042"
 MAKER = "王五 Wang Wu"
 EXTRACTOR = "赵六 Zhao Liu"
 ORGANISATION = "某某县公安局交通警察大队 Traffic Police Brigade of X County"
+# custody.toml's [station] table as init wrote it, for tests that write their own config.
+STATION = f'[station]\norganisation = "{ORGANISATION}"\n'
 # A bare interpreter: the system's python3 when there is one, not the venv's.
 BARE_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
 
@@ -570,7 +572,7 @@ def test_bad_requests_fail_clearly_and_register_nothing(custody, home, tmp_path)
 
 def test_full_staging_disk_is_refused_before_anything_is_registered(custody, home, tmp_path):
     with small_filesystem(tmp_path / "staging", 64 * 1024) as staging:
-        (home / "custody.toml").write_text(f'[export]\nstaging_dir = "{staging}"\n')
+        (home / "custody.toml").write_text(STATION + f'[export]\nstaging_dir = "{staging}"\n')
         refused = export_iso(custody, tmp_path / "case.iso", expect=8)
         assert "not enough room to stage the export" in refused.stderr
         assert list(staging.iterdir()) == []
@@ -582,7 +584,7 @@ def test_disk_filling_up_during_staging_fails_the_export_and_leaves_nothing(cust
     # Room for the case's files (so the early check passes) but not for the tag files after them.
     plain = case_plaintext_bytes(home)
     with small_filesystem(tmp_path / "staging", plain + 8192) as staging:
-        (home / "custody.toml").write_text(f'[export]\nstaging_dir = "{staging}"\n')
+        (home / "custody.toml").write_text(STATION + f'[export]\nstaging_dir = "{staging}"\n')
         failed = export_iso(custody, tmp_path / "case.iso", expect=8)
         assert "no space left" in failed.stderr
         assert list(staging.iterdir()) == []  # staging removed
@@ -614,7 +616,7 @@ def test_an_export_whose_process_died_is_marked_failed_and_its_staging_removed(h
         f"touch {started}\nexec sleep 300\n"
     )
     stuck.chmod(0o755)
-    (home / "custody.toml").write_text(f'[export]\nxorriso = "{stuck}"\n')
+    (home / "custody.toml").write_text(STATION + f'[export]\nxorriso = "{stuck}"\n')
     process = custody_process(
         home, "export", "disc", "--case", CASE, "--maker", MAKER, "--extractor", EXTRACTOR,
         "--iso", str(tmp_path / "case.iso"), start_new_session=True,
@@ -666,7 +668,7 @@ def test_an_image_that_fails_its_read_back_is_a_failed_export_and_is_not_left_to
     faulty = tmp_path / "faulty-xorriso"
     faulty.write_text(FAULTY_XORRISO.format(python=sys.executable))
     faulty.chmod(0o755)
-    (home / "custody.toml").write_text(f'[export]\nxorriso = "{faulty}"\n')
+    (home / "custody.toml").write_text(STATION + f'[export]\nxorriso = "{faulty}"\n')
     failed = export_iso(custody, tmp_path / "case.iso", expect=1)
     assert "FAILED" in failed.stdout and "SHA-256 differs from the manifest" in failed.stdout
     [record] = exports(custody)
