@@ -76,9 +76,22 @@ class _Console(Console):
         )
 
 
-# Piped output is for reading later (files, README): do not cut it to 80 columns.
 _STDOUT_IS_TERMINAL = sys.stdout.isatty()
-console = _Console(width=None if _STDOUT_IS_TERMINAL else 200)
+# CUSTODY_LAYOUT=terminal lays listings out for a terminal of $COLUMNS (80) even when the output
+# is piped, e.g. into a demo's transcript or documentation; nothing then goes through a pager.
+_LAYOUT_FOR_TERMINAL = _STDOUT_IS_TERMINAL or os.environ.get("CUSTODY_LAYOUT") == "terminal"
+
+
+def _piped_width() -> int:
+    if _LAYOUT_FOR_TERMINAL:
+        try:
+            return max(20, int(os.environ.get("COLUMNS", "80")))
+        except ValueError:
+            return 80
+    return 200  # piped output is for reading later (files, README): do not cut it to 80 columns
+
+
+console = _Console(width=None if _STDOUT_IS_TERMINAL else _piped_width())
 errors = _Console(stderr=True)
 
 
@@ -120,7 +133,7 @@ def at_terminal() -> bool:
     """
     if _REMOTE_CALLER.get() is not None:
         return _CLIENT_COLUMNS.get() is not None
-    return _STDOUT_IS_TERMINAL
+    return _LAYOUT_FOR_TERMINAL
 
 
 def wide_option(command):
@@ -392,7 +405,7 @@ def list_items(
         return
     table = Listing(
         Column("id", KEY),
-        Column("name", TEXT),
+        Column("name", TEXT, narrowest=20),  # a recorder's names run to 30+ characters
         Column("recorded", drop=3, time=True),
         Column("officer", drop=4),
         Column("case", drop=5),
@@ -2317,8 +2330,8 @@ def export_ls(session: Session, case: str | None, as_json: bool) -> None:
         Column("extractor", drop=1),
         Column("started", drop=4, time=True),
         Column("media", drop=5),
-        Column("discs", TEXT),
-        Column("state", TEXT),
+        Column("discs", TEXT, narrowest=24),
+        Column("state", TEXT, narrowest=12),
         title="exports",
     )
     for r in found:
@@ -2806,9 +2819,10 @@ def _through_daemon(argv: list[str]) -> int | None:
         if utc:
             request["utc"] = True
         to_terminal = sys.stdout.isatty()
-        if to_terminal:  # tables fit this terminal and progress is drawn on it, as in-process
+        if to_terminal or _LAYOUT_FOR_TERMINAL:  # tables fit this terminal, as in-process
             fits = CLIENT_COLUMNS_RANGE
-            request["columns"] = min(max(shutil.get_terminal_size().columns, fits.start), fits.stop - 1)
+            columns = shutil.get_terminal_size().columns if to_terminal else _piped_width()
+            request["columns"] = min(max(columns, fits.start), fits.stop - 1)
         with _ProgressFromDaemon() as drawing:
             result = api.call(  # (no timeout: a verify takes its time)
                 socket_path, "run", request, timeout=None, on_progress=drawing if to_terminal else None

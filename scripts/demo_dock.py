@@ -57,6 +57,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="custody-demo."))
     home = work / "vault"
     os.environ["CUSTODY_HOME"] = str(home)
+    # The transcript shows tables as the terminal running the demo would (custody's output is
+    # captured here, so it would otherwise be the tab-separated layout for scripts).
+    os.environ.setdefault("CUSTODY_LAYOUT", "terminal")
+    os.environ.setdefault("COLUMNS", str(shutil.get_terminal_size().columns))
     print("This demo SIMULATES the dock: umockdev plays the USB hotplug of a recorder.")
     print("The recorder's disk is a real FAT32 image on a real loop device; mounting,")
     print("pulling, sealing and verifying are the real thing.")

@@ -149,6 +149,17 @@ def test_piped_listings_are_tab_separated_with_every_column(busy_vault, home):
     assert [row[0] for row in rows] == busy_vault["items"]
     assert all(len(row) == 8 and row[4] == CASE and row[5] == PARTY for row in rows)
     assert rows[2][1] == LONG_NAME
+    import os
+
+    laid_out = subprocess.run(
+        [sys.executable, "-m", "custody", "--home", str(home), "ls"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "CUSTODY_LAYOUT": "terminal", "COLUMNS": "80"},
+    ).stdout  # a demo's transcript: laid out as an 80-column terminal shows it
+    assert "\t" not in laid_out and "left out to fit 80 columns" in laid_out
+    assert all(cell_len(line) <= 80 for line in laid_out.splitlines())
     gaps = subprocess.run(
         [sys.executable, "-m", "custody", "--home", str(home), "report", "gaps"],
         capture_output=True,
