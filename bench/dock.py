@@ -30,7 +30,7 @@ import gi
 gi.require_version("UMockdev", "1.0")
 from gi.repository import UMockdev  # noqa: E402
 
-from custody.devices.simulated import SimulatedRecorder  # noqa: E402
+from tests.simulated import SimulatedRecorder  # noqa: E402
 
 MiB = 1 << 20
 HOST_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}

@@ -28,7 +28,7 @@ from custody.config import MediaSettings, Settings
 from custody.ingestd.jobs import MediaJobs
 from custody.ingestd.media import decode_check, make_playable, probe_facts
 from custody.vault import Vault
-from custody.vault.jobs import MEDIA
+from custody.vault.media_queue import MEDIA
 
 SECONDS = 60
 

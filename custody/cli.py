@@ -803,8 +803,8 @@ def verify(session: Session, items: tuple[str, ...], against, anchor_texts, as_j
 
 def _offsite_anchors(settings: Settings, vault: Vault, name: str | None) -> list:
     """What each replica target (or target ``name``) holds of the chain. Raise UsageError, ReplicaUnavailable."""
-    from custody.vault.offsite import published_chain
-    from custody.vault.replica import S3Target
+    from custody.vault.offsite.published import published_chain
+    from custody.vault.offsite.target import S3Target
 
     if name is not None and name not in settings.targets:
         raise UsageError(
@@ -1426,7 +1426,7 @@ def replicate() -> None:
 
 def _replicator(session: Session, vault: Vault, target: str | None):
     from custody.retention.plan import replica_lock_rule
-    from custody.vault.replication import Replicator
+    from custody.vault.offsite.replicator import Replicator
 
     settings = session.settings()
     if not settings.targets:
@@ -1577,7 +1577,7 @@ def restore(session: Session, target: str, master_key: Path, as_json: bool) -> N
     Example:
       custody --home /var/lib/custody-new restore --from offsite --master-key /root/master.key
     """
-    from custody.vault.offsite import restore as restore_vault
+    from custody.vault.offsite.published import restore as restore_vault
 
     report = restore_vault(session.settings(), target, master_key, session.actor)
     if as_json:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from custody.errors import ConfigError
-from custody.retention.policy import DEFAULT_CATEGORIES, PERMANENT, PeriodError, parse_period
+from custody.rules import DEFAULT_CATEGORIES, PERMANENT, PeriodError, parse_period
 
 CONFIG_NAME = "custody.toml"
 # The roles [access.roles] may give (what each may do: custody.vault.access).

@@ -24,7 +24,8 @@ import gi
 gi.require_version("UMockdev", "1.0")
 from gi.repository import UMockdev  # noqa: E402
 
-from custody.devices.simulated import SimulatedRecorder  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: the simulated recorder
+from tests.simulated import SimulatedRecorder  # noqa: E402
 
 SERIAL, BADGE = "BWC0042", "031245"
 CLIPS = 5
@@ -203,7 +204,6 @@ def replicate_offsite(home: Path) -> None:
     """Replicate the vault to moto's S3 server on loopback, the stand-in for the agency's object store."""
     import boto3
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.s3
     from tests.s3 import local_s3_server
 
     say(

@@ -26,10 +26,10 @@ import pytest
 
 from custody.config import load_settings
 from custody.devices.events import MediaSource
-from custody.devices.simulated import SimulatedRecorder
 from custody.ingestd.dock import DockSession
 from custody.vault import Vault
 from custody.vault.timestamps import to_text
+from tests.simulated import SimulatedRecorder
 
 HOST_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 MiB = 1 << 20

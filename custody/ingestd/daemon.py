@@ -43,9 +43,9 @@ from custody.ingestd.pipeline import FileTask, Skipped
 from custody.vault import Vault
 from custody.vault.access import RoleMap
 from custody.vault.objects import release_freed_memory
+from custody.vault.offsite.replicator import Replicator
 from custody.vault.private_files import write_private_file
 from custody.vault.registry import Recorder
-from custody.vault.replication import Replicator
 from custody.vault.timestamps import to_text, utc_now
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from custody.ingestd.media import (
 )
 from custody.vault import Vault
 from custody.vault.items import format_item_id
-from custody.vault.jobs import DECODE, MEDIA, Job
+from custody.vault.media_queue import DECODE, MEDIA, Job
 from custody.vault.timestamps import from_text, to_text
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from custody.config import Settings
 from custody.retention.plan import decide, decide_one
 from custody.retention.policy import Policy
 from custody.vault import Vault
-from custody.vault.disposition import DispositionRequest
+from custody.vault.disposal_records import DispositionRequest
 from custody.vault.items import format_item_id
 
 

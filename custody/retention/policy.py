@@ -14,45 +14,32 @@ when the recording time is unknown), and never less than the two-year floor.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-FLOOR_MONTHS = 24  # the regulation: footage is kept at least two years
-PERMANENT = "permanent"
+from custody.rules import (  # (the regulation's numbers; re-exported: policy users import them here)
+    DEFAULT_CATEGORIES,
+    FLOOR_MONTHS,
+    PERMANENT,
+    PeriodError,
+    add_months,
+    parse_period,
+)
 
-# Shipped categories: routine footage, and the four kinds kept for ever.
-DEFAULT_CATEGORIES: dict[str, str] = {
-    "routine": "2y",
-    "penalty_evidence": PERMANENT,  # used as evidence for an administrative penalty
-    "obstruction": PERMANENT,  # enforcement obstructed, official duty hindered
-    "major_incident": PERMANENT,  # major emergencies, mass incidents
-    "major_case": PERMANENT,  # major, difficult or complex enforcement
-}
-
-_PERIOD = re.compile(r"(\d+)\s*([ym])")
-
-
-class PeriodError(ValueError):
-    """A retention period that is not "permanent", "<n>y" or "<n>m", or is below the floor."""
-
-
-def parse_period(text: str) -> int | None:
-    """Return a period in months (None for "permanent"); raise PeriodError for anything else.
-
-    Periods below the two-year floor are refused: no setting may keep footage shorter.
-    """
-    value = text.strip().lower()
-    if value == PERMANENT:
-        return None
-    found = _PERIOD.fullmatch(value)
-    if not found:
-        raise PeriodError(f'{text!r} is not a period: use "permanent", years ("5y") or months ("30m")')
-    months = int(found.group(1)) * (12 if found.group(2) == "y" else 1)
-    if months < FLOOR_MONTHS:
-        raise PeriodError(f"{text} is below the 2-year floor: footage is kept at least two years")
-    return months
+__all__ = [
+    "DEFAULT_CATEGORIES",
+    "FLOOR_MONTHS",
+    "PERMANENT",
+    "Hold",
+    "ItemFacts",
+    "PeriodError",
+    "Policy",
+    "RetentionDecision",
+    "add_months",
+    "evaluate",
+    "parse_period",
+]
 
 
 @dataclass(frozen=True)
@@ -182,16 +169,3 @@ def evaluate(
             RetentionDecision(item.number, retain_until, bool(permanent), hold is not None, eligible, rule)
         )
     return decisions
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """``moment`` plus calendar months; the 29-31st fall back to the month's last day."""
-    year, month = divmod(moment.month - 1 + months, 12)
-    year += moment.year
-    month += 1
-    day = moment.day
-    while True:
-        try:
-            return moment.replace(year=year, month=month, day=day)
-        except ValueError:
-            day -= 1

@@ -27,21 +27,21 @@ from custody.config import Settings, default_config_text
 from custody.errors import CustodyError, UsageError, cannot_write
 from custody.vault import (
     access,
-    access_records,
     anchors,
+    case_access,
     derivatives,
-    disposition,
+    disposal_records,
     findings,
     holdings,
-    jobs,
     keys,
+    media_queue,
     proof,
     registry,
 )
 from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.derivatives import Derivative
-from custody.vault.disposition import DispositionRequest
+from custody.vault.disposal_records import DispositionRequest
 from custody.vault.findings import ContinuityFinding
 from custody.vault.holdings import HoldRecord
 from custody.vault.items import (
@@ -462,7 +462,7 @@ class Vault:
                 self._commit_item(record, recovered=True)
             else:
                 self._abandon_intent(sha256, record, "interrupted before the object was stored")
-        for unfinished in disposition.tombstones(self.catalog, state="deleting"):
+        for unfinished in disposal_records.tombstones(self.catalog, state="deleting"):
             # A disposition killed part way: the tombstone was committed, so the item goes.
             self._finish_disposal(unfinished["item_number"])
         for intent in derivatives.intents(self.catalog):
@@ -520,7 +520,7 @@ class Vault:
         if number is not None:
             item = self.catalog.item(number)
             if item is None:
-                gone = disposition.tombstone(self.catalog, number)
+                gone = disposal_records.tombstone(self.catalog, number)
                 if gone is not None:
                     raise Vault.ItemDisposed(
                         item=format_item_id(number),
@@ -657,10 +657,10 @@ class Vault:
         levels = self.settings.access.confidentiality_levels
         rank = {level: n for n, level in enumerate(levels)}
         with self._lock:
-            item_levels = access_records.item_levels(self.catalog)
-            case_levels = access_records.case_levels(self.catalog)
-            staff = access_records.case_staff(self.catalog)
-            badges = access_records.badges_of(self.catalog, self.caller.name)
+            item_levels = case_access.item_levels(self.catalog)
+            case_levels = case_access.case_levels(self.catalog)
+            staff = case_access.case_staff(self.catalog)
+            badges = case_access.badges_of(self.catalog, self.caller.name)
 
         def sees(item: Item) -> bool:
             case = item.tags.get("case")
@@ -702,7 +702,7 @@ class Vault:
             raise UsageError(reason=f"no confidentiality level {level!r}: use one of {', '.join(levels)}")
         with self.catalog.transaction():
             seq = self.audit.append(self.actor, "confidentiality", None, {"case": case, "level": level})
-            access_records.set_case_level(self.catalog, case, level, utc_now(), self.actor, seq)
+            case_access.set_case_level(self.catalog, case, level, utc_now(), self.actor, seq)
         self._sight = None
 
     @_serialized
@@ -714,7 +714,7 @@ class Vault:
             for login in logins:
                 _check_registry_text("login", login, required=True)
                 seq = self.audit.append(self.actor, "case-staff-added", None, {"case": case, "login": login})
-                if access_records.add_case_staff(self.catalog, case, login, utc_now(), self.actor, seq):
+                if case_access.add_case_staff(self.catalog, case, login, utc_now(), self.actor, seq):
                     added.append(login)
         self._sight = None
         return added
@@ -727,7 +727,7 @@ class Vault:
         with self.catalog.transaction():
             if registry.officer(self.catalog, badge) is None:
                 raise Vault.OfficerNotFound(badge=badge)
-            access_records.set_officer_login(self.catalog, badge, login, utc_now(), self.actor)
+            case_access.set_officer_login(self.catalog, badge, login, utc_now(), self.actor)
             self.audit.append(self.actor, "officer-login", None, {"badge": badge, "login": login})
         self._sight = None
 
@@ -819,7 +819,7 @@ class Vault:
                 serial, path, size, mtime_ns, session = record["recorder_file"]
                 registry.remember_file(self.catalog, serial, path, size, mtime_ns, number, session)
             # Media work (metadata first) is queued in the same transaction: no item is ever missed.
-            jobs.enqueue(self.catalog, jobs.MEDIA, number, record["ingested_at"])
+            media_queue.enqueue(self.catalog, media_queue.MEDIA, number, record["ingested_at"])
             self.catalog.remove_intent(record["sha256"])
         item = self.catalog.item(number)
         assert item is not None
@@ -900,7 +900,7 @@ class Vault:
             raise
         changes: list[TagChange] = []
         with self.catalog.transaction():
-            current_levels = access_records.item_levels(self.catalog)
+            current_levels = case_access.item_levels(self.catalog)
             for item in items:
                 at = utc_now()
                 changed = {
@@ -929,7 +929,7 @@ class Vault:
                     seq = self.audit.append(
                         self.actor, "confidentiality", item.number, {"from": level_now, "to": confidentiality}
                     )
-                    access_records.set_item_level(
+                    case_access.set_item_level(
                         self.catalog, item.number, confidentiality, at, self.actor, seq
                     )
                     changed["confidentiality"] = (level_now, confidentiality)
@@ -1191,7 +1191,7 @@ class Vault:
         with self._lock:
             accounted = {sha for sha, _record in self.catalog.intents()}
             accounted |= {intent["sha256"] for intent in derivatives.intents(self.catalog)}
-            for gone in disposition.tombstones(self.catalog):
+            for gone in disposal_records.tombstones(self.catalog):
                 if gone["state"] != "done":  # being disposed of: rows gone, files going
                     accounted |= {gone["sha256"], *(d["sha256"] for d in gone["derivatives"])}
             accounted |= {sha for _number, sha in self.catalog.all_sha256()}
@@ -1460,13 +1460,13 @@ class Vault:
     # -- media jobs ---------------------------------------------------------
 
     @_serialized
-    def claim_job(self, kind: str = jobs.MEDIA) -> jobs.Job | None:
+    def claim_job(self, kind: str = media_queue.MEDIA) -> media_queue.Job | None:
         """Take the oldest queued job of ``kind``, or None when there is none to take."""
         with self.catalog.transaction():
-            return jobs.claim(self.catalog, utc_now(), kind)
+            return media_queue.claim(self.catalog, utc_now(), kind)
 
     def finish_media_job(
-        self, job: jobs.Job, facts: dict, seconds: float, made: Iterable[dict] = ()
+        self, job: media_queue.Job, facts: dict, seconds: float, made: Iterable[dict] = ()
     ) -> list[Derivative]:
         """Seal the derivatives ``made`` and commit them with the item's facts and the job's end, together.
 
@@ -1514,7 +1514,7 @@ class Vault:
 
     @_serialized
     def _commit_media_job(
-        self, job: jobs.Job, facts: dict, seconds: float, staged: list[tuple[dict, StagedObject]]
+        self, job: media_queue.Job, facts: dict, seconds: float, staged: list[tuple[dict, StagedObject]]
     ) -> list[Derivative]:
         item = self.catalog.item(job.item)
         if item is None:
@@ -1546,14 +1546,14 @@ class Vault:
                     self.audit.append(
                         self.actor, "derivative-made", job.item, {"role": copy["role"], **provenance}
                     )
-                earlier = (jobs.facts(self.catalog, job.item) or {}).get("integrity") or {}
+                earlier = (media_queue.facts(self.catalog, job.item) or {}).get("integrity") or {}
                 if earlier.get("level") == "full":
                     facts["integrity"] = earlier  # a full decode check's verdict outranks the fast one
-                jobs.store_facts(self.catalog, job.item, facts, utc_now())
+                media_queue.store_facts(self.catalog, job.item, facts, utc_now())
                 self._read_recording_window(item, facts)
-                jobs.finish(self.catalog, job.id, utc_now(), seconds)
+                media_queue.finish(self.catalog, job.id, utc_now(), seconds)
                 if (facts.get("integrity") or {}).get("result") == "ok":
-                    jobs.enqueue(self.catalog, jobs.DECODE, job.item, utc_now())
+                    media_queue.enqueue(self.catalog, media_queue.DECODE, job.item, utc_now())
                 for intent in intents:
                     derivatives.remove_intent(self.catalog, intent)
         except BaseException:
@@ -1570,10 +1570,10 @@ class Vault:
         return derivatives.of_item(self.catalog, item.number)
 
     @_serialized
-    def finish_decode_job(self, job: jobs.Job, errors: list[str], seconds: float) -> None:
+    def finish_decode_job(self, job: media_queue.Job, errors: list[str], seconds: float) -> None:
         """Record the full decode check's verdict on the item and mark the job done, together."""
         with self.catalog.transaction():
-            facts = jobs.facts(self.catalog, job.item) or {}
+            facts = media_queue.facts(self.catalog, job.item) or {}
             if errors:
                 facts["integrity"] = {"result": "damaged", "level": "full", "errors": errors}
                 self.audit.append(
@@ -1581,14 +1581,14 @@ class Vault:
                 )
             else:
                 facts["integrity"] = {"result": "ok", "level": "full", "errors": []}
-            jobs.store_facts(self.catalog, job.item, facts, utc_now())
-            jobs.finish(self.catalog, job.id, utc_now(), seconds)
+            media_queue.store_facts(self.catalog, job.item, facts, utc_now())
+            media_queue.finish(self.catalog, job.id, utc_now(), seconds)
 
     @_serialized
-    def fail_job(self, job: jobs.Job, error: str, max_attempts: int) -> str:
+    def fail_job(self, job: media_queue.Job, error: str, max_attempts: int) -> str:
         """Record a failed run; return the job's state (queued again, or failed for good)."""
         with self.catalog.transaction():
-            state = jobs.fail(self.catalog, job.id, error, utc_now(), max_attempts)
+            state = media_queue.fail(self.catalog, job.id, error, utc_now(), max_attempts)
             if state == "failed":
                 self.audit.append(
                     self.actor,
@@ -1601,25 +1601,25 @@ class Vault:
     @_serialized
     def requeue_running_jobs(self) -> int:
         with self.catalog.transaction():
-            return jobs.requeue_running(self.catalog)
+            return media_queue.requeue_running(self.catalog)
 
     @_serialized
     def job_counts(self) -> dict[str, int]:
         self.authorize("status")
-        return jobs.counts(self.catalog)
+        return media_queue.counts(self.catalog)
 
     @_serialized
     def job_counts_of(self, kind: str) -> dict[str, int]:
-        return jobs.counts(self.catalog, kind)
+        return media_queue.counts(self.catalog, kind)
 
     @_serialized
-    def failed_jobs(self, limit: int = 20) -> list[jobs.Job]:
+    def failed_jobs(self, limit: int = 20) -> list[media_queue.Job]:
         self.authorize("status")
-        return self.visible_records(jobs.failed(self.catalog, limit), lambda job: ([job.item], None))
+        return self.visible_records(media_queue.failed(self.catalog, limit), lambda job: ([job.item], None))
 
     @_serialized
     def media_facts(self, item: Item) -> dict | None:
-        return jobs.facts(self.catalog, item.number)
+        return media_queue.facts(self.catalog, item.number)
 
     @contextlib.contextmanager
     def plaintext_copy(self, number: int) -> Iterator[Path]:
@@ -1835,25 +1835,25 @@ class Vault:
         if not numbers:
             raise UsageError(reason="nothing to request: give items, or --plan when something is eligible")
         with self.catalog.transaction():
-            number = disposition.add_request(
+            number = disposal_records.add_request(
                 self.catalog, sorted(set(numbers)), reason, utc_now(), self.actor, remove_category
             )
             details = {
-                "request": disposition.format_request_id(number),
+                "request": disposal_records.format_request_id(number),
                 "items": [format_item_id(n) for n in sorted(set(numbers))],
                 "reason": reason,
             }
             if remove_category:
                 details["remove_category"] = remove_category
             self.audit.append(self.actor, "disposition-requested", None, details)
-        made = disposition.request(self.catalog, number)
+        made = disposal_records.request(self.catalog, number)
         assert made is not None
         return made
 
     @_serialized
     def disposition_request(self, ref: str) -> DispositionRequest:
-        number = disposition.parse_request_id(ref)
-        found = disposition.request(self.catalog, number) if number else None
+        number = disposal_records.parse_request_id(ref)
+        found = disposal_records.request(self.catalog, number) if number else None
         if found is None or not self.may_see(found.items):  # (one naming hidden items: not there)
             raise Vault.RequestNotFound(ref=ref)
         return found
@@ -1862,7 +1862,9 @@ class Vault:
     def disposition_requests(self) -> list[DispositionRequest]:
         """Every request, those naming items the caller may not see left out."""
         self.authorize("report")
-        return self.visible_records(disposition.requests(self.catalog), lambda found: (found.items, None))
+        return self.visible_records(
+            disposal_records.requests(self.catalog), lambda found: (found.items, None)
+        )
 
     @_serialized
     def approve_disposition(self, ref: str) -> DispositionRequest:
@@ -1882,7 +1884,7 @@ class Vault:
             self.record_failure("disposition-approve", {"request": found.request_id, "reason": why})
             raise Vault.ApprovalRefused(ref=found.request_id, why=why)
         with self.catalog.transaction():
-            disposition.approve(self.catalog, found.id, utc_now(), self.actor)
+            disposal_records.approve(self.catalog, found.id, utc_now(), self.actor)
             self.audit.append(
                 self.actor,
                 "disposition-approved",
@@ -1917,7 +1919,7 @@ class Vault:
         """
         item = self.catalog.item(number)
         if item is None:
-            gone = disposition.tombstone(self.catalog, number)
+            gone = disposal_records.tombstone(self.catalog, number)
             if gone is None:
                 raise Vault.ItemNotFound(ref=format_item_id(number))
             self._finish_disposal(number)
@@ -1953,7 +1955,7 @@ class Vault:
                 raise Vault.NotEligible(
                     items=f"{item.item_id} ({'held: ' + ', '.join(held) if held else 'permanent: ' + ', '.join(kept)})"
                 )
-            disposition.add_tombstone(self.catalog, number, record, request.id, utc_now(), self.actor)
+            disposal_records.add_tombstone(self.catalog, number, record, request.id, utc_now(), self.actor)
             self.audit.append(
                 self.actor,
                 "item-disposed",
@@ -1968,33 +1970,33 @@ class Vault:
                 },
             )
         self._finish_disposal(number)
-        gone = disposition.tombstone(self.catalog, number)
+        gone = disposal_records.tombstone(self.catalog, number)
         assert gone is not None
         return gone
 
     def _finish_disposal(self, number: int) -> None:
         """Rows, then object files, then the tombstone is done: each step safe to repeat after a crash."""
-        gone = disposition.tombstone(self.catalog, number)
+        gone = disposal_records.tombstone(self.catalog, number)
         assert gone is not None
         objects = [gone["sha256"], *(d["sha256"] for d in gone["derivatives"])]
         with self.catalog.transaction():
-            disposition.delete_item_rows(self.catalog, number)
+            disposal_records.delete_item_rows(self.catalog, number)
             unused = [
-                sha for sha in dict.fromkeys(objects) if not disposition.object_in_use(self.catalog, sha)
+                sha for sha in dict.fromkeys(objects) if not disposal_records.object_in_use(self.catalog, sha)
             ]
             for sha256 in unused:
-                disposition.queue_replica_deletion(self.catalog, sha256, utc_now())
+                disposal_records.queue_replica_deletion(self.catalog, sha256, utc_now())
         for sha256 in unused:
             self.objects.path_for(sha256).unlink(missing_ok=True)
         with self.catalog.transaction():
-            disposition.set_tombstone_state(self.catalog, number, "done")
+            disposal_records.set_tombstone_state(self.catalog, number, "done")
 
     @_serialized
     def remove_category(self, number: int, request: DispositionRequest) -> bool:
         """Take the request's category off an item, audited with requester and approver; False if absent."""
         assert request.category is not None and request.state == "approved"
         with self.catalog.transaction():
-            removed = disposition.remove_item_category(self.catalog, number, request.category)
+            removed = disposal_records.remove_item_category(self.catalog, number, request.category)
             if removed:
                 self.audit.append(
                     self.actor,
@@ -2013,7 +2015,7 @@ class Vault:
     @_serialized
     def finish_disposition(self, request: DispositionRequest, result: dict) -> DispositionRequest:
         with self.catalog.transaction():
-            disposition.executed(self.catalog, request.id, utc_now(), self.actor, result)
+            disposal_records.executed(self.catalog, request.id, utc_now(), self.actor, result)
             self.audit.append(
                 self.actor,
                 "disposition-executed",
@@ -2024,11 +2026,11 @@ class Vault:
 
     @_serialized
     def tombstones(self) -> list[dict]:
-        return disposition.tombstones(self.catalog)
+        return disposal_records.tombstones(self.catalog)
 
     @_serialized
     def tombstone(self, number: int) -> dict | None:
-        return disposition.tombstone(self.catalog, number)
+        return disposal_records.tombstone(self.catalog, number)
 
     # -- continuity ---------------------------------------------------------
 

@@ -223,7 +223,7 @@ def test_damage_inside_a_stream_is_found_by_the_full_decode_check_and_audited(tm
 
 
 def test_a_decode_check_waits_while_any_foreground_job_is_queued(custody, home, footage):
-    from custody.vault.jobs import DECODE, MEDIA
+    from custody.vault.media_queue import DECODE, MEDIA
 
     custody("init")
     custody("ingest", str(footage / "CLIP0001.MP4"), str(footage / "CLIP0002.MP4"))

@@ -25,7 +25,7 @@ import pytest
 
 from custody.config import load_settings
 from custody.vault import Vault
-from custody.vault.disc import registry
+from custody.vault.disc import records
 from tests.conftest import custody_process
 from tests.docking import sha256_file
 
@@ -638,7 +638,7 @@ def test_an_export_whose_process_died_is_marked_failed_and_its_staging_removed(h
     assert list((home / "run" / "export").iterdir()) == []
     assert not list(tmp_path.glob("*.iso")) and not list(tmp_path.glob(".*partial*"))
     with Vault(load_settings(home), "test") as vault:
-        assert registry.unfinished(vault.catalog) == []
+        assert records.unfinished(vault.catalog) == []
 
 
 FAULTY_XORRISO = """#!{python}

@@ -226,8 +226,8 @@ def test_the_daemon_replicates_what_it_ingests_and_warns_when_the_bucket_has_no_
     def published() -> bool:
         from custody.config import load_settings
         from custody.vault.keys import read_master_key_file
-        from custody.vault.offsite import published_chain
-        from custody.vault.replica import S3Target
+        from custody.vault.offsite.published import published_chain
+        from custody.vault.offsite.target import S3Target
 
         settings = load_settings(home)
         target = S3Target("offsite", settings.targets["offsite"])
@@ -468,7 +468,7 @@ def test_two_targets_one_with_keys_from_a_systemd_credential(tmp_path, home, cus
 def test_a_legal_hold_set_on_a_replica_keeps_it_whatever_its_retention(s3, tmp_path):
     """The mechanism permanent and held items will use once retention lands (issue 6)."""
     from custody.config import TargetSettings
-    from custody.vault.replica import S3Target
+    from custody.vault.offsite.target import S3Target
 
     bucket = s3.new_bucket(object_lock=True)
     target = S3Target(
@@ -535,7 +535,7 @@ def test_retention_categories_and_holds_reach_the_replicas_object_lock(tmp_path,
     # The item's sidecar on the replica records the same retention.
     from custody.config import load_settings
     from custody.vault import Vault
-    from custody.vault.offsite import unseal_document
+    from custody.vault.offsite.published import unseal_document
 
     [key] = [
         k["Key"] for k in client.list_objects_v2(Bucket=bucket, Prefix="custody/items/EV-000001/")["Contents"]

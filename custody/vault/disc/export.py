@@ -28,7 +28,7 @@ from custody.errors import CustodyError, UsageError
 from custody.vault import derivatives, keys
 from custody.vault.catalog import Item, ItemFilter
 from custody.vault.disc import bag, description, optical, registry, verifier
-from custody.vault.disc.registry import FAILED, VERIFIED, ExportRecord, format_export_id
+from custody.vault.disc.records import FAILED, VERIFIED, ExportRecord, format_export_id
 from custody.vault.items import format_item_id
 from custody.vault.timestamps import local_display, utc_now
 

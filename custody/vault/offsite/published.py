@@ -38,7 +38,7 @@ from custody.vault.audit import ROTATION, canonical_json, load_public_pem
 from custody.vault.catalog import Catalog
 from custody.vault.items import format_item_id
 from custody.vault.objects import ObjectStore, StagedObject, verify_plaintext
-from custody.vault.replica import ReplicaUnavailable, S3Target
+from custody.vault.offsite.target import ReplicaUnavailable, S3Target
 from custody.vault.sealing import seal, unseal
 from custody.vault.timestamps import to_text, utc_now
 

@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from custody.config import Settings
+from custody.rules import FLOOR_MONTHS, add_months
 from custody.vault.items import format_item_id
-from custody.vault.offsite import describe, publish_audit
-from custody.vault.replica import ReplicaUnavailable, S3Target
+from custody.vault.offsite.published import describe, publish_audit
+from custody.vault.offsite.target import ReplicaUnavailable, S3Target
 from custody.vault.sealing import sealed_size
 from custody.vault.timestamps import from_text, to_text, utc_now
 
 log = logging.getLogger(__name__)
 
-RETENTION_FLOOR_YEARS = 2  # without a retention rule, every object is kept at least this long
 # An object's (retain-until, legal hold), as the retention policy decides.
 LockRule = Callable[[str], tuple[datetime, bool]]
 BACKOFF_BASE_SECONDS = 30
@@ -213,7 +213,7 @@ class Replicator:
                     described = describe(
                         self.vault,
                         target,
-                        _add_years(datetime.now(UTC), RETENTION_FLOOR_YEARS),
+                        add_months(datetime.now(UTC), FLOOR_MONTHS),
                         self._lock_for,
                     )
                 except ReplicaUnavailable as exc:
@@ -252,7 +252,7 @@ class Replicator:
         reached is tried again at the next tick. Return how many events went.
         """
         sent = 0
-        retain_until = _add_years(datetime.now(UTC), RETENTION_FLOOR_YEARS)
+        retain_until = add_months(datetime.now(UTC), FLOOR_MONTHS)
         for name, target in self.targets.items():
             try:
                 sent += publish_audit(self.vault, target, retain_until)
@@ -584,7 +584,7 @@ class Replicator:
                 [sha256, sha256],
             ).fetchone()
         start = from_text(row[0]) if row else datetime.now(UTC)
-        return _add_years(start, RETENTION_FLOOR_YEARS), False
+        return add_months(start, FLOOR_MONTHS), False
 
     def refresh_locks(self, name: str, target: S3Target) -> int:
         """Bring replicas' Object Lock up to the retention rules after categories or holds changed.
@@ -730,10 +730,3 @@ def _lock_state(target: S3Target) -> str:
         return "enabled" if target.object_lock() else "NOT ENABLED: replicas can be deleted"
     except ReplicaUnavailable as exc:
         return f"unknown ({exc.message})"
-
-
-def _add_years(moment: datetime, years: int) -> datetime:
-    try:
-        return moment.replace(year=moment.year + years)
-    except ValueError:  # 29 February
-        return moment.replace(year=moment.year + years, day=28)

@@ -1,0 +1,120 @@
+"""The layering of the package, read from its imports: each layer imports only those below it,
+and no module imports itself back through others (no cycles).
+
+    cli (and listing), api          the clients' side: parse, call, render
+    ingestd, retention              the daemon's work and the retention rules on the vault
+    devices, vault                  udev and mounts; the evidence store
+    config, errors, rules           at the bottom: settings, errors, the regulation's numbers
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "custody"
+
+# Which layers each layer may import (besides itself).
+ALLOWED = {
+    "errors": set(),
+    "rules": set(),
+    "config": {"errors", "rules"},
+    "devices": {"config", "errors", "rules"},
+    "vault": {"config", "errors", "rules"},
+    "retention": {"vault", "config", "errors", "rules"},
+    "ingestd": {"devices", "vault", "config", "errors", "rules"},
+    "api": {"ingestd", "retention", "devices", "vault", "config", "errors", "rules"},
+    "listing": {"vault", "config", "errors", "rules"},
+    "cli": {
+        "api",
+        "listing",
+        "ingestd",
+        "retention",
+        "devices",
+        "vault",
+        "config",
+        "errors",
+        "rules",
+        "custody",
+    },
+    "__main__": {"cli"},
+    "custody": set(),  # the package's __init__
+}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def imports(path: Path, known: dict[str, Path], top_level_only: bool) -> set[str]:
+    """The custody modules ``path`` imports (``from pkg import sub`` names the submodule)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    names = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.split(".")[0] == "custody"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "custody":
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names} & known.keys()
+            names |= submodules or {node.module}
+    resolved = set()
+    for name in names:
+        while name not in known and "." in name:
+            name = name.rsplit(".", 1)[0]
+        resolved.add(name)
+    return resolved
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_every_import_goes_down_the_layers():
+    known = modules()
+    assert len(known) > 40, f"found only {len(known)} modules under {PACKAGE}"
+    wrong = []
+    for module, path in sorted(known.items()):
+        for target in sorted(imports(path, known, top_level_only=False)):
+            here, there = layer(module), layer(target)
+            assert here in ALLOWED, f"{module}: layer {here!r} is not in the map above; add it"
+            if here != there and there not in ALLOWED[here]:
+                wrong.append(f"{module} imports {target} ({here} -> {there})")
+    assert wrong == [], "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_no_module_imports_itself_back():
+    known = modules()
+    graph = {module: imports(path, known, top_level_only=True) - {module} for module, path in known.items()}
+    # A package's __init__ importing its own submodules is how packages are made, not a cycle.
+    for module in graph:
+        graph[module] = {t for t in graph[module] if not (module.startswith(t + ".") and t in known)}
+    cycles = []
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join([*path[path.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == [], "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_layer_check_catches_a_back_edge(tmp_path):
+    """The check can fail: a vault module importing the daemon is reported."""
+    known = {"custody.vault.x": tmp_path / "x.py", "custody.ingestd.daemon": tmp_path / "d.py"}
+    (tmp_path / "x.py").write_text("from custody.ingestd.daemon import Daemon\n")
+    [target] = imports(known["custody.vault.x"], known, top_level_only=False)
+    assert layer(target) == "ingestd" and "ingestd" not in ALLOWED["vault"]
