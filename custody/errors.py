@@ -2,7 +2,7 @@
 
 Each error class carries its one-line message template (the first line of its
 docstring, filled with the keyword arguments given when raising it) and the
-exit code the command ends with. Library code raises; only ``cli.py`` prints.
+exit code the command ends with. Library code raises; only the command line (``custody/cli/``) prints.
 """
 
 

@@ -1,7 +1,7 @@
 """The layering of the package, read from its imports: each layer imports only those below it,
 and no module imports itself back through others (no cycles).
 
-    cli (and listing), api          the clients' side: parse, call, render
+    cli, api                        the clients' side: parse, call, render
     ingestd, retention              the daemon's work and the retention rules on the vault
     devices, vault                  udev and mounts; the evidence store
     config, errors, rules           at the bottom: settings, errors, the regulation's numbers

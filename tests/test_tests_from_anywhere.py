@@ -24,4 +24,4 @@ def test_another_user_runs_custody_from_a_clone_in_a_private_folder(tmp_path):
             env={"PYTHONPATH": path, "HOME": "/", "PATH": "/usr/bin:/bin"}, cwd="/", capture_output=True, text=True,
         )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.strip().endswith("custody/cli.py") and str(clone) not in ran.stdout
+    assert ran.stdout.strip().endswith("custody/cli/__init__.py") and str(clone) not in ran.stdout

@@ -1,0 +1,550 @@
+"""Case work: holds, retention and disposition, continuity explanations, reports, case access."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from custody.cli.base import Session, cli, json_option, pass_session
+from custody.cli.listing import KEY, TEXT, Column, Listing
+from custody.cli.render import _say, show_listing, wide_option
+from custody.errors import UsageError
+from custody.ingestd.report import window_report
+from custody.vault.items import format_item_id
+from custody.vault.timestamps import local_display, parse_user_time
+
+
+@cli.group()
+def hold() -> None:
+    """Legal holds: a held item (or every item of a held case) is never disposed of.
+
+    \b
+    Example:
+      custody hold add EV-000123 --reason "court order 2026-17"
+      custody hold add --case 2026-0412 --reason "appeal pending"
+      custody hold release HOLD-000001 --reason "appeal decided"
+    """
+
+
+@hold.command("add")
+@click.argument("item", required=False)
+@click.option("--case", help="Hold every item of this case (present and future).")
+@click.option("--reason", required=True, help="Why (kept in the audit chain).")
+@json_option
+@pass_session
+def hold_add(session: Session, item: str | None, case: str | None, reason: str, as_json: bool) -> None:
+    """Put a legal hold on ITEM or on a whole --case (audited).
+
+    \b
+    Example:
+      custody hold add EV-000123 --reason "court order 2026-17"
+      custody hold add --case 2026-0412 --reason "appeal pending"
+    """
+    with session.vault() as vault:
+        placed = vault.place_hold(reason, ref=item, case=case)
+    if as_json:
+        click.echo(json.dumps(placed.as_dict()))
+        return
+    what = f"case {placed.case_name}" if placed.case_name else format_item_id(placed.item)
+    _say(f"{placed.hold_id}: {what} held: {placed.reason}")
+
+
+@hold.command("release")
+@click.argument("hold_id")
+@click.option("--reason", required=True, help="Why the hold ends (kept in the audit chain).")
+@json_option
+@pass_session
+def hold_release(session: Session, hold_id: str, reason: str, as_json: bool) -> None:
+    """Release a hold (audited); its items follow their retention again.
+
+    \b
+    Example:
+      custody hold release HOLD-000001 --reason "appeal decided"
+    """
+    with session.vault() as vault:
+        released = vault.release_hold(hold_id, reason)
+    if as_json:
+        click.echo(json.dumps(released.as_dict()))
+        return
+    _say(f"{released.hold_id} released: {released.release_reason}")
+
+
+@hold.command("ls")
+@click.option("--all", "show_all", is_flag=True, help="Released holds too.")
+@wide_option
+@json_option
+@pass_session
+def hold_ls(session: Session, show_all: bool, as_json: bool) -> None:
+    """List holds (active ones unless --all).
+
+    \b
+    Example:
+      custody hold ls --all --json
+    """
+    with session.vault() as vault:
+        found = vault.holds(active_only=not show_all)
+    if as_json:
+        click.echo(json.dumps([h.as_dict() for h in found], indent=1))
+        return
+    table = Listing(
+        Column("hold", KEY),
+        Column("on", KEY),
+        Column("reason", TEXT),
+        Column("placed", drop=2, time=True),
+        Column("by", drop=1),
+        Column("released", TEXT),
+        title="holds",
+    )
+    for h in found:
+        table.add_row(
+            h.hold_id,
+            f"case {h.case_name}" if h.case_name else format_item_id(h.item),
+            h.reason,
+            local_display(h.placed_at),
+            h.placed_by,
+            f"{local_display(h.released_at)} by {h.released_by}: {h.release_reason}"
+            if h.released_at
+            else "-",
+        )
+    show_listing(table)
+
+
+@cli.group()
+def retention() -> None:
+    """How long footage is kept (at least two years; the four permanent categories for ever).
+
+    \b
+    Example:
+      custody retention plan
+      custody retention category --case 2026-0412 major_case
+    """
+
+
+@retention.command("plan")
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the plan as retention-plan-YYYY-MM-DD.json in this folder (the daily timer does).",
+)
+@wide_option
+@json_option
+@pass_session
+def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> None:
+    """List what may be disposed of now and what becomes eligible soon, with the rule for each.
+
+    Nothing is deleted by planning.
+
+    \b
+    Example:
+      custody retention plan --json
+      custody retention plan --report-dir /var/lib/custody/reports
+    """
+    from custody.retention.plan import plan, write_report
+
+    settings = session.settings()
+    with session.vault() as vault:
+        report = plan(vault, settings, datetime.now(UTC))
+    if report_dir is not None:
+        written = write_report(report, report_dir)
+        _say(f"wrote {written}")
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    for title, rows in (
+        ("eligible for disposition now", report["eligible"]),
+        (f"eligible within {report['upcoming_days']} days", report["upcoming"]),
+    ):
+        table = Listing(
+            Column("id", KEY),
+            Column("case", drop=2),
+            Column("categories", TEXT),
+            Column("retain until"),
+            Column("rule", TEXT, drop=1),
+            title=title,
+        )
+        for row in rows:
+            table.add_row(
+                row["id"],
+                row["case"] or "-",
+                ", ".join(row["categories"]) or "-",
+                row["retain_until"][:10] if row["retain_until"] else "permanent",
+                row["rule"],
+            )
+        show_listing(table)
+    _say(
+        f"{report['items']} item(s): {len(report['eligible'])} eligible, {len(report['upcoming'])} soon, "
+        f"{report['permanent']} permanent, {report['held']} held; nothing was deleted"
+    )
+
+
+@retention.command("request")
+@click.argument("items", nargs=-1)
+@click.option("--plan", "from_plan", is_flag=True, help="Every item eligible now (see 'retention plan').")
+@click.option(
+    "--remove-category",
+    help="Instead of deleting, take this retention category off the ITEMs (it may shorten retention).",
+)
+@click.option("--reason", required=True, help="Why (kept in the audit chain).")
+@json_option
+@pass_session
+def retention_request(
+    session: Session,
+    items: tuple[str, ...],
+    from_plan: bool,
+    remove_category: str | None,
+    reason: str,
+    as_json: bool,
+) -> None:
+    """Request the disposition of eligible items (or a category's removal); a second person approves it.
+
+    \b
+    Example:
+      custody retention request --plan --reason "routine footage past its period"
+      custody retention request EV-000123 --reason "routine, no case"
+      custody retention request EV-000123 --remove-category penalty_evidence --reason "penalty annulled"
+    """
+    from custody.retention.disposition import request_category_removal, request_disposition
+
+    if bool(items) == from_plan:
+        raise UsageError(reason="give ITEMs or --plan (not both)")
+    settings = session.settings()
+    with session.vault() as vault:
+        if remove_category:
+            made = request_category_removal(vault, list(items), remove_category.strip(), reason)
+        else:
+            made = request_disposition(vault, settings, list(items), from_plan, reason, datetime.now(UTC))
+    if as_json:
+        click.echo(json.dumps(made.as_dict()))
+        return
+    _say(
+        f"{made.request_id}: {len(made.items)} item(s) requested by {made.requested_by}; a second person approves it"
+    )
+
+
+@retention.command("approve")
+@click.argument("request_id")
+@json_option
+@pass_session
+def retention_approve(session: Session, request_id: str, as_json: bool) -> None:
+    """Approve a disposition request (not your own; both names go into the audit chain).
+
+    \b
+    Example:
+      custody retention approve REQ-000001
+    """
+    with session.vault() as vault:
+        approved = vault.approve_disposition(request_id)
+    if as_json:
+        click.echo(json.dumps(approved.as_dict()))
+        return
+    _say(f"{approved.request_id} approved by {approved.approved_by} (requested by {approved.requested_by})")
+
+
+@retention.command("execute")
+@click.argument("request_id")
+@json_option
+@pass_session
+def retention_execute(session: Session, request_id: str, as_json: bool) -> None:
+    """Execute an approved request: each item still eligible goes (tombstone kept); the rest are refused.
+
+    Objects are deleted here at once and from every replica by replication
+    (a replica still under Object Lock is retried after its date).
+
+    \b
+    Example:
+      custody retention execute REQ-000001
+    """
+    from custody.retention.disposition import execute_disposition
+
+    settings = session.settings()
+    with session.vault() as vault:
+        done = execute_disposition(vault, settings, request_id, datetime.now(UTC))
+    result = done.result or {}
+    if as_json:
+        click.echo(json.dumps(done.as_dict()))
+        return
+    if done.kind == "remove-category":
+        _say(f"{done.request_id}: category {done.category} taken off {len(result.get('items', []))} item(s)")
+        return
+    _say(f"{done.request_id}: disposed of {len(result.get('deleted', []))} item(s)")
+    for item, why in result.get("refused", {}).items():
+        _say(f"  kept {item}: {why}")
+
+
+@retention.command("requests")
+@wide_option
+@json_option
+@pass_session
+def retention_requests(session: Session, as_json: bool) -> None:
+    """List disposition requests and where each stands.
+
+    \b
+    Example:
+      custody retention requests --json
+    """
+    with session.vault() as vault:
+        found = vault.disposition_requests()
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in found], indent=1))
+        return
+    table = Listing(
+        Column("request", KEY),
+        Column("state"),
+        Column("items", justify="right"),
+        Column("requested by", drop=2),
+        Column("approved by", drop=1),
+        Column("reason", TEXT),
+        title="disposition requests",
+    )
+    for r in found:
+        table.add_row(
+            r.request_id, r.state, str(len(r.items)), r.requested_by, r.approved_by or "-", r.reason
+        )
+    show_listing(table)
+
+
+@retention.command("category")
+@click.option("--case", "case", required=True, help="The case whose items all take the categories.")
+@click.argument("categories", nargs=-1, required=True)
+@pass_session
+def retention_category(session: Session, case: str, categories: tuple[str, ...]) -> None:
+    """Add retention categories to a whole case: they apply to every item of it (audited).
+
+    \b
+    Example:
+      custody retention category --case 2026-0412 major_case
+    """
+    settings = session.settings()
+    with session.vault() as vault:
+        added = vault.add_case_categories(case, list(categories), settings.retention.categories)
+    _say(f"case {case}: {', '.join(added) if added else 'already had these categories'}")
+
+
+@cli.command()
+@click.argument("finding")
+@click.option("--reason", required=True, help="Why the recording was interrupted (kept in the audit chain).")
+@json_option
+@pass_session
+def explain(session: Session, finding: str, reason: str, as_json: bool) -> None:
+    """Close an open continuity finding (see 'custody report gaps') with an explanation (audited).
+
+    \b
+    Example:
+      custody explain GAP-000001 --reason "battery changed during the arrest"
+    """
+    with session.vault() as vault:
+        closed = vault.explain(finding, reason)
+    if as_json:
+        click.echo(json.dumps(closed.as_dict(), indent=1))
+        return
+    _say(f"{closed.finding_id} explained: {closed.reason}")
+
+
+@cli.group()
+def report() -> None:
+    """Reports for supervisors and auditors.
+
+    \b
+    Example:
+      custody report window --since 2026-11-01
+      custody report gaps --open
+      custody report retention --days 7
+    """
+
+
+@report.command("gaps")
+@click.option("--open", "open_only", is_flag=True, help="Only findings not yet explained.")
+@wide_option
+@json_option
+@pass_session
+def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
+    """List interruptions, overlaps and order problems between a recorder's consecutive segments.
+
+    A hole longer than [continuity] gap_tolerance_seconds (2 s) and shorter
+    than run_break_seconds (300 s) interrupts one recording; each stays open
+    until a clerk explains it with 'custody explain'.
+
+    \b
+    Example:
+      custody report gaps --open
+      custody report gaps --json
+    """
+    with session.vault() as vault:
+        findings = vault.continuity_findings(open_only=open_only)
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in findings], indent=1))
+        return
+    table = Listing(
+        Column("id", KEY),
+        Column("kind", drop=3),
+        Column("recorder", drop=2),
+        Column("officer", drop=1),
+        Column("before", KEY),
+        Column("after", KEY),
+        Column("seconds", justify="right"),
+        Column("state", TEXT),
+        title="continuity",
+    )
+    for finding in findings:
+        state = finding.state
+        if finding.reason:
+            state += f" ({finding.closed_by}): {finding.reason}"
+        table.add_row(
+            finding.finding_id,
+            finding.kind,
+            finding.recorder_serial,
+            finding.officer or "-",
+            format_item_id(finding.before_item),
+            format_item_id(finding.after_item),
+            f"{finding.seconds:.1f}",
+            state,
+        )
+    show_listing(table)
+    _say(f"{sum(f.state == 'open' for f in findings)} open of {len(findings)} shown")
+
+
+@report.command("retention")
+@click.option(
+    "--days", type=click.IntRange(1, 3650), default=7, show_default=True, help="How far ahead to look."
+)
+@wide_option
+@json_option
+@pass_session
+def report_retention(session: Session, days: int, as_json: bool) -> None:
+    """The custodian's notice: what may be disposed of now and what becomes eligible within --days.
+
+    \b
+    Example:
+      custody report retention --days 7
+    """
+    from custody.retention.plan import upcoming
+
+    settings = session.settings()
+    with session.vault() as vault:
+        report = upcoming(vault, settings, datetime.now(UTC), days)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    table = Listing(
+        Column("id", KEY),
+        Column("case", drop=2),
+        Column("categories", TEXT),
+        Column("eligible from"),
+        Column("rule", TEXT, drop=1),
+        title=f"eligible now or within {days} days",
+    )
+    for row in report["eligible"] + report["upcoming"]:
+        table.add_row(
+            row["id"],
+            row["case"] or "-",
+            ", ".join(row["categories"]) or "-",
+            row["retain_until"][:10],
+            row["rule"],
+        )
+    show_listing(table)
+    _say(
+        f"{len(report['eligible'])} eligible now, {len(report['upcoming'])} within {days} days; "
+        "disposition needs a request and a second person's approval"
+    )
+
+
+@report.command("window")
+@click.option("--since", help="Only items recorded on or after this date (YYYY-MM-DD[THH:MM]).")
+@wide_option
+@json_option
+@pass_session
+def report_window(session: Session, since: str | None, as_json: bool) -> None:
+    """List footage stored after its deadline and assigned recorders not docked within the window.
+
+    The deadline of a file is its recording end plus [dock] window_hours (24 by default).
+
+    \b
+    Example:
+      custody report window --since 2026-11-01 --json
+    """
+    settings = session.settings()
+    with session.vault() as vault:
+        report = window_report(
+            vault, settings.dock.window_hours, parse_user_time(since, "--since") if since else None
+        )
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    table = Listing(
+        Column("id", KEY),
+        Column("officer"),
+        Column("recorder", drop=1),
+        Column("recorded", drop=3, time=True),
+        Column("ingested", drop=2, time=True),
+        Column("hours late", justify="right"),
+        title="late footage",
+    )
+    for row in report["late_items"]:
+        table.add_row(
+            row["id"],
+            row["officer"] or "-",
+            row["recorder"] or "-",
+            local_display(row["recorded_end"]),
+            local_display(row["ingested_at"]),
+            f"{row['hours_late']:.1f}",
+        )
+    show_listing(table)
+    table = Listing(
+        Column("recorder", KEY),
+        Column("officer"),
+        Column("last docked", time=True),
+        title=f"recorders not docked within {settings.dock.window_hours:g} h",
+    )
+    for row in report["silent_recorders"]:
+        table.add_row(
+            row["serial"],
+            row["officer"],
+            local_display(row["last_docked"]) if row["last_docked"] else "never",
+        )
+    show_listing(table)
+
+
+@cli.group("case")
+def case_group() -> None:
+    """Who is named on a case and how confidential it is (custodians).
+
+    \b
+    Example:
+      custody case staff 2026-0412 chenjing liwei
+      custody case confidentiality 2026-0412 restricted
+    """
+
+
+@case_group.command("staff")
+@click.argument("case")
+@click.argument("logins", nargs=-1, required=True)
+@pass_session
+def case_staff(session: Session, case: str, logins: tuple[str, ...]) -> None:
+    """Name users (login names) on a case: clerks and custodians named on it see its restricted footage.
+
+    \b
+    Example:
+      custody case staff 2026-0412 chenjing
+    """
+    with session.vault() as vault:
+        added = vault.add_case_staff(case, list(logins))
+    _say(f"case {case}: named {', '.join(added) or 'no one new'}")
+
+
+@case_group.command("confidentiality")
+@click.argument("case")
+@click.argument("level")
+@pass_session
+def case_confidentiality(session: Session, case: str, level: str) -> None:
+    """Set a case's confidentiality; each of its items is at least that confidential.
+
+    \b
+    Example:
+      custody case confidentiality 2026-0412 restricted
+    """
+    with session.vault() as vault:
+        vault.set_case_confidentiality(case, level)
+    _say(f"case {case}: {level}")

@@ -1,0 +1,508 @@
+"""Items: init, ingest, ls, show, tag, extract, cat."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.progress import (
+    Progress,
+)
+
+from custody.cli.base import Session, cli, json_option, pass_session
+from custody.cli.listing import KEY, TEXT, Column, Listing
+from custody.cli.render import (
+    _STDOUT_IS_TERMINAL,
+    _byte_progress,
+    _events_table,
+    _media_fields,
+    _say,
+    _say_error,
+    _size,
+    console,
+    show_fields,
+    show_listing,
+    wide_option,
+)
+from custody.errors import UsageError
+from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, IngestSummary, Skipped
+from custody.retention.plan import decide_one
+from custody.vault import ItemFilter, Vault
+from custody.vault.items import format_item_id, printable_name
+from custody.vault.timestamps import local_display, parse_user_time
+
+
+@cli.command()
+@click.option(
+    "--organisation",
+    help="The agency's full name, heading every written description (asked at a terminal when not given).",
+)
+@pass_session
+def init(session: Session, organisation: str | None) -> None:
+    """Create a new vault: config, master and signing keys, catalog.
+
+    Refuses to touch a home that already holds a vault. The agency's name
+    goes into custody.toml as [station] organisation; exports are refused
+    until it is set.
+
+    \b
+    Example:
+      custody --home /srv/custody init --organisation "XX县公安局交通警察大队"
+    """
+    home = session.home
+    if organisation is None and sys.stdin.isatty() and _STDOUT_IS_TERMINAL:
+        organisation = click.prompt(
+            "The agency's full name, printed at the top of each written description "
+            "(Enter to set [station] organisation later)",
+            default="",
+            show_default=False,
+        )
+    organisation = (organisation or "").strip()
+    if "\n" in organisation or any(ord(char) < 32 for char in organisation):
+        raise UsageError(reason="--organisation must be one line of text")
+    with Vault.init(session.settings(), session.actor, organisation) as vault:
+        click.echo(f"created vault {vault.audit.vault_id} at {home}")
+        click.echo(f"master key id {vault.master.key_id} ({vault.master.source})")
+        click.echo("Back up the keys folder now: without the master key no footage can be read.")
+        if not organisation:
+            click.echo(
+                "Set [station] organisation in custody.toml (the agency's name) before exporting evidence discs."
+            )
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--officer", help="Officer id (badge number) credited for these files.")
+@click.option("--recorder", help="Serial number of the recorder the files came from.")
+@json_option
+@pass_session
+def ingest(
+    session: Session, paths: tuple[Path, ...], officer: str | None, recorder: str | None, as_json: bool
+) -> None:
+    """Seal files and folders into the vault (recursively, hidden files skipped).
+
+    Each file is read once (hashed and encrypted as it is read), stored, and
+    read back from disk to verify it. A file already in the vault is reported
+    as a duplicate and not stored twice. Exits 1 if any file failed; the
+    others are still stored.
+
+    While the daemon serves the vault, the files go through its socket: this
+    process reads them with your own rights and streams them to the daemon,
+    which seals them as you (needs the clerk role unless you own the vault).
+
+    \b
+    Example:
+      custody ingest /media/usb/DCIM --officer 031245 --recorder BWC-88231
+      custody ingest clip.mp4 --json
+    """
+    settings = session.settings()
+    source = IngestSource(paths=list(paths), source="import", officer=officer, recorder=recorder)
+    with Vault(settings, session.actor, writer=True) as vault:
+        observer = _IngestPrinter(as_json)
+        with observer:
+            summary = IngestSession(vault, source, settings.ingest, observer).run()
+    if code := _print_ingest_summary(summary, as_json):
+        sys.exit(code)
+
+
+def _print_ingest_summary(summary: IngestSummary, as_json: bool) -> int:
+    """Print an ingest's totals; return its exit code (1 when any file failed)."""
+    if as_json:
+        click.echo(json.dumps({"summary": summary.as_dict()}))
+    else:
+        click.echo(
+            f"{summary.new} new ({_size(summary.bytes_new)}), {summary.duplicate} duplicate, "
+            f"{summary.failed} failed; skipped {summary.hidden_skipped} hidden, "
+            f"{summary.other_skipped} other"
+        )
+    return 0 if summary.ok else 1
+
+
+@cli.command("ls")
+@click.option("--case", help="Only items whose current case number starts with this.")
+@click.option("--officer", help="Only items credited to this officer.")
+@click.option("--party", help="Only items whose party's name contains this (letters in any case).")
+@click.option("--name", help="Only items whose file name contains this (letters in any case).")
+@click.option("--untagged", is_flag=True, help="Only items missing a case, party or officer tag.")
+@click.option("--since", help="Recorded (else ingested) on or after this date (YYYY-MM-DD[THH:MM]).")
+@click.option("--until", help="Recorded (else ingested) on or before this date.")
+@click.option("--recorder", help="Only items pulled from the recorder with this serial.")
+@click.option("--late", is_flag=True, help="Only items stored after their deadline (recording end + window).")
+@click.option(
+    "--damaged", is_flag=True, help="Only items whose integrity check found them damaged (kept as evidence)."
+)
+@wide_option
+@json_option
+@pass_session
+def list_items(
+    session: Session, case, officer, party, name, untagged, since, until, recorder, late, damaged, as_json
+) -> None:
+    """List items, newest last, with their current tags.
+
+    \b
+    Example:
+      custody ls --case 2026-0412 --since 2026-11-01
+      custody ls --party "wang li" --name clip
+      custody ls --untagged --json
+      custody ls --recorder BWC0042 --late
+      custody ls --damaged
+    """
+    where = ItemFilter(
+        case_prefix=case or None,
+        officer=officer,
+        party_contains=party or None,
+        name_contains=name or None,
+        untagged=untagged,
+        recorder=recorder,
+        late=late,
+        damaged=damaged,
+        since=parse_user_time(since, "--since") if since else None,
+        until=parse_user_time(until, "--until", end_of_day=True) if until else None,
+    )
+    with session.vault() as vault:
+        items = vault.list_items(where)
+    if as_json:
+        click.echo(json.dumps([item.as_dict() for item in items], indent=1))
+        return
+    table = Listing(
+        Column("id", KEY),
+        Column("name", TEXT, narrowest=20),  # a recorder's names run to 30+ characters
+        Column("recorded", drop=3, time=True),
+        Column("officer", drop=4),
+        Column("case", drop=5),
+        Column("party", TEXT),
+        Column("size", drop=2, justify="right"),
+        Column("sha256", drop=1),
+    )
+    for item in items:
+        table.add_row(
+            item.item_id,
+            item.original_name,
+            local_display(item.recorded_start or item.ingested_at) + ("" if item.recorded_start else "*"),
+            item.tags.get("officer", "-"),
+            item.tags.get("case", "-"),
+            item.tags.get("party", "-"),
+            _size(item.size),
+            item.sha256[:12],
+        )
+    show_listing(table)
+    unknown = sum(1 for item in items if not item.recorded_start)
+    console.print(
+        f"{len(items)} item(s)" + ("; * recording time unknown, ingest time shown" if unknown else "")
+    )
+
+
+@cli.command()
+@click.argument("item")
+@click.option("--long", is_flag=True, help="Every detail of each audit event, not a one-line summary.")
+@wide_option
+@json_option
+@pass_session
+def show(session: Session, item: str, long: bool, as_json: bool) -> None:
+    """Show everything about one item: hashes, times, source, tags, tag history, audit events.
+
+    ITEM is an id such as EV-000123, a sha256, or 8+ of its first hex digits.
+
+    \b
+    Example:
+      custody show EV-000123
+      custody show 9f86d081 --json
+    """
+    with session.vault() as vault:
+        found = vault.resolve(item, purpose="show")
+        history = vault.tag_history(found)
+        events = vault.events(found)
+        facts = vault.media_facts(found)
+        made = vault.derivatives(found)
+        findings = vault.continuity_findings(item=found)
+        kept = decide_one(vault, session.settings(), found, datetime.now(UTC))
+    if as_json:
+        detail = found.as_dict()
+        detail["retention"] = {k: v for k, v in kept.as_dict().items() if k not in ("id", "case")}
+        detail["media"] = facts
+        detail["derivatives"] = [d.as_dict() for d in made]
+        detail["continuity"] = [f.as_dict() for f in findings]
+        detail["tag_history"] = history
+        detail["events"] = [event.as_dict() for event in events]
+        click.echo(json.dumps(detail, indent=1))
+        return
+    fields = [
+        ("id", found.item_id),
+        ("name", found.original_name),
+        ("sha256", found.sha256),
+        ("size", f"{found.size} bytes ({_size(found.size)})"),
+        ("source", found.source),
+        ("source path", found.source_path),
+        ("file modified", local_display(found.source_mtime)),
+        ("recorded", f"{local_display(found.recorded_start)} to {local_display(found.recorded_end)}"),
+        ("ingested", f"{local_display(found.ingested_at)} by {found.ingested_by}"),
+        ("sealed with key", found.key_id),
+    ]
+    if found.recorder_serial or found.docked_at:
+        flags = [
+            name
+            for name, on in (
+                ("LATE", found.late),
+                ("recorder clock suspect", found.clock_suspect),
+                ("important", found.important),
+            )
+            if on
+        ]
+        fields += [
+            ("recorder", found.recorder_serial or "-"),
+            ("credited officer", found.credited_officer or "(none assigned)"),
+            ("recording time from", found.recorded_source or "-"),
+            ("docked", local_display(found.docked_at)),
+            ("deadline", local_display(found.deadline)),
+            ("flags", ", ".join(flags) or "-"),
+        ]
+        if found.previous_item:
+            fields.append(("replaces", format_item_id(found.previous_item)))
+    if facts is not None:
+        fields += _media_fields(facts)
+    for derivative in made:
+        fields.append(
+            (
+                derivative.role,
+                f"{derivative.method}, {_size(derivative.size)}, sha256 {derivative.sha256} "
+                f"({derivative.tool}, {local_display(derivative.finished_at)})",
+            )
+        )
+    for finding in findings:
+        state = finding.state if finding.state != "explained" else f"explained: {finding.reason}"
+        fields.append(
+            (
+                finding.finding_id,
+                f"{finding.kind} of {finding.seconds:.1f} s between "
+                f"{format_item_id(finding.before_item)} and {format_item_id(finding.after_item)} ({state})",
+            )
+        )
+    fields += [(f"tag {name}", value) for name, value in found.tags.items()]
+    until = kept.decision.retain_until
+    fields.append(
+        (
+            "kept until",
+            f"{'for ever' if until is None else until.date().isoformat()} ({kept.decision.rule})",
+        )
+    )
+    if kept.categories:
+        fields.append(("retention categories", ", ".join(kept.categories)))
+    if found.untagged:
+        fields.append(("missing tags", ", ".join(found.untagged)))
+    show_fields(fields)
+    if history:
+        table = Listing(
+            Column("tag"),
+            Column("value", TEXT),
+            Column("set", drop=2, time=True),
+            Column("by", drop=1),
+            Column("event", KEY),
+            title="tag history",
+        )
+        for row in history:
+            table.add_row(
+                row["name"],
+                row["value"] or "(cleared)",
+                local_display(row["set_at"]),
+                row["set_by"],
+                str(row["audit_seq"]),
+            )
+        show_listing(table)
+    show_listing(_events_table(events, title="audit events", long=long))
+
+
+@cli.command()
+@click.argument("items", nargs=-1, required=True)
+@click.option("--case", help="Case number.")
+@click.option("--party", help="Name of the party (the person the enforcement concerns).")
+@click.option("--officer", help="Handling officer's id (badge number).")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    help="Add a retention category (repeatable), e.g. routine or penalty_evidence. Never removes one.",
+)
+@click.option("--note", help="Free-text note.")
+@click.option(
+    "--confidentiality",
+    help="normal, restricted (only auditors and the clerks and custodians named on the case see it), or a level of [access] confidentiality_levels.",
+)
+@click.option(
+    "--clear", is_flag=True, help='Allow an empty --case, --party or --officer ("") to take that tag off.'
+)
+@click.option(
+    "--unregistered", is_flag=True, help="Allow an --officer who is not registered here (custody officer ls)."
+)
+@json_option
+@pass_session
+def tag(
+    session: Session,
+    items,
+    case,
+    party,
+    officer,
+    categories,
+    note,
+    confidentiality,
+    clear,
+    unregistered,
+    as_json,
+) -> None:
+    """Set tags on one or many items at once (all or nothing; history is kept).
+
+    An empty value ("") clears a tag; for case, party and officer only with
+    --clear. --officer must be a registered officer's badge unless
+    --unregistered. Each changed item gets one audit event.
+    --category adds retention categories ([retention.categories]: routine,
+    penalty_evidence, obstruction, major_incident, major_case, and yours); the
+    longest wins. Taking one away shortens retention and is not done by tag.
+
+    \b
+    Example:
+      custody tag EV-000123 EV-000124 --case 2026-0412 --party "Wang Li" --officer 031245
+      custody tag EV-000123 --category penalty_evidence
+      custody tag EV-000123 --note ""
+      custody tag EV-000123 --case "" --clear
+      custody tag EV-000123 --confidentiality restricted
+    """
+    values = {
+        name: value.strip()
+        for name, value in (
+            ("case", case),
+            ("party", party),
+            ("officer", officer),
+            ("note", note),
+        )
+        if value is not None
+    }
+    settings = session.settings()
+    with session.vault() as vault:
+        changes = vault.tag(
+            list(items),
+            values,
+            [c.strip() for c in categories],
+            settings.retention.categories,
+            confidentiality=confidentiality.strip() if confidentiality else None,
+            clear=clear,
+            unregistered_officer=unregistered,
+        )
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": c.item.item_id,
+                        "changed": {k: {"from": old, "to": new} for k, (old, new) in c.changed.items()},
+                    }
+                    for c in changes
+                ]
+            )
+        )
+        return
+    for change in changes:
+        described = ", ".join(
+            f"{name} {old or '-'} -> {new or '(cleared)'}" for name, (old, new) in change.changed.items()
+        )
+        _say(f"{change.item.item_id}: {described}")
+    _say(f"tagged {len(changes)} item(s); {len(set(items)) - len(changes)} already had these tags")
+
+
+@cli.command()
+@click.argument("item")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write; must not exist.",
+)
+@click.option(
+    "--playable",
+    is_flag=True,
+    help="Write the playable copy (H.264/AAC MP4) instead of the original.",
+)
+@click.option("--thumbnail", is_flag=True, help="Write the thumbnail (JPEG) instead of the original.")
+@pass_session
+def extract(session: Session, item: str, out: Path, playable: bool, thumbnail: bool) -> None:
+    """Write an item's original (or a derivative), decrypted and verified, to a new file (audited).
+
+    \b
+    Example:
+      custody extract EV-000123 --out /media/clerk/EV-000123.mp4
+      custody extract EV-000123 --playable --out /media/clerk/EV-000123-playable.mp4
+      custody extract EV-000123 --thumbnail --out /tmp/EV-000123.jpg
+    """
+    role = _extract_role(playable, thumbnail)
+    with session.vault() as vault:
+        found = vault.extract(item, out, role=role)
+        written = vault.derivative_of(found, role) if role else found
+    _say_extracted(role, found.item_id, out, written.size, written.sha256)
+
+
+def _extract_role(playable: bool, thumbnail: bool) -> str | None:
+    """Which object extract writes: None for the original. Raise UsageError when both are asked."""
+    if playable and thumbnail:
+        raise UsageError(reason="--playable and --thumbnail exclude each other: extract one at a time")
+    return "playable" if playable else "thumbnail" if thumbnail else None
+
+
+def _say_extracted(role: str | None, item_id: str, out: Path, size: int, sha256: str) -> None:
+    what = f"{role} copy of " if role else ""
+    _say(f"wrote {what}{item_id} to {out} ({_size(size)}, sha256 {sha256} verified)")
+
+
+@cli.command()
+@click.argument("item")
+@pass_session
+def cat(session: Session, item: str) -> None:
+    """Stream an item's original to standard output (audited as a view).
+
+    \b
+    Example:
+      custody cat EV-000123 | ffplay -
+    """
+    with session.vault() as vault:
+        vault.stream(item, sys.stdout.buffer)
+
+
+class _IngestPrinter:
+    """Shows an ingest to a person (progress bar, one line per file) or a script (JSON lines)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.display: Progress | None = None
+        self.bar = None
+        if not as_json and console.is_terminal:
+            self.display = _byte_progress("ingest")
+
+    def __enter__(self):
+        if self.display:
+            self.display.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.display:
+            self.display.stop()
+
+    def discovered(self, files: int, total_bytes: int) -> None:
+        if self.display:
+            self.bar = self.display.add_task("ingest", total=total_bytes)
+
+    def skipped(self, skipped: Skipped) -> None:
+        if not skipped.hidden:
+            _say_error(f"skipped {printable_name(skipped.path)}: {skipped.reason}", self.display)
+
+    def progress(self, nbytes: int) -> None:
+        if self.display and self.bar is not None:
+            self.display.advance(self.bar, nbytes)
+
+    def file_done(self, task: FileTask) -> None:
+        if self.as_json:
+            click.echo(json.dumps(task.as_dict()))
+        elif task.outcome == "error":
+            _say_error(f"failed: {task.message}", self.display)
+        else:
+            note = f"  ({task.warning})" if task.warning else ""
+            _say(f"{task.outcome:<9} {task.item_id}  {task.display_path}{note}", self.display)

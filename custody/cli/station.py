@@ -1,0 +1,446 @@
+"""The docking station: officers, recorders, the daemon, status, media work."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import threading
+
+import click
+
+from custody.cli.base import Session, _configure_logging, cli, json_option, pass_session
+from custody.cli.listing import KEY, TEXT, Column, Listing
+from custody.cli.remote import _route_output_by_thread, _run_for_client
+from custody.cli.render import _say, _say_error, _size, console, show_listing, wide_option
+from custody.ingestd.daemon import Daemon, read_status
+from custody.ingestd.jobs import MediaJobs
+from custody.vault import Vault
+from custody.vault.items import format_item_id
+from custody.vault.objects import limit_malloc_arenas
+from custody.vault.timestamps import local_display, parse_user_time, utc_now
+
+
+@cli.group()
+def officer() -> None:
+    """Register officers (badge or enforcement-certificate number, name, unit).
+
+    \b
+    Example:
+      custody officer add 031245 --name "Wang Li" --unit "Traffic 2"
+      custody officer ls
+    """
+
+
+@officer.command("add")
+@click.argument("badge")
+@click.option("--name", required=True, help="The officer's full name.")
+@click.option("--unit", default="", help="The officer's unit.")
+@json_option
+@pass_session
+def officer_add(session: Session, badge: str, name: str, unit: str, as_json: bool) -> None:
+    """Register an officer by badge number (audited).
+
+    \b
+    Example:
+      custody officer add 031245 --name "Wang Li" --unit "Traffic 2"
+    """
+    with session.vault() as vault:
+        added = vault.add_officer(badge.strip(), name.strip(), unit.strip())
+    if as_json:
+        click.echo(json.dumps(added.as_dict()))
+    else:
+        _say(f"registered officer {added.badge} {added.name}" + (f" ({added.unit})" if added.unit else ""))
+
+
+@officer.command("login")
+@click.argument("badge")
+@click.argument("login")
+@pass_session
+def officer_login(session: Session, badge: str, login: str) -> None:
+    """Say which login name is officer BADGE: with the officer role, they see their own footage.
+
+    \b
+    Example:
+      custody officer login 031245 wangli
+    """
+    with session.vault() as vault:
+        vault.link_officer_login(badge, login)
+    _say(f"officer {badge} is login {login}")
+
+
+@officer.command("ls")
+@wide_option
+@json_option
+@pass_session
+def officer_ls(session: Session, as_json: bool) -> None:
+    """List registered officers.
+
+    \b
+    Example:
+      custody officer ls --json
+    """
+    with session.vault() as vault:
+        officers = vault.officers()
+    if as_json:
+        click.echo(json.dumps([o.as_dict() for o in officers], indent=1))
+        return
+    table = Listing(
+        Column("badge", KEY),
+        Column("name", TEXT),
+        Column("unit", TEXT),
+        Column("registered", drop=2, time=True),
+        Column("by", drop=1),
+    )
+    for o in officers:
+        table.add_row(o.badge, o.name, o.unit or "-", local_display(o.added_at), o.added_by)
+    show_listing(table)
+    console.print(f"{len(officers)} officer(s)")
+
+
+@cli.group()
+def recorder() -> None:
+    """Register recorders (by USB serial) and assign them to officers over time.
+
+    The officer credited for a file is the one assigned to its recorder at the
+    file's recording time.
+
+    \b
+    Example:
+      custody recorder add BWC0042 --officer 031245 --profile bwc-badge
+      custody recorder assign BWC0042 028811 --from 2026-12-01
+      custody recorder ls
+    """
+
+
+@recorder.command("add")
+@click.argument("serial")
+@click.option("--profile", default="", help="Recorder profile (default: the first whose match rules fit).")
+@click.option("--officer", "badge", help="Officer the recorder is assigned to.")
+@click.option("--from", "valid_from", help="Assignment starts at this time (default now; local time).")
+@click.option("--vendor", default="", help="Maker, for the record.")
+@click.option("--model", default="", help="Model, for the record.")
+@json_option
+@pass_session
+def recorder_add(session: Session, serial, profile, badge, valid_from, vendor, model, as_json) -> None:
+    """Register a recorder by its USB serial number (audited).
+
+    Only registered recorders are pulled when docked.
+
+    \b
+    Example:
+      custody recorder add BWC0042 --officer 031245 --from 2026-11-01
+    """
+    start = parse_user_time(valid_from, "--from") if valid_from else None
+    with session.vault() as vault:
+        added = vault.add_recorder(serial.strip(), profile, badge, start, vendor, model)
+    if as_json:
+        click.echo(json.dumps(added.as_dict()))
+    else:
+        _say(
+            f"registered recorder {added.serial}"
+            + (f", assigned to {added.current_officer}" if added.current_officer else ", not assigned")
+            + (
+                f" (assigned to {added.upcoming_officer} from {local_display(added.upcoming_from)})"
+                if added.upcoming_officer
+                else ""
+            )
+        )
+
+
+@recorder.command("assign")
+@click.argument("serial")
+@click.argument("badge")
+@click.option("--from", "valid_from", help="Assignment starts at this time (default now; local time).")
+@json_option
+@pass_session
+def recorder_assign(session: Session, serial: str, badge: str, valid_from: str | None, as_json: bool) -> None:
+    """Assign a recorder to an officer from a time on (audited; history kept).
+
+    \b
+    Example:
+      custody recorder assign BWC0042 028811 --from 2026-12-01T07:00
+    """
+    start = parse_user_time(valid_from, "--from") if valid_from else None
+    with session.vault() as vault:
+        ended = vault.assign_recorder(serial, badge, start)
+        assignments = vault.assignments(serial)
+    if as_json:
+        click.echo(json.dumps({"serial": serial, "assignments": [a.as_dict() for a in assignments]}))
+        return
+    if start is not None and start > utc_now():  # a later assignment: the one in force stays until then
+        until = f" ({ended.badge} until then)" if ended else ""
+        _say(f"recorder {serial} assigned to {badge} from {local_display(start)}{until}")
+        return
+    _say(f"recorder {serial} assigned to {badge}" + (f" (was {ended.badge})" if ended else ""))
+
+
+@recorder.command("ls")
+@wide_option
+@json_option
+@pass_session
+def recorder_ls(session: Session, as_json: bool) -> None:
+    """List recorders with the officer assigned now (and the next one, when an assignment starts later) and last dock.
+
+    \b
+    Example:
+      custody recorder ls --json
+    """
+    with session.vault() as vault:
+        recorders = vault.recorders()
+        history = {r.serial: vault.assignments(r.serial) for r in recorders} if as_json else {}
+    if as_json:
+        click.echo(
+            json.dumps(
+                [{**r.as_dict(), "assignments": [a.as_dict() for a in history[r.serial]]} for r in recorders],
+                indent=1,
+            )
+        )
+        return
+    table = Listing(
+        Column("serial", KEY),
+        Column("officer", TEXT),
+        Column("profile", drop=1),
+        Column("last docked", drop=2, time=True),
+        Column("state", TEXT),
+    )
+    for r in recorders:
+        upcoming = (
+            f" (then {r.upcoming_officer} from {local_display(r.upcoming_from)})"
+            if r.upcoming_officer
+            else ""
+        )
+        table.add_row(
+            r.serial,
+            (r.current_officer or "-") + upcoming,
+            r.profile or "(by rules)",
+            local_display(r.last_docked) if r.last_docked else "never",
+            f"retired {local_display(r.retired_at)}" if r.retired_at else "active",
+        )
+    show_listing(table)
+    console.print(f"{len(recorders)} recorder(s)")
+
+
+@recorder.command("retire")
+@click.argument("serial")
+@json_option
+@pass_session
+def recorder_retire(session: Session, serial: str, as_json: bool) -> None:
+    """Retire a recorder: no longer pulled when docked; its footage and history stay (audited).
+
+    \b
+    Example:
+      custody recorder retire BWC0042
+    """
+    with session.vault() as vault:
+        retired = vault.retire_recorder(serial)
+    if as_json:
+        click.echo(json.dumps(retired.as_dict()))
+        return
+    _say(f"recorder {retired.serial} retired")
+
+
+@cli.command()
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line instead of text.")
+@pass_session
+def daemon(session: Session, log_json: bool) -> None:
+    """Run the docking daemon in the foreground (as systemd runs it).
+
+    Follows USB devices: a registered recorder that is docked is mounted
+    read-only and every new file is pulled into the vault; unknown devices
+    are logged, audited and left alone. SIGTERM stops it cleanly (the file
+    being read is abandoned, everything unmounted); SIGHUP reloads the config.
+
+    \b
+    Example:
+      custody --home /var/lib/custody daemon
+    """
+    _configure_logging(session.debug, log_json)
+    from custody.retention.plan import replica_lock_rule
+
+    _route_output_by_thread()
+    limit_malloc_arenas()
+    Daemon(
+        session.settings(),
+        "custody-daemon",
+        replica_locks=replica_lock_rule,
+        extra_handlers={"run": functools.partial(_run_for_client, session.home)},
+    ).run()
+
+
+@cli.command()
+@wide_option
+@json_option
+@pass_session
+def status(session: Session, as_json: bool) -> None:
+    """Show docked recorders with live progress, recent sessions, media jobs, findings to explain, errors.
+
+    \b
+    Example:
+      custody status
+      custody status --json
+    """
+    live = read_status(session.home)
+    with session.vault() as vault:
+        sessions = vault.dock_sessions(limit=10)
+        unknown = vault.unknown_devices(limit=10)
+        job_counts = vault.job_counts()
+        failed_jobs = vault.failed_jobs(limit=10)
+        open_findings, oldest_finding = vault.open_findings_summary()
+        disk = vault.disk_space()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "daemon": live,
+                    "sessions": [s.as_dict() for s in sessions],
+                    "unknown_devices": [u.as_dict() for u in unknown],
+                    "media_jobs": job_counts,
+                    "failed_media_jobs": [j.as_dict() for j in failed_jobs],
+                    "open_continuity_findings": open_findings,
+                    "vault_disk": disk,
+                },
+                indent=1,
+            )
+        )
+        return
+    if disk["full"]:
+        _say(
+            f"vault disk full: {_size(disk['free_bytes'])} free, {_size(disk['reserve_bytes'])} kept in "
+            "reserve ([vault] min_free_mb); pulls wait and uploads are refused until space is freed"
+        )
+    if live is None:
+        _say("daemon: not running")
+    else:
+        _say(f"daemon: running (pid {live['pid']}, since {local_display(live['started_at'])})")
+        docked = Listing(
+            Column("recorder", KEY),
+            Column("state"),
+            Column("files"),
+            Column("bytes", drop=3),
+            Column("rate", drop=2),
+            Column("ETA"),
+            Column("reading", TEXT, drop=1),
+            title="docked",
+        )
+        for entry in live["docked"]:
+            if "files_total" in entry:
+                docked.add_row(
+                    entry["serial"],
+                    entry["state"],
+                    f"{entry['files_done']} of {entry['files_total']}",
+                    f"{_size(entry['bytes_done'])} of {_size(entry['bytes_total'])}",
+                    f"{_size(entry['rate_bytes_per_second'])}/s",
+                    f"{entry['eta_seconds']} s",
+                    ", ".join(entry.get("reading") or []) or "-",
+                )
+            else:
+                docked.add_row(
+                    entry.get("serial") or entry.get("device", "?"), entry["state"], "-", "-", "-", "-", "-"
+                )
+        show_listing(docked)
+        for error in live.get("errors", []):
+            _say(f"error {local_display(error['at'])}: {error['message']}")
+    table = Listing(
+        Column("session", KEY, justify="right"),
+        Column("recorder", KEY),
+        Column("officer", drop=2),
+        Column("docked", drop=3, time=True),
+        Column("state"),
+        Column("found", justify="right"),
+        Column("new", justify="right"),
+        Column("dup", drop=1, justify="right"),
+        Column("known", drop=1, justify="right"),
+        Column("failed", justify="right"),
+        title="sessions",
+    )
+    for s in sessions:
+        table.add_row(
+            str(s.id),
+            s.serial,
+            s.officer or "-",
+            local_display(s.docked_at),
+            s.state,
+            str(s.files_found),
+            str(s.files_new),
+            str(s.files_duplicate),
+            str(s.files_known),
+            str(s.files_failed),
+        )
+    show_listing(table)
+    _say(
+        "media jobs: "
+        + ", ".join(
+            f"{job_counts.get(state, 0)} {state}" for state in ("queued", "running", "done", "failed")
+        )
+    )
+    for job in failed_jobs:
+        _say(
+            f"  failed: job {job.id} {job.kind} of {format_item_id(job.item)} after {job.attempts} tries: {job.last_error}"
+        )
+    if open_findings:
+        _say(
+            f"continuity: {open_findings} finding(s) to explain, oldest {oldest_finding}: "
+            "see 'custody report gaps --open'"
+        )
+    if unknown:
+        table = Listing(
+            Column("device", KEY),
+            Column("reason", TEXT),
+            Column("last seen", drop=2, time=True),
+            Column("times", drop=1, justify="right"),
+            title="devices not ingested",
+        )
+        for u in unknown:
+            table.add_row(u.key, u.identity.get("reason", "-"), local_display(u.last_seen), str(u.times))
+        show_listing(table)
+
+
+@cli.group()
+def media() -> None:
+    """Media work on sealed originals, from a persistent job queue.
+
+    Per item: metadata (ffprobe), a fast integrity check, a playable copy
+    (H.264/AAC MP4: a remux when the original is H.264, else a transcode) and
+    a thumbnail, stored as encrypted derivatives; continuity analysis of the
+    recorder's segments; then, at low priority, a full decode check.
+
+    \b
+    Example:
+      custody media run --once
+    """
+
+
+@media.command("run")
+@click.option(
+    "--once", is_flag=True, help="Work until the queue is empty, then exit (default: keep following it)."
+)
+@json_option
+@pass_session
+def media_run(session: Session, once: bool, as_json: bool) -> None:
+    """Run queued media jobs with a pool of workers ([media] workers; 0 = one per core).
+
+    Without the daemon, this is how facts, playable copies and thumbnails
+    are made. A job whose tool
+    crashes or hits its limits is tried again up to [media] max_attempts times,
+    then shown as failed by 'custody status'. Exits 1 when a job failed for good.
+
+    \b
+    Example:
+      custody media run --once --json
+    """
+    import signal
+
+    settings = session.settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Vault(settings, session.actor, writer=True) as vault:
+        summary = MediaJobs(vault, settings).run(stop=stop, until_empty=once)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict()))
+    else:
+        _say(f"media jobs: {summary.done} done, {summary.retried} to retry, {summary.failed} failed")
+        for error in summary.errors:
+            _say_error(error)
+    if summary.failed:
+        sys.exit(1)
