@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench lint system-packages venv clean
+.PHONY: demo test test-quick bench lint system-packages venv clean
 
 system-packages:
 	@scripts/ensure-system-packages
@@ -27,6 +27,10 @@ lint: venv
 # loop devices, FUSE mounts and the kernel underneath are real.
 test: system-packages venv lint
 	umockdev-wrapper $(BIN)/python -m pytest
+
+# The edit loop: everything but the tests marked slow (daemons, kills, discs, other users).
+test-quick: system-packages venv
+	umockdev-wrapper $(BIN)/python -m pytest -m "not slow" -q
 
 demo: system-packages venv
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo
