@@ -140,7 +140,7 @@ def bench_shift(workdir: Path, clip: Path, count: int) -> tuple[bool, list[Path]
     runner = MediaJobs(vault, settings)
 
     def worker() -> None:
-        while (job := vault.claim_job(MEDIA)) is not None:
+        while (job := vault.media.claim(MEDIA)) is not None:
             runner.run_job(job)
 
     started = time.perf_counter()

@@ -215,8 +215,8 @@ def show(session: Session, item: str, long: bool, as_json: bool) -> None:
         found = vault.resolve(item, purpose="show")
         history = vault.tag_history(found)
         events = vault.events(found)
-        facts = vault.media_facts(found)
-        made = vault.derivatives(found)
+        facts = vault.media.facts(found)
+        made = vault.media.derivatives(found)
         findings = vault.continuity_findings(item=found)
         kept = decide_one(vault, session.settings(), found, datetime.now(UTC))
     if as_json:

@@ -284,8 +284,8 @@ def status(session: Session, as_json: bool) -> None:
     with session.vault() as vault:
         sessions = vault.dock_sessions(limit=10)
         unknown = vault.unknown_devices(limit=10)
-        job_counts = vault.job_counts()
-        failed_jobs = vault.failed_jobs(limit=10)
+        job_counts = vault.media.counts()
+        failed_jobs = vault.media.failed(limit=10)
         open_findings, oldest_finding = vault.open_findings_summary()
         disk = vault.disk_space()
     if as_json:

@@ -78,7 +78,7 @@ class MediaJobs:
         """
         stop = stop or threading.Event()
         self._pause = pause or (lambda: False)
-        requeued = self.vault.requeue_running_jobs()
+        requeued = self.vault.media.requeue_running()
         if requeued:
             log.warning("%d media jobs were cut off by an earlier stop; queued again", requeued)
         threads = [
@@ -104,7 +104,7 @@ class MediaJobs:
             if self._pause():
                 stop.wait(0.5)
                 continue
-            job = self.vault.claim_job(kind)
+            job = self.vault.media.claim(kind)
             if job is None:
                 # A decode check may wait behind foreground jobs other workers still run.
                 if until_empty and (kind == MEDIA or not self._foreground_pending()):
@@ -114,7 +114,7 @@ class MediaJobs:
             self.run_job(job)
 
     def _foreground_pending(self) -> bool:
-        counts = self.vault.job_counts_of(MEDIA)
+        counts = self.vault.media.counts(MEDIA)
         return bool(counts.get("queued") or counts.get("running"))
 
     def foreground_stage(self, original: Path) -> dict:
@@ -174,7 +174,7 @@ class MediaJobs:
                     if job.kind == MEDIA:
                         facts = self.foreground_stage(original)
                         made = self.make_copies(original, facts)
-                        self.vault.finish_media_job(
+                        self.vault.media.finish(
                             job, facts, time.monotonic() - started, [_as_record(c) for c in made]
                         )
                     else:
@@ -184,7 +184,7 @@ class MediaJobs:
                             self.settings.decode_timeout_seconds,
                             self.settings.memory_limit_mb << 20,
                         )
-                        self.vault.finish_decode_job(job, errors, time.monotonic() - started)
+                        self.vault.media.finish_decode(job, errors, time.monotonic() - started)
                 finally:
                     for copy in made:
                         copy.path.unlink(missing_ok=True)  # plaintext: sealed in the vault or not kept
@@ -198,7 +198,7 @@ class MediaJobs:
             else:
                 log.exception("media job %d (%s of item %d) failed", job.id, job.kind, job.item)
                 message = f"internal error: {type(exc).__name__}: {exc}"
-            state = self.vault.fail_job(job, message, self.settings.max_attempts)
+            state = self.vault.media.fail(job, message, self.settings.max_attempts)
             with self._lock:
                 if state == "failed":
                     self.summary.failed += 1

@@ -19,7 +19,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -61,7 +60,7 @@ from custody.vault.registry import (
     UnknownDevice,
 )
 from custody.vault.sealing import ObjectDamaged, ProgressCallback
-from custody.vault.timestamps import to_text, utc_now
+from custody.vault.timestamps import utc_now
 
 CATALOG_NAME = "catalog.db"
 LOCK_NAME = "lock"
@@ -97,6 +96,19 @@ def _serialized(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
 
     return locked
+
+
+class Change:
+    """A change to the vault in progress (see Vault.change): the lock held, the transaction open."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.catalog = vault.catalog
+        self.at = utc_now()  # one time for every row and event of the change
+        self._vault = vault
+
+    def record(self, action: str, item: int | None = None, details: dict | None = None) -> int:
+        """Append the audit event of this change (in its transaction); return its seq."""
+        return self._vault.audit.append(self._vault.actor, action, item, details)
 
 
 @dataclass(frozen=True)
@@ -318,6 +330,7 @@ class Vault:
         )
         vault_id = self.catalog.get_meta("vault_id") or ""
         self.audit = AuditChain(self.catalog, vault_id, signing_key, signing_key.public_key())
+        self.media = media_queue.MediaQueue(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()
@@ -400,6 +413,18 @@ class Vault:
     def serialized(self) -> threading.RLock:
         """The lock every catalog change holds (``with vault.serialized():``), for vault components."""
         return self._lock
+
+    @contextlib.contextmanager
+    def change(self) -> Iterator[Change]:
+        """The one way to change the vault: its lock, one catalog transaction, and the audit events.
+
+        ``with vault.change() as change:`` the table modules write through
+        ``change.catalog`` and ``change.record(action, item, details)``
+        appends the event, all committed together or not at all. Services
+        (``vault.media``, ...) make every change this way.
+        """
+        with self._lock, self.catalog.transaction():
+            yield Change(self)
 
     def checkpoint(self) -> int | None:
         """Sign the audit chain's head unless it is signed already; return the seq signed, if any."""
@@ -986,10 +1011,10 @@ class Vault:
 
     def derivative_of(self, item: Item, role: str) -> Derivative:
         """Item's ``role`` derivative (playable, thumbnail); raise Vault.NoDerivative saying why there is none."""
-        made = {d.role: d for d in self.derivatives(item)}
+        made = {d.role: d for d in self.media.derivatives(item)}
         if role in made:
             return made[role]
-        facts = self.media_facts(item)
+        facts = self.media.facts(item)
         if facts is None:
             why = "its media job has not run yet: run 'custody media run --once' or let the daemon work"
         elif role == derivatives.PLAYABLE and facts.get("photo"):
@@ -1458,168 +1483,6 @@ class Vault:
         return registry.silent_recorders(self.catalog, cutoff)
 
     # -- media jobs ---------------------------------------------------------
-
-    @_serialized
-    def claim_job(self, kind: str = media_queue.MEDIA) -> media_queue.Job | None:
-        """Take the oldest queued job of ``kind``, or None when there is none to take."""
-        with self.catalog.transaction():
-            return media_queue.claim(self.catalog, utc_now(), kind)
-
-    def finish_media_job(
-        self, job: media_queue.Job, facts: dict, seconds: float, made: Iterable[dict] = ()
-    ) -> list[Derivative]:
-        """Seal the derivatives ``made`` and commit them with the item's facts and the job's end, together.
-
-        Each of ``made`` names a file and how it was made: ``role``, ``path``,
-        ``method``, ``tool``, ``arguments``, ``started_at``, ``finished_at``.
-        Sealing runs outside the vault's lock (it takes as long as the copy is
-        big). A crash between storing an object and the commit leaves an
-        intent the next open turns into a removal, so no object is orphaned
-        and the job, queued again, is done once.
-        """
-        staged: list[tuple[dict, StagedObject]] = []
-        try:
-            for copy in made:
-                with open(copy["path"], "rb") as source:
-                    size = os.fstat(source.fileno()).st_size
-                    staged.append((copy, self.objects.stage(source, size)))
-            return self._commit_media_job(job, facts, seconds, staged)
-        finally:
-            for _copy, obj in staged:
-                self.objects.discard(obj)  # nothing left once stored
-
-    def _read_recording_window(self, item: Item, facts: dict) -> None:
-        """An item that came with no recording time (ingested by hand, uploaded) takes it from its
-        media facts, as a docked file does: the container's creation time (with its duration), else
-        a photo's EXIF capture time (local time where no offset is written). Audited; inside the
-        caller's transaction. Items with a recording time keep it."""
-        if item.recorded_start is not None:
-            return
-        start, source = None, None
-        if facts.get("creation_time"):
-            start, source = datetime.fromisoformat(facts["creation_time"]).astimezone(UTC), "container"
-        elif facts.get("capture_time"):
-            taken = datetime.fromisoformat(facts["capture_time"])
-            start, source = (taken if taken.tzinfo else taken.astimezone()), "exif"
-        if start is None:
-            return
-        end = start + timedelta(seconds=facts["duration"]) if facts.get("duration") else start
-        self.catalog.set_recording_window(item.number, to_text(start), to_text(end), source)
-        self.audit.append(
-            self.actor,
-            "recording-time-read",
-            item.number,
-            {"recorded_start": to_text(start), "recorded_end": to_text(end), "source": source},
-        )
-
-    @_serialized
-    def _commit_media_job(
-        self, job: media_queue.Job, facts: dict, seconds: float, staged: list[tuple[dict, StagedObject]]
-    ) -> list[Derivative]:
-        item = self.catalog.item(job.item)
-        if item is None:
-            raise Vault.ItemNotFound(ref=format_item_id(job.item))
-        with self.catalog.transaction():
-            intents = [
-                derivatives.add_intent(self.catalog, job.item, copy["role"], obj.sha256, utc_now())
-                for copy, obj in staged
-            ]
-        try:
-            for _copy, obj in staged:
-                self.objects.store_staged(obj)
-            with self.catalog.transaction():
-                for copy, obj in staged:
-                    record = {
-                        "sha256": obj.sha256,
-                        "size": obj.size,
-                        "key_id": self.master.key_id,
-                        "method": copy["method"],
-                        "tool": copy["tool"],
-                        "arguments": copy["arguments"],
-                        "source_sha256": item.sha256,
-                        "started_at": copy["started_at"],
-                        "finished_at": copy["finished_at"],
-                        "made_by": self.actor,
-                    }
-                    derivatives.insert(self.catalog, job.item, copy["role"], record)
-                    provenance = {k: v for k, v in record.items() if k not in ("key_id", "made_by")}
-                    self.audit.append(
-                        self.actor, "derivative-made", job.item, {"role": copy["role"], **provenance}
-                    )
-                earlier = (media_queue.facts(self.catalog, job.item) or {}).get("integrity") or {}
-                if earlier.get("level") == "full":
-                    facts["integrity"] = earlier  # a full decode check's verdict outranks the fast one
-                media_queue.store_facts(self.catalog, job.item, facts, utc_now())
-                self._read_recording_window(item, facts)
-                media_queue.finish(self.catalog, job.id, utc_now(), seconds)
-                if (facts.get("integrity") or {}).get("result") == "ok":
-                    media_queue.enqueue(self.catalog, media_queue.DECODE, job.item, utc_now())
-                for intent in intents:
-                    derivatives.remove_intent(self.catalog, intent)
-        except BaseException:
-            with self.catalog.transaction():
-                for (_copy, obj), intent in zip(staged, intents, strict=True):
-                    if not derivatives.is_referenced(self.catalog, obj.sha256):
-                        self.objects.path_for(obj.sha256).unlink(missing_ok=True)
-                    derivatives.remove_intent(self.catalog, intent)
-            raise
-        return derivatives.of_item(self.catalog, job.item)
-
-    @_serialized
-    def derivatives(self, item: Item) -> list[Derivative]:
-        return derivatives.of_item(self.catalog, item.number)
-
-    @_serialized
-    def finish_decode_job(self, job: media_queue.Job, errors: list[str], seconds: float) -> None:
-        """Record the full decode check's verdict on the item and mark the job done, together."""
-        with self.catalog.transaction():
-            facts = media_queue.facts(self.catalog, job.item) or {}
-            if errors:
-                facts["integrity"] = {"result": "damaged", "level": "full", "errors": errors}
-                self.audit.append(
-                    self.actor, "damage-found", job.item, {"level": "full", "errors": errors[:3]}
-                )
-            else:
-                facts["integrity"] = {"result": "ok", "level": "full", "errors": []}
-            media_queue.store_facts(self.catalog, job.item, facts, utc_now())
-            media_queue.finish(self.catalog, job.id, utc_now(), seconds)
-
-    @_serialized
-    def fail_job(self, job: media_queue.Job, error: str, max_attempts: int) -> str:
-        """Record a failed run; return the job's state (queued again, or failed for good)."""
-        with self.catalog.transaction():
-            state = media_queue.fail(self.catalog, job.id, error, utc_now(), max_attempts)
-            if state == "failed":
-                self.audit.append(
-                    self.actor,
-                    "media-job-failed",
-                    job.item,
-                    {"job": job.id, "kind": job.kind, "error": error[:500]},
-                )
-        return state
-
-    @_serialized
-    def requeue_running_jobs(self) -> int:
-        with self.catalog.transaction():
-            return media_queue.requeue_running(self.catalog)
-
-    @_serialized
-    def job_counts(self) -> dict[str, int]:
-        self.authorize("status")
-        return media_queue.counts(self.catalog)
-
-    @_serialized
-    def job_counts_of(self, kind: str) -> dict[str, int]:
-        return media_queue.counts(self.catalog, kind)
-
-    @_serialized
-    def failed_jobs(self, limit: int = 20) -> list[media_queue.Job]:
-        self.authorize("status")
-        return self.visible_records(media_queue.failed(self.catalog, limit), lambda job: ([job.item], None))
-
-    @_serialized
-    def media_facts(self, item: Item) -> dict | None:
-        return media_queue.facts(self.catalog, item.number)
 
     @contextlib.contextmanager
     def plaintext_copy(self, number: int) -> Iterator[Path]:

@@ -193,7 +193,7 @@ def test_findings_do_not_depend_on_the_order_media_jobs_end(tmp_path, home, cust
     settings = load_settings(home)
     with Vault(settings, "custody-daemon", writer=True) as vault:
         jobs = MediaJobs(vault, settings)
-        first, middle, last = (vault.claim_job() for _ in range(3))
+        first, middle, last = (vault.media.claim() for _ in range(3))
         assert [first.item, middle.item, last.item] == [1, 2, 3]
         for job in (first, last, middle):
             jobs.run_job(job)

@@ -197,7 +197,7 @@ def test_a_derivative_stored_but_not_committed_is_removed_at_the_next_open(tmp_p
     leftover = tmp_path / "half-made.mp4"
     leftover.write_bytes(b"a playable copy whose job was killed before its commit" * 100)
     with Vault(settings, "custody-daemon", writer=True) as vault:
-        claimed = vault.claim_job()
+        claimed = vault.media.claim()
         with open(leftover, "rb") as source:
             staged = vault.objects.stage(source, leftover.stat().st_size)
         with vault.catalog.transaction():
@@ -209,7 +209,7 @@ def test_a_derivative_stored_but_not_committed_is_removed_at_the_next_open(tmp_p
         assert orphan.exists()
     with Vault(settings, "custody-daemon", writer=True) as vault:
         assert not orphan.exists() and intents(vault.catalog) == []
-        assert vault.job_counts() == {"running": 1}  # requeued by the next runner, then done once
+        assert vault.media.counts() == {"running": 1}  # requeued by the next runner, then done once
     assert json.loads(custody("media", "run", "--once", "--json").stdout)["done"] == 2
     assert json.loads(custody("verify", "--json").stdout)["ok"]
     actions = [e["action"] for e in json.loads(custody("log", "--json").stdout)]

@@ -99,14 +99,14 @@ def test_jobs_a_killed_runner_left_running_are_run_again_exactly_once(tmp_path, 
     custody("ingest", str(footage / "CLIP0001.MP4"), str(footage / "CLIP0002.MP4"))
     settings = load_settings(home)
     with Vault(settings, "runner", writer=True) as vault:
-        claimed = vault.claim_job()  # then the runner "dies": the job stays running
+        claimed = vault.media.claim()  # then the runner "dies": the job stays running
         assert claimed is not None
     assert json.loads(custody("status", "--json").stdout)["media_jobs"] == {"queued": 1, "running": 1}
     with Vault(settings, "runner", writer=True) as vault:
         summary = MediaJobs(vault, settings).run()
         assert summary.done == 4  # each item's foreground stage and decode check, once
-        assert vault.job_counts() == {"done": 4}
-        assert vault.claim_job() is None
+        assert vault.media.counts() == {"done": 4}
+        assert vault.media.claim() is None
 
 
 def test_a_decrypted_copy_left_by_a_killed_job_is_removed_at_the_next_open(tmp_path, custody, home):
@@ -131,10 +131,10 @@ def test_no_media_job_starts_while_recorders_are_being_pulled(custody, home, foo
         thread = threading.Thread(target=runner.run, kwargs={"pause": pulling.is_set})
         thread.start()
         thread.join(timeout=1.5)
-        assert thread.is_alive() and vault.job_counts() == {"queued": 1}  # waited, started nothing
+        assert thread.is_alive() and vault.media.counts() == {"queued": 1}  # waited, started nothing
         pulling.clear()
         thread.join(timeout=60)
-        assert not thread.is_alive() and vault.job_counts() == {"done": 2}
+        assert not thread.is_alive() and vault.media.counts() == {"done": 2}
 
 
 def clip(path, *extra):
@@ -230,11 +230,11 @@ def test_a_decode_check_waits_while_any_foreground_job_is_queued(custody, home, 
     settings = load_settings(home)
     with Vault(settings, "runner", writer=True) as vault:
         runner = MediaJobs(vault, settings)
-        runner.run_job(vault.claim_job(MEDIA))  # item 1's foreground stage queues its decode check
-        assert vault.job_counts_of(DECODE) == {"queued": 1}
-        assert vault.claim_job(DECODE) is None  # item 2's foreground stage still waits
-        runner.run_job(vault.claim_job(MEDIA))
-        assert vault.claim_job(DECODE) is not None
+        runner.run_job(vault.media.claim(MEDIA))  # item 1's foreground stage queues its decode check
+        assert vault.media.counts(DECODE) == {"queued": 1}
+        assert vault.media.claim(DECODE) is None  # item 2's foreground stage still waits
+        runner.run_job(vault.media.claim(MEDIA))
+        assert vault.media.claim(DECODE) is not None
 
 
 def test_a_file_ingested_by_hand_takes_its_recording_time_from_its_container(tmp_path, home, custody):

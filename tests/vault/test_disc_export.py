@@ -77,7 +77,7 @@ def vault_hashes(home: Path) -> dict[str, str]:
         found = {}
         for item in vault.list_items(vault_filter(CASE)):
             found[item.item_id] = item.sha256
-            for derivative in vault.derivatives(item):
+            for derivative in vault.media.derivatives(item):
                 if derivative.role == "playable":
                     found[f"{item.item_id} playable"] = derivative.sha256
         return found
@@ -108,7 +108,7 @@ def case_plaintext_bytes(home: Path) -> int:
     with Vault(load_settings(home), "test") as vault:
         items = vault.list_items(vault_filter(CASE))
         return sum(i.size for i in items) + sum(
-            d.size for i in items for d in vault.derivatives(i) if d.role == "playable"
+            d.size for i in items for d in vault.media.derivatives(i) if d.role == "playable"
         )
 
 

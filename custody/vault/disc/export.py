@@ -402,7 +402,9 @@ class DiscExporter:
             files = [DiscFile(f"data/originals/{name}", "original", item.number, item.sha256, item.size)]
             playable = None
             if request.playable:
-                playable = next((d for d in vault.derivatives(item) if d.role == derivatives.PLAYABLE), None)
+                playable = next(
+                    (d for d in vault.media.derivatives(item) if d.role == derivatives.PLAYABLE), None
+                )
                 if playable is not None:
                     stem = name.rsplit(".", 1)[0] if "." in name else name
                     files.append(
@@ -653,7 +655,7 @@ class DiscExporter:
         interruptions: dict[str, description.DescribedInterruption] = {}
         for entry in disc_items:
             item = entry.item
-            facts = vault.media_facts(item) or {}
+            facts = vault.media.facts(item) or {}
             duration = facts.get("duration")
             integrity = facts.get("integrity") or {}
             integrity_text = (
