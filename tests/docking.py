@@ -247,11 +247,11 @@ def dock(home: Path, root: Path, serial: str, profile: str, wipe: bool = False) 
     settings = load_settings(home)
     docked_at = datetime.now(UTC)
     with Vault(settings, "custody-daemon", writer=True) as vault:
-        session_id = vault.open_dock_session(serial, str(root), profile, to_text(docked_at), {})
+        session_id = vault.registry.open_dock_session(serial, str(root), profile, to_text(docked_at), {})
         source = MediaSource(root=root, serial=serial, profile_name=profile, kind="usb")
         session = DockSession(vault, source, settings, session_id, docked_at)
         for task in session.discover(session.summary):
             session.process(task, session.summary)
         session.wiped = session.wipe(root) if wipe else 0
-        vault.close_dock_session(session_id, "done", session.counts(), session.errors)
+        vault.registry.close_dock_session(session_id, "done", session.counts(), session.errors)
     return session

@@ -46,7 +46,7 @@ def officer_add(session: Session, badge: str, name: str, unit: str, as_json: boo
       custody officer add 031245 --name "Wang Li" --unit "Traffic 2"
     """
     with session.vault() as vault:
-        added = vault.add_officer(badge.strip(), name.strip(), unit.strip())
+        added = vault.registry.add_officer(badge.strip(), name.strip(), unit.strip())
     if as_json:
         click.echo(json.dumps(added.as_dict()))
     else:
@@ -81,7 +81,7 @@ def officer_ls(session: Session, as_json: bool) -> None:
       custody officer ls --json
     """
     with session.vault() as vault:
-        officers = vault.officers()
+        officers = vault.registry.officers()
     if as_json:
         click.echo(json.dumps([o.as_dict() for o in officers], indent=1))
         return
@@ -133,7 +133,7 @@ def recorder_add(session: Session, serial, profile, badge, valid_from, vendor, m
     """
     start = parse_user_time(valid_from, "--from") if valid_from else None
     with session.vault() as vault:
-        added = vault.add_recorder(serial.strip(), profile, badge, start, vendor, model)
+        added = vault.registry.add_recorder(serial.strip(), profile, badge, start, vendor, model)
     if as_json:
         click.echo(json.dumps(added.as_dict()))
     else:
@@ -163,8 +163,8 @@ def recorder_assign(session: Session, serial: str, badge: str, valid_from: str |
     """
     start = parse_user_time(valid_from, "--from") if valid_from else None
     with session.vault() as vault:
-        ended = vault.assign_recorder(serial, badge, start)
-        assignments = vault.assignments(serial)
+        ended = vault.registry.assign_recorder(serial, badge, start)
+        assignments = vault.registry.assignments(serial)
     if as_json:
         click.echo(json.dumps({"serial": serial, "assignments": [a.as_dict() for a in assignments]}))
         return
@@ -187,8 +187,8 @@ def recorder_ls(session: Session, as_json: bool) -> None:
       custody recorder ls --json
     """
     with session.vault() as vault:
-        recorders = vault.recorders()
-        history = {r.serial: vault.assignments(r.serial) for r in recorders} if as_json else {}
+        recorders = vault.registry.recorders()
+        history = {r.serial: vault.registry.assignments(r.serial) for r in recorders} if as_json else {}
     if as_json:
         click.echo(
             json.dumps(
@@ -233,7 +233,7 @@ def recorder_retire(session: Session, serial: str, as_json: bool) -> None:
       custody recorder retire BWC0042
     """
     with session.vault() as vault:
-        retired = vault.retire_recorder(serial)
+        retired = vault.registry.retire_recorder(serial)
     if as_json:
         click.echo(json.dumps(retired.as_dict()))
         return
@@ -282,8 +282,8 @@ def status(session: Session, as_json: bool) -> None:
     """
     live = read_status(session.home)
     with session.vault() as vault:
-        sessions = vault.dock_sessions(limit=10)
-        unknown = vault.unknown_devices(limit=10)
+        sessions = vault.registry.dock_sessions(limit=10)
+        unknown = vault.registry.unknown_devices(limit=10)
         job_counts = vault.media.counts()
         failed_jobs = vault.media.failed(limit=10)
         open_findings, oldest_finding = vault.open_findings_summary()

@@ -173,7 +173,7 @@ class Daemon:
             stale = self.mounter.clean_stale()
             if stale:
                 self.vault.record("stale-mounts-removed", {"mounts": [str(p) for p in stale]})
-            interrupted = self.vault.interrupt_open_dock_sessions()
+            interrupted = self.vault.registry.interrupt_open_dock_sessions()
             if interrupted:
                 log.warning(
                     "dock sessions %s were cut off by an earlier stop; their recorders resume at the next dock",
@@ -344,11 +344,11 @@ class Daemon:
         if docked.session is not None and not docked.closed:
             return  # already pulling this medium
         docked.identity = identity
-        recorder = self.vault.recorder(identity.serial) if identity.serial else None
+        recorder = self.vault.registry.recorder(identity.serial) if identity.serial else None
         decision = self.policy.decide(identity, recorder)
         if not decision.ingest:
             log.warning("not ingesting %s: %s", identity.describe(), decision.reason)
-            self.vault.record_unknown_device(identity.key, identity.as_dict(), decision.reason)
+            self.vault.registry.record_unknown_device(identity.key, identity.as_dict(), decision.reason)
             self._unknown_seen.append(
                 {"device": identity.as_dict(), "reason": decision.reason, "at": utc_now()}
             )
@@ -365,7 +365,7 @@ class Daemon:
             docked.closed = True
             return
         serial = identity.serial or identity.key
-        session_id = self.vault.open_dock_session(
+        session_id = self.vault.registry.open_dock_session(
             serial, identity.devnode, decision.profile, to_text(docked.docked_at), identity.as_dict()
         )
         source = MediaSource(
@@ -402,7 +402,7 @@ class Daemon:
                 docked.mount = None
             if session is not None:
                 self._wait_and_close(docked)
-                self.vault.record_undock(session.session_id, session.media.serial, identity.devnode)
+                self.vault.registry.record_undock(session.session_id, session.media.serial, identity.devnode)
             del self._docked[syspath]
 
     def _watch_files(self, ready: list[FileReady]) -> None:
@@ -520,7 +520,7 @@ class Daemon:
         counts = session.counts()
         if state != "interrupted" and session.profile.wipe != "never" and docked.mount is not None:
             counts["files_wiped"] = self._wipe(docked, session)
-        self.vault.close_dock_session(session.session_id, state, counts, session.errors)
+        self.vault.registry.close_dock_session(session.session_id, state, counts, session.errors)
         self.vault.checkpoint()
         log.info(
             "dock session %s of %s %s: %s",

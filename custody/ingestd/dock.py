@@ -151,7 +151,7 @@ class DockSession(IngestSession):
         return tasks
 
     def skip_known(self, task: FileTask) -> None:
-        number = self.vault.known_file(self.media.serial, task.relative, task.size, task.mtime_ns)
+        number = self.vault.registry.known_file(self.media.serial, task.relative, task.size, task.mtime_ns)
         if number is None:
             return
         task.outcome = KNOWN
@@ -268,7 +268,7 @@ class DockSession(IngestSession):
         serial = self.media.serial
         if self.media.kind == "watch":
             serial = from_name.recorder if from_name and from_name.recorder else ""
-        officer = self.vault.officer_at(serial, to_text(start)) if serial else None
+        officer = self.vault.registry.officer_at(serial, to_text(start)) if serial else None
         if officer is None and from_name and from_name.officer:
             officer = from_name.officer
             facts["officer_source"] = "filename"
@@ -291,7 +291,7 @@ class DockSession(IngestSession):
             important=int(bool(from_name and from_name.important)),
             dock_session=self.session_id,
         )
-        previous = self.vault.latest_item_at_path(self.media.serial, task.relative)
+        previous = self.vault.registry.latest_item_at_path(self.media.serial, task.relative)
         if previous is not None:
             facts["previous_item"] = previous
         task.facts = facts
@@ -299,7 +299,7 @@ class DockSession(IngestSession):
     def skip_duplicate(self, task: FileTask) -> None:
         super().skip_duplicate(task)
         if task.outcome == DUPLICATE and task.item is not None:
-            self.vault.remember_recorder_file(task.item, self._recorder_file(task))
+            self.vault.registry.remember_recorder_file(task.item, self._recorder_file(task))
 
     # -- helpers ----------------------------------------------------------
 
@@ -368,7 +368,9 @@ class DockSession(IngestSession):
         for task in list(self.summary.tasks):
             if task.outcome not in (NEW, DUPLICATE, KNOWN) or not task.relative:
                 continue
-            number = self.vault.known_file(self.media.serial, task.relative, task.size, task.mtime_ns)
+            number = self.vault.registry.known_file(
+                self.media.serial, task.relative, task.size, task.mtime_ns
+            )
             item = self.vault.item_number(number) if number is not None else None
             target = root / task.relative
             try:
@@ -387,7 +389,7 @@ class DockSession(IngestSession):
                 reason = exc.message if isinstance(exc, Vault.ItemDamaged) else str(exc)
                 self.errors.append(f"{task.relative} not wiped: {reason}")
                 continue
-            self.vault.record_wipe(item, self._recorder_file(task))
+            self.vault.registry.record_wipe(item, self._recorder_file(task))
             wiped += 1
         return wiped
 

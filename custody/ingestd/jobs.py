@@ -13,6 +13,7 @@ is a result ("unreadable"), not a failure.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -111,7 +112,12 @@ class MediaJobs:
                     return
                 stop.wait(0.2 if until_empty else 1.0)
                 continue
-            self.run_job(job)
+            try:
+                self.run_job(job)
+            except Exception:  # a worker never dies: a job it cannot finish must not be left running
+                log.exception("media job %d (%s of item %d): its runner failed", job.id, job.kind, job.item)
+                with contextlib.suppress(Exception):
+                    self.vault.media.fail(job, "internal error in the media runner", self.settings.max_attempts)
 
     def _foreground_pending(self) -> bool:
         counts = self.vault.media.counts(MEDIA)
@@ -208,7 +214,10 @@ class MediaJobs:
             log.warning("media job %d (%s of item %d): %s; %s", job.id, job.kind, job.item, message, state)
             if job.kind == MEDIA and state == "failed":
                 # No longer awaited: the analysis its neighbours left to the last job is made now.
-                self.check_continuity(job.item)
+                try:
+                    self.check_continuity(job.item)
+                except Exception:
+                    log.exception("continuity analysis around item %d failed", job.item)
             return
         if job.kind == MEDIA:
             self.check_continuity(job.item)

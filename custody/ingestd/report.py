@@ -13,7 +13,7 @@ def window_report(vault: Vault, window_hours: float, since: str | None, now: dat
     """Return late items (with hours late) and assigned recorders not docked within ``window_hours``."""
     now = now or datetime.now(UTC)
     late = []
-    for row in vault.late_items(since):
+    for row in vault.registry.late_items(since):
         hours_late = (from_text(row["ingested_at"]) - from_text(row["deadline"])).total_seconds() / 3600
         late.append(
             {
@@ -28,5 +28,5 @@ def window_report(vault: Vault, window_hours: float, since: str | None, now: dat
                 "hours_late": round(hours_late, 2),
             }
         )
-    silent = vault.silent_recorders(to_text(now - timedelta(hours=window_hours)))
+    silent = vault.registry.silent_recorders(to_text(now - timedelta(hours=window_hours)))
     return {"window_hours": window_hours, "late_items": late, "silent_recorders": silent}

@@ -1,17 +1,65 @@
-"""The docking station's records in the catalog: officers, recorders, assignments,
-dock sessions, the files already pulled from each recorder, unknown devices.
+"""The docking station's records: officers, recorders, assignments, dock sessions, the files
+already pulled from each recorder, unknown devices.
 
-Plain SQL over the catalog's connection; the Vault service wraps each change in
-a transaction with its audit event.
+:class:`Registry` is the service (``vault.registry``): it checks, authorizes
+and makes each change through ``vault.change()`` (locked, one transaction,
+audited) and owns its errors. The functions below it are the tables' SQL.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from custody.vault.catalog import Catalog
+from custody.errors import CustodyError, UsageError
+from custody.vault.catalog import Catalog, Item
+from custody.vault.items import is_hidden_character
 from custody.vault.timestamps import utc_now
+
+if TYPE_CHECKING:
+    from custody.vault.vault import Vault
+
+
+class OfficerExists(CustodyError):
+    """officer {badge} is already registered ({name}); officers are never renumbered"""
+
+    exit_code = 5
+
+
+class OfficerNotFound(CustodyError):
+    """no officer {badge} is registered: check the badge number, or add one with 'custody officer add {badge} --name NAME'{hint}"""
+
+    def __init__(self, badge: str, hint: str = "") -> None:
+        super().__init__(badge=badge, hint=hint)
+
+    exit_code = 5
+
+
+class RecorderExists(CustodyError):
+    """recorder {serial} is already registered: use 'custody recorder assign' to change its officer"""
+
+    exit_code = 5
+
+
+class RecorderNotFound(CustodyError):
+    """no recorder {serial} is registered: add it with 'custody recorder add {serial}'"""
+
+    exit_code = 5
+
+
+class RecorderRetired(CustodyError):
+    """recorder {serial} was retired on {retired_at}: it cannot be assigned or retired again"""
+
+    exit_code = 5
+
+
+class UnknownProfile(CustodyError):
+    """no recorder profile {profile!r}: use one of {known} or add [profiles.{profile}] to custody.toml"""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -97,6 +145,254 @@ class UnknownDevice:
 
 
 # -- officers -------------------------------------------------------------
+
+
+def _locked(method: Callable) -> Callable:
+    """Run a reading method holding the vault's lock (the daemon's workers share one connection)."""
+
+    @functools.wraps(method)
+    def locked(self: Registry, *args, **kwargs):
+        with self.vault.serialized():
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
+def check_registry_text(label: str, value: str, required: bool) -> None:
+    """Refuse an empty (when ``required``), hidden-character or over-long badge, name or serial."""
+    if required and not value.strip():
+        raise UsageError(reason=f"{label} must not be empty")
+    if any(is_hidden_character(char) for char in value):
+        raise UsageError(reason=f"{label} contains a line break, a control character or a bidi override")
+    if len(value) > 200:
+        raise UsageError(reason=f"{label} is longer than 200 characters")
+
+
+class Registry:
+    """Officers, recorders and their assignments, dock sessions (``vault.registry``)."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    # -- officers and recorders ---------------------------------------------
+
+    def add_officer(self, badge: str, name: str, unit: str = "") -> Officer:
+        """Register an officer; raise OfficerExists, UsageError on a bad value."""
+        self.vault.authorize("registry")
+        for label, value in (("badge", badge), ("--name", name), ("--unit", unit)):
+            check_registry_text(label, value, required=label != "--unit")
+        with self.vault.change() as change:
+            existing = officer(change.catalog, badge)
+            if existing is not None:
+                raise OfficerExists(badge=badge, name=existing.name)
+            added = Officer(badge, name, unit, change.at, self.vault.actor)
+            insert_officer(change.catalog, added)
+            change.record("officer-add", details={"badge": badge, "name": name, "unit": unit})
+        return added
+
+    @_locked
+    def officers(self) -> list[Officer]:
+        self.vault.authorize("report")
+        return officers(self.vault.catalog)
+
+    def add_recorder(
+        self,
+        serial: str,
+        profile: str = "",
+        officer_badge: str | None = None,
+        valid_from: str | None = None,
+        vendor: str = "",
+        model: str = "",
+    ) -> Recorder:
+        """Register a recorder by USB serial, optionally assigned to an officer from ``valid_from``.
+
+        Raise RecorderExists, OfficerNotFound, UnknownProfile.
+        """
+        vault = self.vault
+        vault.authorize("registry")
+        check_registry_text("serial", serial, required=True)
+        if profile and profile not in vault.settings.profiles:
+            raise UnknownProfile(profile=profile, known=", ".join(sorted(vault.settings.profiles)))
+        with vault.change() as change:
+            at = change.at
+            if recorder(change.catalog, serial) is not None:
+                raise RecorderExists(serial=serial)
+            if officer_badge is not None and officer(change.catalog, officer_badge) is None:
+                raise OfficerNotFound(badge=officer_badge)
+            insert_recorder(change.catalog, serial, vendor, model, profile, at, vault.actor)
+            details = {
+                "serial": serial,
+                "profile": profile or "(matched by rules)",
+                "vendor": vendor,
+                "model": model,
+            }
+            if officer_badge is not None:
+                assign(change.catalog, serial, officer_badge, valid_from or at, at, vault.actor)
+                details.update(officer=officer_badge, valid_from=valid_from or at)
+            change.record("recorder-add", details=details)
+            result = recorder(change.catalog, serial)
+        assert result is not None
+        return result
+
+    def assign_recorder(self, serial: str, badge: str, valid_from: str | None = None) -> Assignment | None:
+        """Assign recorder ``serial`` to officer ``badge`` from ``valid_from`` (default now).
+
+        Files recorded from then on are credited to ``badge``. Return the
+        assignment this one ends. Raise RecorderNotFound, RecorderRetired,
+        OfficerNotFound.
+        """
+        self.vault.authorize("registry")
+        with self.vault.change() as change:
+            at = change.at
+            self._active_recorder(change.catalog, serial)
+            if officer(change.catalog, badge) is None:
+                raise OfficerNotFound(badge=badge)
+            ended = assign(change.catalog, serial, badge, valid_from or at, at, self.vault.actor)
+            change.record(
+                "recorder-assign",
+                details={
+                    "serial": serial,
+                    "officer": badge,
+                    "valid_from": valid_from or at,
+                    "previous_officer": ended.badge if ended else None,
+                },
+            )
+        return ended
+
+    @staticmethod
+    def _active_recorder(catalog: Catalog, serial: str) -> Recorder:
+        """Return the registered, not retired recorder; raise RecorderNotFound or RecorderRetired."""
+        found = recorder(catalog, serial)
+        if found is None:
+            raise RecorderNotFound(serial=serial)
+        if found.retired_at:
+            raise RecorderRetired(serial=serial, retired_at=found.retired_at)
+        return found
+
+    def retire_recorder(self, serial: str) -> Recorder:
+        """Retire a recorder: it is no longer ingested when docked; its history stays."""
+        self.vault.authorize("registry")
+        with self.vault.change() as change:
+            self._active_recorder(change.catalog, serial)
+            retire_recorder(change.catalog, serial, change.at)
+            change.record("recorder-retire", details={"serial": serial})
+            result = recorder(change.catalog, serial)
+        assert result is not None
+        return result
+
+    @_locked
+    def recorders(self) -> list[Recorder]:
+        self.vault.authorize("report")
+        return recorders(self.vault.catalog)
+
+    @_locked
+    def recorder(self, serial: str) -> Recorder | None:
+        return recorder(self.vault.catalog, serial)
+
+    @_locked
+    def assignments(self, serial: str) -> list[Assignment]:
+        return assignments(self.vault.catalog, serial)
+
+    @_locked
+    def officer_at(self, serial: str, when: str) -> str | None:
+        return officer_at(self.vault.catalog, serial, when)
+
+    # -- dock sessions ---------------------------------------------------------
+
+    def open_dock_session(
+        self, serial: str, device: str, profile: str, docked_at: str, identity: dict
+    ) -> int:
+        """Record that a recorder was docked and its pull begins; return the session id."""
+        with self.vault.change() as change:
+            session_id = open_session(change.catalog, serial, device, profile, docked_at)
+            change.record(
+                "recorder-docked",
+                details={"session": session_id, "serial": serial, "profile": profile, "device": identity},
+            )
+        return session_id
+
+    def close_dock_session(self, session_id: int, state: str, counts: dict, errors: list[str]) -> None:
+        """Record how a dock session ended (done, interrupted, failed) with its counts."""
+        with self.vault.change() as change:
+            close_session(
+                change.catalog,
+                session_id,
+                {**counts, "state": state, "finished_at": change.at, "errors": errors[:50]},
+            )
+            change.record(
+                "dock-session-closed",
+                details={"session": session_id, "state": state, **counts, "errors": errors[:10]},
+            )
+
+    def record_undock(self, session_id: int | None, serial: str, device: str) -> None:
+        """Record that a recorder went away (its session, if any, says when)."""
+        with self.vault.change() as change:
+            if session_id is not None:
+                close_session(change.catalog, session_id, {"undocked_at": change.at})
+            change.record(
+                "recorder-undocked", details={"session": session_id, "serial": serial, "device": device}
+            )
+
+    def interrupt_open_dock_sessions(self) -> list[int]:
+        """Close, as interrupted, the sessions a stopped or killed daemon left open."""
+        with self.vault.change() as change:
+            ids = interrupt_open_sessions(change.catalog, change.at)
+            if ids:
+                change.record("dock-sessions-interrupted", details={"sessions": ids})
+        return ids
+
+    @_locked
+    def dock_sessions(self, limit: int = 20, serial: str | None = None) -> list[DockSessionRecord]:
+        self.vault.authorize("status")
+        return sessions(self.vault.catalog, limit, serial)
+
+    @_locked
+    def known_file(self, serial: str, path: str, size: int, mtime_ns: int) -> int | None:
+        return known_file(self.vault.catalog, serial, path, size, mtime_ns)
+
+    @_locked
+    def latest_item_at_path(self, serial: str, path: str) -> int | None:
+        return latest_item_at_path(self.vault.catalog, serial, path)
+
+    def remember_recorder_file(self, item: Item, recorder_file: tuple) -> None:
+        """Remember that a recorder file (already in the vault as ``item``) was seen: skip it next time."""
+        serial, path, size, mtime_ns, session = recorder_file
+        with self.vault.change() as change:
+            remember_file(change.catalog, serial, path, size, mtime_ns, item.number, session)
+
+    def record_wipe(self, item: Item, recorder_file: tuple) -> None:
+        """Audit that a recorder file, safe in the vault as ``item``, was deleted from the recorder."""
+        serial, path, size, mtime_ns, session = recorder_file
+        with self.vault.change() as change:
+            mark_wiped(change.catalog, serial, path, size, mtime_ns, change.at)
+            change.record(
+                "recorder-file-wiped",
+                item.number,
+                {"serial": serial, "path": path, "size": size, "session": session, "sha256": item.sha256},
+            )
+
+    def record_unknown_device(self, key: str, identity: dict, reason: str) -> None:
+        """Audit a device that was docked but not ingested, and remember it for ``status``."""
+        with self.vault.change() as change:
+            note_unknown_device(change.catalog, key, {**identity, "reason": reason}, change.at)
+            change.record("unknown-device-docked", details={"reason": reason, "device": identity})
+
+    @_locked
+    def unknown_devices(self, limit: int = 20) -> list[UnknownDevice]:
+        self.vault.authorize("status")
+        return unknown_devices(self.vault.catalog, limit)
+
+    @_locked
+    def late_items(self, since: str | None = None) -> list[dict]:
+        self.vault.authorize("report")
+        return self.vault.visible_records(
+            late_items(self.vault.catalog, since), lambda row: ([row["id"]], None)
+        )
+
+    @_locked
+    def silent_recorders(self, cutoff: str) -> list[dict]:
+        self.vault.authorize("report")
+        return silent_recorders(self.vault.catalog, cutoff)
 
 
 def officer(catalog: Catalog, badge: str) -> Officer | None:

@@ -52,13 +52,6 @@ from custody.vault.items import (
     sha256_prefix,
 )
 from custody.vault.objects import ObjectStore, StagedObject
-from custody.vault.registry import (
-    Assignment,
-    DockSessionRecord,
-    Officer,
-    Recorder,
-    UnknownDevice,
-)
 from custody.vault.sealing import ObjectDamaged, ProgressCallback
 from custody.vault.timestamps import utc_now
 
@@ -199,38 +192,17 @@ class Vault:
 
         exit_code = 5
 
-    class OfficerExists(CustodyError):
-        """officer {badge} is already registered ({name}); officers are never renumbered"""
+    OfficerExists = registry.OfficerExists
 
-        exit_code = 5
+    OfficerNotFound = registry.OfficerNotFound
 
-    class OfficerNotFound(CustodyError):
-        """no officer {badge} is registered: check the badge number, or add one with 'custody officer add {badge} --name NAME'{hint}"""
+    RecorderExists = registry.RecorderExists
 
-        def __init__(self, badge: str, hint: str = "") -> None:
-            super().__init__(badge=badge, hint=hint)
+    RecorderNotFound = registry.RecorderNotFound
 
-        exit_code = 5
+    RecorderRetired = registry.RecorderRetired
 
-    class RecorderExists(CustodyError):
-        """recorder {serial} is already registered: use 'custody recorder assign' to change its officer"""
-
-        exit_code = 5
-
-    class RecorderNotFound(CustodyError):
-        """no recorder {serial} is registered: add it with 'custody recorder add {serial}'"""
-
-        exit_code = 5
-
-    class RecorderRetired(CustodyError):
-        """recorder {serial} was retired on {retired_at}: it cannot be assigned or retired again"""
-
-        exit_code = 5
-
-    class UnknownProfile(CustodyError):
-        """no recorder profile {profile!r}: use one of {known} or add [profiles.{profile}] to custody.toml"""
-
-        exit_code = 2
+    UnknownProfile = registry.UnknownProfile
 
     class NoDerivative(CustodyError):
         """{item} has no {role} copy: {why}"""
@@ -331,6 +303,7 @@ class Vault:
         vault_id = self.catalog.get_meta("vault_id") or ""
         self.audit = AuditChain(self.catalog, vault_id, signing_key, signing_key.public_key())
         self.media = media_queue.MediaQueue(self)
+        self.registry = registry.Registry(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()
@@ -737,7 +710,7 @@ class Vault:
         added = []
         with self.catalog.transaction():
             for login in logins:
-                _check_registry_text("login", login, required=True)
+                registry.check_registry_text("login", login, required=True)
                 seq = self.audit.append(self.actor, "case-staff-added", None, {"case": case, "login": login})
                 if case_access.add_case_staff(self.catalog, case, login, utc_now(), self.actor, seq):
                     added.append(login)
@@ -748,7 +721,7 @@ class Vault:
     def link_officer_login(self, badge: str, login: str) -> None:
         """Say which login is officer ``badge`` (an officer user then sees their own footage)."""
         self.authorize("registry", f"officer {badge}")
-        _check_registry_text("login", login, required=True)
+        registry.check_registry_text("login", login, required=True)
         with self.catalog.transaction():
             if registry.officer(self.catalog, badge) is None:
                 raise Vault.OfficerNotFound(badge=badge)
@@ -1233,204 +1206,7 @@ class Vault:
                 problems.append(ObjectProblem("orphan", name, None, "object has no catalog item"))
         return problems
 
-    # -- officers and recorders ---------------------------------------------
-
-    @_serialized
-    def add_officer(self, badge: str, name: str, unit: str = "") -> Officer:
-        """Register an officer; raise Vault.OfficerExists, UsageError on a bad value."""
-        self.authorize("registry")
-        for label, value in (("badge", badge), ("--name", name), ("--unit", unit)):
-            _check_registry_text(label, value, required=label != "--unit")
-        with self.catalog.transaction():
-            existing = registry.officer(self.catalog, badge)
-            if existing is not None:
-                raise Vault.OfficerExists(badge=badge, name=existing.name)
-            officer = Officer(badge, name, unit, utc_now(), self.actor)
-            registry.insert_officer(self.catalog, officer)
-            self.audit.append(self.actor, "officer-add", details={"badge": badge, "name": name, "unit": unit})
-        return officer
-
-    @_serialized
-    def officers(self) -> list[Officer]:
-        self.authorize("report")
-        return registry.officers(self.catalog)
-
-    @_serialized
-    def add_recorder(
-        self,
-        serial: str,
-        profile: str = "",
-        officer: str | None = None,
-        valid_from: str | None = None,
-        vendor: str = "",
-        model: str = "",
-    ) -> Recorder:
-        """Register a recorder by USB serial, optionally assigned to an officer from ``valid_from``.
-
-        Raise Vault.RecorderExists, Vault.OfficerNotFound, Vault.UnknownProfile.
-        """
-        self.authorize("registry")
-        _check_registry_text("serial", serial, required=True)
-        if profile and profile not in self.settings.profiles:
-            raise Vault.UnknownProfile(profile=profile, known=", ".join(sorted(self.settings.profiles)))
-        at = utc_now()
-        with self.catalog.transaction():
-            if registry.recorder(self.catalog, serial) is not None:
-                raise Vault.RecorderExists(serial=serial)
-            if officer is not None and registry.officer(self.catalog, officer) is None:
-                raise Vault.OfficerNotFound(badge=officer)
-            registry.insert_recorder(self.catalog, serial, vendor, model, profile, at, self.actor)
-            details = {
-                "serial": serial,
-                "profile": profile or "(matched by rules)",
-                "vendor": vendor,
-                "model": model,
-            }
-            if officer is not None:
-                registry.assign(self.catalog, serial, officer, valid_from or at, at, self.actor)
-                details.update(officer=officer, valid_from=valid_from or at)
-            self.audit.append(self.actor, "recorder-add", details=details)
-        result = registry.recorder(self.catalog, serial)
-        assert result is not None
-        return result
-
-    @_serialized
-    def assign_recorder(self, serial: str, badge: str, valid_from: str | None = None) -> Assignment | None:
-        """Assign recorder ``serial`` to officer ``badge`` from ``valid_from`` (default now).
-
-        Files recorded from then on are credited to ``badge``. Return the
-        assignment this one ends. Raise Vault.RecorderNotFound,
-        Vault.RecorderRetired, Vault.OfficerNotFound.
-        """
-        self.authorize("registry")
-        at = utc_now()
-        with self.catalog.transaction():
-            self._active_recorder(serial)
-            if registry.officer(self.catalog, badge) is None:
-                raise Vault.OfficerNotFound(badge=badge)
-            ended = registry.assign(self.catalog, serial, badge, valid_from or at, at, self.actor)
-            self.audit.append(
-                self.actor,
-                "recorder-assign",
-                details={
-                    "serial": serial,
-                    "officer": badge,
-                    "valid_from": valid_from or at,
-                    "previous_officer": ended.badge if ended else None,
-                },
-            )
-        return ended
-
-    def _active_recorder(self, serial: str) -> Recorder:
-        """Return the registered, not retired recorder; raise Vault.RecorderNotFound or Vault.RecorderRetired."""
-        recorder = registry.recorder(self.catalog, serial)
-        if recorder is None:
-            raise Vault.RecorderNotFound(serial=serial)
-        if recorder.retired_at:
-            raise Vault.RecorderRetired(serial=serial, retired_at=recorder.retired_at)
-        return recorder
-
-    @_serialized
-    def retire_recorder(self, serial: str) -> Recorder:
-        """Retire a recorder: it is no longer ingested when docked; its history stays."""
-        self.authorize("registry")
-        at = utc_now()
-        with self.catalog.transaction():
-            self._active_recorder(serial)
-            registry.retire_recorder(self.catalog, serial, at)
-            self.audit.append(self.actor, "recorder-retire", details={"serial": serial})
-        result = registry.recorder(self.catalog, serial)
-        assert result is not None
-        return result
-
-    @_serialized
-    def recorders(self) -> list[Recorder]:
-        self.authorize("report")
-        return registry.recorders(self.catalog)
-
-    @_serialized
-    def recorder(self, serial: str) -> Recorder | None:
-        return registry.recorder(self.catalog, serial)
-
-    @_serialized
-    def assignments(self, serial: str) -> list[Assignment]:
-        return registry.assignments(self.catalog, serial)
-
-    @_serialized
-    def officer_at(self, serial: str, when: str) -> str | None:
-        return registry.officer_at(self.catalog, serial, when)
-
-    # -- dock sessions ---------------------------------------------------------
-
-    @_serialized
-    def open_dock_session(
-        self, serial: str, device: str, profile: str, docked_at: str, identity: dict
-    ) -> int:
-        """Record that a recorder was docked and its pull begins; return the session id."""
-        with self.catalog.transaction():
-            session_id = registry.open_session(self.catalog, serial, device, profile, docked_at)
-            self.audit.append(
-                self.actor,
-                "recorder-docked",
-                details={"session": session_id, "serial": serial, "profile": profile, "device": identity},
-            )
-        return session_id
-
-    @_serialized
-    def close_dock_session(self, session_id: int, state: str, counts: dict, errors: list[str]) -> None:
-        """Record how a dock session ended (done, interrupted, failed) with its counts."""
-        with self.catalog.transaction():
-            registry.close_session(
-                self.catalog,
-                session_id,
-                {**counts, "state": state, "finished_at": utc_now(), "errors": errors[:50]},
-            )
-            self.audit.append(
-                self.actor,
-                "dock-session-closed",
-                details={"session": session_id, "state": state, **counts, "errors": errors[:10]},
-            )
-
-    @_serialized
-    def record_undock(self, session_id: int | None, serial: str, device: str) -> None:
-        at = utc_now()
-        with self.catalog.transaction():
-            if session_id is not None:
-                registry.close_session(self.catalog, session_id, {"undocked_at": at})
-            self.audit.append(
-                self.actor,
-                "recorder-undocked",
-                details={"session": session_id, "serial": serial, "device": device},
-            )
-
-    @_serialized
-    def interrupt_open_dock_sessions(self) -> list[int]:
-        """Close, as interrupted, the sessions a stopped or killed daemon left open."""
-        with self.catalog.transaction():
-            ids = registry.interrupt_open_sessions(self.catalog, utc_now())
-            if ids:
-                self.audit.append(self.actor, "dock-sessions-interrupted", details={"sessions": ids})
-        return ids
-
-    @_serialized
-    def dock_sessions(self, limit: int = 20, serial: str | None = None) -> list[DockSessionRecord]:
-        self.authorize("status")
-        return registry.sessions(self.catalog, limit, serial)
-
-    @_serialized
-    def known_file(self, serial: str, path: str, size: int, mtime_ns: int) -> int | None:
-        return registry.known_file(self.catalog, serial, path, size, mtime_ns)
-
-    @_serialized
-    def latest_item_at_path(self, serial: str, path: str) -> int | None:
-        return registry.latest_item_at_path(self.catalog, serial, path)
-
-    @_serialized
-    def remember_recorder_file(self, item: Item, recorder_file: tuple) -> None:
-        """Remember that a recorder file (already in the vault as ``item``) was seen: skip it next time."""
-        serial, path, size, mtime_ns, session = recorder_file
-        with self.catalog.transaction():
-            registry.remember_file(self.catalog, serial, path, size, mtime_ns, item.number, session)
+    # -- items by number ---------------------------------------------------
 
     @_serialized
     def item_number(self, number: int) -> Item | None:
@@ -1441,48 +1217,9 @@ class Vault:
         self._copy_verified(item, sink=None, evict_cache=True)
 
     @_serialized
-    def record_wipe(self, item: Item, recorder_file: tuple) -> None:
-        """Audit that a recorder file, safe in the vault as ``item``, was deleted from the recorder."""
-        serial, path, size, mtime_ns, session = recorder_file
-        with self.catalog.transaction():
-            registry.mark_wiped(self.catalog, serial, path, size, mtime_ns, utc_now())
-            self.audit.append(
-                self.actor,
-                "recorder-file-wiped",
-                item.number,
-                {"serial": serial, "path": path, "size": size, "session": session, "sha256": item.sha256},
-            )
-
-    @_serialized
     def record(self, action: str, details: dict, item: Item | None = None) -> None:
         """Audit something that happened outside an item's life (a mount cleaned up, a daemon start)."""
         self.audit.append(self.actor, action, item.number if item else None, details)
-
-    @_serialized
-    def record_unknown_device(self, key: str, identity: dict, reason: str) -> None:
-        """Audit a device that was docked but not ingested, and remember it for ``status``."""
-        with self.catalog.transaction():
-            registry.note_unknown_device(self.catalog, key, {**identity, "reason": reason}, utc_now())
-            self.audit.append(
-                self.actor, "unknown-device-docked", details={"reason": reason, "device": identity}
-            )
-
-    @_serialized
-    def unknown_devices(self, limit: int = 20) -> list[UnknownDevice]:
-        self.authorize("status")
-        return registry.unknown_devices(self.catalog, limit)
-
-    @_serialized
-    def late_items(self, since: str | None = None) -> list[dict]:
-        self.authorize("report")
-        return self.visible_records(registry.late_items(self.catalog, since), lambda row: ([row["id"]], None))
-
-    @_serialized
-    def silent_recorders(self, cutoff: str) -> list[dict]:
-        self.authorize("report")
-        return registry.silent_recorders(self.catalog, cutoff)
-
-    # -- media jobs ---------------------------------------------------------
 
     @contextlib.contextmanager
     def plaintext_copy(self, number: int) -> Iterator[Path]:
@@ -1529,7 +1266,7 @@ class Vault:
         for category in categories:
             if category not in known:
                 raise Vault.UnknownCategory(category=category, known=", ".join(known))
-        _check_registry_text("--case", case, required=True)
+        registry.check_registry_text("--case", case, required=True)
         with self.catalog.transaction():
             current = holdings.case_categories(self.catalog).get(case, frozenset())
             new = [c for c in categories if c not in current]
@@ -1571,7 +1308,7 @@ class Vault:
         reason = _reason(reason, "why the footage is held")
         item = self.resolve(ref) if ref is not None else None
         if case is not None:
-            _check_registry_text("--case", case, required=True)
+            registry.check_registry_text("--case", case, required=True)
         with self.catalog.transaction():
             number = holdings.place_hold(
                 self.catalog, item.number if item else None, case, reason, utc_now(), self.actor
@@ -2050,15 +1787,6 @@ def _check_tag_value(name: str, value: str) -> None:
         )
     if len(value) > MAX_TAG_LENGTH:
         raise UsageError(reason=f"--{name} value is longer than {MAX_TAG_LENGTH} characters")
-
-
-def _check_registry_text(label: str, value: str, required: bool) -> None:
-    if required and not value.strip():
-        raise UsageError(reason=f"{label} must not be empty")
-    if any(is_hidden_character(char) for char in value):
-        raise UsageError(reason=f"{label} contains a line break, a control character or a bidi override")
-    if len(value) > 200:
-        raise UsageError(reason=f"{label} is longer than 200 characters")
 
 
 def _systemd_credential(settings: Settings) -> Path | None:

@@ -40,9 +40,9 @@ def test_reassignment_keeps_history_and_credits_by_time(custody, home):
         ("B2", "2026-06-01", ""),
     ]
     with Vault(load_settings(home), "test") as vault:
-        assert vault.officer_at("R1", "2026-03-01T00:00:00.000000Z") == "A1"
-        assert vault.officer_at("R1", "2026-07-01T00:00:00.000000Z") == "B2"
-        assert vault.officer_at("R1", "2025-07-01T00:00:00.000000Z") is None
+        assert vault.registry.officer_at("R1", "2026-03-01T00:00:00.000000Z") == "A1"
+        assert vault.registry.officer_at("R1", "2026-07-01T00:00:00.000000Z") == "B2"
+        assert vault.registry.officer_at("R1", "2025-07-01T00:00:00.000000Z") is None
     events = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "recorder-assign"]
     assert events[-1]["details"]["previous_officer"] == "A1"
 

@@ -643,7 +643,7 @@ class DiscExporter:
         fingerprint: str,
     ) -> description.Description:
         vault = self.vault
-        names = {officer.badge: officer.name for officer in vault.officers()}
+        names = {officer.badge: officer.name for officer in vault.registry.officers()}
 
         def officer_text(badge: str | None) -> str:
             if not badge:
