@@ -117,7 +117,9 @@ class MediaJobs:
             except Exception:  # a worker never dies: a job it cannot finish must not be left running
                 log.exception("media job %d (%s of item %d): its runner failed", job.id, job.kind, job.item)
                 with contextlib.suppress(Exception):
-                    self.vault.media.fail(job, "internal error in the media runner", self.settings.max_attempts)
+                    self.vault.media.fail(
+                        job, "internal error in the media runner", self.settings.max_attempts
+                    )
 
     def _foreground_pending(self) -> bool:
         counts = self.vault.media.counts(MEDIA)
