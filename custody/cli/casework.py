@@ -336,7 +336,7 @@ def explain(session: Session, finding: str, reason: str, as_json: bool) -> None:
       custody explain GAP-000001 --reason "battery changed during the arrest"
     """
     with session.vault() as vault:
-        closed = vault.explain(finding, reason)
+        closed = vault.continuity.explain(finding, reason)
     if as_json:
         click.echo(json.dumps(closed.as_dict(), indent=1))
         return
@@ -373,7 +373,7 @@ def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
       custody report gaps --json
     """
     with session.vault() as vault:
-        findings = vault.continuity_findings(open_only=open_only)
+        findings = vault.continuity.findings(open_only=open_only)
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in findings], indent=1))
         return

@@ -217,7 +217,7 @@ def show(session: Session, item: str, long: bool, as_json: bool) -> None:
         events = vault.events(found)
         facts = vault.media.facts(found)
         made = vault.media.derivatives(found)
-        findings = vault.continuity_findings(item=found)
+        findings = vault.continuity.findings(item=found)
         kept = decide_one(vault, session.settings(), found, datetime.now(UTC))
     if as_json:
         detail = found.as_dict()

@@ -286,7 +286,7 @@ def status(session: Session, as_json: bool) -> None:
         unknown = vault.registry.unknown_devices(limit=10)
         job_counts = vault.media.counts()
         failed_jobs = vault.media.failed(limit=10)
-        open_findings, oldest_finding = vault.open_findings_summary()
+        open_findings, oldest_finding = vault.continuity.open_summary()
         disk = vault.disk_space()
     if as_json:
         click.echo(

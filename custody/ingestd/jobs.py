@@ -246,9 +246,9 @@ class MediaJobs:
         since, until = to_text(start - timedelta(days=1)), to_text(start + timedelta(days=1))
         # Findings are stable once made: while a neighbour's media is unread, whether it fills a
         # hole is unknown. The last of the recorder's jobs to end makes the analysis.
-        if self.vault.segments_awaiting_media(item.recorder_serial, since, until):
+        if self.vault.continuity.segments_awaiting_media(item.recorder_serial, since, until):
             return []
-        rows = self.vault.recording_segments(item.recorder_serial, since, until)
+        rows = self.vault.continuity.recording_segments(item.recorder_serial, since, until)
         segments = [s for s in (continuity.Segment.from_row(row) for row in rows) if s is not None]
         found = continuity.find(
             segments,
@@ -256,7 +256,7 @@ class MediaJobs:
             self.continuity.gap_tolerance_seconds,
             self.continuity.run_break_seconds,
         )
-        new = self.vault.record_continuity(item.recorder_serial, [s.item for s in segments], found)
+        new = self.vault.continuity.record(item.recorder_serial, [s.item for s in segments], found)
         for finding in new:
             log.warning(
                 "%s: %s of %.1f s on recorder %s between %s and %s",

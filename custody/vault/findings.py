@@ -1,17 +1,25 @@
-"""Continuity findings in the catalog: holes, overlaps and order problems between a recorder's segments.
+"""Continuity findings: holes, overlaps and order problems between a recorder's segments.
 
-What counts as a finding is decided by ``custody.ingestd.continuity``; this
-keeps them, open until a clerk explains them (or withdrawn when a late
-segment fills the hole). Plain SQL; the Vault service audits each change.
+What counts as a finding is decided by ``custody.ingestd.continuity``.
+:class:`Continuity` (``vault.continuity``) keeps them, open until a clerk
+explains them (or withdrawn when a late segment fills the hole), each change
+through ``vault.change()``; the functions below it are the table's SQL.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from custody.vault.catalog import Catalog
-from custody.vault.items import format_item_id
+from custody.errors import CustodyError
+from custody.vault.catalog import Catalog, Item
+from custody.vault.items import checked_reason, format_item_id
+
+if TYPE_CHECKING:
+    from custody.vault.vault import Vault
 
 INTERRUPTION = "interruption"
 OVERLAP = "overlap"
@@ -47,6 +55,142 @@ class ContinuityFinding:
             after_item=format_item_id(self.after_item),
         )
         return fields
+
+
+class FindingNotFound(CustodyError):
+    """no continuity finding {ref}: use an id from 'custody report gaps' (GAP-000001)"""
+
+    exit_code = 5
+
+
+class FindingClosed(CustodyError):
+    """{ref} is already {state} ({closed_by}, {closed_at}): {reason}"""
+
+    exit_code = 5
+
+
+def finding_items(finding: ContinuityFinding) -> tuple[list[int], None]:
+    """What a continuity finding names, for ``visible_records``: the items on both sides of the gap."""
+    return [finding.before_item, finding.after_item], None
+
+
+def _locked(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def locked(self: Continuity, *args, **kwargs):
+        with self.vault.serialized():
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
+class Continuity:
+    """The continuity findings of an open vault (``vault.continuity``)."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    @_locked
+    def recording_segments(self, serial: str, since: str, until: str) -> list[dict]:
+        """A recorder's recordings starting between ``since`` and ``until`` (see recording_segments)."""
+        return recording_segments(self.vault.catalog, serial, since, until)
+
+    @_locked
+    def segments_awaiting_media(self, serial: str, since: str, until: str) -> int:
+        """How many of a recorder's items in the window still wait for their media job."""
+        return segments_awaiting_media(self.vault.catalog, serial, since, until)
+
+    def record(self, serial: str, considered: list[int], found: list[dict]) -> list[ContinuityFinding]:
+        """Record what continuity analysis ``found`` among the items ``considered``; return the new findings.
+
+        A finding already known is not recorded twice. An open finding between
+        two considered items that the analysis no longer makes (a segment that
+        arrived later lies between them) is withdrawn. Both are audited.
+        """
+        new = []
+        with self.vault.change() as change:
+            current = set()
+            for found_one in found:
+                current.add((found_one["kind"], found_one["before_item"], found_one["after_item"]))
+                number = upsert_finding(change.catalog, found_one, change.at)
+                if number is None:
+                    continue
+                recorded = finding(change.catalog, number)
+                assert recorded is not None
+                change.record(
+                    "continuity-found",
+                    found_one["after_item"],
+                    {
+                        "finding": recorded.finding_id,
+                        "kind": found_one["kind"],
+                        "recorder": serial,
+                        "officer": found_one["officer"],
+                        "before": format_item_id(found_one["before_item"]),
+                        "after": format_item_id(found_one["after_item"]),
+                        "seconds": found_one["seconds"],
+                    },
+                )
+                new.append(recorded)
+            for stale in open_findings_between(change.catalog, serial, considered):
+                if (stale.kind, stale.before_item, stale.after_item) in current:
+                    continue
+                reason = "a segment found later lies between them"
+                close_finding(change.catalog, stale.id, "withdrawn", change.at, self.vault.actor, reason)
+                change.record(
+                    "continuity-withdrawn", stale.after_item, {"finding": stale.finding_id, "reason": reason}
+                )
+        return new
+
+    def explain(self, ref: str, reason: str) -> ContinuityFinding:
+        """Close an open continuity finding with a clerk's explanation (audited); return it closed.
+
+        Raise FindingNotFound, FindingClosed when it is not open, UsageError
+        when the reason is empty or too long.
+        """
+        vault = self.vault
+        with vault.serialized():
+            vault.authorize("explain")
+            number = parse_gap_id(ref)
+            found = finding(vault.catalog, number) if number else None
+            if found is None or not vault.may_see(*finding_items(found)):
+                raise FindingNotFound(ref=ref)  # (one between items the caller may not see: not there)
+            reason = checked_reason(reason, "why the recording was interrupted")
+            if found.state != "open":
+                raise FindingClosed(
+                    ref=found.finding_id,
+                    state=found.state,
+                    closed_by=found.closed_by,
+                    closed_at=found.closed_at,
+                    reason=found.reason,
+                )
+            with vault.change() as change:
+                close_finding(change.catalog, found.id, "explained", change.at, vault.actor, reason)
+                change.record(
+                    "continuity-explained",
+                    found.after_item,
+                    {"finding": found.finding_id, "kind": found.kind, "reason": reason},
+                )
+            closed = finding(vault.catalog, found.id)
+        assert closed is not None
+        return closed
+
+    @_locked
+    def open_summary(self) -> tuple[int, str | None]:
+        """How many continuity findings wait to be explained, and the oldest one's id, for status
+        (a number and an id, no detail; findings naming items the caller may not see left out)."""
+        self.vault.authorize("status")
+        waiting = self.vault.visible_records(findings(self.vault.catalog, True, None, None), finding_items)
+        return len(waiting), (waiting[0].finding_id if waiting else None)
+
+    @_locked
+    def findings(
+        self, open_only: bool = False, serial: str | None = None, item: Item | None = None
+    ) -> list[ContinuityFinding]:
+        """Continuity findings, oldest first: only open ones, one recorder's, or those touching ``item``
+        (an item the caller could resolve, so may see; the rest needs 'report')."""
+        if item is None:
+            self.vault.authorize("report")
+        found = findings(self.vault.catalog, open_only, serial, item.number if item else None)
+        return self.vault.visible_records(found, finding_items)
 
 
 def format_gap_id(number: int) -> str:

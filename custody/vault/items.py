@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from custody.errors import UsageError
+
 ITEM_PREFIX = "EV-"
 _ITEM_ID = re.compile(r"^EV-?(\d{1,12})$", re.IGNORECASE)
 _SHA_PREFIX = re.compile(r"^[0-9a-fA-F]{8,64}$")
@@ -70,3 +72,17 @@ def printable_name(name: str) -> str:
     """
     raw = name.encode("utf-8", "surrogateescape")
     return shown_text(raw.decode("utf-8", "backslashreplace"))
+
+
+# A reason kept in the audit chain (a hold's, a disposal's, an explanation's) is at most this long.
+MAX_REASON_LENGTH = 2000
+
+
+def checked_reason(text: str, what: str) -> str:
+    """A reason kept in the audit chain: not empty, not longer than MAX_REASON_LENGTH; raise UsageError."""
+    reason = text.strip()
+    if not reason:
+        raise UsageError(reason=f"--reason is empty: say {what}")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise UsageError(reason=f"--reason is longer than {MAX_REASON_LENGTH} characters: shorten it")
+    return reason

@@ -41,11 +41,11 @@ from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.derivatives import Derivative
 from custody.vault.disposal_records import DispositionRequest
-from custody.vault.findings import ContinuityFinding
 from custody.vault.holdings import HoldRecord
 from custody.vault.items import (
     REQUIRED_TAGS,
     TAG_NAMES,
+    checked_reason,
     format_item_id,
     is_hidden_character,
     parse_item_id,
@@ -59,7 +59,6 @@ CATALOG_NAME = "catalog.db"
 LOCK_NAME = "lock"
 PUBLIC_KEY_NAME = "keys/signing.pub"
 MAX_TAG_LENGTH = 500
-MAX_REASON_LENGTH = 2000
 
 
 @dataclass(frozen=True)
@@ -209,15 +208,9 @@ class Vault:
 
         exit_code = 5
 
-    class FindingNotFound(CustodyError):
-        """no continuity finding {ref}: use an id from 'custody report gaps' (GAP-000001)"""
+    FindingNotFound = findings.FindingNotFound
 
-        exit_code = 5
-
-    class FindingClosed(CustodyError):
-        """{ref} is already {state} ({closed_by}, {closed_at}): {reason}"""
-
-        exit_code = 5
+    FindingClosed = findings.FindingClosed
 
     class UnknownCategory(CustodyError):
         """no retention category {category!r}: use one of {known}, or add it under [retention.categories]"""
@@ -304,6 +297,7 @@ class Vault:
         self.audit = AuditChain(self.catalog, vault_id, signing_key, signing_key.public_key())
         self.media = media_queue.MediaQueue(self)
         self.registry = registry.Registry(self)
+        self.continuity = findings.Continuity(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()
@@ -1305,7 +1299,7 @@ class Vault:
         self.authorize("hold")
         if (ref is None) == (case is None):
             raise UsageError(reason="give one ITEM or --case CASE to hold")
-        reason = _reason(reason, "why the footage is held")
+        reason = checked_reason(reason, "why the footage is held")
         item = self.resolve(ref) if ref is not None else None
         if case is not None:
             registry.check_registry_text("--case", case, required=True)
@@ -1336,7 +1330,7 @@ class Vault:
                 released_at=found.released_at,
                 reason=found.release_reason,
             )
-        reason = _reason(reason, "why the hold ends")
+        reason = checked_reason(reason, "why the hold ends")
         with self.catalog.transaction():
             holdings.release_hold(self.catalog, found.id, reason, utc_now(), self.actor)
             details = {"hold": found.hold_id, "reason": reason}
@@ -1431,7 +1425,7 @@ class Vault:
         the category (for a removal).
         """
         self.authorize("retention")
-        reason = _reason(reason, "why" if remove_category else "why the footage is disposed of")
+        reason = checked_reason(reason, "why" if remove_category else "why the footage is disposed of")
         if not numbers:
             raise UsageError(reason="nothing to request: give items, or --plan when something is eligible")
         with self.catalog.transaction():
@@ -1632,117 +1626,6 @@ class Vault:
     def tombstone(self, number: int) -> dict | None:
         return disposal_records.tombstone(self.catalog, number)
 
-    # -- continuity ---------------------------------------------------------
-
-    @_serialized
-    def recording_segments(self, serial: str, since: str, until: str) -> list[dict]:
-        """A recorder's recordings starting between ``since`` and ``until`` (see findings.recording_segments)."""
-        return findings.recording_segments(self.catalog, serial, since, until)
-
-    def segments_awaiting_media(self, serial: str, since: str, until: str) -> int:
-        """How many of a recorder's items in the window still wait for their media job."""
-        return findings.segments_awaiting_media(self.catalog, serial, since, until)
-
-    @_serialized
-    def record_continuity(
-        self, serial: str, considered: list[int], found: list[dict]
-    ) -> list[ContinuityFinding]:
-        """Record what continuity analysis ``found`` among the items ``considered``; return the new findings.
-
-        A finding already known is not recorded twice. An open finding between
-        two considered items that the analysis no longer makes (a segment that
-        arrived later lies between them) is withdrawn. Both are audited.
-        """
-        new = []
-        with self.catalog.transaction():
-            current = set()
-            for finding in found:
-                current.add((finding["kind"], finding["before_item"], finding["after_item"]))
-                number = findings.upsert_finding(self.catalog, finding, utc_now())
-                if number is None:
-                    continue
-                recorded = findings.finding(self.catalog, number)
-                assert recorded is not None
-                self.audit.append(
-                    self.actor,
-                    "continuity-found",
-                    finding["after_item"],
-                    {
-                        "finding": recorded.finding_id,
-                        "kind": finding["kind"],
-                        "recorder": serial,
-                        "officer": finding["officer"],
-                        "before": format_item_id(finding["before_item"]),
-                        "after": format_item_id(finding["after_item"]),
-                        "seconds": finding["seconds"],
-                    },
-                )
-                new.append(recorded)
-            for stale in findings.open_findings_between(self.catalog, serial, considered):
-                if (stale.kind, stale.before_item, stale.after_item) in current:
-                    continue
-                reason = "a segment found later lies between them"
-                findings.close_finding(self.catalog, stale.id, "withdrawn", utc_now(), self.actor, reason)
-                self.audit.append(
-                    self.actor,
-                    "continuity-withdrawn",
-                    stale.after_item,
-                    {"finding": stale.finding_id, "reason": reason},
-                )
-        return new
-
-    @_serialized
-    def explain(self, ref: str, reason: str) -> ContinuityFinding:
-        """Close an open continuity finding with a clerk's explanation (audited); return it closed.
-
-        Raise Vault.FindingNotFound, Vault.FindingClosed when it is not open,
-        UsageError when the reason is empty or too long.
-        """
-        self.authorize("explain")
-        number = findings.parse_gap_id(ref)
-        finding = findings.finding(self.catalog, number) if number else None
-        if finding is None or not self.may_see(*_finding_items(finding)):
-            raise Vault.FindingNotFound(ref=ref)  # (one between items the caller may not see: not there)
-        reason = _reason(reason, "why the recording was interrupted")
-        if finding.state != "open":
-            raise Vault.FindingClosed(
-                ref=finding.finding_id,
-                state=finding.state,
-                closed_by=finding.closed_by,
-                closed_at=finding.closed_at,
-                reason=finding.reason,
-            )
-        with self.catalog.transaction():
-            findings.close_finding(self.catalog, finding.id, "explained", utc_now(), self.actor, reason)
-            self.audit.append(
-                self.actor,
-                "continuity-explained",
-                finding.after_item,
-                {"finding": finding.finding_id, "kind": finding.kind, "reason": reason},
-            )
-        closed = findings.finding(self.catalog, finding.id)
-        assert closed is not None
-        return closed
-
-    @_serialized
-    def open_findings_summary(self) -> tuple[int, str | None]:
-        """How many continuity findings wait to be explained, and the oldest one's id, for status
-        (a number and an id, no detail; findings naming items the caller may not see left out)."""
-        self.authorize("status")
-        waiting = self.visible_records(findings.findings(self.catalog, True, None, None), _finding_items)
-        return len(waiting), (waiting[0].finding_id if waiting else None)
-
-    @_serialized
-    def continuity_findings(
-        self, open_only: bool = False, serial: str | None = None, item: Item | None = None
-    ) -> list[ContinuityFinding]:
-        """Continuity findings, oldest first: only open ones, one recorder's, or those touching ``item``
-        (an item the caller could resolve, so may see; the rest needs 'report')."""
-        if item is None:
-            self.authorize("report")
-        found = findings.findings(self.catalog, open_only, serial, item.number if item else None)
-        return self.visible_records(found, _finding_items)
-
     # -- audit ------------------------------------------------------------
 
     @_serialized
@@ -1755,27 +1638,12 @@ class Vault:
 _Record = TypeVar("_Record")
 
 
-def _finding_items(finding: findings.ContinuityFinding) -> tuple[list[int], None]:
-    """What a continuity finding names, for ``visible_records``: the items on both sides of the gap."""
-    return [finding.before_item, finding.after_item], None
-
-
 @dataclass(frozen=True)
 class _Sight:
     """What one caller may see: an item, a case."""
 
     item: Callable[[Item], bool]
     case: Callable[[str], bool]
-
-
-def _reason(text: str, what: str) -> str:
-    """A reason kept in the audit chain: not empty, not longer than MAX_REASON_LENGTH."""
-    reason = text.strip()
-    if not reason:
-        raise UsageError(reason=f"--reason is empty: say {what}")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise UsageError(reason=f"--reason is longer than {MAX_REASON_LENGTH} characters: shorten it")
-    return reason
 
 
 def _check_tag_value(name: str, value: str) -> None:

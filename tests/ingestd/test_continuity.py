@@ -97,13 +97,13 @@ def test_three_segments_with_a_30_s_hole_give_one_interruption_closed_by_explain
         return Vault(load_settings(home), name, caller=clerk)
 
     with as_clerk("other-clerk") as vault:
-        assert vault.continuity_findings(open_only=True) == []
-        assert vault.open_findings_summary() == (0, None)
+        assert vault.continuity.findings(open_only=True) == []
+        assert vault.continuity.open_summary() == (0, None)
         with pytest.raises(Vault.FindingNotFound):
-            vault.explain(gap["id"], "not mine to explain")
+            vault.continuity.explain(gap["id"], "not mine to explain")
     with as_clerk("named-clerk") as vault:
-        assert [f.finding_id for f in vault.continuity_findings(open_only=True)] == [gap["id"]]
-        assert vault.open_findings_summary() == (1, gap["id"])
+        assert [f.finding_id for f in vault.continuity.findings(open_only=True)] == [gap["id"]]
+        assert vault.continuity.open_summary() == (1, gap["id"])
     reason = "battery swapped during the arrest; see the incident report"
     custody("explain", gap["id"], "--reason", reason)
     assert json.loads(custody("report", "gaps", "--open", "--json").stdout) == []

@@ -27,7 +27,7 @@ from pathlib import Path
 from custody.errors import CustodyError, UsageError
 from custody.vault import derivatives, keys
 from custody.vault.catalog import Item, ItemFilter
-from custody.vault.disc import bag, description, optical, registry, verifier
+from custody.vault.disc import bag, description, optical, records, verifier
 from custody.vault.disc.records import FAILED, VERIFIED, ExportRecord, format_export_id
 from custody.vault.items import format_item_id
 from custody.vault.timestamps import local_display, utc_now
@@ -259,13 +259,13 @@ class DiscExporter:
         self.vault.authorize("report")
         self.sweep_interrupted()
         with self.vault.serialized():
-            found = registry.all_exports(self.vault.catalog, case)
+            found = records.all_exports(self.vault.catalog, case)
         return self.vault.visible_records(found, lambda record: (record.items, record.case_name))
 
     def export_record(self, ref: str) -> ExportRecord:
-        number = registry.parse_export_id(ref)
+        number = records.parse_export_id(ref)
         with self.vault.serialized():
-            record = registry.get(self.vault.catalog, number) if number else None
+            record = records.get(self.vault.catalog, number) if number else None
         if record is None:
             raise ExportNotFound(ref=ref)
         return record
@@ -274,10 +274,10 @@ class DiscExporter:
         """Mark exports whose process died as failed, remove their staging and partial images; return their ids."""
         swept = []
         with self.vault.serialized():
-            unfinished = registry.unfinished(self.vault.catalog)
+            unfinished = records.unfinished(self.vault.catalog)
         running = {r.export_id for r in unfinished if r.pid and _process_alive(r.pid)}
         # Staging folders are named after their export: any not being made now is left over.
-        for folder in self._staging_folder().glob(f"{registry.EXPORT_PREFIX}*"):
+        for folder in self._staging_folder().glob(f"{records.EXPORT_PREFIX}*"):
             if folder.name[: len(format_export_id(0))] not in running:
                 shutil.rmtree(folder, ignore_errors=True)
         for record in unfinished:
@@ -341,7 +341,7 @@ class DiscExporter:
         results: list[dict] = []
         try:
             with self.vault.serialized(), self.vault.catalog.transaction():
-                registry.set_staging(self.vault.catalog, number, str(staging))
+                records.set_staging(self.vault.catalog, number, str(staging))
             roots = self._stage(staging, export_id, discs)
             checkpoint = self._checkpoint()
             for index, disc_items in enumerate(discs, start=1):
@@ -380,7 +380,7 @@ class DiscExporter:
         case_items = vault.list_items(ItemFilter(case=request.case))
         if not case_items:
             with vault.serialized():
-                known = registry.case_is_known(vault.catalog, request.case)
+                known = records.case_is_known(vault.catalog, request.case)
             if not known:
                 raise CaseUnknown(case=request.case)
             raise CaseEmpty(case=request.case)
@@ -462,7 +462,7 @@ class DiscExporter:
             destination = request.delivered_to
         items = [entry.item.number for entry in planned]
         with vault.serialized(), vault.catalog.transaction():
-            number = registry.insert(
+            number = records.insert(
                 vault.catalog,
                 {
                     "case_name": request.case,
@@ -696,7 +696,7 @@ class DiscExporter:
                 )
             )
             # Interruptions between two recordings both on this export, with how each was explained.
-            for finding in vault.continuity_findings(item=item):
+            for finding in vault.continuity.findings(item=item):
                 if finding.before_item in exported and finding.after_item in exported:
                     state = finding.state
                     if finding.state == "explained":
@@ -834,7 +834,7 @@ class DiscExporter:
         vault = self.vault
         action = "export-made" if state == VERIFIED else "export-failed"
         with vault.serialized(), vault.catalog.transaction():
-            registry.finish(vault.catalog, number, state, utc_now(), discs, error)
+            records.finish(vault.catalog, number, state, utc_now(), discs, error)
             details: dict = {"export": format_export_id(number), "state": state}
             if error:
                 details["error"] = error
@@ -896,13 +896,13 @@ class DiscExporter:
         verification failed with that error. Raise ExportNotFound for an unknown export."""
         self.vault.authorize("export", target)
         vault = self.vault
-        number = registry.parse_export_id(ref)
+        number = records.parse_export_id(ref)
         with vault.serialized(), vault.catalog.transaction():
-            record = registry.get(vault.catalog, number) if number else None
+            record = records.get(vault.catalog, number) if number else None
             if record is None:
                 raise ExportNotFound(ref=ref)
             details = {"export": record.export_id, "disc": disc, "target": target, "error": error[:500]}
-            registry.record_verification(
+            records.record_verification(
                 vault.catalog,
                 record.id,
                 utc_now(),
@@ -925,10 +925,10 @@ class DiscExporter:
             raise DiscNotFound(target=shown)
         check = dataclasses.replace(self.check_disc(target), target=shown)
         record = None
-        number = registry.parse_export_id(check.export) if check.export else None
+        number = records.parse_export_id(check.export) if check.export else None
         vault = self.vault
         with vault.serialized():
-            record = registry.get(vault.catalog, number) if number else None
+            record = records.get(vault.catalog, number) if number else None
         own_key = keys.public_key_fingerprint(vault.audit.public_key)
         problems = list(check.problems)
         registered = None
@@ -950,7 +950,7 @@ class DiscExporter:
         at = utc_now()
         with vault.serialized(), vault.catalog.transaction():
             if registered is not None:
-                registry.record_verification(
+                records.record_verification(
                     vault.catalog,
                     record.id,
                     at,
