@@ -44,7 +44,7 @@ def hold_add(session: Session, item: str | None, case: str | None, reason: str, 
       custody hold add --case 2026-0412 --reason "appeal pending"
     """
     with session.vault() as vault:
-        placed = vault.place_hold(reason, ref=item, case=case)
+        placed = vault.holds.place(reason, ref=item, case=case)
     if as_json:
         click.echo(json.dumps(placed.as_dict()))
         return
@@ -65,7 +65,7 @@ def hold_release(session: Session, hold_id: str, reason: str, as_json: bool) -> 
       custody hold release HOLD-000001 --reason "appeal decided"
     """
     with session.vault() as vault:
-        released = vault.release_hold(hold_id, reason)
+        released = vault.holds.release(hold_id, reason)
     if as_json:
         click.echo(json.dumps(released.as_dict()))
         return
@@ -85,7 +85,7 @@ def hold_ls(session: Session, show_all: bool, as_json: bool) -> None:
       custody hold ls --all --json
     """
     with session.vault() as vault:
-        found = vault.holds(active_only=not show_all)
+        found = vault.holds.listed(active_only=not show_all)
     if as_json:
         click.echo(json.dumps([h.as_dict() for h in found], indent=1))
         return

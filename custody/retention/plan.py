@@ -79,7 +79,7 @@ def decide_one(vault, settings: Settings, item: Item, now: datetime) -> PlanLine
     categories = frozenset(vault.item_categories(item))
     case_categories = vault.case_categories()
     fact = item_facts(item, categories)
-    holds = [Hold(h.id, h.item, h.case_name) for h in vault.holds_on(item)]
+    holds = [Hold(h.id, h.item, h.case_name) for h in vault.holds.on(item)]
     [decision] = evaluate([fact], policy, holds, now, case_categories)
     applied = set(categories) | set(case_categories.get(fact.case, frozenset()) if fact.case else ())
     return PlanLine(item, sorted(applied), decision)

@@ -1,16 +1,35 @@
-"""Retention records in the catalog: categories on items and cases, legal holds.
+"""Retention records: categories on items and cases, legal holds.
 
-Plain SQL over the catalog's connection; the Vault service wraps each change
-in a transaction with its audit event. What the records mean is decided by
-``custody.retention.policy``.
+:class:`Holds` is the legal-hold service (``vault.holds``): it places and
+releases holds, each through ``vault.change()`` (locked, one transaction,
+audited), and owns their errors. The functions below are the tables' SQL.
+What the records mean is decided by ``custody.retention.policy``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from custody.vault.catalog import Catalog
-from custody.vault.items import format_item_id
+from custody.errors import CustodyError, UsageError
+from custody.vault.catalog import Catalog, Item
+from custody.vault.items import checked_reason, format_item_id
+from custody.vault.registry import check_registry_text
+
+if TYPE_CHECKING:
+    from custody.vault.vault import Vault
+
+
+class HoldNotFound(CustodyError):
+    """no hold {ref}: use an id from 'custody hold ls' (HOLD-000001)"""
+
+    exit_code = 5
+
+
+class HoldReleased(CustodyError):
+    """{ref} was already released ({released_by}, {released_at}): {reason}"""
+
+    exit_code = 5
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,83 @@ class HoldRecord:
         fields = asdict(self)
         fields.update(id=self.hold_id, item=format_item_id(self.item) if self.item else None)
         return fields
+
+
+class Holds:
+    """Legal holds of an open vault (``vault.holds``): nothing held is ever disposed of."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    def place(self, reason: str, ref: str | None = None, case: str | None = None) -> HoldRecord:
+        """Put a legal hold on one item or on a whole case (audited).
+
+        Raise UsageError when neither or both are given or the reason is empty.
+        """
+        vault = self.vault
+        with vault.serialized():
+            vault.authorize("hold")
+            if (ref is None) == (case is None):
+                raise UsageError(reason="give one ITEM or --case CASE to hold")
+            reason = checked_reason(reason, "why the footage is held")
+            item = vault.resolve(ref) if ref is not None else None
+            if case is not None:
+                check_registry_text("--case", case, required=True)
+            with vault.change() as change:
+                number = place_hold(
+                    change.catalog, item.number if item else None, case, reason, change.at, vault.actor
+                )
+                details = {"hold": format_hold_id(number), "reason": reason}
+                if case is not None:
+                    details["case"] = case
+                change.record("hold-placed", item.number if item else None, details)
+            placed = hold(vault.catalog, number)
+        assert placed is not None
+        return placed
+
+    def release(self, ref: str, reason: str) -> HoldRecord:
+        """Release a hold (audited). Raise HoldNotFound, HoldReleased, UsageError."""
+        vault = self.vault
+        with vault.serialized():
+            vault.authorize("hold")
+            number = parse_hold_id(ref)
+            found = hold(vault.catalog, number) if number else None
+            if found is None:
+                raise HoldNotFound(ref=ref)
+            if not found.active:
+                raise HoldReleased(
+                    ref=found.hold_id,
+                    released_by=found.released_by,
+                    released_at=found.released_at,
+                    reason=found.release_reason,
+                )
+            reason = checked_reason(reason, "why the hold ends")
+            with vault.change() as change:
+                release_hold(change.catalog, found.id, reason, change.at, vault.actor)
+                details = {"hold": found.hold_id, "reason": reason}
+                if found.case_name:
+                    details["case"] = found.case_name
+                change.record("hold-released", found.item, details)
+            released = hold(vault.catalog, found.id)
+        assert released is not None
+        return released
+
+    def listed(self, active_only: bool = True) -> list[HoldRecord]:
+        """Holds (active ones only), those naming items or cases the caller may not see left out."""
+        vault = self.vault
+        with vault.serialized():
+            vault.authorize("report")
+            return vault.visible_records(
+                holds(vault.catalog, active_only),
+                lambda found: ([found.item] if found.item else [], found.case_name),
+            )
+
+    def on(self, item: Item) -> list[HoldRecord]:
+        """The active holds on ``item`` or its case: part of what whoever may see it is shown."""
+        vault = self.vault
+        with vault.serialized():
+            vault.authorize("show", item=item)
+            return holds_on(vault.catalog, item.number, item.tags.get("case"))
 
 
 def format_hold_id(number: int) -> str:

@@ -217,15 +217,9 @@ class Vault:
 
         exit_code = 2
 
-    class HoldNotFound(CustodyError):
-        """no hold {ref}: use an id from 'custody hold ls' (HOLD-000001)"""
+    HoldNotFound = holdings.HoldNotFound
 
-        exit_code = 5
-
-    class HoldReleased(CustodyError):
-        """{ref} was already released ({released_by}, {released_at}): {reason}"""
-
-        exit_code = 5
+    HoldReleased = holdings.HoldReleased
 
     class RequestNotFound(CustodyError):
         """no disposition request {ref}: use an id from 'custody retention requests' (REQ-000001)"""
@@ -298,6 +292,7 @@ class Vault:
         self.media = media_queue.MediaQueue(self)
         self.registry = registry.Registry(self)
         self.continuity = findings.Continuity(self)
+        self.holds = holdings.Holds(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()
@@ -1289,72 +1284,6 @@ class Vault:
     @_serialized
     def case_categories(self) -> dict[str, frozenset[str]]:
         return holdings.case_categories(self.catalog)
-
-    @_serialized
-    def place_hold(self, reason: str, ref: str | None = None, case: str | None = None) -> HoldRecord:
-        """Put a legal hold on one item or on a whole case (audited); nothing held is ever disposed of.
-
-        Raise UsageError when neither or both are given or the reason is empty.
-        """
-        self.authorize("hold")
-        if (ref is None) == (case is None):
-            raise UsageError(reason="give one ITEM or --case CASE to hold")
-        reason = checked_reason(reason, "why the footage is held")
-        item = self.resolve(ref) if ref is not None else None
-        if case is not None:
-            registry.check_registry_text("--case", case, required=True)
-        with self.catalog.transaction():
-            number = holdings.place_hold(
-                self.catalog, item.number if item else None, case, reason, utc_now(), self.actor
-            )
-            details = {"hold": holdings.format_hold_id(number), "reason": reason}
-            if case is not None:
-                details["case"] = case
-            self.audit.append(self.actor, "hold-placed", item.number if item else None, details)
-        placed = holdings.hold(self.catalog, number)
-        assert placed is not None
-        return placed
-
-    @_serialized
-    def release_hold(self, ref: str, reason: str) -> HoldRecord:
-        """Release a hold (audited). Raise Vault.HoldNotFound, Vault.HoldReleased, UsageError."""
-        self.authorize("hold")
-        number = holdings.parse_hold_id(ref)
-        found = holdings.hold(self.catalog, number) if number else None
-        if found is None:
-            raise Vault.HoldNotFound(ref=ref)
-        if not found.active:
-            raise Vault.HoldReleased(
-                ref=found.hold_id,
-                released_by=found.released_by,
-                released_at=found.released_at,
-                reason=found.release_reason,
-            )
-        reason = checked_reason(reason, "why the hold ends")
-        with self.catalog.transaction():
-            holdings.release_hold(self.catalog, found.id, reason, utc_now(), self.actor)
-            details = {"hold": found.hold_id, "reason": reason}
-            if found.case_name:
-                details["case"] = found.case_name
-            self.audit.append(self.actor, "hold-released", found.item, details)
-        released = holdings.hold(self.catalog, found.id)
-        assert released is not None
-        return released
-
-    @_serialized
-    def holds(self, active_only: bool = True) -> list[HoldRecord]:
-        """Holds (active ones only), those naming items or cases the caller may not see left out."""
-        self.authorize("report")
-        return self.visible_records(
-            holdings.holds(self.catalog, active_only),
-            lambda found: ([found.item] if found.item else [], found.case_name),
-        )
-
-    @_serialized
-    def holds_on(self, item: Item) -> list[HoldRecord]:
-        """The active holds on ``item`` or its case: part of what whoever may see it is shown."""
-        self.authorize("show", item=item)
-        return holdings.holds_on(self.catalog, item.number, item.tags.get("case"))
 
     @_serialized
     def retention_candidates(self, start_until: str) -> tuple[list[Item], int]:
