@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import not_media
 from tests.docking import DaemonProcess, wait_for
 from tests.ingestd.test_copies import mjpeg_avi, png_bomb
@@ -76,6 +78,7 @@ def test_not_media_empty_and_a_decompression_bomb_end_with_clear_results_and_the
     assert daemon.stop() == 0, daemon.log()
 
 
+@pytest.mark.slow  # (make test-quick leaves it out)
 def test_killing_the_daemon_during_three_transcodes_repeats_each_job_once_and_orphans_nothing(
     tmp_path, home, custody, testbed
 ):
@@ -120,6 +123,7 @@ def test_killing_the_daemon_during_three_transcodes_repeats_each_job_once_and_or
     assert list((home / "run" / "media").iterdir()) == []  # no plaintext left behind
 
 
+@pytest.mark.slow  # (make test-quick leaves it out)
 def test_verify_while_the_daemon_makes_copies_reports_no_false_orphan_or_missing_object(
     tmp_path, home, custody, testbed
 ):

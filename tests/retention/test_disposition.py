@@ -6,6 +6,8 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from custody.config import load_settings
 from custody.vault import Vault
 from tests.docking import dock
@@ -164,6 +166,7 @@ def item_states(home) -> dict[int, str]:
     return states
 
 
+@pytest.mark.slow  # (make test-quick leaves it out)
 def test_a_kill_during_execute_leaves_each_item_present_or_tombstoned_never_half(tmp_path, custody):
     import random
     import signal

@@ -90,6 +90,7 @@ def test_api_socket_unit_verifies_and_opens_the_socket_to_its_group_only(tmp_pat
     assert parser["Socket"]["Service"] == "custody-ingestd.service"
 
 
+@pytest.mark.slow  # (make test-quick leaves it out)
 def test_install_on_a_server_as_the_readme_says_gives_units_that_systemd_verifies(tmp_path):
     """The units hard-coded a path nothing installed (verify failed as shipped): scripts/install-server
     follows README "Install on a server" into a clean tree, and systemd-analyze verify passes on it."""

@@ -196,6 +196,7 @@ def test_replicate_without_a_target_says_how_to_add_one(custody):
     assert "no replication target: add a [targets.NAME] table to custody.toml" in result.stderr
 
 
+@pytest.mark.slow  # (make test-quick leaves it out)
 def test_the_daemon_replicates_what_it_ingests_and_warns_when_the_bucket_has_no_lock(
     tmp_path, home, custody, s3, testbed
 ):
