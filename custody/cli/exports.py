@@ -60,8 +60,11 @@ def export_disc(
 ) -> None:
     """Export a case to disc: stage, write the bag and description, make the ISO or burn, verify.
 
-    The extraction time is the time of export. Exits 1 when a disc fails
-    its read-back verification (the export is then registered as failed).
+    The extraction time is the time of export. The written description
+    (description.pdf and .txt, for the case file) is headed by the agency
+    in [station] organisation: the export is refused while it is empty.
+    Exits 1 when a disc fails its read-back verification (the export is
+    then registered as failed).
     Through the daemon, it makes and verifies the images as you; your own
     process then writes them (--iso) or burns them to your drive (--burn),
     reads each disc back and has the daemon check it.
