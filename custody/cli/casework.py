@@ -530,7 +530,7 @@ def case_staff(session: Session, case: str, logins: tuple[str, ...]) -> None:
       custody case staff 2026-0412 chenjing
     """
     with session.vault() as vault:
-        added = vault.add_case_staff(case, list(logins))
+        added = vault.cases.add_staff(case, list(logins))
     _say(f"case {case}: named {', '.join(added) or 'no one new'}")
 
 
@@ -546,5 +546,5 @@ def case_confidentiality(session: Session, case: str, level: str) -> None:
       custody case confidentiality 2026-0412 restricted
     """
     with session.vault() as vault:
-        vault.set_case_confidentiality(case, level)
+        vault.cases.set_confidentiality(case, level)
     _say(f"case {case}: {level}")

@@ -65,7 +65,7 @@ def officer_login(session: Session, badge: str, login: str) -> None:
       custody officer login 031245 wangli
     """
     with session.vault() as vault:
-        vault.link_officer_login(badge, login)
+        vault.cases.link_officer_login(badge, login)
     _say(f"officer {badge} is login {login}")
 
 

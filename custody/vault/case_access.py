@@ -1,13 +1,73 @@
-"""Access records in the catalog: confidentiality levels, who is named on a case, officers' logins.
+"""Access records: confidentiality levels, who is named on a case, officers' logins.
 
-Plain SQL over the catalog's connection; the Vault service wraps each change
-in a transaction with its audit event and decides what the records allow
-(custody.vault.access).
+:class:`CaseAccess` is the service (``vault.cases``) that changes them, each
+change through ``vault.change()`` (locked, one transaction, audited); what
+the records allow is decided by the vault's visibility (custody.vault.access).
+The functions below it are the tables' SQL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from custody.errors import UsageError
 from custody.vault.catalog import Catalog
+from custody.vault.registry import OfficerNotFound, check_registry_text, officer
+
+if TYPE_CHECKING:
+    from custody.vault.vault import Vault
+
+
+class CaseAccess:
+    """Who sees a case's footage, and which login is which officer (``vault.cases``)."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    def set_confidentiality(self, case: str, level: str) -> None:
+        """Set a case's confidentiality (its items are at least that; audited).
+
+        Raise UsageError for an unknown level, AccessDenied without the custodian role.
+        """
+        vault = self.vault
+        with vault.serialized():
+            vault.authorize("case", f"case {case}")
+            levels = vault.settings.access.confidentiality_levels
+            if level not in levels:
+                raise UsageError(reason=f"no confidentiality level {level!r}: use one of {', '.join(levels)}")
+            with vault.change() as change:
+                seq = change.record("confidentiality", None, {"case": case, "level": level})
+                set_case_level(change.catalog, case, level, change.at, vault.actor, seq)
+            vault.forget_visibility()
+
+    def add_staff(self, case: str, logins: Iterable[str]) -> list[str]:
+        """Name users on a case (they see its restricted footage if their role allows); return those added."""
+        vault = self.vault
+        added = []
+        with vault.serialized():
+            vault.authorize("case", f"case {case}")
+            with vault.change() as change:
+                for login in logins:
+                    check_registry_text("login", login, required=True)
+                    seq = change.record("case-staff-added", None, {"case": case, "login": login})
+                    if add_case_staff(change.catalog, case, login, change.at, vault.actor, seq):
+                        added.append(login)
+            vault.forget_visibility()
+        return added
+
+    def link_officer_login(self, badge: str, login: str) -> None:
+        """Say which login is officer ``badge`` (an officer user then sees their own footage)."""
+        vault = self.vault
+        with vault.serialized():
+            vault.authorize("registry", f"officer {badge}")
+            check_registry_text("login", login, required=True)
+            with vault.change() as change:
+                if officer(change.catalog, badge) is None:
+                    raise OfficerNotFound(badge=badge)
+                set_officer_login(change.catalog, badge, login, change.at, vault.actor)
+                change.record("officer-login", None, {"badge": badge, "login": login})
+            vault.forget_visibility()
 
 
 def set_item_level(catalog: Catalog, item: int, level: str, at: str, by: str, seq: int) -> None:

@@ -293,6 +293,7 @@ class Vault:
         self.registry = registry.Registry(self)
         self.continuity = findings.Continuity(self)
         self.holds = holdings.Holds(self)
+        self.cases = case_access.CaseAccess(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()
@@ -677,45 +678,8 @@ class Vault:
             self._deny("see", ref, "not visible to this caller", item)
         raise Vault.ItemNotFound(ref=ref)
 
-    @_serialized
-    def set_case_confidentiality(self, case: str, level: str) -> None:
-        """Set a case's confidentiality (its items are at least that; audited).
-
-        Raise UsageError for an unknown level, AccessDenied without the custodian role.
-        """
-        self.authorize("case", f"case {case}")
-        levels = self.settings.access.confidentiality_levels
-        if level not in levels:
-            raise UsageError(reason=f"no confidentiality level {level!r}: use one of {', '.join(levels)}")
-        with self.catalog.transaction():
-            seq = self.audit.append(self.actor, "confidentiality", None, {"case": case, "level": level})
-            case_access.set_case_level(self.catalog, case, level, utc_now(), self.actor, seq)
-        self._sight = None
-
-    @_serialized
-    def add_case_staff(self, case: str, logins: Iterable[str]) -> list[str]:
-        """Name users on a case (they see its restricted footage if their role allows); return those added."""
-        self.authorize("case", f"case {case}")
-        added = []
-        with self.catalog.transaction():
-            for login in logins:
-                registry.check_registry_text("login", login, required=True)
-                seq = self.audit.append(self.actor, "case-staff-added", None, {"case": case, "login": login})
-                if case_access.add_case_staff(self.catalog, case, login, utc_now(), self.actor, seq):
-                    added.append(login)
-        self._sight = None
-        return added
-
-    @_serialized
-    def link_officer_login(self, badge: str, login: str) -> None:
-        """Say which login is officer ``badge`` (an officer user then sees their own footage)."""
-        self.authorize("registry", f"officer {badge}")
-        registry.check_registry_text("login", login, required=True)
-        with self.catalog.transaction():
-            if registry.officer(self.catalog, badge) is None:
-                raise Vault.OfficerNotFound(badge=badge)
-            case_access.set_officer_login(self.catalog, badge, login, utc_now(), self.actor)
-            self.audit.append(self.actor, "officer-login", None, {"badge": badge, "login": login})
+    def forget_visibility(self) -> None:
+        """Drop what this caller may see, worked out once per open: case access just changed."""
         self._sight = None
 
     @_serialized
