@@ -35,6 +35,9 @@ from datetime import UTC, datetime, timedelta
 MAX_DEPTH = 64
 # How many directory entries a card may hold before reading stops (a hostile image cannot keep us busy).
 MAX_ENTRIES = 1_000_000
+# How large one folder may be (its entries are read into memory): a hostile card whose folder
+# claims the whole volume must not make the root daemon read gigabytes.
+MAX_DIRECTORY_BYTES = 64 << 20
 
 FAT_FILESYSTEMS = {"vfat", "fat", "msdos", "fat12", "fat16", "fat32"}
 EXFAT_FILESYSTEMS = {"exfat"}
@@ -147,6 +150,8 @@ class _Walker:
         return clusters
 
     def read_clusters(self, clusters: list[int]) -> bytes:
+        if len(clusters) * self.cluster_size > MAX_DIRECTORY_BYTES:
+            raise CardUnreadable(f"a folder larger than {MAX_DIRECTORY_BYTES >> 20} MiB")
         return b"".join(_read_at(self.volume, self.cluster_offset(c), self.cluster_size) for c in clusters)
 
     def count_entry(self) -> None:

@@ -130,3 +130,24 @@ def clear_exfat_offsets(image: Path) -> int:
             changed += 1
     image.write_bytes(data)
     return changed
+
+
+def test_a_folder_that_claims_the_whole_card_is_refused_not_read_into_memory(tmp_path, monkeypatch):
+    """A hostile card: its root folder's cluster chain runs through every cluster of the volume."""
+    from custody.devices import card_times
+
+    card_tree(tmp_path / "card", {"DCIM/A.JPG": datetime(2024, 1, 1)})
+    image = fat_image(tmp_path / "card.img", tmp_path / "card")
+    with open(image, "r+b") as disk:
+        boot = disk.read(512)
+        sector, reserved = struct.unpack_from("<H", boot, 11)[0], struct.unpack_from("<H", boot, 14)[0]
+        per_cluster, fats, total = boot[13], boot[16], struct.unpack_from("<I", boot, 32)[0]
+        fat_sectors, root = struct.unpack_from("<I", boot, 36)[0], struct.unpack_from("<I", boot, 44)[0]
+        last = (total - reserved - fats * fat_sectors) // per_cluster + 1  # the volume's last cluster
+        disk.seek(reserved * sector + root * 4)
+        disk.write(
+            b"".join(struct.pack("<I", n + 1) for n in range(root, last)) + struct.pack("<I", 0x0FFFFFFF)
+        )
+    monkeypatch.setattr(card_times, "MAX_DIRECTORY_BYTES", 1 << 20)  # a small card stands for a big one
+    with pytest.raises(CardUnreadable, match="a folder larger than 1 MiB"):
+        read_card_times(image)
