@@ -71,6 +71,8 @@ class Listing:
             return []
         headers = [column.header for column in self.columns]
         self._zones_to_headers()
+        # Each column's widest line, measured once: the fitting below asks for it again and again.
+        self._widest = [self._measure(i) for i in range(len(self.columns))]
         width = console.size.width
         kept = list(range(len(self.columns)))
         if not wide:
@@ -165,6 +167,9 @@ class Listing:
         return widths
 
     def _natural(self, index: int) -> int:
+        return self._widest[index]
+
+    def _measure(self, index: int) -> int:
         lines = [self.columns[index].header]
         for row in self.rows:
             lines += row[index].split("\n")
