@@ -2,7 +2,7 @@
 
 It enforces credentials (IAM on, after the set-up calls that create the
 test's user), Object Lock and legal holds; it does not validate checksums
-(../shared/PLATFORM.md), which is why the vault verifies replicas itself.
+(the platform notes), which is why the vault verifies replicas itself.
 """
 
 from __future__ import annotations

@@ -133,3 +133,14 @@ def test_install_on_a_server_as_the_readme_says_gives_units_that_systemd_verifie
         text=True,
     )
     assert failed.returncode != 0 and "notifyy" in failed.stderr
+
+
+def test_the_readme_stands_alone_and_says_why_the_unit_allows_the_network():
+    """The README pointed at ../shared/DESIGN.md, outside the repository; and it named AF_UNIX and
+    AF_NETLINK while the unit also allows AF_INET/AF_INET6 (for replicas)."""
+    readme = (UNITS.parent / "README.md").read_text(encoding="utf-8")
+    import re
+
+    outside = re.findall(r"(?:^|[\s(`\[])\.\./[\w.-]+", readme)
+    assert outside == [], f"the README points outside the repository: {outside}"
+    assert "AF_INET/AF_INET6 (only for the off-site replicas" in readme
