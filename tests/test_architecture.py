@@ -2,6 +2,7 @@
 and no module imports itself back through others (no cycles).
 
     cli, api                        the clients' side: parse, call, render
+    operations                      named operations: typed request + caller -> records; roles declared
     ingestd, retention              the daemon's work and the retention rules on the vault
     devices, vault                  udev and mounts; the evidence store
     config, errors, rules           at the bottom: settings, errors, the regulation's numbers
@@ -23,10 +24,12 @@ ALLOWED = {
     "vault": {"config", "errors", "rules"},
     "retention": {"vault", "config", "errors", "rules"},
     "ingestd": {"devices", "vault", "config", "errors", "rules"},
-    "api": {"ingestd", "retention", "devices", "vault", "config", "errors", "rules"},
+    "operations": {"ingestd", "retention", "devices", "vault", "config", "errors", "rules"},
+    "api": {"operations", "ingestd", "retention", "devices", "vault", "config", "errors", "rules"},
     "listing": {"vault", "config", "errors", "rules"},
     "cli": {
         "api",
+        "operations",
         "listing",
         "ingestd",
         "retention",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import click
 
-from custody import __version__
-from custody.cli.context import _REMOTE_CALLER
+from custody import __version__, operations
 from custody.cli.render import _echo
 from custody.config import Settings, load_settings, resolve_home
-from custody.errors import CannotWrite, CustodyError
+from custody.errors import CannotWrite, CustodyError, UsageError
+from custody.ingestd import api
 from custody.vault import Vault
 from custody.vault.timestamps import show_utc
 
@@ -43,22 +44,79 @@ class Session:
 
     def __init__(self, home: str | None, debug: bool) -> None:
         self.home = resolve_home(home)
+        self.home_named = home is not None or bool(os.environ.get("CUSTODY_HOME"))
         self.debug = debug
-        self.caller = _REMOTE_CALLER.get()
-        self.actor = self.caller.name if self.caller else _login_name()
+        self.actor = _login_name()
+        self._socket: Path | bool | None = False  # (not decided yet; see daemon_socket)
 
     def settings(self) -> Settings:
+        """The vault's settings, for work done in this process. Raise UsageError when someone who
+        does not own the vault asks while a daemon serves it: only named operations and streams go
+        through the daemon, never a command line to run for another user."""
+        if not self._ours() and api.is_served(self.api_socket()):
+            ctx = click.get_current_context(silent=True)
+            command = ctx.command_path if ctx else "this command"
+            raise UsageError(reason=f"'{command}' cannot be run through the daemon for another user")
         return load_settings(self.home)
 
+    def _ours(self) -> bool:
+        """Whether this process's user owns the vault home (root owns every one; no home yet: ours)."""
+        try:
+            return self.home.stat().st_uid == os.geteuid() or os.geteuid() == 0
+        except PermissionError:
+            return False
+        except OSError:
+            return True
+
     def vault(self, writer: bool = False) -> Vault:
-        return Vault(self.settings(), self.actor, writer=writer, caller=self.caller)
+        return Vault(self.settings(), self.actor, writer=writer)
+
+    def daemon_socket(self) -> Path | None:
+        """The daemon's socket when operations go through it; None: they run in this process.
+
+        Anyone who does not own the vault reaches it only through the daemon's
+        socket (raise Vault.NotOwner when none serves). The vault's own user
+        (and root) go through a serving daemon too (it holds the vault; the
+        record names the same user), and work in-process when none serves.
+        With no vault here and none named, a clerk on the station reaches the
+        vault the system socket serves rather than being told to make one.
+        """
+        if self._socket is False:
+            self._socket = self._find_daemon()
+        return self._socket  # type: ignore[return-value]
+
+    def _find_daemon(self) -> Path | None:
+        try:
+            owner = self.home.stat().st_uid == os.geteuid() or os.geteuid() == 0
+            if owner and not api.answers(self.api_socket()):
+                return None
+        except PermissionError:
+            pass
+        except OSError:
+            if self.home_named or not api.is_served(self.api_socket()):
+                return None
+        socket_path = self.api_socket()
+        if not api.is_served(socket_path):
+            raise Vault.NotOwner(home=self.home, socket=socket_path)
+        return socket_path
+
+    def perform(self, name: str, request: object, progress=None) -> object:
+        """Run operation ``name`` with ``request`` (its dataclass) as this user: through the daemon
+        when one serves (see daemon_socket), else in-process; return its records (plain data).
+        ``progress`` gets the operation's progress objects as they come."""
+        socket_path = self.daemon_socket()
+        if socket_path is None:
+            return operations.perform(self.settings(), name, request, actor=self.actor, progress=progress)
+        return api.call(  # (no timeout: a verify takes its time)
+            socket_path, name, dataclasses.asdict(request), timeout=None, on_progress=progress
+        )
 
     def api_socket(self) -> Path:
         """Where the daemon serves this home: $CUSTODY_SOCKET, else the config's (when readable), else /run."""
         if os.environ.get("CUSTODY_SOCKET"):
             return Path(os.environ["CUSTODY_SOCKET"])
         try:
-            return self.settings().api_socket
+            return load_settings(self.home).api_socket
         except (OSError, CustodyError):
             return Path("/run/custody/api.sock")
 
@@ -99,8 +157,7 @@ def cli(ctx: click.Context, home: str | None, debug: bool, utc: bool) -> None:
       custody ls --untagged
       custody --utc log --item EV-000123
     """
-    if _REMOTE_CALLER.get() is None:  # (for a caller of the daemon, the request says: see _run_for_client)
-        show_utc.set(utc)
+    show_utc.set(utc)
     ctx.obj = Session(home, debug)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -12,8 +11,7 @@ from custody.cli.base import Session, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, show_listing, wide_option
 from custody.errors import UsageError
-from custody.ingestd.report import window_report
-from custody.vault.items import format_item_id
+from custody.operations import NoRequest, casework
 from custody.vault.timestamps import local_display, parse_user_time
 
 
@@ -43,13 +41,12 @@ def hold_add(session: Session, item: str | None, case: str | None, reason: str, 
       custody hold add EV-000123 --reason "court order 2026-17"
       custody hold add --case 2026-0412 --reason "appeal pending"
     """
-    with session.vault() as vault:
-        placed = vault.holds.place(reason, ref=item, case=case)
+    placed = session.perform("hold_add", casework.PlaceHold(reason, item, case))
     if as_json:
-        click.echo(json.dumps(placed.as_dict()))
+        click.echo(json.dumps(placed))
         return
-    what = f"case {placed.case_name}" if placed.case_name else format_item_id(placed.item)
-    _say(f"{placed.hold_id}: {what} held: {placed.reason}")
+    what = f"case {placed['case_name']}" if placed["case_name"] else placed["item"]
+    _say(f"{placed['id']}: {what} held: {placed['reason']}")
 
 
 @hold.command("release")
@@ -64,12 +61,11 @@ def hold_release(session: Session, hold_id: str, reason: str, as_json: bool) -> 
     Example:
       custody hold release HOLD-000001 --reason "appeal decided"
     """
-    with session.vault() as vault:
-        released = vault.holds.release(hold_id, reason)
+    released = session.perform("hold_release", casework.ReleaseHold(hold_id, reason))
     if as_json:
-        click.echo(json.dumps(released.as_dict()))
+        click.echo(json.dumps(released))
         return
-    _say(f"{released.hold_id} released: {released.release_reason}")
+    _say(f"{released['id']} released: {released['release_reason']}")
 
 
 @hold.command("ls")
@@ -84,10 +80,9 @@ def hold_ls(session: Session, show_all: bool, as_json: bool) -> None:
     Example:
       custody hold ls --all --json
     """
-    with session.vault() as vault:
-        found = vault.holds.listed(active_only=not show_all)
+    found = session.perform("hold_ls", casework.ListHolds(all=show_all))
     if as_json:
-        click.echo(json.dumps([h.as_dict() for h in found], indent=1))
+        click.echo(json.dumps(found, indent=1))
         return
     table = Listing(
         Column("hold", KEY),
@@ -100,13 +95,13 @@ def hold_ls(session: Session, show_all: bool, as_json: bool) -> None:
     )
     for h in found:
         table.add_row(
-            h.hold_id,
-            f"case {h.case_name}" if h.case_name else format_item_id(h.item),
-            h.reason,
-            local_display(h.placed_at),
-            h.placed_by,
-            f"{local_display(h.released_at)} by {h.released_by}: {h.release_reason}"
-            if h.released_at
+            h["id"],
+            f"case {h['case_name']}" if h["case_name"] else h["item"],
+            h["reason"],
+            local_display(h["placed_at"]),
+            h["placed_by"],
+            f"{local_display(h['released_at'])} by {h['released_by']}: {h['release_reason']}"
+            if h["released_at"]
             else "-",
         )
     show_listing(table)
@@ -142,11 +137,15 @@ def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> 
       custody retention plan --json
       custody retention plan --report-dir /var/lib/custody/reports
     """
-    from custody.retention.plan import plan, write_report
+    from custody.retention.plan import write_report
 
-    settings = session.settings()
-    with session.vault() as vault:
-        report = plan(vault, settings, datetime.now(UTC))
+    if report_dir is not None and session.daemon_socket() is not None:
+        raise UsageError(
+            reason="'custody retention plan --report-dir' cannot be run through the daemon: it names a file on "
+            "the vault's machine, which the daemon never opens for a caller; leave it out (the vault's own "
+            "user can run it in-process)"
+        )
+    report = session.perform("retention_plan", NoRequest())
     if report_dir is not None:
         written = write_report(report, report_dir)
         _say(f"wrote {written}")
@@ -206,21 +205,15 @@ def retention_request(
       custody retention request EV-000123 --reason "routine, no case"
       custody retention request EV-000123 --remove-category penalty_evidence --reason "penalty annulled"
     """
-    from custody.retention.disposition import request_category_removal, request_disposition
-
     if bool(items) == from_plan:
         raise UsageError(reason="give ITEMs or --plan (not both)")
-    settings = session.settings()
-    with session.vault() as vault:
-        if remove_category:
-            made = request_category_removal(vault, list(items), remove_category.strip(), reason)
-        else:
-            made = request_disposition(vault, settings, list(items), from_plan, reason, datetime.now(UTC))
+    request = casework.RequestDisposition(reason, tuple(items), from_plan, remove_category)
+    made = session.perform("retention_request", request)
     if as_json:
-        click.echo(json.dumps(made.as_dict()))
+        click.echo(json.dumps(made))
         return
     _say(
-        f"{made.request_id}: {len(made.items)} item(s) requested by {made.requested_by}; a second person approves it"
+        f"{made['id']}: {len(made['items'])} item(s) requested by {made['requested_by']}; a second person approves it"
     )
 
 
@@ -235,12 +228,11 @@ def retention_approve(session: Session, request_id: str, as_json: bool) -> None:
     Example:
       custody retention approve REQ-000001
     """
-    with session.vault() as vault:
-        approved = vault.approve_disposition(request_id)
+    approved = session.perform("retention_approve", casework.DispositionRef(request_id))
     if as_json:
-        click.echo(json.dumps(approved.as_dict()))
+        click.echo(json.dumps(approved))
         return
-    _say(f"{approved.request_id} approved by {approved.approved_by} (requested by {approved.requested_by})")
+    _say(f"{approved['id']} approved by {approved['approved_by']} (requested by {approved['requested_by']})")
 
 
 @retention.command("execute")
@@ -257,19 +249,15 @@ def retention_execute(session: Session, request_id: str, as_json: bool) -> None:
     Example:
       custody retention execute REQ-000001
     """
-    from custody.retention.disposition import execute_disposition
-
-    settings = session.settings()
-    with session.vault() as vault:
-        done = execute_disposition(vault, settings, request_id, datetime.now(UTC))
-    result = done.result or {}
+    done = session.perform("retention_execute", casework.DispositionRef(request_id))
+    result = done["result"] or {}
     if as_json:
-        click.echo(json.dumps(done.as_dict()))
+        click.echo(json.dumps(done))
         return
-    if done.kind == "remove-category":
-        _say(f"{done.request_id}: category {done.category} taken off {len(result.get('items', []))} item(s)")
+    if done["kind"] == "remove-category":
+        _say(f"{done['id']}: category {done['category']} taken off {len(result.get('items', []))} item(s)")
         return
-    _say(f"{done.request_id}: disposed of {len(result.get('deleted', []))} item(s)")
+    _say(f"{done['id']}: disposed of {len(result.get('deleted', []))} item(s)")
     for item, why in result.get("refused", {}).items():
         _say(f"  kept {item}: {why}")
 
@@ -285,10 +273,9 @@ def retention_requests(session: Session, as_json: bool) -> None:
     Example:
       custody retention requests --json
     """
-    with session.vault() as vault:
-        found = vault.disposition_requests()
+    found = session.perform("retention_requests", NoRequest())
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in found], indent=1))
+        click.echo(json.dumps(found, indent=1))
         return
     table = Listing(
         Column("request", KEY),
@@ -301,7 +288,7 @@ def retention_requests(session: Session, as_json: bool) -> None:
     )
     for r in found:
         table.add_row(
-            r.request_id, r.state, str(len(r.items)), r.requested_by, r.approved_by or "-", r.reason
+            r["id"], r["state"], str(len(r["items"])), r["requested_by"], r["approved_by"] or "-", r["reason"]
         )
     show_listing(table)
 
@@ -317,9 +304,7 @@ def retention_category(session: Session, case: str, categories: tuple[str, ...])
     Example:
       custody retention category --case 2026-0412 major_case
     """
-    settings = session.settings()
-    with session.vault() as vault:
-        added = vault.add_case_categories(case, list(categories), settings.retention.categories)
+    added = session.perform("retention_category", casework.CaseCategories(case, tuple(categories)))["added"]
     _say(f"case {case}: {', '.join(added) if added else 'already had these categories'}")
 
 
@@ -335,12 +320,11 @@ def explain(session: Session, finding: str, reason: str, as_json: bool) -> None:
     Example:
       custody explain GAP-000001 --reason "battery changed during the arrest"
     """
-    with session.vault() as vault:
-        closed = vault.continuity.explain(finding, reason)
+    closed = session.perform("explain", casework.Explain(finding, reason))
     if as_json:
-        click.echo(json.dumps(closed.as_dict(), indent=1))
+        click.echo(json.dumps(closed, indent=1))
         return
-    _say(f"{closed.finding_id} explained: {closed.reason}")
+    _say(f"{closed['id']} explained: {closed['reason']}")
 
 
 @cli.group()
@@ -372,10 +356,9 @@ def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
       custody report gaps --open
       custody report gaps --json
     """
-    with session.vault() as vault:
-        findings = vault.continuity.findings(open_only=open_only)
+    findings = session.perform("report_gaps", casework.ReportGaps(open_only))
     if as_json:
-        click.echo(json.dumps([f.as_dict() for f in findings], indent=1))
+        click.echo(json.dumps(findings, indent=1))
         return
     table = Listing(
         Column("id", KEY),
@@ -389,21 +372,21 @@ def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
         title="continuity",
     )
     for finding in findings:
-        state = finding.state
-        if finding.reason:
-            state += f" ({finding.closed_by}): {finding.reason}"
+        state = finding["state"]
+        if finding["reason"]:
+            state += f" ({finding['closed_by']}): {finding['reason']}"
         table.add_row(
-            finding.finding_id,
-            finding.kind,
-            finding.recorder_serial,
-            finding.officer or "-",
-            format_item_id(finding.before_item),
-            format_item_id(finding.after_item),
-            f"{finding.seconds:.1f}",
+            finding["id"],
+            finding["kind"],
+            finding["recorder_serial"],
+            finding["officer"] or "-",
+            finding["before_item"],
+            finding["after_item"],
+            f"{finding['seconds']:.1f}",
             state,
         )
     show_listing(table)
-    _say(f"{sum(f.state == 'open' for f in findings)} open of {len(findings)} shown")
+    _say(f"{sum(f['state'] == 'open' for f in findings)} open of {len(findings)} shown")
 
 
 @report.command("retention")
@@ -420,11 +403,7 @@ def report_retention(session: Session, days: int, as_json: bool) -> None:
     Example:
       custody report retention --days 7
     """
-    from custody.retention.plan import upcoming
-
-    settings = session.settings()
-    with session.vault() as vault:
-        report = upcoming(vault, settings, datetime.now(UTC), days)
+    report = session.perform("report_retention", casework.ReportRetention(days))
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
@@ -465,11 +444,10 @@ def report_window(session: Session, since: str | None, as_json: bool) -> None:
     Example:
       custody report window --since 2026-11-01 --json
     """
-    settings = session.settings()
-    with session.vault() as vault:
-        report = window_report(
-            vault, settings.dock.window_hours, parse_user_time(since, "--since") if since else None
-        )
+    answer = session.perform(
+        "report_window", casework.ReportWindow(parse_user_time(since, "--since") if since else None)
+    )
+    report, window_hours = answer["report"], answer["window_hours"]
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
@@ -496,7 +474,7 @@ def report_window(session: Session, since: str | None, as_json: bool) -> None:
         Column("recorder", KEY),
         Column("officer"),
         Column("last docked", time=True),
-        title=f"recorders not docked within {settings.dock.window_hours:g} h",
+        title=f"recorders not docked within {window_hours:g} h",
     )
     for row in report["silent_recorders"]:
         table.add_row(
@@ -529,8 +507,7 @@ def case_staff(session: Session, case: str, logins: tuple[str, ...]) -> None:
     Example:
       custody case staff 2026-0412 chenjing
     """
-    with session.vault() as vault:
-        added = vault.cases.add_staff(case, list(logins))
+    added = session.perform("case_staff", casework.CaseStaff(case, tuple(logins)))["named"]
     _say(f"case {case}: named {', '.join(added) or 'no one new'}")
 
 
@@ -545,6 +522,5 @@ def case_confidentiality(session: Session, case: str, level: str) -> None:
     Example:
       custody case confidentiality 2026-0412 restricted
     """
-    with session.vault() as vault:
-        vault.cases.set_confidentiality(case, level)
+    session.perform("case_confidentiality", casework.CaseConfidentiality(case, level))
     _say(f"case {case}: {level}")

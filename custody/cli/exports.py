@@ -11,6 +11,7 @@ import click
 from custody.cli.base import Session, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, _size, errors, show_listing, wide_option
+from custody.operations.exports import ListExports
 from custody.vault.timestamps import local_display
 
 
@@ -138,12 +139,9 @@ def export_ls(session: Session, case: str | None, as_json: bool) -> None:
     Example:
       custody export ls --case 2026-0412
     """
-    from custody.vault.disc.export import DiscExporter
-
-    with session.vault() as vault:
-        found = DiscExporter(vault).exports(case)
+    found = session.perform("export_ls", ListExports(case))
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in found], indent=1, ensure_ascii=False))
+        click.echo(json.dumps(found, indent=1, ensure_ascii=False))
         return
     table = Listing(
         Column("export", KEY),
@@ -158,20 +156,20 @@ def export_ls(session: Session, case: str | None, as_json: bool) -> None:
         title="exports",
     )
     for r in found:
-        discs = "\n".join(f"{d['disc']}: {d['target']} {(d.get('image_sha256') or '')[:16]}" for d in r.discs)
-        state = r.state + (f": {r.error}" if r.error else "")
-        if r.verified_at:
-            state += (
-                f"\nre-verified {local_display(r.verified_at)}: {'ok' if r.verification['ok'] else 'FAILED'}"
-            )
+        discs = "\n".join(
+            f"{d['disc']}: {d['target']} {(d.get('image_sha256') or '')[:16]}" for d in r["discs"]
+        )
+        state = r["state"] + (f": {r['error']}" if r["error"] else "")
+        if r["verified_at"]:
+            state += f"\nre-verified {local_display(r['verified_at'])}: {'ok' if r['verification']['ok'] else 'FAILED'}"
         table.add_row(
-            r.export_id,
-            r.case_name,
-            str(len(r.items)),
-            r.maker,
-            r.extractor,
-            local_display(r.started_at),
-            r.media,
+            r["id"],
+            r["case"],
+            str(len(r["items"])),
+            r["maker"],
+            r["extractor"],
+            local_display(r["started_at"]),
+            r["media"],
             discs or "-",
             state,
         )

@@ -9,11 +9,22 @@ from pathlib import Path
 import click
 
 from custody.cli.base import Session, cli, json_option, pass_session
-from custody.cli.render import _byte_display, _events_table, _say, _size, show_listing, wide_option
+from custody.cli.render import (
+    _events_table,
+    _ProgressFromDaemon,
+    _say,
+    _size,
+    console,
+    show_listing,
+    wide_option,
+)
 from custody.config import Settings
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError
 from custody.ingestd import api
-from custody.vault import Vault, access
+from custody.operations import NoRequest, integrity
+from custody.operations.items import ReadLog
+from custody.vault import access
+from custody.vault.proof import CatalogDifference
 from custody.vault.timestamps import local_display
 
 
@@ -78,61 +89,66 @@ def verify(session: Session, items: tuple[str, ...], against, anchor_texts, as_j
     """
     from custody.vault import anchors
 
-    published = [anchors.parse_token(text) for text in anchor_texts]
-    settings = session.settings()
-    with session.vault() as vault:
-        for kind, name in against:
-            if kind == "offsite":
-                published += _offsite_anchors(settings, vault, name)
-            else:
-                published.append(read_disc_anchor(name))
-        display = None if as_json else _byte_display("verify")
-        if display:
-            with display:
-                bar = display.add_task("verify", total=vault.bytes_to_verify(list(items)))
-                report = vault.verify(list(items), lambda n: display.advance(bar, n), against=published)
+    for text in anchor_texts:  # a mistyped anchor is told at once, before the vault is asked
+        anchors.parse_token(text)
+    remote = session.daemon_socket() is not None
+    named = [integrity.TYPED + text for text in anchor_texts]
+    for kind, name in against:
+        if kind == "offsite":
+            named.append(integrity.OFFSITE if name is None else f"{integrity.OFFSITE}:{name}")
         else:
-            report = vault.verify(list(items), against=published)
+            named.append(_disc_anchor(name, remote))
+    request = integrity.Verify(items=tuple(items), against=tuple(named))
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=1))
+        report = session.perform("verify", request)
     else:
-        for problem in report.object_problems:
-            label = problem.item or problem.sha256 or ""
-            _say(f"{problem.kind.upper():<8} {label}: {problem.problem}")
-        for problem in report.chain_problems:
-            _say(f"AUDIT    seq {problem.seq}: {problem.problem}")
-        for difference in report.catalog_problems:
-            _say(f"CATALOG  {difference}")
-        for problem in report.anchor_problems:
-            _say(f"ANCHOR   {problem}")
-        anchored = f"; against {len(report.anchors_checked)} anchor(s)" if report.anchors_checked else ""
+        with _ProgressFromDaemon() as drawing:
+            report = session.perform("verify", request, drawing if console.is_terminal else None)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    else:
+        for problem in report["object_problems"]:
+            label = problem["item"] or problem["sha256"] or ""
+            _say(f"{problem['kind'].upper():<8} {label}: {problem['problem']}")
+        for problem in report["audit_problems"]:
+            _say(f"AUDIT    seq {problem['seq']}: {problem['problem']}")
+        for difference in report["catalog_problems"]:
+            _say(f"CATALOG  {CatalogDifference(**difference)}")
+        for problem in report["anchor_problems"]:
+            _say(f"ANCHOR   {problem['anchor']}: {problem['problem']}")
+        anchored = f"; against {len(report['anchors'])} anchor(s)" if report["anchors"] else ""
         _say(
-            f"checked {report.objects_checked} object(s), {_size(report.bytes_checked)}; "
-            f"audit chain {report.chain_events} event(s), {report.chain_checkpoints} checkpoint(s){anchored}: "
-            + ("OK" if report.ok else "FAILED")
+            f"checked {report['objects_checked']} object(s), {_size(report['bytes_checked'])}; "
+            f"audit chain {report['audit_events']} event(s), {report['audit_checkpoints']} checkpoint(s){anchored}: "
+            + ("OK" if report["ok"] else "FAILED")
         )
-    if not report.ok:
+    if not report["ok"]:
         sys.exit(1)
 
 
-def _offsite_anchors(settings: Settings, vault: Vault, name: str | None) -> list:
-    """What each replica target (or target ``name``) holds of the chain. Raise UsageError, ReplicaUnavailable."""
-    from custody.vault.offsite.published import published_chain
-    from custody.vault.offsite.target import S3Target
-
-    if name is not None and name not in settings.targets:
-        raise UsageError(
-            reason=f"no [targets.{name}] in custody.toml: use one of {', '.join(settings.targets) or '(none)'}"
-        )
-    names = [name] if name else list(settings.targets)
-    if not names:
-        raise UsageError(reason="--against offsite: this vault has no replica target ([targets.NAME])")
-    return [published_chain(S3Target(each, settings.targets[each]), vault.master) for each in names]
+def _disc_anchor(target: str, remote: bool) -> str:
+    """An evidence disc's anchor for a verify request, read here with this process's own rights
+    (the daemon opens no path it is given): its whole record in-process, its checkpoint through
+    the daemon (a request line is at most 64 KiB)."""
+    if remote:
+        return integrity.TYPED + read_disc_anchor(target).checkpoints[0].token()
+    record, public_key = _disc_record(target)
+    return integrity.DISC + json.dumps(
+        {"source": f"disc {target}", "record": record, "public_key": public_key}, ensure_ascii=False
+    )
 
 
 def read_disc_anchor(target: str):
     """The anchor an evidence disc carries, read with this process's own rights: a folder copied from a
     disc, or an ISO image or drive. Raise AnchorUnreadable."""
+    from custody.vault import anchors
+
+    record, public_key = _disc_record(target)
+    return anchors.from_disc_record(record, public_key, f"disc {target}")
+
+
+def _disc_record(target: str) -> tuple[str, str]:
+    """The custody record and public key an evidence disc carries (see read_disc_anchor)."""
     from custody.vault import anchors
     from custody.vault.disc import optical, verifier
 
@@ -152,7 +168,7 @@ def read_disc_anchor(target: str):
         raise anchors.AnchorUnreadable(
             source=target, problem=f"no custody record readable there ({problem})"
         ) from exc
-    return anchors.from_disc_record(record, public_key, f"disc {target}")
+    return record, public_key
 
 
 @cli.command()
@@ -172,33 +188,20 @@ def anchor(session: Session, as_json: bool) -> None:
       custody anchor
       custody verify --against-anchor 1234/9f2c4e1a77d05b3e
     """
-    with session.vault() as vault:
-        point = vault.anchor()
-    if point is None:
-        raise UsageError(reason="the audit chain has no signed checkpoint yet")
+    point = session.perform("anchor", NoRequest())
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "vault": point.vault,
-                    "seq": point.seq,
-                    "head_hash": point.head_hash,
-                    "signed_at": point.signed_at,
-                    "key_fingerprint": point.key_fingerprint,
-                    "signature": point.signature,
-                    "token": point.token(),
-                },
-                indent=1,
-            )
-        )
+        click.echo(json.dumps(point, indent=1))
         return
-    grouped = " ".join(point.head_hash[i : i + 8] for i in range(0, 64, 8))
-    _say(f"vault       {point.vault}")
-    _say(f"checkpoint  event {point.seq}, signed {local_display(point.signed_at)} (UTC {point.signed_at})")
+    head = point["head_hash"]
+    grouped = " ".join(head[i : i + 8] for i in range(0, 64, 8))
+    _say(f"vault       {point['vault']}")
+    _say(
+        f"checkpoint  event {point['seq']}, signed {local_display(point['signed_at'])} (UTC {point['signed_at']})"
+    )
     _say(f"head hash   {grouped}")
-    _say(f"signed by   key {point.key_fingerprint}")
-    _say(f"for paper   {point.seq}/{point.head_hash[:16]}")
-    _say(f"token       {point.token()}")
+    _say(f"signed by   key {point['key_fingerprint']}")
+    _say(f"for paper   {point['seq']}/{head[:16]}")
+    _say(f"token       {point['token']}")
 
 
 @cli.group("keys")
@@ -253,10 +256,9 @@ def log(session: Session, item: str | None, long: bool, as_json: bool) -> None:
       custody log --long | less
       custody log --json
     """
-    with session.vault() as vault:
-        events = vault.events(vault.resolve(item, purpose="show") if item else None)
+    events = session.perform("log", ReadLog(item))
     if as_json:
-        click.echo(json.dumps([event.as_dict() for event in events], indent=1))
+        click.echo(json.dumps(events, indent=1))
         return
     show_listing(_events_table(events, long=long))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -29,9 +28,9 @@ from custody.cli.render import (
 )
 from custody.errors import UsageError
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, IngestSummary, Skipped
-from custody.retention.plan import decide_one
-from custody.vault import ItemFilter, Vault
-from custody.vault.items import format_item_id, printable_name
+from custody.operations.items import ItemRef, ListItems, TagItems
+from custody.vault import Vault
+from custody.vault.items import REQUIRED_TAGS, printable_name
 from custody.vault.timestamps import local_display, parse_user_time
 
 
@@ -150,7 +149,7 @@ def list_items(
       custody ls --recorder BWC0042 --late
       custody ls --damaged
     """
-    where = ItemFilter(
+    request = ListItems(
         case_prefix=case or None,
         officer=officer,
         party_contains=party or None,
@@ -162,10 +161,9 @@ def list_items(
         since=parse_user_time(since, "--since") if since else None,
         until=parse_user_time(until, "--until", end_of_day=True) if until else None,
     )
-    with session.vault() as vault:
-        items = vault.list_items(where)
+    items = session.perform("ls", request)
     if as_json:
-        click.echo(json.dumps([item.as_dict() for item in items], indent=1))
+        click.echo(json.dumps(items, indent=1))
         return
     table = Listing(
         Column("id", KEY),
@@ -178,18 +176,20 @@ def list_items(
         Column("sha256", drop=1),
     )
     for item in items:
+        tags = item["tags"]
         table.add_row(
-            item.item_id,
-            item.original_name,
-            local_display(item.recorded_start or item.ingested_at) + ("" if item.recorded_start else "*"),
-            item.tags.get("officer", "-"),
-            item.tags.get("case", "-"),
-            item.tags.get("party", "-"),
-            _size(item.size),
-            item.sha256[:12],
+            item["id"],
+            item["name"],
+            local_display(item["recorded_start"] or item["ingested_at"])
+            + ("" if item["recorded_start"] else "*"),
+            tags.get("officer", "-"),
+            tags.get("case", "-"),
+            tags.get("party", "-"),
+            _size(item["size"]),
+            item["sha256"][:12],
         )
     show_listing(table)
-    unknown = sum(1 for item in items if not item.recorded_start)
+    unknown = sum(1 for item in items if not item["recorded_start"])
     console.print(
         f"{len(items)} item(s)" + ("; * recording time unknown, ingest time shown" if unknown else "")
     )
@@ -211,88 +211,17 @@ def show(session: Session, item: str, long: bool, as_json: bool) -> None:
       custody show EV-000123
       custody show 9f86d081 --json
     """
-    with session.vault() as vault:
-        found = vault.resolve(item, purpose="show")
-        history = vault.tag_history(found)
-        events = vault.events(found)
-        facts = vault.media.facts(found)
-        made = vault.media.derivatives(found)
-        findings = vault.continuity.findings(item=found)
-        kept = decide_one(vault, session.settings(), found, datetime.now(UTC))
+    detail = session.perform("show", ItemRef(item))
     if as_json:
-        detail = found.as_dict()
-        detail["retention"] = {k: v for k, v in kept.as_dict().items() if k not in ("id", "case")}
-        detail["media"] = facts
-        detail["derivatives"] = [d.as_dict() for d in made]
-        detail["continuity"] = [f.as_dict() for f in findings]
-        detail["tag_history"] = history
-        detail["events"] = [event.as_dict() for event in events]
         click.echo(json.dumps(detail, indent=1))
         return
-    fields = [
-        ("id", found.item_id),
-        ("name", found.original_name),
-        ("sha256", found.sha256),
-        ("size", f"{found.size} bytes ({_size(found.size)})"),
-        ("source", found.source),
-        ("source path", found.source_path),
-        ("file modified", local_display(found.source_mtime)),
-        ("recorded", f"{local_display(found.recorded_start)} to {local_display(found.recorded_end)}"),
-        ("ingested", f"{local_display(found.ingested_at)} by {found.ingested_by}"),
-        ("sealed with key", found.key_id),
-    ]
-    if found.recorder_serial or found.docked_at:
-        flags = [
-            name
-            for name, on in (
-                ("LATE", found.late),
-                ("recorder clock suspect", found.clock_suspect),
-                ("important", found.important),
-            )
-            if on
-        ]
-        fields += [
-            ("recorder", found.recorder_serial or "-"),
-            ("credited officer", found.credited_officer or "(none assigned)"),
-            ("recording time from", found.recorded_source or "-"),
-            ("docked", local_display(found.docked_at)),
-            ("deadline", local_display(found.deadline)),
-            ("flags", ", ".join(flags) or "-"),
-        ]
-        if found.previous_item:
-            fields.append(("replaces", format_item_id(found.previous_item)))
-    if facts is not None:
-        fields += _media_fields(facts)
-    for derivative in made:
-        fields.append(
-            (
-                derivative.role,
-                f"{derivative.method}, {_size(derivative.size)}, sha256 {derivative.sha256} "
-                f"({derivative.tool}, {local_display(derivative.finished_at)})",
-            )
-        )
-    for finding in findings:
-        state = finding.state if finding.state != "explained" else f"explained: {finding.reason}"
-        fields.append(
-            (
-                finding.finding_id,
-                f"{finding.kind} of {finding.seconds:.1f} s between "
-                f"{format_item_id(finding.before_item)} and {format_item_id(finding.after_item)} ({state})",
-            )
-        )
-    fields += [(f"tag {name}", value) for name, value in found.tags.items()]
-    until = kept.decision.retain_until
-    fields.append(
-        (
-            "kept until",
-            f"{'for ever' if until is None else until.date().isoformat()} ({kept.decision.rule})",
-        )
-    )
-    if kept.categories:
-        fields.append(("retention categories", ", ".join(kept.categories)))
-    if found.untagged:
-        fields.append(("missing tags", ", ".join(found.untagged)))
-    show_fields(fields)
+    _print_item(detail, long)
+
+
+def _print_item(found: dict, long: bool) -> None:
+    """``show`` at a terminal: the item's fields, its tag history and its audit events."""
+    show_fields(_item_fields(found))
+    history = found["tag_history"]
     if history:
         table = Listing(
             Column("tag"),
@@ -311,7 +240,72 @@ def show(session: Session, item: str, long: bool, as_json: bool) -> None:
                 str(row["audit_seq"]),
             )
         show_listing(table)
-    show_listing(_events_table(events, title="audit events", long=long))
+    show_listing(_events_table(found["events"], title="audit events", long=long))
+
+
+def _item_fields(found: dict) -> list[tuple[str, str]]:
+    size = found["size"]
+    fields = [
+        ("id", found["id"]),
+        ("name", found["name"]),
+        ("sha256", found["sha256"]),
+        ("size", f"{size} bytes ({_size(size)})"),
+        ("source", found["source"]),
+        ("source path", found["source_path"]),
+        ("file modified", local_display(found["source_mtime"])),
+        ("recorded", f"{local_display(found['recorded_start'])} to {local_display(found['recorded_end'])}"),
+        ("ingested", f"{local_display(found['ingested_at'])} by {found['ingested_by']}"),
+        ("sealed with key", found["key_id"]),
+    ]
+    if found["recorder"] or found["docked_at"]:
+        flags = [
+            name
+            for name, on in (
+                ("LATE", found["late"]),
+                ("recorder clock suspect", found["clock_suspect"]),
+                ("important", found["important"]),
+            )
+            if on
+        ]
+        fields += [
+            ("recorder", found["recorder"] or "-"),
+            ("credited officer", found["credited_officer"] or "(none assigned)"),
+            ("recording time from", found["recorded_source"] or "-"),
+            ("docked", local_display(found["docked_at"])),
+            ("deadline", local_display(found["deadline"])),
+            ("flags", ", ".join(flags) or "-"),
+        ]
+        if found["previous_item"]:
+            fields.append(("replaces", found["previous_item"]))
+    if found["media"] is not None:
+        fields += _media_fields(found["media"])
+    for derivative in found["derivatives"]:
+        fields.append(
+            (
+                derivative["role"],
+                f"{derivative['method']}, {_size(derivative['size'])}, sha256 {derivative['sha256']} "
+                f"({derivative['tool']}, {local_display(derivative['finished_at'])})",
+            )
+        )
+    for finding in found["continuity"]:
+        state = finding["state"] if finding["state"] != "explained" else f"explained: {finding['reason']}"
+        fields.append(
+            (
+                finding["id"],
+                f"{finding['kind']} of {finding['seconds']:.1f} s between "
+                f"{finding['before_item']} and {finding['after_item']} ({state})",
+            )
+        )
+    fields += [(f"tag {name}", value) for name, value in found["tags"].items()]
+    kept = found["retention"]
+    until = kept["retain_until"]
+    fields.append(("kept until", f"{'for ever' if until is None else until[:10]} ({kept['rule']})"))
+    if kept["categories"]:
+        fields.append(("retention categories", ", ".join(kept["categories"])))
+    missing = [name for name in REQUIRED_TAGS if not found["tags"].get(name)]
+    if missing:
+        fields.append(("missing tags", ", ".join(missing)))
+    return fields
 
 
 @cli.command()
@@ -368,45 +362,27 @@ def tag(
       custody tag EV-000123 --case "" --clear
       custody tag EV-000123 --confidentiality restricted
     """
-    values = {
-        name: value.strip()
-        for name, value in (
-            ("case", case),
-            ("party", party),
-            ("officer", officer),
-            ("note", note),
-        )
-        if value is not None
-    }
-    settings = session.settings()
-    with session.vault() as vault:
-        changes = vault.tag(
-            list(items),
-            values,
-            [c.strip() for c in categories],
-            settings.retention.categories,
-            confidentiality=confidentiality.strip() if confidentiality else None,
-            clear=clear,
-            unregistered_officer=unregistered,
-        )
+    request = TagItems(
+        items=tuple(items),
+        case=case,
+        party=party,
+        officer=officer,
+        note=note,
+        categories=tuple(categories),
+        confidentiality=confidentiality,
+        clear=clear,
+        unregistered=unregistered,
+    )
+    changes = session.perform("tag", request)
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": c.item.item_id,
-                        "changed": {k: {"from": old, "to": new} for k, (old, new) in c.changed.items()},
-                    }
-                    for c in changes
-                ]
-            )
-        )
+        click.echo(json.dumps(changes))
         return
     for change in changes:
         described = ", ".join(
-            f"{name} {old or '-'} -> {new or '(cleared)'}" for name, (old, new) in change.changed.items()
+            f"{name} {moved['from'] or '-'} -> {moved['to'] or '(cleared)'}"
+            for name, moved in change["changed"].items()
         )
-        _say(f"{change.item.item_id}: {described}")
+        _say(f"{change['id']}: {described}")
     _say(f"tagged {len(changes)} item(s); {len(set(items)) - len(changes)} already had these tags")
 
 

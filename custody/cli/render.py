@@ -8,12 +8,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from datetime import UTC, datetime
 
 import click
-from rich.console import Console, ConsoleDimensions
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -24,9 +22,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from custody.cli.context import _CLIENT_COLUMNS, _REMOTE_CALLER
 from custody.cli.listing import KEY, LINE, TEXT, Column, Listing, field_lines, wrap_words
-from custody.ingestd import api
 from custody.vault.items import shown_text
 from custody.vault.timestamps import local_display, to_text
 
@@ -37,18 +33,11 @@ class _Console(Console):
     File names, tags and party names come from outside: ``[bold red]`` or
     ``[/x]`` in one is text to show, not a style (nor an error), and a bidi
     override or a control character is shown as its escape. Our own styles
-    are given as ``style=``. A command the daemon runs for a client is laid
-    out for the client's terminal.
+    are given as ``style=``.
     """
 
     def __init__(self, **kwargs) -> None:
         super().__init__(markup=False, highlight=False, emoji=False, **kwargs)
-
-    @property
-    def size(self) -> ConsoleDimensions:
-        size = super().size
-        columns = _CLIENT_COLUMNS.get()
-        return size if columns is None else ConsoleDimensions(columns, size.height)
 
     def render_str(self, text: str, **kwargs) -> Text:
         return super().render_str(
@@ -85,13 +74,7 @@ def _echo(line: str, err: bool = False) -> None:
 
 
 def at_terminal() -> bool:
-    """Whether output goes to a person's terminal (laid out to fit) or to a pipe (tab-separated).
-
-    For a client of the daemon, the request says: it sends its terminal's
-    width only when its output is a terminal.
-    """
-    if _REMOTE_CALLER.get() is not None:
-        return _CLIENT_COLUMNS.get() is not None
+    """Whether output goes to a person's terminal (laid out to fit) or to a pipe (tab-separated)."""
     return _LAYOUT_FOR_TERMINAL
 
 
@@ -164,8 +147,8 @@ def page(text: str) -> None:
     pager.wait()
 
 
-def _events_table(events, title: str | None = None, long: bool = False) -> Listing:
-    """Audit events, one line each (details summed up as key=value), or with every detail (``long``)."""
+def _events_table(events: list[dict], title: str | None = None, long: bool = False) -> Listing:
+    """Audit events (their records, as ``log --json`` prints them), one line each (details summed up as key=value), or with every detail (``long``)."""
     table = Listing(
         Column("seq", KEY, justify="right"),
         Column("time", drop=2, time=True),
@@ -176,16 +159,20 @@ def _events_table(events, title: str | None = None, long: bool = False) -> Listi
         title=title,
     )
     for event in events:
-        item_id = event.as_dict()["item"] or "-"
         if long:
-            details = json.dumps(event.details, ensure_ascii=False, separators=(",", ":"))
+            details = json.dumps(event["details"], ensure_ascii=False, separators=(",", ":"))
         else:
             details = " ".join(
                 f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(',', ':'))}"
-                for key, value in (event.details or {}).items()
+                for key, value in (event["details"] or {}).items()
             )
         table.add_row(
-            str(event.seq), local_display(event.at), event.actor, event.action, item_id, details or "-"
+            str(event["seq"]),
+            local_display(event["at"]),
+            event["actor"],
+            event["action"],
+            event["item"] or "-",
+            details or "-",
         )
     return table
 
@@ -202,52 +189,9 @@ def _byte_progress(label: str) -> Progress:
     )
 
 
-def _byte_display(label: str) -> Progress | _BarForClient | None:
-    """A byte progress bar for whoever watches: this terminal's, or the one of the client the
-    daemon runs this command for; None when nobody watches at a terminal."""
-    if console.is_terminal:
-        return _byte_progress(label)
-    send = api.progress_sender()
-    return _BarForClient(label, send) if send else None
-
-
-class _BarForClient:
-    """In the daemon: a byte progress bar (rich Progress's add_task and advance) that the client
-    draws at its terminal: its state goes as progress lines, ten a second at most, and at the end."""
-
-    INTERVAL = 0.1
-
-    def __init__(self, label: str, send) -> None:
-        self.label, self.send = label, send
-        self.done, self.total, self.sent_at = 0, None, 0.0
-        self._lock = threading.Lock()  # (advanced from the vault's worker threads)
-
-    def __enter__(self) -> _BarForClient:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._send()
-
-    def add_task(self, description: str, total: int | None = None) -> int:
-        self.total = total
-        self._send()
-        return 0
-
-    def advance(self, task: int, nbytes: float) -> None:
-        with self._lock:
-            self.done += int(nbytes)
-            if time.monotonic() - self.sent_at < self.INTERVAL:
-                return
-            self.sent_at = time.monotonic()
-        self._send()
-
-    def _send(self) -> None:
-        self.send({"bar": self.label, "done": self.done, "total": self.total})
-
-
 class _ProgressFromDaemon:
-    """At the client: draws what the daemon says of the command it runs for this caller (byte bars
-    as rich bars on this terminal, steps as dim lines on stderr), as the command draws them in-process."""
+    """Draws what an operation says of how far it is (byte bars as rich bars on this terminal,
+    steps as dim lines on stderr), whether it runs in this process or in the daemon."""
 
     def __init__(self) -> None:
         self.display: Progress | None = None

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import threading
 
 import click
 
+from custody import operations
 from custody.cli.base import Session, _configure_logging, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
-from custody.cli.remote import _route_output_by_thread, _run_for_client
 from custody.cli.render import _say, _say_error, _size, console, show_listing, wide_option
-from custody.ingestd.daemon import Daemon, read_status
+from custody.ingestd import api
+from custody.ingestd.daemon import Daemon
 from custody.ingestd.jobs import MediaJobs
+from custody.operations import NoRequest, station
 from custody.vault import Vault
 from custody.vault.items import format_item_id
 from custody.vault.objects import limit_malloc_arenas
-from custody.vault.timestamps import local_display, parse_user_time, utc_now
+from custody.vault.timestamps import local_display, parse_user_time
 
 
 @cli.group()
@@ -45,12 +46,14 @@ def officer_add(session: Session, badge: str, name: str, unit: str, as_json: boo
     Example:
       custody officer add 031245 --name "Wang Li" --unit "Traffic 2"
     """
-    with session.vault() as vault:
-        added = vault.registry.add_officer(badge.strip(), name.strip(), unit.strip())
+    added = session.perform("officer_add", station.AddOfficer(badge, name, unit))
     if as_json:
-        click.echo(json.dumps(added.as_dict()))
+        click.echo(json.dumps(added))
     else:
-        _say(f"registered officer {added.badge} {added.name}" + (f" ({added.unit})" if added.unit else ""))
+        _say(
+            f"registered officer {added['badge']} {added['name']}"
+            + (f" ({added['unit']})" if added["unit"] else "")
+        )
 
 
 @officer.command("login")
@@ -64,8 +67,7 @@ def officer_login(session: Session, badge: str, login: str) -> None:
     Example:
       custody officer login 031245 wangli
     """
-    with session.vault() as vault:
-        vault.cases.link_officer_login(badge, login)
+    session.perform("officer_login", station.OfficerLogin(badge, login))
     _say(f"officer {badge} is login {login}")
 
 
@@ -80,10 +82,9 @@ def officer_ls(session: Session, as_json: bool) -> None:
     Example:
       custody officer ls --json
     """
-    with session.vault() as vault:
-        officers = vault.registry.officers()
+    officers = session.perform("officer_ls", NoRequest())
     if as_json:
-        click.echo(json.dumps([o.as_dict() for o in officers], indent=1))
+        click.echo(json.dumps(officers, indent=1))
         return
     table = Listing(
         Column("badge", KEY),
@@ -93,7 +94,7 @@ def officer_ls(session: Session, as_json: bool) -> None:
         Column("by", drop=1),
     )
     for o in officers:
-        table.add_row(o.badge, o.name, o.unit or "-", local_display(o.added_at), o.added_by)
+        table.add_row(o["badge"], o["name"], o["unit"] or "-", local_display(o["added_at"]), o["added_by"])
     show_listing(table)
     console.print(f"{len(officers)} officer(s)")
 
@@ -132,17 +133,16 @@ def recorder_add(session: Session, serial, profile, badge, valid_from, vendor, m
       custody recorder add BWC0042 --officer 031245 --from 2026-11-01
     """
     start = parse_user_time(valid_from, "--from") if valid_from else None
-    with session.vault() as vault:
-        added = vault.registry.add_recorder(serial.strip(), profile, badge, start, vendor, model)
+    added = session.perform("recorder_add", station.AddRecorder(serial, profile, badge, start, vendor, model))
     if as_json:
-        click.echo(json.dumps(added.as_dict()))
+        click.echo(json.dumps(added))
     else:
         _say(
-            f"registered recorder {added.serial}"
-            + (f", assigned to {added.current_officer}" if added.current_officer else ", not assigned")
+            f"registered recorder {added['serial']}"
+            + (f", assigned to {added['current_officer']}" if added["current_officer"] else ", not assigned")
             + (
-                f" (assigned to {added.upcoming_officer} from {local_display(added.upcoming_from)})"
-                if added.upcoming_officer
+                f" (assigned to {added['upcoming_officer']} from {local_display(added['upcoming_from'])})"
+                if added["upcoming_officer"]
                 else ""
             )
         )
@@ -162,17 +162,16 @@ def recorder_assign(session: Session, serial: str, badge: str, valid_from: str |
       custody recorder assign BWC0042 028811 --from 2026-12-01T07:00
     """
     start = parse_user_time(valid_from, "--from") if valid_from else None
-    with session.vault() as vault:
-        ended = vault.registry.assign_recorder(serial, badge, start)
-        assignments = vault.registry.assignments(serial)
+    done = session.perform("recorder_assign", station.AssignRecorder(serial, badge, start))
     if as_json:
-        click.echo(json.dumps({"serial": serial, "assignments": [a.as_dict() for a in assignments]}))
+        click.echo(json.dumps({"serial": done["serial"], "assignments": done["assignments"]}))
         return
-    if start is not None and start > utc_now():  # a later assignment: the one in force stays until then
-        until = f" ({ended.badge} until then)" if ended else ""
+    ended = done["ended"]
+    if done["later"]:  # a later assignment: the one in force stays until then
+        until = f" ({ended['badge']} until then)" if ended else ""
         _say(f"recorder {serial} assigned to {badge} from {local_display(start)}{until}")
         return
-    _say(f"recorder {serial} assigned to {badge}" + (f" (was {ended.badge})" if ended else ""))
+    _say(f"recorder {serial} assigned to {badge}" + (f" (was {ended['badge']})" if ended else ""))
 
 
 @recorder.command("ls")
@@ -186,16 +185,9 @@ def recorder_ls(session: Session, as_json: bool) -> None:
     Example:
       custody recorder ls --json
     """
-    with session.vault() as vault:
-        recorders = vault.registry.recorders()
-        history = {r.serial: vault.registry.assignments(r.serial) for r in recorders} if as_json else {}
+    recorders = session.perform("recorder_ls", station.ListRecorders(assignments=as_json))
     if as_json:
-        click.echo(
-            json.dumps(
-                [{**r.as_dict(), "assignments": [a.as_dict() for a in history[r.serial]]} for r in recorders],
-                indent=1,
-            )
-        )
+        click.echo(json.dumps(recorders, indent=1))
         return
     table = Listing(
         Column("serial", KEY),
@@ -206,16 +198,16 @@ def recorder_ls(session: Session, as_json: bool) -> None:
     )
     for r in recorders:
         upcoming = (
-            f" (then {r.upcoming_officer} from {local_display(r.upcoming_from)})"
-            if r.upcoming_officer
+            f" (then {r['upcoming_officer']} from {local_display(r['upcoming_from'])})"
+            if r["upcoming_officer"]
             else ""
         )
         table.add_row(
-            r.serial,
-            (r.current_officer or "-") + upcoming,
-            r.profile or "(by rules)",
-            local_display(r.last_docked) if r.last_docked else "never",
-            f"retired {local_display(r.retired_at)}" if r.retired_at else "active",
+            r["serial"],
+            (r["current_officer"] or "-") + upcoming,
+            r["profile"] or "(by rules)",
+            local_display(r["last_docked"]) if r["last_docked"] else "never",
+            f"retired {local_display(r['retired_at'])}" if r["retired_at"] else "active",
         )
     show_listing(table)
     console.print(f"{len(recorders)} recorder(s)")
@@ -232,12 +224,11 @@ def recorder_retire(session: Session, serial: str, as_json: bool) -> None:
     Example:
       custody recorder retire BWC0042
     """
-    with session.vault() as vault:
-        retired = vault.registry.retire_recorder(serial)
+    retired = session.perform("recorder_retire", station.RecorderRef(serial))
     if as_json:
-        click.echo(json.dumps(retired.as_dict()))
+        click.echo(json.dumps(retired))
         return
-    _say(f"recorder {retired.serial} retired")
+    _say(f"recorder {retired['serial']} retired")
 
 
 @cli.command()
@@ -258,13 +249,12 @@ def daemon(session: Session, log_json: bool) -> None:
     _configure_logging(session.debug, log_json)
     from custody.retention.plan import replica_lock_rule
 
-    _route_output_by_thread()
     limit_malloc_arenas()
     Daemon(
         session.settings(),
         "custody-daemon",
         replica_locks=replica_lock_rule,
-        extra_handlers={"run": functools.partial(_run_for_client, session.home)},
+        operations=lambda settings: operations.served(settings, api.progress_sender),
     ).run()
 
 
@@ -280,30 +270,17 @@ def status(session: Session, as_json: bool) -> None:
       custody status
       custody status --json
     """
-    live = read_status(session.home)
-    with session.vault() as vault:
-        sessions = vault.registry.dock_sessions(limit=10)
-        unknown = vault.registry.unknown_devices(limit=10)
-        job_counts = vault.media.counts()
-        failed_jobs = vault.media.failed(limit=10)
-        open_findings, oldest_finding = vault.continuity.open_summary()
-        disk = vault.disk_space()
+    station_now = session.perform("status", NoRequest())
+    oldest_finding = station_now.pop("oldest_open_finding")
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "daemon": live,
-                    "sessions": [s.as_dict() for s in sessions],
-                    "unknown_devices": [u.as_dict() for u in unknown],
-                    "media_jobs": job_counts,
-                    "failed_media_jobs": [j.as_dict() for j in failed_jobs],
-                    "open_continuity_findings": open_findings,
-                    "vault_disk": disk,
-                },
-                indent=1,
-            )
-        )
+        click.echo(json.dumps(station_now, indent=1))
         return
+    _print_status(station_now, oldest_finding)
+
+
+def _print_status(station_now: dict, oldest_finding: str | None) -> None:
+    """``status`` at a terminal: the disk, the daemon and what is docked, sessions, media jobs, findings."""
+    live, disk = station_now["daemon"], station_now["vault_disk"]
     if disk["full"]:
         _say(
             f"vault disk full: {_size(disk['free_bytes'])} free, {_size(disk['reserve_bytes'])} kept in "
@@ -354,35 +331,38 @@ def status(session: Session, as_json: bool) -> None:
         Column("failed", justify="right"),
         title="sessions",
     )
-    for s in sessions:
+    for s in station_now["sessions"]:
         table.add_row(
-            str(s.id),
-            s.serial,
-            s.officer or "-",
-            local_display(s.docked_at),
-            s.state,
-            str(s.files_found),
-            str(s.files_new),
-            str(s.files_duplicate),
-            str(s.files_known),
-            str(s.files_failed),
+            str(s["id"]),
+            s["serial"],
+            s["officer"] or "-",
+            local_display(s["docked_at"]),
+            s["state"],
+            str(s["files_found"]),
+            str(s["files_new"]),
+            str(s["files_duplicate"]),
+            str(s["files_known"]),
+            str(s["files_failed"]),
         )
     show_listing(table)
+    job_counts = station_now["media_jobs"]
     _say(
         "media jobs: "
         + ", ".join(
             f"{job_counts.get(state, 0)} {state}" for state in ("queued", "running", "done", "failed")
         )
     )
-    for job in failed_jobs:
+    for job in station_now["failed_media_jobs"]:
         _say(
-            f"  failed: job {job.id} {job.kind} of {format_item_id(job.item)} after {job.attempts} tries: {job.last_error}"
+            f"  failed: job {job['id']} {job['kind']} of {format_item_id(job['item'])} after {job['attempts']} tries: {job['last_error']}"
         )
+    open_findings = station_now["open_continuity_findings"]
     if open_findings:
         _say(
             f"continuity: {open_findings} finding(s) to explain, oldest {oldest_finding}: "
             "see 'custody report gaps --open'"
         )
+    unknown = station_now["unknown_devices"]
     if unknown:
         table = Listing(
             Column("device", KEY),
@@ -392,7 +372,9 @@ def status(session: Session, as_json: bool) -> None:
             title="devices not ingested",
         )
         for u in unknown:
-            table.add_row(u.key, u.identity.get("reason", "-"), local_display(u.last_seen), str(u.times))
+            table.add_row(
+                u["key"], u["identity"].get("reason", "-"), local_display(u["last_seen"]), str(u["times"])
+            )
         show_listing(table)
 
 

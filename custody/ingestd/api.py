@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import grp
-import io
 import json
 import logging
 import os
@@ -699,41 +698,6 @@ def is_served(path: Path) -> bool:
         return path.is_socket()
     except OSError:
         return False
-
-
-class ThreadOutput:
-    """Stands in for sys.stdout or sys.stderr in the daemon: a thread serving a request writes to
-    its own buffer (``capture``), every other write goes where it always went."""
-
-    def __init__(self, fallback) -> None:
-        self.fallback = fallback
-        self._local = threading.local()
-        self.encoding = getattr(fallback, "encoding", "utf-8") or "utf-8"
-        self.errors = "replace"
-
-    def _target(self):
-        return getattr(self._local, "buffer", None) or self.fallback
-
-    def write(self, text: str) -> int:
-        return self._target().write(text)
-
-    def flush(self) -> None:
-        self._target().flush()
-
-    def isatty(self) -> bool:
-        return getattr(self._local, "buffer", None) is None and self.fallback.isatty()
-
-    def fileno(self) -> int:
-        return self.fallback.fileno()
-
-    @contextlib.contextmanager
-    def capture(self):
-        buffer = io.StringIO()
-        self._local.buffer = buffer
-        try:
-            yield buffer
-        finally:
-            self._local.buffer = None
 
 
 def fetch_to_file(path: Path, args: dict, out: Path, op: str = "stream") -> dict:

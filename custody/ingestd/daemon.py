@@ -115,15 +115,16 @@ class Daemon:
         actor: str,
         policy: DockPolicy | None = None,
         replica_locks: Callable | None = None,
-        extra_handlers: dict | None = None,
+        operations: Callable[[Settings], dict] | None = None,
     ) -> None:
         """``replica_locks(vault, settings)`` gives replication its Object Lock rule (retention's);
-        ``extra_handlers`` are more API operations (the command line's, from the composition root)."""
+        ``operations(settings)`` the socket's named operations (``custody.operations.served``,
+        given by the composition root: the operations sit above the daemon)."""
         self.settings = settings
         self.actor = actor
         self.policy = policy or DockPolicy(settings)
         self.replica_locks = replica_locks
-        self.extra_handlers = extra_handlers or {}
+        self.operations = operations or (lambda settings: {})
         self._stop = threading.Event()
         self._reload = False
         self._pending: dict[DockSession, collections.deque[FileTask]] = {}
@@ -159,7 +160,7 @@ class Daemon:
         try:
             self._api = ApiServer(
                 self.settings.api_socket,
-                {**api_handlers(self.settings), **self.extra_handlers},
+                {**api_handlers(self.settings), **self.operations(self.settings)},
                 RoleMap(self.settings.access.roles),
                 owner_uid=os.geteuid(),
                 group=self.settings.access.socket_group,
@@ -314,7 +315,7 @@ class Daemon:
         if getattr(self, "_api", None) is not None:
             # Roles, limits and what the handlers read take effect for the next request.
             self._api.reconfigure(
-                {**api_handlers(settings), **self.extra_handlers},
+                {**api_handlers(settings), **self.operations(settings)},
                 RoleMap(settings.access.roles),
                 request_timeout=settings.access.request_timeout_seconds,
                 max_requests_per_second=settings.access.max_requests_per_second,

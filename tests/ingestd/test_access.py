@@ -328,9 +328,7 @@ for op, args in requests:
             reader.read(length)
     connection.close()
     if reply["ok"]:
-        result = reply["result"]
-        said = (result.get("stdout", "") + result.get("stderr", "")) if isinstance(result, dict) else ""
-        codes.append([result.get("exit_code", 0), said[-1500:]])
+        codes.append([0, ""])
     else:
         codes.append([reply["exit_code"], reply["error"]])
 print(json.dumps(codes))
@@ -344,24 +342,38 @@ print(json.dumps(codes))
 OFF, CLK, CUS, AUD, ADM = "officer", "clerk", "custodian", "auditor", "admin"
 ROLE_MATRIX = [
     (("whoami", {}), {OFF, CLK, CUS, AUD, ADM, None}, 0),
-    (("run", {"argv": ["ls", "--json"]}), {OFF, CLK, CUS, AUD}, 0),
-    (("run", {"argv": ["show", "EV-000001", "--json"]}), {OFF, CLK, CUS, AUD}, 0),  # the officer's own
+    (("ls", {}), {OFF, CLK, CUS, AUD}, 0),
+    (("show", {"item": "EV-000001"}), {OFF, CLK, CUS, AUD}, 0),  # the officer's own
     (("stream", {"ref": "EV-000001"}), {OFF, CLK}, 0),
-    (("run", {"argv": ["tag", "EV-000002", "--note", "matrix"]}), {CLK}, 0),
-    (("run", {"argv": ["log", "--json"]}), {AUD}, 0),  # the whole chain names restricted items too
-    (("run", {"argv": ["log", "--item", "EV-000001", "--json"]}), {OFF, CLK, CUS, AUD}, 0),  # its own
-    (("run", {"argv": ["verify", "--json"]}), {CUS, AUD, ADM}, 0),
-    (("run", {"argv": ["status", "--json"]}), {CLK, CUS, AUD, ADM}, 0),
-    (("run", {"argv": ["report", "gaps", "--json"]}), {CLK, CUS, AUD}, 0),
-    (("run", {"argv": ["hold", "ls", "--json"]}), {CLK, CUS, AUD}, 0),
-    (("run", {"argv": ["hold", "add", "EV-000002", "--reason", "matrix"]}), {CUS}, 0),
-    (("run", {"argv": ["officer", "ls", "--json"]}), {CLK, CUS, AUD}, 0),
-    (("run", {"argv": ["recorder", "add", "BWC-MATRIX", "--officer", BADGE]}), {CUS}, 0),
-    (("run", {"argv": ["retention", "plan", "--json"]}), {CLK, CUS, AUD}, 0),  # reading: viewers
-    (("run", {"argv": ["retention", "requests", "--json"]}), {CLK, CUS, AUD}, 0),
-    (("run", {"argv": ["retention", "request", "EV-000002", "--reason", "matrix"]}), {CUS}, 5),
-    (("run", {"argv": ["case", "staff", "2026-0001", CLERK2]}), {CUS}, 0),
-    (("run", {"argv": ["export", "ls", "--json"]}), {CLK, CUS, AUD}, 0),
+    (("tag", {"items": ["EV-000002"], "note": "matrix"}), {CLK}, 0),
+    (("log", {}), {AUD}, 0),  # the whole chain names restricted items too
+    (("log", {"item": "EV-000001"}), {OFF, CLK, CUS, AUD}, 0),  # its own
+    (("verify", {}), {CUS, AUD, ADM}, 0),
+    (("anchor", {}), {CUS, AUD, ADM}, 0),
+    (("status", {}), {CLK, CUS, AUD, ADM}, 0),
+    (("report_gaps", {}), {CLK, CUS, AUD}, 0),
+    (("report_window", {}), {CLK, CUS, AUD}, 0),
+    (("report_retention", {"days": 30}), {CLK, CUS, AUD}, 0),
+    (("hold_ls", {}), {CLK, CUS, AUD}, 0),
+    (("hold_add", {"item": "EV-000002", "reason": "matrix"}), {CUS}, 0),
+    (("hold_release", {"hold": "HOLD-999999", "reason": "matrix"}), {CUS}, 5),
+    (("officer_ls", {}), {CLK, CUS, AUD}, 0),
+    (("officer_add", {"badge": "MATRIX-1", "name": "M"}), {CUS}, 0),
+    (("officer_login", {"badge": "MATRIX-1", "login": "matrixlogin"}), {CUS}, 0),
+    (("recorder_ls", {}), {CLK, CUS, AUD}, 0),
+    (("recorder_add", {"serial": "BWC-MATRIX", "badge": BADGE}), {CUS}, 0),
+    (("recorder_assign", {"serial": "BWC-MATRIX", "badge": BADGE}), {CUS}, 0),
+    (("recorder_retire", {"serial": "BWC-NOSUCH"}), {CUS}, 5),
+    (("explain", {"finding": "GAP-999999", "reason": "matrix"}), {CLK}, 5),
+    (("retention_plan", {}), {CLK, CUS, AUD}, 0),  # reading: viewers
+    (("retention_requests", {}), {CLK, CUS, AUD}, 0),
+    (("retention_request", {"items": ["EV-000002"], "reason": "matrix"}), {CUS}, 5),
+    (("retention_approve", {"request": "REQ-999999"}), {CUS}, 5),
+    (("retention_execute", {"request": "REQ-999999"}), {CUS}, 5),
+    (("retention_category", {"case": "MATRIX-CASE", "categories": ["major_case"]}), {CUS}, 0),
+    (("case_staff", {"case": "2026-0001", "logins": [CLERK2]}), {CUS}, 0),
+    (("case_confidentiality", {"case": "2026-0001", "level": "normal"}), {CUS}, 0),
+    (("export_ls", {}), {CLK, CUS, AUD}, 0),
 ]
 
 
@@ -381,7 +393,7 @@ def test_every_role_may_do_what_the_issue_gives_it_and_is_refused_the_rest(serve
         for (request, allowed, code_if_allowed), (code, said) in zip(
             ROLE_MATRIX, json.loads(asked.stdout), strict=True
         ):
-            described = " ".join(request[1].get("argv", [request[1].get("ref", "")]))
+            described = json.dumps(request[1], sort_keys=True)
             found[(role, request[0], described)] = (code, code_if_allowed if role in allowed else 13, said)
     wrong = {key: codes for key, codes in found.items() if codes[0] != codes[1]}
     assert wrong == {}, f"(role, op, request): (exit code, expected, what it said): {wrong}"
@@ -447,7 +459,7 @@ def test_restricted_footage_is_seen_only_by_the_clerks_named_on_its_case(served_
     assert fetched.returncode == 0, fetched.stderr
 
 
-def test_a_table_the_daemon_prints_for_a_caller_fits_the_callers_terminal(served_vault):
+def test_a_table_a_caller_of_the_daemon_sees_fits_the_callers_terminal(served_vault):
     home, socket_path, _outbox, _daemon = served_vault
     # `script` gives the clerk's custody a real terminal, 72 columns wide.
     command = f"stty cols 72; {SYSTEM_PYTHON} -m custody --home {home} ls"
@@ -457,23 +469,27 @@ def test_a_table_the_daemon_prints_for_a_caller_fits_the_callers_terminal(served
     assert "EV-000001" in "\n".join(shown) and max(map(len, shown)) <= 72
     piped = custody_as(CLERK, home, socket_path, "ls")  # piped output is for reading later: 200 columns
     assert piped.returncode == 0 and max(map(len, piped.stdout.splitlines())) > 72
-    with pytest.raises(api.ApiError, match='"columns" must be the client terminal\'s width'):
-        api.call(socket_path, "run", {"argv": ["ls"], "columns": 5})
+    # The daemon sends records, never a command line's output: the caller's own process lays them out.
+    assert isinstance(api.call(socket_path, "ls", {}), list)
+    with pytest.raises(api.ApiError, match="unknown request 'run'"):
+        api.call(socket_path, "run", {"argv": ["ls"]})
 
 
 def test_a_verify_the_daemon_runs_for_a_caller_draws_its_progress_at_the_callers_terminal(served_vault):
     home, socket_path, _outbox, _daemon = served_vault
     # The daemon's verify tells the client how far it is; the client draws the bar.
     frames: list[dict] = []
-    result = api.call(socket_path, "run", {"argv": ["verify"]}, on_progress=frames.append)
-    assert result["exit_code"] == 0, result
+    result = api.call(socket_path, "verify", {}, on_progress=frames.append)
+    assert result["ok"], result
     assert frames and all(frame["bar"] == "verify" for frame in frames)
     total = frames[0]["total"]
     assert total > 0 and frames[-1]["done"] == total
     assert [f["done"] for f in frames] == sorted(f["done"] for f in frames)
-    for_scripts: list[dict] = []  # --json output is read by a program: nothing to draw
-    assert api.call(socket_path, "run", {"argv": ["verify", "--json"]}, on_progress=for_scripts.append)
-    assert for_scripts == []
+    without: list[dict] = []  # a client that does not ask for progress gets none
+    assert api.call(socket_path, "verify", {})["ok"] and without == []
+    for_scripts = custody_as(ADMIN, home, socket_path, "verify", "--json")  # read by a program: no bar
+    assert for_scripts.returncode == 0 and json.loads(for_scripts.stdout)["ok"]
+    assert "━" not in for_scripts.stderr
     # On a real terminal (`script`): the admin sees the bar with the bytes checked, then the verdict.
     command = f"stty cols 100; {SYSTEM_PYTHON} -m custody --home {home} verify"
     on_terminal = run_as(ADMIN, "script", "-qec", command, "/dev/null", socket_path=socket_path)
@@ -511,11 +527,10 @@ def call(op, args):
                 break
             reader.read(length)
         reply = json.loads(reader.readline())
-        reply = {"ok": True, "result": {"exit_code": 0}} if reply["ok"] else reply
     connection.close()
     if not reply["ok"]:
         return reply["exit_code"], reply["error"]
-    return reply["result"].get("exit_code", 0), reply["result"].get("stderr", "")
+    return 0, ""
 
 outcome = {"requests": 0, "refused": 0, "tags": 0, "errors": []}
 end, n = time.monotonic() + seconds, 0
@@ -524,11 +539,11 @@ while time.monotonic() < end:
     item = random.choice(items)
     kind = ("ls", "show", "tag", "extract")[n % 4]
     if kind == "ls":
-        code, text = call("run", {"argv": ["ls", "--json"]})
+        code, text = call("ls", {})
     elif kind == "show":
-        code, text = call("run", {"argv": ["show", item, "--json"]})
+        code, text = call("show", {"item": item})
     elif kind == "tag":
-        code, text = call("run", {"argv": ["tag", item, "--note", me + "-" + str(n)]})
+        code, text = call("tag", {"items": [item], "note": me + "-" + str(n)})
     else:
         code, text = call("stream", {"ref": item, "to": "/dev/null"})
     outcome["requests"] += 1

@@ -12,11 +12,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import click
 import pytest
 
-from custody import cli as cli_module
 from custody.ingestd import api
+from custody.operations import OPERATIONS, request_fields
 from tests.docking import DaemonProcess, wait_for
 from tests.ingestd.served import CLERK, CUSTODIAN, GROUP, NO_ROLE
 from tests.localusers import SYSTEM_PYTHON, custody_as
@@ -25,33 +24,30 @@ from tests.vault.test_disc_export import small_filesystem
 pytestmark = pytest.mark.slow
 
 
-def spellings(param: click.Parameter, value: str) -> list[list[str]]:
-    """Every way click accepts ``value`` for ``param``: --opt V, --opt=V, -o V, -oV."""
-    found = []
-    for opt in param.opts:
-        if opt.startswith("--"):
-            found += [[opt, value], [f"{opt}={value}"]]
-        else:
-            found += [[opt, value], [f"{opt}{value}"]]
-    return found
-
-
-def test_no_option_naming_a_path_reaches_the_daemon_in_any_spelling(served_vault, tmp_path):
-    """Every command the socket runs, every option that takes a path, in every spelling click
-    accepts: the daemon refuses and opens nothing (the named folder never appears)."""
+def test_no_operation_takes_a_path_and_one_given_anyway_is_refused_unopened(served_vault):
+    """Every operation the socket serves takes a request of plain values (no field is a path: the
+    daemon never opens a path a client names); a request that adds a path under any name is
+    refused before anything runs, and the named folder never appears."""
     _home, socket_path, _outbox, _daemon = served_vault
+    served = sorted(OPERATIONS)  # (each answers below: a refusal naming the field, not "unknown request")
+    assert len(served) >= 30
     tried = 0
-    for path in sorted(cli_module.REMOTE_COMMANDS):
-        for param in cli_module.path_parameters(path):
-            for n, words in enumerate(spellings(param, "PLACE")):
-                target = Path(tempfile.gettempdir()) / f"custody-attack-{os.getpid()}-{tried}-{n}" / "reports"
-                argv = [*path, *[w.replace("PLACE", str(target)) for w in words]]
-                with pytest.raises(api.ApiError) as refused:
-                    api.call(socket_path, "run", {"argv": argv})
-                assert "names a file on the vault's machine" in refused.value.message, argv
-                assert not target.exists() and not target.parent.exists(), argv
-            tried += 1
-    assert tried >= 2  # retention plan --report-dir, verify --against DISC at least
+    for name in served:
+        assert all(kind in PLAIN for _field, kind, _required in request_fields(OPERATIONS[name].request)), (
+            name
+        )
+        field = ("report_dir", "out", "path", "iso", "against_file")[tried % 5]
+        target = Path(tempfile.gettempdir()) / f"custody-attack-{os.getpid()}-{tried}" / "reports"
+        time.sleep(0.1)  # (within the per-user rate limit, which has its own test)
+        with pytest.raises(api.ApiError) as refused:
+            api.call(socket_path, name, {field: str(target)})
+        assert f"no field '{field}'" in refused.value.message, (name, field)
+        assert not target.exists() and not target.parent.exists(), (name, field)
+        tried += 1
+    assert tried >= 30
+
+
+PLAIN = {"text", "text or null", "a whole number", "true or false", "a list of text"}
 
 
 def test_a_custodian_cannot_make_the_daemon_write_through_a_planted_link(served_vault, tmp_path):
