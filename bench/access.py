@@ -1,7 +1,7 @@
 """API socket benchmarks: the same commands through the daemon's socket and in-process.
 
 - ls:      `custody ls --json` over 10,000 items, as a clerk through the socket
-           vs the vault's own user in-process (goal: at most 1.5x its time)
+           vs the vault's own user in-process (goal: at most 1.2x its time, issue 17)
 - extract: a 1 GiB item, as a clerk through the socket (the clerk's process
            writes the file) vs in-process (goal: at least 0.8x its throughput)
 - ingest:  a 1 GiB file, as a clerk through the socket (the clerk's process
@@ -174,7 +174,7 @@ def bench_access(workdir: Path) -> bool:
     print(f"  ls --json in-process (vault's user)   {min(local):6.3f} s")
     print(f"  ls --json through the socket (clerk)  {min(remote):6.3f} s")
     print(
-        f"  ratio                                 {ls_ratio:6.2f}x  (goal <= 1.5x: {verdict(ls_ratio <= 1.5)})"
+        f"  ratio                                 {ls_ratio:6.2f}x  (goal <= 1.2x: {verdict(ls_ratio <= 1.2)})"
     )
     print(f"  extract in-process                    {min(local_x):6.2f} s  {mb / min(local_x):6.0f} MB/s")
     print(f"  extract through the socket            {min(remote_x):6.2f} s  {mb / min(remote_x):6.0f} MB/s")
@@ -186,4 +186,4 @@ def bench_access(workdir: Path) -> bool:
     print(
         f"  throughput ratio                      {ingest_ratio:6.2f}x  (goal >= 0.8x: {verdict(ingest_ratio >= 0.8)})"
     )
-    return ls_ratio <= 1.5 and extract_ratio >= 0.8 and ingest_ratio >= 0.8
+    return ls_ratio <= 1.2 and extract_ratio >= 0.8 and ingest_ratio >= 0.8

@@ -290,32 +290,7 @@ def _print_status(station_now: dict, oldest_finding: str | None) -> None:
         _say("daemon: not running")
     else:
         _say(f"daemon: running (pid {live['pid']}, since {local_display(live['started_at'])})")
-        docked = Listing(
-            Column("recorder", KEY),
-            Column("state"),
-            Column("files"),
-            Column("bytes", drop=3),
-            Column("rate", drop=2),
-            Column("ETA"),
-            Column("reading", TEXT, drop=1),
-            title="docked",
-        )
-        for entry in live["docked"]:
-            if "files_total" in entry:
-                docked.add_row(
-                    entry["serial"],
-                    entry["state"],
-                    f"{entry['files_done']} of {entry['files_total']}",
-                    f"{_size(entry['bytes_done'])} of {_size(entry['bytes_total'])}",
-                    f"{_size(entry['rate_bytes_per_second'])}/s",
-                    f"{entry['eta_seconds']} s",
-                    ", ".join(entry.get("reading") or []) or "-",
-                )
-            else:
-                docked.add_row(
-                    entry.get("serial") or entry.get("device", "?"), entry["state"], "-", "-", "-", "-", "-"
-                )
-        show_listing(docked)
+        show_listing(_docked_table(live["docked"]))
         for error in live.get("errors", []):
             _say(f"error {local_display(error['at'])}: {error['message']}")
     table = Listing(
@@ -376,6 +351,36 @@ def _print_status(station_now: dict, oldest_finding: str | None) -> None:
                 u["key"], u["identity"].get("reason", "-"), local_display(u["last_seen"]), str(u["times"])
             )
         show_listing(table)
+
+
+def _docked_table(docked_now: list[dict]) -> Listing:
+    """The recorders docked now, with how far each pull is."""
+    docked = Listing(
+        Column("recorder", KEY),
+        Column("state"),
+        Column("files"),
+        Column("bytes", drop=3),
+        Column("rate", drop=2),
+        Column("ETA"),
+        Column("reading", TEXT, drop=1),
+        title="docked",
+    )
+    for entry in docked_now:
+        if "files_total" in entry:
+            docked.add_row(
+                entry["serial"],
+                entry["state"],
+                f"{entry['files_done']} of {entry['files_total']}",
+                f"{_size(entry['bytes_done'])} of {_size(entry['bytes_total'])}",
+                f"{_size(entry['rate_bytes_per_second'])}/s",
+                f"{entry['eta_seconds']} s",
+                ", ".join(entry.get("reading") or []) or "-",
+            )
+        else:
+            docked.add_row(
+                entry.get("serial") or entry.get("device", "?"), entry["state"], "-", "-", "-", "-", "-"
+            )
+    return docked
 
 
 @cli.group()

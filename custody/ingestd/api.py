@@ -3,7 +3,7 @@
 A Unix stream socket (``<home>/api.sock`` by default, ``[access] socket``),
 mode 0660, group ``[access] socket_group``: the group decides who may
 connect at all. Each connection carries one request, a JSON object on one
-line (``{"op": "whoami", "args": {}}``), and gets one JSON line back
+line (``{"v": 2, "op": "whoami", "args": {}}``; see docs/protocol.md), and gets one JSON line back
 (``{"ok": true, "result": ...}`` or ``{"ok": false, "error": ..., "exit_code": N}``).
 The caller is who the kernel says is at the other end (SO_PEERCRED: uid, gid,
 pid); nothing in the request names the caller.
@@ -49,6 +49,9 @@ from custody.vault.access import Caller, RoleMap, identify
 
 log = logging.getLogger(__name__)
 
+# The protocol's version (docs/protocol.md): 2 is named operations with typed requests;
+# 1 had a "run" operation that replayed a command line in the daemon.
+PROTOCOL_VERSION = 2
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_ANSWER_BYTES = 256 * 1024 * 1024  # what a client accepts in one answer line (an ls of many items)
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -494,6 +497,13 @@ class ApiServer:
             return _error("request is not JSON", 2)
         if not isinstance(request, dict) or not isinstance(request.get("op"), str):
             return _error('request must be a JSON object with an "op"', 2)
+        version = request.get("v", PROTOCOL_VERSION)
+        if version != PROTOCOL_VERSION:
+            return _error(
+                f"this daemon speaks protocol {PROTOCOL_VERSION}, the request protocol {version!r}: "
+                "use the custody command of the same version as the daemon",
+                2,
+            )
         args = request.get("args", {})
         if not isinstance(args, dict):
             return _error('"args" must be a JSON object', 2)
@@ -588,7 +598,9 @@ def call(
     connect, ApiError (with the daemon's message and exit code) on a refusal.
     """
     connection = _connect(path, timeout)
-    request = {"op": op, "args": args or {}} | ({"progress": True} if on_progress else {})
+    request = {"v": PROTOCOL_VERSION, "op": op, "args": args or {}} | (
+        {"progress": True} if on_progress else {}
+    )
     try:
         connection.sendall(_line(request))
         reader = connection.makefile("rb")
@@ -642,7 +654,7 @@ def upload(
     """
     connection = _connect(path, timeout)
     try:
-        connection.sendall(_line({"op": op, "args": args}))
+        connection.sendall(_line({"v": PROTOCOL_VERSION, "op": op, "args": args}))
         reader = connection.makefile("rb")
         header = _result(path, reader.readline(MAX_ANSWER_BYTES))
         if not header.get("send"):
@@ -670,7 +682,7 @@ def call_stream(
     """
     connection = _connect(path, timeout)
     try:
-        connection.sendall(_line({"op": op, "args": args}))
+        connection.sendall(_line({"v": PROTOCOL_VERSION, "op": op, "args": args}))
         reader = connection.makefile("rb")
         header = _result(path, reader.readline(64 * 1024))
         if not header.get("stream"):

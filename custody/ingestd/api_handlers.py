@@ -32,14 +32,27 @@ from custody.ingestd.pipeline import IngestSource
 from custody.vault import Vault
 from custody.vault.access import Caller
 
+NAMES = ("whoami", "stream", "ingest", "export", "verify_image", "burn_failed", "fetch")
+
 
 def api_handlers(settings: Settings) -> dict:
-    """What the API socket serves: op -> function of (caller, args). Each opens the vault as its caller."""
+    """What the API socket serves besides the named operations: op -> function of (caller, args).
+    Each opens the vault as its caller."""
+    streams = _Streams(settings)
+    return {name: getattr(streams, name) for name in NAMES}
 
-    def whoami(caller: Caller, args: dict) -> dict:
-        return {**caller.as_dict(), "via": "daemon", "vault": str(settings.home)}
 
-    def stream(caller: Caller, args: dict) -> Stream:
+class _Streams:
+    """The socket's operations that move bytes, or tell who is asking (see the module's docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.outbox = _Outbox(settings.home / "run" / "outbox")
+
+    def whoami(self, caller: Caller, args: dict) -> dict:
+        return {**caller.as_dict(), "via": "daemon", "vault": str(self.settings.home)}
+
+    def stream(self, caller: Caller, args: dict) -> Stream:
         ref, role, to = args.get("ref"), args.get("role"), args.get("to")
         if not isinstance(ref, str) or role not in (None, "playable", "thumbnail"):
             raise ApiError(
@@ -47,7 +60,7 @@ def api_handlers(settings: Settings) -> dict:
             )
 
         def produce(write) -> dict:
-            with Vault(settings, caller.name, caller=caller) as vault:
+            with Vault(self.settings, caller.name, caller=caller) as vault:
                 item = vault.stream(
                     ref, _Sink(write), destination=str(to or "stdout"), role=role, to_file=bool(to)
                 )
@@ -57,26 +70,28 @@ def api_handlers(settings: Settings) -> dict:
 
         return Stream(produce)
 
-    def ingest(caller: Caller, args: dict) -> Upload:
+    def ingest(self, caller: Caller, args: dict) -> Upload:
         """Seal files the caller's process sends; refused before any byte moves without the ingest role."""
         officer, recorder = args.get("officer"), args.get("recorder")
         if not all(value is None or isinstance(value, str) for value in (officer, recorder)):
             raise ApiError(message='ingest "officer" and "recorder" must be strings')
-        with Vault(settings, caller.name, caller=caller) as vault:
+        with Vault(self.settings, caller.name, caller=caller) as vault:
             vault.authorize("ingest")
         source = IngestSource(paths=[], source=upload.SOURCE, officer=officer, recorder=recorder)
 
         def receive(channel: Channel) -> dict:
-            with Vault(settings, caller.name, caller=caller) as vault:
+            with Vault(self.settings, caller.name, caller=caller) as vault:
                 return upload.UploadSession(
-                    vault, source, settings.ingest, channel, max_bytes=settings.access.max_upload_mb << 20
+                    vault,
+                    source,
+                    self.settings.ingest,
+                    channel,
+                    max_bytes=self.settings.access.max_upload_mb << 20,
                 ).receive()
 
-        return Upload(receive, offer={"skip_names": settings.ingest.skip_names})
+        return Upload(receive, offer={"skip_names": self.settings.ingest.skip_names})
 
-    outbox = _Outbox(settings.home / "run" / "outbox")
-
-    def export(caller: Caller, args: dict) -> dict:
+    def export(self, caller: Caller, args: dict) -> dict:
         """Make an evidence disc export as the caller into the daemon's outbox; the client fetches it."""
         from custody.vault.disc.export import DiscExporter, ExportRequest
 
@@ -87,10 +102,10 @@ def api_handlers(settings: Settings) -> dict:
             raise ApiError(message='export needs "case" and "out" (where the client writes the image)')
         if not isinstance(fields["items"] or [], list):
             raise ApiError(message='export "items" must be a list of item ids')
-        folder = outbox.new(caller.uid)
+        folder = self.outbox.new(caller.uid)
         send = progress_sender()
         try:
-            with Vault(settings, caller.name, caller=caller) as vault:
+            with Vault(self.settings, caller.name, caller=caller) as vault:
                 # The client hears each step as an in-process export says it; an image is named
                 # as in the outbox, the client says where it writes it.
                 on_step = (lambda text: send({"step": text.replace(f"{folder}/", "")})) if send else None
@@ -108,7 +123,7 @@ def api_handlers(settings: Settings) -> dict:
                     )
                 )
         except BaseException:
-            outbox.remove(folder.name)
+            self.outbox.remove(folder.name)
             raise
         return {
             "record": record.as_dict(),
@@ -116,7 +131,7 @@ def api_handlers(settings: Settings) -> dict:
             "files": sorted(p.name for p in folder.iterdir()),
         }
 
-    def verify_image(caller: Caller, args: dict) -> Upload:
+    def verify_image(self, caller: Caller, args: dict) -> Upload:
         """Re-verify a disc image the caller's process sends (their ISO, or their drive read whole):
         received into a private outbox folder, checked as the caller, removed."""
         from custody.vault.disc.export import DiscExporter
@@ -125,12 +140,12 @@ def api_handlers(settings: Settings) -> dict:
         if not isinstance(name, str) or not name:
             raise ApiError(message='verify_image needs "name" (the image or drive, as the client knows it)')
         described = f"{name} (sent by uid {caller.uid})"
-        with Vault(settings, caller.name, caller=caller) as vault:
+        with Vault(self.settings, caller.name, caller=caller) as vault:
             vault.authorize("export", described)
 
         def receive(channel: Channel) -> dict:
             channel.message()  # the client's announcement; the bytes follow
-            folder = outbox.new(caller.uid)
+            folder = self.outbox.new(caller.uid)
             try:
                 image = folder / "image.iso"
                 incoming = channel.incoming()
@@ -144,29 +159,29 @@ def api_handlers(settings: Settings) -> dict:
                     ) from exc
                 except StreamAbandoned as exc:
                     raise ApiError(message=f"{name} not verified: {exc.reason}", exit_code=1) from exc
-                with Vault(settings, caller.name, caller=caller) as vault:
+                with Vault(self.settings, caller.name, caller=caller) as vault:
                     return DiscExporter(vault).verify(str(image), described_as=described).as_dict()
             finally:
-                outbox.remove(folder.name)
+                self.outbox.remove(folder.name)
 
         return Upload(receive)
 
-    def burn_failed(caller: Caller, args: dict) -> dict:
+    def burn_failed(self, caller: Caller, args: dict) -> dict:
         """The caller's process could not burn a disc of an export: recorded (audited) as the caller."""
         from custody.vault.disc.export import DiscExporter
 
         export, disc, target, error = (args.get(k) for k in ("export", "disc", "target", "error"))
         if not (isinstance(export, str) and isinstance(disc, int) and isinstance(target, str)):
             raise ApiError(message='burn_failed needs "export", "disc" (a number), "target" and "error"')
-        with Vault(settings, caller.name, caller=caller) as vault:
+        with Vault(self.settings, caller.name, caller=caller) as vault:
             DiscExporter(vault).record_burn_failure(export, disc, f"{target} (uid {caller.uid})", str(error))
         return {"recorded": True}
 
-    def fetch(caller: Caller, args: dict) -> Stream | dict:
-        """One file of an export in the outbox, to the caller who made it; ``done`` empties that outbox."""
-        folder = outbox.folder(str(args.get("token", "")), caller.uid)
+    def fetch(self, caller: Caller, args: dict) -> Stream | dict:
+        """One file of an export in the outbox, to the caller who made it; ``done`` empties that self.outbox."""
+        folder = self.outbox.folder(str(args.get("token", "")), caller.uid)
         if args.get("done"):
-            outbox.remove(folder.name)
+            self.outbox.remove(folder.name)
             return {"removed": True}
         path = folder / str(args.get("name", ""))
         if path.parent != folder or not path.is_file():
@@ -179,16 +194,6 @@ def api_handlers(settings: Settings) -> dict:
             return {"name": path.name, "size": path.stat().st_size}
 
         return Stream(produce)
-
-    return {
-        "whoami": whoami,
-        "stream": stream,
-        "ingest": ingest,
-        "export": export,
-        "verify_image": verify_image,
-        "burn_failed": burn_failed,
-        "fetch": fetch,
-    }
 
 
 class _Outbox:

@@ -60,7 +60,8 @@ def operation(name: str, request: type, action: str, action_of: Callable[[typing
         raise ValueError(f"operation {name}: {action!r} is not an action of custody.vault.access.ALLOWED")
 
     def register(function: Callable) -> Callable:
-        summary = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
+        first_paragraph = (function.__doc__ or "").strip().split("\n\n")[0]
+        summary = " ".join(line.strip() for line in first_paragraph.splitlines()).replace("``", "`")
         OPERATIONS[name] = Operation(name, request, action, function, summary, action_of)
         return function
 
