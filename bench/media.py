@@ -172,7 +172,7 @@ def bench_decode(workdir: Path, clips: list[Path]) -> bool:
             ["ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", str(clip), "-map", "0", "-f", "null", "-"]
         )
         started = time.perf_counter()
-        with vault.plaintext_copy(number) as original:
+        with vault.originals.plaintext_copy(number) as original:
             errors = decode_check(original, "ffmpeg", 3600, 1 << 30)
         ours_total += time.perf_counter() - started
         assert errors == [], errors

@@ -229,7 +229,7 @@ def keys_rotate_signing(session: Session, as_json: bool) -> None:
       custody keys rotate-signing
     """
     with session.vault(writer=True) as vault:
-        rotated = vault.rotate_signing_key()
+        rotated = vault.integrity.rotate_signing_key()
     if as_json:
         click.echo(json.dumps({"old": rotated.old_fingerprint, "new": rotated.new_fingerprint}))
         return

@@ -412,8 +412,8 @@ def extract(session: Session, item: str, out: Path, playable: bool, thumbnail: b
     """
     role = _extract_role(playable, thumbnail)
     with session.vault() as vault:
-        found = vault.extract(item, out, role=role)
-        written = vault.derivative_of(found, role) if role else found
+        found = vault.originals.extract(item, out, role=role)
+        written = vault.originals.derivative_of(found, role) if role else found
     _say_extracted(role, found.item_id, out, written.size, written.sha256)
 
 
@@ -440,7 +440,7 @@ def cat(session: Session, item: str) -> None:
       custody cat EV-000123 | ffplay -
     """
     with session.vault() as vault:
-        vault.stream(item, sys.stdout.buffer)
+        vault.originals.stream(item, sys.stdout.buffer)
 
 
 class _IngestPrinter:

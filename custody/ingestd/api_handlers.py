@@ -61,10 +61,10 @@ class _Streams:
 
         def produce(write) -> dict:
             with Vault(self.settings, caller.name, caller=caller) as vault:
-                item = vault.stream(
+                item = vault.originals.stream(
                     ref, _Sink(write), destination=str(to or "stdout"), role=role, to_file=bool(to)
                 )
-                written = vault.derivative_of(item, role) if role else item
+                written = vault.originals.derivative_of(item, role) if role else item
             sha256, size = written.sha256, written.size
             return {"item": item.item_id, "sha256": sha256, "size": size, "role": role}
 

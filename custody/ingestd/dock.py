@@ -380,7 +380,7 @@ class DockSession(IngestSession):
                     missing = self.vault.targets_without_verified_copy(item, self.targets)
                     if missing:
                         raise RuntimeError(f"not yet verified off-site on {', '.join(missing)}")
-                self.vault.check_item(item)
+                self.vault.originals.check_item(item)
                 info = os.stat(target, follow_symlinks=False)
                 if (info.st_size, info.st_mtime_ns) != (task.size, task.mtime_ns):
                     raise RuntimeError("changed on the recorder since it was pulled")

@@ -177,7 +177,7 @@ class MediaJobs:
         try:
             if job.kind not in (MEDIA, DECODE):
                 raise ToolFailed(f"unknown job kind {job.kind!r}")
-            with self.vault.plaintext_copy(job.item) as original:
+            with self.vault.originals.plaintext_copy(job.item) as original:
                 try:
                     if job.kind == MEDIA:
                         facts = self.foreground_stage(original)

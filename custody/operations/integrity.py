@@ -33,11 +33,11 @@ def verify(vault: Vault, request: Verify, context: Context) -> dict:
     published = [chain for group in published for chain in group]
     items = list(request.items)
     if context.progress is None:
-        return vault.verify(items, against=published).as_dict()
+        return vault.integrity.verify(items, against=published).as_dict()
     bar = ByteProgress("verify", context.progress)
-    bar.start(vault.bytes_to_verify(items))
+    bar.start(vault.integrity.bytes_to_verify(items))
     try:
-        return vault.verify(items, bar.advance, against=published).as_dict()
+        return vault.integrity.verify(items, bar.advance, against=published).as_dict()
     finally:
         bar.finish()
 
@@ -77,7 +77,7 @@ def _offsite_anchors(vault: Vault, name: str | None) -> list[anchors.PublishedCh
 @operation("anchor", NoRequest, "verify")
 def anchor(vault: Vault, request: NoRequest, context: Context) -> dict:
     """The audit chain's newest signed checkpoint, to keep off this machine."""
-    point = vault.anchor()
+    point = vault.integrity.anchor()
     if point is None:
         raise UsageError(reason="the audit chain has no signed checkpoint yet")
     return {

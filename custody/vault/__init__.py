@@ -1,6 +1,7 @@
 """The evidence store: sealed objects, catalog, audit chain and keys."""
 
 from custody.vault.catalog import Item, ItemFilter
-from custody.vault.vault import IngestRecord, TagChange, Vault, VerifyReport
+from custody.vault.integrity import VerifyReport
+from custody.vault.vault import IngestRecord, TagChange, Vault
 
 __all__ = ["IngestRecord", "Item", "ItemFilter", "TagChange", "Vault", "VerifyReport"]

@@ -23,6 +23,9 @@ from custody.errors import CustodyError
 
 MASTER_KEY_BYTES = 32
 
+# Beside the keys folder's signing key: its public half, which discs and replicas carry.
+PUBLIC_KEY_NAME = "keys/signing.pub"
+
 
 class KeyFileMissing(CustodyError):
     """key file {path} is missing: restore it from the key backup (without it the vault cannot be read)"""
@@ -102,7 +105,7 @@ class RotatedKey:
 
 
 def pending_signing_key_path(path: Path) -> Path:
-    """Where a new signing key waits while its rotation event commits (see Vault.rotate_signing_key)."""
+    """Where a new signing key waits while its rotation event commits (see vault.integrity.rotate_signing_key)."""
     return path.with_name(f".{path.name}.new")
 
 

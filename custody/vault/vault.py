@@ -8,13 +8,11 @@ too (the access issue); for now the actor is the caller's login name.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import functools
 import json
 import os
 import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -23,23 +21,22 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from custody.config import Settings, default_config_text
-from custody.errors import CustodyError, UsageError, cannot_write
+from custody.errors import CustodyError, UsageError
 from custody.vault import (
     access,
-    anchors,
     case_access,
     derivatives,
     disposal_records,
     findings,
     holdings,
+    integrity,
     keys,
     media_queue,
-    proof,
+    reading,
     registry,
 )
-from custody.vault.audit import AuditChain, AuditEvent, ChainProblem
+from custody.vault.audit import AuditChain, AuditEvent
 from custody.vault.catalog import Catalog, Item, ItemFilter
-from custody.vault.derivatives import Derivative
 from custody.vault.disposal_records import DispositionRequest
 from custody.vault.holdings import HoldRecord
 from custody.vault.items import (
@@ -57,7 +54,7 @@ from custody.vault.timestamps import utc_now
 
 CATALOG_NAME = "catalog.db"
 LOCK_NAME = "lock"
-PUBLIC_KEY_NAME = "keys/signing.pub"
+PUBLIC_KEY_NAME = keys.PUBLIC_KEY_NAME
 MAX_TAG_LENGTH = 500
 
 
@@ -104,50 +101,6 @@ class Change:
 
 
 @dataclass(frozen=True)
-class ObjectProblem:
-    kind: str  # "missing", "damaged", "orphan", "stray"
-    sha256: str | None
-    item: str | None
-    problem: str
-
-    def as_dict(self) -> dict:
-        return {"kind": self.kind, "item": self.item, "sha256": self.sha256, "problem": self.problem}
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    objects_checked: int
-    bytes_checked: int
-    object_problems: list[ObjectProblem]
-    chain_events: int
-    chain_checkpoints: int
-    chain_problems: list[ChainProblem]
-    catalog_problems: list[proof.CatalogDifference] = field(default_factory=list)
-    anchors_checked: list[str] = field(default_factory=list)
-    anchor_problems: list[anchors.AnchorProblem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (
-            self.object_problems or self.chain_problems or self.catalog_problems or self.anchor_problems
-        )
-
-    def as_dict(self) -> dict:
-        return {
-            "ok": self.ok,
-            "objects_checked": self.objects_checked,
-            "bytes_checked": self.bytes_checked,
-            "object_problems": [p.as_dict() for p in self.object_problems],
-            "audit_events": self.chain_events,
-            "audit_checkpoints": self.chain_checkpoints,
-            "audit_problems": [{"seq": p.seq, "problem": p.problem} for p in self.chain_problems],
-            "catalog_problems": [p.as_dict() for p in self.catalog_problems],
-            "anchors": self.anchors_checked,
-            "anchor_problems": [p.as_dict() for p in self.anchor_problems],
-        }
-
-
-@dataclass(frozen=True)
 class TagChange:
     item: Item
     changed: dict[str, tuple[str | None, str]]
@@ -181,15 +134,9 @@ class Vault:
 
         exit_code = 5
 
-    class ItemDamaged(CustodyError):
-        """item {item} failed its integrity check: {problem}"""
+    ItemDamaged = reading.ItemDamaged
 
-        exit_code = 6
-
-    class OutputExists(CustodyError):
-        """{path} already exists: custody never overwrites a file; choose another --out"""
-
-        exit_code = 5
+    OutputExists = reading.OutputExists
 
     OfficerExists = registry.OfficerExists
 
@@ -203,10 +150,7 @@ class Vault:
 
     UnknownProfile = registry.UnknownProfile
 
-    class NoDerivative(CustodyError):
-        """{item} has no {role} copy: {why}"""
-
-        exit_code = 5
+    NoDerivative = reading.NoDerivative
 
     FindingNotFound = findings.FindingNotFound
 
@@ -294,6 +238,8 @@ class Vault:
         self.continuity = findings.Continuity(self)
         self.holds = holdings.Holds(self)
         self.cases = case_access.CaseAccess(self)
+        self.integrity = integrity.Integrity(self)
+        self.originals = reading.Originals(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()
@@ -894,270 +840,7 @@ class Vault:
 
     # -- reading originals ------------------------------------------------
 
-    def extract(self, ref: str, out: Path, role: str | None = None) -> Item:
-        """Write the decrypted original of ``ref`` (or its ``role`` derivative) to ``out``, verified as it goes.
-
-        Never overwrites: raise Vault.OutputExists. Raise Vault.ItemDamaged when
-        the object fails authentication or its hash (no partial file remains),
-        Vault.NoDerivative when the item has no such derivative.
-        """
-        self.authorize("extract", ref)
-        item = self.resolve(ref)
-        sha256 = item.sha256
-        if role is not None:
-            sha256 = self.derivative_of(item, role).sha256
-        out = Path(out)
-        if out.exists() or out.is_symlink():
-            self.record_failure("extract", {"out": str(out), "reason": "output exists"}, item)
-            raise Vault.OutputExists(path=out)
-        partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
-        try:
-            with open(partial, "xb") as sink:
-                self._copy_verified(item, sink, sha256=sha256)
-                sink.flush()
-                os.fsync(sink.fileno())
-            _link_without_overwrite(partial, out)
-        except Vault.OutputExists:
-            self.record_failure("extract", {"out": str(out), "reason": "output exists"}, item)
-            raise
-        except Vault.ItemDamaged as exc:
-            self.record_failure("extract", {"out": str(out), "reason": exc.message}, item)
-            raise
-        except OSError as exc:  # a missing folder, no permission, a full or read-only disk
-            failure = cannot_write(out, exc)
-            self.record_failure("extract", {"out": str(out), "reason": failure.message}, item)
-            raise failure from exc
-        finally:
-            partial.unlink(missing_ok=True)
-        details = {"out": str(out.resolve()), "sha256": sha256}
-        if role is not None:
-            details["derivative"] = role
-        self.audit.append(self.actor, "extract", item.number, details)
-        return item
-
-    def derivative_of(self, item: Item, role: str) -> Derivative:
-        """Item's ``role`` derivative (playable, thumbnail); raise Vault.NoDerivative saying why there is none."""
-        made = {d.role: d for d in self.media.derivatives(item)}
-        if role in made:
-            return made[role]
-        facts = self.media.facts(item)
-        if facts is None:
-            why = "its media job has not run yet: run 'custody media run --once' or let the daemon work"
-        elif role == derivatives.PLAYABLE and facts.get("photo"):
-            why = "it is a photo; extract the original"
-        elif "unreadable" in facts or (facts.get("playable") or {}).get("error"):
-            why = (facts.get("playable") or {}).get(
-                "error"
-            ) or f"it is not readable media ({facts['unreadable']})"
-        else:
-            why = "none was made; see 'custody status' for failed media jobs"
-        raise Vault.NoDerivative(item=item.item_id, role=role, why=why)
-
-    def stream(
-        self,
-        ref: str,
-        sink: BinaryIO,
-        destination: str = "stdout",
-        role: str | None = None,
-        to_file: bool = False,
-    ) -> Item:
-        """Write the decrypted original (or its ``role`` derivative) to ``sink``, verified as it goes.
-
-        Audited as a view, or as an extract when ``to_file`` (a client writing
-        ``destination`` on its side of the API socket). Bytes already written
-        stay written if the object turns out damaged part way:
-        Vault.ItemDamaged is raised and the failure audited.
-        """
-        action = "extract" if to_file else "cat"
-        self.authorize(action, ref)
-        item = self.resolve(ref)
-        sha256 = self.derivative_of(item, role).sha256 if role else item.sha256
-        event = "extract" if to_file else "view"
-        try:
-            self._copy_verified(item, sink, sha256=sha256)
-            sink.flush()
-        except Vault.ItemDamaged as exc:
-            self.record_failure(event, {"to": destination, "reason": exc.message}, item)
-            raise
-        details = {"to": destination, "sha256": sha256}
-        if role:
-            details["derivative"] = role
-        self.audit.append(self.actor, event, item.number, details)
-        return item
-
-    def read_verified(self, item: Item, sink: BinaryIO, sha256: str | None = None) -> None:
-        """Write the plaintext of the item's original (or of its derivative ``sha256``) to ``sink``.
-
-        Authenticated and re-hashed as it goes; not audited (the caller records
-        what it did with it). Raise Vault.ItemDamaged.
-        """
-        self._copy_verified(item, sink, sha256=sha256)
-
-    def _copy_verified(
-        self, item: Item, sink: BinaryIO | None, evict_cache: bool = False, sha256: str | None = None
-    ) -> None:
-        """Check the item's object, or its derivative ``sha256`` (writing the plaintext to ``sink`` if given).
-
-        Raise Vault.ItemDamaged.
-        """
-        try:
-            self.objects.check(sha256 or item.sha256, evict_cache=evict_cache, sink=sink)
-        except ObjectDamaged as exc:
-            raise Vault.ItemDamaged(item=item.item_id, problem=exc.message) from exc
-        except FileNotFoundError as exc:
-            raise Vault.ItemDamaged(item=item.item_id, problem="its object file is missing") from exc
-
     # -- verification -----------------------------------------------------
-
-    def verify(
-        self,
-        refs: list[str] | None = None,
-        on_progress: ProgressCallback | None = None,
-        against: Iterable[anchors.PublishedChain] = (),
-    ) -> VerifyReport:
-        """Re-hash objects, match items with objects, check the audit chain, and prove the catalog.
-
-        The chain is checked link by link and every checkpoint against the
-        signing key the chain pins; the catalog is proved against the chain
-        (proof.prove_catalog); with ``against``, the chain is compared with
-        anchors kept off the machine (anchors.compare). With ``refs`` only
-        those items' objects are re-hashed (the rest is always checked).
-        Never repairs anything. The check itself is audited.
-        """
-        self.authorize("verify")
-        against = list(against)
-        with self._lock, self.catalog.snapshot():  # the chain and the tables read at one moment
-            chain = self.audit.verify()
-            catalog_problems = proof.prove_catalog(self.catalog)
-            anchor_problems = [
-                problem for anchor in against for problem in anchors.compare(self.audit, anchor)
-            ]
-        chosen = {item.number for item in self.resolve_all(refs)} if refs else None
-        targets = self._objects_of(chosen)
-        problems: list[ObjectProblem] = []
-        checked_bytes = 0
-        for item_id, sha256 in targets:
-            try:
-                checked_bytes += self.objects.check(sha256, evict_cache=True, on_progress=on_progress)
-            except FileNotFoundError:
-                problems.append(ObjectProblem("missing", sha256, item_id, "object file is missing"))
-            except ObjectDamaged as exc:
-                problems.append(ObjectProblem("damaged", sha256, item_id, exc.fields["problem"]))
-        if any(p.kind == "missing" for p in problems):
-            # A disposal running beside this check removes rows, then files: gone from both is no problem.
-            still = {sha for _label, sha in self._objects_of(None)}
-            problems = [p for p in problems if p.kind != "missing" or p.sha256 in still]
-        if not refs:
-            problems += self._unreferenced_objects()
-        report = VerifyReport(
-            objects_checked=len(targets),
-            bytes_checked=checked_bytes,
-            object_problems=problems,
-            chain_events=chain.events,
-            chain_checkpoints=chain.checkpoints,
-            chain_problems=chain.problems,
-            catalog_problems=catalog_problems,
-            anchors_checked=[anchor.source for anchor in against],
-            anchor_problems=anchor_problems,
-        )
-        self.audit.append(
-            self.actor,
-            "verify",
-            details={
-                "scope": sorted(format_item_id(n) for n in chosen) if chosen else "all",
-                "objects_checked": report.objects_checked,
-                "ok": report.ok,
-                "object_problems": len(problems),
-                "audit_problems": [p.seq for p in chain.problems][:50],
-                "catalog_problems": len(catalog_problems),
-                "anchors": report.anchors_checked,
-                "anchor_problems": len(anchor_problems),
-            },
-        )
-        return report
-
-    def anchor(self) -> anchors.Checkpoint | None:
-        """Sign the chain's head (when new events wait) and return the newest checkpoint, for the
-        paper register (``custody anchor``). Needs the 'verify' role; audited as an access."""
-        self.authorize("verify")
-        self.checkpoint()
-        with self._lock:
-            return anchors.latest(self.audit)
-
-    def rotate_signing_key(self) -> keys.RotatedKey:
-        """Replace the key that signs checkpoints, handing over with an event the old key signs.
-
-        The new key is written first (beside the old one, then renamed over
-        it), then the rotation event and a checkpoint by the new key commit.
-        Only the vault's own user (in-process) may. Raise AccessDenied.
-        """
-        self.authorize("keys")
-        with self._lock:
-            new_key = keys.Ed25519PrivateKey.generate()
-            signing_path = self.settings.home_path(self.settings.keys.signing_key_file)
-            old_fingerprint = keys.public_key_fingerprint(self.audit.public_key)
-            # Staged first, the event committed, then renamed in: a crash between is finished at the
-            # next open (_recover), so the key on disk is always the one the chain pins.
-            pending = keys.stage_signing_key(signing_path, new_key)
-            try:
-                self.audit.rotate(self.actor, new_key)
-            except BaseException:
-                pending.unlink(missing_ok=True)
-                raise
-            keys.install_signing_key(pending, signing_path, self.home / PUBLIC_KEY_NAME)
-            return keys.RotatedKey(old_fingerprint, keys.public_key_fingerprint(new_key.public_key()))
-
-    def bytes_to_verify(self, refs: list[str] | None = None) -> int:
-        """Return how many plaintext bytes verify(refs) will read (originals and derivatives)."""
-        chosen = {item.number for item in self.resolve_all(refs)} if refs else None
-        return sum(self.catalog.object_size(sha) for _label, sha in self._objects_of(chosen))
-
-    @_serialized
-    def _objects_of(self, chosen: set[int] | None) -> list[tuple[str, str]]:
-        """Return (label, sha256) of the originals and derivatives of ``chosen`` items (None: all)."""
-        targets = [
-            (format_item_id(number), sha256)
-            for number, sha256 in self.catalog.all_sha256()
-            if chosen is None or number in chosen
-        ]
-        targets += [
-            (f"{format_item_id(number)} {role}", sha256)
-            for number, role, sha256 in derivatives.all_objects(self.catalog)
-            if chosen is None or number in chosen
-        ]
-        return targets
-
-    def _unreferenced_objects(self) -> list[ObjectProblem]:
-        """Files in the object store that nothing accounts for: strays (not object names), orphans.
-
-        The daemon's ingests, media jobs and disposals go on while this runs.
-        Each records an intent before an object file appears and replaces it
-        by the catalog row in one transaction, and a disposal marks its
-        tombstone done only once its files are gone. So the store is listed
-        first, then what accounts for a file is read, work in progress first:
-        a file listed is then accounted for, unless it is a real orphan or
-        was removed since (checked again).
-        """
-        names = list(self.objects.names())
-        with self._lock:
-            accounted = {sha for sha, _record in self.catalog.intents()}
-            accounted |= {intent["sha256"] for intent in derivatives.intents(self.catalog)}
-            for gone in disposal_records.tombstones(self.catalog):
-                if gone["state"] != "done":  # being disposed of: rows gone, files going
-                    accounted |= {gone["sha256"], *(d["sha256"] for d in gone["derivatives"])}
-            accounted |= {sha for _number, sha in self.catalog.all_sha256()}
-            accounted |= {sha for _number, _role, sha in derivatives.all_objects(self.catalog)}
-        problems = []
-        for name in names:
-            if name in accounted:
-                continue  # catalogued, or work in progress or interrupted (settled at the next open)
-            if not ObjectStore.is_object_name(name):
-                problems.append(
-                    ObjectProblem("stray", None, None, f"unexpected file {name} in the object store")
-                )
-            elif self.objects.exists(name):
-                problems.append(ObjectProblem("orphan", name, None, "object has no catalog item"))
-        return problems
 
     # -- items by number ---------------------------------------------------
 
@@ -1165,38 +848,10 @@ class Vault:
     def item_number(self, number: int) -> Item | None:
         return self.catalog.item(number)
 
-    def check_item(self, item: Item) -> None:
-        """Re-hash an item's object from the disk (page cache evicted); raise Vault.ItemDamaged if it is wrong."""
-        self._copy_verified(item, sink=None, evict_cache=True)
-
     @_serialized
     def record(self, action: str, details: dict, item: Item | None = None) -> None:
         """Audit something that happened outside an item's life (a mount cleaned up, a daemon start)."""
         self.audit.append(self.actor, action, item.number if item else None, details)
-
-    @contextlib.contextmanager
-    def plaintext_copy(self, number: int) -> Iterator[Path]:
-        """Yield a private (0600) decrypted copy of item ``number``'s original, verified as written.
-
-        For media tools that need a seekable file; it lives under the vault
-        home and is removed on exit. Raise Vault.ItemDamaged when the object
-        fails its check (nothing is left behind).
-        """
-        item = self.item_number(number)
-        if item is None:
-            raise Vault.ItemNotFound(ref=format_item_id(number))
-        work = self.home / "run" / "media"
-        work.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # No file-name extension: media tools then judge the content alone, not a
-        # name that random bytes or a renamed file could carry.
-        fd, name = tempfile.mkstemp(dir=work, prefix=f"{item.item_id}-")
-        path = Path(name)
-        try:
-            with open(fd, "wb") as sink:
-                self._copy_verified(item, sink)
-            yield path
-        finally:
-            path.unlink(missing_ok=True)
 
     @_serialized
     def targets_without_verified_copy(self, item: Item, targets: list[str]) -> list[str]:
@@ -1556,21 +1211,6 @@ def _systemd_credential(settings: Settings) -> Path | None:
         return None
     path = Path(directory) / settings.keys.master_key_credential
     return path if path.exists() else None
-
-
-def _link_without_overwrite(source: Path, target: Path) -> None:
-    """Give ``source`` the name ``target`` unless ``target`` exists (raise Vault.OutputExists)."""
-    try:
-        os.link(source, target)
-    except FileExistsError:
-        raise Vault.OutputExists(path=target) from None
-    except OSError as exc:
-        # Filesystems without hard links (FAT on a USB stick): rename after a check.
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-        if target.exists():
-            raise Vault.OutputExists(path=target) from None
-        os.rename(source, target)
 
 
 def make_home_private(home: Path) -> None:

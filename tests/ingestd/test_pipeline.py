@@ -252,7 +252,7 @@ def test_sigkill_during_ingest_twenty_times_then_rerun(tmp_path, settings, home)
         with Vault(settings, "auditor") as opened:
             assert opened.objects.staging_files() == []
             assert opened.catalog.intents() == []
-            report = opened.verify()
+            report = opened.integrity.verify()
             assert report.ok, report.as_dict()
         # Start the next round from a partly ingested vault: remove nothing.
     assert kills >= 10, f"only {kills} of 20 runs were killed mid-ingest; the timing is off"
@@ -264,4 +264,4 @@ def test_sigkill_during_ingest_twenty_times_then_rerun(tmp_path, settings, home)
         items = opened.list_items(ItemFilter())
         assert sorted(item.sha256 for item in items) == sorted(expected)
         assert sorted(opened.objects.names()) == sorted(expected)
-        assert opened.verify().ok
+        assert opened.integrity.verify().ok

@@ -353,7 +353,7 @@ def test_verify_while_a_disposal_runs_reports_no_false_missing_or_orphan_object(
             )  # fmt: skip
 
     with Vault(load_settings(home), "auditor") as vault:
-        report = vault.verify(on_progress=dispose_once)
+        report = vault.integrity.verify(on_progress=dispose_once)
     [disposal] = disposals
     assert disposal.returncode == 0, disposal.stderr
     assert "disposed of 20 item(s)" in disposal.stdout

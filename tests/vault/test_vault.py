@@ -236,7 +236,7 @@ def test_open_finishes_an_ingest_killed_after_its_object_was_stored(vault, setti
         ingest = next(e for e in reopened.events(item) if e.action == "ingest")
         assert ingest.details["recovered_after_interruption"] is True
         assert reopened.catalog.intents() == []
-        assert reopened.verify().ok
+        assert reopened.integrity.verify().ok
 
 
 def test_open_abandons_an_ingest_killed_before_its_object_was_stored(vault, settings):

@@ -513,7 +513,7 @@ class DiscExporter:
                     path = root / disc_file.path
                     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                     with open(path, "xb") as sink:
-                        vault.read_verified(entry.item, sink, sha256=disc_file.sha256)
+                        vault.originals.read_verified(entry.item, sink, sha256=disc_file.sha256)
                 with vault.serialized():
                     vault.audit.append(
                         vault.actor,
