@@ -55,7 +55,7 @@ class ItemRef:
 def show(vault: Vault, request: ItemRef, context: Context) -> dict:
     """Everything about one item: hashes, times, source, tags, media, findings, retention, history, events."""
     found = vault.resolve(request.item, purpose="show")
-    history = vault.tag_history(found)
+    history = vault.tags.history(found)
     events = vault.events(found)
     facts = vault.media.facts(found)
     made = vault.media.derivatives(found)
@@ -99,7 +99,7 @@ def tag(vault: Vault, request: TagItems, context: Context) -> list[dict]:
         )
         if value is not None
     }
-    changes = vault.tag(
+    changes = vault.tags.apply(
         list(request.items),
         values,
         [c.strip() for c in request.categories],

@@ -2,6 +2,7 @@
 
 from custody.vault.catalog import Item, ItemFilter
 from custody.vault.integrity import VerifyReport
-from custody.vault.vault import IngestRecord, TagChange, Vault
+from custody.vault.tagging import TagChange
+from custody.vault.vault import IngestRecord, Vault
 
 __all__ = ["IngestRecord", "Item", "ItemFilter", "TagChange", "Vault", "VerifyReport"]

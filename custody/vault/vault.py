@@ -34,17 +34,15 @@ from custody.vault import (
     media_queue,
     reading,
     registry,
+    tagging,
 )
 from custody.vault.audit import AuditChain, AuditEvent
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.disposal_records import DispositionRequest
 from custody.vault.holdings import HoldRecord
 from custody.vault.items import (
-    REQUIRED_TAGS,
-    TAG_NAMES,
     checked_reason,
     format_item_id,
-    is_hidden_character,
     parse_item_id,
     sha256_prefix,
 )
@@ -55,7 +53,6 @@ from custody.vault.timestamps import utc_now
 CATALOG_NAME = "catalog.db"
 LOCK_NAME = "lock"
 PUBLIC_KEY_NAME = keys.PUBLIC_KEY_NAME
-MAX_TAG_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -98,12 +95,6 @@ class Change:
     def record(self, action: str, item: int | None = None, details: dict | None = None) -> int:
         """Append the audit event of this change (in its transaction); return its seq."""
         return self._vault.audit.append(self._vault.actor, action, item, details)
-
-
-@dataclass(frozen=True)
-class TagChange:
-    item: Item
-    changed: dict[str, tuple[str | None, str]]
 
 
 class Vault:
@@ -156,10 +147,7 @@ class Vault:
 
     FindingClosed = findings.FindingClosed
 
-    class UnknownCategory(CustodyError):
-        """no retention category {category!r}: use one of {known}, or add it under [retention.categories]"""
-
-        exit_code = 2
+    UnknownCategory = tagging.UnknownCategory
 
     HoldNotFound = holdings.HoldNotFound
 
@@ -240,6 +228,7 @@ class Vault:
         self.cases = case_access.CaseAccess(self)
         self.integrity = integrity.Integrity(self)
         self.originals = reading.Originals(self)
+        self.tags = tagging.Tags(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()
@@ -739,105 +728,6 @@ class Vault:
 
     # -- tags -------------------------------------------------------------
 
-    @_serialized
-    def tag(
-        self,
-        refs: list[str],
-        values: dict[str, str],
-        categories: Iterable[str] = (),
-        known_categories: Iterable[str] = (),
-        confidentiality: str | None = None,
-        clear: bool = False,
-        unregistered_officer: bool = False,
-    ) -> list[TagChange]:
-        """Set tags and add retention categories on every item in one transaction (audited per item).
-
-        ``values`` maps tag names (case, party, officer, note) to new values;
-        an empty value clears the tag, and clearing one of the three tags the
-        rule requires (case, party, officer) needs ``clear`` (an empty
-        argument is more often a mistake than a wish). An officer must be
-        registered unless ``unregistered_officer`` (a badge typed with a
-        letter l for a 1 is refused: Vault.OfficerNotFound). ``categories`` are retention categories
-        to add (never removed here: shortening retention needs a second
-        person's approval); each must be one of ``known_categories``. Items
-        already so tagged are left alone. Raise UsageError for a bad name or
-        value, Vault.UnknownCategory, Vault.ItemNotFound, all before anything
-        changes.
-        """
-        self.authorize("tag")
-        categories = list(dict.fromkeys(categories))
-        if not values and not categories and confidentiality is None:
-            raise UsageError(
-                reason="nothing to tag: give at least one of --case, --party, --officer, --category, --note, --confidentiality"
-            )
-        levels = self.settings.access.confidentiality_levels
-        if confidentiality is not None and confidentiality not in levels:
-            raise UsageError(
-                reason=f"no confidentiality level {confidentiality!r}: use one of {', '.join(levels)}"
-            )
-        for name, value in values.items():
-            _check_tag_value(name, value)
-            if value == "" and name in REQUIRED_TAGS and not clear:
-                raise UsageError(
-                    reason=f'--{name} "" would take the {name} tag off: add --clear if that is what you mean'
-                )
-        officer = values.get("officer")
-        if officer and not unregistered_officer and registry.officer(self.catalog, officer) is None:
-            raise Vault.OfficerNotFound(
-                badge=officer, hint=" (or tag with --unregistered if they are not an officer of this station)"
-            )
-        known = sorted(known_categories)
-        for category in categories:
-            if category not in known:
-                raise Vault.UnknownCategory(category=category, known=", ".join(known))
-        try:
-            items = self.resolve_all(refs)
-        except (Vault.ItemNotFound, Vault.AmbiguousItem) as exc:
-            self.record_failure("tag", {"refs": list(refs)[:20], "reason": exc.message})
-            raise
-        changes: list[TagChange] = []
-        with self.catalog.transaction():
-            current_levels = case_access.item_levels(self.catalog)
-            for item in items:
-                at = utc_now()
-                changed = {
-                    name: (item.tags.get(name), value)
-                    for name, value in values.items()
-                    if item.tags.get(name, "") != value
-                }
-                if changed:
-                    seq = self.audit.append(
-                        self.actor,
-                        "tag",
-                        item.number,
-                        {name: {"from": old, "to": new} for name, (old, new) in changed.items()},
-                    )
-                    for name, (_old, new) in changed.items():
-                        self.catalog.add_tag(item.number, name, new, at, self.actor, seq)
-                had = holdings.item_categories(self.catalog, item.number)
-                gained = [c for c in categories if c not in had]
-                if gained:
-                    seq = self.audit.append(self.actor, "category-added", item.number, {"categories": gained})
-                    for category in gained:
-                        holdings.add_item_category(self.catalog, item.number, category, at, self.actor, seq)
-                    changed["retention categories"] = (", ".join(had) or None, ", ".join(had + gained))
-                level_now = current_levels.get(item.number, access.NORMAL)
-                if confidentiality is not None and confidentiality != level_now:
-                    seq = self.audit.append(
-                        self.actor, "confidentiality", item.number, {"from": level_now, "to": confidentiality}
-                    )
-                    case_access.set_item_level(
-                        self.catalog, item.number, confidentiality, at, self.actor, seq
-                    )
-                    changed["confidentiality"] = (level_now, confidentiality)
-                    self._sight = None
-                if changed:
-                    changes.append(TagChange(item=item, changed=changed))
-        return changes
-
-    def tag_history(self, item: Item) -> list[dict]:
-        return self.catalog.tag_history(item.number)
-
     # -- reading originals ------------------------------------------------
 
     # -- verification -----------------------------------------------------
@@ -1192,17 +1082,6 @@ class _Sight:
 
     item: Callable[[Item], bool]
     case: Callable[[str], bool]
-
-
-def _check_tag_value(name: str, value: str) -> None:
-    if name not in TAG_NAMES:
-        raise UsageError(reason=f"unknown tag {name!r}: use one of {', '.join(TAG_NAMES)}")
-    if any(is_hidden_character(char) for char in value):
-        raise UsageError(
-            reason=f"--{name} value contains a line break, a control character or a bidi override: type it plainly"
-        )
-    if len(value) > MAX_TAG_LENGTH:
-        raise UsageError(reason=f"--{name} value is longer than {MAX_TAG_LENGTH} characters")
 
 
 def _systemd_credential(settings: Settings) -> Path | None:

@@ -185,11 +185,11 @@ def test_tagging_a_thousand_items_is_one_transaction(vault, tmp_path, custody):
         (folder / f"P{number:04d}.JPG").write_bytes(b"photo %d" % number)
     run_ingest(vault, folder, officer="031245")
     refs = [item.item_id for item in vault.list_items(ItemFilter())]
-    vault.tag(refs[:10], {"case": "2025-0001"})
+    vault.tags.apply(refs[:10], {"case": "2025-0001"})
 
     statements: list[str] = []
     vault.catalog.db.conn.set_trace_callback(statements.append)
-    changes = vault.tag(refs, {"case": "2026-0412", "party": "Wang Li"})
+    changes = vault.tags.apply(refs, {"case": "2026-0412", "party": "Wang Li"})
     vault.catalog.db.conn.set_trace_callback(None)
     assert len(changes) == 1000
     assert [s for s in statements if s.split()[0] in ("BEGIN", "COMMIT", "ROLLBACK")] == [
@@ -198,7 +198,7 @@ def test_tagging_a_thousand_items_is_one_transaction(vault, tmp_path, custody):
     ]
     assert len(vault.list_items(ItemFilter(case="2026-0412"))) == 1000
     assert vault.list_items(ItemFilter(case="2025-0001")) == []
-    history = vault.tag_history(vault.resolve(refs[0]))
+    history = vault.tags.history(vault.resolve(refs[0]))
     assert [(h["name"], h["value"]) for h in history] == [
         ("officer", "031245"),
         ("case", "2025-0001"),
@@ -214,7 +214,7 @@ def test_tag_with_an_unknown_item_changes_nothing(vault, footage):
     run_ingest(vault, footage)
     before = len(list(vault.events()))
     with pytest.raises(Vault.ItemNotFound, match="EV-000077"):
-        vault.tag(["EV-000001", "EV-000077"], {"case": "2026-0412"})
+        vault.tags.apply(["EV-000001", "EV-000077"], {"case": "2026-0412"})
     assert vault.list_items(ItemFilter(case="2026-0412")) == []
     after = list(vault.events())
     assert [e.action for e in after[before:]] == ["tag-failed"]
