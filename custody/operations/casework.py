@@ -87,7 +87,7 @@ class DispositionRef:
 @operation("retention_approve", DispositionRef, "retention")
 def retention_approve(vault: Vault, request: DispositionRef, context: Context) -> dict:
     """Approve a disposition request (not one's own; both names go into the audit chain)."""
-    return vault.approve_disposition(request.request).as_dict()
+    return vault.disposals.approve(request.request).as_dict()
 
 
 @operation("retention_execute", DispositionRef, "retention")
@@ -101,7 +101,7 @@ def retention_execute(vault: Vault, request: DispositionRef, context: Context) -
 @operation("retention_requests", NoRequest, "report")
 def retention_requests(vault: Vault, request: NoRequest, context: Context) -> list[dict]:
     """Disposition requests and where each stands."""
-    return [r.as_dict() for r in vault.disposition_requests()]
+    return [r.as_dict() for r in vault.disposals.listed()]
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class CaseCategories:
 @operation("retention_category", CaseCategories, "retention")
 def retention_category(vault: Vault, request: CaseCategories, context: Context) -> dict:
     """Add retention categories to a whole case (audited); the ones it did not have before."""
-    added = vault.add_case_categories(
+    added = vault.retention.add_case_categories(
         request.case, list(request.categories), vault.settings.retention.categories
     )
     return {"case": request.case, "added": added}

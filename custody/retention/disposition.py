@@ -3,7 +3,7 @@
 Eligibility is decided by the policy at each step: an item must be eligible
 when it is requested and again when the request is executed (a hold placed
 in between, or a category added, keeps it). Deletion itself, crash-safe and
-audited, is the vault's (``Vault.dispose_item``); replicas are deleted by
+audited, is the vault's (``vault.disposals.dispose_item``); replicas are deleted by
 replication, Object Lock permitting.
 """
 
@@ -39,7 +39,7 @@ def request_disposition(
                 refused.append(f"{item.item_id} ({line.decision.rule})")
         if refused:
             raise Vault.NotEligible(items="; ".join(refused))
-    return vault.request_disposition(numbers, reason)
+    return vault.disposals.request(numbers, reason)
 
 
 def request_category_removal(vault: Vault, refs: list[str], category: str, reason: str) -> DispositionRequest:
@@ -48,10 +48,10 @@ def request_category_removal(vault: Vault, refs: list[str], category: str, reaso
     Raise Vault.NotEligible naming items that do not carry the category.
     """
     items = vault.resolve_all(refs, purpose="retention")
-    missing = [item.item_id for item in items if category not in vault.item_categories(item)]
+    missing = [item.item_id for item in items if category not in vault.retention.item_categories(item)]
     if missing:
         raise Vault.NotEligible(items=f"{', '.join(missing)} (no category {category})")
-    return vault.request_disposition([item.number for item in items], reason, remove_category=category)
+    return vault.disposals.request([item.number for item in items], reason, remove_category=category)
 
 
 def execute_disposition(vault: Vault, settings: Settings, ref: str, now: datetime) -> DispositionRequest:
@@ -60,18 +60,20 @@ def execute_disposition(vault: Vault, settings: Settings, ref: str, now: datetim
     A category-removal request takes the category off its items instead.
     Raise Vault.ExecutionRefused when the request is not approved (or done).
     """
-    request = vault.start_disposition(ref)
+    request = vault.disposals.start(ref)
     policy = Policy.from_config(settings.retention.categories)
     permanent = [name for name in policy.periods if policy.is_permanent(name)]
     if request.kind == "remove-category":
-        changed = [format_item_id(n) for n in request.items if vault.remove_category(n, request)]
-        return vault.finish_disposition(request, {"category_removed": request.category, "items": changed})
+        changed = [format_item_id(n) for n in request.items if vault.disposals.remove_category(n, request)]
+        return vault.disposals.finish(request, {"category_removed": request.category, "items": changed})
     deleted, refused, already = [], {}, []
     for number in request.items:
         item = vault.item_number(number)
         if item is None:
-            if vault.tombstone(number) is not None:
-                vault.dispose_item(number, request, permanent)  # finished by an earlier, interrupted run
+            if vault.disposals.tombstone(number) is not None:
+                vault.disposals.dispose_item(
+                    number, request, permanent
+                )  # finished by an earlier, interrupted run
                 already.append(number)
             continue
         line = decide_one(vault, settings, item, now)
@@ -79,10 +81,10 @@ def execute_disposition(vault: Vault, settings: Settings, ref: str, now: datetim
             refused[item.item_id] = line.decision.rule
             continue
         try:
-            vault.dispose_item(number, request, permanent)
+            vault.disposals.dispose_item(number, request, permanent)
         except Vault.NotEligible as exc:  # held or made permanent a moment ago, by another command
             refused[item.item_id] = exc.message
             continue
         deleted.append(item.item_id)
     result = {"deleted": deleted + [format_item_id(n) for n in already], "refused": refused}
-    return vault.finish_disposition(request, result)
+    return vault.disposals.finish(request, result)

@@ -61,7 +61,7 @@ def decide(vault, settings: Settings, now: datetime) -> list[PlanLine]:
 
 def _decide_items(vault, settings: Settings, items: list[Item], now: datetime) -> list[PlanLine]:
     policy = Policy.from_config(settings.retention.categories)
-    categories, case_categories, holds = vault.retention_context()
+    categories, case_categories, holds = vault.retention.context()
     facts = [item_facts(item, categories.get(item.number, frozenset())) for item in items]
     decisions = evaluate(
         facts, policy, [Hold(h.id, h.item, h.case_name) for h in holds], now, case_categories
@@ -76,8 +76,8 @@ def _decide_items(vault, settings: Settings, items: list[Item], now: datetime) -
 def decide_one(vault, settings: Settings, item: Item, now: datetime) -> PlanLine:
     """The retention decision for one item (its categories, its case's, the holds on either)."""
     policy = Policy.from_config(settings.retention.categories)
-    categories = frozenset(vault.item_categories(item))
-    case_categories = vault.case_categories()
+    categories = frozenset(vault.retention.item_categories(item))
+    case_categories = vault.retention.case_categories()
     fact = item_facts(item, categories)
     holds = [Hold(h.id, h.item, h.case_name) for h in vault.holds.on(item)]
     [decision] = evaluate([fact], policy, holds, now, case_categories)
@@ -100,7 +100,7 @@ def upcoming(vault, settings: Settings, now: datetime, days: int) -> dict:
     """
     horizon = now + timedelta(days=days)
     start_until = to_text(add_months(horizon, -FLOOR_MONTHS) + timedelta(days=1))
-    candidates, total = vault.retention_candidates(start_until)
+    candidates, total = vault.retention.candidates(start_until)
     lines = _decide_items(vault, settings, candidates, now)
     eligible = [line for line in lines if line.decision.eligible]
     upcoming = [
@@ -134,7 +134,7 @@ def replica_lock_rule(vault, settings: Settings) -> Callable[[], Callable[[str],
     def build() -> Callable[[str], tuple[datetime, bool]]:
         now = datetime.now(UTC)
         lines = {line.item.number: line for line in decide(vault, settings, now)}
-        owners = vault.object_owners()
+        owners = vault.retention.object_owners()
 
         def rule(sha256: str) -> tuple[datetime, bool]:
             until, hold = add_months(now, FLOOR_MONTHS), False

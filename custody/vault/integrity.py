@@ -67,7 +67,7 @@ class VerifyReport:
 
 
 class Integrity(VaultService):
-    """Proof of the vault: objects re-hashed, the audit chain and its signatures checked, the catalog (``vault.integrity``)."""
+    """Proof of the vault: verify, anchor, the signing key's rotation (``vault.integrity``)."""
 
     def verify(
         self,

@@ -58,7 +58,7 @@ def _link_without_overwrite(source: Path, target: Path) -> None:
 
 
 class Originals(VaultService):
-    """Reading originals and their derivatives out of the vault: extract to a file, stream to a client, (``vault.originals``)."""
+    """Originals and derivatives read out, verified as they are read (``vault.originals``)."""
 
     def extract(self, ref: str, out: Path, role: str | None = None) -> Item:
         """Write the decrypted original of ``ref`` (or its ``role`` derivative) to ``out``, verified as it goes.

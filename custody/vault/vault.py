@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import json
 import os
 import shutil
 import threading
@@ -21,12 +20,13 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from custody.config import Settings, default_config_text
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError
 from custody.vault import (
     access,
     case_access,
     derivatives,
     disposal_records,
+    disposals,
     findings,
     holdings,
     integrity,
@@ -34,14 +34,12 @@ from custody.vault import (
     media_queue,
     reading,
     registry,
+    retention_records,
     tagging,
 )
 from custody.vault.audit import AuditChain, AuditEvent
 from custody.vault.catalog import Catalog, Item, ItemFilter
-from custody.vault.disposal_records import DispositionRequest
-from custody.vault.holdings import HoldRecord
 from custody.vault.items import (
-    checked_reason,
     format_item_id,
     parse_item_id,
     sha256_prefix,
@@ -153,25 +151,13 @@ class Vault:
 
     HoldReleased = holdings.HoldReleased
 
-    class RequestNotFound(CustodyError):
-        """no disposition request {ref}: use an id from 'custody retention requests' (REQ-000001)"""
+    RequestNotFound = disposals.RequestNotFound
 
-        exit_code = 5
+    ApprovalRefused = disposals.ApprovalRefused
 
-    class ApprovalRefused(CustodyError):
-        """{ref} cannot be approved: {why}"""
+    ExecutionRefused = disposals.ExecutionRefused
 
-        exit_code = 5
-
-    class ExecutionRefused(CustodyError):
-        """{ref} cannot be executed: {why}"""
-
-        exit_code = 5
-
-    class NotEligible(CustodyError):
-        """not eligible for disposition: {items}; see 'custody retention plan'"""
-
-        exit_code = 5
+    NotEligible = disposals.NotEligible
 
     class ItemDisposed(CustodyError):
         """{item} was disposed of on {when} (request {request}, approved by {approver}); its tombstone remains"""
@@ -229,6 +215,8 @@ class Vault:
         self.integrity = integrity.Integrity(self)
         self.originals = reading.Originals(self)
         self.tags = tagging.Tags(self)
+        self.retention = retention_records.RetentionRecords(self)
+        self.disposals = disposals.Disposals(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()
@@ -387,7 +375,7 @@ class Vault:
                 self._abandon_intent(sha256, record, "interrupted before the object was stored")
         for unfinished in disposal_records.tombstones(self.catalog, state="deleting"):
             # A disposition killed part way: the tombstone was committed, so the item goes.
-            self._finish_disposal(unfinished["item_number"])
+            self.disposals.finish_disposal(unfinished["item_number"])
         for intent in derivatives.intents(self.catalog):
             # A media job killed between storing a derivative and committing it: the
             # job is queued again, so the object it left is removed, not kept.
@@ -756,313 +744,7 @@ class Vault:
 
     # -- retention records -------------------------------------------------
 
-    @_serialized
-    def add_case_categories(self, case: str, categories: list[str], known: Iterable[str]) -> list[str]:
-        """Add retention categories to a case: they apply to every item of the case (audited)."""
-        self.authorize("retention")
-        known = sorted(known)
-        for category in categories:
-            if category not in known:
-                raise Vault.UnknownCategory(category=category, known=", ".join(known))
-        registry.check_registry_text("--case", case, required=True)
-        with self.catalog.transaction():
-            current = holdings.case_categories(self.catalog).get(case, frozenset())
-            new = [c for c in categories if c not in current]
-            if new:
-                seq = self.audit.append(
-                    self.actor, "case-category-added", None, {"case": case, "categories": new}
-                )
-                for category in new:
-                    holdings.add_case_category(self.catalog, case, category, utc_now(), self.actor, seq)
-        return new
-
-    @_serialized
-    def item_categories(self, item: Item) -> list[str]:
-        return holdings.item_categories(self.catalog, item.number)
-
-    @_serialized
-    def object_owners(self) -> dict[str, list[int]]:
-        """sha256 -> the items whose original or derivative that object is."""
-        owners: dict[str, list[int]] = {}
-        for sha256, number in self.catalog.db.execute(
-            "SELECT sha256, id FROM items UNION SELECT sha256, item FROM derivatives"
-        ):
-            owners.setdefault(sha256, []).append(number)
-        return owners
-
-    @_serialized
-    def case_categories(self) -> dict[str, frozenset[str]]:
-        return holdings.case_categories(self.catalog)
-
-    @_serialized
-    def retention_candidates(self, start_until: str) -> tuple[list[Item], int]:
-        """Items a plan must look at, and how many items there are in all.
-
-        The items with a category, a hold, or a case that has either (their
-        retention is not the plain floor), and every other item whose
-        retention start (recording, else ingest) is at or before
-        ``start_until``: found by an index range, not by reading every item.
-        Only what the caller may see, counted or not.
-        """
-        self.authorize("report")
-        db = self.catalog.db
-        special = {row[0] for row in db.execute("SELECT item FROM item_categories")}
-        special |= {
-            row[0]
-            for row in db.execute("SELECT item FROM holds WHERE released_at IS NULL AND item IS NOT NULL")
-        }
-        cases = {row[0] for row in db.execute("SELECT case_name FROM case_categories")}
-        cases |= {
-            row[0]
-            for row in db.execute(
-                "SELECT case_name FROM holds WHERE released_at IS NULL AND case_name IS NOT NULL"
-            )
-        }
-        if cases:
-            # Items ever tagged with such a case; the evaluation looks at the current value.
-            special |= {
-                row[0]
-                for row in db.execute(
-                    "SELECT DISTINCT item FROM tags WHERE name = 'case' AND value IN (SELECT value FROM json_each(?))",
-                    [json.dumps(sorted(cases))],
-                )
-            }
-        due = {
-            row[0]
-            for row in db.execute(
-                "SELECT id FROM items WHERE coalesce(recorded_start, ingested_at) <= ?", [start_until]
-            )
-        }
-        candidates = self.catalog.items_by_ids(sorted(special | due))
-        if self.caller.owner:
-            return candidates, db.execute("SELECT count(*) FROM items").fetchone()[0]
-        sees = self._visibility().item  # what the caller may not see is not even counted
-        total = sum(1 for item in self.catalog.list_items(ItemFilter()) if sees(item))
-        return [item for item in candidates if sees(item)], total
-
-    @_serialized
-    def retention_context(
-        self,
-    ) -> tuple[dict[int, frozenset[str]], dict[str, frozenset[str]], list[HoldRecord]]:
-        """What retention weighs besides the items: their categories, case categories, active holds."""
-        return (
-            holdings.all_item_categories(self.catalog),
-            holdings.case_categories(self.catalog),
-            holdings.holds(self.catalog, active_only=True),
-        )
-
     # -- disposition -------------------------------------------------------
-
-    @_serialized
-    def request_disposition(
-        self, numbers: list[int], reason: str, remove_category: str | None = None
-    ) -> DispositionRequest:
-        """Record a request (audited): to dispose of items, or to take a category off them.
-
-        The caller checked the items are eligible now (for a deletion) or carry
-        the category (for a removal).
-        """
-        self.authorize("retention")
-        reason = checked_reason(reason, "why" if remove_category else "why the footage is disposed of")
-        if not numbers:
-            raise UsageError(reason="nothing to request: give items, or --plan when something is eligible")
-        with self.catalog.transaction():
-            number = disposal_records.add_request(
-                self.catalog, sorted(set(numbers)), reason, utc_now(), self.actor, remove_category
-            )
-            details = {
-                "request": disposal_records.format_request_id(number),
-                "items": [format_item_id(n) for n in sorted(set(numbers))],
-                "reason": reason,
-            }
-            if remove_category:
-                details["remove_category"] = remove_category
-            self.audit.append(self.actor, "disposition-requested", None, details)
-        made = disposal_records.request(self.catalog, number)
-        assert made is not None
-        return made
-
-    @_serialized
-    def disposition_request(self, ref: str) -> DispositionRequest:
-        number = disposal_records.parse_request_id(ref)
-        found = disposal_records.request(self.catalog, number) if number else None
-        if found is None or not self.may_see(found.items):  # (one naming hidden items: not there)
-            raise Vault.RequestNotFound(ref=ref)
-        return found
-
-    @_serialized
-    def disposition_requests(self) -> list[DispositionRequest]:
-        """Every request, those naming items the caller may not see left out."""
-        self.authorize("report")
-        return self.visible_records(
-            disposal_records.requests(self.catalog), lambda found: (found.items, None)
-        )
-
-    @_serialized
-    def approve_disposition(self, ref: str) -> DispositionRequest:
-        """Approve a request: only a person other than its requester may (both named in the chain).
-
-        Raise Vault.RequestNotFound, Vault.ApprovalRefused (the requester
-        themself, or not awaiting approval); a refusal is audited.
-        """
-        self.authorize("retention")
-        found = self.disposition_request(ref)
-        why = None
-        if found.state != "requested":
-            why = f"it is {found.state}, not awaiting approval"
-        elif found.requested_by == self.actor:
-            why = f"{self.actor} requested it; a second person must approve"
-        if why:
-            self.record_failure("disposition-approve", {"request": found.request_id, "reason": why})
-            raise Vault.ApprovalRefused(ref=found.request_id, why=why)
-        with self.catalog.transaction():
-            disposal_records.approve(self.catalog, found.id, utc_now(), self.actor)
-            self.audit.append(
-                self.actor,
-                "disposition-approved",
-                None,
-                {"request": found.request_id, "requested_by": found.requested_by, "approved_by": self.actor},
-            )
-        return self.disposition_request(ref)
-
-    @_serialized
-    def start_disposition(self, ref: str) -> DispositionRequest:
-        """Check a request may be executed (approved, not executed); raise Vault.ExecutionRefused (audited)."""
-        self.authorize("retention")
-        found = self.disposition_request(ref)
-        if found.state != "approved":
-            why = "it is not approved yet" if found.state == "requested" else f"it is {found.state} already"
-            self.record_failure("disposition-execute", {"request": found.request_id, "reason": why})
-            raise Vault.ExecutionRefused(ref=found.request_id, why=why)
-        return found
-
-    @_serialized
-    def dispose_item(
-        self, number: int, request: DispositionRequest, permanent_categories: Iterable[str] = ()
-    ) -> dict:
-        """Dispose of one item: tombstone first (audited), then its rows, its objects, its replicas queued.
-
-        The caller re-checked, just now, that it is eligible; inside the
-        transaction that writes the tombstone, an active hold on the item or
-        its case, or a category among ``permanent_categories`` (on it or its
-        case), still stops it (Vault.NotEligible): another command may have
-        held it a moment ago. Idempotent: an item already tombstoned is
-        finished, not disposed of twice. Return the tombstone.
-        """
-        item = self.catalog.item(number)
-        if item is None:
-            gone = disposal_records.tombstone(self.catalog, number)
-            if gone is None:
-                raise Vault.ItemNotFound(ref=format_item_id(number))
-            self._finish_disposal(number)
-            return gone
-        made = derivatives.of_item(self.catalog, number)
-        record = {
-            "item": format_item_id(number),
-            "item_number": number,
-            "sha256": item.sha256,
-            "size": item.size,
-            "name": item.original_name,
-            "recorded_start": item.recorded_start,
-            "ingested_at": item.ingested_at,
-            "tags": item.tags,
-            "categories": holdings.item_categories(self.catalog, number),
-            "derivatives": [{"role": d.role, "sha256": d.sha256} for d in made],
-            "reason": request.reason,
-            "requested_by": request.requested_by,
-            "approved_by": request.approved_by,
-        }
-        with self.catalog.transaction():
-            case = item.tags.get("case")
-            held = [
-                h.hold_id
-                for h in holdings.holds(self.catalog, active_only=True)
-                if h.item == number or (case and h.case_name == case)
-            ]
-            categories = set(holdings.item_categories(self.catalog, number))
-            if case:
-                categories |= holdings.case_categories(self.catalog).get(case, frozenset())
-            kept = sorted(categories & set(permanent_categories))
-            if held or kept:
-                raise Vault.NotEligible(
-                    items=f"{item.item_id} ({'held: ' + ', '.join(held) if held else 'permanent: ' + ', '.join(kept)})"
-                )
-            disposal_records.add_tombstone(self.catalog, number, record, request.id, utc_now(), self.actor)
-            self.audit.append(
-                self.actor,
-                "item-disposed",
-                number,
-                {
-                    "request": request.request_id,
-                    "sha256": item.sha256,
-                    "derivatives": record["derivatives"],
-                    "requested_by": request.requested_by,
-                    "approved_by": request.approved_by,
-                    "reason": request.reason,
-                },
-            )
-        self._finish_disposal(number)
-        gone = disposal_records.tombstone(self.catalog, number)
-        assert gone is not None
-        return gone
-
-    def _finish_disposal(self, number: int) -> None:
-        """Rows, then object files, then the tombstone is done: each step safe to repeat after a crash."""
-        gone = disposal_records.tombstone(self.catalog, number)
-        assert gone is not None
-        objects = [gone["sha256"], *(d["sha256"] for d in gone["derivatives"])]
-        with self.catalog.transaction():
-            disposal_records.delete_item_rows(self.catalog, number)
-            unused = [
-                sha for sha in dict.fromkeys(objects) if not disposal_records.object_in_use(self.catalog, sha)
-            ]
-            for sha256 in unused:
-                disposal_records.queue_replica_deletion(self.catalog, sha256, utc_now())
-        for sha256 in unused:
-            self.objects.path_for(sha256).unlink(missing_ok=True)
-        with self.catalog.transaction():
-            disposal_records.set_tombstone_state(self.catalog, number, "done")
-
-    @_serialized
-    def remove_category(self, number: int, request: DispositionRequest) -> bool:
-        """Take the request's category off an item, audited with requester and approver; False if absent."""
-        assert request.category is not None and request.state == "approved"
-        with self.catalog.transaction():
-            removed = disposal_records.remove_item_category(self.catalog, number, request.category)
-            if removed:
-                self.audit.append(
-                    self.actor,
-                    "category-removed",
-                    number,
-                    {
-                        "category": request.category,
-                        "request": request.request_id,
-                        "requested_by": request.requested_by,
-                        "approved_by": request.approved_by,
-                        "reason": request.reason,
-                    },
-                )
-        return removed
-
-    @_serialized
-    def finish_disposition(self, request: DispositionRequest, result: dict) -> DispositionRequest:
-        with self.catalog.transaction():
-            disposal_records.executed(self.catalog, request.id, utc_now(), self.actor, result)
-            self.audit.append(
-                self.actor,
-                "disposition-executed",
-                None,
-                {"request": request.request_id, **result},
-            )
-        return self.disposition_request(request.request_id)
-
-    @_serialized
-    def tombstones(self) -> list[dict]:
-        return disposal_records.tombstones(self.catalog)
-
-    @_serialized
-    def tombstone(self, number: int) -> dict | None:
-        return disposal_records.tombstone(self.catalog, number)
 
     # -- audit ------------------------------------------------------------
 

@@ -47,7 +47,7 @@ def expect_old_footage(home, days: int) -> None:
 def approve_as(home, person: str, request_id: str):
     """A second person approves (the service API; the CLI passes the caller's login name)."""
     with Vault(load_settings(home), person) as vault:
-        return vault.approve_disposition(request_id)
+        return vault.disposals.approve(request_id)
 
 
 def test_plan_request_approve_execute_deletes_here_and_in_the_bucket_and_keeps_a_tombstone(
@@ -98,7 +98,7 @@ def test_plan_request_approve_execute_deletes_here_and_in_the_bucket_and_keeps_a
     ):
         assert actions.count(action) == count, action
     with Vault(load_settings(home), "auditor") as vault:
-        [first, second] = vault.tombstones()
+        [first, second] = vault.disposals.tombstones()
     assert {first["sha256"], second["sha256"]} == {shas[ids["old1"]], shas[ids["old2"]]}
     assert first["requested_by"] != first["approved_by"] == "custodian2" and first["state"] == "done"
 
@@ -153,7 +153,7 @@ def item_states(home) -> dict[int, str]:
         states = {}
         for number in range(1, 31):
             item = vault.item_number(number)
-            gone = vault.tombstone(number)
+            gone = vault.disposals.tombstone(number)
             if item is not None and gone is None:
                 assert vault.objects.exists(item.sha256), f"EV-{number}: present without its object"
                 states[number] = "present"
@@ -318,11 +318,11 @@ def test_a_hold_or_permanent_category_set_a_moment_before_the_tombstone_still_st
     custody("hold", "add", ids["old1"], "--reason", "late complaint")
     custody("tag", ids["old2"], "--category", "obstruction")
     with Vault(load_settings(home), "clerk1", writer=True) as vault:
-        approved = vault.start_disposition(request["id"])
+        approved = vault.disposals.start(request["id"])
         for ref in (ids["old1"], ids["old2"]):
             number = vault.resolve(ref).number
             try:
-                vault.dispose_item(number, approved, ["obstruction"])
+                vault.disposals.dispose_item(number, approved, ["obstruction"])
             except Vault.NotEligible as refused:
                 assert ref in refused.message
             else:
