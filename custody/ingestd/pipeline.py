@@ -234,7 +234,7 @@ class IngestSession:
                 task.drop(f"{task.display_path} is no longer a regular file; not read")
                 return
             with open(fd, "rb", buffering=0, closefd=False) as source:
-                staged = self.vault.stage(source, before.st_size, self.progress)
+                staged = self.vault.intake.stage(source, before.st_size, self.progress)
             after = os.fstat(fd)
         except OSError as exc:
             task.drop(read_error(task, exc, before=False))
@@ -254,7 +254,7 @@ class IngestSession:
             os.close(fd)
         changed = change_while_reading(before, after, staged.size)
         if changed:
-            self.vault.discard(staged)
+            self.vault.intake.discard(staged)
             task.drop(f"{task.display_path} {changed}; nothing stored: pull it again")
             return
         task.staged = staged
@@ -274,14 +274,14 @@ class IngestSession:
         existing = self.vault.item_by_sha256(task.staged.sha256)
         if existing is None:
             return
-        self.vault.discard(task.staged)
-        self.vault.record_duplicate(existing, self._record(task))
+        self.vault.intake.discard(task.staged)
+        self.vault.intake.record_duplicate(existing, self._record(task))
         task.outcome, task.item = DUPLICATE, existing
         task.message = f"already in the vault as {existing.item_id}"
 
     def store(self, task: FileTask) -> None:
         assert task.staged is not None
-        task.item = self.vault.store(task.staged, self._record(task))
+        task.item = self.vault.intake.store(task.staged, self._record(task))
         task.outcome = NEW
 
     # -- helpers ----------------------------------------------------------

@@ -84,7 +84,7 @@ class UploadSession(IngestSession):
             )
             return
         try:
-            staged = self.vault.stage(self._incoming, task.size, self.progress)
+            staged = self.vault.intake.stage(self._incoming, task.size, self.progress)
         except Vault.DiskFull as exc:
             self._incoming.drain()
             self.vault_disk_full(task, exc)
@@ -107,7 +107,7 @@ class UploadSession(IngestSession):
             task.drop(f"{task.display_path} not stored: {exc.strerror or exc} writing the vault")
             return
         if staged.size != task.size:
-            self.vault.discard(staged)
+            self.vault.intake.discard(staged)
             task.drop(
                 f"{task.display_path} sent {staged.size} bytes, announced {task.size}; nothing stored: send it again"
             )

@@ -2,28 +2,112 @@
 
 :class:`CaseAccess` is the service (``vault.cases``) that changes them, each
 change through ``vault.change()`` (locked, one transaction, audited); what
-the records allow is decided by the vault's visibility (custody.vault.access).
+the records allow (``sight``, ``visible_records``) is decided here by the
+rules of custody.vault.access.
 The functions below it are the tables' SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 from custody.errors import UsageError
-from custody.vault.catalog import Catalog
+from custody.vault import access
+from custody.vault.catalog import Catalog, Item
 from custody.vault.registry import OfficerNotFound, check_registry_text, officer
+
+_Record = TypeVar("_Record")
+
+
+@dataclass(frozen=True)
+class Sight:
+    """What one caller may see: an item, a case."""
+
+    item: Callable[[Item], bool]
+    case: Callable[[str], bool]
+
 
 if TYPE_CHECKING:
     from custody.vault.vault import Vault
 
 
 class CaseAccess:
-    """Who sees a case's footage, and which login is which officer (``vault.cases``)."""
+    """Who sees a case's footage, and which login is which officer (``vault.cases``); what the
+    caller may see of it all (``sight``, ``visible_records``)."""
 
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
+        self._cached_sight: Sight | None = None
+
+    def sight(self) -> Sight:
+        """Tests of whether the caller may see an item or a case, with the access records read once
+        for this opening of the vault (one request): the changes that alter them drop it."""
+        if self._cached_sight is None:
+            self._cached_sight = self._read_sight()
+        return self._cached_sight
+
+    def forget(self) -> None:
+        """Drop what this caller may see, worked out once per open: case access just changed."""
+        self._cached_sight = None
+
+    def may_see(self, items: Iterable[int] = (), case: str | None = None) -> bool:
+        """Whether a record naming these item numbers and this case may be shown to the caller
+        (see ``visible_records``)."""
+        return bool(self.visible_records([(items, case)], lambda named: named))
+
+    def visible_records(
+        self, records: Iterable[_Record], names: Callable[[_Record], tuple[Iterable[int], str | None]]
+    ) -> list[_Record]:
+        """The records (holds, exports, requests, findings, late items, jobs) that may be shown to
+        the caller: those whose every named item and case the caller may see. ``names(record)``
+        gives its item numbers and its case (or None); the items are read in one query.
+
+        A number with no item (disposed of) hides nothing.
+        """
+        records = list(records)
+        if self.vault.caller.owner:
+            return records
+        sight = self.sight()
+        named = [(record, *names(record)) for record in records]
+        numbers = sorted({number for _record, items, _case in named for number in items})
+        with self.vault.serialized():
+            found = {item.number: item for item in self.vault.catalog.items_by_ids(numbers)}
+        return [
+            record
+            for record, items, case in named
+            if (case is None or sight.case(case)) and all(sight.item(found[n]) for n in items if n in found)
+        ]
+
+    def _read_sight(self) -> Sight:
+        levels = self.vault.settings.access.confidentiality_levels
+        rank = {level: n for n, level in enumerate(levels)}
+        with self.vault.serialized():
+            levels_of_items = item_levels(self.vault.catalog)
+            levels_of_cases = case_levels(self.vault.catalog)
+            staff = case_staff(self.vault.catalog)
+            badges = badges_of(self.vault.catalog, self.vault.caller.name)
+
+        def sees(item: Item) -> bool:
+            case = item.tags.get("case")
+            level = max(
+                levels_of_items.get(item.number, access.NORMAL),
+                levels_of_cases.get(case, access.NORMAL) if case else access.NORMAL,
+                key=lambda name: rank.get(name, len(levels)),
+            )
+            officer = item.credited_officer or item.tags.get("officer")
+            return access.can_see(
+                self.vault.caller, access.ItemAccess(case, officer, level), staff.get(case, set()), badges
+            )
+
+        def sees_case(case: str) -> bool:  # (no officer is credited with a whole case)
+            level = levels_of_cases.get(case, access.NORMAL)
+            return access.can_see(
+                self.vault.caller, access.ItemAccess(case, None, level), staff.get(case, set()), badges
+            )
+
+        return Sight(sees, sees_case)
 
     def set_confidentiality(self, case: str, level: str) -> None:
         """Set a case's confidentiality (its items are at least that; audited).
@@ -39,7 +123,7 @@ class CaseAccess:
             with vault.change() as change:
                 seq = change.record("confidentiality", None, {"case": case, "level": level})
                 set_case_level(change.catalog, case, level, change.at, vault.actor, seq)
-            vault.forget_visibility()
+            self.forget()
 
     def add_staff(self, case: str, logins: Iterable[str]) -> list[str]:
         """Name users on a case (they see its restricted footage if their role allows); return those added."""
@@ -53,7 +137,7 @@ class CaseAccess:
                     seq = change.record("case-staff-added", None, {"case": case, "login": login})
                     if add_case_staff(change.catalog, case, login, change.at, vault.actor, seq):
                         added.append(login)
-            vault.forget_visibility()
+            self.forget()
         return added
 
     def link_officer_login(self, badge: str, login: str) -> None:
@@ -67,7 +151,7 @@ class CaseAccess:
                     raise OfficerNotFound(badge=badge)
                 set_officer_login(change.catalog, badge, login, change.at, vault.actor)
                 change.record("officer-login", None, {"badge": badge, "login": login})
-            vault.forget_visibility()
+            self.forget()
 
 
 def set_item_level(catalog: Catalog, item: int, level: str, at: str, by: str, seq: int) -> None:

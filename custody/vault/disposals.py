@@ -80,7 +80,7 @@ class Disposals(VaultService):
     def find(self, ref: str) -> DispositionRequest:
         number = disposal_records.parse_request_id(ref)
         found = disposal_records.request(self.vault.catalog, number) if number else None
-        if found is None or not self.vault.may_see(found.items):  # (one naming hidden items: not there)
+        if found is None or not self.vault.cases.may_see(found.items):  # (one naming hidden items: not there)
             raise RequestNotFound(ref=ref)
         return found
 
@@ -88,7 +88,7 @@ class Disposals(VaultService):
     def listed(self) -> list[DispositionRequest]:
         """Every request, those naming items the caller may not see left out."""
         self.vault.authorize("report")
-        return self.vault.visible_records(
+        return self.vault.cases.visible_records(
             disposal_records.requests(self.vault.catalog), lambda found: (found.items, None)
         )
 

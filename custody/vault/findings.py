@@ -151,7 +151,7 @@ class Continuity:
             vault.authorize("explain")
             number = parse_gap_id(ref)
             found = finding(vault.catalog, number) if number else None
-            if found is None or not vault.may_see(*finding_items(found)):
+            if found is None or not vault.cases.may_see(*finding_items(found)):
                 raise FindingNotFound(ref=ref)  # (one between items the caller may not see: not there)
             reason = checked_reason(reason, "why the recording was interrupted")
             if found.state != "open":
@@ -178,7 +178,9 @@ class Continuity:
         """How many continuity findings wait to be explained, and the oldest one's id, for status
         (a number and an id, no detail; findings naming items the caller may not see left out)."""
         self.vault.authorize("status")
-        waiting = self.vault.visible_records(findings(self.vault.catalog, True, None, None), finding_items)
+        waiting = self.vault.cases.visible_records(
+            findings(self.vault.catalog, True, None, None), finding_items
+        )
         return len(waiting), (waiting[0].finding_id if waiting else None)
 
     @_locked
@@ -190,7 +192,7 @@ class Continuity:
         if item is None:
             self.vault.authorize("report")
         found = findings(self.vault.catalog, open_only, serial, item.number if item else None)
-        return self.vault.visible_records(found, finding_items)
+        return self.vault.cases.visible_records(found, finding_items)
 
 
 def format_gap_id(number: int) -> str:

@@ -122,7 +122,7 @@ class Holds:
         vault = self.vault
         with vault.serialized():
             vault.authorize("report")
-            return vault.visible_records(
+            return vault.cases.visible_records(
                 holds(vault.catalog, active_only),
                 lambda found: ([found.item] if found.item else [], found.case_name),
             )

@@ -179,7 +179,7 @@ class MediaQueue:
         """Jobs failed for good, of items the caller may see."""
         with self.vault.serialized():
             self.vault.authorize("status")
-            return self.vault.visible_records(
+            return self.vault.cases.visible_records(
                 failed(self.vault.catalog, limit), lambda job: ([job.item], None)
             )
 

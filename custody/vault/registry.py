@@ -385,7 +385,7 @@ class Registry:
     @_locked
     def late_items(self, since: str | None = None) -> list[dict]:
         self.vault.authorize("report")
-        return self.vault.visible_records(
+        return self.vault.cases.visible_records(
             late_items(self.vault.catalog, since), lambda row: ([row["id"]], None)
         )
 

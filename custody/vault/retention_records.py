@@ -102,7 +102,7 @@ class RetentionRecords(VaultService):
         candidates = self.vault.catalog.items_by_ids(sorted(special | due))
         if self.vault.caller.owner:
             return candidates, db.execute("SELECT count(*) FROM items").fetchone()[0]
-        sees = self.vault._visibility().item  # what the caller may not see is not even counted
+        sees = self.vault.cases.sight().item  # what the caller may not see is not even counted
         total = sum(1 for item in self.vault.catalog.list_items(ItemFilter()) if sees(item))
         return [item for item in candidates if sees(item)], total
 

@@ -140,7 +140,7 @@ class Tags(VaultService):
             seq = change.record("confidentiality", item.number, {"from": level_now, "to": confidentiality})
             case_access.set_item_level(catalog, item.number, confidentiality, change.at, actor, seq)
             changed["confidentiality"] = (level_now, confidentiality)
-            self.vault.forget_visibility()
+            self.vault.cases.forget()
         return changed
 
     def history(self, item: Item) -> list[dict]:

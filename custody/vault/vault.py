@@ -15,9 +15,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TypeVar
 
 from custody.config import Settings, default_config_text
 from custody.errors import CustodyError
@@ -29,6 +27,7 @@ from custody.vault import (
     disposals,
     findings,
     holdings,
+    intake,
     integrity,
     keys,
     media_queue,
@@ -44,31 +43,13 @@ from custody.vault.items import (
     parse_item_id,
     sha256_prefix,
 )
-from custody.vault.objects import ObjectStore, StagedObject
-from custody.vault.sealing import ObjectDamaged, ProgressCallback
+from custody.vault.objects import ObjectStore
+from custody.vault.sealing import ObjectDamaged
 from custody.vault.timestamps import utc_now
 
 CATALOG_NAME = "catalog.db"
 LOCK_NAME = "lock"
 PUBLIC_KEY_NAME = keys.PUBLIC_KEY_NAME
-
-
-@dataclass(frozen=True)
-class IngestRecord:
-    """What is known about a file when it is sealed, before it becomes an item."""
-
-    original_name: str
-    source_path: str
-    source_path_bytes: bytes
-    source: str
-    source_mtime: str | None = None
-    recorded_start: str | None = None
-    recorded_end: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    # The docking station's facts (catalog.DOCK_COLUMNS): recorder, credited officer, deadline...
-    dock: dict = field(default_factory=dict)
-    # (serial, path, size, mtime_ns, session): remembered so a re-dock skips the file.
-    recorder_file: tuple | None = None
 
 
 def _serialized(method: Callable) -> Callable:
@@ -189,7 +170,6 @@ class Vault:
         self.caller = caller or access.process_caller(settings)
         self._lock = threading.RLock()
         self._reads_recorded: set[tuple[str, str]] = set()
-        self._sight: _Sight | None = None  # (see _visibility)
         if caller is None and not self.caller.owner:
             raise Vault.NotOwner(home=self.home, socket=settings.api_socket)
         if not (self.home / CATALOG_NAME).is_file():
@@ -217,6 +197,7 @@ class Vault:
         self.tags = tagging.Tags(self)
         self.retention = retention_records.RetentionRecords(self)
         self.disposals = disposals.Disposals(self)
+        self.intake = intake.Intake(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()
@@ -370,7 +351,7 @@ class Vault:
                     self._abandon_intent(sha256, record, f"stored copy damaged: {exc.fields['problem']}")
                     self.objects.path_for(sha256).unlink(missing_ok=True)
                     continue
-                self._commit_item(record, recovered=True)
+                self.intake.commit_item(record, recovered=True)
             else:
                 self._abandon_intent(sha256, record, "interrupted before the object was stored")
         for unfinished in disposal_records.tombstones(self.catalog, state="deleting"):
@@ -469,7 +450,7 @@ class Vault:
         found = self.catalog.list_items(where)
         if self.caller.owner:
             return found
-        sees = self._visibility().item
+        sees = self.cases.sight().item
         return [item for item in found if sees(item)]
 
     # -- access -----------------------------------------------------------
@@ -529,81 +510,13 @@ class Vault:
             user=self.caller.name, action=action, target=f" {target}" if target else "", why=why
         )
 
-    def _visibility(self) -> _Sight:
-        """Tests of whether the caller may see an item or a case, with the access records read once
-        for this opening of the vault (one request): the changes that alter them drop it."""
-        if self._sight is None:
-            self._sight = self._read_visibility()
-        return self._sight
-
-    def may_see(self, items: Iterable[int] = (), case: str | None = None) -> bool:
-        """Whether a record naming these item numbers and this case may be shown to the caller
-        (see ``visible_records``)."""
-        return bool(self.visible_records([(items, case)], lambda named: named))
-
-    def visible_records(
-        self, records: Iterable[_Record], names: Callable[[_Record], tuple[Iterable[int], str | None]]
-    ) -> list[_Record]:
-        """The records (holds, exports, requests, findings, late items, jobs) that may be shown to
-        the caller: those whose every named item and case the caller may see. ``names(record)``
-        gives its item numbers and its case (or None); the items are read in one query.
-
-        A number with no item (disposed of) hides nothing.
-        """
-        records = list(records)
-        if self.caller.owner:
-            return records
-        sight = self._visibility()
-        named = [(record, *names(record)) for record in records]
-        numbers = sorted({number for _record, items, _case in named for number in items})
-        with self._lock:
-            found = {item.number: item for item in self.catalog.items_by_ids(numbers)}
-        return [
-            record
-            for record, items, case in named
-            if (case is None or sight.case(case)) and all(sight.item(found[n]) for n in items if n in found)
-        ]
-
-    def _read_visibility(self) -> _Sight:
-        levels = self.settings.access.confidentiality_levels
-        rank = {level: n for n, level in enumerate(levels)}
-        with self._lock:
-            item_levels = case_access.item_levels(self.catalog)
-            case_levels = case_access.case_levels(self.catalog)
-            staff = case_access.case_staff(self.catalog)
-            badges = case_access.badges_of(self.catalog, self.caller.name)
-
-        def sees(item: Item) -> bool:
-            case = item.tags.get("case")
-            level = max(
-                item_levels.get(item.number, access.NORMAL),
-                case_levels.get(case, access.NORMAL) if case else access.NORMAL,
-                key=lambda name: rank.get(name, len(levels)),
-            )
-            officer = item.credited_officer or item.tags.get("officer")
-            return access.can_see(
-                self.caller, access.ItemAccess(case, officer, level), staff.get(case, set()), badges
-            )
-
-        def sees_case(case: str) -> bool:  # (no officer is credited with a whole case)
-            level = case_levels.get(case, access.NORMAL)
-            return access.can_see(
-                self.caller, access.ItemAccess(case, None, level), staff.get(case, set()), badges
-            )
-
-        return _Sight(sees, sees_case)
-
     def _visible(self, item: Item, ref: str) -> Item:
         """``item`` when the caller may see it; otherwise a refusal that says no more than 'not found'."""
-        if self.caller.owner or self._visibility().item(item):
+        if self.caller.owner or self.cases.sight().item(item):
             return item
         with contextlib.suppress(Vault.AccessDenied):
             self._deny("see", ref, "not visible to this caller", item)
         raise Vault.ItemNotFound(ref=ref)
-
-    def forget_visibility(self) -> None:
-        """Drop what this caller may see, worked out once per open: case access just changed."""
-        self._sight = None
 
     @_serialized
     def item_by_sha256(self, sha256: str) -> Item | None:
@@ -611,114 +524,10 @@ class Vault:
 
     # -- ingest -----------------------------------------------------------
 
-    def stage(
-        self, source: BinaryIO, expected_size: int | None, on_progress: ProgressCallback | None = None
-    ) -> StagedObject:
-        """Seal a source stream into staging in one pass (see ObjectStore.stage).
-
-        Raise AccessDenied (recorded) unless the caller may ingest.
-        """
-        self.authorize("ingest")
-        return self.objects.stage(source, expected_size, on_progress)
-
-    def discard(self, staged: StagedObject) -> None:
-        self.objects.discard(staged)
-
-    @_serialized
-    def store(self, staged: StagedObject, record: IngestRecord) -> Item:
-        """Make a staged object a catalogued item.
-
-        The staged object was already read back from disk (ObjectStore.stage).
-        Order matters for crash safety: the intent (the item's record) is
-        committed first, then the object is renamed into place, then item,
-        tags and audit event are committed together and the intent removed. A
-        crash at any point is finished or undone by the next open (see _recover).
-        """
-        full = {
-            "sha256": staged.sha256,
-            "size": staged.size,
-            "original_name": record.original_name,
-            "source_path": record.source_path,
-            "source_path_hex": record.source_path_bytes.hex(),
-            "source": record.source,
-            "source_mtime": record.source_mtime,
-            "recorded_start": record.recorded_start,
-            "recorded_end": record.recorded_end,
-            "ingested_at": utc_now(),
-            "ingested_by": self.actor,
-            "key_id": self.master.key_id,
-            "tags": record.tags,
-            "dock": record.dock,
-            "recorder_file": list(record.recorder_file) if record.recorder_file else None,
-        }
-        self.catalog.add_intent(staged.sha256, full, full["ingested_at"])
-        self.objects.store_staged(staged)
-        return self._commit_item(full)
-
-    def _commit_item(self, record: dict, recovered: bool = False) -> Item:
-        with self.catalog.transaction():
-            number = self.catalog.insert_item(record)
-            details = {
-                "sha256": record["sha256"],
-                "size": record["size"],
-                "name": record["original_name"],
-                "path": record["source_path"],
-                "source": record["source"],
-                "key_id": record["key_id"],
-                # The tags it came with: verify proves the catalog's tags from the chain alone.
-                "tags": record["tags"],
-            }
-            dock = record.get("dock") or {}
-            for name in (
-                "recorder_serial",
-                "credited_officer",
-                "recorded_source",
-                "deadline",
-                "dock_session",
-            ):
-                if dock.get(name) is not None:
-                    details[name] = dock[name]
-            for flag in ("late", "clock_suspect", "important"):
-                if dock.get(flag):
-                    details[flag] = True
-            if dock.get("previous_item"):
-                details["supersedes"] = format_item_id(dock["previous_item"])
-            if recovered:
-                details["recovered_after_interruption"] = True
-                details["started_by"] = record["ingested_by"]
-            seq = self.audit.append(self.actor, "ingest", number, details)
-            for name, value in record["tags"].items():
-                self.catalog.add_tag(number, name, value, record["ingested_at"], self.actor, seq)
-            if record.get("recorder_file"):
-                serial, path, size, mtime_ns, session = record["recorder_file"]
-                registry.remember_file(self.catalog, serial, path, size, mtime_ns, number, session)
-            # Media work (metadata first) is queued in the same transaction: no item is ever missed.
-            media_queue.enqueue(self.catalog, media_queue.MEDIA, number, record["ingested_at"])
-            self.catalog.remove_intent(record["sha256"])
-        item = self.catalog.item(number)
-        assert item is not None
-        return item
-
-    @_serialized
-    def record_duplicate(self, existing: Item, record: IngestRecord) -> None:
-        """Audit that a file already in the vault was offered again."""
-        self.audit.append(
-            self.actor,
-            "duplicate-seen",
-            existing.number,
-            {"path": record.source_path, "source": record.source, "sha256": existing.sha256},
-        )
-
     @_serialized
     def record_failure(self, action: str, details: dict, item: Item | None = None) -> None:
         """Audit an action that failed or was refused."""
         self.audit.append(self.actor, f"{action}-failed", item.number if item else None, details)
-
-    # -- tags -------------------------------------------------------------
-
-    # -- reading originals ------------------------------------------------
-
-    # -- verification -----------------------------------------------------
 
     # -- items by number ---------------------------------------------------
 
@@ -742,10 +551,6 @@ class Vault:
         }
         return [name for name in targets if name not in verified]
 
-    # -- retention records -------------------------------------------------
-
-    # -- disposition -------------------------------------------------------
-
     # -- audit ------------------------------------------------------------
 
     @_serialized
@@ -753,17 +558,6 @@ class Vault:
         """The audit chain (the caller needs 'log'), or one visible item's events ('show')."""
         self.authorize("show" if item else "log", item=item)
         return list(self.audit.events(item.number if item else None))
-
-
-_Record = TypeVar("_Record")
-
-
-@dataclass(frozen=True)
-class _Sight:
-    """What one caller may see: an item, a case."""
-
-    item: Callable[[Item], bool]
-    case: Callable[[str], bool]
 
 
 def _systemd_credential(settings: Settings) -> Path | None:

@@ -57,7 +57,7 @@ def test_a_failed_allocation_gives_its_space_back_at_once(tmp_path):
                 open(os.devnull, "rb") as nothing,
                 pytest.raises(ObjectStore.DiskFull, match="vault disk full"),
             ):
-                vault.stage(nothing, 64 << 20)
+                vault.intake.stage(nothing, 64 << 20)
             leaked = [
                 os.readlink(f"/proc/self/fd/{fd}")
                 for fd in os.listdir("/proc/self/fd")

@@ -209,7 +209,7 @@ def test_open_finishes_an_ingest_killed_after_its_object_was_stored(vault, setti
     """The state a kill between rename and catalog commit leaves: intent + object, no item."""
 
     with open(footage / "CLIP0001.MP4", "rb") as source:
-        staged = vault.stage(source, (footage / "CLIP0001.MP4").stat().st_size)
+        staged = vault.intake.stage(source, (footage / "CLIP0001.MP4").stat().st_size)
     record = {
         "sha256": staged.sha256,
         "size": staged.size,

@@ -260,7 +260,7 @@ class DiscExporter:
         self.sweep_interrupted()
         with self.vault.serialized():
             found = records.all_exports(self.vault.catalog, case)
-        return self.vault.visible_records(found, lambda record: (record.items, record.case_name))
+        return self.vault.cases.visible_records(found, lambda record: (record.items, record.case_name))
 
     def export_record(self, ref: str) -> ExportRecord:
         number = records.parse_export_id(ref)

@@ -1,0 +1,140 @@
+"""Sealing files into the vault: a source stream staged (hashed, encrypted, read back), then made a
+catalogued item in crash-safe steps (intent, object, item with its tags, event and media job)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from custody.vault import (
+    media_queue,
+    registry,
+)
+from custody.vault.catalog import Item
+from custody.vault.items import (
+    format_item_id,
+)
+from custody.vault.objects import StagedObject
+from custody.vault.sealing import ProgressCallback
+from custody.vault.service import VaultService, locked
+from custody.vault.timestamps import utc_now
+
+
+@dataclass(frozen=True)
+class IngestRecord:
+    """What is known about a file when it is sealed, before it becomes an item."""
+
+    original_name: str
+    source_path: str
+    source_path_bytes: bytes
+    source: str
+    source_mtime: str | None = None
+    recorded_start: str | None = None
+    recorded_end: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    # The docking station's facts (catalog.DOCK_COLUMNS): recorder, credited officer, deadline...
+    dock: dict = field(default_factory=dict)
+    # (serial, path, size, mtime_ns, session): remembered so a re-dock skips the file.
+    recorder_file: tuple | None = None
+
+
+class Intake(VaultService):
+    """Files sealed into the vault and catalogued (``vault.intake``)."""
+
+    def stage(
+        self, source: BinaryIO, expected_size: int | None, on_progress: ProgressCallback | None = None
+    ) -> StagedObject:
+        """Seal a source stream into staging in one pass (see ObjectStore.stage).
+
+        Raise AccessDenied (recorded) unless the caller may ingest.
+        """
+        self.vault.authorize("ingest")
+        return self.vault.objects.stage(source, expected_size, on_progress)
+
+    def discard(self, staged: StagedObject) -> None:
+        self.vault.objects.discard(staged)
+
+    @locked
+    def store(self, staged: StagedObject, record: IngestRecord) -> Item:
+        """Make a staged object a catalogued item.
+
+        The staged object was already read back from disk (ObjectStore.stage).
+        Order matters for crash safety: the intent (the item's record) is
+        committed first, then the object is renamed into place, then item,
+        tags and audit event are committed together and the intent removed. A
+        crash at any point is finished or undone by the next open (see _recover).
+        """
+        full = {
+            "sha256": staged.sha256,
+            "size": staged.size,
+            "original_name": record.original_name,
+            "source_path": record.source_path,
+            "source_path_hex": record.source_path_bytes.hex(),
+            "source": record.source,
+            "source_mtime": record.source_mtime,
+            "recorded_start": record.recorded_start,
+            "recorded_end": record.recorded_end,
+            "ingested_at": utc_now(),
+            "ingested_by": self.vault.actor,
+            "key_id": self.vault.master.key_id,
+            "tags": record.tags,
+            "dock": record.dock,
+            "recorder_file": list(record.recorder_file) if record.recorder_file else None,
+        }
+        self.vault.catalog.add_intent(staged.sha256, full, full["ingested_at"])
+        self.vault.objects.store_staged(staged)
+        return self.commit_item(full)
+
+    def commit_item(self, record: dict, recovered: bool = False) -> Item:
+        with self.vault.catalog.transaction():
+            number = self.vault.catalog.insert_item(record)
+            details = {
+                "sha256": record["sha256"],
+                "size": record["size"],
+                "name": record["original_name"],
+                "path": record["source_path"],
+                "source": record["source"],
+                "key_id": record["key_id"],
+                # The tags it came with: verify proves the catalog's tags from the chain alone.
+                "tags": record["tags"],
+            }
+            dock = record.get("dock") or {}
+            for name in (
+                "recorder_serial",
+                "credited_officer",
+                "recorded_source",
+                "deadline",
+                "dock_session",
+            ):
+                if dock.get(name) is not None:
+                    details[name] = dock[name]
+            for flag in ("late", "clock_suspect", "important"):
+                if dock.get(flag):
+                    details[flag] = True
+            if dock.get("previous_item"):
+                details["supersedes"] = format_item_id(dock["previous_item"])
+            if recovered:
+                details["recovered_after_interruption"] = True
+                details["started_by"] = record["ingested_by"]
+            seq = self.vault.audit.append(self.vault.actor, "ingest", number, details)
+            for name, value in record["tags"].items():
+                self.vault.catalog.add_tag(number, name, value, record["ingested_at"], self.vault.actor, seq)
+            if record.get("recorder_file"):
+                serial, path, size, mtime_ns, session = record["recorder_file"]
+                registry.remember_file(self.vault.catalog, serial, path, size, mtime_ns, number, session)
+            # Media work (metadata first) is queued in the same transaction: no item is ever missed.
+            media_queue.enqueue(self.vault.catalog, media_queue.MEDIA, number, record["ingested_at"])
+            self.vault.catalog.remove_intent(record["sha256"])
+        item = self.vault.catalog.item(number)
+        assert item is not None
+        return item
+
+    @locked
+    def record_duplicate(self, existing: Item, record: IngestRecord) -> None:
+        """Audit that a file already in the vault was offered again."""
+        self.vault.audit.append(
+            self.vault.actor,
+            "duplicate-seen",
+            existing.number,
+            {"path": record.source_path, "source": record.source, "sha256": existing.sha256},
+        )
