@@ -60,9 +60,9 @@ class Disposals(VaultService):
         reason = checked_reason(reason, "why" if remove_category else "why the footage is disposed of")
         if not numbers:
             raise UsageError(reason="nothing to request: give items, or --plan when something is eligible")
-        with self.vault.catalog.transaction():
+        with self.vault.change() as change:
             number = disposal_records.add_request(
-                self.vault.catalog, sorted(set(numbers)), reason, utc_now(), self.vault.actor, remove_category
+                change.catalog, sorted(set(numbers)), reason, utc_now(), self.vault.actor, remove_category
             )
             details = {
                 "request": disposal_records.format_request_id(number),
@@ -71,7 +71,7 @@ class Disposals(VaultService):
             }
             if remove_category:
                 details["remove_category"] = remove_category
-            self.vault.audit.append(self.vault.actor, "disposition-requested", None, details)
+            change.record("disposition-requested", None, details)
         made = disposal_records.request(self.vault.catalog, number)
         assert made is not None
         return made
@@ -109,10 +109,9 @@ class Disposals(VaultService):
         if why:
             self.vault.record_failure("disposition-approve", {"request": found.request_id, "reason": why})
             raise ApprovalRefused(ref=found.request_id, why=why)
-        with self.vault.catalog.transaction():
-            disposal_records.approve(self.vault.catalog, found.id, utc_now(), self.vault.actor)
-            self.vault.audit.append(
-                self.vault.actor,
+        with self.vault.change() as change:
+            disposal_records.approve(change.catalog, found.id, utc_now(), self.vault.actor)
+            change.record(
                 "disposition-approved",
                 None,
                 {
@@ -170,26 +169,25 @@ class Disposals(VaultService):
             "requested_by": request.requested_by,
             "approved_by": request.approved_by,
         }
-        with self.vault.catalog.transaction():
+        with self.vault.change() as change:
             case = item.tags.get("case")
             held = [
                 h.hold_id
-                for h in holdings.holds(self.vault.catalog, active_only=True)
+                for h in holdings.holds(change.catalog, active_only=True)
                 if h.item == number or (case and h.case_name == case)
             ]
-            categories = set(holdings.item_categories(self.vault.catalog, number))
+            categories = set(holdings.item_categories(change.catalog, number))
             if case:
-                categories |= holdings.case_categories(self.vault.catalog).get(case, frozenset())
+                categories |= holdings.case_categories(change.catalog).get(case, frozenset())
             kept = sorted(categories & set(permanent_categories))
             if held or kept:
                 raise NotEligible(
                     items=f"{item.item_id} ({'held: ' + ', '.join(held) if held else 'permanent: ' + ', '.join(kept)})"
                 )
             disposal_records.add_tombstone(
-                self.vault.catalog, number, record, request.id, utc_now(), self.vault.actor
+                change.catalog, number, record, request.id, utc_now(), self.vault.actor
             )
-            self.vault.audit.append(
-                self.vault.actor,
+            change.record(
                 "item-disposed",
                 number,
                 {
@@ -211,29 +209,28 @@ class Disposals(VaultService):
         gone = disposal_records.tombstone(self.vault.catalog, number)
         assert gone is not None
         objects = [gone["sha256"], *(d["sha256"] for d in gone["derivatives"])]
-        with self.vault.catalog.transaction():
-            disposal_records.delete_item_rows(self.vault.catalog, number)
+        with self.vault.change() as change:
+            disposal_records.delete_item_rows(change.catalog, number)
             unused = [
                 sha
                 for sha in dict.fromkeys(objects)
-                if not disposal_records.object_in_use(self.vault.catalog, sha)
+                if not disposal_records.object_in_use(change.catalog, sha)
             ]
             for sha256 in unused:
-                disposal_records.queue_replica_deletion(self.vault.catalog, sha256, utc_now())
+                disposal_records.queue_replica_deletion(change.catalog, sha256, utc_now())
         for sha256 in unused:
             self.vault.objects.path_for(sha256).unlink(missing_ok=True)
-        with self.vault.catalog.transaction():
-            disposal_records.set_tombstone_state(self.vault.catalog, number, "done")
+        with self.vault.change() as change:
+            disposal_records.set_tombstone_state(change.catalog, number, "done")
 
     @locked
     def remove_category(self, number: int, request: DispositionRequest) -> bool:
         """Take the request's category off an item, audited with requester and approver; False if absent."""
         assert request.category is not None and request.state == "approved"
-        with self.vault.catalog.transaction():
-            removed = disposal_records.remove_item_category(self.vault.catalog, number, request.category)
+        with self.vault.change() as change:
+            removed = disposal_records.remove_item_category(change.catalog, number, request.category)
             if removed:
-                self.vault.audit.append(
-                    self.vault.actor,
+                change.record(
                     "category-removed",
                     number,
                     {
@@ -248,10 +245,9 @@ class Disposals(VaultService):
 
     @locked
     def finish(self, request: DispositionRequest, result: dict) -> DispositionRequest:
-        with self.vault.catalog.transaction():
-            disposal_records.executed(self.vault.catalog, request.id, utc_now(), self.vault.actor, result)
-            self.vault.audit.append(
-                self.vault.actor,
+        with self.vault.change() as change:
+            disposal_records.executed(change.catalog, request.id, utc_now(), self.vault.actor, result)
+            change.record(
                 "disposition-executed",
                 None,
                 {"request": request.request_id, **result},

@@ -86,8 +86,8 @@ class Intake(VaultService):
         return self.commit_item(full)
 
     def commit_item(self, record: dict, recovered: bool = False) -> Item:
-        with self.vault.catalog.transaction():
-            number = self.vault.catalog.insert_item(record)
+        with self.vault.change() as change:
+            number = change.catalog.insert_item(record)
             details = {
                 "sha256": record["sha256"],
                 "size": record["size"],
@@ -116,15 +116,15 @@ class Intake(VaultService):
             if recovered:
                 details["recovered_after_interruption"] = True
                 details["started_by"] = record["ingested_by"]
-            seq = self.vault.audit.append(self.vault.actor, "ingest", number, details)
+            seq = change.record("ingest", number, details)
             for name, value in record["tags"].items():
-                self.vault.catalog.add_tag(number, name, value, record["ingested_at"], self.vault.actor, seq)
+                change.catalog.add_tag(number, name, value, record["ingested_at"], self.vault.actor, seq)
             if record.get("recorder_file"):
                 serial, path, size, mtime_ns, session = record["recorder_file"]
-                registry.remember_file(self.vault.catalog, serial, path, size, mtime_ns, number, session)
+                registry.remember_file(change.catalog, serial, path, size, mtime_ns, number, session)
             # Media work (metadata first) is queued in the same transaction: no item is ever missed.
-            media_queue.enqueue(self.vault.catalog, media_queue.MEDIA, number, record["ingested_at"])
-            self.vault.catalog.remove_intent(record["sha256"])
+            media_queue.enqueue(change.catalog, media_queue.MEDIA, number, record["ingested_at"])
+            change.catalog.remove_intent(record["sha256"])
         item = self.vault.catalog.item(number)
         assert item is not None
         return item
@@ -132,9 +132,9 @@ class Intake(VaultService):
     @locked
     def record_duplicate(self, existing: Item, record: IngestRecord) -> None:
         """Audit that a file already in the vault was offered again."""
-        self.vault.audit.append(
-            self.vault.actor,
-            "duplicate-seen",
-            existing.number,
-            {"path": record.source_path, "source": record.source, "sha256": existing.sha256},
-        )
+        with self.vault.change() as change:
+            change.record(
+                "duplicate-seen",
+                existing.number,
+                {"path": record.source_path, "source": record.source, "sha256": existing.sha256},
+            )

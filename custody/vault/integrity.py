@@ -123,20 +123,20 @@ class Integrity(VaultService):
             anchors_checked=[anchor.source for anchor in against],
             anchor_problems=anchor_problems,
         )
-        self.vault.audit.append(
-            self.vault.actor,
-            "verify",
-            details={
-                "scope": sorted(format_item_id(n) for n in chosen) if chosen else "all",
-                "objects_checked": report.objects_checked,
-                "ok": report.ok,
-                "object_problems": len(problems),
-                "audit_problems": [p.seq for p in chain.problems][:50],
-                "catalog_problems": len(catalog_problems),
-                "anchors": report.anchors_checked,
-                "anchor_problems": len(anchor_problems),
-            },
-        )
+        with self.vault.change() as change:
+            change.record(
+                "verify",
+                details={
+                    "scope": sorted(format_item_id(n) for n in chosen) if chosen else "all",
+                    "objects_checked": report.objects_checked,
+                    "ok": report.ok,
+                    "object_problems": len(problems),
+                    "audit_problems": [p.seq for p in chain.problems][:50],
+                    "catalog_problems": len(catalog_problems),
+                    "anchors": report.anchors_checked,
+                    "anchor_problems": len(anchor_problems),
+                },
+            )
         return report
 
     def anchor(self) -> anchors.Checkpoint | None:

@@ -98,7 +98,8 @@ class Originals(VaultService):
         details = {"out": str(out.resolve()), "sha256": sha256}
         if role is not None:
             details["derivative"] = role
-        self.vault.audit.append(self.vault.actor, "extract", item.number, details)
+        with self.vault.change() as change:
+            change.record("extract", item.number, details)
         return item
 
     def derivative_of(self, item: Item, role: str) -> Derivative:
@@ -148,7 +149,8 @@ class Originals(VaultService):
         details = {"to": destination, "sha256": sha256}
         if role:
             details["derivative"] = role
-        self.vault.audit.append(self.vault.actor, event, item.number, details)
+        with self.vault.change() as change:
+            change.record(event, item.number, details)
         return item
 
     def read_verified(self, item: Item, sink: BinaryIO, sha256: str | None = None) -> None:

@@ -29,16 +29,14 @@ class RetentionRecords(VaultService):
             if category not in known:
                 raise UnknownCategory(category=category, known=", ".join(known))
         registry.check_registry_text("--case", case, required=True)
-        with self.vault.catalog.transaction():
-            current = holdings.case_categories(self.vault.catalog).get(case, frozenset())
+        with self.vault.change() as change:
+            current = holdings.case_categories(change.catalog).get(case, frozenset())
             new = [c for c in categories if c not in current]
             if new:
-                seq = self.vault.audit.append(
-                    self.vault.actor, "case-category-added", None, {"case": case, "categories": new}
-                )
+                seq = change.record("case-category-added", None, {"case": case, "categories": new})
                 for category in new:
                     holdings.add_case_category(
-                        self.vault.catalog, case, category, utc_now(), self.vault.actor, seq
+                        change.catalog, case, category, utc_now(), self.vault.actor, seq
                     )
         return new
 

@@ -340,8 +340,8 @@ class DiscExporter:
         written: list[Path] = []
         results: list[dict] = []
         try:
-            with self.vault.serialized(), self.vault.catalog.transaction():
-                records.set_staging(self.vault.catalog, number, str(staging))
+            with self.vault.change() as change:
+                records.set_staging(change.catalog, number, str(staging))
             roots = self._stage(staging, export_id, discs)
             checkpoint = self._checkpoint()
             for index, disc_items in enumerate(discs, start=1):
@@ -461,9 +461,9 @@ class DiscExporter:
         if request.delivered_to:
             destination = request.delivered_to
         items = [entry.item.number for entry in planned]
-        with vault.serialized(), vault.catalog.transaction():
+        with vault.change() as change:
             number = records.insert(
-                vault.catalog,
+                change.catalog,
                 {
                     "case_name": request.case,
                     "items": items,
@@ -479,8 +479,7 @@ class DiscExporter:
                     "discs": [],
                 },
             )
-            started_seq = vault.audit.append(
-                vault.actor,
+            started_seq = change.record(
                 "export-started",
                 None,
                 {
@@ -514,9 +513,8 @@ class DiscExporter:
                     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                     with open(path, "xb") as sink:
                         vault.originals.read_verified(entry.item, sink, sha256=disc_file.sha256)
-                with vault.serialized():
-                    vault.audit.append(
-                        vault.actor,
+                with vault.change() as change:
+                    change.record(
                         "export-extracted",
                         entry.item.number,
                         {
@@ -833,8 +831,8 @@ class DiscExporter:
     def _finish(self, number: int, state: str, discs: list[dict], error: str | None) -> None:
         vault = self.vault
         action = "export-made" if state == VERIFIED else "export-failed"
-        with vault.serialized(), vault.catalog.transaction():
-            records.finish(vault.catalog, number, state, utc_now(), discs, error)
+        with vault.change() as change:
+            records.finish(change.catalog, number, state, utc_now(), discs, error)
             details: dict = {"export": format_export_id(number), "state": state}
             if error:
                 details["error"] = error
@@ -843,7 +841,7 @@ class DiscExporter:
                 | {"ok": d["verification"]["ok"]}
                 for d in discs
             ]
-            vault.audit.append(vault.actor, action, None, details)
+            change.record(action, None, details)
 
     # -- reading a disc back --------------------------------------------------
 
@@ -897,18 +895,18 @@ class DiscExporter:
         self.vault.authorize("export", target)
         vault = self.vault
         number = records.parse_export_id(ref)
-        with vault.serialized(), vault.catalog.transaction():
-            record = records.get(vault.catalog, number) if number else None
+        with vault.change() as change:
+            record = records.get(change.catalog, number) if number else None
             if record is None:
                 raise ExportNotFound(ref=ref)
             details = {"export": record.export_id, "disc": disc, "target": target, "error": error[:500]}
             records.record_verification(
-                vault.catalog,
+                change.catalog,
                 record.id,
                 utc_now(),
                 {**details, "ok": False, "problems": [f"burning failed: {error[:500]}"]},
             )
-            vault.audit.append(vault.actor, "export-burn-failed", None, details)
+            change.record("export-burn-failed", None, details)
 
     def verify(self, target: str, described_as: str | None = None) -> DiscCheck:
         """Re-verify an existing disc, drive or image, and record the result (audited).
@@ -948,16 +946,15 @@ class DiscExporter:
             check.facts.append("not an export registered in this vault: checked against its own record only")
         check = dataclasses.replace(check, ok=not problems, problems=problems)
         at = utc_now()
-        with vault.serialized(), vault.catalog.transaction():
+        with vault.change() as change:
             if registered is not None:
                 records.record_verification(
-                    vault.catalog,
+                    change.catalog,
                     record.id,
                     at,
                     {"disc": check.disc, "target": shown, "ok": check.ok, "problems": problems[:50]},
                 )
-            vault.audit.append(
-                vault.actor,
+            change.record(
                 "export-verified",
                 None,
                 {

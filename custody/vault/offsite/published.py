@@ -319,8 +319,8 @@ def _item_document(
 
 
 def _set_meta(vault, target: str, name: str, value: str) -> None:
-    with vault.serialized(), vault.catalog.transaction():
-        vault.catalog.db.execute(
+    with vault.change() as change:
+        change.catalog.db.execute(
             "INSERT INTO replica_meta (target, name, value) VALUES (?, ?, ?) "
             "ON CONFLICT (target, name) DO UPDATE SET value = excluded.value",
             [target, name, value],
@@ -446,8 +446,8 @@ def restore(settings: Settings, target_name: str, master_key_file: Path, actor: 
 def _mark_replicated(vault, target: S3Target, objects: list[str]) -> None:
     """The restored vault knows its source holds every object and its description up to now."""
     now = utc_now()
-    with vault.serialized(), vault.catalog.transaction():
-        db = vault.catalog.db
+    with vault.change() as change:
+        db = change.catalog.db
         for sha256 in objects:
             path = vault.objects.path_for(sha256)
             size = path.stat().st_size

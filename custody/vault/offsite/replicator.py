@@ -309,25 +309,22 @@ class Replicator:
         deleted = 0
         for sha256 in due:
             locked_until = target.delete_everywhere(sha256)
-            with self._catalog() as catalog, catalog.transaction():
+            with self.vault.change() as change:
                 if locked_until is None:
-                    catalog.db.execute(
+                    change.catalog.db.execute(
                         "UPDATE replica_deletions SET state = 'done', last_error = NULL WHERE sha256 = ? AND target = ?",
                         [sha256, name],
                     )
-                    self.vault.audit.append(
-                        self.vault.actor, "replica-deleted", None, {"target": name, "sha256": sha256}
-                    )
+                    change.record("replica-deleted", None, {"target": name, "sha256": sha256})
                     deleted += 1
                 else:
                     until = to_text(locked_until.astimezone(UTC))
-                    catalog.db.execute(
+                    change.catalog.db.execute(
                         "UPDATE replica_deletions SET state = 'locked', not_before = ?, last_error = ? "
                         "WHERE sha256 = ? AND target = ?",
                         [until, f"under Object Lock until {until}", sha256, name],
                     )
-                    self.vault.audit.append(
-                        self.vault.actor,
+                    change.record(
                         "replica-delete-locked",
                         None,
                         {"target": name, "sha256": sha256, "retry_after": until},
@@ -369,8 +366,8 @@ class Replicator:
             )
         for (sha256,) in rows:
             problem = target.download_problem(sha256, self.vault.master)
-            with self._catalog() as catalog, catalog.transaction():
-                catalog.db.execute(
+            with self.vault.change() as change:
+                change.catalog.db.execute(
                     "UPDATE replicas SET deep_checked_at = ? WHERE sha256 = ? AND target = ?",
                     [utc_now(), sha256, name],
                 )
@@ -383,8 +380,8 @@ class Replicator:
         return len(rows)
 
     def _set_meta(self, name: str, key: str, value: str) -> None:
-        with self._catalog() as catalog, catalog.transaction():
-            catalog.db.execute(
+        with self.vault.change() as change:
+            change.catalog.db.execute(
                 "INSERT INTO replica_meta (target, name, value) VALUES (?, ?, ?) "
                 "ON CONFLICT (target, name) DO UPDATE SET value = excluded.value",
                 [name, key, value],
@@ -628,13 +625,12 @@ class Replicator:
             target.set_lock(row["sha256"], retain_until if extend else None, legal_hold)
             if not legal_hold and row["legal_hold"]:
                 target.release_legal_hold(row["sha256"])
-            with self._catalog() as catalog, catalog.transaction():
-                catalog.db.execute(
+            with self.vault.change() as change:
+                change.catalog.db.execute(
                     "UPDATE replicas SET retain_until = ?, legal_hold = ? WHERE sha256 = ? AND target = ?",
                     [to_text(retain_until if extend else stored), int(legal_hold), row["sha256"], name],
                 )
-                self.vault.audit.append(
-                    self.vault.actor,
+                change.record(
                     "replica-lock-updated",
                     None,
                     {
@@ -650,8 +646,8 @@ class Replicator:
         return changed
 
     def _uploaded(self, name, sha256, checksum, version_id, retain_until, legal_hold) -> None:
-        with self._catalog() as catalog, catalog.transaction():
-            catalog.db.execute(
+        with self.vault.change() as change:
+            change.catalog.db.execute(
                 "UPDATE replicas SET state = 'uploaded', uploaded_at = ?, checksum = ?, version_id = ?, "
                 "retain_until = ?, legal_hold = ? WHERE sha256 = ? AND target = ?",
                 [utc_now(), checksum, version_id, to_text(retain_until), int(legal_hold), sha256, name],
@@ -659,18 +655,17 @@ class Replicator:
         self.summary.uploaded += 1
 
     def _verified(self, name: str, sha256: str, how: str) -> None:
-        with self._catalog() as catalog, catalog.transaction():
-            catalog.db.execute(
+        with self.vault.change() as change:
+            change.catalog.db.execute(
                 "UPDATE replicas SET state = 'verified', verified_at = ?, verified_by = ?, last_error = NULL "
                 "WHERE sha256 = ? AND target = ?",
                 [utc_now(), how, sha256, name],
             )
-            row = catalog.db.execute(
+            row = change.catalog.db.execute(
                 "SELECT version_id, retain_until FROM replicas WHERE sha256 = ? AND target = ?",
                 [sha256, name],
             ).fetchone()
-            self.vault.audit.append(
-                self.vault.actor,
+            change.record(
                 "replica-verified",
                 None,
                 {"target": name, "sha256": sha256, "how": how, "version_id": row[0], "retain_until": row[1]},
@@ -678,23 +673,21 @@ class Replicator:
         self.summary.verified += 1
 
     def _requeue(self, name: str, sha256: str, reason: str) -> None:
-        with self._catalog() as catalog, catalog.transaction():
-            catalog.db.execute(
+        with self.vault.change() as change:
+            change.catalog.db.execute(
                 "UPDATE replicas SET state = 'queued', verified_at = NULL, last_error = ? "
                 "WHERE sha256 = ? AND target = ?",
                 [reason, sha256, name],
             )
-            self.vault.audit.append(
-                self.vault.actor, "replica-resend", None, {"target": name, "sha256": sha256, "reason": reason}
-            )
+            change.record("replica-resend", None, {"target": name, "sha256": sha256, "reason": reason})
 
     def _failed(self, name: str, sha256: str, error: str) -> None:
-        with self._catalog() as catalog, catalog.transaction():
-            attempts = catalog.db.execute(
+        with self.vault.change() as change:
+            attempts = change.catalog.db.execute(
                 "SELECT attempts FROM replicas WHERE sha256 = ? AND target = ?", [sha256, name]
             ).fetchone()[0]
             wait = min(BACKOFF_BASE_SECONDS * 2**attempts, BACKOFF_MAX_SECONDS) * random.uniform(0.5, 1.5)
-            catalog.db.execute(
+            change.catalog.db.execute(
                 "UPDATE replicas SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
                 "WHERE sha256 = ? AND target = ?",
                 [error[:1000], to_text(datetime.now(UTC) + timedelta(seconds=wait)), sha256, name],
@@ -705,8 +698,8 @@ class Replicator:
 
     def _target_failed(self, name: str, error: str) -> None:
         """The target itself is unreachable: every row due waits, each with the error."""
-        with self._catalog() as catalog, catalog.transaction():
-            catalog.db.execute(
+        with self.vault.change() as change:
+            change.catalog.db.execute(
                 "UPDATE replicas SET last_error = ? WHERE target = ? AND state != 'verified'",
                 [error[:1000], name],
             )
