@@ -15,222 +15,42 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import errno
-import json
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from custody.errors import CustodyError, UsageError
 from custody.vault import derivatives, keys
-from custody.vault.catalog import Item, ItemFilter
-from custody.vault.disc import bag, description, optical, records, verifier
+from custody.vault.catalog import ItemFilter
+from custody.vault.disc import optical, records, verifier
+from custody.vault.disc.contents import DiscContents
+from custody.vault.disc.plan import (
+    DISC_RESERVE,
+    ITEM_RESERVE,
+    CaseEmpty,
+    CaseUnknown,
+    DiscCheck,
+    DiscFile,
+    DiscNotFound,
+    DiscTooFull,
+    ExportNotFound,
+    ExportRequest,
+    NoMaker,
+    NoOrganisation,
+    NoSpace,
+    NotInCase,
+    OutputUnusable,
+    PlannedItem,
+    StagingFull,
+    disc_file_name,
+    plan_discs,
+)
 from custody.vault.disc.records import FAILED, VERIFIED, ExportRecord, format_export_id
 from custody.vault.items import format_item_id
-from custody.vault.timestamps import local_display, utc_now
-
-RECORD_FORMAT = "custody-disc-record/1"
-# Room kept free on each disc beyond the files: ISO structures, the PDF with
-# its font, the verifier, README, case index; and per item its audit events
-# and description lines. An image that still comes out too big is refused.
-DISC_RESERVE = 1024 * 1024
-ITEM_RESERVE = 64 * 1024
-
-README = """Evidence disc / 证据光盘
-=======================
-
-This disc holds footage exported from a custody evidence vault, as a BagIt bag
-(RFC 8493): the files are under data/ (originals/ exactly as the recorder wrote
-them, playable/ the copies made for viewing), their SHA-256 hashes are in
-manifest-sha256.txt, and the written description is description.txt and
-description.pdf. custody/record.json is the vault's audit record of these files,
-signed with the vault's key (custody/public-key.pem).
-
-To check the disc, on any computer with Python 3 (nothing else needed):
-
-    python3 -I verify.py                       (from the disc's top folder)
-    python3 -I /media/cdrom/verify.py /media/cdrom
-
-It re-hashes every file, checks the audit events and the vault's signatures,
-and prints OK, or FAILED with each problem named. Compare the signing key
-fingerprint it prints with the one on the paper description in the case file.
-Any BagIt validator (for example the Library of Congress "bagit" tool) can
-check the bag's hashes too.
-
-核验方法：在任意装有 Python 3 的计算机上，于光盘根目录运行
-    python3 -I verify.py
-程序会重新计算每个文件的 SHA-256，核对审计记录及证据库签名，通过时输出 OK，
-否则输出 FAILED 并列出问题。请将输出的签名公钥指纹与案卷中纸质说明上的指纹核对。
-"""
-
-
-class NoOrganisation(CustodyError):
-    """[station] organisation is empty: the agency's name heads the written description filed with the case; set it in custody.toml ([station] organisation = "XX县公安局") or give it to 'custody init --organisation'"""
-
-    exit_code = 2
-
-
-class NoMaker(CustodyError):
-    """{option} is required: the written description must name who {role}"""
-
-    exit_code = 2
-
-
-class CaseUnknown(CustodyError):
-    """no case {case} in this vault: tag items with 'custody tag ITEM --case {case}' first, or check the number"""
-
-    exit_code = 5
-
-
-class CaseEmpty(CustodyError):
-    """case {case} has no items to export (none is tagged with it now)"""
-
-    exit_code = 5
-
-
-class NotInCase(CustodyError):
-    """{items} not tagged with case {case}: tag them first or leave them out of --items"""
-
-    exit_code = 5
-
-
-class ItemTooLarge(CustodyError):
-    """{item} needs {needed} bytes, more than one {media} disc holds ({capacity}): choose a larger --media"""
-
-    exit_code = 5
-
-
-class OutputUnusable(CustodyError):
-    """cannot write {path}: {why}"""
-
-    exit_code = 5
-
-
-class StagingFull(CustodyError):
-    """not enough room to stage the export in {folder}: {needed} bytes needed, {free} free; free space or set [export] staging_dir"""
-
-    exit_code = 8
-
-
-class NoSpace(CustodyError):
-    """no space left writing {path}: the export was stopped and registered as failed; free space and export again"""
-
-    exit_code = 8
-
-
-class DiscTooFull(CustodyError):
-    """disc {disc} came to {size} bytes, more than the medium holds ({capacity}); export with fewer items per disc"""
-
-    exit_code = 8
-
-
-class DiscNotFound(CustodyError):
-    """no disc or image at {target}: give an ISO file, a drive such as /dev/sr0, or a stdio:/path drive"""
-
-    exit_code = 5
-
-
-class ExportNotFound(CustodyError):
-    """no export {ref}: use an id from 'custody export ls' (EXP-000001)"""
-
-    exit_code = 5
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    """What the clerk asked for. Exactly one of ``iso`` and ``burn``."""
-
-    case: str
-    maker: str
-    extractor: str
-    items: list[str] = field(default_factory=list)
-    playable: bool = True
-    media: str | None = None  # None: the vault's [export] media
-    capacity: int | None = None  # bytes per disc, instead of the medium's
-    iso: Path | None = None
-    burn: str | None = None
-    # Where the images end up when that is not ``iso`` (a client of the API
-    # socket fetches them from the daemon): what the registry records.
-    delivered_to: str | None = None
-
-
-@dataclass(frozen=True)
-class DiscFile:
-    """A file as it goes onto a disc."""
-
-    path: str  # under the bag root
-    role: str  # "original" or "playable"
-    item: int
-    sha256: str  # the vault object's
-    size: int
-
-
-@dataclass
-class PlannedItem:
-    item: Item
-    files: list[DiscFile]
-    playable: derivatives.Derivative | None = None
-
-    @property
-    def bytes_on_disc(self) -> int:
-        return sum(-(-f.size // optical.SECTOR) * optical.SECTOR for f in self.files) + ITEM_RESERVE
-
-
-@dataclass(frozen=True)
-class DiscCheck:
-    """The result of reading one disc or image back."""
-
-    target: str
-    ok: bool
-    problems: list[str]
-    facts: list[str]
-    files_checked: int
-    bytes_checked: int
-    image_sha256: str | None
-    export: str | None = None
-    disc: int | None = None
-
-    def as_dict(self) -> dict:
-        return {
-            "target": self.target,
-            "ok": self.ok,
-            "export": self.export,
-            "disc": self.disc,
-            "problems": self.problems,
-            "facts": self.facts,
-            "files_checked": self.files_checked,
-            "bytes_checked": self.bytes_checked,
-            "image_sha256": self.image_sha256,
-        }
-
-
-def plan_discs(planned: list[PlannedItem], capacity: int, media: str) -> list[list[PlannedItem]]:
-    """Fill discs in order (recording order stays readable across discs); raise ItemTooLarge.
-
-    An item's original and playable copy always share a disc.
-    """
-    usable = capacity - DISC_RESERVE
-    discs: list[list[PlannedItem]] = [[]]
-    used = 0
-    for entry in planned:
-        needed = entry.bytes_on_disc
-        if needed > usable:
-            raise ItemTooLarge(item=entry.item.item_id, needed=needed, media=media, capacity=capacity)
-        if used + needed > usable and discs[-1]:
-            discs.append([])
-            used = 0
-        discs[-1].append(entry)
-        used += needed
-    return discs
-
-
-def disc_file_name(item: Item, name: str) -> str:
-    """A portable file name for the disc: the item id, then the original name's safe characters."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "file"
-    return f"{item.item_id}_{safe}"[:96]
+from custody.vault.timestamps import utc_now
 
 
 class DiscExporter:
@@ -344,10 +164,9 @@ class DiscExporter:
                 records.set_staging(change.catalog, number, str(staging))
             roots = self._stage(staging, export_id, discs)
             checkpoint = self._checkpoint()
+            contents = DiscContents(self.vault, request, export_id, discs, self._started_at(export_id))
             for index, disc_items in enumerate(discs, start=1):
-                self._write_tag_files(
-                    roots[index - 1], request, export_id, index, discs, disc_items, checkpoint, started_seq
-                )
+                contents.write(roots[index - 1], index, disc_items, checkpoint, started_seq)
             for index, (root, disc_items) in enumerate(zip(roots, discs, strict=True), start=1):
                 result = self._write_disc(
                     request, export_id, index, len(discs), root, disc_items, images, staging, written
@@ -529,225 +348,6 @@ class DiscExporter:
         self.vault.checkpoint()
         with self.vault.serialized():
             return self.vault.audit.latest_checkpoint()
-
-    def _write_tag_files(
-        self,
-        root: Path,
-        request: ExportRequest,
-        export_id: str,
-        disc: int,
-        discs: list[list[PlannedItem]],
-        disc_items: list[PlannedItem],
-        checkpoint: dict,
-        started_seq: int,
-    ) -> None:
-        vault = self.vault
-        public_key = vault.audit.public_key
-        fingerprint = keys.public_key_fingerprint(public_key)
-        files = [f for entry in disc_items for f in entry.files]
-        with vault.serialized():
-            events = vault.audit.excerpt(
-                [entry.item.number for entry in disc_items], [started_seq], checkpoint["seq"]
-            )
-        record = {
-            "format": RECORD_FORMAT,
-            "vault": vault.audit.vault_id,
-            "station": self.station.name,
-            "export": export_id,
-            "disc": disc,
-            "discs": len(discs),
-            "public_key_fingerprint": fingerprint,
-            "checkpoint": {
-                "seq": checkpoint["seq"],
-                "head": checkpoint["head_hash"],
-                "at": checkpoint["signed_at"],
-                "signature": checkpoint["signature"],
-            },
-            "files": [
-                {
-                    "path": f.path,
-                    "role": f.role,
-                    "item": format_item_id(f.item),
-                    "number": f.item,
-                    "sha256": f.sha256,
-                    "size": f.size,
-                }
-                for f in files
-            ],
-            "events": events,
-        }
-        with vault.serialized():
-            record["excerpt_signature"] = vault.audit.sign(verifier.excerpt_message(record))
-        custody_folder = root / "custody"
-        custody_folder.mkdir(mode=0o700, exist_ok=True)
-        (custody_folder / "record.json").write_text(
-            json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        (custody_folder / "public-key.pem").write_bytes(keys.public_key_pem(public_key))
-        shutil.copyfile(verifier.__file__, root / "verify.py")
-        (root / "README.txt").write_text(README, encoding="utf-8")
-        (root / "case-index.txt").write_text(self._case_index(request, export_id, discs), encoding="utf-8")
-        described = self._description(request, export_id, disc, len(discs), disc_items, fingerprint)
-        (root / "description.txt").write_text(description.render_text(described), encoding="utf-8")
-        description.render_pdf(described, Path(self.settings.pdf_font), root / "description.pdf")
-        bag.write_bag(
-            root,
-            [(f.path, f.sha256) for f in files],
-            [
-                ("Source-Organization", self.station.organisation or self.station.name),
-                ("Bagging-Date", described.extraction_time[:10]),
-                ("Payload-Oxum", bag.payload_oxum([f.size for f in files])),
-                ("External-Identifier", export_id),
-                ("Bag-Group-Identifier", f"{export_id} {request.case}"),
-                ("Bag-Count", f"{disc} of {len(discs)}"),
-                (
-                    "External-Description",
-                    f"Evidence footage of case {request.case}, disc {disc} of {len(discs)}",
-                ),
-                ("Case-Number", request.case),
-                ("Party", ", ".join(described.parties) or "-"),
-                ("Handling-Officer", ", ".join(described.handling_officers) or "-"),
-                ("Maker", request.maker),
-                ("Extractor", request.extractor),
-                ("Extraction-Time", described.extraction_time),
-                ("Exporting-Station", self.station.name),
-                ("Custody-Vault", vault.audit.vault_id),
-                ("Custody-Key-Fingerprint", fingerprint),
-            ],
-        )
-
-    def _case_index(self, request: ExportRequest, export_id: str, discs: list[list[PlannedItem]]) -> str:
-        lines = [
-            f"案件 / Case: {request.case}",
-            f"导出 / Export: {export_id}",
-            f"光盘数 / Discs: {len(discs)}",
-            "",
-        ]
-        for index, disc_items in enumerate(discs, start=1):
-            lines.append(f"光盘 / Disc {index} of {len(discs)}:")
-            for entry in disc_items:
-                for f in entry.files:
-                    lines.append(f"  {entry.item.item_id}  {f.role:<8}  {f.sha256}  {f.path}")
-            lines.append("")
-        return "\n".join(lines)
-
-    def _description(
-        self,
-        request: ExportRequest,
-        export_id: str,
-        disc: int,
-        discs: int,
-        disc_items: list[PlannedItem],
-        fingerprint: str,
-    ) -> description.Description:
-        vault = self.vault
-        names = {officer.badge: officer.name for officer in vault.registry.officers()}
-
-        def officer_text(badge: str | None) -> str:
-            if not badge:
-                return ""
-            return f"{badge} {names[badge]}" if badge in names else badge
-
-        described = []
-        exported = {entry.item.number for entry in disc_items}
-        interruptions: dict[str, description.DescribedInterruption] = {}
-        for entry in disc_items:
-            item = entry.item
-            facts = vault.media.facts(item) or {}
-            duration = facts.get("duration")
-            integrity = facts.get("integrity") or {}
-            integrity_text = (
-                f"{integrity.get('result')} ({integrity.get('level')} check)"
-                if integrity
-                else "not checked yet"
-            )
-            if integrity.get("errors"):
-                integrity_text += f": {integrity['errors'][0]}"
-            original, playable = entry.files[0], None
-            if entry.playable is not None and len(entry.files) > 1:
-                made = entry.playable
-                playable = description.DescribedFile(
-                    path=entry.files[1].path,
-                    sha256=made.sha256,
-                    size=made.size,
-                    made_how=(
-                        f"{made.method}, {made.tool}, {local_display(made.finished_at, seconds=True)}; "
-                        f"arguments: {' '.join(made.arguments)}"
-                    ),
-                )
-            described.append(
-                description.DescribedItem(
-                    item_id=item.item_id,
-                    original_name=item.original_name,
-                    recorder=item.recorder_serial or "",
-                    officer=officer_text(item.credited_officer or item.tags.get("officer")),
-                    recorded_start=local_display(item.recorded_start, seconds=True)
-                    if item.recorded_start
-                    else "",
-                    recorded_end=local_display(item.recorded_end, seconds=True) if item.recorded_end else "",
-                    duration=f"{duration:.3f} s" if isinstance(duration, int | float) else "",
-                    integrity=integrity_text,
-                    original=description.DescribedFile(original.path, original.sha256, original.size),
-                    playable=playable,
-                    no_playable_because="" if playable else self._why_no_playable(request, facts),
-                    important=item.important,
-                )
-            )
-            # Interruptions between two recordings both on this export, with how each was explained.
-            for finding in vault.continuity.findings(item=item):
-                if finding.before_item in exported and finding.after_item in exported:
-                    state = finding.state
-                    if finding.state == "explained":
-                        state = f"已说明 explained by {finding.closed_by}: {finding.reason}"
-                    elif finding.state == "open":
-                        state = "未说明 not explained yet"
-                    interruptions[finding.finding_id] = description.DescribedInterruption(
-                        finding_id=finding.finding_id,
-                        kind=finding.kind,
-                        seconds=finding.seconds,
-                        before=format_item_id(finding.before_item),
-                        after=format_item_id(finding.after_item),
-                        state=state,
-                    )
-        items = [entry.item for entry in disc_items]
-        return description.Description(
-            case=request.case,
-            parties=sorted({i.tags["party"] for i in items if i.tags.get("party")}),
-            handling_officers=sorted(
-                {officer_text(i.tags["officer"]) for i in items if i.tags.get("officer")}
-            ),
-            maker=request.maker,
-            extractor=request.extractor,
-            extraction_time=local_display(self._started_at(export_id), seconds=True),
-            station=self.station.name,
-            organisation=self.station.organisation,
-            vault_id=vault.audit.vault_id,
-            key_fingerprint=fingerprint,
-            export_id=export_id,
-            disc=disc,
-            discs=discs,
-            recorders=sorted({i.recorder_serial for i in items if i.recorder_serial}),
-            items=described,
-            interruptions=[interruptions[key] for key in sorted(interruptions)],
-        )
-
-    @staticmethod
-    def _why_no_playable(request: ExportRequest, facts: dict) -> str:
-        """Why an exported item has no playable copy on the disc, in words for the case file."""
-        if not request.playable:
-            return "导出时选择仅原始文件 / exported with originals only (--no-playable)"
-        if facts.get("photo"):
-            return "照片，原件即可查看 / a photo: the original is viewed as it is"
-        if "unreadable" in facts:
-            return f"非可识别的音视频文件 / not media ffmpeg can read: {facts['unreadable']}"
-        error = (facts.get("playable") or {}).get("error")
-        if error:
-            return f"无法制作 / could not be made: {error}"
-        if not facts:
-            return "媒体检查尚未完成 / the media check has not run yet"
-        if not (facts.get("video_codec") or facts.get("audio_codec")):
-            return "无音视频内容 / no audio or video to play"
-        return "可播放副本尚未制作 / the playable copy has not been made yet"
 
     def _started_at(self, export_id: str) -> str:
         return self.export_record(export_id).started_at
