@@ -194,6 +194,22 @@ def compare(chain: AuditChain, published: PublishedChain) -> list[AnchorProblem]
                     f"(the vault signs with {current} now): the signing key was replaced",
                 )
             )
+    believed = _believed(chain, published, known_keys, current, problems)
+    problems += _checkpoints_not_held(source, believed, local, head_seq)
+    problems += _events_not_held(published, local, head_seq, problems)
+    return problems
+
+
+def _believed(
+    chain: AuditChain,
+    published: PublishedChain,
+    known_keys: dict[str, Ed25519PublicKey],
+    current: str,
+    problems: list[AnchorProblem],
+) -> list[Checkpoint]:
+    """The published checkpoints that are this vault's and hold their signatures; each one that
+    is not is added to ``problems``."""
+    source = published.source
     believed: list[Checkpoint] = []
     for checkpoint in sorted(published.checkpoints, key=lambda c: c.seq):
         if checkpoint.vault and checkpoint.vault != chain.vault_id:
@@ -229,6 +245,14 @@ def compare(chain: AuditChain, published: PublishedChain) -> list[AnchorProblem]
                 )
                 continue
         believed.append(checkpoint)
+    return believed
+
+
+def _checkpoints_not_held(
+    source: str, believed: list[Checkpoint], local: dict[int, str], head_seq: int
+) -> list[AnchorProblem]:
+    """Believed checkpoints the chain no longer reaches, or holds otherwise."""
+    problems = []
     for checkpoint in believed:
         seq = checkpoint.seq
         if seq > head_seq:
@@ -251,6 +275,15 @@ def compare(chain: AuditChain, published: PublishedChain) -> list[AnchorProblem]
                     "and written on",
                 )
             )
+    return problems
+
+
+def _events_not_held(
+    published: PublishedChain, local: dict[int, str], head_seq: int, found: list[AnchorProblem]
+) -> list[AnchorProblem]:
+    """Published event hashes the chain differs from, or no longer reaches (unless ``found`` says so)."""
+    source = published.source
+    problems = []
     differing = [
         seq
         for seq, digest in sorted(published.events.items())
@@ -266,7 +299,7 @@ def compare(chain: AuditChain, published: PublishedChain) -> list[AnchorProblem]
             )
         )
     beyond = [seq for seq in published.events if seq > head_seq]
-    if beyond and not any(p.seq is not None and p.seq > head_seq for p in problems):
+    if beyond and not any(p.seq is not None and p.seq > head_seq for p in [*found, *problems]):
         problems.append(
             AnchorProblem(
                 source,

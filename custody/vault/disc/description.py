@@ -199,12 +199,24 @@ def render_pdf(description: Description, font: Path, out: Path) -> None:
     """Write the description as an A4 PDF to ``out``; raise FontMissing when ``font`` is absent."""
     if not font.is_file():
         raise FontMissing(path=font)
-    from fpdf import FPDF  # imported here: only exports need it, and it is slow to import
-    from fpdf.fonts import FontFace
-
     # fontTools reports every table it does not subset (harmless) as a warning.
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     d = description
+    pdf = _document(d, font)
+    _heading(pdf, d)
+    pdf.set_font("cjk", size=9)
+    _table(pdf, header_rows(d))
+    pdf.ln(4)
+    for number, item in enumerate(d.items, start=1):
+        _together(pdf, lambda doc, number=number, item=item: _draw_item(doc, d, number, item))
+    _together(pdf, lambda doc: _draw_findings(doc, d))
+    _together(pdf, _draw_signatures)  # together, on the page they sign
+    pdf.output(str(out))
+
+
+def _document(d: Description, font: Path):
+    """An A4 fpdf2 document with the CJK font and a footer naming the export, case and page."""
+    from fpdf import FPDF  # imported here: only exports need it, and it is slow to import
 
     class _Document(FPDF):
         def footer(self) -> None:
@@ -225,6 +237,10 @@ def render_pdf(description: Description, font: Path, out: Path) -> None:
     pdf.set_auto_page_break(auto=True, margin=18)
     pdf.add_font("cjk", fname=str(font))
     pdf.add_page()
+    return pdf
+
+
+def _heading(pdf, d: Description) -> None:
     pdf.set_font("cjk", size=15)
     pdf.multi_cell(0, 8, _or_dash(d.organisation), align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
@@ -234,76 +250,69 @@ def render_pdf(description: Description, font: Path, out: Path) -> None:
     pdf.multi_cell(0, 6, TITLE_ENGLISH, align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
 
+
+def _table(doc, rows: list[tuple[str, str]]) -> None:
+    """Two columns: a shaded label, its value."""
+    from fpdf.fonts import FontFace
+
     label_face = FontFace(fill_color=(235, 235, 235))
+    with doc.table(col_widths=(52, 122), text_align=("LEFT", "LEFT"), first_row_as_headings=False,
+                   line_height=4.6, padding=1) as drawn:  # fmt: skip
+        for label, value in rows:
+            row = drawn.row()
+            row.cell(label, style=label_face)
+            row.cell(value)
 
-    def table(doc, rows: list[tuple[str, str]]) -> None:
-        with doc.table(col_widths=(52, 122), text_align=("LEFT", "LEFT"), first_row_as_headings=False,
-                       line_height=4.6, padding=1) as drawn:  # fmt: skip
-            for label, value in rows:
-                row = drawn.row()
-                row.cell(label, style=label_face)
-                row.cell(value)
 
-    def together(draw) -> None:
-        """Draw on one page: on the next one when it would not fit on this one (never split)."""
-        with pdf.offset_rendering() as trial:
-            draw(trial)
-        if trial.page_break_triggered:
-            pdf.add_page()
-        draw(pdf)
+def _together(pdf, draw) -> None:
+    """Draw on one page: on the next one when it would not fit on this one (never split)."""
+    with pdf.offset_rendering() as trial:
+        draw(trial)
+    if trial.page_break_triggered:
+        pdf.add_page()
+    draw(pdf)
 
-    pdf.set_font("cjk", size=9)
-    table(pdf, header_rows(d))
-    pdf.ln(4)
 
-    def draw_item(doc, number: int, item: DescribedItem) -> None:
-        if number == 1:  # the heading stays with the first file
-            doc.set_font("cjk", size=11)
-            doc.multi_cell(0, 7, f"文件 / Files ({len(d.items)})", new_x="LMARGIN", new_y="NEXT")
-        doc.set_font("cjk", size=9.5)
-        doc.multi_cell(0, 6, f"{number}. {item.item_id}", new_x="LMARGIN", new_y="NEXT")
-        doc.set_font("cjk", size=8.5)
-        table(doc, item_rows(item))
-        doc.ln(3)
-
-    for number, item in enumerate(d.items, start=1):
-        together(lambda doc, number=number, item=item: draw_item(doc, number, item))
-
-    def draw_findings(doc) -> None:
+def _draw_item(doc, d: Description, number: int, item: DescribedItem) -> None:
+    if number == 1:  # the heading stays with the first file
         doc.set_font("cjk", size=11)
-        doc.multi_cell(
-            0, 7, "录像中断及说明 / Interruptions within these recordings", new_x="LMARGIN", new_y="NEXT"
-        )
-        doc.set_font("cjk", size=9)
-        for text in [interruption_text(gap) for gap in d.interruptions] or ["无 / none found"]:
-            doc.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
-        important = [item.item_id for item in d.items if item.important]
-        doc.ln(2)
-        doc.multi_cell(
-            0,
-            5,
-            f"标记为重要的文件 / Items flagged important: {', '.join(important) or '无 / none'}",
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
-        doc.multi_cell(
-            0,
-            5,
-            "核验 / Checking this disc: python3 -I verify.py (see README.txt).",
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
+        doc.multi_cell(0, 7, f"文件 / Files ({len(d.items)})", new_x="LMARGIN", new_y="NEXT")
+    doc.set_font("cjk", size=9.5)
+    doc.multi_cell(0, 6, f"{number}. {item.item_id}", new_x="LMARGIN", new_y="NEXT")
+    doc.set_font("cjk", size=8.5)
+    _table(doc, item_rows(item))
+    doc.ln(3)
 
-    def draw_signatures(doc) -> None:  # together, on the page they sign
-        doc.ln(8)
-        doc.set_font("cjk", size=10)
-        for chinese, english in SIGNERS:
-            doc.cell(64, 14, f"{chinese}（签名）/ {english} (signature):")
-            doc.cell(50, 14, "", border="B")
-            doc.cell(6, 14, "")
-            doc.cell(26, 14, "日期 / Date:", align="R")
-            doc.cell(28, 14, "", border="B", new_x="LMARGIN", new_y="NEXT")
 
-    together(draw_findings)
-    together(draw_signatures)
-    pdf.output(str(out))
+def _draw_findings(doc, d: Description) -> None:
+    doc.set_font("cjk", size=11)
+    doc.multi_cell(
+        0, 7, "录像中断及说明 / Interruptions within these recordings", new_x="LMARGIN", new_y="NEXT"
+    )
+    doc.set_font("cjk", size=9)
+    for text in [interruption_text(gap) for gap in d.interruptions] or ["无 / none found"]:
+        doc.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
+    important = [item.item_id for item in d.items if item.important]
+    doc.ln(2)
+    doc.multi_cell(
+        0, 5, f"标记为重要的文件 / Items flagged important: {', '.join(important) or '无 / none'}",
+        new_x="LMARGIN", new_y="NEXT",
+    )  # fmt: skip
+    doc.multi_cell(
+        0,
+        5,
+        "核验 / Checking this disc: python3 -I verify.py (see README.txt).",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+
+
+def _draw_signatures(doc) -> None:
+    doc.ln(8)
+    doc.set_font("cjk", size=10)
+    for chinese, english in SIGNERS:
+        doc.cell(64, 14, f"{chinese}（签名）/ {english} (signature):")
+        doc.cell(50, 14, "", border="B")
+        doc.cell(6, 14, "")
+        doc.cell(26, 14, "日期 / Date:", align="R")
+        doc.cell(28, 14, "", border="B", new_x="LMARGIN", new_y="NEXT")

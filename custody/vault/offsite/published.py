@@ -357,7 +357,7 @@ def restore(settings: Settings, target_name: str, master_key_file: Path, actor: 
     signatures; every sidecar's signature is checked. Raise RestoreFailed on
     the first thing that does not hold; a failed restore leaves no catalog.
     """
-    from custody.vault.vault import CATALOG_NAME, PUBLIC_KEY_NAME, Vault, make_home_private
+    from custody.vault.vault import CATALOG_NAME, make_home_private
 
     if target_name not in settings.targets:
         raise RestoreFailed(
@@ -380,67 +380,104 @@ def restore(settings: Settings, target_name: str, master_key_file: Path, actor: 
                 target=target_name, problem="this master key is not the replicated vault's (key id differs)"
             )
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        master_path = settings.home_path(settings.keys.master_key_file)
-        signing_path = settings.home_path(settings.keys.signing_key_file)
-        keys.write_master_key(master_path, master)
-        signing_key = serialization.load_pem_private_key(identity["signing_key"].encode(), password=None)
-        keys.write_signing_key(signing_path, home / PUBLIC_KEY_NAME, signing_key)
-        public_key = signing_key.public_key()
+        public_key = _restore_keys(settings, master, identity)
         if not settings.config_path.exists():
             raise RestoreFailed(target=target_name, problem=f"{settings.config_path} is missing")
         ObjectStore.create_layout(home / "objects")
-        catalog = Catalog(home / CATALOG_NAME, settings.catalog.busy_timeout_seconds)
-        try:
-            with catalog.transaction():
-                catalog.set_meta("vault_id", identity["vault_id"])
-                catalog.set_meta("created_at", identity["created_at"])
-                _restore_audit(catalog, target, master, report)
-                signers = _pinned_public_keys(catalog, public_key)
-                numbers = _restore_items(catalog, target, master, signers, report)
-                _restore_registry(catalog, target, master, signers, report)
-            objects = list(
-                catalog.db.execute("SELECT sha256 FROM items UNION SELECT sha256 FROM derivatives")
-            )
-        finally:
-            catalog.close()
+        numbers, objects = _restore_catalog(settings, target, master, identity, public_key, report)
         store = ObjectStore(home / "objects", master, direct_io=settings.vault.direct_io)
         object_versions = target.versions_under("objects/sha256/")
-        for (sha256,) in objects:
+        for sha256 in objects:
             _restore_object(store, target, sha256, object_versions.get(target.object_key(sha256), []), report)
             report.objects += 1
         make_home_private(home)
-        vault = Vault(settings, actor, writer=True)
-        try:
-            chain = vault.audit.verify()
-            if chain.problems:
-                raise RestoreFailed(
-                    target=target_name, problem=f"the audit chain does not hold: {chain.problems[0]}"
-                )
-            _mark_replicated(vault, target, [sha for (sha,) in objects])
-            vault.record(
-                "restored",
-                {
-                    "from": target_name,
-                    "bucket": settings.targets[target_name].bucket,
-                    "items": len(numbers),
-                    "objects": report.objects,
-                    "audit_events": report.audit_events,
-                },
-            )
-        finally:
-            vault.close()
+        _open_restored(settings, actor, target, objects, len(numbers), report)
         report.items = len(numbers)
         return report
     except BaseException:
-        for leftover in (home / CATALOG_NAME, home / "objects", home / "keys"):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{leftover}{suffix}").unlink(missing_ok=True)
-        if created_home:
-            shutil.rmtree(home, ignore_errors=True)
+        _remove_partial_restore(home, created_home)
         raise
+
+
+def _restore_keys(settings: Settings, master, identity: dict):
+    """Write the master and signing keys into the new home; return the signing key's public half."""
+    from custody.vault.vault import PUBLIC_KEY_NAME
+
+    keys.write_master_key(settings.home_path(settings.keys.master_key_file), master)
+    signing_key = serialization.load_pem_private_key(identity["signing_key"].encode(), password=None)
+    keys.write_signing_key(
+        settings.home_path(settings.keys.signing_key_file), settings.home / PUBLIC_KEY_NAME, signing_key
+    )
+    return signing_key.public_key()
+
+
+def _restore_catalog(
+    settings: Settings, target: S3Target, master, identity: dict, public_key, report: RestoreReport
+) -> tuple[list[int], list[str]]:
+    """Rebuild the catalog (chain, items, registry) in one transaction; return the items' numbers
+    and every object (originals and derivatives) to download."""
+    from custody.vault.vault import CATALOG_NAME
+
+    catalog = Catalog(settings.home / CATALOG_NAME, settings.catalog.busy_timeout_seconds)
+    try:
+        with catalog.transaction():
+            catalog.set_meta("vault_id", identity["vault_id"])
+            catalog.set_meta("created_at", identity["created_at"])
+            _restore_audit(catalog, target, master, report)
+            signers = _pinned_public_keys(catalog, public_key)
+            numbers = _restore_items(catalog, target, master, signers, report)
+            _restore_registry(catalog, target, master, signers, report)
+        objects = [
+            sha256
+            for (sha256,) in catalog.db.execute(
+                "SELECT sha256 FROM items UNION SELECT sha256 FROM derivatives"
+            )
+        ]
+    finally:
+        catalog.close()
+    return numbers, objects
+
+
+def _open_restored(
+    settings: Settings, actor: str, target: S3Target, objects: list[str], items: int, report: RestoreReport
+) -> None:
+    """Open the restored vault, check its chain, mark its replicas and record the restore."""
+    from custody.vault.vault import Vault
+
+    vault = Vault(settings, actor, writer=True)
+    try:
+        chain = vault.audit.verify()
+        if chain.problems:
+            raise RestoreFailed(
+                target=target.name, problem=f"the audit chain does not hold: {chain.problems[0]}"
+            )
+        _mark_replicated(vault, target, objects)
+        vault.record(
+            "restored",
+            {
+                "from": target.name,
+                "bucket": settings.targets[target.name].bucket,
+                "items": items,
+                "objects": report.objects,
+                "audit_events": report.audit_events,
+            },
+        )
+    finally:
+        vault.close()
+
+
+def _remove_partial_restore(home: Path, created_home: bool) -> None:
+    """A failed restore leaves no catalog, objects or keys (nor the home, when it made it)."""
+    from custody.vault.vault import CATALOG_NAME
+
+    for leftover in (home / CATALOG_NAME, home / "objects", home / "keys"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{leftover}{suffix}").unlink(missing_ok=True)
+    if created_home:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _mark_replicated(vault, target: S3Target, objects: list[str]) -> None:
