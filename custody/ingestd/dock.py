@@ -49,6 +49,7 @@ from custody.ingestd.pipeline import (
     Skipped,
 )
 from custody.vault import Vault
+from custody.vault.intake import DockFacts
 from custody.vault.timestamps import to_text
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,6 @@ class DockSession(IngestSession):
     def read_recording_times(self, task: FileTask) -> None:
         """Work out recording start/end, the credited officer, the deadline and the flags."""
         name = os.path.basename(task.path)
-        facts: dict = {}
         start = end = None
         source = None
         if Path(name).suffix.lower() in PROBED_EXTENSIONS:
@@ -271,30 +271,25 @@ class DockSession(IngestSession):
         officer = self.vault.registry.officer_at(serial, to_text(start)) if serial else None
         if officer is None and from_name and from_name.officer:
             officer = from_name.officer
-            facts["officer_source"] = "filename"
         now = datetime.now(UTC)
         deadline = end + timedelta(hours=self.dock_settings.window_hours)
         suspect = start > now + timedelta(
             minutes=self.dock_settings.suspect_future_minutes
         ) or start < now - timedelta(days=self.dock_settings.suspect_past_days)
-        facts.update(
-            recorded_start=to_text(start),
-            recorded_end=to_text(end),
+        task.recorded = (to_text(start), to_text(end))
+        task.facts = DockFacts(
             recorded_source=source,
             recorder_serial=serial or None,
             credited_officer=officer,
             docked_at=to_text(self.docked_at),
             deadline=to_text(deadline),
             # A suspect clock makes the deadline meaningless: flagged as suspect, not as late.
-            late=int(now > deadline and not suspect),
-            clock_suspect=int(suspect),
-            important=int(bool(from_name and from_name.important)),
+            late=now > deadline and not suspect,
+            clock_suspect=suspect,
+            important=bool(from_name and from_name.important),
             dock_session=self.session_id,
+            previous_item=self.vault.registry.latest_item_at_path(self.media.serial, task.relative),
         )
-        previous = self.vault.registry.latest_item_at_path(self.media.serial, task.relative)
-        if previous is not None:
-            facts["previous_item"] = previous
-        task.facts = facts
 
     def skip_duplicate(self, task: FileTask) -> None:
         super().skip_duplicate(task)
@@ -305,11 +300,9 @@ class DockSession(IngestSession):
 
     def _record(self, task: FileTask) -> IngestRecord:
         base = super()._record(task)
-        facts = dict(task.facts or {})
-        recorded_start = facts.pop("recorded_start", None)
-        recorded_end = facts.pop("recorded_end", None)
-        facts.pop("officer_source", None)
-        tags = {"officer": facts["credited_officer"]} if facts.get("credited_officer") else {}
+        facts = task.facts or DockFacts()
+        recorded_start, recorded_end = task.recorded or (None, None)
+        tags = {"officer": facts.credited_officer} if facts.credited_officer else {}
         return IngestRecord(
             original_name=base.original_name,
             source_path=task.relative or base.source_path,

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,7 +27,6 @@ from custody.config import Settings
 from custody.errors import CustodyError
 from custody.ingestd import continuity
 from custody.ingestd.media import (
-    MadeCopy,
     ToolFailed,
     decode_check,
     fast_check,
@@ -36,6 +35,7 @@ from custody.ingestd.media import (
     probe_facts,
 )
 from custody.vault import Vault
+from custody.vault.derivatives import MadeCopy
 from custody.vault.items import format_item_id
 from custody.vault.media_queue import DECODE, MEDIA, Job
 from custody.vault.timestamps import from_text, to_text
@@ -182,9 +182,7 @@ class MediaJobs:
                     if job.kind == MEDIA:
                         facts = self.foreground_stage(original)
                         made = self.make_copies(original, facts)
-                        self.vault.media.finish(
-                            job, facts, time.monotonic() - started, [_as_record(c) for c in made]
-                        )
+                        self.vault.media.finish(job, facts, time.monotonic() - started, made)
                     else:
                         errors = decode_check(
                             original,
@@ -268,9 +266,3 @@ class MediaJobs:
                 format_item_id(finding.after_item),
             )
         return new
-
-
-def _as_record(copy: MadeCopy) -> dict:
-    record = asdict(copy)
-    record["path"] = copy.path
-    return record

@@ -28,6 +28,7 @@ from pathlib import Path
 import ffmpeg as ffmpeg_python
 
 from custody.config import MediaSettings
+from custody.vault.derivatives import MadeCopy
 from custody.vault.timestamps import utc_now
 
 log = logging.getLogger(__name__)
@@ -409,19 +410,6 @@ def _damage(result: ToolRun) -> list[str]:
     if result.returncode != 0 and not errors:
         errors = [f"ffmpeg stopped with status {result.returncode} without saying why"]
     return errors[:5]
-
-
-@dataclass(frozen=True)
-class MadeCopy:
-    """A derivative file ffmpeg made, and exactly how (its provenance)."""
-
-    role: str  # "playable" or "thumbnail"
-    path: Path
-    method: str  # "remux", "transcode" or "frame"
-    tool: str  # the binary's version line
-    arguments: list[str]  # the command line as run, input and output as placeholders
-    started_at: str
-    finished_at: str
 
 
 def playable_method(facts: dict) -> str | None:

@@ -22,6 +22,7 @@ from typing import Protocol
 from custody.config import IngestSettings
 from custody.errors import CustodyError
 from custody.vault import IngestRecord, Item, Vault
+from custody.vault.intake import DockFacts
 from custody.vault.items import printable_name
 from custody.vault.objects import StagedObject
 from custody.vault.sealing import ObjectDamaged
@@ -57,7 +58,9 @@ class FileTask:
     size: int
     mtime_ns: int
     relative: str = ""  # path inside the source (a recorder's volume), for recognising it on re-dock
-    facts: dict | None = None  # what the docking station learnt (recording times, officer, deadline)
+    # What the docking station learnt: the recording window, and the facts it keeps with the item.
+    recorded: tuple[str, str] | None = None
+    facts: DockFacts | None = None
     staged: StagedObject | None = None
     outcome: str | None = None
     item: Item | None = None
@@ -295,7 +298,7 @@ class IngestSession:
             source=self.source.source,
             source_mtime=to_text(datetime.fromtimestamp(task.mtime_ns / 1e9, UTC)),
             tags={"officer": self.source.officer} if self.source.officer else {},
-            dock={"recorder_serial": self.source.recorder} if self.source.recorder else {},
+            dock=DockFacts(recorder_serial=self.source.recorder or None),
         )
 
     @staticmethod

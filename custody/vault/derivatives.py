@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from custody.vault.catalog import Catalog
 from custody.vault.items import format_item_id
@@ -18,6 +19,19 @@ from custody.vault.items import format_item_id
 PLAYABLE = "playable"
 THUMBNAIL = "thumbnail"
 ROLES = (PLAYABLE, THUMBNAIL)
+
+
+@dataclass(frozen=True)
+class MadeCopy:
+    """A derivative file media work made (not sealed yet), and exactly how (its provenance)."""
+
+    role: str  # "playable" or "thumbnail"
+    path: Path
+    method: str  # "remux", "transcode" or "frame"
+    tool: str  # the binary's version line
+    arguments: list[str]  # the command line as run, input and output as placeholders
+    started_at: str
+    finished_at: str
 
 
 @dataclass(frozen=True)
@@ -43,24 +57,20 @@ class Derivative:
 
 
 def insert(catalog: Catalog, item: int, role: str, record: dict) -> int:
-    return catalog.db.execute(
-        "INSERT INTO derivatives (item, role, sha256, size, key_id, method, tool, arguments, "
-        "source_sha256, started_at, finished_at, made_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            item,
-            role,
-            record["sha256"],
-            record["size"],
-            record["key_id"],
-            record["method"],
-            record["tool"],
-            json.dumps(record["arguments"]),
-            record["source_sha256"],
-            record["started_at"],
-            record["finished_at"],
-            record["made_by"],
-        ],
-    ).lastrowid
+    """Record a derivative made of ``item`` (in the caller's transaction); return its row id."""
+    fields = (
+        "sha256",
+        "size",
+        "key_id",
+        "method",
+        "tool",
+        "source_sha256",
+        "started_at",
+        "finished_at",
+        "made_by",
+    )
+    row = {"item": item, "role": role, **{name: record[name] for name in fields}}
+    return catalog.db["derivatives"].insert({**row, "arguments": json.dumps(record["arguments"])}).last_rowid
 
 
 def of_item(catalog: Catalog, item: int) -> list[Derivative]:

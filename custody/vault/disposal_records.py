@@ -82,11 +82,12 @@ def add_request(
     catalog: Catalog, items: list[int], reason: str, at: str, actor: str, category: str | None = None
 ) -> int:
     kind = "remove-category" if category else "delete"
-    return catalog.db.execute(
-        "INSERT INTO disposition_requests (kind, category, items, reason, requested_at, requested_by) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [kind, category, json.dumps(items), reason, at, actor],
-    ).lastrowid
+    row = {"kind": kind, "category": category, "items": json.dumps(items), "reason": reason}
+    return (
+        catalog.db["disposition_requests"]
+        .insert({**row, "requested_at": at, "requested_by": actor})
+        .last_rowid
+    )
 
 
 def remove_item_category(catalog: Catalog, item: int, category: str) -> bool:

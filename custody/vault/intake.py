@@ -10,7 +10,7 @@ from custody.vault import (
     media_queue,
     registry,
 )
-from custody.vault.catalog import Item
+from custody.vault.catalog import DOCK_COLUMNS, Item
 from custody.vault.items import (
     format_item_id,
 )
@@ -18,6 +18,30 @@ from custody.vault.objects import StagedObject
 from custody.vault.sealing import ProgressCallback
 from custody.vault.service import VaultService, locked
 from custody.vault.timestamps import utc_now
+
+
+@dataclass(frozen=True)
+class DockFacts:
+    """What a dock learned about a file before it is sealed: the recorder, the officer credited, the
+    recording window's source, the deadline and the flags (the catalog's DOCK_COLUMNS); None: not known."""
+
+    recorder_serial: str | None = None
+    credited_officer: str | None = None
+    recorded_source: str | None = (
+        None  # "container", "filename", "fat-directory", "exfat-directory", "file-mtime"
+    )
+    docked_at: str | None = None
+    deadline: str | None = None
+    late: bool | None = None
+    clock_suspect: bool | None = None
+    important: bool | None = None
+    dock_session: int | None = None
+    previous_item: int | None = None  # the item this file replaces (same recorder path, changed since)
+
+    def columns(self) -> dict:
+        """The catalog columns this sets (flags as 0/1), as the ingest record keeps them."""
+        found = {name: getattr(self, name) for name in DOCK_COLUMNS if getattr(self, name) is not None}
+        return {name: int(value) if isinstance(value, bool) else value for name, value in found.items()}
 
 
 @dataclass(frozen=True)
@@ -32,8 +56,8 @@ class IngestRecord:
     recorded_start: str | None = None
     recorded_end: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
-    # The docking station's facts (catalog.DOCK_COLUMNS): recorder, credited officer, deadline...
-    dock: dict = field(default_factory=dict)
+    # The docking station's facts: recorder, credited officer, deadline...
+    dock: DockFacts = field(default_factory=DockFacts)
     # (serial, path, size, mtime_ns, session): remembered so a re-dock skips the file.
     recorder_file: tuple | None = None
 
@@ -78,7 +102,7 @@ class Intake(VaultService):
             "ingested_by": self.vault.actor,
             "key_id": self.vault.master.key_id,
             "tags": record.tags,
-            "dock": record.dock,
+            "dock": record.dock.columns(),
             "recorder_file": list(record.recorder_file) if record.recorder_file else None,
         }
         self.vault.catalog.add_intent(staged.sha256, full, full["ingested_at"])

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from custody.vault import derivatives
 from custody.vault.catalog import Catalog, Item
-from custody.vault.derivatives import Derivative
+from custody.vault.derivatives import Derivative, MadeCopy
 from custody.vault.items import format_item_id
 from custody.vault.objects import StagedObject
 from custody.vault.timestamps import to_text
@@ -67,21 +67,22 @@ class MediaQueue:
         with self.vault.change() as change:
             return claim(change.catalog, change.at, kind)
 
-    def finish(self, job: Job, facts: dict, seconds: float, made: Iterable[dict] = ()) -> list[Derivative]:
+    def finish(
+        self, job: Job, facts: dict, seconds: float, made: Iterable[MadeCopy] = ()
+    ) -> list[Derivative]:
         """Seal the derivatives ``made`` and commit them with the item's facts and the job's end, together.
 
-        Each of ``made`` names a file and how it was made: ``role``, ``path``,
-        ``method``, ``tool``, ``arguments``, ``started_at``, ``finished_at``.
+        Each of ``made`` (a MadeCopy) names a file and how it was made.
         Sealing runs outside the vault's lock (it takes as long as the copy is
         big). A crash between storing an object and the commit leaves an
         intent the next open turns into a removal, so no object is orphaned
         and the job, queued again, is done once. Raise Vault.ItemNotFound.
         """
         objects = self.vault.objects
-        staged: list[tuple[dict, StagedObject]] = []
+        staged: list[tuple[MadeCopy, StagedObject]] = []
         try:
             for copy in made:
-                with open(copy["path"], "rb") as source:
+                with open(copy.path, "rb") as source:
                     size = os.fstat(source.fileno()).st_size
                     staged.append((copy, objects.stage(source, size)))
             return self._commit(job, facts, seconds, staged)
@@ -90,7 +91,7 @@ class MediaQueue:
                 objects.discard(obj)  # nothing left once stored
 
     def _commit(
-        self, job: Job, facts: dict, seconds: float, staged: list[tuple[dict, StagedObject]]
+        self, job: Job, facts: dict, seconds: float, staged: list[tuple[MadeCopy, StagedObject]]
     ) -> list[Derivative]:
         vault = self.vault
         with vault.serialized():
@@ -99,7 +100,7 @@ class MediaQueue:
                 raise vault.ItemNotFound(ref=format_item_id(job.item))
             with vault.change() as change:
                 intents = [
-                    derivatives.add_intent(change.catalog, job.item, copy["role"], obj.sha256, change.at)
+                    derivatives.add_intent(change.catalog, job.item, copy.role, obj.sha256, change.at)
                     for copy, obj in staged
                 ]
             try:
@@ -111,17 +112,17 @@ class MediaQueue:
                             "sha256": obj.sha256,
                             "size": obj.size,
                             "key_id": vault.master.key_id,
-                            "method": copy["method"],
-                            "tool": copy["tool"],
-                            "arguments": copy["arguments"],
+                            "method": copy.method,
+                            "tool": copy.tool,
+                            "arguments": copy.arguments,
                             "source_sha256": item.sha256,
-                            "started_at": copy["started_at"],
-                            "finished_at": copy["finished_at"],
+                            "started_at": copy.started_at,
+                            "finished_at": copy.finished_at,
                             "made_by": vault.actor,
                         }
-                        derivatives.insert(change.catalog, job.item, copy["role"], record)
+                        derivatives.insert(change.catalog, job.item, copy.role, record)
                         provenance = {k: v for k, v in record.items() if k not in ("key_id", "made_by")}
-                        change.record("derivative-made", job.item, {"role": copy["role"], **provenance})
+                        change.record("derivative-made", job.item, {"role": copy.role, **provenance})
                     earlier = (facts_of(change.catalog, job.item) or {}).get("integrity") or {}
                     if earlier.get("level") == "full":
                         facts["integrity"] = earlier  # a full decode check's verdict outranks the fast one

@@ -10,6 +10,7 @@ import pytest
 
 from custody.config import load_settings
 from custody.vault import Vault
+from custody.vault.derivatives import MadeCopy
 from custody.vault.media_queue import DECODE, MEDIA
 from tests.conftest import make_clip
 
@@ -33,11 +34,11 @@ def test_a_whole_file_records_its_facts_seals_what_was_made_and_queues_its_full_
     assert vault.media.claim(MEDIA) is None  # one runner per job
     copy = tmp_path / "made.mp4"
     copy.write_bytes(b"a playable copy")
-    made = {
-        "role": "playable", "path": copy, "method": "remux", "tool": "ffmpeg version test",
-        "arguments": ["ffmpeg", "-i", "INPUT", "OUTPUT"], "started_at": "2026-12-05T00:00:00.000000Z",
-        "finished_at": "2026-12-05T00:00:01.000000Z",
-    }  # fmt: skip
+    made = MadeCopy(
+        role="playable", path=copy, method="remux", tool="ffmpeg version test",
+        arguments=["ffmpeg", "-i", "INPUT", "OUTPUT"], started_at="2026-12-05T00:00:00.000000Z",
+        finished_at="2026-12-05T00:00:01.000000Z",
+    )  # fmt: skip
     facts = {"container": "mov", "integrity": {"result": "ok", "level": "fast", "errors": []}}
     [derivative] = vault.media.finish(job, facts, 1.5, [made])
     item = vault.item_number(1)

@@ -99,12 +99,8 @@ def _record(row: dict) -> ExportRecord:
 
 
 def insert(catalog: Catalog, fields: dict) -> int:
-    return catalog.db.execute(
-        "INSERT INTO exports (case_name, items, maker, extractor, playable, media, capacity, destination, "
-        "started_at, started_by, pid, discs) VALUES (:case_name, :items, :maker, :extractor, :playable, "
-        ":media, :capacity, :destination, :started_at, :started_by, :pid, :discs)",
-        {**fields, "items": json.dumps(fields["items"]), "discs": json.dumps(fields["discs"])},
-    ).lastrowid
+    row = {**fields, "items": json.dumps(fields["items"]), "discs": json.dumps(fields["discs"])}
+    return catalog.db["exports"].insert(row).last_rowid
 
 
 def set_staging(catalog: Catalog, number: int, staging: str | None) -> None:
