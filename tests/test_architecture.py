@@ -130,3 +130,22 @@ def test_every_module_imports():
     for module in sorted(modules()):
         if module != "custody.__main__":
             importlib.import_module(module)
+
+
+def test_nothing_below_the_command_line_imports_click():
+    """The daemon serves named operations, never a command line: click is the command line's alone
+    (and the web platform's framework will be the web's alone)."""
+    found = []
+    for module, path in sorted(modules().items()):
+        if layer(module) in ("cli", "__main__"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name.split(".")[0] in ("click", "rich") for name in names):
+                found.append(f"{module} imports {names}")
+    assert found == [], "\n".join(found)

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from custody.config import load_settings
-from custody.vault import ItemFilter, Vault
+from custody.vault import IngestRecord, ItemFilter, Vault
+from custody.vault.access import Caller
 from custody.vault.disc.export import DiscExporter, ExportRequest
+from custody.vault.intake import DockFacts
 from custody.vault.offsite.published import restore
 from custody.vault.offsite.replicator import Replicator
 from tests.conftest import make_clip
@@ -133,3 +135,74 @@ def test_the_replicator_sends_and_verifies_and_restore_rebuilds_the_vault(two_it
         assert {i.item_id: i.sha256 for i in rebuilt.list_items(ItemFilter())} == originals
         assert rebuilt.integrity.verify().ok
         assert "restored" in actions(rebuilt)
+
+
+def clerk(home: Path, name: str = "chenjing") -> Vault:
+    """The vault opened for a clerk who is not its owner (as the daemon opens it for a caller)."""
+    return Vault(
+        load_settings(home), name, caller=Caller(uid=4242, gid=4242, pid=None, name=name, roles=("clerk",))
+    )
+
+
+def test_holds_and_case_access_change_what_is_kept_and_who_sees_it(two_items):
+    with opened(two_items, "custodian-one") as vault:
+        vault.tags.apply(["EV-000002"], {"case": "2026-0412"})
+        held = vault.holds.place("court order 17", case="2026-0412")
+        assert [h.hold_id for h in vault.holds.on(vault.resolve("EV-000002"))] == [held.hold_id]
+        assert vault.holds.on(vault.resolve("EV-000001")) == []
+        vault.cases.set_confidentiality("2026-0412", "restricted")
+    with clerk(two_items) as seen_by_clerk:
+        assert [i.item_id for i in seen_by_clerk.list_items(ItemFilter())] == ["EV-000001"]
+        assert seen_by_clerk.holds.listed() == []  # the hold names a case the clerk may not see
+    with opened(two_items, "custodian-one") as vault:
+        assert vault.cases.add_staff("2026-0412", ["chenjing"]) == ["chenjing"]
+        released = vault.holds.release(held.hold_id, "appeal decided")
+        assert released.release_reason == "appeal decided" and vault.holds.listed() == []
+    with clerk(two_items) as seen_by_clerk:
+        assert [i.item_id for i in seen_by_clerk.list_items(ItemFilter())] == ["EV-000001", "EV-000002"]
+    with clerk(two_items, "liwei") as not_named:
+        assert [i.item_id for i in not_named.list_items(ItemFilter())] == ["EV-000001"]
+        assert not not_named.cases.may_see([2])
+
+
+def test_retention_records_weigh_categories_on_items_and_cases(two_items):
+    with opened(two_items, "custodian-one") as vault:
+        vault.tags.apply(
+            ["EV-000001"], {"case": "2026-0412"}, ["penalty_evidence"], ["penalty_evidence", "routine"]
+        )
+        assert vault.retention.add_case_categories("2026-0412", ["major_case"], ["major_case"]) == [
+            "major_case"
+        ]
+        assert vault.retention.add_case_categories("2026-0412", ["major_case"], ["major_case"]) == []
+        assert vault.retention.item_categories(vault.resolve("EV-000001")) == ["penalty_evidence"]
+        assert vault.retention.case_categories() == {"2026-0412": frozenset({"major_case"})}
+        with pytest.raises(Vault.UnknownCategory):
+            vault.retention.add_case_categories("2026-0412", ["forever"], ["major_case"])
+        owners = vault.retention.object_owners()
+        assert sorted(n for numbers in owners.values() for n in numbers) == [1, 2]
+        assert {"category-added", "case-category-added"} <= set(actions(vault))
+
+
+def test_intake_seals_a_stream_as_an_item_with_its_dock_facts_event_and_media_job(two_items, tmp_path):
+    clip = make_clip(tmp_path / "C.MP4", tone=880)
+    with opened(two_items) as vault, open(clip, "rb") as source:
+        staged = vault.intake.stage(source, clip.stat().st_size)
+        facts = DockFacts(recorder_serial="BWC0042", credited_officer="031245", late=True, dock_session=None)
+        record = IngestRecord(
+            original_name="C.MP4",
+            source_path="DCIM/C.MP4",
+            source_path_bytes=b"DCIM/C.MP4",
+            source="dock",
+            dock=facts,
+        )
+        item = vault.intake.store(staged, record)
+        assert (item.item_id, item.recorder_serial, item.credited_officer, item.late) == (
+            "EV-000003",
+            "BWC0042",
+            "031245",
+            True,
+        )
+        [event] = [e for e in vault.events(item) if e.action == "ingest"]
+        assert event.details["late"] is True and event.details["recorder_serial"] == "BWC0042"
+        assert vault.media.counts().get("queued", 0) >= 1
+        assert vault.integrity.verify(["EV-000003"]).ok
