@@ -149,3 +149,21 @@ def test_nothing_below_the_command_line_imports_click():
             if any(name.split(".")[0] in ("click", "rich") for name in names):
                 found.append(f"{module} imports {names}")
     assert found == [], "\n".join(found)
+
+
+def test_no_module_nor_function_grows_past_what_one_person_reads_at_once():
+    """vault.py keeps only the vault's lifecycle, authorize and the change primitive (the services
+    hold the rest): at most 600 lines; no module over 800; no function over 80."""
+    too_long = []
+    for module, path in sorted(modules().items()):
+        text = path.read_text(encoding="utf-8")
+        lines = text.count("\n")
+        limit = 600 if module == "custody.vault.vault" else 800
+        if lines > limit:
+            too_long.append(f"{module}: {lines} lines (at most {limit})")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > 80:
+                    too_long.append(f"{module}.{node.name}: {length} lines (at most 80)")
+    assert too_long == [], "\n".join(too_long)
