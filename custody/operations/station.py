@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from custody.ingestd.daemon import read_status
 from custody.operations.base import Context, NoRequest, operation
 from custody.vault import Vault
 from custody.vault.timestamps import utc_now
@@ -119,6 +118,10 @@ def recorder_ls(vault: Vault, request: ListRecorders, context: Context) -> list[
 @operation("status", NoRequest, "status")
 def status(vault: Vault, request: NoRequest, context: Context) -> dict:
     """The station now: the daemon and its docked recorders, recent sessions, media jobs, findings, disk."""
+    from custody.ingestd.daemon import (
+        read_status,  # (the daemon's modules load slowly; only status reads them)
+    )
+
     live = read_status(vault.home)
     sessions = vault.registry.dock_sessions(limit=10)
     unknown = vault.registry.unknown_devices(limit=10)
