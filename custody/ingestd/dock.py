@@ -48,7 +48,7 @@ from custody.ingestd.pipeline import (
     PullCancelled,
     Skipped,
 )
-from custody.vault import Vault
+from custody.vault import Item, Vault
 from custody.vault.intake import DockFacts
 from custody.vault.timestamps import to_text
 
@@ -124,6 +124,7 @@ class DockSession(IngestSession):
     def stages(self) -> list[Callable[[FileTask], None]]:
         return [
             self.skip_known,  # this recorder gave the vault this file (path, size, mtime) before
+            self.recognise_duplicate,  # an item of its size exists: hash it first, write nothing if held
             self.pull,  # read once: hash, encrypt, write to staging, read back
             self.read_recording_times,  # container, else filename pattern, else mtime; officer; deadline
             self.skip_duplicate,  # same content already in the vault: audit it, remember the file
@@ -291,10 +292,14 @@ class DockSession(IngestSession):
             previous_item=self.vault.registry.latest_item_at_path(self.media.serial, task.relative),
         )
 
-    def skip_duplicate(self, task: FileTask) -> None:
-        super().skip_duplicate(task)
-        if task.outcome == DUPLICATE and task.item is not None:
-            self.vault.registry.remember_recorder_file(task.item, self._recorder_file(task))
+    def recognise_duplicate(self, task: FileTask) -> None:
+        if self._cancelled.is_set():
+            return  # (pull reports the cancellation)
+        super().recognise_duplicate(task)
+
+    def duplicate_found(self, task: FileTask, existing: Item) -> None:
+        super().duplicate_found(task, existing)
+        self.vault.registry.remember_recorder_file(existing, self._recorder_file(task))
 
     # -- helpers ----------------------------------------------------------
 

@@ -9,8 +9,10 @@ never by an exception crossing stages; the other files go on.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
+import hashlib
 import os
 import stat
 from collections.abc import Callable, Generator, Iterator
@@ -195,6 +197,7 @@ class IngestSession:
     def stages(self) -> list[Callable[[FileTask], None]]:
         """The stages every file goes through, in order."""
         return [
+            self.recognise_duplicate,  # an item of its size exists: hash it first, write nothing if held
             self.pull,  # read once: hash, encrypt, write to staging
             self.skip_duplicate,  # already in the vault: audit it, keep nothing new
             self.store,  # rename into place, read back from disk, catalogue, audit
@@ -272,12 +275,32 @@ class IngestSession:
         """Called as bytes are read; the daemon's sessions raise PullCancelled here to stop a pull."""
         self.observer.progress(nbytes)
 
+    def recognise_duplicate(self, task: FileTask) -> None:
+        """A file the vault already holds costs no vault writes: when an item of the same size
+        exists, the file is hashed first (read only) and, when its content is held, recorded as a
+        duplicate without being sealed (a duplicate is recognised even on a full vault disk). A file
+        that cannot be read, or changes while hashed, is left to ``pull``, which reports it."""
+        if task.size == 0 or not self.vault.intake.size_known(task.size):
+            return
+        sha256 = hash_unchanged(task.path)
+        existing = self.vault.item_by_sha256(sha256) if sha256 else None
+        if existing is None:
+            return  # (read again as it is sealed: its bytes are counted then)
+        self.duplicate_found(task, existing)
+        with contextlib.suppress(PullCancelled):  # (decided already: a stop ends the next file)
+            self.progress(task.size)
+
     def skip_duplicate(self, task: FileTask) -> None:
         assert task.staged is not None
         existing = self.vault.item_by_sha256(task.staged.sha256)
         if existing is None:
             return
         self.vault.intake.discard(task.staged)
+        task.staged = None
+        self.duplicate_found(task, existing)
+
+    def duplicate_found(self, task: FileTask, existing: Item) -> None:
+        """The file's content is item ``existing``: audit the offer, store nothing new."""
         self.vault.intake.record_duplicate(existing, self._record(task))
         task.outcome, task.item = DUPLICATE, existing
         task.message = f"already in the vault as {existing.item_id}"
@@ -389,6 +412,28 @@ def _discover_entry(
 
 def _is_hidden(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def hash_unchanged(path: str) -> str | None:
+    """The SHA-256 of the regular file at ``path`` (not followed if a link), or None when it cannot
+    be read whole or changes while it is read."""
+    try:
+        fd = os.open(path, SOURCE_OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            return None
+        with open(fd, "rb", buffering=0, closefd=False) as source:
+            digest = hashlib.file_digest(source, "sha256")
+            read = source.tell()
+        after = os.fstat(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None if change_while_reading(before, after, read) else digest.hexdigest()
 
 
 def change_while_reading(before: os.stat_result, after: os.stat_result, read: int) -> str | None:

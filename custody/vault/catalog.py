@@ -375,6 +375,10 @@ MIGRATIONS: list[str] = [
         set_by TEXT NOT NULL
     )
     """,
+    # 9: a file is recognised as a duplicate before it is sealed when an item of its size exists
+    """
+    CREATE INDEX items_by_size ON items (size)
+    """,
 ]
 
 # Columns an ingest record may set beyond the basic ones (the docking station's facts).

@@ -154,6 +154,13 @@ class Intake(VaultService):
         return item
 
     @locked
+    def size_known(self, size: int) -> bool:
+        """Whether an item of exactly ``size`` bytes is in the vault (a file of another size cannot
+        be a duplicate, and is sealed without being read twice)."""
+        row = self.vault.catalog.db.execute("SELECT 1 FROM items WHERE size = ? LIMIT 1", [size]).fetchone()
+        return row is not None
+
+    @locked
     def record_duplicate(self, existing: Item, record: IngestRecord) -> None:
         """Audit that a file already in the vault was offered again."""
         with self.vault.change() as change:

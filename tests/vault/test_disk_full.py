@@ -122,3 +122,36 @@ def test_a_media_job_meeting_a_full_disk_fails_alone_and_the_run_ends(tmp_path, 
         assert (summary["done"], summary["failed"]) == (0, 1)  # tried max_attempts times, then failed
         [job] = json.loads(custody("status", "--json").stdout)["failed_media_jobs"]
         assert "vault disk full" in job["last_error"]
+
+
+def test_a_duplicate_is_recognised_without_writing_even_when_it_would_not_fit(tmp_path, custody_at):
+    """Issue 18: a file the vault holds costs no vault writes. On a vault disk with little room, a
+    copy of an item bigger than the room left is a duplicate, not a disk-full failure; a new file
+    of the same size (not a duplicate) is still refused for room, and nothing is staged."""
+    with small_filesystem(tmp_path / "disk", 64 << 20) as disk:
+        home = disk / "vault"
+        custody = custody_at(home)
+        custody("init")
+        card = tmp_path / "card"
+        card.mkdir()
+        big = card / "BIG.MP4"
+        (home / "custody.toml").write_text("[vault]\nmin_free_mb = 0\n")
+        big.write_bytes(os.urandom(free_bytes(home) - (12 << 20)))  # fits now, with room to spare
+        custody("ingest", str(big))
+        (home / "custody.toml").write_text("[vault]\nmin_free_mb = 8\n")
+        assert free_bytes(home) < big.stat().st_size  # a second copy could never be sealed
+        again = tmp_path / "again"
+        again.mkdir()
+        (again / "COPY.MP4").write_bytes(big.read_bytes())  # same content, another name and folder
+        (again / "SAME-SIZE.MP4").write_bytes(os.urandom(big.stat().st_size))  # same size, new content
+        before = free_bytes(home)
+        result = custody("ingest", str(again), "--json", expect=1)
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        outcomes = {line["name"].rsplit("/", 1)[-1]: line for line in lines if "name" in line}
+        assert outcomes["COPY.MP4"]["status"] == "duplicate" and outcomes["COPY.MP4"]["id"] == "EV-000001"
+        assert outcomes["SAME-SIZE.MP4"]["status"] == "error"
+        assert "vault disk full" in outcomes["SAME-SIZE.MP4"]["message"]
+        assert list((home / "objects" / "staging").iterdir()) == []
+        assert free_bytes(home) >= before - (1 << 20)  # nothing sealed: the catalog's growth only
+        seen = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "duplicate-seen"]
+        assert [e["item"] for e in seen] == ["EV-000001"]
