@@ -1,7 +1,7 @@
 """custody benchmarks: each prints a ratio against a baseline measured in the same run.
 
     python -m bench               # everything (needs ~20 GiB free where BENCH_DIR points)
-    python -m bench ingest        # 2 GiB ingest vs cp+sync and cp+sync+sha256sum, peak RSS
+    python -m bench ingest        # 2 GiB ingest vs the physical limit max(cp+sync, sha256), peak RSS
     python -m bench catalog       # ls --case on 1,000 vs 1,000,000 items
     python -m bench dock          # the daemon pulling recorder images (root, umockdev-wrapper)
     python -m bench media         # playable copies, a shift's foreground media stage, decode check
@@ -60,6 +60,8 @@ def verdict(ok: bool) -> str:
 
 
 def bench_ingest(workdir: Path) -> bool:
+    """One large file (issue 18, goal 1): custody's ingest against the physical limit measured in
+    the same run, max(cp && sync, hashlib.sha256 over the same file), both from the page cache."""
     size_mib = int(os.environ.get("BENCH_INGEST_MIB", "2048"))
     source = workdir / "source.bin"
     with open(source, "wb") as f:
@@ -76,6 +78,10 @@ def bench_ingest(workdir: Path) -> bool:
         copy.unlink(missing_ok=True)
         return timed(["sh", "-c", f"cp '{source}' '{copy}' && sync && sha256sum '{copy}' >/dev/null"])[0]
 
+    def python_sha256() -> float:
+        script = "import hashlib, sys; hashlib.file_digest(open(sys.argv[1], 'rb'), 'sha256')"
+        return timed([sys.executable, "-c", script, str(source)])[0]
+
     def custody_ingest() -> tuple[float, int]:
         home = workdir / "home"
         shutil.rmtree(home, ignore_errors=True)
@@ -86,31 +92,35 @@ def bench_ingest(workdir: Path) -> bool:
         shutil.rmtree(home)
         return result
 
-    # Interleave the runs so drift on a shared machine hits all three alike; best of three.
-    cp_times, cp_sha_times, custody_times, rss = [], [], [], []
+    # Interleave the runs so drift on a shared machine hits them all alike; best of three.
+    cp_times, cp_sha_times, sha_times, custody_times, rss = [], [], [], [], []
     for _ in range(3):
         cp_times.append(cp_sync())
         cp_sha_times.append(cp_sync_sha256sum())
         copy.unlink(missing_ok=True)
+        sha_times.append(python_sha256())
         elapsed, peak = custody_ingest()
         custody_times.append(elapsed)
         rss.append(peak)
     source.unlink()
-    best_cp, best_cp_sha, best_custody = min(cp_times), min(cp_sha_times), min(custody_times)
+    best_cp, best_cp_sha, best_sha = min(cp_times), min(cp_sha_times), min(sha_times)
+    best_custody = min(custody_times)
+    limit = max(best_cp, best_sha)
+    to_limit = best_custody / limit
     mb = size_mib * (1 << 20) / 1e6
-    vs_cp = best_cp / best_custody
-    vs_cp_sha = best_cp_sha / best_custody
     peak_mb = max(rss) / 1024
     print(f"ingest {size_mib} MiB from page cache, read-back verification included (best of 3)")
     print(f"  cp && sync                      {best_cp:6.2f} s  {mb / best_cp:7.0f} MB/s")
-    print(f"  cp && sync && sha256sum DST     {best_cp_sha:6.2f} s  {mb / best_cp_sha:7.0f} MB/s")
+    print(f"  hashlib.sha256 of the file      {best_sha:6.2f} s  {mb / best_sha:7.0f} MB/s")
+    print(f"  physical limit (the slower)     {limit:6.2f} s  {mb / limit:7.0f} MB/s")
     print(f"  custody ingest                  {best_custody:6.2f} s  {mb / best_custody:7.0f} MB/s")
-    print(f"  ratio vs cp && sync             {vs_cp:6.2f}x  (goal >= 0.5x: {verdict(vs_cp >= 0.5)})")
-    print(f"  ratio vs cp && sync && sha256sum {vs_cp_sha:5.2f}x  (goal >= 2x: {verdict(vs_cp_sha >= 2)})")
+    print(f"  custody / limit                 {to_limit:6.2f}x  (goal <= 1.5x: {verdict(to_limit <= 1.5)})")
+    print(f"  for information: vs cp && sync {best_cp / best_custody:.2f}x (old goal >= 0.5x), "
+          f"vs cp && sync && sha256sum {best_cp_sha / best_custody:.2f}x (old goal >= 2x)")  # fmt: skip
     print(
         f"  peak RSS                        {peak_mb:6.1f} MB (goal < {RSS_GOAL_MB} MB: {verdict(peak_mb < RSS_GOAL_MB)})"
     )
-    return vs_cp >= 0.5 and vs_cp_sha >= 2 and peak_mb < RSS_GOAL_MB
+    return to_limit <= 1.5 and peak_mb < RSS_GOAL_MB
 
 
 def build_catalog(path: Path, items: int, matching: int, case: str) -> Catalog:

@@ -13,8 +13,6 @@ from custody.cli.base import Session, _configure_logging, cli, json_option, pass
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, _say_error, _size, console, show_listing, wide_option
 from custody.ingestd import api
-from custody.ingestd.daemon import Daemon
-from custody.ingestd.jobs import MediaJobs
 from custody.operations import NoRequest, station
 from custody.vault import Vault
 from custody.vault.items import format_item_id
@@ -247,6 +245,7 @@ def daemon(session: Session, log_json: bool) -> None:
       custody --home /var/lib/custody daemon
     """
     _configure_logging(session.debug, log_json)
+    from custody.ingestd.daemon import Daemon  # (the daemon's modules, boto3 among them, load slowly)
     from custody.retention.plan import replica_lock_rule
 
     limit_malloc_arenas()
@@ -417,6 +416,8 @@ def media_run(session: Session, once: bool, as_json: bool) -> None:
       custody media run --once --json
     """
     import signal
+
+    from custody.ingestd.jobs import MediaJobs  # (media work's modules load only for it)
 
     settings = session.settings()
     stop = threading.Event()
