@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,25 @@ def test_read_error_mid_stream_removes_the_staging_file_and_stops_the_read_back(
         store.stage(FailingSource(2 * READBACK_BLOCK + 7), expected_size=4 * READBACK_BLOCK)
     assert store.staging_files() == []
     assert threading.active_count() == threads_before
+
+
+def _device_reads() -> int:
+    """Bytes this process has read from storage devices (not the page cache): /proc/self/io."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("read_bytes:"):
+            return int(line.split()[1])
+    raise AssertionError("no read_bytes in /proc/self/io")
+
+
+@pytest.mark.parametrize("size", [20_000, 3 << 20, 2 * READBACK_BLOCK + 12345])
+def test_every_staged_object_is_read_back_from_the_device(tmp_path, size):
+    """Small files are read back in the sealing thread once whole, large ones by a thread behind
+    the writer: either way the sealed bytes come back from the disk, not from memory."""
+    ObjectStore.create_layout(tmp_path / "objects")
+    store = ObjectStore(tmp_path / "objects", KEY, direct_io=True)
+    data = os.urandom(size)
+    before = _device_reads()
+    staged = store.stage(io.BytesIO(data), expected_size=size)
+    read = _device_reads() - before
+    assert staged.sha256 == hashlib.sha256(data).hexdigest()
+    assert read >= sealed_size(size) - 4096, f"read back {read} of {sealed_size(size)} bytes from the device"
