@@ -170,6 +170,9 @@ class Daemon:
                 max_connections=self.settings.access.max_connections,
             )
             self._api.start()
+            # Serving from now on: say so at once, so that `status` through this daemon never
+            # reports it not running (the rest of the start-up follows).
+            self._write_status()
             self.mounter = Mounter(self._mount_root())
             stale = self.mounter.clean_stale()
             if stale:
