@@ -282,13 +282,18 @@ class IngestSession:
         that cannot be read, or changes while hashed, is left to ``pull``, which reports it."""
         if task.size == 0 or not self.vault.intake.size_known(task.size):
             return
-        sha256 = hash_unchanged(task.path)
+        sha256 = self.content_hash(task)
         existing = self.vault.item_by_sha256(sha256) if sha256 else None
         if existing is None:
             return  # (read again as it is sealed: its bytes are counted then)
         self.duplicate_found(task, existing)
         with contextlib.suppress(PullCancelled):  # (decided already: a stop ends the next file)
             self.progress(task.size)
+
+    def content_hash(self, task: FileTask) -> str | None:
+        """The SHA-256 of the file ``task`` names, read from this machine's filesystem (None when it
+        cannot be read whole and unchanged). A session whose paths a client names reads no path."""
+        return hash_unchanged(task.path)
 
     def skip_duplicate(self, task: FileTask) -> None:
         assert task.staged is not None

@@ -73,6 +73,11 @@ class UploadSession(IngestSession):
             self.channel.answer(task.as_dict())
         return summary.as_dict()
 
+    def content_hash(self, task: FileTask) -> str | None:
+        """None: the path is the client's, named for the record; the daemon, which runs as root, never
+        opens it. A duplicate sent this way is recognised once its bytes have come (skip_duplicate)."""
+        return None
+
     def pull(self, task: FileTask) -> None:
         """Seal the bytes the client sends into staging; nothing is kept of a file the client abandons."""
         assert self._incoming is not None

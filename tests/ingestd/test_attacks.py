@@ -18,7 +18,7 @@ from custody.ingestd import api
 from custody.operations import OPERATIONS, request_fields
 from tests.docking import DaemonProcess, wait_for
 from tests.ingestd.served import CLERK, CUSTODIAN, GROUP, NO_ROLE
-from tests.localusers import SYSTEM_PYTHON, custody_as
+from tests.localusers import SYSTEM_PYTHON, custody_as, run_as
 from tests.vault.test_disc_export import small_filesystem
 
 pytestmark = pytest.mark.slow
@@ -306,3 +306,39 @@ def test_a_clerk_reaches_the_stations_vault_and_hears_plain_errors(served_vault,
         assert missing.returncode == 5 and "no such folder: create it first" in missing.stderr
     finally:
         shutil.rmtree(closed)
+
+
+UPLOAD_NAMING = """
+import json, os, sys
+from pathlib import Path
+from custody.ingestd import api
+socket_path, named, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+answers = []
+def converse(sending):
+    sending.message({"path_hex": os.fsencode(named).hex(), "size": size, "mtime_ns": 0})
+    sending.chunk(os.urandom(size))
+    sending.end()
+    answers.append(sending.answer())
+    sending.message({"end": True})
+api.upload(Path(socket_path), "ingest", {"officer": None, "recorder": None}, converse)
+print(json.dumps(answers[0]))
+"""
+
+
+def test_an_upload_naming_a_file_only_root_may_read_is_judged_by_the_bytes_sent(served_vault, footage):
+    """The name a client gives an uploaded file is for the record: the root daemon never opens it.
+    (Recognising duplicates before sealing once hashed the named path: a clerk naming a root-only
+    copy of an item learned that it was one, and the bytes sent were never read.)"""
+    _home, socket_path, _outbox, _daemon = served_vault
+    secret = Path(tempfile.mkdtemp(prefix="custody-rootonly-", dir="/tmp"))  # 0700, root's
+    try:
+        held = secret / "held.mp4"
+        shutil.copyfile(sorted(footage.glob("CLIP*.MP4"))[0], held)  # the content of an item
+        size = held.stat().st_size
+        assert size <= api.STREAM_CHUNK
+        said = run_as(CLERK, SYSTEM_PYTHON, "-c", UPLOAD_NAMING, str(socket_path), str(held), str(size))
+        assert said.returncode == 0, said.stderr
+        answer = json.loads(said.stdout)
+        assert answer["status"] == "new", answer  # the bytes sent: random, a new item
+    finally:
+        shutil.rmtree(secret)
