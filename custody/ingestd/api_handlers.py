@@ -7,7 +7,8 @@ same way, checked and thrown away); ``export`` and ``fetch`` (an evidence
 disc made as the caller into a private outbox, then fetched by the caller's
 process); ``burn_failed`` (the caller's own burn of such a disc failed). Every operation opens
 the vault as its caller, so the vault's role and visibility checks apply.
-The command line adds its own "run" operation (the composition root).
+The named operations (``custody.operations``: ls, show, tag, ...) are served
+beside these; the composition root (``custody daemon``) hands them to the daemon.
 """
 
 from __future__ import annotations
