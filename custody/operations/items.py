@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,7 +13,8 @@ from custody.vault import ItemFilter, Vault
 
 @dataclass(frozen=True)
 class ListItems:
-    """What ``ls`` asks for (times are stored UTC text; see ``parse_user_time``)."""
+    """What ``ls`` asks for: the fields of ``ItemFilter`` a client may set (a case by prefix, party and
+    file names by substring; times as stored UTC text, see ``parse_user_time``)."""
 
     case_prefix: str | None = None
     officer: str | None = None
@@ -29,18 +31,7 @@ class ListItems:
 @operation("ls", ListItems, "ls")
 def list_items(vault: Vault, request: ListItems, context: Context) -> list[dict]:
     """The items matching the request that the caller may see, oldest first, with their tags."""
-    where = ItemFilter(
-        case_prefix=request.case_prefix or None,
-        officer=request.officer,
-        party_contains=request.party_contains or None,
-        name_contains=request.name_contains or None,
-        untagged=request.untagged,
-        recorder=request.recorder,
-        late=request.late,
-        damaged=request.damaged,
-        since=request.since,
-        until=request.until,
-    )
+    where = ItemFilter(**dataclasses.asdict(request))  # (the filter's fields a client may set)
     return [item.as_dict() for item in vault.list_items(where)]
 
 
