@@ -104,6 +104,7 @@ class _Docked:
         self.mount: Mount | None = None
         self.session: DockSession | None = None
         self.closed = False
+        self.refused_because: str | None = None  # why it is not ingested, once decided
 
 
 class Daemon:
@@ -347,10 +348,16 @@ class Daemon:
             self._docked[identity.syspath] = docked
         if docked.session is not None and not docked.closed:
             return  # already pulling this medium
+        refused_before = docked.closed and docked.session is None and docked.identity == identity
         docked.identity = identity
         recorder = self.vault.registry.recorder(identity.serial) if identity.serial else None
         decision = self.policy.decide(identity, recorder)
+        if not decision.ingest and refused_before and docked.refused_because == decision.reason:
+            # The same medium announced again and refused for the same reason (a device plugged
+            # while the daemon starts comes as coldplug and as its hotplug event): noted once.
+            return
         if not decision.ingest:
+            docked.refused_because = decision.reason
             log.warning("not ingesting %s: %s", identity.describe(), decision.reason)
             self.vault.registry.record_unknown_device(identity.key, identity.as_dict(), decision.reason)
             self._unknown_seen.append(
