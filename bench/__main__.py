@@ -2,6 +2,7 @@
 
     python -m bench               # everything (needs ~20 GiB free where BENCH_DIR points)
     python -m bench ingest        # 2 GiB ingest vs the physical limit max(cp+sync, sha256), peak RSS
+    python -m bench small         # 5,000 files of 20 KB and a mixed card vs a copy fsyncing each file
     python -m bench catalog       # ls --case on 1,000 vs 1,000,000 items
     python -m bench dock          # the daemon pulling recorder images (root, umockdev-wrapper)
     python -m bench media         # playable copies, a shift's foreground media stage, decode check
@@ -12,7 +13,8 @@
 
 BENCH_DIR (default: the current directory) must be on the disk the vault
 would use; BENCH_INGEST_MIB changes the file size (default 2048),
-BENCH_DOCK_MIB the recorder image (default 4096), BENCH_MEDIA_CLIPS the
+BENCH_SMALL_FILES, BENCH_MIXED_PHOTOS and BENCH_MIXED_VIDEOS the small-file
+cards (default 5000, 2000 and 20), BENCH_DOCK_MIB the recorder image (default 4096), BENCH_MEDIA_CLIPS the
 shift of 60 s clips (default 10), BENCH_REPLICATION_MIB the data replicated
 (default 1024), BENCH_DISC_MIB the exported case (default 2048).
 """
@@ -172,7 +174,17 @@ def bench_catalog(workdir: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    which = argv or ["ingest", "catalog", "dock", "media", "replication", "retention", "disc", "access"]
+    which = argv or [
+        "ingest",
+        "small",
+        "catalog",
+        "dock",
+        "media",
+        "replication",
+        "retention",
+        "disc",
+        "access",
+    ]
     base = Path(os.environ.get("BENCH_DIR", "."))
     results = []
     with tempfile.TemporaryDirectory(prefix="custody-bench-", dir=base) as directory:
@@ -182,6 +194,10 @@ def main(argv: list[str]) -> int:
             results.append(bench_catalog(workdir))
         if "ingest" in which:
             results.append(bench_ingest(workdir))
+        if "small" in which:
+            from bench.small_files import bench_small_files
+
+            results.append(bench_small_files(workdir))
         if "dock" in which:
             from bench.dock import bench_dock  # needs PyGObject and umockdev
 

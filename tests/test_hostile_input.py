@@ -86,6 +86,8 @@ with Vault(settings, "clerk1", writer=True) as vault:
     summary = IngestSummary()
     for task in tasks:
         session.process(task, summary)
+    session.flush()  # (a new file is stored with its group)
+    for task in tasks:
         print(json.dumps([task.outcome, task.message]), flush=True)
 """
 

@@ -6,7 +6,9 @@ recorder already gave the vault (same path, size and mtime), pull the file
 (container first, then the profile's filename pattern in the recorder's time
 zone, then the file's time: from a FAT/exFAT card's own directory entries,
 see :mod:`custody.devices.card_times`, else the mount's mtime), skip content already in the vault, store it
-with recorder, credited officer, deadline and flags.
+with recorder, credited officer, deadline and flags. Files are stored in groups, made durable together
+(see ``IngestSession.flush``); a session stores its group as soon as every file it found is decided
+or waiting in the group (the last pulled, or the rest left by a cancel), so none is left waiting.
 
 A session can be cancelled (recorder undocked, daemon stopping): the file
 being read is abandoned cleanly (nothing partial stays) and queued files are
@@ -128,8 +130,7 @@ class DockSession(IngestSession):
             self.pull,  # read once: hash, encrypt, write to staging, read back
             self.read_recording_times,  # container, else filename pattern, else mtime; officer; deadline
             self.skip_duplicate,  # same content already in the vault: audit it, remember the file
-            self.store,  # rename into place, catalogue with the dock facts, audit
-        ]
+        ]  # then stored with its group: renamed into place, catalogued with the dock facts, audited
 
     def discover(self, summary: IngestSummary) -> list[FileTask]:
         """Return the source's footage files (per the profile), oldest estimated deadline first."""
@@ -151,6 +152,18 @@ class DockSession(IngestSession):
             self.bytes_total = sum(t.size for t in tasks)
             self.discovered_all = True
         return tasks
+
+    def process(self, task: FileTask, summary: IngestSummary) -> None:
+        super().process(task, summary)
+        self._flush_when_all_decided()
+
+    def _flush_when_all_decided(self) -> None:
+        """Store the group once no other file of the source can join it (every file found is
+        decided, or waits in the group)."""
+        with self._lock:
+            all_decided = self.discovered_all and self.files_done + self.waiting >= self.files_total
+        if all_decided:
+            self.flush()
 
     def skip_known(self, task: FileTask) -> None:
         number = self.vault.registry.known_file(self.media.serial, task.relative, task.size, task.mtime_ns)
@@ -407,6 +420,7 @@ class DockSession(IngestSession):
         with self._lock:
             self.files_done += 1
             self.summary.tasks.append(task)
+        self._flush_when_all_decided()
 
     @property
     def finished(self) -> bool:

@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,13 @@ from custody.vault.timestamps import to_text
 SOURCE_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 NEW, DUPLICATE, KNOWN, ERROR = "new", "duplicate", "known", "error"
+
+# Sealed files are made durable in groups: one transaction for their intents, one fsync per
+# folder their objects go to and one transaction for their items, instead of those per file (a
+# card of photos would otherwise spend most of its time waiting for the disk). A group is stored
+# once it holds this many files or bytes, and whenever the source has no more files ready.
+GROUP_FILES = 64
+GROUP_BYTES = 64 << 20
 
 
 class PullCancelled(Exception):
@@ -186,21 +194,29 @@ class IngestSession:
         self.source = source
         self.settings = settings
         self.observer = observer or SilentObserver()
+        # Sealed files waiting to be stored with their group, each with the summary that counts it.
+        self._group: list[tuple[FileTask, IngestSummary]] = []
+        self._group_bytes = 0
+        self._group_lock = threading.RLock()  # (a daemon may flush a session from another thread)
+
+    # How many files or bytes a group holds at most (see GROUP_FILES); 1 stores each file at once.
+    group_files = GROUP_FILES
 
     def run(self) -> IngestSummary:
         """Discover every file, then take each through the stages; return the summary."""
         summary = IngestSummary()
         for task in self.discover(summary):
             self.process(task, summary)
+        self.flush()
         return summary
 
     def stages(self) -> list[Callable[[FileTask], None]]:
-        """The stages every file goes through, in order."""
+        """The stages every file goes through, in order; a file they leave sealed and undecided is
+        then stored with its group (see ``flush``)."""
         return [
             self.recognise_duplicate,  # an item of its size exists: hash it first, write nothing if held
-            self.pull,  # read once: hash, encrypt, write to staging
+            self.pull,  # read once: hash, encrypt, write to staging, read back from disk
             self.skip_duplicate,  # already in the vault: audit it, keep nothing new
-            self.store,  # rename into place, read back from disk, catalogue, audit
         ]
 
     def discover(self, summary: IngestSummary) -> list[FileTask]:
@@ -208,7 +224,8 @@ class IngestSession:
         return discover_files(self.source.paths, self.settings.skip_names, summary, self.observer)
 
     def process(self, task: FileTask, summary: IngestSummary) -> None:
-        """Take one file through the stages until one decides its outcome; count it.
+        """Take one file through the stages until one decides its outcome; count it. A file sealed
+        and new joins the group, and is counted when the group is stored (``flush``).
 
         A file already decided (one discovery could not read) only has its failure recorded.
         """
@@ -216,8 +233,51 @@ class IngestSession:
             if task.outcome is not None:
                 break
             stage(task)
+        if task.outcome is None and task.staged is not None:
+            with self._group_lock:
+                self._group.append((task, summary))
+                self._group_bytes += task.size
+                if len(self._group) >= self.group_files or self._group_bytes >= GROUP_BYTES:
+                    self.flush()
+            return
         if task.outcome is None:  # pragma: no cover - a stage forgot to decide
             task.drop("internal error: no stage decided this file's outcome")
+        self.finish(task, summary)
+
+    def flush(self) -> None:
+        """Store the group of sealed files, durable together (Intake.store_group); only then is
+        each one counted and reported stored. When storing fails, every file of the group fails
+        with the reason (nothing of them is kept but what the vault's recovery finishes)."""
+        with self._group_lock:
+            group, self._group, self._group_bytes = self._group, [], 0
+            if group:
+                self._store(group)
+
+    @property
+    def waiting(self) -> int:
+        """How many sealed files wait to be stored with their group."""
+        return len(self._group)
+
+    def _store(self, group: list[tuple[FileTask, IngestSummary]]) -> None:
+        try:
+            items = self.vault.intake.store_group([(task.staged, self._record(task)) for task, _ in group])
+        except Exception as exc:  # (each file must be counted, whatever went wrong)
+            reason = exc.message if isinstance(exc, CustodyError) else f"{type(exc).__name__}: {exc}"
+            for task, _ in group:
+                self.vault.intake.discard(task.staged)
+                task.drop(f"{task.display_path} not stored: {reason}")
+        else:
+            for (task, _), stored in zip(group, items, strict=True):
+                if isinstance(stored, ObjectDamaged):
+                    task.drop(damaged_on_disk(task, stored))
+                else:
+                    task.outcome, task.item = NEW, stored
+        for task, summary in group:
+            task.staged = None
+            self.finish(task, summary)
+
+    def finish(self, task: FileTask, summary: IngestSummary) -> None:
+        """Record a decided file's failure, if it failed; count it; tell the observer."""
         if task.outcome == ERROR:
             self.vault.record_failure(
                 "ingest", {"path": task.relative or task.display_path, "reason": task.message}
@@ -252,9 +312,7 @@ class IngestSession:
             self.vault_disk_full(task, exc)
             return
         except ObjectDamaged as exc:
-            task.drop(
-                f"{task.display_path} not stored: the copy on disk did not verify ({exc.message}); check the vault's disk"
-            )
+            task.drop(damaged_on_disk(task, exc))
             return
         finally:
             os.close(fd)
@@ -297,6 +355,8 @@ class IngestSession:
 
     def skip_duplicate(self, task: FileTask) -> None:
         assert task.staged is not None
+        if any(waiting.staged.sha256 == task.staged.sha256 for waiting, _ in self._group):
+            self.flush()  # the same content waits in the group: it is an item once stored
         existing = self.vault.item_by_sha256(task.staged.sha256)
         if existing is None:
             return
@@ -309,11 +369,6 @@ class IngestSession:
         self.vault.intake.record_duplicate(existing, self._record(task))
         task.outcome, task.item = DUPLICATE, existing
         task.message = f"already in the vault as {existing.item_id}"
-
-    def store(self, task: FileTask) -> None:
-        assert task.staged is not None
-        task.item = self.vault.intake.store(task.staged, self._record(task))
-        task.outcome = NEW
 
     # -- helpers ----------------------------------------------------------
 
@@ -449,6 +504,10 @@ def change_while_reading(before: os.stat_result, after: os.stat_result, read: in
     if after.st_mtime_ns != before.st_mtime_ns:
         return "was modified while it was being read"
     return None
+
+
+def damaged_on_disk(task: FileTask, exc: ObjectDamaged) -> str:
+    return f"{task.display_path} not stored: the copy on disk did not verify ({exc.message}); check the vault's disk"
 
 
 def read_error(task: FileTask, exc: OSError, before: bool) -> str:

@@ -36,6 +36,7 @@ from custody.ingestd.pipeline import (
     IngestSource,
     IngestSummary,
     change_while_reading,
+    damaged_on_disk,
     discover_files,
     read_error,
 )
@@ -47,6 +48,8 @@ SOURCE = "upload"  # an item's source when its file came through the socket
 
 class UploadSession(IngestSession):
     """The daemon's side: files arrive over ``channel``; after ``pull`` the stages are the pipeline's."""
+
+    group_files = 1  # each file's outcome is the answer the client waits for before the next
 
     def __init__(
         self,
@@ -103,9 +106,7 @@ class UploadSession(IngestSession):
             )
             raise
         except ObjectDamaged as exc:
-            task.drop(
-                f"{task.display_path} not stored: the copy on disk did not verify ({exc.message}); check the vault's disk"
-            )
+            task.drop(damaged_on_disk(task, exc))
             return
         except OSError as exc:  # the client's side is UploadBroken: this is the vault's disk
             self._incoming.drain()

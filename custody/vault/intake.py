@@ -15,7 +15,7 @@ from custody.vault.items import (
     format_item_id,
 )
 from custody.vault.objects import StagedObject
-from custody.vault.sealing import ProgressCallback
+from custody.vault.sealing import ObjectDamaged, ProgressCallback
 from custody.vault.service import VaultService, locked
 from custody.vault.timestamps import utc_now
 
@@ -68,27 +68,68 @@ class Intake(VaultService):
     def stage(
         self, source: BinaryIO, expected_size: int | None, on_progress: ProgressCallback | None = None
     ) -> StagedObject:
-        """Seal a source stream into staging in one pass (see ObjectStore.stage).
+        """Seal a source stream into staging in one pass, read back from the device (see
+        ObjectStore.stage); it is made durable when it is stored (``store_group``).
 
         Raise AccessDenied (recorded) unless the caller may ingest.
         """
         self.vault.authorize("ingest")
-        return self.vault.objects.stage(source, expected_size, on_progress)
+        return self.vault.objects.stage(source, expected_size, on_progress, sync=False)
 
     def discard(self, staged: StagedObject) -> None:
         self.vault.objects.discard(staged)
 
     @locked
     def store(self, staged: StagedObject, record: IngestRecord) -> Item:
-        """Make a staged object a catalogued item.
+        """Make a staged object a catalogued item (``store_group`` of one). Raise ObjectDamaged when
+        its read-back from the device fails (nothing of it is kept)."""
+        (stored,) = self.store_group([(staged, record)])
+        if isinstance(stored, ObjectDamaged):
+            raise stored
+        return stored
 
-        The staged object was already read back from disk (ObjectStore.stage).
-        Order matters for crash safety: the intent (the item's record) is
-        committed first, then the object is renamed into place, then item,
-        tags and audit event are committed together and the intent removed. A
-        crash at any point is finished or undone by the next open (see _recover).
+    @locked
+    def store_group(self, group: list[tuple[StagedObject, IngestRecord]]) -> list[Item | ObjectDamaged]:
+        """Make staged objects catalogued items, made durable together; return, in order, each
+        item, or the ObjectDamaged that kept a file out (its copy read back from the device did not
+        authenticate; nothing of it is kept).
+
+        The contents of ``group`` are distinct. First the objects are made durable and read back
+        (ObjectStore.settle: one sync for the group). Then, as order matters for crash safety, the
+        intents (the items' records) are committed in one transaction; the objects are renamed
+        into place and the renames made durable, once for the group; the items, their tags, audit
+        events and media jobs are committed in one transaction, which removes the intents. A crash
+        at any point leaves each file whole in the vault or absent: the next open finishes or
+        undoes every intent on its own (see Vault._recover). Raise OSError (the group is not
+        stored) when the disk fails the sync or a rename.
         """
-        full = {
+        settled = self.vault.objects.settle([staged for staged, _ in group])
+        at = utc_now()
+        sound = [
+            (staged, record)
+            for staged, (_, record) in zip(settled, group, strict=True)
+            if isinstance(staged, StagedObject)
+        ]
+        records = [self._full_record(staged, record, at) for staged, record in sound]
+        with self.vault.catalog.transaction():
+            for full in records:
+                self.vault.catalog.add_intent(full["sha256"], full, at)
+        self.vault.objects.store_staged_group([staged for staged, _ in sound])
+        with self.vault.change():  # (the commits below join this one transaction)
+            numbers = iter([self._insert_item(full) for full in records])
+        return [
+            self._stored_item(next(numbers)) if isinstance(outcome, StagedObject) else outcome
+            for outcome in settled
+        ]
+
+    def _stored_item(self, number: int) -> Item:
+        item = self.vault.catalog.item(number)
+        assert item is not None
+        return item
+
+    def _full_record(self, staged: StagedObject, record: IngestRecord, at: str) -> dict:
+        """The catalog record of a staged file, as its intent keeps it until it is an item."""
+        return {
             "sha256": staged.sha256,
             "size": staged.size,
             "original_name": record.original_name,
@@ -98,18 +139,21 @@ class Intake(VaultService):
             "source_mtime": record.source_mtime,
             "recorded_start": record.recorded_start,
             "recorded_end": record.recorded_end,
-            "ingested_at": utc_now(),
+            "ingested_at": at,
             "ingested_by": self.vault.actor,
             "key_id": self.vault.master.key_id,
             "tags": record.tags,
             "dock": record.dock.columns(),
             "recorder_file": list(record.recorder_file) if record.recorder_file else None,
         }
-        self.vault.catalog.add_intent(staged.sha256, full, full["ingested_at"])
-        self.vault.objects.store_staged(staged)
-        return self.commit_item(full)
 
     def commit_item(self, record: dict, recovered: bool = False) -> Item:
+        """Catalogue one item whose object is in place (recovery finishes an intent this way)."""
+        return self._stored_item(self._insert_item(record, recovered))
+
+    def _insert_item(self, record: dict, recovered: bool = False) -> int:
+        """Insert the item, its tags, its ingest event and its media job, and remove its intent, in one
+        change (joined when the caller's change is open); return the item's number."""
         with self.vault.change() as change:
             number = change.catalog.insert_item(record)
             details = {
@@ -149,9 +193,7 @@ class Intake(VaultService):
             # Media work (metadata first) is queued in the same transaction: no item is ever missed.
             media_queue.enqueue(change.catalog, media_queue.MEDIA, number, record["ingested_at"])
             change.catalog.remove_intent(record["sha256"])
-        item = self.vault.catalog.item(number)
-        assert item is not None
-        return item
+        return number
 
     @locked
     def size_known(self, size: int) -> bool:

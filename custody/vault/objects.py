@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import fcntl
 import functools
@@ -26,7 +27,7 @@ from typing import BinaryIO
 
 from custody.errors import CustodyError
 from custody.vault.keys import MasterKey
-from custody.vault.sealing import ObjectDamaged, ProgressCallback, seal, sealed_size, unseal
+from custody.vault.sealing import ObjectDamaged, ProgressCallback, SealedStream, seal, sealed_size, unseal
 
 _HEX = frozenset("0123456789abcdef")
 # The read-back reads the object from disk in blocks of this size, each once
@@ -42,6 +43,10 @@ class StagedObject:
     path: Path
     sha256: str
     size: int
+    # Whether the file was fsynced, and read back from the device and authenticated; settle()
+    # does what is left for a group before its objects are renamed into place.
+    synced: bool = True
+    read_back: bool = True
 
 
 class VaultDiskFull(CustodyError):
@@ -105,6 +110,7 @@ class ObjectStore:
         source: BinaryIO,
         expected_size: int | None = None,
         on_progress: ProgressCallback | None = None,
+        sync: bool = True,
     ) -> StagedObject:
         """Seal ``source`` into a staging file, read it back from disk, fsync it; return it.
 
@@ -122,45 +128,32 @@ class ObjectStore:
         back: no descriptor of it stays open) and the error propagates. Raise
         VaultDiskFull before writing when ``expected_size`` would leave less
         than the reserve free, and when the disk fills while writing.
+
+        With ``sync`` False the object is made durable later, with its group
+        (``settle``): a large one is read back as it is written but not
+        fsynced; one smaller than a read-back block is written through the
+        page cache and neither fsynced nor read back yet (``settle`` syncs the
+        group's files together, then reads each back from the device).
         """
         self.check_room(expected_size or 0)
+        deferred = not sync and expected_size is not None and sealed_size(expected_size) <= READBACK_BLOCK
+        with self._staging_file(expected_size) as (fd, path):
+            if deferred:
+                with open(fd, "wb", closefd=False) as destination:
+                    sealed = seal(source, destination, self.master, expected_size, on_progress)
+                return StagedObject(path, sealed.sha256, sealed.size, synced=False, read_back=False)
+            sealed, synced = self._seal_read_behind(fd, path, source, expected_size, on_progress, sync)
+            return StagedObject(path, sealed.sha256, sealed.size, synced=synced)
+
+    @contextlib.contextmanager
+    def _staging_file(self, expected_size: int | None) -> Iterator[tuple[int, Path]]:
+        """A new staging file (descriptor, path), removed when the block fails; a full disk is
+        raised as VaultDiskFull once the file's space is given back."""
         fd, name = tempfile.mkstemp(dir=self.staging, prefix="seal-", suffix=".part")
         path = Path(name)
         try:
-            readback = _ReadBehindWriter(path, self.direct_io)
-        except BaseException:
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            raise
-        # A file smaller than one read-back block is read back only once it is whole: in this
-        # thread, after the fsync (a thread of its own would only wait, and costs more to start).
-        behind = expected_size is None or sealed_size(expected_size) > READBACK_BLOCK
-        checker = threading.Thread(target=readback.check, args=(self.master,), name="custody-readback")
-        try:
-            if expected_size:
-                # Allocating up front makes large writes several times faster on ext4.
-                os.posix_fallocate(fd, 0, sealed_size(expected_size))
-            if behind:
-                checker.start()
-            destination = _BlockWriter(path, self.direct_io, on_block=readback.wrote)
-            try:
-                sealed = seal(source, destination, self.master, expected_size, on_progress)
-                destination.finish()
-            finally:
-                destination.close()
-            os.fsync(fd)
-            readback.finished(sealed.sha256)
-            if behind:
-                checker.join()
-            else:
-                readback.check(self.master)
-            readback.raise_problem(sealed.sha256)
+            yield fd, path
         except BaseException as exc:
-            readback.abort()
-            if checker.is_alive():
-                checker.join()
-            else:
-                readback.release()  # never started: its descriptor would keep the space in use
             path.unlink(missing_ok=True)
             if isinstance(exc, OSError) and exc.errno in _FULL:
                 os.close(fd)
@@ -175,19 +168,114 @@ class ObjectStore:
         finally:
             if fd >= 0:
                 os.close(fd)
-        return StagedObject(path=path, sha256=sealed.sha256, size=sealed.size)
+
+    def _seal_read_behind(
+        self,
+        fd: int,
+        path: Path,
+        source: BinaryIO,
+        expected_size: int | None,
+        on_progress: ProgressCallback | None,
+        sync: bool,
+    ) -> tuple[SealedStream, bool]:
+        """Seal into the staging file ``fd`` in O_DIRECT blocks read back behind the writer (see
+        stage); return the sealed stream and whether the file was fsynced."""
+        readback = _ReadBehindWriter(path, self.direct_io, _buffer_size(expected_size))
+        # A file smaller than one read-back block is read back only once it is whole: in this
+        # thread, after the fsync (a thread of its own would only wait, and costs more to start).
+        behind = expected_size is None or sealed_size(expected_size) > READBACK_BLOCK
+        checker = threading.Thread(target=readback.check, args=(self.master,), name="custody-readback")
+        try:
+            if expected_size and behind:
+                # Allocating up front makes large writes several times faster on ext4.
+                os.posix_fallocate(fd, 0, sealed_size(expected_size))
+            if behind:
+                checker.start()
+            destination = _BlockWriter(
+                path, self.direct_io, on_block=readback.wrote, buffer_size=_buffer_size(expected_size)
+            )
+            try:
+                sealed = seal(source, destination, self.master, expected_size, on_progress)
+                destination.finish()
+            finally:
+                destination.close()
+            synced = sync or not readback.direct
+            if synced:  # (without O_DIRECT the read-back needs the pages written out and clean)
+                os.fsync(fd)
+            readback.finished(sealed.sha256)
+            if behind:
+                checker.join()
+            else:
+                readback.check(self.master, prefetch=False)
+            readback.raise_problem(sealed.sha256)
+        except BaseException:
+            readback.abort()
+            if checker.is_alive():
+                checker.join()
+            else:
+                readback.release()  # never started: its descriptor would keep the space in use
+            raise
+        return sealed, synced
+
+    def settle(self, group: list[StagedObject]) -> list[StagedObject | ObjectDamaged]:
+        """Make a group of staged objects durable and read back those not yet read back; return,
+        in order, each object (now synced and read back) or the ObjectDamaged its read-back raised
+        (that object's staging file is removed). Syncing is done once for the group (see
+        _make_durable); each read-back comes from the device, the page cache bypassed or evicted.
+        Raise OSError when the sync fails (nothing is settled then)."""
+        self._make_durable([staged.path for staged in group if not staged.synced])
+        settled: list[StagedObject | ObjectDamaged] = []
+        for staged in group:
+            if not staged.read_back:
+                reader = _ReadBehindWriter(staged.path, self.direct_io, _buffer_size(staged.size))
+                reader.finished(staged.sha256)
+                reader.check(self.master, prefetch=False)
+                try:
+                    reader.raise_problem(staged.sha256)
+                except ObjectDamaged as exc:
+                    self.discard(staged)
+                    settled.append(exc)
+                    continue
+            settled.append(dataclasses.replace(staged, synced=True, read_back=True))
+        return settled
 
     def store_staged(self, staged: StagedObject) -> Path:
-        """Move a staged object to its final name atomically and make that durable.
+        """Move a staged object to its final name atomically and make that durable (see store_staged_group)."""
+        return self.store_staged_group([staged])[0]
 
-        An object already stored under the same name is replaced: both hold the
-        same plaintext, and the new one was just written, fsynced and read back.
+    def store_staged_group(self, group: list[StagedObject]) -> list[Path]:
+        """Move staged objects to their final names atomically; make that durable; return the names.
+
+        Objects not yet settled are settled first (see ``settle``; raise
+        ObjectDamaged, nothing renamed, when one's read-back fails). All are renamed, then the renames are made durable, once for
+        the group: a group of a few files fsyncs each folder; a larger one
+        (each object usually goes to a folder of its own) syncs the filesystem
+        once instead. An object already stored under the same name is
+        replaced: both hold the same plaintext, and the new one was just
+        written and read back.
         """
-        final = self.path_for(staged.sha256)
-        self._make_durable_dirs(final.parent)
-        os.replace(staged.path, final)
-        _fsync_directory(final.parent)
-        return final
+        if not all(staged.synced and staged.read_back for staged in group):
+            settled = self.settle(group)
+            for outcome in settled:
+                if isinstance(outcome, ObjectDamaged):
+                    raise outcome
+        finals = [self.path_for(staged.sha256) for staged in group]
+        touched: list[Path] = []  # folders whose entries changed: new folders' parents, then targets
+        for folder in dict.fromkeys(final.parent for final in finals):
+            touched.extend(self._make_dirs(folder))
+            touched.append(folder)
+        for staged, final in zip(group, finals, strict=True):
+            os.replace(staged.path, final)
+        self._make_durable(list(dict.fromkeys(touched)))
+        return finals
+
+    def _make_durable(self, paths: list[Path]) -> None:
+        """fsync each of ``paths`` (files or folders on the store's filesystem), or, when there are
+        more than SYNC_EACH_AT_MOST, the whole filesystem once (syncfs: one journal commit)."""
+        if len(paths) > SYNC_EACH_AT_MOST and _syncfs(self.staging):
+            return
+        for path in paths:
+            _fsync_path(path)
 
     def discard(self, staged: StagedObject) -> None:
         staged.path.unlink(missing_ok=True)
@@ -243,7 +331,10 @@ class ObjectStore:
     def is_object_name(name: str) -> bool:
         return len(name) == 64 and set(name) <= _HEX
 
-    def _make_durable_dirs(self, directory: Path) -> None:
+    @staticmethod
+    def _make_dirs(directory: Path) -> list[Path]:
+        """Create ``directory`` and any missing parent (not yet durable); return the folders whose
+        entries changed (each new folder's parent), for the caller to make durable."""
         missing = []
         current = directory
         while not current.exists():
@@ -252,7 +343,7 @@ class ObjectStore:
         for new in reversed(missing):
             with contextlib.suppress(FileExistsError):
                 new.mkdir(mode=0o700)
-            _fsync_directory(new.parent)
+        return [new.parent for new in reversed(missing)]
 
 
 def keep_stream_buffers_on_heap() -> bool:
@@ -343,11 +434,14 @@ class _BlockWriter(io.RawIOBase):
     write goes through the page cache and on_block is never called.
     """
 
-    def __init__(self, path: Path, direct: bool, on_block: Callable[[int], None]) -> None:
+    def __init__(
+        self, path: Path, direct: bool, on_block: Callable[[int], None], buffer_size: int = READBACK_BLOCK
+    ) -> None:
         super().__init__()
         self._fd, self._direct = _open_maybe_direct(path, os.O_WRONLY, direct)
         self._on_block = on_block
-        self._block = mmap.mmap(-1, READBACK_BLOCK)  # page-aligned, as O_DIRECT needs
+        self._size = buffer_size
+        self._block = mmap.mmap(-1, buffer_size)  # page-aligned, as O_DIRECT needs
         self._filled = 0
         self._offset = 0  # where the block in the buffer goes in the file
 
@@ -364,13 +458,13 @@ class _BlockWriter(io.RawIOBase):
             return len(data)
         view = memoryview(data)
         while view:
-            room = READBACK_BLOCK - self._filled
+            room = self._size - self._filled
             taken = view[:room]
             self._block[self._filled : self._filled + len(taken)] = taken
             self._filled += len(taken)
             view = view[len(taken) :]
-            if self._filled == READBACK_BLOCK:
-                self._write_block(READBACK_BLOCK)
+            if self._filled == self._size:
+                self._write_block(self._size)
         return len(data)
 
     def _write_block(self, length: int) -> None:
@@ -411,16 +505,17 @@ class _ReadBehindWriter(io.RawIOBase):
     evicted and it is read from the start.
     """
 
-    def __init__(self, path: Path, direct: bool) -> None:
+    def __init__(self, path: Path, direct: bool, buffer_size: int = READBACK_BLOCK) -> None:
         super().__init__()
         self._fd, self._direct = _open_maybe_direct(path, os.O_RDONLY, direct)
-        self._block = mmap.mmap(-1, READBACK_BLOCK)  # page-aligned, as O_DIRECT needs
+        self._size = buffer_size
+        self._block = mmap.mmap(-1, buffer_size)  # page-aligned, as O_DIRECT needs
         self._changed = threading.Condition()
         self._written = 0
         self._done = False
         self._aborted = False
         self._view = memoryview(self._block)
-        self._disk_position = 0  # next block to read; always a multiple of READBACK_BLOCK
+        self._disk_position = 0  # next block to read; always a multiple of the buffer size
         self._valid = 0  # bytes of the block buffer holding file data
         self._cursor = 0  # bytes of those already handed out
         self._sha256: str | None = None
@@ -429,8 +524,13 @@ class _ReadBehindWriter(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    @property
+    def direct(self) -> bool:
+        """Whether reads bypass the page cache (O_DIRECT), so they come from the device."""
+        return self._direct
+
     def wrote(self, total: int) -> None:
-        if self._direct and total - self._disk_position >= READBACK_BLOCK:
+        if self._direct and total - self._disk_position >= self._size:
             with self._changed:
                 self._written = total
                 self._changed.notify_all()
@@ -468,30 +568,31 @@ class _ReadBehindWriter(io.RawIOBase):
         """Read the next block from the disk once it is written; return False at the end."""
         with self._changed:
             self._changed.wait_for(
-                lambda: self._aborted or self._done or self._written - self._disk_position >= READBACK_BLOCK
+                lambda: self._aborted or self._done or self._written - self._disk_position >= self._size
             )
             if self._aborted:
                 raise _WriterAborted
             done = self._done
-        length = READBACK_BLOCK
+        length = self._size
         if done:
             # Touch no more of the buffer than the file needs: O_DIRECT pins
             # every page of it, and faulting in 8 MiB per small file is slow.
             remaining = os.fstat(self._fd).st_size - self._disk_position
-            length = max(0, min(READBACK_BLOCK, -(-remaining // _PAGE) * _PAGE))
+            length = max(0, min(self._size, -(-remaining // _PAGE) * _PAGE))
         got = os.preadv(self._fd, [self._view[:length]], self._disk_position) if length else 0
         self._disk_position += got
         self._valid, self._cursor = got, 0
         return got > 0
 
-    def check(self, master: MasterKey) -> None:
-        """Thread body: authenticate everything read back (see ObjectStore.stage); keep any problem."""
+    def check(self, master: MasterKey, prefetch: bool = True) -> None:
+        """Thread body: authenticate everything read back (see ObjectStore.stage); keep any problem.
+        Without ``prefetch`` (a small object, read back once written) no thread is started."""
         try:
 
             def name() -> str:  # known only once the writer has finished
                 return self._sha256 or ""
 
-            for _segment in unseal(self, master, name):
+            for _segment in unseal(self, master, name, prefetch):
                 pass
         except _WriterAborted:
             pass
@@ -517,6 +618,15 @@ class _ReadBehindWriter(io.RawIOBase):
             raise self._problem
 
 
+def _buffer_size(expected_size: int | None) -> int:
+    """The write and read-back buffer for an object of ``expected_size`` plaintext bytes: one
+    READBACK_BLOCK, or for a smaller object its sealed size in whole pages (faulting in and
+    unmapping 8 MiB for each photo of a card costs more than sealing it)."""
+    if expected_size is None:
+        return READBACK_BLOCK
+    return min(READBACK_BLOCK, -(-sealed_size(expected_size) // _PAGE) * _PAGE)
+
+
 def _open_maybe_direct(path: Path, mode: int, direct: bool) -> tuple[int, bool]:
     """Open ``path`` with O_DIRECT when asked and the filesystem allows; say which it got."""
     if direct:
@@ -535,9 +645,42 @@ def _mb(nbytes: int) -> int:
     return -(-nbytes // (1 << 20))
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+# Up to this many files and folders of a group are fsynced one by one; beyond, the filesystem is
+# synced once (each fsync on ext4 is a journal commit of its own, and a new object usually needs
+# three: its file, its folder and that folder's parent).
+SYNC_EACH_AT_MOST = 8
+
+
+def _fsync_path(path: Path) -> None:
+    """fsync a file or a folder by its path (any descriptor of the inode will do)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_DIRECTORY if path.is_dir() else 0))
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _syncfs(where: Path) -> bool:
+    """Make everything written to the filesystem holding ``where`` durable (syncfs(2)); return False
+    where the C library has no syncfs (the caller then fsyncs each path). Raise OSError as syncfs
+    reports a write-back error on that filesystem (since Linux 5.8; those since the descriptor was
+    opened: an object's data errors before it are caught by its read-back from the device)."""
+    syncfs = getattr(_libc_with_errno(), "syncfs", None)
+    if syncfs is None:
+        return False
+    fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if syncfs(fd) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number), str(where))
+    finally:
+        os.close(fd)
+    return True
+
+
+@functools.cache
+def _libc_with_errno() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None

@@ -132,7 +132,9 @@ def sealed_size(plaintext_size: int) -> int:
     return HEADER_SIZE + plaintext_size + segments * TAG_SIZE
 
 
-def unseal(source: BinaryIO, master: MasterKey, sha256: str | Callable[[], str]) -> Iterator[bytes]:
+def unseal(
+    source: BinaryIO, master: MasterKey, sha256: str | Callable[[], str], prefetch: bool = True
+) -> Iterator[bytes]:
     """Yield the plaintext of the object read from ``source``, authenticating every segment.
 
     ``sha256`` is the object's name, bound into its last segment; it may be a
@@ -141,7 +143,8 @@ def unseal(source: BinaryIO, master: MasterKey, sha256: str | Callable[[], str])
     ObjectDamaged naming the object on a bad header, a wrong key, a segment
     that fails authentication, or a truncated object. The caller must still
     hash the plaintext to check it against the name (that check is what
-    catches a fault before encryption).
+    catches a fault before encryption). ``prefetch`` reads the next segments in a thread while
+    one is decrypted (worth it unless the object is small).
     """
     name = sha256 if isinstance(sha256, str) else "(being written)"
     header = source.read(HEADER_SIZE)
@@ -161,7 +164,9 @@ def unseal(source: BinaryIO, master: MasterKey, sha256: str | Callable[[], str])
     except InvalidTag:
         raise ObjectDamaged(sha256=name, problem="its wrapped data key fails authentication") from None
     cipher = AESGCM(data_key)
-    segments = _prefetch(_read_segments(source, segment_size + TAG_SIZE))
+    segments = _read_segments(source, segment_size + TAG_SIZE)
+    if prefetch:
+        segments = _prefetch(segments)
     counter = 0
     pending: bytes | None = None
     for segment in segments:

@@ -220,6 +220,82 @@ def test_tag_with_an_unknown_item_changes_nothing(vault, footage):
     assert [e.action for e in after[before:]] == ["tag-failed"]
 
 
+def test_a_file_is_reported_stored_only_once_its_group_is_durable(vault, tmp_path):
+    """Small files are stored in groups: when the observer hears a file is stored, its item,
+    event and object are committed (no intent left, nothing in staging for it), and the files
+    before the group's end were not yet reported."""
+    source = tmp_path / "DCIM"
+    source.mkdir()
+    for number in range(150):  # more than two groups of GROUP_FILES
+        (source / f"IMG{number:04d}.JPG").write_bytes(os.urandom(3000 + number))
+    checked = []
+
+    class Checker(SilentObserver):
+        def file_done(self, task):
+            assert task.outcome == "new"
+            assert vault.item_by_sha256(task.item.sha256) is not None
+            assert vault.objects.exists(task.item.sha256)
+            assert vault.catalog.intents() == []
+            checked.append(task)
+
+    summary = run_ingest(vault, source, observer=Checker())
+    assert summary.new == len(checked) == 150
+    ingest_times = {vault.resolve(t.item.item_id).ingested_at for t in checked}
+    assert 2 < len(ingest_times) < 10, "the files were stored in a few groups, not each alone"
+    assert staging_is_empty(vault) and vault.integrity.verify().ok
+
+
+@pytest.mark.slow
+def test_sigkill_while_groups_of_small_files_are_stored_loses_and_misreports_nothing(
+    tmp_path, settings, home
+):
+    """Kill an ingest of many small files (stored in groups) at random moments: every file it
+    reported stored is in the vault after recovery; every state verifies; a rerun completes it."""
+    source = tmp_path / "DCIM"
+    source.mkdir()
+    rng = random.Random(20261205)
+    for number in range(400):
+        (source / f"IMG{number:04d}.JPG").write_bytes(
+            rng.randbytes(rng.randint(1, 40_000)) + bytes([number % 256])
+        )
+    expected = {__import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in source.iterdir()}
+    scratch = tmp_path / "scratch"
+    subprocess.run(
+        [sys.executable, "-m", "custody", "--home", str(scratch), "init"], check=True, capture_output=True
+    )
+    started = time.monotonic()
+    custody_process(scratch, "ingest", str(source)).communicate()
+    whole_run = time.monotonic() - started
+
+    Vault.init(settings, "clerk1").close()
+    kills = 0
+    for _attempt in range(12):
+        process = custody_process(home, "ingest", str(source), "--json")
+        time.sleep(rng.uniform(0.1, 0.9) * whole_run)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        out, _err = process.communicate()
+        reported = [json.loads(line) for line in out.decode().splitlines() if line.startswith('{"id"')]
+        with Vault(settings, "auditor") as opened:
+            assert opened.objects.staging_files() == []
+            assert opened.catalog.intents() == []
+            for file in reported:
+                if file["status"] in ("new", "duplicate"):
+                    assert opened.item_by_sha256(file["sha256"]) is not None, f"{file} reported, then lost"
+            report = opened.integrity.verify()
+            assert report.ok, report.as_dict()
+    assert kills >= 6, f"only {kills} of 12 runs were killed mid-ingest; the timing is off"
+
+    final = custody_process(home, "ingest", str(source), "--json")
+    _out, err = final.communicate()
+    assert final.returncode == 0, err
+    with Vault(settings, "auditor") as opened:
+        assert sorted(item.sha256 for item in opened.list_items(ItemFilter())) == sorted(expected)
+        assert sorted(opened.objects.names()) == sorted(expected)
+        assert opened.integrity.verify().ok
+
+
 @pytest.mark.slow
 def test_sigkill_during_ingest_twenty_times_then_rerun(tmp_path, settings, home):
     """Kill a multi-file ingest at random moments; every state must recover to a whole vault."""

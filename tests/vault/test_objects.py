@@ -75,15 +75,46 @@ def _device_reads() -> int:
     raise AssertionError("no read_bytes in /proc/self/io")
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["alone", "grouped"])
 @pytest.mark.parametrize("size", [20_000, 3 << 20, 2 * READBACK_BLOCK + 12345])
-def test_every_staged_object_is_read_back_from_the_device(tmp_path, size):
+def test_every_staged_object_is_read_back_from_the_device(tmp_path, size, grouped):
     """Small files are read back in the sealing thread once whole, large ones by a thread behind
-    the writer: either way the sealed bytes come back from the disk, not from memory."""
+    the writer; staged for a group (sync=False), a small one is read back when the group is
+    settled, after one sync: either way the sealed bytes come back from the disk, not from memory."""
     ObjectStore.create_layout(tmp_path / "objects")
     store = ObjectStore(tmp_path / "objects", KEY, direct_io=True)
     data = os.urandom(size)
     before = _device_reads()
-    staged = store.stage(io.BytesIO(data), expected_size=size)
+    staged = store.stage(io.BytesIO(data), expected_size=size, sync=not grouped)
+    if grouped:
+        (staged,) = store.settle([staged])
     read = _device_reads() - before
     assert staged.sha256 == hashlib.sha256(data).hexdigest()
+    assert staged.synced and staged.read_back
     assert read >= sealed_size(size) - 4096, f"read back {read} of {sealed_size(size)} bytes from the device"
+
+
+def test_a_group_settles_around_an_object_damaged_on_disk(store):
+    """One object of a group whose bytes on disk differ from what was sealed is refused alone:
+    its staging file is removed, the others are read back and can be stored."""
+    datas = [os.urandom(n) for n in (10_000, 20_000, 30_000, 40_000)]
+    staged = [store.stage(io.BytesIO(d), expected_size=len(d), sync=False) for d in datas]
+    with open(staged[2].path, "r+b") as f:  # a bit flipped between the write and the read-back
+        f.seek(5000)
+        byte = f.read(1)
+        f.seek(5000)
+        f.write(bytes([byte[0] ^ 1]))
+    settled = store.settle(staged)
+    assert [type(s).__name__ for s in settled] == [
+        "StagedObject",
+        "StagedObject",
+        "ObjectDamaged",
+        "StagedObject",
+    ]
+    assert "authentication" in settled[2].message
+    assert not staged[2].path.exists()
+    store.store_staged_group([settled[0], settled[1], settled[3]])
+    for n in (0, 1, 3):
+        assert b"".join(store.read(staged[n].sha256, evict_cache=True)) == datas[n]
+    assert not store.exists(staged[2].sha256)
+    assert store.staging_files() == []
