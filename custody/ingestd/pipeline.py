@@ -38,10 +38,10 @@ SOURCE_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | 
 
 NEW, DUPLICATE, KNOWN, ERROR = "new", "duplicate", "known", "error"
 
-# Sealed files are made durable in groups: one transaction for their intents, one fsync per
-# folder their objects go to and one transaction for their items, instead of those per file (a
-# card of photos would otherwise spend most of its time waiting for the disk). A group is stored
-# once it holds this many files or bytes, and whenever the source has no more files ready.
+# Sealed files are made durable in groups: one sync, one transaction for their intents and one for
+# their items, instead of those per file (a card of photos would otherwise spend most of its time
+# waiting for the disk). A group is stored once it holds this many files or bytes, and at the end
+# of the source; while one group is stored (waiting for the disk), the next is sealed (the CPU).
 GROUP_FILES = 64
 GROUP_BYTES = 64 << 20
 
@@ -198,9 +198,15 @@ class IngestSession:
         self._group: list[tuple[FileTask, IngestSummary]] = []
         self._group_bytes = 0
         self._group_lock = threading.RLock()  # (a daemon may flush a session from another thread)
+        self._storing: threading.Thread | None = None  # the group being stored behind, if any
+        self._storing_contents: set[str] = set()  # the sha256 of its files
+        self._storing_failed: BaseException | None = None
+        self._finish_lock = threading.Lock()  # files are counted by the sealing and the storing thread
 
     # How many files or bytes a group holds at most (see GROUP_FILES); 1 stores each file at once.
     group_files = GROUP_FILES
+    # Whether a full group is stored by a thread of its own while the next is sealed.
+    store_behind = True
 
     def run(self) -> IngestSummary:
         """Discover every file, then take each through the stages; return the summary."""
@@ -238,25 +244,55 @@ class IngestSession:
                 self._group.append((task, summary))
                 self._group_bytes += task.size
                 if len(self._group) >= self.group_files or self._group_bytes >= GROUP_BYTES:
-                    self.flush()
+                    self.flush(wait=not self.store_behind)
             return
         if task.outcome is None:  # pragma: no cover - a stage forgot to decide
             task.drop("internal error: no stage decided this file's outcome")
         self.finish(task, summary)
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = True) -> None:
         """Store the group of sealed files, durable together (Intake.store_group); only then is
         each one counted and reported stored. When storing fails, every file of the group fails
-        with the reason (nothing of them is kept but what the vault's recovery finishes)."""
+        with the reason (nothing of them is kept but what the vault's recovery finishes).
+
+        The group stored before is waited for first (one is stored at a time, in order). Without
+        ``wait`` this group is stored by a thread of its own and flush returns at once; with it,
+        flush returns once every file given to it so far is decided. Raise what the storing
+        thread raised (an observer's error), once.
+        """
         with self._group_lock:
             group, self._group, self._group_bytes = self._group, [], 0
-            if group:
+            self._wait_for_storing()
+            if not group:
+                return
+            if wait:
                 self._store(group)
+                return
+            self._storing_contents = {task.staged.sha256 for task, _ in group if task.staged}  # (distinct)
+            self._storing = threading.Thread(
+                target=self._store_behind, args=(group,), name="custody-store", daemon=True
+            )
+            self._storing.start()
+
+    def _wait_for_storing(self) -> None:
+        if self._storing is not None:
+            self._storing.join()
+            self._storing, self._storing_contents = None, set()
+        failed, self._storing_failed = self._storing_failed, None
+        if failed is not None:
+            raise failed
+
+    def _store_behind(self, group: list[tuple[FileTask, IngestSummary]]) -> None:
+        try:
+            self._store(group)
+        except BaseException as exc:  # (raised in the sealing thread at its next flush)
+            self._storing_failed = exc
 
     @property
     def waiting(self) -> int:
-        """How many sealed files wait to be stored with their group."""
-        return len(self._group)
+        """How many sealed files wait to be stored, or are being stored, not yet counted (at most
+        over-counted for a moment as a group stored behind is counted, never under-counted)."""
+        return len(self._group) + len(self._storing_contents)
 
     def _store(self, group: list[tuple[FileTask, IngestSummary]]) -> None:
         try:
@@ -278,12 +314,13 @@ class IngestSession:
 
     def finish(self, task: FileTask, summary: IngestSummary) -> None:
         """Record a decided file's failure, if it failed; count it; tell the observer."""
-        if task.outcome == ERROR:
-            self.vault.record_failure(
-                "ingest", {"path": task.relative or task.display_path, "reason": task.message}
-            )
-        self._count(summary, task)
-        self.observer.file_done(task)
+        with self._finish_lock:
+            if task.outcome == ERROR:
+                self.vault.record_failure(
+                    "ingest", {"path": task.relative or task.display_path, "reason": task.message}
+                )
+            self._count(summary, task)
+            self.observer.file_done(task)
 
     # -- stages -----------------------------------------------------------
 
@@ -355,8 +392,9 @@ class IngestSession:
 
     def skip_duplicate(self, task: FileTask) -> None:
         assert task.staged is not None
-        if any(waiting.staged.sha256 == task.staged.sha256 for waiting, _ in self._group):
-            self.flush()  # the same content waits in the group: it is an item once stored
+        waiting = {queued.staged.sha256 for queued, _ in self._group if queued.staged}
+        if task.staged.sha256 in waiting | self._storing_contents:
+            self.flush()  # the same content waits to be stored: it is an item once stored
         existing = self.vault.item_by_sha256(task.staged.sha256)
         if existing is None:
             return

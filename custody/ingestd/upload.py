@@ -50,6 +50,7 @@ class UploadSession(IngestSession):
     """The daemon's side: files arrive over ``channel``; after ``pull`` the stages are the pipeline's."""
 
     group_files = 1  # each file's outcome is the answer the client waits for before the next
+    store_behind = False
 
     def __init__(
         self,

@@ -88,7 +88,6 @@ class Intake(VaultService):
             raise stored
         return stored
 
-    @locked
     def store_group(self, group: list[tuple[StagedObject, IngestRecord]]) -> list[Item | ObjectDamaged]:
         """Make staged objects catalogued items, made durable together; return, in order, each
         item, or the ObjectDamaged that kept a file out (its copy read back from the device did not
@@ -102,6 +101,10 @@ class Intake(VaultService):
         at any point leaves each file whole in the vault or absent: the next open finishes or
         undoes every intent on its own (see Vault._recover). Raise OSError (the group is not
         stored) when the disk fails the sync or a rename.
+
+        The vault's lock is held only for the two commits: while the disk syncs, other threads
+        (the next group being sealed, the daemon's readers) go on; the objects in between are
+        accounted for by their intents (see Integrity).
         """
         settled = self.vault.objects.settle([staged for staged, _ in group])
         at = utc_now()
@@ -111,7 +114,7 @@ class Intake(VaultService):
             if isinstance(staged, StagedObject)
         ]
         records = [self._full_record(staged, record, at) for staged, record in sound]
-        with self.vault.catalog.transaction():
+        with self.vault.serialized(), self.vault.catalog.transaction():
             for full in records:
                 self.vault.catalog.add_intent(full["sha256"], full, at)
         self.vault.objects.store_staged_group([staged for staged, _ in sound])

@@ -331,19 +331,18 @@ class ObjectStore:
     def is_object_name(name: str) -> bool:
         return len(name) == 64 and set(name) <= _HEX
 
-    @staticmethod
-    def _make_dirs(directory: Path) -> list[Path]:
-        """Create ``directory`` and any missing parent (not yet durable); return the folders whose
-        entries changed (each new folder's parent), for the caller to make durable."""
-        missing = []
-        current = directory
-        while not current.exists():
-            missing.append(current)
-            current = current.parent
-        for new in reversed(missing):
-            with contextlib.suppress(FileExistsError):
-                new.mkdir(mode=0o700)
-        return [new.parent for new in reversed(missing)]
+    def _make_dirs(self, directory: Path) -> list[Path]:
+        """Create the object folder ``directory`` (``<store>/ab/cd``) and its parent if missing (not
+        yet durable); return the folders whose entries changed (each new folder's parent), for the
+        caller to make durable. Tried with mkdir, not looked up first: most folders are new."""
+        changed = []
+        for folder in (directory.parent, directory):
+            try:
+                folder.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            changed.append(folder.parent)
+        return changed
 
 
 def keep_stream_buffers_on_heap() -> bool:

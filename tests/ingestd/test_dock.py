@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from custody.config import load_settings
 from custody.devices.events import MediaSource
 from custody.ingestd.dock import DockSession
-from custody.vault import Vault
+from custody.vault import ItemFilter, Vault
 from custody.vault.timestamps import to_text
 from tests.docking import dock
 
@@ -170,3 +170,28 @@ def test_daemon_takes_the_oldest_deadline_first_across_recorders_one_file_per_re
                     daemon._busy.clear()
     # Oldest recording (largest age) = earliest deadline; a busy recorder is never given a second file.
     assert order == [("RA", "0005"), ("RB", "0003"), ("RB", "0002"), ("RA", "0001")]
+
+
+def test_a_dock_session_accounts_for_every_file_while_groups_are_stored_behind(tmp_path, home, custody):
+    """Small files are stored in groups, a full group by a thread of its own while the next is
+    sealed. After each file, the session's done and waiting files add up to at least the files
+    it was given (so the last file always stores the last group and the session finishes), and at
+    the end every file is an item, each group's sealed before the next was counted."""
+    custody("init")
+    custody("recorder", "add", "GRP01", "--profile", "dcim")
+    card = tmp_path / "card" / "DCIM"
+    card.mkdir(parents=True)
+    for n in range(150):  # more than two groups
+        (card / f"IMG{n:04d}.JPG").write_bytes(os.urandom(2000) + n.to_bytes(2, "big"))
+    settings = load_settings(home)
+    with Vault(settings, "custody-daemon", writer=True) as vault:
+        source = MediaSource(root=tmp_path / "card", serial="GRP01", profile_name="dcim", kind="usb")
+        session = DockSession(vault, source, settings, None, datetime.now(UTC))
+        tasks = session.discover(session.summary)
+        for given, task in enumerate(tasks, start=1):
+            session.process(task, session.summary)
+            assert session.files_done + session.waiting >= given, f"file {given}: a group unaccounted for"
+        assert session.finished and session.waiting == 0
+        assert session.summary.new == 150
+        assert len(vault.list_items(ItemFilter())) == 150
+        assert vault.catalog.intents() == [] and vault.objects.staging_files() == []
