@@ -92,8 +92,11 @@ class DockSettings:
 
     # Every file must be in the vault this many hours after its recording ended.
     window_hours: float = 24.0
-    # Files pulled at once across all docked recorders (one file per worker).
-    max_concurrent_pulls: int = 2
+    # Files pulled at once across all docked recorders (one file per worker, each recorder read by
+    # one worker at a time). A docked recorder reads at USB 2.0 speed, far below the disk's and the
+    # hash's, so eight at once still leave the machine room; a station with more ports than that
+    # may raise it (see the README's benchmarks for where the CPU runs out).
+    max_concurrent_pulls: int = 8
     # A device whose serial is not registered is never ingested unless this is
     # true; it is then ingested unassigned (no officer credited).
     ingest_unknown_devices: bool = False

@@ -31,7 +31,7 @@ from custody.devices.events import (
     RecorderDocked,
     RecorderUndocked,
 )
-from custody.devices.mounts import Mount, Mounter, MountFailed
+from custody.devices.mounts import Mount, Mounter, MountFailed, helper_pids
 from custody.devices.profiles import choose_profile
 from custody.errors import CustodyError
 from custody.ingestd.api import ApiServer
@@ -201,8 +201,7 @@ class Daemon:
                 worker.start()
             # Media work on what is sealed runs beside the pulls, from the catalog's queue.
             self._media = threading.Thread(
-                target=MediaJobs(self.vault, self.settings).run,
-                kwargs={"stop": self._stop, "until_empty": False, "pause": self._pulling},
+                target=self._media_jobs,
                 name="media-jobs",
                 daemon=True,
             )
@@ -369,6 +368,7 @@ class Daemon:
         assert decision.profile is not None
         try:
             docked.mount = self.mounter.mount(identity)
+            background_priority(helper_pids(docked.mount.mountpoint))  # (a FUSE helper works for the pull)
         except MountFailed as exc:
             log.error("%s", exc.message)
             self.vault.record_failure("mount", {"device": identity.as_dict(), "reason": exc.message})
@@ -464,7 +464,12 @@ class Daemon:
                 return None
             self._queue_ready.wait(timeout=1.0)
 
+    def _media_jobs(self) -> None:
+        background_priority()  # (its pool's threads, and the ffmpeg they start, inherit it)
+        MediaJobs(self.vault, self.settings).run(stop=self._stop, until_empty=False, pause=self._pulling)
+
     def _work(self) -> None:
+        background_priority()
         while True:
             with self._queue_ready:
                 picked = self._next_file()
@@ -638,6 +643,28 @@ def _watch_settings(settings: Settings, profile: str) -> Settings:
     """Settings for a watch folder: the profile's extensions, but files anywhere in the folder."""
     watched = dataclasses.replace(settings.profiles[profile], media_folders=[])
     return dataclasses.replace(settings, profiles={**settings.profiles, profile: watched})
+
+
+# Bulk work (pulls, the FUSE helpers that serve them, media jobs) runs at this nice value, so a
+# clerk's request (answered by the API's threads at the normal priority) is served first when
+# many recorders saturate the CPU.
+BACKGROUND_NICE = 10
+
+
+def background_priority(pids: list[int] | None = None) -> None:
+    """Lower the calling thread (or every thread of the processes ``pids``) to BACKGROUND_NICE.
+    Linux keeps nice per thread, and threads and child processes started from a thread inherit it.
+    Best effort: a thread or process gone, or a refusal, leaves it as it was."""
+    if pids is None:
+        targets = [threading.get_native_id()]
+    else:
+        targets = []
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                targets.extend(int(tid) for tid in os.listdir(f"/proc/{pid}/task"))
+    for target in targets:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, target, BACKGROUND_NICE)
 
 
 def write_status(path: Path, status: dict) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from custody.ingestd.daemon import BACKGROUND_NICE
 from custody.vault.timestamps import to_text
 from tests.docking import (
     DaemonProcess,
@@ -69,6 +70,35 @@ def finished_session(custody, count: int = 1):
         return done if len(done) >= count else None
 
     return check
+
+
+def test_the_daemon_pulls_at_a_background_priority_and_answers_at_the_normal_one(
+    tmp_path, home, custody, testbed
+):
+    """Many recorders at once saturate a small station's CPU: the pull workers and media work run
+    niced, so a clerk's request (answered at the normal priority) is served first."""
+    register(custody)
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+
+    def nice_of_threads() -> dict[int, int]:
+        found = {}
+        for tid in os.listdir(f"/proc/{daemon.process.pid}/task"):
+            stat = Path(f"/proc/{daemon.process.pid}/task/{tid}/stat").read_text()
+            found[int(tid)] = int(stat[stat.rindex(")") + 2 :].split()[16])
+        return found
+
+    niced = wait_for(
+        lambda: (lambda n: n if sum(v == BACKGROUND_NICE for v in n.values()) >= 9 else None)(
+            nice_of_threads()
+        ),
+        "the pull workers and the media thread to lower their priority",
+    )
+    assert niced[daemon.process.pid] == 0, (
+        "the daemon's main thread (udev, the loop) stays at the normal priority"
+    )
+    assert sum(v == 0 for v in niced.values()) >= 2, "the API's threads stay at the normal priority"
+    custody("status")  # answered while the workers wait at their priority
+    assert daemon.stop() == 0, daemon.log()
 
 
 @pytest.mark.parametrize("filesystem", ["vfat", "exfat"])
