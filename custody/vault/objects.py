@@ -18,6 +18,7 @@ import hashlib
 import io
 import mmap
 import os
+import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,9 @@ _HEX = frozenset("0123456789abcdef")
 # The read-back reads the object from disk in blocks of this size, each once
 # the writer has passed it (a multiple of the page size, as O_DIRECT needs).
 READBACK_BLOCK = 8 << 20
+# Buffers of READBACK_BLOCK a large object is written through: one filled by sealing while the
+# others are written to the device by a thread of their own.
+WRITE_BUFFERS = 3
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -428,9 +432,13 @@ class _BlockWriter(io.RawIOBase):
 
     Bypassing the page cache saves a copy and lets the read-back follow right
     behind: on_block(n) is called once the first n bytes are on the device.
-    The unaligned tail is written through the page cache by finish(), which
-    also cuts off any preallocated space. Where O_DIRECT is refused, every
-    write goes through the page cache and on_block is never called.
+    A file of more than one block is written by a thread of its own, a block
+    at a time, while the caller fills the next buffer (WRITE_BUFFERS in all):
+    sealing does not wait for the device. The unaligned tail is written through
+    the page cache by finish(), which also cuts off any preallocated space.
+    Where O_DIRECT is refused, every write goes through the page cache and
+    on_block is never called. An error of the writing thread is raised by the
+    next write() or finish().
     """
 
     def __init__(
@@ -443,6 +451,11 @@ class _BlockWriter(io.RawIOBase):
         self._block = mmap.mmap(-1, buffer_size)  # page-aligned, as O_DIRECT needs
         self._filled = 0
         self._offset = 0  # where the block in the buffer goes in the file
+        self._buffers = [self._block]
+        self._spare: queue.Queue[mmap.mmap] = queue.Queue()
+        self._full: queue.Queue[tuple[mmap.mmap, int, int] | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def writable(self) -> bool:
         return True
@@ -463,16 +476,48 @@ class _BlockWriter(io.RawIOBase):
             self._filled += len(taken)
             view = view[len(taken) :]
             if self._filled == self._size:
-                self._write_block(self._size)
+                self._submit(self._size)
         return len(data)
 
-    def _write_block(self, length: int) -> None:
-        written = os.pwritev(self._fd, [memoryview(self._block)[:length]], self._offset)
-        if written != length:
-            raise OSError(f"short direct write ({written} of {length} bytes)")
+    def _submit(self, length: int) -> None:
+        """Hand the filled buffer's first ``length`` bytes to the writing thread; take a free buffer."""
+        if self._error is not None:
+            raise self._error
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_blocks, name="custody-write", daemon=True)
+            self._writer.start()
+            for _ in range(WRITE_BUFFERS - 1):
+                spare = mmap.mmap(-1, self._size)
+                self._buffers.append(spare)
+                self._spare.put(spare)
+        self._full.put((self._block, length, self._offset))
         self._offset += length
         self._filled = 0
-        self._on_block(self._offset)
+        self._block = self._spare.get()  # (waits while every other buffer is being written)
+
+    def _write_blocks(self) -> None:
+        """Thread body: write each block handed over, in order, and report it written."""
+        while (block := self._full.get()) is not None:
+            buffer, length, offset = block
+            try:
+                if self._error is None:
+                    written = os.pwritev(self._fd, [memoryview(buffer)[:length]], offset)
+                    if written != length:
+                        raise OSError(f"short direct write ({written} of {length} bytes)")
+                    self._on_block(offset + length)
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                self._spare.put(buffer)
+                self._full.task_done()
+        self._full.task_done()
+
+    def _drain(self) -> None:
+        """Wait until every block handed over is written; raise the writing thread's error."""
+        if self._writer is not None:
+            self._full.join()
+        if self._error is not None:
+            raise self._error
 
     def finish(self) -> None:
         """Write what is left in the buffer and set the file's final length."""
@@ -480,16 +525,23 @@ class _BlockWriter(io.RawIOBase):
             aligned = self._filled - self._filled % _PAGE
             tail = bytes(self._block[aligned : self._filled])
             if aligned:
-                self._write_block(aligned)
+                self._submit(aligned)
+            self._drain()
             self._direct = False
             fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) & ~os.O_DIRECT)
             self.write(tail)
+        self._drain()
         os.ftruncate(self._fd, self._offset)  # drop preallocation a shrunken source did not fill
 
     def close(self) -> None:
         if not self.closed:
+            if self._writer is not None:
+                self._error = self._error or _WriterAborted()  # (blocks still queued are not written)
+                self._full.put(None)
+                self._writer.join()
             os.close(self._fd)
-            self._block.close()
+            for buffer in self._buffers:
+                buffer.close()
         super().close()
 
 

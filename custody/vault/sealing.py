@@ -92,38 +92,87 @@ def seal(
     destination.write(header)
     written = len(header)
 
-    hasher = hashlib.sha256()
     size = 0
 
     def read_segments() -> Iterator[bytes]:
-        # Each full segment is hashed as the very bytes object that is then
-        # encrypted: what the SHA-256 names is exactly what the ciphertext
-        # holds, so authenticating the stored segments proves both.
         nonlocal size
         while segment := _read_full(source, SEGMENT_SIZE, on_progress):
-            hasher.update(segment)
             size += len(segment)
             yield segment
 
+    # A large stream is read by one thread, hashed by another and encrypted by this one, so the
+    # slowest of them (SHA-256, on most machines) sets the pace; a small one is done here alone.
+    # Each segment is hashed as the very bytes object that is then encrypted: what the SHA-256
+    # names is exactly what the ciphertext holds, so authenticating the stored segments proves both.
     large = expected_size is not None and expected_size > _THREADED_FROM_SEGMENTS * SEGMENT_SIZE
     segments = _prefetch(read_segments()) if large else read_segments()
+    hasher = _HashBehind() if large else _HashHere()
 
     cipher = AESGCM(data_key)
     counter = 0
     pending = b""
     first = True
-    for segment in segments:
-        if not first:
-            written += destination.write(
-                cipher.encrypt(_nonce(object_nonce, counter, False), pending, header)
-            )
-            counter += 1
-            if on_written:
-                on_written(written)
-        pending, first = segment, False
-    digest = hasher.digest()
+    try:
+        for segment in segments:
+            hasher.update(segment)
+            if not first:
+                written += destination.write(
+                    cipher.encrypt(_nonce(object_nonce, counter, False), pending, header)
+                )
+                counter += 1
+                if on_written:
+                    on_written(written)
+            pending, first = segment, False
+        digest = hasher.digest()
+    finally:
+        hasher.close()
     destination.write(cipher.encrypt(_nonce(object_nonce, counter, True), pending, header + digest))
     return SealedStream(sha256=digest.hex(), size=size)
+
+
+class _HashHere:
+    """SHA-256 in the sealing thread (a small stream)."""
+
+    def __init__(self) -> None:
+        self._hasher = hashlib.sha256()
+
+    def update(self, segment: bytes) -> None:
+        self._hasher.update(segment)
+
+    def digest(self) -> bytes:
+        return self._hasher.digest()
+
+    def close(self) -> None:
+        pass
+
+
+class _HashBehind:
+    """SHA-256 in a thread of its own, a few segments behind the sealing thread (hashlib releases
+    the GIL while it hashes, so it runs beside the encryption)."""
+
+    def __init__(self) -> None:
+        self._hasher = hashlib.sha256()
+        self._segments: queue.Queue[bytes | None] = queue.Queue(_PREFETCH_DEPTH)
+        self._thread = threading.Thread(target=self._hash, name="custody-hash", daemon=True)
+        self._thread.start()
+
+    def _hash(self) -> None:
+        while (segment := self._segments.get()) is not None:
+            self._hasher.update(segment)
+
+    def update(self, segment: bytes) -> None:
+        self._segments.put(segment)
+
+    def digest(self) -> bytes:
+        """The SHA-256 of every segment given, once the thread has hashed them all."""
+        self.close()
+        return self._hasher.digest()
+
+    def close(self) -> None:
+        """Stop the thread once it has hashed what it was given (idempotent)."""
+        if self._thread.is_alive():
+            self._segments.put(None)
+            self._thread.join()
 
 
 def sealed_size(plaintext_size: int) -> int:
