@@ -13,6 +13,7 @@ import contextlib
 import errno
 import fnmatch
 import hashlib
+import io
 import os
 import stat
 import threading
@@ -20,7 +21,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from custody.config import IngestSettings
 from custody.errors import CustodyError
@@ -44,6 +45,11 @@ NEW, DUPLICATE, KNOWN, ERROR = "new", "duplicate", "known", "error"
 # of the source; while one group is stored (waiting for the disk), the next is sealed (the CPU).
 GROUP_FILES = 64
 GROUP_BYTES = 64 << 20
+
+# A file up to this size is read once, into memory: a duplicate is recognised from those bytes
+# without a write, a new file is sealed from them (larger ones are hashed first when an item of
+# their size exists, then read again as they are sealed).
+READ_WHOLE_AT_MOST = 4 << 20
 
 
 class PullCancelled(Exception):
@@ -337,7 +343,14 @@ class IngestSession:
                 task.drop(f"{task.display_path} is no longer a regular file; not read")
                 return
             with open(fd, "rb", buffering=0, closefd=False) as source:
-                staged = self.vault.intake.stage(source, before.st_size, self.progress)
+                stream: BinaryIO = source
+                if before.st_size <= READ_WHOLE_AT_MOST:
+                    # Read once, into memory: recognised as held from these bytes, else sealed from them.
+                    data = source.read(before.st_size + 1)  # (one more: a file that grew is seen)
+                    if not change_while_reading(before, os.fstat(fd), len(data)) and self._held(task, data):
+                        return
+                    stream = io.BytesIO(data)
+                staged = self.vault.intake.stage(stream, before.st_size, self.progress)
             after = os.fstat(fd)
         except OSError as exc:
             task.drop(read_error(task, exc, before=False))
@@ -362,6 +375,19 @@ class IngestSession:
         if staged.size == 0:
             task.warning = "empty file"
 
+    def _held(self, task: FileTask, data: bytes) -> bool:
+        """Whether the vault holds ``data`` (the whole file, read once): then it is recorded as a
+        duplicate, and nothing is written."""
+        if not self.vault.intake.size_known(len(data)):
+            return False
+        existing = self.vault.item_by_sha256(hashlib.sha256(data).hexdigest())
+        if existing is None:
+            return False
+        self.duplicate_found(task, existing)
+        with contextlib.suppress(PullCancelled):  # (decided already: a stop ends the next file)
+            self.progress(task.size)
+        return True
+
     def vault_disk_full(self, task: FileTask, exc: CustodyError) -> None:
         """The vault's disk is at its reserve: this file fails alone (the rest are still tried)."""
         task.drop(f"{task.display_path} not stored: {exc.message}")
@@ -374,8 +400,9 @@ class IngestSession:
         """A file the vault already holds costs no vault writes: when an item of the same size
         exists, the file is hashed first (read only) and, when its content is held, recorded as a
         duplicate without being sealed (a duplicate is recognised even on a full vault disk). A file
-        that cannot be read, or changes while hashed, is left to ``pull``, which reports it."""
-        if task.size == 0 or not self.vault.intake.size_known(task.size):
+        that cannot be read, or changes while hashed, is left to ``pull``, which reports it. A file
+        small enough to be read whole into memory is left to ``pull`` too: it reads it once."""
+        if task.size <= READ_WHOLE_AT_MOST or not self.vault.intake.size_known(task.size):
             return
         sha256 = self.content_hash(task)
         existing = self.vault.item_by_sha256(sha256) if sha256 else None

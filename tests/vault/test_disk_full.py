@@ -155,3 +155,40 @@ def test_a_duplicate_is_recognised_without_writing_even_when_it_would_not_fit(tm
         assert free_bytes(home) >= before - (1 << 20)  # nothing sealed: the catalog's growth only
         seen = [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "duplicate-seen"]
         assert [e["item"] for e in seen] == ["EV-000001"]
+
+
+def test_a_small_duplicate_is_recognised_without_writing_on_a_full_disk(tmp_path, custody_at):
+    """A file small enough to be read whole into memory (read once, see pipeline.READ_WHOLE_AT_MOST):
+    a copy of an item is recognised from those bytes, nothing staged, even on a disk at its
+    reserve; a new one of the same size is refused for room, and stored once there is room."""
+    with small_filesystem(tmp_path / "disk", 64 << 20) as disk:
+        home = disk / "vault"
+        custody = custody_at(home)
+        custody("init")
+        card = tmp_path / "card"
+        card.mkdir()
+        photo = card / "IMG0001.JPG"
+        photo.write_bytes(os.urandom(1 << 20))
+        (home / "custody.toml").write_text("[vault]\nmin_free_mb = 0\n")
+        custody("ingest", str(photo))
+        (home / "custody.toml").write_text("[vault]\nmin_free_mb = 8\n")
+        filler = disk / "filler"
+        filler.write_bytes(os.urandom(max(0, free_bytes(home) - (8 << 20) - (256 << 10))))
+        assert free_bytes(home) - (8 << 20) < (1 << 20)  # a second copy could not be sealed
+        again = tmp_path / "again"
+        again.mkdir()
+        (again / "COPY.JPG").write_bytes(photo.read_bytes())
+        (again / "NEW.JPG").write_bytes(os.urandom(1 << 20))  # same size, new content: no room
+        result = custody("ingest", str(again), "--json", expect=1)
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        outcomes = {line["name"].rsplit("/", 1)[-1]: line for line in lines if "name" in line}
+        assert outcomes["COPY.JPG"]["status"] == "duplicate" and outcomes["COPY.JPG"]["id"] == "EV-000001"
+        assert (
+            outcomes["NEW.JPG"]["status"] == "error" and "vault disk full" in outcomes["NEW.JPG"]["message"]
+        )
+        assert list((home / "objects" / "staging").iterdir()) == []
+        filler.unlink()
+        assert (
+            json.loads(custody("ingest", str(again / "NEW.JPG"), "--json").stdout.splitlines()[0])["status"]
+            == "new"
+        )
