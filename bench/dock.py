@@ -48,8 +48,9 @@ def host(*command) -> str:
     ).stdout
 
 
-def recorder_image(path: Path, total_mib: int, files: int, tag: bytes) -> int:
-    """Write a FAT32 image with ``files`` distinct files totalling ``total_mib``; return the bytes of footage."""
+def recorder_image(path: Path, total_mib: int, files: int, tag: bytes, fs: str = "vfat") -> int:
+    """Write a FAT32 image (or, with ``fs`` "ext4", an ext4 one) with ``files`` distinct files
+    totalling ``total_mib``; return the bytes of footage."""
     tree = path.with_suffix(".tree")
     folder = tree / "DCIM" / "100BWC"
     folder.mkdir(parents=True)
@@ -77,6 +78,11 @@ def recorder_image(path: Path, total_mib: int, files: int, tag: bytes) -> int:
                 written += len(piece)
     size = total_mib * MiB * 11 // 10 + 96 * MiB
     host("truncate", "-s", str(size), path)
+    if fs == "ext4":  # (a filesystem this machine's kernel mounts itself, as a station's does FAT)
+        host("mkfs.ext4", "-q", "-d", tree, path)
+        footage = tree_bytes(tree)
+        shutil.rmtree(tree)
+        return footage
     # Clusters as large as FAT32 allows for the size, up to 32 KiB (what the SD
     # Association's formatter gives an SDHC card); 4 KiB clusters would make the
     # FUSE helper, not custody, the thing measured.
@@ -95,14 +101,21 @@ def tree_bytes(tree: Path) -> int:
 class Station:
     """A fresh vault with recorders registered, and its daemon, seeing one umockdev testbed."""
 
-    def __init__(self, workdir: Path, testbed, serials: list[str]) -> None:
+    def __init__(self, workdir: Path, testbed, serials: list[str], fs: str = "vfat") -> None:
         self.home = workdir / "vault"
         shutil.rmtree(self.home, ignore_errors=True)
         self.custody = [sys.executable, "-m", "custody", "--home", str(self.home)]
         subprocess.run([*self.custody, "init"], check=True, capture_output=True)
+        profile = "dcim"
+        if fs == "ext4":
+            profile = "ext4cam"
+            with open(self.home / "custody.toml", "a") as config:
+                config.write(
+                    f'\n[profiles.{profile}]\ndescription = "bench recorder, ext4"\nfilesystems = ["ext4"]\n'
+                )
         for serial in serials:
             subprocess.run(
-                [*self.custody, "recorder", "add", serial, "--profile", "dcim"],
+                [*self.custody, "recorder", "add", serial, "--profile", profile],
                 check=True,
                 capture_output=True,
             )
@@ -147,8 +160,8 @@ class Recorders:
         self.devices.append(device)
         return device
 
-    def plug(self, serial: str, device: str) -> SimulatedRecorder:
-        recorder = SimulatedRecorder(serial, device, "vfat", number=next(Recorders.numbers))
+    def plug(self, serial: str, device: str, fs: str = "vfat") -> SimulatedRecorder:
+        recorder = SimulatedRecorder(serial, device, fs, number=next(Recorders.numbers))
         recorder.plug(self.testbed)
         return recorder
 
@@ -224,17 +237,18 @@ def daemon_pull(
     devices: list[tuple[str, str]],
     usb: UsbRate | None = None,
     watch: Watch | None = None,
+    fs: str = "vfat",
 ) -> float:
     """Seconds from plugging ``devices`` (serial, loop device) at once until every session has
     finished; ``watch`` samples status latency and per-process CPU meanwhile."""
-    station = Station(workdir, testbed, [serial for serial, _ in devices])
+    station = Station(workdir, testbed, [serial for serial, _ in devices], fs)
     if usb is not None:
         usb.enter(station.daemon.pid)
         cold_caches()
     try:
         before = cpu_times()
         started = time.perf_counter()
-        plugged = [recorders.plug(serial, device) for serial, device in devices]
+        plugged = [recorders.plug(serial, device, fs) for serial, device in devices]
         if watch is not None:
             watch.start(station)
         try:
@@ -329,13 +343,15 @@ def _process_ticks() -> dict[int, tuple[str, int]]:
     return found
 
 
-def many_recorders(workdir: Path, testbed, recorders: Recorders, counts: list[int], rate: int) -> bool:
+def many_recorders(
+    workdir: Path, testbed, recorders: Recorders, counts: list[int], rate: int, fs: str = "vfat"
+) -> bool:
     """Docking N recorders at once vs one, for N in ``counts``: throttled to ``rate`` bytes/s per
     recorder (goal: aggregate >= 0.9 x N x one), then unthrottled (the knee; for information)."""
     each_mib = int(os.environ.get("BENCH_MANY_MIB", "256"))
     most = max(counts)
     images = [workdir / f"many-{n}.img" for n in range(most)]
-    sizes = [recorder_image(image, each_mib, 4, f"m{n}".encode()) for n, image in enumerate(images)]
+    sizes = [recorder_image(image, each_mib, 4, f"m{n}".encode(), fs) for n, image in enumerate(images)]
     devices = [(f"MANY{n:04d}", recorders.attach(image)) for n, image in enumerate(images)]
     ok = True
     try:
@@ -346,17 +362,20 @@ def many_recorders(workdir: Path, testbed, recorders: Recorders, counts: list[in
                 watches: dict[int, Watch] = {}
                 for n in [1, *counts]:
                     watches[n] = Watch()
-                    times[n] = daemon_pull(workdir, testbed, recorders, devices[:n], usb, watches[n])
+                    times[n] = daemon_pull(workdir, testbed, recorders, devices[:n], usb, watches[n], fs)
             finally:
                 if usb is not None:
                     usb.close()
             one = sizes[0] / 1e6 / times[1]
+            kind = "FAT32 through fusefat" if fs == "vfat" else f"{fs}, mounted by the kernel"
             if throttled:
                 print(
-                    f"{most} recorders of {each_mib} MiB read at {rate / 1e6:g} MB/s each (USB 2.0): N at once vs one"
+                    f"{most} recorders ({kind}) of {each_mib} MiB at {rate / 1e6:g} MB/s each (USB 2.0): N at once vs one"
                 )
             else:
-                print("the same, unthrottled loop devices (the knee on this machine; for information)")
+                print(
+                    f"the same ({kind}), unthrottled loop devices (the knee on this machine; for information)"
+                )
             print(f"  1 recorder                            {times[1]:6.2f} s  {one:6.0f} MB/s")
             for n in counts:
                 aggregate = sum(sizes[:n]) / 1e6 / times[n]
@@ -429,6 +448,9 @@ def bench_dock(workdir: Path) -> bool:
 
         rate = int(float(os.environ.get("BENCH_RECORDER_MBPS", "38")) * 1e6)
         many_ok = many_recorders(workdir, testbed, recorders, [2, 4, 8], rate)
+        # This machine's kernel has no vfat driver; a station's has. ext4 images show the pull with
+        # a kernel filesystem (for information: recorders format their cards FAT32 or exFAT).
+        many_recorders(workdir, testbed, recorders, [2, 4, 8], rate, fs="ext4")
 
         latency_image = workdir / "recorder-latency.img"
         recorder_image(latency_image, 64, 2, b"lat")

@@ -346,7 +346,7 @@ class IngestSession:
                 stream: BinaryIO = source
                 if before.st_size <= READ_WHOLE_AT_MOST:
                     # Read once, into memory: recognised as held from these bytes, else sealed from them.
-                    data = source.read(before.st_size + 1)  # (one more: a file that grew is seen)
+                    data = read_up_to(source, before.st_size + 1)  # (one more: a file that grew is seen)
                     if not change_while_reading(before, os.fstat(fd), len(data)) and self._held(task, data):
                         return
                     stream = io.BytesIO(data)
@@ -559,6 +559,16 @@ def hash_unchanged(path: str) -> str | None:
     finally:
         os.close(fd)
     return None if change_while_reading(before, after, read) else digest.hexdigest()
+
+
+def read_up_to(source: BinaryIO, at_most: int) -> bytes:
+    """Up to ``at_most`` bytes of ``source``, fewer only at its end: a read may return fewer bytes
+    than asked (FUSE, pipes) and is repeated; an error part way is raised (OSError)."""
+    parts, have = [], 0
+    while have < at_most and (chunk := source.read(at_most - have)):
+        parts.append(chunk)
+        have += len(chunk)
+    return b"".join(parts)
 
 
 def change_while_reading(before: os.stat_result, after: os.stat_result, read: int) -> str | None:

@@ -20,15 +20,18 @@ the image's bytes, the daemon's check as the final answer.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from custody.config import IngestSettings
 from custody.errors import CustodyError
 from custody.ingestd import api
 from custody.ingestd.pipeline import (
     ERROR,
+    READ_WHOLE_AT_MOST,
     SOURCE_OPEN_FLAGS,
     FileTask,
     IngestObserver,
@@ -39,6 +42,7 @@ from custody.ingestd.pipeline import (
     damaged_on_disk,
     discover_files,
     read_error,
+    read_up_to,
 )
 from custody.vault import Vault
 from custody.vault.sealing import ObjectDamaged
@@ -79,7 +83,9 @@ class UploadSession(IngestSession):
 
     def content_hash(self, task: FileTask) -> str | None:
         """None: the path is the client's, named for the record; the daemon, which runs as root, never
-        opens it. A duplicate sent this way is recognised once its bytes have come (skip_duplicate)."""
+        opens it. A duplicate sent this way is recognised from the bytes that come: before any write
+        for a file up to READ_WHOLE_AT_MOST (received into memory first), once sealed for a larger one
+        (skip_duplicate; the client's word for its content is never taken)."""
         return None
 
     def pull(self, task: FileTask) -> None:
@@ -93,7 +99,15 @@ class UploadSession(IngestSession):
             )
             return
         try:
-            staged = self.vault.intake.stage(self._incoming, task.size, self.progress)
+            source: BinaryIO = self._incoming
+            if task.size <= READ_WHOLE_AT_MOST:
+                data = read_up_to(self._incoming, task.size + 1)  # (one more: a longer file is seen)
+                if len(data) == task.size and self._held(task, data):
+                    return
+                if len(data) > task.size:
+                    self._incoming.drain()
+                source = io.BytesIO(data)
+            staged = self.vault.intake.stage(source, task.size, self.progress)
         except Vault.DiskFull as exc:
             self._incoming.drain()
             self.vault_disk_full(task, exc)

@@ -196,7 +196,7 @@ def unseal(
     one is decrypted (worth it unless the object is small).
     """
     name = sha256 if isinstance(sha256, str) else "(being written)"
-    header = source.read(HEADER_SIZE)
+    header = _read_full(source, HEADER_SIZE, None)  # (a read may return fewer bytes than asked)
     if len(header) < HEADER_SIZE:
         raise ObjectDamaged(sha256=name, problem="the file is shorter than its header")
     magic, key_id, object_nonce, segment_size, wrap_nonce, wrapped = _HEADER.unpack(header)
@@ -246,7 +246,9 @@ def _open_segment(cipher, object_nonce, counter, last, segment, associated, sha2
 
 
 def _read_segments(source: BinaryIO, size: int) -> Iterator[bytes]:
-    while segment := source.read(size):
+    """Whole segments of ``size`` bytes (the last may be shorter), however short the reads: a
+    segment split by a short read (a network or FUSE filesystem) would fail authentication."""
+    while segment := _read_full(source, size, None):
         yield segment
 
 

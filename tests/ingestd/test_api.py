@@ -343,3 +343,36 @@ def test_an_upload_abandoned_short_cut_off_stalled_or_misframed_stores_nothing_a
     assert any("modified while" in reason for reason in failures())
     assert list(staging.iterdir()) == []
     assert _items_and_events(settings)[0] == []
+
+
+def test_a_copy_of_an_item_sent_through_the_socket_is_recognised_before_anything_is_staged(served):
+    """Issue 18: a duplicate costs no vault writes, through the socket too, and the daemon takes no
+    client's word for a content: a file up to READ_WHOLE_AT_MOST is received into memory, hashed
+    there, and recorded as a duplicate with nothing staged, while its bytes are still coming."""
+    settings, server = served
+    staging = settings.home / "objects" / "staging"
+    content = os.urandom(2 << 20)
+    answers, staged_mid_transfer = [], []
+
+    def send(name: str, pause: bool) -> None:
+        def converse(sending: api.Sending) -> None:
+            sending.message(_announce(f"/photos/{name}", len(content)))
+            sending.chunk(content[: 1 << 20])
+            if pause:  # (time for a staging file to appear, were the bytes sealed as they come)
+                time.sleep(0.3)
+                staged_mid_transfer.append(sorted(p.name for p in staging.iterdir()))
+            sending.chunk(content[1 << 20 :])
+            sending.end()
+            answers.append(sending.answer())
+            sending.message({"end": True})
+
+        api.upload(server.path, "ingest", {}, converse)
+
+    send("IMG0001.JPG", pause=False)
+    send("COPY.JPG", pause=True)
+    first, copy = answers
+    assert first["status"] == "new"
+    assert copy["status"] == "duplicate" and copy["id"] == first["id"]
+    assert staged_mid_transfer == [[]]
+    items, events = _items_and_events(settings)
+    assert len(items) == 1 and [e.action for e in events].count("duplicate-seen") == 1

@@ -118,3 +118,29 @@ def test_each_object_gets_its_own_data_key():
     first, _ = sealed(data)
     second, _ = sealed(data)
     assert first[HEADER_SIZE:] != second[HEADER_SIZE:]
+
+
+class _ShortReads(io.RawIOBase):
+    """A file whose every read returns at most 1,000 bytes, as FUSE and network filesystems may."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._at = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = 1000 if size < 0 else min(size, 1000)
+        chunk = self._data[self._at : self._at + size]
+        self._at += len(chunk)
+        return chunk
+
+
+def test_an_object_read_in_short_reads_unseals_whole():
+    """Sealing and unsealing must not take a short read for the end of a segment (the class of
+    a pull that took a FUSE file's short read for its whole content)."""
+    data = os.urandom(3 * SEGMENT_SIZE + 12345)
+    sealed = io.BytesIO()
+    result = seal(_ShortReads(data), sealed, KEY, len(data))
+    assert result.size == len(data)
+    assert b"".join(unseal(_ShortReads(sealed.getvalue()), KEY, result.sha256)) == data
