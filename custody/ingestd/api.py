@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 # The protocol's version (docs/protocol.md): 2 is named operations with typed requests;
 # 1 had a "run" operation that replayed a command line in the daemon.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_ANSWER_BYTES = 256 * 1024 * 1024  # what a client accepts in one answer line (an ls of many items)
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid

@@ -157,6 +157,14 @@ class DockSession(IngestSession):
         super().process(task, summary)
         self._flush_when_all_decided()
 
+    def _wait_for_storing(self) -> None:
+        """A group stored behind that failed part way (its files are counted, as failed or stored)
+        is logged: the session goes on, and its remaining files are pulled."""
+        try:
+            super()._wait_for_storing()
+        except Exception:
+            log.exception("%s: storing a group of files failed", self.media.serial)
+
     def _flush_when_all_decided(self) -> None:
         """Store the group once no other file of the source can join it (every file found is
         decided, or waits in the group)."""

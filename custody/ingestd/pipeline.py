@@ -267,8 +267,8 @@ class IngestSession:
         thread raised (an observer's error), once.
         """
         with self._group_lock:
+            self._wait_for_storing()  # (raising, it leaves this group to the next flush)
             group, self._group, self._group_bytes = self._group, [], 0
-            self._wait_for_storing()
             if not group:
                 return
             if wait:
@@ -314,19 +314,28 @@ class IngestSession:
                     task.drop(damaged_on_disk(task, stored))
                 else:
                     task.outcome, task.item = NEW, stored
+        failure: Exception | None = None
         for task, summary in group:
             task.staged = None
-            self.finish(task, summary)
+            try:
+                self.finish(task, summary)
+            except Exception as exc:  # (every file of the group is counted first)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def finish(self, task: FileTask, summary: IngestSummary) -> None:
-        """Record a decided file's failure, if it failed; count it; tell the observer."""
+        """Record a decided file's failure, if it failed; count it; tell the observer. The file is
+        counted even when recording its failure fails (raised after)."""
         with self._finish_lock:
-            if task.outcome == ERROR:
-                self.vault.record_failure(
-                    "ingest", {"path": task.relative or task.display_path, "reason": task.message}
-                )
-            self._count(summary, task)
-            self.observer.file_done(task)
+            try:
+                if task.outcome == ERROR:
+                    self.vault.record_failure(
+                        "ingest", {"path": task.relative or task.display_path, "reason": task.message}
+                    )
+            finally:
+                self._count(summary, task)
+                self.observer.file_done(task)
 
     # -- stages -----------------------------------------------------------
 

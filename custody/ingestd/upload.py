@@ -12,7 +12,12 @@ vault's skip rules (``skip_names``); then, per file, a message
 ``{"path_hex", "size", "mtime_ns"}`` followed by the file's bytes (or
 ``{"path_hex", ..., "error"}`` for a file the client could not read at all, so
 the failure is recorded like any other), answered with the file's outcome;
-finally ``{"end": true}``, answered with the daemon's count.
+finally ``{"end": true}``, answered with the daemon's count. A file larger
+than the daemon receives into memory and of the size of an item is hashed as
+it comes, nothing written: a copy of an item is answered as a duplicate,
+another with ``{"status": "resend"}``, and the client sends it once more with
+``"again": true``, to be sealed. The client's word for a content is never
+taken: a client that always sends ``"again"`` only loses the saving.
 
 A disc image to verify (``send_image``) goes the same way: one announcement,
 the image's bytes, the daemon's check as the final answer.
@@ -20,6 +25,7 @@ the image's bytes, the daemon's check as the final answer.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
@@ -77,9 +83,49 @@ class UploadSession(IngestSession):
         while not (message := self.channel.message()).get("end"):
             task = _announced(message)
             self._incoming = None if task.outcome else self.channel.incoming()
+            if self._hashes_first(task, message):
+                self.channel.answer(self._hash_first(task, summary))
+                continue
             self.process(task, summary)
             self.channel.answer(task.as_dict())
         return summary.as_dict()
+
+    def _hashes_first(self, task: FileTask, message: dict) -> bool:
+        """Whether a file's bytes are hashed before anything is sealed: a file too large to receive
+        into memory, of the size of an item, not sent again at the daemon's asking."""
+        return (
+            task.outcome is None
+            and READ_WHOLE_AT_MOST < task.size <= self.max_bytes
+            and not message.get("again")
+            and self.vault.intake.size_known(task.size)
+        )
+
+    def _hash_first(self, task: FileTask, summary: IngestSummary) -> dict:
+        """Hash the file's bytes as they come, writing nothing: a copy of an item is recorded as a
+        duplicate; another file is answered ``{"status": "resend"}``, and the client sends it again
+        with ``"again": true`` to be sealed (its bytes were not kept). Return the answer."""
+        assert self._incoming is not None
+        hasher, received = hashlib.sha256(), 0
+        try:
+            while chunk := self._incoming.read(api.STREAM_CHUNK):
+                hasher.update(chunk)
+                received += len(chunk)
+        except api.StreamAbandoned as exc:
+            task.drop(exc.reason)
+            self.finish(task, summary)
+            return task.as_dict()
+        if received != task.size:
+            task.drop(
+                f"{task.display_path} sent {received} bytes, announced {task.size}; nothing stored: send it again"
+            )
+            self.finish(task, summary)
+            return task.as_dict()
+        existing = self.vault.item_by_sha256(hasher.hexdigest())
+        if existing is None:
+            return {"status": "resend", "name": task.display_path}
+        self.duplicate_found(task, existing)
+        self.finish(task, summary)
+        return task.as_dict()
 
     def content_hash(self, task: FileTask) -> str | None:
         """None: the path is the client's, named for the record; the daemon, which runs as root, never
@@ -167,6 +213,9 @@ def send_files(socket_path: Path, source: IngestSource, observer: IngestObserver
         for task in discover_files(source.paths, skip_names, summary, observer):
             _send_file(sending, task, observer)
             answer = sending.answer()
+            if answer.get("status") == "resend":  # hashed, not held: now to be sealed
+                _send_file(sending, task, observer, again=True)
+                answer = sending.answer()
             task.outcome, task.message = answer["status"], answer.get("message")
             task.warning = answer.get("warning")
             if answer.get("id"):
@@ -179,9 +228,12 @@ def send_files(socket_path: Path, source: IngestSource, observer: IngestObserver
     return summary
 
 
-def _send_file(sending: api.Sending, task: FileTask, observer: IngestObserver) -> None:
-    """Announce ``task`` and send its bytes, read by this process (the same checks as the pipeline's pull)."""
+def _send_file(sending: api.Sending, task: FileTask, observer: IngestObserver, again: bool = False) -> None:
+    """Announce ``task`` and send its bytes, read by this process (the same checks as the pipeline's
+    pull). ``again``: the daemon hashed the file and asked for it again, to seal it."""
     announce = {"path_hex": os.fsencode(task.path).hex(), "size": task.size, "mtime_ns": task.mtime_ns}
+    if again:
+        announce["again"] = True
     if task.outcome == ERROR:  # discovery could not read it: the daemon records the failure
         sending.message({**announce, "error": task.message})
         return
@@ -198,7 +250,7 @@ def _send_file(sending: api.Sending, task: FileTask, observer: IngestObserver) -
             )
             return
         sending.message({**announce, "size": before.st_size, "mtime_ns": before.st_mtime_ns})
-        sent, failed = _send_bytes(sending, fd, on_chunk=observer.progress)
+        sent, failed = _send_bytes(sending, fd, on_chunk=(lambda size: None) if again else observer.progress)
         if failed is not None:
             sending.abandon(read_error(task, failed, before=False))
             return

@@ -126,7 +126,8 @@ class Intake(VaultService):
         ]
 
     def _stored_item(self, number: int) -> Item:
-        item = self.vault.catalog.item(number)
+        with self.vault.serialized():  # (the daemon's threads share the catalog's connection)
+            item = self.vault.catalog.item(number)
         assert item is not None
         return item
 

@@ -27,6 +27,7 @@ from custody.config import Settings
 from custody.ingestd import api
 from custody.ingestd.api import ApiServer
 from custody.ingestd.api_handlers import api_handlers
+from custody.ingestd.pipeline import READ_WHOLE_AT_MOST
 from custody.vault import ItemFilter, Vault
 from custody.vault.access import RoleMap
 from tests.docking import wait_for
@@ -376,3 +377,43 @@ def test_a_copy_of_an_item_sent_through_the_socket_is_recognised_before_anything
     assert staged_mid_transfer == [[]]
     items, events = _items_and_events(settings)
     assert len(items) == 1 and [e.action for e in events].count("duplicate-seen") == 1
+
+
+def test_a_large_file_of_an_items_size_sent_through_the_socket_is_hashed_before_anything_is_written(served):
+    """Beyond what the daemon receives into memory: a file of an item's size is hashed as it
+    comes, nothing staged; a copy is a duplicate, another file is asked for again and then sealed."""
+    settings, server = served
+    staging = settings.home / "objects" / "staging"
+    size = READ_WHOLE_AT_MOST + (1 << 20)
+    content, other = os.urandom(size), os.urandom(size)
+    staged_mid_transfer = []
+
+    def send(name: str, data: bytes, again: bool = False) -> dict:
+        answers = []
+
+        def converse(sending: api.Sending) -> None:
+            sending.message(_announce(f"/video/{name}", len(data)) | ({"again": True} if again else {}))
+            for at in range(0, len(data), 1 << 20):
+                sending.chunk(data[at : at + (1 << 20)])
+                if at == 2 << 20:
+                    time.sleep(0.3)  # (time for a staging file to appear, were the bytes sealed)
+                    staged_mid_transfer.append(sorted(p.name for p in staging.iterdir()))
+            sending.end()
+            answers.append(sending.answer())
+            sending.message({"end": True})
+
+        api.upload(server.path, "ingest", {}, converse)
+        return answers[0]
+
+    first = send("CLIP0001.MP4", content)
+    assert first["status"] == "new"
+    copy = send("COPY.MP4", content)
+    assert copy["status"] == "duplicate" and copy["id"] == first["id"]
+    resend = send("CLIP0002.MP4", other)
+    assert resend == {"status": "resend", "name": "/video/CLIP0002.MP4"}
+    assert staged_mid_transfer[1:] == [[], []]  # the copy, then the new file: hashed, not sealed
+    again = send("CLIP0002.MP4", other, again=True)
+    assert again["status"] == "new" and again["sha256"] == hashlib.sha256(other).hexdigest()
+    items, events = _items_and_events(settings)
+    assert len(items) == 2 and [e.action for e in events].count("duplicate-seen") == 1
+    assert list(staging.iterdir()) == []
