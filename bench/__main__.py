@@ -4,7 +4,7 @@
     python -m bench ingest        # 2 GiB ingest vs the physical limit max(cp+sync, sha256), peak RSS
     python -m bench small         # 5,000 files of 20 KB and a mixed card vs a copy fsyncing each file
     python -m bench catalog       # ls --case on 1,000 vs 1,000,000 items
-    python -m bench dock          # the daemon pulling recorder images (root, umockdev-wrapper)
+    python -m bench dock          # the daemon pulling recorder images, 1 to 8 at once (root, umockdev-wrapper)
     python -m bench media         # playable copies, a shift's foreground media stage, decode check
     python -m bench replication   # 1 GiB to S3 (moto on loopback) vs boto3 upload_file, peak RSS
     python -m bench retention     # retention plan over 1,000,000 items vs SELECT count(*)
@@ -14,7 +14,9 @@
 BENCH_DIR (default: the current directory) must be on the disk the vault
 would use; BENCH_INGEST_MIB changes the file size (default 2048),
 BENCH_SMALL_FILES, BENCH_MIXED_PHOTOS and BENCH_MIXED_VIDEOS the small-file
-cards (default 5000, 2000 and 20), BENCH_DOCK_MIB the recorder image (default 4096), BENCH_MEDIA_CLIPS the
+cards (default 5000, 2000 and 20), BENCH_DOCK_MIB the recorder image (default
+4096), BENCH_MANY_MIB each of the eight recorders docked at once (default 256)
+and BENCH_RECORDER_MBPS their USB rate (default 38), BENCH_MEDIA_CLIPS the
 shift of 60 s clips (default 10), BENCH_REPLICATION_MIB the data replicated
 (default 1024), BENCH_DISC_MIB the exported case (default 2048).
 """
