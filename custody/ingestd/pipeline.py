@@ -1,10 +1,13 @@
 """The ingest pipeline: files of a source become sealed vault items.
 
-The same pipeline serves ``custody ingest`` (files and folders) and, later, the
-docking daemon (a recorder's read-only mount). Its stages are listed in one
-place, :meth:`IngestSession.run`; each is a function of one file task. A file
-that cannot go on is given an outcome and a reason by the stage that found out,
-never by an exception crossing stages; the other files go on.
+The same pipeline serves ``custody ingest`` (files and folders), the docking
+daemon (a recorder's read-only mount) and files sent through the daemon's
+socket. Its stages are listed in one place, :meth:`IngestSession.stages`; each
+is a function of one file task. A file that cannot go on is given an outcome and
+a reason by the stage that found out, never by an exception crossing stages;
+the other files go on. A file the stages leave sealed and new is stored with its
+group (:meth:`IngestSession.flush`), made durable together, and only then
+counted and reported.
 """
 
 from __future__ import annotations
