@@ -395,9 +395,7 @@ class IngestSession:
         existing = self.vault.item_by_sha256(hashlib.sha256(data).hexdigest())
         if existing is None:
             return False
-        self.duplicate_found(task, existing)
-        with contextlib.suppress(PullCancelled):  # (decided already: a stop ends the next file)
-            self.progress(task.size)
+        self._held_already(task, existing)
         return True
 
     def vault_disk_full(self, task: FileTask, exc: CustodyError) -> None:
@@ -420,6 +418,10 @@ class IngestSession:
         existing = self.vault.item_by_sha256(sha256) if sha256 else None
         if existing is None:
             return  # (read again as it is sealed: its bytes are counted then)
+        self._held_already(task, existing)
+
+    def _held_already(self, task: FileTask, existing: Item) -> None:
+        """Record a file recognised before sealing as item ``existing``, and count its bytes read."""
         self.duplicate_found(task, existing)
         with contextlib.suppress(PullCancelled):  # (decided already: a stop ends the next file)
             self.progress(task.size)

@@ -114,6 +114,11 @@ class UploadSession(IngestSession):
             task.drop(exc.reason)
             self.finish(task, summary)
             return task.as_dict()
+        except api.UploadBroken as exc:  # (recorded as the sealing path records it)
+            self.vault.record_failure(
+                "ingest", {"path": task.display_path, "reason": f"upload cut off: {exc}"}
+            )
+            raise
         if received != task.size:
             task.drop(
                 f"{task.display_path} sent {received} bytes, announced {task.size}; nothing stored: send it again"

@@ -220,6 +220,28 @@ def test_tag_with_an_unknown_item_changes_nothing(vault, footage):
     assert [e.action for e in after[before:]] == ["tag-failed"]
 
 
+def whole_ingest_seconds(scratch: Path, source: Path) -> float:
+    """How long a whole ingest of ``source`` into a new vault at ``scratch`` takes on this machine
+    now (to spread kills over an ingest, not to limit its time)."""
+    subprocess.run(
+        [sys.executable, "-m", "custody", "--home", str(scratch), "init"], check=True, capture_output=True
+    )
+    started = time.monotonic()
+    custody_process(scratch, "ingest", str(source)).communicate()
+    return time.monotonic() - started
+
+
+def assert_a_rerun_stores_exactly(settings, home: Path, source: Path, expected: set[str]) -> None:
+    """After the kills: one more ingest completes, and the vault holds each content once, verified."""
+    final = custody_process(home, "ingest", str(source), "--json")
+    _out, err = final.communicate()
+    assert final.returncode == 0, err
+    with Vault(settings, "auditor") as opened:
+        assert sorted(item.sha256 for item in opened.list_items(ItemFilter())) == sorted(expected)
+        assert sorted(opened.objects.names()) == sorted(expected)
+        assert opened.integrity.verify().ok
+
+
 def test_a_file_is_reported_stored_only_once_its_group_is_durable(vault, tmp_path):
     """Small files are stored in groups: when the observer hears a file is stored, its item,
     event and object are committed (no intent left, nothing in staging for it), and the files
@@ -259,13 +281,7 @@ def test_sigkill_while_groups_of_small_files_are_stored_loses_and_misreports_not
             rng.randbytes(rng.randint(1, 40_000)) + bytes([number % 256])
         )
     expected = {__import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in source.iterdir()}
-    scratch = tmp_path / "scratch"
-    subprocess.run(
-        [sys.executable, "-m", "custody", "--home", str(scratch), "init"], check=True, capture_output=True
-    )
-    started = time.monotonic()
-    custody_process(scratch, "ingest", str(source)).communicate()
-    whole_run = time.monotonic() - started
+    whole_run = whole_ingest_seconds(tmp_path / "scratch", source)
 
     Vault.init(settings, "clerk1").close()
     kills = 0
@@ -287,13 +303,7 @@ def test_sigkill_while_groups_of_small_files_are_stored_loses_and_misreports_not
             assert report.ok, report.as_dict()
     assert kills >= 6, f"only {kills} of 12 runs were killed mid-ingest; the timing is off"
 
-    final = custody_process(home, "ingest", str(source), "--json")
-    _out, err = final.communicate()
-    assert final.returncode == 0, err
-    with Vault(settings, "auditor") as opened:
-        assert sorted(item.sha256 for item in opened.list_items(ItemFilter())) == sorted(expected)
-        assert sorted(opened.objects.names()) == sorted(expected)
-        assert opened.integrity.verify().ok
+    assert_a_rerun_stores_exactly(settings, home, source, expected)
 
 
 @pytest.mark.slow
@@ -307,13 +317,7 @@ def test_sigkill_during_ingest_twenty_times_then_rerun(tmp_path, settings, home)
         (source / f"REC{number:04d}.MP4").write_bytes(rng.randbytes(size) + bytes([number]))
     expected = {__import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in source.iterdir()}
     # Calibrate: how long does a whole ingest of this folder take on this machine now?
-    scratch = tmp_path / "scratch"
-    subprocess.run(
-        [sys.executable, "-m", "custody", "--home", str(scratch), "init"], check=True, capture_output=True
-    )
-    started = time.monotonic()
-    custody_process(scratch, "ingest", str(source)).communicate()
-    whole_run = time.monotonic() - started
+    whole_run = whole_ingest_seconds(tmp_path / "scratch", source)
 
     Vault.init(settings, "clerk1").close()
     kills = 0
@@ -333,11 +337,4 @@ def test_sigkill_during_ingest_twenty_times_then_rerun(tmp_path, settings, home)
         # Start the next round from a partly ingested vault: remove nothing.
     assert kills >= 10, f"only {kills} of 20 runs were killed mid-ingest; the timing is off"
 
-    final = custody_process(home, "ingest", str(source), "--json")
-    _out, err = final.communicate()
-    assert final.returncode == 0, err
-    with Vault(settings, "auditor") as opened:
-        items = opened.list_items(ItemFilter())
-        assert sorted(item.sha256 for item in items) == sorted(expected)
-        assert sorted(opened.objects.names()) == sorted(expected)
-        assert opened.integrity.verify().ok
+    assert_a_rerun_stores_exactly(settings, home, source, expected)
