@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from custody.errors import ConfigError
-from custody.rules import DEFAULT_CATEGORIES, PERMANENT, PeriodError, parse_period
+from custody.rules import DEFAULT_CATEGORIES, DOCUMENT_TYPES, PERMANENT, STAGE_KEYS, PeriodError, parse_period
 
 CONFIG_NAME = "custody.toml"
 # The roles [access.roles] may give (what each may do: custody.vault.access).
@@ -184,6 +184,28 @@ class ExportSettings:
     pdf_font: str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
     # Medium used when the command names none: cd, dvd, dvd-dl, bd, bd-dl.
     media: str = "dvd"
+
+
+@dataclass(frozen=True)
+class DocumentType:
+    """One kind of written record of a case: its English name, its stage, and whether an
+    audio-visual record of the act must be linked with it."""
+
+    name: str
+    english: str
+    stage: str
+    recording: bool
+
+
+def default_document_types() -> dict[str, DocumentType]:
+    return {name: DocumentType(name, *spec) for name, spec in DOCUMENT_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class CaseSettings:
+    """Case files: the catalogue of document types (the rule's list, plus [cases.document_types])."""
+
+    document_types: dict[str, DocumentType] = field(default_factory=default_document_types)
 
 
 @dataclass(frozen=True)
@@ -356,6 +378,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
+    cases: CaseSettings = field(default_factory=CaseSettings)
 
     @property
     def api_socket(self) -> Path:
@@ -435,9 +458,12 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
         if section_name == "access":
             sections["access"] = _build_access(section_value, path)
             continue
+        if section_name == "cases":
+            sections["cases"] = _build_cases(section_value, path)
+            continue
         section_class = _SECTIONS.get(section_name)
         if section_class is None:
-            known = ", ".join(sorted([*_SECTIONS, "profiles", "targets", "retention", "access"]))
+            known = ", ".join(sorted([*_SECTIONS, "profiles", "targets", "retention", "access", "cases"]))
             raise ConfigError(path=path, key=section_name, problem=f"unknown section (known: {known})")
         if not isinstance(section_value, dict):
             raise ConfigError(
@@ -523,6 +549,42 @@ def _build_retention(value: object, path) -> RetentionSettings:
     if base.upcoming_days < 1:
         raise ConfigError(path=path, key="retention.upcoming_days", problem="must be at least 1")
     return RetentionSettings(categories=categories, upcoming_days=base.upcoming_days)
+
+
+def _build_cases(value: object, path) -> CaseSettings:
+    """[cases] with its [cases.document_types."名称"] tables: english, stage, recording."""
+    if not isinstance(value, dict) or set(value) - {"document_types"}:
+        raise ConfigError(path=path, key="cases", problem="has one table, [cases.document_types]")
+    extra = value.get("document_types", {})
+    if not isinstance(extra, dict):
+        raise ConfigError(path=path, key="cases.document_types", problem="must be a table of tables")
+    types = default_document_types()
+    for name, spec in extra.items():
+        key = f"cases.document_types.{name}"
+        if not name.strip() or len(name) > 40 or any(ord(char) < 32 for char in name):
+            raise ConfigError(path=path, key=key, problem="a type's name is one line of up to 40 characters")
+        if not isinstance(spec, dict) or set(spec) - {"english", "stage", "recording"}:
+            raise ConfigError(
+                path=path,
+                key=key,
+                problem='must be { english = "...", stage = "...", recording = true|false }',
+            )
+        base = types.get(name, DocumentType(name, "", "investigation", False))
+        english, stage, recording = (
+            spec.get("english", base.english),
+            spec.get("stage", base.stage),
+            spec.get("recording", base.recording),
+        )
+        if not isinstance(english, str) or not english.strip():
+            raise ConfigError(path=path, key=f"{key}.english", problem="must be the type's English name")
+        if stage not in STAGE_KEYS:
+            raise ConfigError(
+                path=path, key=f"{key}.stage", problem=f"must be one of {', '.join(STAGE_KEYS)}"
+            )
+        if not isinstance(recording, bool):
+            raise ConfigError(path=path, key=f"{key}.recording", problem="must be true or false")
+        types[name] = DocumentType(name, english.strip(), stage, recording)
+    return CaseSettings(document_types=types)
 
 
 def _build_access(value: object, path) -> AccessSettings:
@@ -735,6 +797,14 @@ def default_config_text(organisation: str = "") -> str:
         '# [retention.categories]  (shipped; add yours, e.g. traffic = "5y")',
     ]
     lines += [f"# {name} = {_toml_value(period)}" for name, period in DEFAULT_CATEGORIES.items()]
+    lines += [
+        "",
+        f"# {CaseSettings.__doc__}",
+        '# [cases.document_types."现场笔录"]  (adds a type, or changes a shipped one)',
+        '# english = "on-site record"',
+        '# stage = "investigation"  # one of ' + ", ".join(STAGE_KEYS),
+        "# recording = true  # an audio-visual record of the act must be linked with it",
+    ]
     lines += ["", f"# {AccessSettings.__doc__}", "# [access]"]
     for f in dataclasses.fields(AccessSettings):
         if f.name != "roles":

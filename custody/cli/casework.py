@@ -487,10 +487,16 @@ def report_window(session: Session, since: str | None, as_json: bool) -> None:
 
 @cli.group("case")
 def case_group() -> None:
-    """Who is named on a case and how confidential it is (custodians).
+    """Case files (案卷): a case through its stages with its written records and footage, to the
+    archived file (clerks); who is named on a case and how confidential it is (custodians).
 
     \b
     Example:
+      custody case open 2026-0412 --cause "无证经营" --party "张三" --handler 031245
+      custody case file 2026-0412 form.pdf --type 立案审批表
+      custody case approve-filing 2026-0412 --by "王局长"
+      custody case close 2026-0412 --ended 2026-12-03
+      custody case archive 2026-0412
       custody case staff 2026-0412 chenjing liwei
       custody case confidentiality 2026-0412 restricted
     """

@@ -45,6 +45,11 @@ def export_group() -> None:
 @click.option("--extractor", help="Who extracts it now (named in the written description). Required.")
 @click.option("--no-playable", is_flag=True, help="Leave the playable copies out (originals only).")
 @click.option(
+    "--with-documents",
+    is_flag=True,
+    help="The case's written records and its archived cover and index too (listed in the description).",
+)
+@click.option(
     "--iso", "iso", type=click.Path(dir_okay=False, path_type=Path), help="Write an ISO image here."
 )
 @click.option("--burn", help="Burn to this drive (/dev/sr0, or stdio:/path for a file-backed drive).")
@@ -57,7 +62,18 @@ def export_group() -> None:
 @json_option
 @pass_session
 def export_disc(
-    session: Session, case, items, maker, extractor, no_playable, iso, burn, media, capacity_mb, as_json
+    session: Session,
+    case,
+    items,
+    maker,
+    extractor,
+    no_playable,
+    with_documents,
+    iso,
+    burn,
+    media,
+    capacity_mb,
+    as_json,
 ) -> None:
     """Export a case to disc: stage, write the bag and description, make the ISO or burn, verify.
 
@@ -73,6 +89,7 @@ def export_disc(
     \b
     Example:
       custody export disc --case 2026-0412 --maker "Li Wei" --extractor "Zhang Min" --iso /srv/out/2026-0412.iso
+      custody export disc --case 2026-0412 --with-documents --maker "Li Wei" --extractor "Zhang Min" --iso case.iso
     """
     from custody.vault.disc.export import DiscExporter, ExportRequest
 
@@ -83,6 +100,7 @@ def export_disc(
             extractor=extractor or "",
             items=list(items),
             playable=not no_playable,
+            with_documents=with_documents,
             media=media,
             capacity=capacity_mb * 1024 * 1024 if capacity_mb else None,
             iso=iso,

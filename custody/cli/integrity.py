@@ -116,10 +116,14 @@ def verify(session: Session, items: tuple[str, ...], against, anchor_texts, as_j
             _say(f"CATALOG  {CatalogDifference(**difference)}")
         for problem in report["anchor_problems"]:
             _say(f"ANCHOR   {problem['anchor']}: {problem['problem']}")
+        for problem in report["archive_problems"]:
+            _say(f"ARCHIVE  {problem}")
         anchored = f"; against {len(report['anchors'])} anchor(s)" if report["anchors"] else ""
         _say(
             f"checked {report['objects_checked']} object(s), {_size(report['bytes_checked'])}; "
-            f"audit chain {report['audit_events']} event(s), {report['audit_checkpoints']} checkpoint(s){anchored}: "
+            f"audit chain {report['audit_events']} event(s), {report['audit_checkpoints']} checkpoint(s){anchored}"
+            + (f"; {report['archives_checked']} archived case file(s)" if report["archives_checked"] else "")
+            + ": "
             + ("OK" if report["ok"] else "FAILED")
         )
     if not report["ok"]:

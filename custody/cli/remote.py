@@ -117,6 +117,7 @@ def _export_for_client(args: list[str], socket_path: Path) -> int:
     request = ExportRequest(
         case=params["case"], maker=params["maker"] or "", extractor=params["extractor"] or "",
         items=list(params["items"]), playable=not params["no_playable"], media=params["media"],
+        with_documents=params["with_documents"],
         capacity=params["capacity_mb"] * 1024 * 1024 if params["capacity_mb"] else None,
         iso=params["iso"], burn=params["burn"],
     )  # fmt: skip

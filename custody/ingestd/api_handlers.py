@@ -97,7 +97,17 @@ class _Streams:
         from custody.vault.disc.export import DiscExporter, ExportRequest
 
         fields = {
-            k: args.get(k) for k in ("case", "maker", "extractor", "media", "capacity", "playable", "items")
+            k: args.get(k)
+            for k in (
+                "case",
+                "maker",
+                "extractor",
+                "media",
+                "capacity",
+                "playable",
+                "items",
+                "with_documents",
+            )
         }
         if not isinstance(fields["case"], str) or not isinstance(args.get("out"), str):
             raise ApiError(message='export needs "case" and "out" (where the client writes the image)')
@@ -117,6 +127,7 @@ class _Streams:
                         extractor=str(fields["extractor"] or ""),
                         items=[str(i) for i in fields["items"] or []],
                         playable=fields["playable"] is not False,
+                        with_documents=fields["with_documents"] is True,
                         media=str(fields["media"]) if fields["media"] else None,
                         capacity=int(fields["capacity"]) if fields["capacity"] else None,
                         iso=folder / "export.iso",

@@ -51,7 +51,7 @@ def export_through_daemon(
         {
             "case": request.case, "items": request.items, "maker": request.maker,
             "extractor": request.extractor, "playable": request.playable, "media": request.media,
-            "capacity": request.capacity,
+            "capacity": request.capacity, "with_documents": request.with_documents,
             "out": str(request.iso.resolve()) if request.iso else f"burn:{request.burn}",
         },
         timeout=None,

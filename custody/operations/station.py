@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from custody.operations.base import Context, NoRequest, operation
-from custody.vault import Vault
+from custody.vault import Vault, case_reports
 from custody.vault.timestamps import utc_now
 
 
@@ -138,4 +138,7 @@ def status(vault: Vault, request: NoRequest, context: Context) -> dict:
         "open_continuity_findings": open_findings,
         "oldest_open_finding": oldest_finding,
         "vault_disk": disk,
+        # Cases needing attention (urgent filings unapproved after 24 hours, archive deadlines),
+        # for those who may see cases.
+        "cases": case_reports.attention(vault) if vault.caller.may("ls") else None,
     }

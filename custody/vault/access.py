@@ -47,6 +47,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "registry": frozenset({CUSTODIAN}),
     "status": frozenset({CLERK, CUSTODIAN, AUDITOR, ADMIN}),
     "case": frozenset({CUSTODIAN}),
+    # Case files: opening cases, filing their written records, linking, closing, archiving.
+    "casework": frozenset({CLERK}),
     # The signing key: the service account's own (in-process only; no command reaches it by socket).
     "keys": frozenset({ADMIN}),
 }

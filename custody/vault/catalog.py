@@ -379,6 +379,93 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX items_by_size ON items (size)
     """,
+    # 10: case files: cases with their stages, handlers and filing approval; written records
+    # (documents: items with a type, a stage and a date); links between a record and the
+    # footage of its act; exemptions from a required recording; archived versions. Every case
+    # number already used as a tag becomes a case (its details to be completed by `case open`).
+    """
+    CREATE TABLE cases (
+        case_name TEXT PRIMARY KEY,
+        cause TEXT NOT NULL DEFAULT '',
+        party TEXT NOT NULL DEFAULT '',
+        party_kind TEXT NOT NULL DEFAULT 'person',
+        procedure TEXT NOT NULL DEFAULT 'general',
+        urgent INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT,
+        opened_at TEXT NOT NULL,
+        opened_by TEXT NOT NULL,
+        stage TEXT NOT NULL DEFAULT 'initiation',
+        filing_approved_by TEXT,
+        filing_approved_at TEXT,
+        ended_on TEXT,
+        archive_due TEXT,
+        closed_at TEXT,
+        archived_at TEXT,
+        from_tags INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE case_handlers (
+        case_name TEXT NOT NULL REFERENCES cases (case_name),
+        badge TEXT NOT NULL,
+        PRIMARY KEY (case_name, badge)
+    );
+    CREATE TABLE case_stages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_name TEXT NOT NULL REFERENCES cases (case_name),
+        stage TEXT NOT NULL,
+        moved_at TEXT NOT NULL,
+        moved_by TEXT NOT NULL,
+        reason TEXT,
+        audit_seq INTEGER NOT NULL
+    );
+    CREATE TABLE documents (
+        item INTEGER PRIMARY KEY REFERENCES items (id),
+        case_name TEXT NOT NULL REFERENCES cases (case_name),
+        doc_type TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        dated TEXT NOT NULL,
+        title TEXT NOT NULL DEFAULT '',
+        pages INTEGER,
+        people TEXT NOT NULL DEFAULT '[]',
+        supplement_to INTEGER,
+        filed_at TEXT NOT NULL,
+        filed_by TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL
+    );
+    CREATE INDEX documents_of_case ON documents (case_name);
+    CREATE TABLE case_links (
+        document INTEGER NOT NULL REFERENCES documents (item),
+        footage INTEGER NOT NULL REFERENCES items (id),
+        linked_at TEXT NOT NULL,
+        linked_by TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL,
+        PRIMARY KEY (document, footage)
+    );
+    CREATE TABLE recording_exemptions (
+        document INTEGER PRIMARY KEY REFERENCES documents (item),
+        reason TEXT NOT NULL,
+        exempted_at TEXT NOT NULL,
+        exempted_by TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL
+    );
+    CREATE TABLE case_archives (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_name TEXT NOT NULL REFERENCES cases (case_name),
+        version INTEGER NOT NULL,
+        record_item INTEGER NOT NULL REFERENCES items (id),
+        pdf_item INTEGER NOT NULL REFERENCES items (id),
+        previous INTEGER REFERENCES case_archives (id),
+        gaps TEXT NOT NULL DEFAULT '[]',
+        archived_at TEXT NOT NULL,
+        archived_by TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL,
+        UNIQUE (case_name, version)
+    );
+    INSERT INTO cases (case_name, opened_at, opened_by, from_tags)
+        SELECT value, min(set_at), 'migration', 1 FROM tags
+        WHERE name = 'case' AND value != '' GROUP BY value;
+    INSERT INTO case_stages (case_name, stage, moved_at, moved_by, reason, audit_seq)
+        SELECT case_name, 'initiation', opened_at, 'migration', 'a case number used as a tag', 0 FROM cases
+    """,
 ]
 
 # Columns an ingest record may set beyond the basic ones (the docking station's facts).
@@ -718,6 +805,17 @@ class Catalog:
             "INSERT INTO tags (item, name, value, set_at, set_by, audit_seq) VALUES (?, ?, ?, ?, ?, ?)",
             [number, name, value, at, actor, seq],
         )
+        if name == "case" and value:  # a case number first used as a tag is a case from then on
+            added = self.db.execute(
+                "INSERT OR IGNORE INTO cases (case_name, opened_at, opened_by, from_tags) VALUES (?, ?, ?, 1)",
+                [value, at, actor],
+            )
+            if added.rowcount:
+                self.db.execute(
+                    "INSERT INTO case_stages (case_name, stage, moved_at, moved_by, reason, audit_seq) "
+                    "VALUES (?, 'initiation', ?, ?, 'a case number used as a tag', ?)",
+                    [value, at, actor, seq],
+                )
 
     def tag_history(self, number: int) -> list[dict]:
         return list(

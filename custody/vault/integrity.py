@@ -44,11 +44,17 @@ class VerifyReport:
     catalog_problems: list[proof.CatalogDifference] = field(default_factory=list)
     anchors_checked: list[str] = field(default_factory=list)
     anchor_problems: list[anchors.AnchorProblem] = field(default_factory=list)
+    archives_checked: int = 0
+    archive_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (
-            self.object_problems or self.chain_problems or self.catalog_problems or self.anchor_problems
+            self.object_problems
+            or self.chain_problems
+            or self.catalog_problems
+            or self.anchor_problems
+            or self.archive_problems
         )
 
     def as_dict(self) -> dict:
@@ -63,6 +69,8 @@ class VerifyReport:
             "catalog_problems": [p.as_dict() for p in self.catalog_problems],
             "anchors": self.anchors_checked,
             "anchor_problems": [p.as_dict() for p in self.anchor_problems],
+            "archives_checked": self.archives_checked,
+            "archive_problems": self.archive_problems,
         }
 
 
@@ -110,8 +118,11 @@ class Integrity(VaultService):
             # A disposal running beside this check removes rows, then files: gone from both is no problem.
             still = {sha for _label, sha in self._objects_of(None)}
             problems = [p for p in problems if p.kind != "missing" or p.sha256 in still]
+        archives_checked, archive_problems = 0, []
         if not refs:
             problems += self._unreferenced_objects()
+            # Archived case files: each signed record's signature, and the hashes its index lists.
+            archives_checked, archive_problems = self.vault.casefiles.check_archives()
         report = VerifyReport(
             objects_checked=len(targets),
             bytes_checked=checked_bytes,
@@ -122,6 +133,8 @@ class Integrity(VaultService):
             catalog_problems=catalog_problems,
             anchors_checked=[anchor.source for anchor in against],
             anchor_problems=anchor_problems,
+            archives_checked=archives_checked,
+            archive_problems=archive_problems,
         )
         with self.vault.change() as change:
             change.record(
@@ -135,6 +148,7 @@ class Integrity(VaultService):
                     "catalog_problems": len(catalog_problems),
                     "anchors": report.anchors_checked,
                     "anchor_problems": len(anchor_problems),
+                    "archive_problems": len(archive_problems),
                 },
             )
         return report

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from custody.errors import CustodyError, UsageError
-from custody.vault import access, case_access, holdings, registry
+from custody.vault import access, case_access, casefiles, holdings, registry
 from custody.vault.catalog import Item
 from custody.vault.items import REQUIRED_TAGS, TAG_NAMES, is_hidden_character
 from custody.vault.service import VaultService, locked
@@ -68,6 +68,13 @@ class Tags(VaultService):
         except (vault.ItemNotFound, vault.AmbiguousItem) as exc:
             vault.record_failure("tag", {"refs": list(refs)[:20], "reason": exc.message})
             raise
+        if "case" in values:
+            for item in items:
+                archived = casefiles.archived_case_of(vault.catalog, item.number, item.tags.get("case"))
+                if archived is not None and values["case"] != item.tags.get("case"):
+                    raise casefiles.CaseArchived(
+                        case=archived, what=f"{item.item_id} is part of its file and cannot leave it"
+                    )
         changes: list[TagChange] = []
         with vault.change() as change:
             levels = case_access.item_levels(change.catalog)
@@ -105,6 +112,13 @@ class Tags(VaultService):
         for category in categories:
             if category not in known:
                 raise UnknownCategory(category=category, known=", ".join(known))
+
+    def tag_in_change(self, change: Change, item: Item, values: dict[str, str]) -> dict:
+        """Set tags on one item as part of ``change`` (a case filing its records, linking footage);
+        the values are checked as ``apply`` checks them. Return what changed."""
+        for name, value in values.items():
+            check_tag_value(name, value)
+        return self._change_item(change, item, values, [], None, {})
 
     def _change_item(
         self,

@@ -22,6 +22,7 @@ from custody.errors import CustodyError
 from custody.vault import (
     access,
     case_access,
+    casefiles,
     derivatives,
     disposal_records,
     disposals,
@@ -198,6 +199,7 @@ class Vault:
         self.retention = retention_records.RetentionRecords(self)
         self.disposals = disposals.Disposals(self)
         self.intake = intake.Intake(self)
+        self.casefiles = casefiles.CaseFiles(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()

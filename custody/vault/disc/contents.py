@@ -226,7 +226,24 @@ class DiscContents:
             playable=playable,
             no_playable_because="" if playable else why_no_playable(self.request, facts),
             important=item.important,
+            document=self._document_text(item),
         )
+
+    def _document_text(self, item) -> str:
+        """What a written record or an archived case file is, for the description ("" for footage)."""
+        from custody.rules import STAGES
+        from custody.vault import casefiles
+
+        if item.source == casefiles.ARCHIVE_SOURCE:
+            return "案卷封面及卷内目录 / case file cover and index"
+        with self.vault.serialized():
+            document = casefiles.document_row(self.vault.catalog, item.number)
+        if document is None:
+            return ""
+        kind = self.vault.settings.cases.document_types.get(document.doc_type)
+        stage = next((f"{zh} {en}" for key, zh, en, _ in STAGES if key == document.stage), document.stage)
+        pages = f", {document.pages} 页 / pages" if document.pages else ""
+        return f"{document.doc_type} {kind.english if kind else ''}; {stage}; {document.dated}{pages}"
 
     def _interruptions(self, disc_items: list[PlannedItem]) -> list[description.DescribedInterruption]:
         """Interruptions between two recordings both on this disc, with how each was explained."""

@@ -59,6 +59,7 @@ class DescribedItem:
     playable: DescribedFile | None = None
     no_playable_because: str = ""  # why a file has no playable copy on the disc
     important: bool = False
+    document: str = ""  # a written record's type, stage, date and pages; "" for footage
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def item_rows(item: DescribedItem) -> list[tuple[str, str]]:
     rows = [
         ("光盘文件名 / Name on disc", item.original.path),
         ("证据编号 / Item", item.item_id + ("  【重要 / flagged important】" if item.important else "")),
+        *([("文书 / Written record", item.document)] if item.document else []),
         ("原始文件名 / Original name", _or_dash(item.original_name)),
         ("执法记录仪 / Recorder", _or_dash(item.recorder)),
         ("记录民警 / Credited officer", _or_dash(item.officer)),

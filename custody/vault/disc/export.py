@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from custody.errors import CustodyError, UsageError
-from custody.vault import derivatives, keys
+from custody.vault import casefiles, derivatives, keys
 from custody.vault.catalog import ItemFilter
 from custody.vault.disc import optical, records, verifier
 from custody.vault.disc.contents import DiscContents
@@ -211,6 +211,16 @@ class DiscExporter:
             if outside:
                 raise NotInCase(items=", ".join(outside), case=request.case)
             case_items = chosen
+        if not request.with_documents:  # footage only: written records and archived files are asked for
+            with vault.serialized():
+                case_items = [
+                    item
+                    for item in case_items
+                    if item.source != casefiles.ARCHIVE_SOURCE
+                    and casefiles.document_row(vault.catalog, item.number) is None
+                ]
+            if not case_items:
+                raise CaseEmpty(case=request.case)
         case_items = sorted(
             {item.number: item for item in case_items}.values(),
             key=lambda item: (item.recorded_start or item.ingested_at, item.number),

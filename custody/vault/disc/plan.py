@@ -107,6 +107,8 @@ class ExportRequest:
     # Where the images end up when that is not ``iso`` (a client of the API
     # socket fetches them from the daemon): what the registry records.
     delivered_to: str | None = None
+    # The case's written records and its archived cover and index too (footage only otherwise).
+    with_documents: bool = False
 
 
 @dataclass(frozen=True)
