@@ -3,6 +3,7 @@ archive|types, and the reports on cases and compliance."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sys
@@ -16,7 +17,7 @@ from custody.cli.items import _IngestPrinter
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, show_listing, wide_option
 from custody.errors import UsageError
-from custody.ingestd.pipeline import IngestSession, IngestSource
+from custody.ingestd.pipeline import IngestSession, IngestSource, SilentObserver
 from custody.operations import NoRequest, cases
 from custody.rules import PARTY_KINDS, PROCEDURES, STAGE_KEYS, STAGES
 from custody.vault import Vault
@@ -258,9 +259,9 @@ def case_file(
     facts = dict(stage=stage, date=dated, title=title, pages=pages, people=tuple(people))
     session.perform("case_file", cases.FileDocuments(case, doc_type, (), **facts))  # check before sending
     source = IngestSource(paths=list(paths), source="import")
-    printer = _IngestPrinter(as_json)
+    printer = SilentObserver() if as_json else _IngestPrinter(as_json)  # (--json: one document at the end)
     socket_path = session.daemon_socket()
-    with printer:
+    with printer if isinstance(printer, _IngestPrinter) else contextlib.nullcontext():
         if socket_path is not None:
             from custody.ingestd import upload
 
@@ -278,7 +279,7 @@ def case_file(
     items = tuple(dict.fromkeys(task.item_id for task in summary.tasks))
     filed = session.perform("case_file", cases.FileDocuments(case, doc_type, items, **facts))
     if as_json:
-        click.echo(json.dumps(filed, ensure_ascii=False))
+        click.echo(json.dumps({**filed, "ingest": summary.as_dict()}, ensure_ascii=False))
         return
     for document in filed["documents"]:
         supplement = " (supplement)" if document["supplement_to_version"] else ""

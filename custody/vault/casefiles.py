@@ -732,8 +732,8 @@ class CaseFiles(VaultService):
         tags = {"case": case, "party": found.party}
         if found.handlers:
             tags["officer"] = found.handlers[0]
-        stored_record = self._seal(data, f"{case}-案卷-v{version}.json", tags)
-        stored_pdf = self._seal(pdf, f"{case}-案卷-v{version}.pdf", tags)
+        stored_record = self._seal(data, f"{case}-case-file-v{version}.json", tags)
+        stored_pdf = self._seal(pdf, f"{case}-case-file-v{version}.pdf", tags)
         with vault.serialized(), vault.change() as change:
             seq = change.record(
                 "case-archived",

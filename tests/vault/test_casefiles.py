@@ -1,0 +1,361 @@
+"""Case files through the whole enforcement process (issue 19), with the real command in-process:
+a real vault, real SQLite, real ffmpeg clips, the PDF rendered by poppler."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from custody.vault.catalog import MIGRATIONS
+from tests.vault.test_disc_export import read_iso, run_verifier
+
+BADGE = "031245"
+
+
+def as_json(result) -> dict | list:
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def station(custody, footage, tmp_path):
+    """A vault with an officer and three clips credited to them (EV-000001..3), and a folder of
+    'scans' to file as written records."""
+    custody("init", "--organisation", "某县综合行政执法局")
+    custody("officer", "add", BADGE, "--name", "陈警官")
+    custody("ingest", *map(str, sorted(footage.glob("CLIP*.MP4"))), "--officer", BADGE)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+
+    def scan(name: str) -> str:
+        path = scans / name
+        path.write_bytes(f"%PDF-1.4 scan of {name}\n".encode() + name.encode() * 50)
+        return str(path)
+
+    return scan
+
+
+def open_case(custody, case: str, *extra: str) -> dict:
+    return as_json(
+        custody(
+            "case",
+            "open",
+            case,
+            "--cause",
+            "无证经营",
+            "--party",
+            "张三",
+            "--handler",
+            BADGE,
+            *extra,
+            "--json",
+        )
+    )
+
+
+def file_record(custody, case: str, path: str, doc_type: str, *extra: str) -> str:
+    filed = as_json(custody("case", "file", case, path, "--type", doc_type, *extra, "--json"))
+    (document,) = filed["documents"]
+    return document["id"]
+
+
+def show(custody, case: str) -> dict:
+    return as_json(custody("case", "show", case, "--json"))
+
+
+def item(custody, ref: str) -> dict:
+    return as_json(custody("show", ref, "--json"))
+
+
+def test_a_general_case_from_filing_to_archive(custody, station, tmp_path):
+    case = "2026-0412"
+    open_case(custody, case)
+    form = file_record(custody, case, station("filing-form.pdf"), "立案审批表", "--pages", "1")
+    custody("case", "approve-filing", case, "--by", "王局长")
+    custody("case", "stage", case, "investigation")
+    inquiry = file_record(
+        custody, case, station("inquiry.pdf"), "询问笔录", "--pages", "3", "--person", "张三"
+    )
+    custody("case", "link", inquiry, "EV-000001")
+    inspection = file_record(custody, case, station("inspection.pdf"), "现场检查笔录", "--pages", "2")
+
+    # The inspection needs a recording: a finding, in the case and in the report, until one is linked.
+    missing = [m for m in show(custody, case)["recordings_missing"] if m["state"] == "open"]
+    assert [m["document"] for m in missing] == [inspection]
+    reported = as_json(custody("report", "cases", "--json"))
+    assert [row["recordings_missing"] for row in reported["cases"] if row["case"] == case] == [[inspection]]
+    refused = custody("case", "archive", case, expect=4)
+    assert f"{inspection} (现场检查笔录) has no linked recording" in refused.stderr
+    assert "not closed" in refused.stderr and "Traceback" not in refused.stderr
+    custody("case", "link", inspection, "EV-000002")
+    assert [m for m in show(custody, case)["recordings_missing"] if m["state"] == "open"] == []
+
+    # A penalty decision: the footage linked as the case's evidence is kept for ever.
+    custody("case", "stage", case, "review")
+    assert item(custody, "EV-000001")["retention"]["categories"] == []
+    decision = file_record(custody, case, station("decision.pdf"), "行政处罚决定书", "--pages", "2")
+    for linked in ("EV-000001", "EV-000002"):
+        assert item(custody, linked)["retention"]["categories"] == ["penalty_evidence"]
+    assert item(custody, "EV-000003")["retention"]["categories"] == []  # not part of the case
+
+    custody("case", "stage", case, "service")
+    service = file_record(custody, case, station("service-return.jpg"), "送达回证", "--pages", "1")
+    closed = custody("case", "close", case, "--ended", date.today().isoformat())
+    assert (date.today() + timedelta(days=30)).isoformat() in closed.stdout
+    archived = as_json(custody("case", "archive", case, "--json"))
+    assert archived["version"] == 1 and archived["gaps"] == []
+
+    # The cover and index list every record in stage order, each with its item's own hash.
+    record_path = tmp_path / "record.json"
+    custody("extract", archived["record"], "--out", str(record_path))
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    assert record["cover"]["case"] == case and record["cover"]["retention"] == "permanent"
+    assert record["cover"]["handlers"] == [{"badge": BADGE, "name": "陈警官"}]
+    listed = [(row["seq"], row["item"], row["stage"]) for row in record["index"]]
+    assert listed == [
+        (1, form, "initiation"),
+        (2, inquiry, "investigation"),
+        (3, "EV-000001", "investigation"),  # the recording of the inquiry, right after it
+        (4, inspection, "investigation"),
+        (5, "EV-000002", "investigation"),
+        (6, decision, "review"),
+        (7, service, "service"),
+    ]
+    for row in record["index"]:
+        assert row["sha256"] == item(custody, row["item"])["sha256"], row["item"]
+    assert record["cover"]["documents"] == 5 and record["cover"]["recordings"] == 2
+    assert record["cover"]["pages"] == 9
+
+    # The PDF: rendered page by page, with the case and every item on it.
+    pdf = tmp_path / "case.pdf"
+    custody("extract", archived["pdf"], "--out", str(pdf))
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(pdf), str(pages / "page")], check=True)
+    rendered = sorted(pages.glob("page*.png"))
+    assert len(rendered) == 2 and all(p.stat().st_size > 5000 for p in rendered)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for expected in (
+        "案卷封面",
+        "卷内目录",
+        case,
+        "张三",
+        "王局长",
+        "永久",
+        *(row["item"] for row in record["index"]),
+    ):
+        assert expected in text, expected
+    keep = Path("/tmp/custody-case-file-pages")  # (to look at after a run)
+    shutil.rmtree(keep, ignore_errors=True)
+    shutil.copytree(pages, keep)
+
+    # verify checks the archive's signature and its index with everything else.
+    verified = as_json(custody("verify", "--json"))
+    assert verified["ok"] and verified["archives_checked"] == 1 and verified["archive_problems"] == []
+    assert "case-archived" in [e["action"] for e in as_json(custody("log", "--json"))]
+
+
+def test_an_urgent_case_without_approval_is_overdue_after_24_hours_until_approved(custody, station):
+    started = (datetime.now(UTC) - timedelta(hours=25)).astimezone().strftime("%Y-%m-%dT%H:%M")
+    open_case(custody, "2026-URG", "--urgent", "--started", started)
+    open_case(custody, "2026-CALM", "--urgent")  # started now: due tomorrow
+    assert as_json(custody("report", "cases", "--json"))["filing_overdue"] == ["2026-URG"]
+    status = as_json(custody("status", "--json"))
+    assert status["cases"]["filing_overdue"] == ["2026-URG"]
+    assert "filing approval overdue" in custody("report", "cases").stdout
+    approved = custody("case", "approve-filing", "2026-URG", "--by", "王局长")
+    assert "after its 24 hours" in approved.stdout
+    assert as_json(custody("report", "cases", "--json"))["filing_overdue"] == []
+    assert as_json(custody("status", "--json"))["cases"]["filing_overdue"] == []
+    today = date.today().isoformat()
+    compliance = as_json(custody("report", "compliance", "--from", "2026-01-01", "--until", today, "--json"))
+    late = {row["case"]: row["filing_approval_late"] for row in compliance["cases"]}
+    assert late == {"2026-URG": True, "2026-CALM": False}
+    assert [o["filing_approvals_late"] for o in compliance["officers"]] == [1]
+    custody("case", "approve-filing", "2026-URG", "--by", "someone", expect=2)  # once
+
+
+def test_a_refusal_to_sign_is_a_finding_until_its_recording_is_linked_or_explained(custody, station):
+    open_case(custody, "2026-REF")
+    refusal = file_record(custody, "2026-REF", station("refusal.jpg"), "拒绝签字记录")
+    (finding,) = show(custody, "2026-REF")["recordings_missing"]
+    assert finding["state"] == "open" and finding["document"] == refusal
+    custody("case", "link", refusal, "EV-000003")
+    (finding,) = show(custody, "2026-REF")["recordings_missing"]
+    assert finding["state"] == "linked"
+    assert item(custody, "EV-000003")["tags"]["case"] == "2026-REF"  # the footage joined the case
+
+    # A record that needs no recording is no finding; one explained is closed, and audited.
+    file_record(custody, "2026-REF", station("rights.pdf"), "权利告知书")
+    secret = file_record(custody, "2026-REF", station("secret-inquiry.pdf"), "询问笔录")
+    assert [
+        m["document"] for m in show(custody, "2026-REF")["recordings_missing"] if m["state"] == "open"
+    ] == [secret]
+    custody("case", "explain-missing", secret, "--reason", "", expect=2)
+    custody("case", "explain-missing", secret, "--reason", "涉及国家秘密")
+    states = {m["document"]: m["state"] for m in show(custody, "2026-REF")["recordings_missing"]}
+    assert states == {refusal: "linked", secret: "explained"}
+    actions = [e["action"] for e in as_json(custody("log", "--json"))]
+    assert "case-linked" in actions and "recording-missing-explained" in actions
+
+
+def archive_simple_case(custody, station, case: str, ended: date) -> dict:
+    open_case(custody, case, "--procedure", "simple")
+    file_record(custody, case, station(f"{case}-decision.pdf"), "行政处罚决定书", "--pages", "1")
+    file_record(custody, case, station(f"{case}-return.pdf"), "送达回证", "--pages", "1")
+    custody("case", "close", case, "--ended", ended.isoformat())
+    return as_json(custody("case", "archive", case, "--json"))
+
+
+def test_closing_sets_the_30_day_deadline_and_archiving_on_day_31_is_late(custody, station):
+    today = date.today()
+    archive_simple_case(custody, station, "2026-ONTIME", today - timedelta(days=30))
+    archive_simple_case(custody, station, "2026-LATE", today - timedelta(days=31))
+    open_case(custody, "2026-PAST", "--procedure", "simple")
+    custody("case", "close", "2026-PAST", "--ended", (today - timedelta(days=40)).isoformat())
+    custody("case", "close", "2026-PAST", "--ended", (today + timedelta(days=1)).isoformat(), expect=2)
+
+    compliance = as_json(
+        custody("report", "compliance", "--from", (today - timedelta(days=1)).isoformat(), "--until",
+                today.isoformat(), "--json")
+    )  # fmt: skip
+    states = {row["case"]: row["archive_state"] for row in compliance["cases"]}
+    assert states == {"2026-ONTIME": "archived", "2026-LATE": "archived-late", "2026-PAST": "overdue"}
+    (officer,) = compliance["officers"]
+    assert officer["cases_archived_late"] == 1 and officer["cases_not_archived_overdue"] == 1
+    cases = as_json(custody("report", "cases", "--json"))
+    assert cases["archive_overdue"] == ["2026-PAST"]
+    csv_text = custody(
+        "report", "compliance", "--from", "2026-01-01", "--until", today.isoformat(), "--csv"
+    ).stdout
+    assert "case,2026-LATE,0,0,0,archived-late,0" in csv_text.splitlines()
+
+
+def test_an_archived_case_takes_supplements_as_new_versions_and_loses_nothing(custody, station):
+    first = archive_simple_case(custody, station, "2026-SUP", date.today())
+    custody("case", "archive", "2026-SUP", expect=4)  # nothing new: no second version
+    # Nothing leaves an archived file: no retagging its footage or records to another case.
+    decision = show(custody, "2026-SUP")["documents"][0]["id"]
+    refused = custody("tag", decision, "--case", "2026-OTHER", expect=4)
+    assert "is archived" in refused.stderr and "cannot leave" in refused.stderr
+    assert item(custody, decision)["tags"]["case"] == "2026-SUP"
+    custody("case", "stage", "2026-SUP", "review", "--reason", "x", expect=4)
+
+    late_return = file_record(custody, "2026-SUP", station("late-return.pdf"), "邮寄凭证")
+    assert show(custody, "2026-SUP")["documents"][-1]["supplement_to_version"] == 1
+    second = as_json(custody("case", "archive", "2026-SUP", "--json"))
+    assert second["version"] == 2
+    archives = show(custody, "2026-SUP")["archives"]
+    assert [a["version"] for a in archives] == [1, 2] and archives[0]["record"] == first["record"]
+    record = json.loads(extract_text(custody, second["record"]))
+    assert record["previous"] == {
+        "version": 1,
+        "record": first["record"],
+        "record_sha256": first["record_sha256"],
+    }
+    assert late_return in [row["item"] for row in record["index"]]
+    verified = as_json(custody("verify", "--json"))
+    assert verified["ok"] and verified["archives_checked"] == 2
+
+
+def extract_text(custody, ref: str) -> str:
+    return custody("cat", ref).stdout
+
+
+def test_bad_input_is_one_line_and_nothing_is_filed(custody, station):
+    custody("case", "open", "2026-X", "--cause", "c", "--party", "p", "--handler", "NOSUCH", expect=5)
+    open_case(custody, "2026-X")
+    again = custody("case", "open", "2026-X", "--cause", "c", "--party", "p", "--handler", BADGE, expect=2)
+    assert "already open" in again.stderr
+    wrong_type = custody("case", "file", "2026-X", station("a.pdf"), "--type", "没有这种", expect=2)
+    assert "no document type '没有这种'" in wrong_type.stderr and "Traceback" not in wrong_type.stderr
+    custody("case", "file", "2026-X", station("a.pdf"), "--type", "询问笔录", "--date", "yesterday", expect=2)
+    custody("case", "file", "2026-NONE", station("a.pdf"), "--type", "询问笔录", expect=3)
+    assert [i["id"] for i in as_json(custody("ls", "--json"))] == ["EV-000001", "EV-000002", "EV-000003"]
+    custody("case", "stage", "2026-X", "review")
+    back = custody("case", "stage", "2026-X", "initiation", expect=2)
+    assert "--reason is empty" in back.stderr
+    custody("case", "stage", "2026-X", "initiation", "--reason", "filed too early")
+    stages = [s["stage"] for s in show(custody, "2026-X")["case"] and show(custody, "2026-X")["stages"]]
+    assert stages == ["initiation", "review", "initiation"]
+
+
+def test_case_numbers_already_used_as_tags_become_cases(custody, station, home):
+    custody("tag", "EV-000001", "--case", "2025-OLD", "--party", "李四")
+    (listed,) = [c for c in as_json(custody("case", "ls", "--json")) if c["case"] == "2025-OLD"]
+    assert listed["stage"] == "initiation"
+    # The migration does the same for a vault made before cases existed.
+    _rerun_last_migration(home)
+    assert [c["case"] for c in as_json(custody("case", "ls", "--json"))] == ["2025-OLD"]
+    completed = open_case(custody, "2025-OLD")  # completing it keeps its tag and its items
+    assert completed["cause"] == "无证经营" and item(custody, "EV-000001")["tags"]["case"] == "2025-OLD"
+
+
+def _rerun_last_migration(home: Path) -> None:
+    """Run the case-file migration again on a catalog whose case tables were dropped."""
+    import sqlite3
+
+    db = sqlite3.connect(home / "catalog.db")
+    for table in (
+        "case_archives",
+        "recording_exemptions",
+        "case_links",
+        "documents",
+        "case_stages",
+        "case_handlers",
+        "cases",
+    ):
+        db.execute(f"DROP TABLE {table}")
+    db.executescript(MIGRATIONS[9])
+    db.commit()
+    db.close()
+
+
+def test_the_catalogue_of_types_is_configurable(custody, station, home):
+    with (home / "custody.toml").open("a", encoding="utf-8") as config:
+        config.write(
+            '\n[cases.document_types."现场笔录"]\nenglish = "on-site record"\nstage = "investigation"\nrecording = true\n'
+        )
+    types = {t["type"]: t for t in as_json(custody("case", "types", "--json"))["types"]}
+    assert types["现场笔录"]["recording_required"] and types["询问笔录"]["english"] == "inquiry record"
+    with (home / "custody.toml").open("a", encoding="utf-8") as config:
+        config.write('[cases.document_types."坏"]\nenglish = "bad"\nstage = "nowhere"\n')
+    bad = custody("case", "types", expect=3)
+    assert "cases.document_types.坏.stage" in bad.stderr
+
+
+def test_a_case_exported_with_its_documents_validates_and_its_description_lists_them(
+    custody, station, tmp_path
+):
+    import bagit
+
+    archived = archive_simple_case(custody, station, "2026-DISC", date.today())
+    custody("tag", "EV-000001", "--case", "2026-DISC", "--party", "张三")
+    footage_only = as_json(
+        custody("export", "disc", "--case", "2026-DISC", "--maker", "m", "--extractor", "e",
+                "--iso", str(tmp_path / "footage.iso"), "--json")
+    )  # fmt: skip
+    assert footage_only["items"] == ["EV-000001"]
+    made = as_json(
+        custody("export", "disc", "--case", "2026-DISC", "--with-documents", "--maker", "m", "--extractor", "e",
+                "--iso", str(tmp_path / "case.iso"), "--json")
+    )  # fmt: skip
+    assert made["state"] == "verified"
+    documents = [d["id"] for d in show(custody, "2026-DISC")["documents"]]
+    assert set(made["items"]) == {"EV-000001", *documents, archived["record"], archived["pdf"]}
+    description = (tmp_path / "case.description.txt").read_text(encoding="utf-8")
+    assert "文书 / Written record: 行政处罚决定书 administrative penalty decision" in description
+    assert "案卷封面及卷内目录 / case file cover and index" in description
+    disc = tmp_path / "disc"
+    read_iso(tmp_path / "case.iso", disc).close()
+    bagit.Bag(str(disc)).validate()  # raises on any wrong hash, missing file or Oxum
+    checked = run_verifier(disc)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    on_disc = {p.name for p in (disc / "data" / "originals").iterdir()}
+    assert any(name.endswith("2026-DISC-case-file-v1.pdf") for name in on_disc), on_disc
