@@ -18,8 +18,9 @@ import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from custody.config_cases import CaseSettings, build_cases
 from custody.errors import ConfigError
-from custody.rules import DEFAULT_CATEGORIES, DOCUMENT_TYPES, PERMANENT, STAGE_KEYS, PeriodError, parse_period
+from custody.rules import DEFAULT_CATEGORIES, PERMANENT, STAGE_KEYS, PeriodError, parse_period
 
 CONFIG_NAME = "custody.toml"
 # The roles [access.roles] may give (what each may do: custody.vault.access).
@@ -184,28 +185,6 @@ class ExportSettings:
     pdf_font: str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
     # Medium used when the command names none: cd, dvd, dvd-dl, bd, bd-dl.
     media: str = "dvd"
-
-
-@dataclass(frozen=True)
-class DocumentType:
-    """One kind of written record of a case: its English name, its stage, and whether an
-    audio-visual record of the act must be linked with it."""
-
-    name: str
-    english: str
-    stage: str
-    recording: bool
-
-
-def default_document_types() -> dict[str, DocumentType]:
-    return {name: DocumentType(name, *spec) for name, spec in DOCUMENT_TYPES.items()}
-
-
-@dataclass(frozen=True)
-class CaseSettings:
-    """Case files: the catalogue of document types (the rule's list, plus [cases.document_types])."""
-
-    document_types: dict[str, DocumentType] = field(default_factory=default_document_types)
 
 
 @dataclass(frozen=True)
@@ -459,7 +438,7 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
             sections["access"] = _build_access(section_value, path)
             continue
         if section_name == "cases":
-            sections["cases"] = _build_cases(section_value, path)
+            sections["cases"] = build_cases(section_value, path)
             continue
         section_class = _SECTIONS.get(section_name)
         if section_class is None:
@@ -549,42 +528,6 @@ def _build_retention(value: object, path) -> RetentionSettings:
     if base.upcoming_days < 1:
         raise ConfigError(path=path, key="retention.upcoming_days", problem="must be at least 1")
     return RetentionSettings(categories=categories, upcoming_days=base.upcoming_days)
-
-
-def _build_cases(value: object, path) -> CaseSettings:
-    """[cases] with its [cases.document_types."名称"] tables: english, stage, recording."""
-    if not isinstance(value, dict) or set(value) - {"document_types"}:
-        raise ConfigError(path=path, key="cases", problem="has one table, [cases.document_types]")
-    extra = value.get("document_types", {})
-    if not isinstance(extra, dict):
-        raise ConfigError(path=path, key="cases.document_types", problem="must be a table of tables")
-    types = default_document_types()
-    for name, spec in extra.items():
-        key = f"cases.document_types.{name}"
-        if not name.strip() or len(name) > 40 or any(ord(char) < 32 for char in name):
-            raise ConfigError(path=path, key=key, problem="a type's name is one line of up to 40 characters")
-        if not isinstance(spec, dict) or set(spec) - {"english", "stage", "recording"}:
-            raise ConfigError(
-                path=path,
-                key=key,
-                problem='must be { english = "...", stage = "...", recording = true|false }',
-            )
-        base = types.get(name, DocumentType(name, "", "investigation", False))
-        english, stage, recording = (
-            spec.get("english", base.english),
-            spec.get("stage", base.stage),
-            spec.get("recording", base.recording),
-        )
-        if not isinstance(english, str) or not english.strip():
-            raise ConfigError(path=path, key=f"{key}.english", problem="must be the type's English name")
-        if stage not in STAGE_KEYS:
-            raise ConfigError(
-                path=path, key=f"{key}.stage", problem=f"must be one of {', '.join(STAGE_KEYS)}"
-            )
-        if not isinstance(recording, bool):
-            raise ConfigError(path=path, key=f"{key}.recording", problem="must be true or false")
-        types[name] = DocumentType(name, english.strip(), stage, recording)
-    return CaseSettings(document_types=types)
 
 
 def _build_access(value: object, path) -> AccessSettings:

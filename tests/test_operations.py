@@ -36,6 +36,10 @@ EXPECTED_ROLES = {
     "case_staff": "case", "case_confidentiality": "case",
     "report_gaps": "report", "report_window": "report", "report_retention": "report",
     "export_ls": "report",
+    "case_open": "casework", "case_stage": "casework", "case_approve_filing": "casework",
+    "case_file": "casework", "case_link": "casework", "case_close": "casework", "case_archive": "casework",
+    "case_explain_missing": "explain", "case_ls": "ls", "case_show": "show", "case_types": "ls",
+    "report_cases": "report", "report_compliance": "report",
 }  # fmt: skip
 STREAMS = {"whoami", "stream", "ingest", "export", "verify_image", "fetch", "burn_failed"}
 

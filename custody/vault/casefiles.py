@@ -18,17 +18,15 @@ Every change goes through ``vault.change()`` (locked, one transaction, audited).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from custody.config import DocumentType
-from custody.errors import CustodyError, UsageError
+from custody.config_cases import DocumentType
+from custody.errors import UsageError
 from custody.rules import (
     ARCHIVE_DAYS,
-    FILING_APPROVAL_HOURS,
     PARTY_KINDS,
     PENALTY_CATEGORY,
     PENALTY_DECISION,
@@ -38,148 +36,39 @@ from custody.rules import (
     STAGE_KEYS,
 )
 from custody.vault import access, case_access, findings, holdings, registry, tagging
-from custody.vault.audit import canonical_json
+from custody.vault.case_archive import CaseArchiving
+from custody.vault.case_tables import (  # noqa: F401  (the records and errors of case work, here too)
+    ARCHIVE_SOURCE,
+    NEAR_DAYS,
+    CaseArchived,
+    CaseExists,
+    CaseIncomplete,
+    CaseNotFound,
+    CaseRecord,
+    DocumentRecord,
+    NotADocument,
+    add_stage,
+    all_cases,
+    archived_case_of,
+    archives_of,
+    case_footage,
+    case_row,
+    document_row,
+    documents_of,
+    latest_archive,
+    local_date,
+    parse_day,
+    stage_history,
+    stage_ordered,
+    today,
+)
 from custody.vault.catalog import Catalog, Item
-from custody.vault.items import checked_reason, format_item_id
+from custody.vault.items import checked_reason
 from custody.vault.service import VaultService
-from custody.vault.timestamps import from_text, to_text, utc_now
+from custody.vault.timestamps import utc_now
 
 if TYPE_CHECKING:
     from custody.vault.vault import Change
-
-RECORD_FORMAT = "custody-case-file/1"
-ARCHIVE_SOURCE = "case-archive"  # the source of the items that hold an archived file's cover and index
-NEAR_DAYS = 7  # a case this many days or fewer from its archive deadline is "near" it
-
-
-class CaseNotFound(CustodyError):
-    """no case {case}: see 'custody case ls' (or open it with 'custody case open')"""
-
-    exit_code = 3
-
-
-class CaseExists(CustodyError):
-    """case {case} is already open (opened {opened_at} by {opened_by})"""
-
-    exit_code = 2
-
-
-class CaseIncomplete(CustodyError):
-    """case {case} is not ready to archive: {gaps}; complete it, or archive with --force --reason"""
-
-    exit_code = 4
-
-
-class CaseArchived(CustodyError):
-    """case {case} is archived: {what}"""
-
-    exit_code = 4
-
-
-class NotADocument(CustodyError):
-    """{ref} is not a written record of a case: file it with 'custody case file' first"""
-
-    exit_code = 2
-
-
-@dataclass(frozen=True)
-class CaseRecord:
-    """A case as the catalog keeps it, with its handlers."""
-
-    case_name: str
-    cause: str
-    party: str
-    party_kind: str
-    procedure: str
-    urgent: bool
-    started_at: str | None
-    opened_at: str
-    opened_by: str
-    stage: str
-    filing_approved_by: str | None
-    filing_approved_at: str | None
-    ended_on: str | None
-    archive_due: str | None
-    closed_at: str | None
-    archived_at: str | None
-    from_tags: bool
-    handlers: tuple[str, ...] = ()
-
-    @property
-    def filing_due(self) -> str | None:
-        """When an urgent case's filing approval is due (its start + 24 hours); None otherwise."""
-        if not self.urgent or not self.started_at:
-            return None
-        return to_text(from_text(self.started_at) + timedelta(hours=FILING_APPROVAL_HOURS))
-
-    def filing_overdue(self, now: str) -> bool:
-        """An urgent case still without its approval after 24 hours."""
-        due = self.filing_due
-        return due is not None and self.filing_approved_at is None and now > due
-
-    @property
-    def filing_late(self) -> bool:
-        """An urgent case approved after its 24 hours."""
-        due = self.filing_due
-        return due is not None and self.filing_approved_at is not None and self.filing_approved_at > due
-
-    def archive_state(self, today: date) -> str:
-        """open (no end yet), due (closed, deadline ahead), near, overdue, archived, archived-late."""
-        if self.archived_at:
-            late = self.archive_due and local_date(self.archived_at) > date.fromisoformat(self.archive_due)
-            return "archived-late" if late else "archived"
-        if not self.archive_due:
-            return "open"
-        left = (date.fromisoformat(self.archive_due) - today).days
-        return "overdue" if left < 0 else "near" if left <= NEAR_DAYS else "due"
-
-    def as_dict(self) -> dict:
-        record = asdict(self)
-        record["handlers"] = list(self.handlers)
-        record["filing_due"] = self.filing_due
-        return record
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """A written record of a case: an item with its type, stage, date and links."""
-
-    item: int
-    case_name: str
-    doc_type: str
-    stage: str
-    dated: str
-    title: str
-    pages: int | None
-    people: tuple[str, ...]
-    supplement_to: int | None
-    filed_at: str
-    filed_by: str
-    linked: tuple[int, ...] = ()
-    exemption: str | None = None
-    sha256: str = ""
-
-    @property
-    def document_id(self) -> str:
-        return format_item_id(self.item)
-
-    def as_dict(self) -> dict:
-        return {
-            "id": self.document_id,
-            "case": self.case_name,
-            "type": self.doc_type,
-            "stage": self.stage,
-            "date": self.dated,
-            "title": self.title,
-            "pages": self.pages,
-            "people": list(self.people),
-            "supplement_to_version": self.supplement_to,
-            "filed_at": self.filed_at,
-            "filed_by": self.filed_by,
-            "recordings": [format_item_id(n) for n in self.linked],
-            "recording_exemption": self.exemption,
-            "sha256": self.sha256,
-        }
 
 
 @dataclass(frozen=True)
@@ -204,24 +93,7 @@ class Gaps:
         self.lines.append(line)
 
 
-def local_date(stored: str) -> date:
-    """The station's calendar day of a stored UTC time."""
-    return from_text(stored).astimezone().date()
-
-
-def today() -> date:
-    return datetime.now(UTC).astimezone().date()
-
-
-def parse_day(value: str, option: str) -> str:
-    """A date typed by a person (YYYY-MM-DD) as stored; raise UsageError naming ``option``."""
-    try:
-        return date.fromisoformat(value.strip()).isoformat()
-    except ValueError:
-        raise UsageError(reason=f"{option} {value!r} is not a date: use YYYY-MM-DD") from None
-
-
-class CaseFiles(VaultService):
+class CaseFiles(CaseArchiving, VaultService):
     """Cases, their written records and links, the duties watched, and archived files
     (``vault.casefiles``)."""
 
@@ -700,439 +572,3 @@ class CaseFiles(VaultService):
             holdings.add_item_category(
                 change.catalog, item.number, PENALTY_CATEGORY, change.at, self.vault.actor, seq
             )
-
-    # -- the archived file ---------------------------------------------------------------------
-
-    def archive(self, case: str, force: bool = False, reason: str | None = None) -> dict:
-        """Seal the case file: check it is complete (refuse naming each gap, CaseIncomplete, unless
-        ``force`` with a ``reason``: the gaps are recorded), then seal its cover and index, as
-        signed JSON and as a PDF, into the vault; a case archived before gets a new version linked
-        to the one before. Return the archive's record."""
-        from custody.vault.casefile_pdf import render_case_file
-
-        vault = self.vault
-        vault.authorize("casework", f"case {case}")
-        vault.authorize("ingest", f"case {case}")
-        with vault.serialized():
-            found = self.case(case)
-            gaps = self.gaps(case)
-            if gaps and not force:
-                raise CaseIncomplete(case=case, gaps="; ".join(gaps))
-            if force:
-                reason = checked_reason(reason or "", "why the case is archived with gaps")
-            previous = latest_archive(vault.catalog, case)
-            if previous is not None and not self._changed_since(case, previous):
-                raise CaseArchived(
-                    case=case, what=f"version {previous['version']} holds every record already"
-                )
-            record = self._record(found, previous, gaps, reason)
-        data = json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode()
-        pdf = render_case_file(record, vault.settings.export.pdf_font)
-        version = record["version"]
-        tags = {"case": case, "party": found.party}
-        if found.handlers:
-            tags["officer"] = found.handlers[0]
-        stored_record = self._seal(data, f"{case}-case-file-v{version}.json", tags)
-        stored_pdf = self._seal(pdf, f"{case}-case-file-v{version}.pdf", tags)
-        with vault.serialized(), vault.change() as change:
-            seq = change.record(
-                "case-archived",
-                None,
-                {
-                    "case": case,
-                    "version": version,
-                    "record": stored_record.item_id,
-                    "record_sha256": stored_record.sha256,
-                    "pdf": stored_pdf.item_id,
-                    "pdf_sha256": stored_pdf.sha256,
-                    "gaps": gaps,
-                    "forced_because": reason if force else None,
-                },
-            )
-            change.catalog.db.execute(
-                "INSERT INTO case_archives (case_name, version, record_item, pdf_item, previous, gaps, "
-                "archived_at, archived_by, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    case, version, stored_record.number, stored_pdf.number,
-                    previous["id"] if previous else None, json.dumps(gaps, ensure_ascii=False),
-                    change.at, vault.actor, seq,
-                ],
-            )  # fmt: skip
-            if self._has_penalty_decision(change.catalog, found):
-                for item in (stored_record, stored_pdf):
-                    event = change.record(
-                        "category-added", item.number, {"categories": [PENALTY_CATEGORY], "case": case}
-                    )
-                    holdings.add_item_category(
-                        change.catalog, item.number, PENALTY_CATEGORY, change.at, vault.actor, event
-                    )
-            change.catalog.db.execute(
-                "UPDATE cases SET archived_at = coalesce(archived_at, ?), stage = 'archive' WHERE case_name = ?",
-                [change.at, case],
-            )
-            if self._has_penalty_decision(change.catalog, found):
-                self._footage_becomes_evidence(change, found, reason="case archived with a penalty decision")
-        return {**self.archives(case)[-1], "content": record}
-
-    def _changed_since(self, case: str, previous: dict) -> bool:
-        catalog = self.vault.catalog
-        newer_document = catalog.db.execute(
-            "SELECT 1 FROM documents WHERE case_name = ? AND filed_at > ? LIMIT 1",
-            [case, previous["archived_at"]],
-        ).fetchone()
-        newer_link = catalog.db.execute(
-            "SELECT 1 FROM case_links l JOIN documents d ON d.item = l.document "
-            "WHERE d.case_name = ? AND l.linked_at > ? LIMIT 1",
-            [case, previous["archived_at"]],
-        ).fetchone()
-        return bool(newer_document or newer_link)
-
-    def _seal(self, data: bytes, name: str, tags: dict[str, str]) -> Item:
-        from custody.vault.intake import IngestRecord
-
-        staged = self.vault.intake.stage(io.BytesIO(data), len(data))
-        record = IngestRecord(
-            original_name=name,
-            source_path=f"case archive/{name}",
-            source_path_bytes=f"case archive/{name}".encode(),
-            source=ARCHIVE_SOURCE,
-            tags=tags,
-        )
-        return self.vault.intake.store(staged, record)
-
-    def _record(self, case: CaseRecord, previous: dict | None, gaps: list[str], reason: str | None) -> dict:
-        """The archived file's cover and index, signed with the vault's key."""
-        vault = self.vault
-        catalog = vault.catalog
-        types = vault.settings.cases.document_types
-        documents = stage_ordered(documents_of(catalog, case.case_name))
-        items = {item.number: item for item in catalog.items_by_ids([d.item for d in documents])}
-        index = []
-        for document in documents:
-            kind = types.get(document.doc_type)
-            index.append(
-                {
-                    "kind": "document",
-                    "type": document.doc_type,
-                    "type_english": kind.english if kind else "",
-                    "title": document.title or items[document.item].original_name,
-                    "date": document.dated,
-                    "pages": document.pages,
-                    "duration_seconds": None,
-                    "stage": document.stage,
-                    "item": document.document_id,
-                    "sha256": items[document.item].sha256,
-                    "size": items[document.item].size,
-                    "recordings": [format_item_id(n) for n in document.linked],
-                    "recording_exemption": document.exemption,
-                    "supplement_to_version": document.supplement_to,
-                }
-            )
-        # Each record is followed by the recordings of its act; footage linked to no record
-        # comes after the investigation's records. (A stable sort by stage keeps that order.)
-        footage = case_footage(catalog, case.case_name)
-        by_number = {item.number: item for item in footage}
-        rows, listed = [], set()
-        for document, row in zip(documents, index, strict=True):
-            rows.append(row)
-            for number in document.linked:
-                if number in by_number and number not in listed:
-                    listed.add(number)
-                    rows.append(_recording_row(by_number[number], document.stage))
-        unlinked = sorted(
-            (item for item in footage if item.number not in listed),
-            key=lambda i: (i.recorded_start or i.ingested_at, i.number),
-        )
-        rows += [_recording_row(item, "investigation") for item in unlinked]
-        index = sorted(rows, key=lambda row: STAGE_KEYS.index(row["stage"]))
-        for number, row in enumerate(index, start=1):
-            row["seq"] = number
-        categories = sorted(
-            {c for item in footage for c in holdings.item_categories(catalog, item.number)}
-            | set(holdings.case_categories(catalog).get(case.case_name, frozenset()))
-            | ({PENALTY_CATEGORY} if any(d.doc_type == PENALTY_DECISION for d in documents) else set())
-        )
-        permanent = [c for c in categories if vault.settings.retention.categories.get(c) == "permanent"]
-        record = {
-            "format": RECORD_FORMAT,
-            "vault_id": vault.audit.vault_id,
-            "agency": vault.settings.station.organisation,
-            "version": previous["version"] + 1 if previous else 1,
-            "previous": (
-                {
-                    "version": previous["version"],
-                    "record": previous["record"],
-                    "record_sha256": previous["record_sha256"],
-                }
-                if previous
-                else None
-            ),
-            "archived_at": utc_now(),
-            "archived_by": vault.actor,
-            "cover": {
-                "case": case.case_name,
-                "cause": case.cause,
-                "party": case.party,
-                "party_kind": case.party_kind,
-                "procedure": case.procedure,
-                "urgent": case.urgent,
-                "handlers": [
-                    {"badge": badge, "name": officer_name(catalog, badge)} for badge in case.handlers
-                ],
-                "started_at": case.started_at,
-                "opened_at": case.opened_at,
-                "filing_approved_by": case.filing_approved_by,
-                "filing_approved_at": case.filing_approved_at,
-                "ended_on": case.ended_on,
-                "archive_due": case.archive_due,
-                "retention": "permanent" if permanent else "2y",
-                "retention_categories": categories,
-                "documents": sum(1 for row in index if row["kind"] == "document"),
-                "recordings": sum(1 for row in index if row["kind"] == "recording"),
-                "pages": sum(row["pages"] or 0 for row in index),
-            },
-            "index": index,
-            "gaps": gaps,
-            "forced_because": reason,
-        }
-        record["signature"] = {
-            "algorithm": "ed25519",
-            "over": "canonical JSON of this record without 'signature'",
-            "value": vault.audit.sign(canonical_json(record)),
-        }
-        return record
-
-    def archives(self, case: str) -> list[dict]:
-        """The archived versions of a case, oldest first."""
-        with self.vault.serialized():
-            self.case(case)
-            return archives_of(self.vault.catalog, case)
-
-    def check_archives(self) -> tuple[int, list[str]]:
-        """Check every archived case file (``verify``); return how many versions were checked and
-        the problems: a record that cannot be read, whose signature no key the audit chain pins
-        verifies, or whose index names an item whose hash is not the indexed one. (The records'
-        own bytes are re-hashed with every object.)"""
-        vault = self.vault
-        problems: list[str] = []
-        with vault.serialized():
-            versions = [
-                archive
-                for (case,) in vault.catalog.db.execute("SELECT DISTINCT case_name FROM case_archives")
-                for archive in archives_of(vault.catalog, case)
-            ]
-            pinned, _problems = vault.audit.pinned_keys()
-        keys = [vault.audit.public_key, *(p.public_key for p in pinned if p.public_key is not None)]
-        for version in versions:
-            label = f"case {version['case']} archive version {version['version']} ({version['record']})"
-            try:
-                sink = io.BytesIO()
-                vault.originals.read_verified(vault.item_number(version["record_number"]), sink)
-                record = json.loads(sink.getvalue())
-                signature = bytes.fromhex(record.pop("signature")["value"])
-            except (CustodyError, ValueError, KeyError, TypeError, OSError) as exc:
-                problems.append(f"{label}: its record cannot be read ({exc})")
-                continue
-            if not any(_signed_by(key, signature, canonical_json(record)) for key in keys):
-                problems.append(f"{label}: its signature does not verify")
-            with vault.serialized():
-                for row in record.get("index", []):
-                    item = vault.catalog.item_by_sha256(row.get("sha256", ""))
-                    if item is None or item.item_id != row.get("item"):
-                        problems.append(
-                            f"{label}: {row.get('item')} is not in the vault with its indexed hash"
-                        )
-        return len(versions), problems
-
-
-def _signed_by(key, signature: bytes, message: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        key.verify(signature, message)
-    except InvalidSignature:
-        return False
-    return True
-
-
-def _recording_row(item: Item, stage: str) -> dict:
-    """An audio-visual record's row in an archived file's index."""
-    duration = None
-    if item.recorded_start and item.recorded_end:
-        duration = round((from_text(item.recorded_end) - from_text(item.recorded_start)).total_seconds())
-    return {
-        "kind": "recording",
-        "type": "音像记录",
-        "type_english": "audio-visual record",
-        "title": item.original_name,
-        "date": local_date(item.recorded_start or item.ingested_at).isoformat(),
-        "pages": None,
-        "duration_seconds": duration,
-        "stage": stage,
-        "item": item.item_id,
-        "sha256": item.sha256,
-        "size": item.size,
-        "recordings": [],
-        "recording_exemption": None,
-        "supplement_to_version": None,
-    }
-
-
-# -- the tables ---------------------------------------------------------------------------------
-
-
-def officer_name(catalog: Catalog, badge: str) -> str:
-    found = registry.officer(catalog, badge)
-    return found.name if found else badge
-
-
-def case_row(catalog: Catalog, case: str) -> CaseRecord | None:
-    rows = list(catalog.db.query("SELECT * FROM cases WHERE case_name = ?", [case]))
-    if not rows:
-        return None
-    return _case_record(catalog, rows[0])
-
-
-def all_cases(catalog: Catalog) -> list[CaseRecord]:
-    return [_case_record(catalog, row) for row in catalog.db.query("SELECT * FROM cases ORDER BY case_name")]
-
-
-def _case_record(catalog: Catalog, row: dict) -> CaseRecord:
-    handlers = tuple(
-        badge
-        for (badge,) in catalog.db.execute(
-            "SELECT badge FROM case_handlers WHERE case_name = ? ORDER BY rowid", [row["case_name"]]
-        )
-    )
-    row = dict(row)
-    row["urgent"] = bool(row["urgent"])
-    row["from_tags"] = bool(row["from_tags"])
-    return CaseRecord(**row, handlers=handlers)
-
-
-def add_stage(
-    catalog: Catalog, case: str, stage: str, at: str, by: str, reason: str | None, seq: int
-) -> None:
-    catalog.db.execute(
-        "INSERT INTO case_stages (case_name, stage, moved_at, moved_by, reason, audit_seq) VALUES (?, ?, ?, ?, ?, ?)",
-        [case, stage, at, by, reason, seq],
-    )
-    catalog.db.execute("UPDATE cases SET stage = ? WHERE case_name = ?", [stage, case])
-
-
-def stage_history(catalog: Catalog, case: str) -> list[dict]:
-    return list(
-        catalog.db.query(
-            "SELECT stage, moved_at, moved_by, reason FROM case_stages WHERE case_name = ? ORDER BY id",
-            [case],
-        )
-    )
-
-
-def document_row(catalog: Catalog, number: int) -> DocumentRecord | None:
-    rows = list(catalog.db.query("SELECT * FROM documents WHERE item = ?", [number]))
-    return _document_record(catalog, rows[0]) if rows else None
-
-
-def documents_of(catalog: Catalog, case: str) -> list[DocumentRecord]:
-    rows = catalog.db.query("SELECT * FROM documents WHERE case_name = ? ORDER BY dated, item", [case])
-    return [_document_record(catalog, row) for row in rows]
-
-
-def _document_record(catalog: Catalog, row: dict) -> DocumentRecord:
-    linked = tuple(
-        n
-        for (n,) in catalog.db.execute(
-            "SELECT footage FROM case_links WHERE document = ? ORDER BY footage", [row["item"]]
-        )
-    )
-    exemption = catalog.db.execute(
-        "SELECT reason FROM recording_exemptions WHERE document = ?", [row["item"]]
-    ).fetchone()
-    sha = catalog.db.execute("SELECT sha256 FROM items WHERE id = ?", [row["item"]]).fetchone()
-    return DocumentRecord(
-        item=row["item"],
-        case_name=row["case_name"],
-        doc_type=row["doc_type"],
-        stage=row["stage"],
-        dated=row["dated"],
-        title=row["title"],
-        pages=row["pages"],
-        people=tuple(json.loads(row["people"])),
-        supplement_to=row["supplement_to"],
-        filed_at=row["filed_at"],
-        filed_by=row["filed_by"],
-        linked=linked,
-        exemption=exemption[0] if exemption else None,
-        sha256=sha[0] if sha else "",
-    )
-
-
-def stage_ordered(documents: list[DocumentRecord]) -> list[DocumentRecord]:
-    return sorted(documents, key=lambda d: (STAGE_KEYS.index(d.stage), d.dated, d.item))
-
-
-def case_footage(catalog: Catalog, case: str) -> list[Item]:
-    """Items whose current case tag is ``case`` or that are linked to its records, neither written
-    records nor archived files."""
-    tagged = {
-        row[0]
-        for row in catalog.db.execute(
-            "SELECT t.item FROM tags t WHERE t.name = 'case' AND t.value = ? "
-            "AND t.id = (SELECT max(t2.id) FROM tags t2 WHERE t2.item = t.item AND t2.name = 'case')",
-            [case],
-        )
-    }
-    linked = {
-        row[0]
-        for row in catalog.db.execute(
-            "SELECT l.footage FROM case_links l JOIN documents d ON d.item = l.document WHERE d.case_name = ?",
-            [case],
-        )
-    }
-    documents = {row[0] for row in catalog.db.execute("SELECT item FROM documents")}
-    items = catalog.items_by_ids(sorted((tagged | linked) - documents))
-    return [item for item in items if item.source != ARCHIVE_SOURCE]
-
-
-def latest_archive(catalog: Catalog, case: str) -> dict | None:
-    found = archives_of(catalog, case)
-    return found[-1] if found else None
-
-
-def archives_of(catalog: Catalog, case: str) -> list[dict]:
-    rows = catalog.db.query(
-        "SELECT a.*, r.sha256 AS record_sha256, p.sha256 AS pdf_sha256 FROM case_archives a "
-        "JOIN items r ON r.id = a.record_item JOIN items p ON p.id = a.pdf_item "
-        "WHERE a.case_name = ? ORDER BY a.version",
-        [case],
-    )
-    return [
-        {
-            "id": row["id"],
-            "case": row["case_name"],
-            "version": row["version"],
-            "record": format_item_id(row["record_item"]),
-            "record_number": row["record_item"],
-            "record_sha256": row["record_sha256"],
-            "pdf": format_item_id(row["pdf_item"]),
-            "pdf_sha256": row["pdf_sha256"],
-            "gaps": json.loads(row["gaps"]),
-            "archived_at": row["archived_at"],
-            "archived_by": row["archived_by"],
-        }
-        for row in rows
-    ]
-
-
-def archived_case_of(catalog: Catalog, number: int, tagged_case: str | None) -> str | None:
-    """The archived case whose file holds item ``number`` (a record, linked footage, or footage
-    tagged with it), if any: such an item cannot leave its case."""
-    rows = catalog.db.execute(
-        "SELECT c.case_name FROM cases c WHERE c.archived_at IS NOT NULL AND ("
-        "c.case_name = ? OR c.case_name IN (SELECT case_name FROM documents WHERE item = ?) OR "
-        "c.case_name IN (SELECT d.case_name FROM case_links l JOIN documents d ON d.item = l.document "
-        "WHERE l.footage = ?))",
-        [tagged_case, number, number],
-    ).fetchone()
-    return rows[0] if rows else None

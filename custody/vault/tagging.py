@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from custody.errors import CustodyError, UsageError
-from custody.vault import access, case_access, casefiles, holdings, registry
+from custody.vault import access, case_access, case_tables, holdings, registry
 from custody.vault.catalog import Item
 from custody.vault.items import REQUIRED_TAGS, TAG_NAMES, is_hidden_character
 from custody.vault.service import VaultService, locked
@@ -70,9 +70,9 @@ class Tags(VaultService):
             raise
         if "case" in values:
             for item in items:
-                archived = casefiles.archived_case_of(vault.catalog, item.number, item.tags.get("case"))
+                archived = case_tables.archived_case_of(vault.catalog, item.number, item.tags.get("case"))
                 if archived is not None and values["case"] != item.tags.get("case"):
-                    raise casefiles.CaseArchived(
+                    raise case_tables.CaseArchived(
                         case=archived, what=f"{item.item_id} is part of its file and cannot leave it"
                     )
         changes: list[TagChange] = []

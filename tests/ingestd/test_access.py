@@ -374,6 +374,25 @@ ROLE_MATRIX = [
     (("case_staff", {"case": "2026-0001", "logins": [CLERK2]}), {CUS}, 0),
     (("case_confidentiality", {"case": "2026-0001", "level": "normal"}), {CUS}, 0),
     (("export_ls", {}), {CLK, CUS, AUD}, 0),
+    (("case_ls", {}), {OFF, CLK, CUS, AUD}, 0),
+    (("case_types", {}), {OFF, CLK, CUS, AUD}, 0),
+    (("case_open", {"case": "MATRIX-CASE", "cause": "c", "party": "p", "handlers": [BADGE]}), {CLK}, 0),
+    (("case_stage", {"case": "MATRIX-CASE", "stage": "investigation"}), {CLK}, 0),
+    (("case_approve_filing", {"case": "MATRIX-CASE", "by": "leader"}), {CLK}, 0),
+    (("case_file", {"case": "MATRIX-CASE", "type": "询问笔录"}), {CLK}, 0),  # (the check before sending)
+    (("case_link", {"document": "EV-999999", "footage": ["EV-000002"]}), {CLK}, 5),
+    (("case_explain_missing", {"document": "EV-999999", "reason": "matrix"}), {CLK}, 5),
+    (("case_close", {"case": "MATRIX-CASE", "ended": "2026-01-01"}), {CLK}, 0),
+    (("case_archive", {"case": "MATRIX-CASE"}), {CLK}, 4),  # (not complete)
+    (("report_cases", {}), {CLK, CUS, AUD}, 0),
+    (
+        (
+            "report_compliance",
+            {"since": "2026-01-01T00:00:00.000000Z", "until": "2027-01-01T00:00:00.000000Z"},
+        ),
+        {CLK, CUS, AUD},
+        0,
+    ),
 ]
 
 
@@ -457,6 +476,63 @@ def test_restricted_footage_is_seen_only_by_the_clerks_named_on_its_case(served_
     assert shown.returncode == 0 and json.loads(shown.stdout)["tags"]["case"] == RESTRICTED_CASE
     fetched = custody_as(CLERK, home, socket_path, "extract", "EV-000003", "--out", str(outbox / "ev3.mp4"))
     assert fetched.returncode == 0, fetched.stderr
+
+
+def test_case_files_obey_roles_and_confidentiality_as_footage_does(served_vault, custody):
+    """Acceptance 6 of issue 19: a clerk opens cases and files records through the socket (the
+    clerk's own process reads the scan); an officer sees their own cases' records; a restricted
+    case is hidden from the clerks not named on it; only clerks do case work."""
+    home, socket_path, outbox, _daemon = served_vault
+
+    def as_user(user, *args, expect=0):
+        result = custody_as(user, home, socket_path, *args)
+        assert result.returncode == expect, (user, args, result.returncode, result.stderr)
+        assert "Traceback" not in result.stderr
+        return result
+
+    for case, party in (("2026-0001", "Li Si"), (RESTRICTED_CASE, "Zhao Liu")):
+        as_user(CLERK, "case", "open", case, "--cause", "c", "--party", party, "--handler", BADGE)
+    scan = outbox / "inquiry.pdf"
+    scan.write_bytes(b"%PDF-1.4 inquiry record " * 40)
+    scan.chmod(0o644)
+    secret = outbox / "secret.pdf"
+    secret.write_bytes(b"%PDF-1.4 secret record " * 40)
+    secret.chmod(0o644)
+    filed = json.loads(
+        as_user(CLERK, "case", "file", "2026-0001", str(scan), "--type", "询问笔录", "--json").stdout
+    )
+    (record,) = filed["documents"]
+    hidden = json.loads(
+        as_user(CLERK, "case", "file", RESTRICTED_CASE, str(secret), "--type", "询问笔录", "--json").stdout
+    )["documents"][0]
+    as_user(CLERK, "case", "link", record["id"], "EV-000001")
+    assert record["sha256"] == hashlib.sha256(scan.read_bytes()).hexdigest()  # sealed as sent
+
+    def cases_seen(user):
+        return sorted(c["case"] for c in json.loads(as_user(user, "case", "ls", "--json").stdout))
+
+    assert cases_seen(CLERK) == ["2026-0001", RESTRICTED_CASE]
+    assert cases_seen(AUDITOR) == ["2026-0001", RESTRICTED_CASE]
+    assert cases_seen(CLERK2) == ["2026-0001"]
+    assert cases_seen(OFFICER) == ["2026-0001"]  # handled by them; the restricted one is not for officers
+    refused = as_user(CLERK2, "case", "show", RESTRICTED_CASE, expect=3)
+    assert f"no case {RESTRICTED_CASE}" in refused.stderr
+    as_user(CLERK2, "show", hidden["id"], expect=5)
+    as_user(CLERK2, "case", "link", hidden["id"], "EV-000002", expect=5)
+    reported = json.loads(as_user(CLERK2, "report", "cases", "--json").stdout)
+    assert [row["case"] for row in reported["cases"]] == ["2026-0001"]
+    # The officer sees their case's record and its recording, and the record's content.
+    shown = json.loads(as_user(OFFICER, "case", "show", "2026-0001", "--json").stdout)
+    assert [d["id"] for d in shown["documents"]] == [record["id"]]
+    assert record["id"] in listed(as_user(OFFICER, "ls", "--json"))
+    # Case work is the clerks': a custodian or an officer is refused, and the refusal audited.
+    as_user(
+        CUSTODIAN, "case", "open", "2026-0099", "--cause", "c", "--party", "p", "--handler", BADGE, expect=13
+    )
+    as_user(OFFICER, "case", "close", "2026-0001", "--ended", "2026-01-01", expect=13)
+    refusals = {(e["actor"], e["details"]["action"]) for e in denied_events(custody)}
+    assert (CUSTODIAN, "casework") in refusals and (OFFICER, "casework") in refusals
+    assert (CLERK2, "see") in refusals
 
 
 def test_a_table_a_caller_of_the_daemon_sees_fits_the_callers_terminal(served_vault):

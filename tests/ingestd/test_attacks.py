@@ -47,7 +47,14 @@ def test_no_operation_takes_a_path_and_one_given_anyway_is_refused_unopened(serv
     assert tried >= 30
 
 
-PLAIN = {"text", "text or null", "a whole number", "true or false", "a list of text"}
+PLAIN = {
+    "text",
+    "text or null",
+    "a whole number",
+    "a whole number or null",
+    "true or false",
+    "a list of text",
+}
 
 
 def test_a_custodian_cannot_make_the_daemon_write_through_a_planted_link(served_vault, tmp_path):
