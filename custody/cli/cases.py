@@ -192,11 +192,13 @@ def case_show(session: Session, case: str, as_json: bool) -> None:
 
 @case_group.command("stage")
 @click.argument("case")
-@click.argument("stage", type=click.Choice(STAGE_KEYS))
+@click.argument("stage", type=click.Choice(STAGE_KEYS), metavar="STAGE")
 @click.option("--reason", help="Why (needed to move back).")
 @pass_session
 def case_stage(session: Session, case: str, stage: str, reason: str | None) -> None:
     """Move a case to STAGE (the rule's order; back only with --reason; audited).
+
+    STAGE is one of initiation, investigation, review, service, archive.
 
     \b
     Example:
@@ -365,7 +367,14 @@ def case_archive(session: Session, case: str, force: bool, reason: str | None, a
 @json_option
 @pass_session
 def case_types(session: Session, as_json: bool) -> None:
-    """List the document types (Chinese, English, stage, recording required) and the stages."""
+    """List the document types (Chinese, English, stage, recording required) and the stages.
+
+    Add or change types in custody.toml under [cases.document_types."名称"].
+
+    \b
+    Example:
+      custody case types
+    """
     found = session.perform("case_types", NoRequest())
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=1))

@@ -15,7 +15,7 @@ from custody.cli.render import _say, _say_error, _size, console, show_listing, w
 from custody.ingestd import api
 from custody.operations import NoRequest, station
 from custody.vault import Vault
-from custody.vault.items import format_item_id
+from custody.vault.items import format_item_id, shown_text
 from custody.vault.objects import limit_malloc_arenas
 from custody.vault.timestamps import local_display, parse_user_time
 
@@ -336,6 +336,16 @@ def _print_status(station_now: dict, oldest_finding: str | None) -> None:
             f"continuity: {open_findings} finding(s) to explain, oldest {oldest_finding}: "
             "see 'custody report gaps --open'"
         )
+    cases = station_now.get("cases") or {}
+    for key, label in (
+        ("filing_overdue", "filing approval overdue (urgent, over 24 hours)"),
+        ("archive_overdue", "case file past its 30-day archive deadline"),
+        ("archive_near", "case file due within 7 days"),
+    ):
+        if cases.get(key):
+            _say(
+                f"cases: {label}: {', '.join(shown_text(c) for c in cases[key])}: see 'custody report cases'"
+            )
     unknown = station_now["unknown_devices"]
     if unknown:
         table = Listing(

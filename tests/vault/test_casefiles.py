@@ -169,6 +169,7 @@ def test_an_urgent_case_without_approval_is_overdue_after_24_hours_until_approve
     status = as_json(custody("status", "--json"))
     assert status["cases"]["filing_overdue"] == ["2026-URG"]
     assert "filing approval overdue" in custody("report", "cases").stdout
+    assert "filing approval overdue (urgent, over 24 hours): 2026-URG" in custody("status").stdout
     approved = custody("case", "approve-filing", "2026-URG", "--by", "王局长")
     assert "after its 24 hours" in approved.stdout
     assert as_json(custody("report", "cases", "--json"))["filing_overdue"] == []

@@ -256,9 +256,18 @@ def test_a_vault_is_rebuilt_from_its_replica_and_the_master_key_alone(tmp_path, 
     )
     custody("tag", "EV-000001", "EV-000002", "--case", "2026-0412", "--party", "Zhang Wei")
     custody("tag", "EV-000002", "--case", "2026-0413")  # history: the newest value wins
+    # A case file: the case, a written record linked to its recording, an archive.
+    custody("case", "open", "2026-0412", "--cause", "c", "--party", "Zhang Wei", "--handler", "031245")
+    (tmp_path / "inquiry.pdf").write_bytes(b"%PDF-1.4 inquiry record")
+    custody("case", "file", "2026-0412", str(tmp_path / "inquiry.pdf"), "--type", "询问笔录")
+    custody("case", "link", "EV-000004", "EV-000001")
+    custody("case", "close", "2026-0412", "--ended", "2026-11-01")
+    custody("case", "archive", "2026-0412", "--force", "--reason", "restore test")
+    case_before = json.loads(custody("case", "show", "2026-0412", "--json").stdout)
+    cases_before = json.loads(custody("case", "ls", "--json").stdout)
     custody("media", "run", "--once")  # playable copies and thumbnails are objects too
     summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
-    assert summary["failed"] == 0 and summary["sidecars"] == 3
+    assert summary["failed"] == 0 and summary["sidecars"] == 6
     before = items(custody)
     shown = json.loads(custody("show", "EV-000002", "--json").stdout)
     key_backup = tmp_path / "master.key.backup"
@@ -280,7 +289,7 @@ def test_a_vault_is_rebuilt_from_its_replica_and_the_master_key_alone(tmp_path, 
     )
     # Three originals, two playable copies, and one thumbnail: the two clips show the same
     # picture (only their tones differ), so their thumbnails are one object.
-    assert (report["items"], report["objects"]) == (3, 6)
+    assert (report["items"], report["objects"]) == (6, 9)
     # The new home was an ordinary 0755 folder: no other user may read it now.
     assert stat.S_IMODE(new_home.stat().st_mode) == 0o700
     assert stat.S_IMODE((new_home / "catalog.db").stat().st_mode) == 0o600
@@ -293,14 +302,17 @@ def test_a_vault_is_rebuilt_from_its_replica_and_the_master_key_alone(tmp_path, 
     rebuilt("extract", "EV-000002", "--out", str(out))
     assert out.read_bytes() == (footage / "CLIP0002.MP4").read_bytes()
     actions = [e["action"] for e in json.loads(rebuilt("log", "--json").stdout)]
-    assert actions[0] == "init" and actions.count("ingest") == 3 and actions.count("restored") == 1
+    assert actions[0] == "init" and actions.count("ingest") == 6 and actions.count("restored") == 1
     assert actions.index("restored") > max(i for i, a in enumerate(actions) if a == "replica-verified")
     assert [o["badge"] for o in json.loads(rebuilt("officer", "ls", "--json").stdout)] == ["031245"]
+    # The case files come back whole: stages, records, links, the archive (and it verifies).
+    assert json.loads(rebuilt("case", "show", "2026-0412", "--json").stdout) == case_before
+    assert json.loads(rebuilt("case", "ls", "--json").stdout) == cases_before
     # The rebuilt vault knows the replica holds everything: nothing is sent twice, all checks the same.
     again = json.loads(rebuilt("replicate", "run", "--once", "--json").stdout)
     assert (again["uploaded"], again["failed"]) == (0, 0) and again["audit_events"] > 0
     marks = json.loads(rebuilt("replicate", "check", "--json").stdout)
-    assert len(marks) == 6 and {line["mark"] for line in marks} == {"="}
+    assert len(marks) == 9 and {line["mark"] for line in marks} == {"="}
 
 
 def test_restore_refuses_a_wrong_master_key_and_leaves_nothing(tmp_path, home, custody, s3):

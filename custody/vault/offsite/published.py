@@ -57,7 +57,7 @@ ITEM_TABLES = (
 )
 # The registry document: whole tables (or the rows the condition picks) that belong to no one item.
 # Holds, categories, confidentiality and staff of cases go too: a restored vault keeps what keeps
-# footage (a hold, a permanent category) and who may see it, as the chain says.
+# footage (a hold, a permanent category) and who may see it, as the chain says; and the case files.
 REGISTRY_TABLES = {
     "officers": "1",
     "recorders": "1",
@@ -67,6 +67,15 @@ REGISTRY_TABLES = {
     "case_categories": "1",
     "case_staff": "1",
     "confidentiality": "item IS NULL",
+    # Case files: cases and their stages, written records, links and exemptions, archived versions
+    # (parents before children: restore inserts them in this order).
+    "cases": "1",
+    "case_handlers": "1",
+    "case_stages": "1",
+    "documents": "1",
+    "case_links": "1",
+    "recording_exemptions": "1",
+    "case_archives": "1",
 }
 
 
