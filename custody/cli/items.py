@@ -277,7 +277,20 @@ def _item_fields(found: dict) -> list[tuple[str, str]]:
         ]
         if found["previous_item"]:
             fields.append(("replaces", found["previous_item"]))
-    if found["media"] is not None:
+    document = found.get("document")
+    if document:
+        pages = f", {document['pages']} page(s)" if document["pages"] else ""
+        recordings = ", ".join(document["recordings"]) or (
+            f"none (explained: {document['recording_exemption']})"
+            if document["recording_exemption"]
+            else "none"
+        )
+        fields += [
+            ("written record", f"{document['type']} of case {document['case']}, {document['stage']}, "
+                               f"{document['date']}{pages}"),
+            ("its recordings", recordings),
+        ]  # fmt: skip
+    if found["media"] is not None and not (document and found["media"].get("unreadable")):
         fields += _media_fields(found["media"])
     for derivative in found["derivatives"]:
         fields.append(

@@ -57,6 +57,8 @@ def show(vault: Vault, request: ItemRef, context: Context) -> dict:
     detail["media"] = facts
     detail["derivatives"] = [d.as_dict() for d in made]
     detail["continuity"] = [f.as_dict() for f in findings]
+    document = vault.casefiles.document_of(found)
+    detail["document"] = document.as_dict() if document else None  # a case's written record
     detail["tag_history"] = history
     detail["events"] = [event.as_dict() for event in events]
     return detail

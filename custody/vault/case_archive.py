@@ -9,7 +9,7 @@ import json
 
 from custody.errors import CustodyError
 from custody.rules import PENALTY_CATEGORY, PENALTY_DECISION, STAGE_KEYS
-from custody.vault import holdings
+from custody.vault import disposal_records, holdings
 from custody.vault.audit import canonical_json
 from custody.vault.case_tables import (
     ARCHIVE_SOURCE,
@@ -25,7 +25,7 @@ from custody.vault.case_tables import (
     stage_ordered,
 )
 from custody.vault.catalog import Item
-from custody.vault.items import checked_reason, format_item_id
+from custody.vault.items import checked_reason, format_item_id, parse_item_id
 from custody.vault.timestamps import from_text, utc_now
 
 RECORD_FORMAT = "custody-case-file/1"
@@ -81,21 +81,28 @@ class CaseArchiving:
                 },
             )
             change.catalog.db.execute(
-                "INSERT INTO case_archives (case_name, version, record_item, pdf_item, previous, gaps, "
-                "archived_at, archived_by, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO case_archives (case_name, version, record_item, record_sha256, pdf_item, "
+                "pdf_sha256, previous, gaps, archived_at, archived_by, audit_seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    case, version, stored_record.number, stored_pdf.number,
+                    case, version, stored_record.number, stored_record.sha256, stored_pdf.number,
+                    stored_pdf.sha256,
                     previous["id"] if previous else None, json.dumps(gaps, ensure_ascii=False),
                     change.at, vault.actor, seq,
                 ],
             )  # fmt: skip
             if self._has_penalty_decision(change.catalog, found):
-                for item in (stored_record, stored_pdf):
+                # The whole file of a penalty case is kept for ever: its index, and the written
+                # records it lists beside the footage (an index must not outlive what it lists).
+                documents = [d.item for d in documents_of(change.catalog, case)]
+                for number in (stored_record.number, stored_pdf.number, *documents):
+                    if PENALTY_CATEGORY in holdings.item_categories(change.catalog, number):
+                        continue
                     event = change.record(
-                        "category-added", item.number, {"categories": [PENALTY_CATEGORY], "case": case}
+                        "category-added", number, {"categories": [PENALTY_CATEGORY], "case": case}
                     )
                     holdings.add_item_category(
-                        change.catalog, item.number, PENALTY_CATEGORY, change.at, vault.actor, event
+                        change.catalog, number, PENALTY_CATEGORY, change.at, vault.actor, event
                     )
             change.catalog.db.execute(
                 "UPDATE cases SET archived_at = coalesce(archived_at, ?), stage = 'archive' WHERE case_name = ?",
@@ -273,9 +280,16 @@ class CaseArchiving:
         keys = [vault.audit.public_key, *(p.public_key for p in pinned if p.public_key is not None)]
         for version in versions:
             label = f"case {version['case']} archive version {version['version']} ({version['record']})"
+            record_item = vault.item_number(version["record_number"])
+            if record_item is None or record_item.sha256 != version["record_sha256"]:
+                with vault.serialized():
+                    gone = disposal_records.tombstone(vault.catalog, version["record_number"])
+                if gone is None:
+                    problems.append(f"{label}: its record is not in the vault")
+                continue  # (disposed of through an approved request: recorded, not lost)
             try:
                 sink = io.BytesIO()
-                vault.originals.read_verified(vault.item_number(version["record_number"]), sink)
+                vault.originals.read_verified(record_item, sink)
                 record = json.loads(sink.getvalue())
                 signature = bytes.fromhex(record.pop("signature")["value"])
             except (CustodyError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -286,6 +300,9 @@ class CaseArchiving:
             with vault.serialized():
                 for row in record.get("index", []):
                     item = vault.catalog.item_by_sha256(row.get("sha256", ""))
+                    number = parse_item_id(str(row.get("item")))
+                    if item is None and number and disposal_records.tombstone(vault.catalog, number):
+                        continue  # disposed of through an approved request: recorded, not lost
                     if item is None or item.item_id != row.get("item"):
                         problems.append(
                             f"{label}: {row.get('item')} is not in the vault with its indexed hash"

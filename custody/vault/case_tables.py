@@ -290,9 +290,7 @@ def latest_archive(catalog: Catalog, case: str) -> dict | None:
 
 def archives_of(catalog: Catalog, case: str) -> list[dict]:
     rows = catalog.db.query(
-        "SELECT a.*, r.sha256 AS record_sha256, p.sha256 AS pdf_sha256 FROM case_archives a "
-        "JOIN items r ON r.id = a.record_item JOIN items p ON p.id = a.pdf_item "
-        "WHERE a.case_name = ? ORDER BY a.version",
+        "SELECT * FROM case_archives a WHERE a.case_name = ? ORDER BY a.version",
         [case],
     )
     return [

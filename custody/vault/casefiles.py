@@ -466,6 +466,11 @@ class CaseFiles(CaseArchiving, VaultService):
         assert found is not None
         return found
 
+    def document_of(self, item: Item) -> DocumentRecord | None:
+        """The written record an item is, if it is one (the caller could resolve the item)."""
+        with self.vault.serialized():
+            return document_row(self.vault.catalog, item.number)
+
     def documents(self, case: str) -> list[DocumentRecord]:
         """A case's written records in the rule's stage order, then by date."""
         with self.vault.serialized():

@@ -28,6 +28,12 @@ ITEM_ROWS = (
     ("item_categories", "item"),
     ("holds", "item"),
     ("derivative_intents", "item"),
+    # A case's written record or linked footage: the links and the record's row go (the archived
+    # file's index, the audit chain and the tombstone keep what it was).
+    ("case_links", "footage"),
+    ("case_links", "document"),
+    ("recording_exemptions", "document"),
+    ("documents", "item"),
 )
 
 

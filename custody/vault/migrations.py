@@ -432,8 +432,11 @@ MIGRATIONS: list[str] = [
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         case_name TEXT NOT NULL REFERENCES cases (case_name),
         version INTEGER NOT NULL,
-        record_item INTEGER NOT NULL REFERENCES items (id),
-        pdf_item INTEGER NOT NULL REFERENCES items (id),
+        -- (no reference to items: an archive outlives a record disposed of after its period)
+        record_item INTEGER NOT NULL,
+        record_sha256 TEXT NOT NULL,
+        pdf_item INTEGER NOT NULL,
+        pdf_sha256 TEXT NOT NULL,
         previous INTEGER REFERENCES case_archives (id),
         gaps TEXT NOT NULL DEFAULT '[]',
         archived_at TEXT NOT NULL,

@@ -109,6 +109,10 @@ def test_a_general_case_from_filing_to_archive(custody, station, tmp_path):
     archived = as_json(custody("case", "archive", case, "--json"))
     assert archived["version"] == 1 and archived["gaps"] == []
 
+    for document in (form, inquiry, decision, service, archived["record"], archived["pdf"]):
+        assert item(custody, document)["retention"]["categories"] == ["penalty_evidence"], document
+    assert item(custody, inquiry)["document"]["type"] == "询问笔录"
+    assert "written record: 询问笔录 of case 2026-0412" in custody("show", inquiry).stdout
     # The cover and index list every record in stage order, each with its item's own hash.
     record_path = tmp_path / "record.json"
     custody("extract", archived["record"], "--out", str(record_path))
@@ -360,3 +364,28 @@ def test_a_case_exported_with_its_documents_validates_and_its_description_lists_
     assert checked.returncode == 0, checked.stdout + checked.stderr
     on_disc = {p.name for p in (disc / "data" / "originals").iterdir()}
     assert any(name.endswith("2026-DISC-case-file-v1.pdf") for name in on_disc), on_disc
+
+
+def test_old_footage_of_an_archived_case_is_disposed_of_after_its_period_and_the_file_still_verifies(
+    tmp_path, home, custody
+):
+    from tests.retention.test_disposition import approve_as, old_footage
+
+    custody("init")
+    custody("officer", "add", BADGE, "--name", "陈警官")
+    ids = old_footage(tmp_path, home, custody, {"old": 3 * 365})
+    custody("case", "open", "2023-OLD", "--cause", "c", "--party", "p", "--handler", BADGE)
+    (tmp_path / "inquiry.pdf").write_bytes(b"%PDF-1.4 an inquiry three years ago")
+    inquiry = file_record(custody, "2023-OLD", str(tmp_path / "inquiry.pdf"), "询问笔录")
+    custody("case", "link", inquiry, ids["old"])
+    custody("case", "close", "2023-OLD", "--ended", date.today().isoformat())
+    custody("case", "archive", "2023-OLD", "--force", "--reason", "the filing form was lost")
+
+    request = as_json(custody("retention", "request", ids["old"], "--reason", "past its period", "--json"))
+    approve_as(home, "custodian2", request["id"])
+    done = as_json(custody("retention", "execute", request["id"], "--json"))
+    assert done["result"]["deleted"] == [ids["old"]]
+    # The record stays (it is young); its link to the disposed footage went with the footage.
+    assert [d["recordings"] for d in show(custody, "2023-OLD")["documents"]] == [[]]
+    verified = as_json(custody("verify", "--json"))
+    assert verified["ok"] and verified["archives_checked"] == 1, verified
