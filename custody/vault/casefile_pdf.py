@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from custody.rules import STAGES
-from custody.vault.disc.description import FontMissing
+from custody.vault.disc.description import FontMissing, a4_document
 from custody.vault.items import shown_text
 from custody.vault.timestamps import local_display
 
@@ -52,31 +52,8 @@ def render_case_file(record: dict, font: str | Path) -> bytes:
 
 
 def _document(record: dict, font: Path):
-    from fpdf import FPDF  # imported here: only archiving needs it, and it is slow to import
-
-    case = shown_text(record["cover"]["case"])
-    version = record["version"]
-
-    class _Document(FPDF):
-        def footer(self) -> None:
-            self.set_y(-12)
-            self.set_font("cjk", size=8)
-            self.cell(
-                0,
-                5,
-                f"{case}  第 {version} 版 / version {version}    第 {self.page_no()} 页 共 {{nb}} 页 / "
-                f"page {self.page_no()} of {{nb}}",
-                align="C",
-            )
-
-    pdf = _Document(format="A4")
-    pdf.set_title(f"{TITLE} {case} v{version}")
-    pdf.set_creator("custody")
-    pdf.set_margins(18, 15, 18)
-    pdf.set_auto_page_break(auto=True, margin=18)
-    pdf.add_font("cjk", fname=str(font))
-    pdf.add_page()
-    return pdf
+    case, version = shown_text(record["cover"]["case"]), record["version"]
+    return a4_document(font, f"{TITLE} {case} v{version}", f"{case}  第 {version} 版 / version {version}")
 
 
 def cover_rows(record: dict) -> list[tuple[str, str]]:

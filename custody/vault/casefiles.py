@@ -389,11 +389,7 @@ class CaseFiles(CaseArchiving, VaultService):
         vault = self.vault
         with vault.serialized():
             vault.authorize("casework", document_ref)
-            document_item = vault.resolve(document_ref)
-            document = document_row(vault.catalog, document_item.number)
-            if document is None:
-                raise NotADocument(ref=document_ref)
-            found = self.case(document.case_name)
+            document, found = self._resolve_document(document_ref)
             footage = vault.resolve_all(footage_refs)
             for item in footage:
                 if item.number == document.item or document_row(vault.catalog, item.number):
@@ -435,11 +431,7 @@ class CaseFiles(CaseArchiving, VaultService):
         vault = self.vault
         with vault.serialized():
             vault.authorize("explain", document_ref)
-            item = vault.resolve(document_ref)
-            document = document_row(vault.catalog, item.number)
-            if document is None:
-                raise NotADocument(ref=document_ref)
-            self.case(document.case_name)
+            document, _case = self._resolve_document(document_ref)
             if not self._needs_recording(document):
                 raise UsageError(reason=f"a {document.doc_type} needs no audio-visual record")
             if document.exemption:
@@ -448,14 +440,23 @@ class CaseFiles(CaseArchiving, VaultService):
             with vault.change() as change:
                 seq = change.record(
                     "recording-missing-explained",
-                    item.number,
+                    document.item,
                     {"case": document.case_name, "document": document.document_id, "reason": reason},
                 )
                 change.catalog.db.execute(
                     "INSERT INTO recording_exemptions VALUES (?, ?, ?, ?, ?)",
-                    [item.number, reason, change.at, vault.actor, seq],
+                    [document.item, reason, change.at, vault.actor, seq],
                 )
-            return self._document(item.number)
+            return self._document(document.item)
+
+    def _resolve_document(self, ref: str) -> tuple[DocumentRecord, CaseRecord]:
+        """The written record ``ref`` names and its case (both visible to the caller); raise
+        Vault.ItemNotFound, NotADocument, CaseNotFound."""
+        item = self.vault.resolve(ref)
+        document = document_row(self.vault.catalog, item.number)
+        if document is None:
+            raise NotADocument(ref=ref)
+        return document, self.case(document.case_name)
 
     def _needs_recording(self, document: DocumentRecord) -> bool:
         kind = self.vault.settings.cases.document_types.get(document.doc_type)

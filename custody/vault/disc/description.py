@@ -218,6 +218,13 @@ def render_pdf(description: Description, font: Path, out: Path) -> None:
 
 def _document(d: Description, font: Path):
     """An A4 fpdf2 document with the CJK font and a footer naming the export, case and page."""
+    return a4_document(font, f"{TITLE} {d.export_id} {d.case}", f"{d.export_id}  {shown_text(d.case)}")
+
+
+def a4_document(font: Path, title: str, footer: str):
+    """An A4 fpdf2 document with the CJK font (named "cjk"), its first page begun, and on every
+    page a footer of ``footer`` and "第 X 页 共 Y 页 / page X of Y" (the description's, a case
+    file's)."""
     from fpdf import FPDF  # imported here: only exports need it, and it is slow to import
 
     class _Document(FPDF):
@@ -227,13 +234,12 @@ def _document(d: Description, font: Path):
             self.cell(
                 0,
                 5,
-                f"{d.export_id}  {shown_text(d.case)}    第 {self.page_no()} 页 共 {{nb}} 页 / "
-                f"page {self.page_no()} of {{nb}}",
+                f"{footer}    第 {self.page_no()} 页 共 {{nb}} 页 / page {self.page_no()} of {{nb}}",
                 align="C",
             )
 
     pdf = _Document(format="A4")
-    pdf.set_title(f"{TITLE} {d.export_id} {d.case}")
+    pdf.set_title(title)
     pdf.set_creator("custody")
     pdf.set_margins(18, 15, 18)
     pdf.set_auto_page_break(auto=True, margin=18)
