@@ -175,6 +175,7 @@ def main() -> None:
     replicate_offsite(home)
     step("verify")
     iso = export_evidence_disc(work)
+    case_file(work, thumbnail)
     shutil.copy(work / "daemon.log", home / "daemon.log")
     print(
         f"\nThe demo vault is at {home} (try: CUSTODY_HOME={home} custody ls); daemon log: {home}/daemon.log"
@@ -183,6 +184,7 @@ def main() -> None:
     print(f"Evidence disc image: {iso}")
     print(f"Its written description: {iso.with_name(iso.stem + '.description.pdf')} (and .txt beside it)")
     print("Check the disc without custody: extract it, then python3 -I verify.py (see README.txt on it)")
+    print(f"The archived case file (cover and index, PDF): CUSTODY_HOME={home} custody case show 2026-0412")
     print(f"When you are done with it: rm -rf {work}")
 
 
@@ -198,6 +200,41 @@ def export_evidence_disc(work: Path) -> Path:
     step("export", "verify", str(iso))
     step("export", "ls")
     return iso
+
+
+def case_file(work: Path, photo: Path) -> None:
+    """Case 2026-0412 through its stages to an archived case file: written records (stand-in scans)
+    filed beside the footage, the inquiry linked to its recording, the cover and index sealed."""
+    say("case file 2026-0412: written records beside the footage, the rule's stages, the archive")
+    step("case", "open", "2026-0412", "--cause", "unlicensed street trading", "--party", "Zhang Wei",
+         "--handler", BADGE)  # fmt: skip
+    scans = work / "scans"
+    scans.mkdir()
+    for name in ("filing-form.pdf", "inquiry.pdf", "decision.pdf"):
+        (scans / name).write_bytes(b"%PDF-1.4 (a stand-in for a scanned form: " + name.encode() + b")\n")
+    step("case", "file", "2026-0412", str(scans / "filing-form.pdf"), "--type", "立案审批表", "--pages", "1")
+    step("case", "approve-filing", "2026-0412", "--by", "Director Liu")
+    step("case", "stage", "2026-0412", "investigation")
+    filed = json.loads(step("case", "file", "2026-0412", str(scans / "inquiry.pdf"), "--type", "询问笔录",
+                            "--pages", "3", "--json"))  # fmt: skip
+    step("case", "link", filed["documents"][0]["id"], "EV-000003")
+    step("case", "stage", "2026-0412", "review")
+    step("case", "file", "2026-0412", str(scans / "decision.pdf"), "--type", "行政处罚决定书", "--pages", "2")
+    step("case", "stage", "2026-0412", "service")
+    step(
+        "case",
+        "file",
+        "2026-0412",
+        str(photo),
+        "--type",
+        "送达回证",
+        "--title",
+        "signed proof of service (photo)",
+    )
+    step("case", "close", "2026-0412", "--ended", datetime.now().date().isoformat())
+    step("case", "archive", "2026-0412")
+    step("case", "show", "2026-0412")
+    step("report", "cases", "--all")
 
 
 def replicate_offsite(home: Path) -> None:
