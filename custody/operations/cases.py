@@ -245,11 +245,12 @@ def report_compliance(vault: Vault, request: ReportCompliance, context: Context)
 
 
 def _stored_time(value: str, option: str) -> str:
-    """A time from a request: stored UTC text as sent by the command line."""
+    """A time from a request (stored UTC text as the command line sends it, or a date as a person
+    types it); raise UsageError when it cannot be read or is in the future."""
     try:
-        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
     except ValueError:
-        return parse_user_time(value, option)
+        value = parse_user_time(value, option)
     if value > to_text(datetime.now(UTC)):
         raise UsageError(reason=f"{option} is in the future")
     return value
