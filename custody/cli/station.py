@@ -336,16 +336,7 @@ def _print_status(station_now: dict, oldest_finding: str | None) -> None:
             f"continuity: {open_findings} finding(s) to explain, oldest {oldest_finding}: "
             "see 'custody report gaps --open'"
         )
-    cases = station_now.get("cases") or {}
-    for key, label in (
-        ("filing_overdue", "filing approval overdue (urgent, over 24 hours)"),
-        ("archive_overdue", "case file past its 30-day archive deadline"),
-        ("archive_near", "case file due within 7 days"),
-    ):
-        if cases.get(key):
-            _say(
-                f"cases: {label}: {', '.join(shown_text(c) for c in cases[key])}: see 'custody report cases'"
-            )
+    _print_case_attention(station_now.get("cases") or {})
     unknown = station_now["unknown_devices"]
     if unknown:
         table = Listing(
@@ -442,3 +433,16 @@ def media_run(session: Session, once: bool, as_json: bool) -> None:
             _say_error(error)
     if summary.failed:
         sys.exit(1)
+
+
+def _print_case_attention(cases: dict) -> None:
+    """Status lines for cases needing attention (urgent filings, archive deadlines)."""
+    for key, label in (
+        ("filing_overdue", "filing approval overdue (urgent, over 24 hours)"),
+        ("archive_overdue", "case file past its 30-day archive deadline"),
+        ("archive_near", "case file due within 7 days"),
+    ):
+        if cases.get(key):
+            _say(
+                f"cases: {label}: {', '.join(shown_text(c) for c in cases[key])}: see 'custody report cases'"
+            )
