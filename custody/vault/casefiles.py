@@ -349,6 +349,9 @@ class CaseFiles(CaseArchiving, VaultService):
                             "stage": stage,
                             "date": dated,
                             "supplement_to_version": archive["version"] if archive else None,
+                            "title": facts.title.strip(),
+                            "pages": facts.pages,
+                            "people": list(facts.people),
                         },
                     )
                     change.catalog.db.execute(

@@ -2,8 +2,10 @@
 
 The chain says what happened: each item's ingest (with its hash, size, name
 and source), each tag, category, confidentiality level, hold, case staff
-member, officer, recorder assignment, playable copy and thumbnail, and each
-disposal with the request and approval behind it. Replaying those events
+member, officer, recorder assignment, playable copy and thumbnail, each
+disposal with the request and approval behind it, and each change to a case
+file (its opening, stages, approval, closing, written records, links,
+explanations and archived versions). Replaying those events
 gives what the catalog must hold now. Someone with write access to the
 vault's files but without its signing key can delete an item's rows and its
 object, or edit a tag or a name in the catalog; the chain (hash-linked and
@@ -257,6 +259,9 @@ def prove_catalog(catalog: Catalog) -> list[CatalogDifference]:
     found += _prove_holds(db, state)
     found += _prove_registry(db, state)
     found += _prove_derivatives(db, state)
+    found += _prove_case_files(
+        db, replay_cases(db.execute("SELECT seq, action, item, details FROM audit ORDER BY seq"))
+    )
     return found
 
 
@@ -491,4 +496,200 @@ def _prove_derivatives(db, state: ChainState) -> list[CatalogDifference]:
                     f"the chain recorded {want[:16] + '...' if want else 'none'}",
                 )
             )
+    return found
+
+
+# -- case files ---------------------------------------------------------------------------------
+# Every change to a case is an event: its opening (cause, party, handlers, procedure, start), each
+# stage, its filing approval, its closing, each written record filed (type, stage, date, title,
+# pages, people), each link, each explained absence of a recording, each archived version (the
+# hashes of its record and PDF). Replayed, they give what the case tables must hold.
+
+_CASE_COLUMNS = ("cause", "party", "party_kind", "procedure", "urgent", "started_at", "stage",
+                 "filing_approved_by", "filing_approved_at", "ended_on", "archive_due")  # fmt: skip
+# A written record's columns, as (event detail, catalog column).
+_DOCUMENT_FIELDS = (("case", "case_name"), ("type", "doc_type"), ("stage", "stage"), ("date", "dated"),
+                    ("title", "title"), ("pages", "pages"), ("people", "people"),
+                    ("supplement_to_version", "supplement_to"))  # fmt: skip
+
+
+@dataclass
+class CaseChain:
+    """What the case events make the case tables, replayed in order."""
+
+    cases: dict[str, dict] = field(default_factory=dict)  # case -> {column: (value, seq)}
+    handlers: dict[tuple[str, str], int] = field(default_factory=dict)
+    documents: dict[int, tuple[dict, int]] = field(default_factory=dict)
+    links: dict[tuple[int, int], int] = field(default_factory=dict)
+    exemptions: dict[int, tuple[str, int]] = field(default_factory=dict)
+    archives: dict[tuple[str, int], tuple[tuple[str, str], int]] = field(default_factory=dict)
+
+    def case(self, name: str, seq: int) -> dict:
+        return self.cases.setdefault(name, {"stage": ("initiation", seq)})
+
+    def set(self, name: str, seq: int, **columns) -> None:
+        case = self.case(name, seq)
+        for column, value in columns.items():
+            case[column] = (value, seq)
+
+
+def replay_cases(events: Iterable[tuple[int, str, int | None, str]]) -> CaseChain:
+    """The case tables the events (seq, action, item, details as stored) make, in seq order."""
+    chain = CaseChain()
+    for seq, action, item, text in events:
+        if action not in _CASE_ACTIONS:
+            continue
+        details = json.loads(text)
+        _CASE_ACTIONS[action](chain, seq, item, details)
+    return chain
+
+
+def _tag(chain: CaseChain, seq: int, item, details: dict) -> None:
+    case = (details.get("case") or {}).get("to")
+    if case:  # a case number first used as a tag is a case from then on
+        chain.case(case, seq)
+
+
+def _ingest(chain: CaseChain, seq: int, item, details: dict) -> None:
+    case = (details.get("tags") or {}).get("case")
+    if case:
+        chain.case(case, seq)
+
+
+def _opened(chain: CaseChain, seq: int, item, details: dict) -> None:
+    name = details["case"]
+    chain.set(
+        name, seq, cause=details["cause"], party=details["party"], party_kind=details["party_kind"],
+        procedure=details["procedure"], urgent=int(bool(details["urgent"])), started_at=details["started_at"],
+    )  # fmt: skip
+    for badge in details["handlers"]:
+        chain.handlers.setdefault((name, badge), seq)
+
+
+def _stage(chain: CaseChain, seq: int, item, details: dict) -> None:
+    chain.set(details["case"], seq, stage=details["to"])
+
+
+def _approved(chain: CaseChain, seq: int, item, details: dict) -> None:
+    chain.set(details["case"], seq, filing_approved_by=details["by"], filing_approved_at=details["at"])
+
+
+def _closed(chain: CaseChain, seq: int, item, details: dict) -> None:
+    chain.set(
+        details["case"], seq, ended_on=details["ended"], archive_due=details["archive_due"], stage="archive"
+    )
+
+
+def _filed(chain: CaseChain, seq: int, item, details: dict) -> None:
+    chain.documents[item] = (details, seq)
+
+
+def _linked(chain: CaseChain, seq: int, item, details: dict) -> None:
+    document = parse_item_id(details["document"])
+    if document is not None:
+        chain.links.setdefault((document, item), seq)
+
+
+def _explained(chain: CaseChain, seq: int, item, details: dict) -> None:
+    chain.exemptions[item] = (details["reason"], seq)
+
+
+def _archived(chain: CaseChain, seq: int, item, details: dict) -> None:
+    chain.set(details["case"], seq, stage="archive")
+    key = (details["case"], details["version"])
+    chain.archives[key] = ((details["record_sha256"], details["pdf_sha256"]), seq)
+
+
+def _disposed(chain: CaseChain, seq: int, item, details: dict) -> None:
+    chain.documents.pop(item, None)
+    chain.exemptions.pop(item, None)
+    for key in [key for key in chain.links if item in key]:
+        del chain.links[key]
+
+
+_CASE_ACTIONS = {
+    "ingest": _ingest,
+    "tag": _tag,
+    "case-opened": _opened,
+    "case-stage": _stage,
+    "case-filing-approved": _approved,
+    "case-closed": _closed,
+    "case-document-filed": _filed,
+    "case-supplement-filed": _filed,
+    "case-linked": _linked,
+    "recording-missing-explained": _explained,
+    "case-archived": _archived,
+    "item-disposed": _disposed,
+}
+
+
+def _prove_case_files(db, chain: CaseChain) -> list[CatalogDifference]:
+    found = []
+    rows = {row["case_name"]: row for row in db.query("SELECT * FROM cases")}
+    for name in sorted(set(rows) - set(chain.cases)):
+        found.append(CatalogDifference(None, "cases", None, f"case {name}: in the catalog, no event made it"))
+    for name, expected in sorted(chain.cases.items()):
+        row = rows.get(name)
+        if row is None:
+            first = min(seq for _value, seq in expected.values())
+            found.append(CatalogDifference(None, "cases", first, f"case {name}: made by the chain, missing"))
+            continue
+        for column, (value, seq) in expected.items():
+            if row[column] != value:
+                found.append(
+                    CatalogDifference(
+                        None,
+                        "cases",
+                        seq,
+                        f"case {name} {column} is {row[column]!r}, the chain says {value!r}",
+                    )
+                )
+    found += _prove_pairs(
+        "case_handlers",
+        {(r[0], r[1]) for r in db.execute("SELECT case_name, badge FROM case_handlers")},
+        chain.handlers,
+        lambda key: (None, f"case {key[0]} handler {key[1]}"),
+    )
+    found += _prove_pairs(
+        "case_links",
+        {(r[0], r[1]) for r in db.execute("SELECT document, footage FROM case_links")},
+        chain.links,
+        lambda key: (format_item_id(key[1]), f"recording of {format_item_id(key[0])}"),
+    )
+    found += _prove_pairs(
+        "case_archives",
+        {(r[0], r[1], (r[2], r[3])) for r in db.execute(
+            "SELECT case_name, version, record_sha256, pdf_sha256 FROM case_archives")},
+        {(case, version, hashes): seq for (case, version), (hashes, seq) in chain.archives.items()},
+        lambda key: (None, f"case {key[0]} archive version {key[1]}"),
+    )  # fmt: skip
+    found += _prove_pairs(
+        "recording_exemptions",
+        {(r[0], r[1]) for r in db.execute("SELECT document, reason FROM recording_exemptions")},
+        {(item, reason): seq for item, (reason, seq) in chain.exemptions.items()},
+        lambda key: (format_item_id(key[0]), "explained absence of a recording"),
+    )
+    documents = {row["item"]: row for row in db.query("SELECT * FROM documents")}
+    for number in sorted(set(documents) - set(chain.documents)):
+        found.append(
+            CatalogDifference(format_item_id(number), "documents", None, "a written record no event filed")
+        )
+    for number, (details, seq) in sorted(chain.documents.items()):
+        row = documents.get(number)
+        if row is None:
+            found.append(
+                CatalogDifference(format_item_id(number), "documents", seq, "filed by the chain, missing")
+            )
+            continue
+        for detail, column in _DOCUMENT_FIELDS:
+            if detail not in details:  # (an older event that did not name it)
+                continue
+            value = json.dumps(details[detail], ensure_ascii=False) if column == "people" else details[detail]
+            if row[column] != value:
+                found.append(
+                    CatalogDifference(
+                        format_item_id(number), "documents", seq,
+                        f"{column} is {row[column]!r}, the chain says {value!r}",
+                    )
+                )  # fmt: skip
     return found

@@ -389,3 +389,32 @@ def test_old_footage_of_an_archived_case_is_disposed_of_after_its_period_and_the
     assert [d["recordings"] for d in show(custody, "2023-OLD")["documents"]] == [[]]
     verified = as_json(custody("verify", "--json"))
     assert verified["ok"] and verified["archives_checked"] == 1, verified
+
+
+def test_a_case_file_edited_behind_the_vaults_back_is_named_by_verify(custody, station, home):
+    """Someone with write access to the catalog moves a deadline, retypes a record, drops a link,
+    adds a case: verify proves the case tables against the chain and names each change."""
+    import sqlite3
+
+    archive_simple_case(custody, station, "2026-TAMPER", date.today() - timedelta(days=40))
+    open_case(custody, "2026-LINKED")
+    refusal = file_record(custody, "2026-LINKED", station("refusal.pdf"), "拒绝签字记录", "--pages", "1")
+    custody("case", "link", refusal, "EV-000002")
+    assert as_json(custody("verify", "--json"))["catalog_problems"] == []
+
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("UPDATE cases SET archive_due = '2099-01-01' WHERE case_name = '2026-TAMPER'")
+        db.execute("UPDATE documents SET doc_type = '其他', pages = 9 WHERE item = ?", [int(refusal[3:])])
+        db.execute("DELETE FROM case_links")
+        db.execute("INSERT INTO cases (case_name, opened_at, opened_by) VALUES ('2026-FORGED', 'x', 'y')")
+    report = as_json(custody("verify", "--json", expect=1))
+    problems = {(p["table"], p["problem"]) for p in report["catalog_problems"]}
+    assert ("cases", "case 2026-TAMPER archive_due is '2099-01-01', the chain says "
+            f"'{(date.today() - timedelta(days=10)).isoformat()}'") in problems  # fmt: skip
+    assert ("documents", "doc_type is '其他', the chain says '拒绝签字记录'") in problems
+    assert ("documents", "pages is 9, the chain says 1") in problems
+    assert ("case_links", f"recording of {refusal}: set by the chain, missing from the catalog") in problems
+    assert ("cases", "case 2026-FORGED: in the catalog, no event made it") in problems
+    assert len(problems) == 5, problems
+    printed = custody("verify", expect=1).stdout
+    assert "CATALOG  cases: case 2026-TAMPER archive_due" in printed
