@@ -188,6 +188,23 @@ class ExportSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The platform in a browser (custody web): where it listens, who it runs as, its sessions."""
+
+    # The local user the web service runs as: the only uid the daemon lets act "on behalf of" a
+    # signed-in person. Empty: no one may. Loopback by default; the office network needs TLS.
+    service_user: str = ""
+    bind: str = "127.0.0.1"
+    port: int = 8420
+    tls_certificate: str = ""
+    tls_key: str = ""
+    session_minutes: int = 30  # a session ends this long after its last request
+    # After this many wrong passwords for one login within lockout_minutes, its sign-ins wait.
+    max_failed_sign_ins: int = 5
+    lockout_minutes: int = 15
+
+
+@dataclass(frozen=True)
 class AccessSettings:
     """Who may reach the vault: the daemon's API socket and the roles of users and groups."""
 
@@ -358,6 +375,7 @@ class Settings:
     export: ExportSettings = field(default_factory=ExportSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     cases: CaseSettings = field(default_factory=CaseSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     @property
     def api_socket(self) -> Path:
@@ -382,6 +400,7 @@ _SECTIONS: dict[str, type] = {
     "media": MediaSettings,
     "continuity": ContinuitySettings,
     "export": ExportSettings,
+    "web": WebSettings,
 }
 
 

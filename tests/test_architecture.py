@@ -28,7 +28,9 @@ ALLOWED = {
     "operations": {"ingestd", "retention", "devices", "vault", "config", "errors", "rules"},
     "api": {"operations", "ingestd", "retention", "devices", "vault", "config", "errors", "rules"},
     "listing": {"vault", "config", "errors", "rules"},
+    "web": {"ingestd", "vault", "config", "errors", "rules"},
     "cli": {
+        "web",
         "api",
         "operations",
         "listing",

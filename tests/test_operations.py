@@ -40,8 +40,9 @@ EXPECTED_ROLES = {
     "case_file": "casework", "case_link": "casework", "case_close": "casework", "case_archive": "casework",
     "case_explain_missing": "explain", "case_ls": "ls", "case_show": "show", "case_types": "ls",
     "report_cases": "report", "report_compliance": "report",
+    "account_set": "accounts", "account_ls": "accounts",
 }  # fmt: skip
-STREAMS = {"whoami", "stream", "ingest", "export", "verify_image", "fetch", "burn_failed"}
+STREAMS = {"whoami", "stream", "ingest", "export", "verify_image", "fetch", "burn_failed", "web_sign_in", "web_config"}
 
 
 def test_the_socket_serves_the_named_operations_and_the_streams_each_with_its_declared_role(settings):

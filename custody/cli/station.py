@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from pathlib import Path
 
 import click
 
@@ -12,6 +13,7 @@ from custody import operations
 from custody.cli.base import Session, _configure_logging, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, _say_error, _size, console, show_listing, wide_option
+from custody.errors import UsageError
 from custody.ingestd import api
 from custody.operations import NoRequest, station
 from custody.vault import Vault
@@ -446,3 +448,119 @@ def _print_case_attention(cases: dict) -> None:
             _say(
                 f"cases: {label}: {', '.join(shown_text(c) for c in cases[key])}: see 'custody report cases'"
             )
+
+
+@cli.group()
+def user() -> None:
+    """custody's own accounts, for people who sign in to the web platform (admins).
+
+    Their roles come from [access.roles] by login name, as for local users.
+
+    \b
+    Example:
+      custody user add chenjing
+      custody user passwd chenjing
+      custody user ls
+    """
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+@user.command("add")
+@click.argument("login")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (scripts).")
+@pass_session
+def user_add(session: Session, login: str, password_stdin: bool) -> None:
+    """Add an account LOGIN; the password is asked for twice (kept only as its Argon2 hash).
+
+    \b
+    Example:
+      custody user add chenjing
+    """
+    session.perform("account_set", station.SetPassword(login, _read_password(password_stdin), new=True))
+    _say(f"account {login} added; give it a role in [access.roles]")
+
+
+@user.command("passwd")
+@click.argument("login")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (scripts).")
+@pass_session
+def user_passwd(session: Session, login: str, password_stdin: bool) -> None:
+    """Change the password of account LOGIN.
+
+    \b
+    Example:
+      custody user passwd chenjing
+    """
+    session.perform("account_set", station.SetPassword(login, _read_password(password_stdin), new=False))
+    _say(f"account {login}: password changed")
+
+
+@user.command("ls")
+@json_option
+@pass_session
+def user_ls(session: Session, as_json: bool) -> None:
+    """List custody's own accounts.
+
+    \b
+    Example:
+      custody user ls
+    """
+    rows = session.perform("account_ls", NoRequest())
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    table = Listing(Column("login", KEY), Column("added", time=True), Column("password changed", time=True))
+    for row in rows:
+        table.add_row(row["login"], local_display(row["created_at"]), local_display(row["changed_at"]))
+    show_listing(table)
+
+
+@cli.command("web")
+@click.option("--bind", help="Address to listen on (default [web] bind, loopback).")
+@click.option("--port", type=int, help="Port (default [web] port, 8420).")
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("/var/lib/custody-web/session.key"),
+    show_default=True,
+    help="The key that signs session cookies (made 0600 the first time).",
+)
+@click.option(
+    "--tls-certificate", type=click.Path(dir_okay=False, path_type=Path), help="Serve HTTPS with it."
+)
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="The certificate's key.")
+@pass_session
+def web(session: Session, bind, port, secret_file: Path, tls_certificate, tls_key) -> None:
+    """Serve the platform in a browser (as [web] service_user, under systemd: custody-web.service).
+
+    It reads nothing of the vault: every page asks the daemon through its
+    socket as the signed-in person. Chinese by default, English by a switch.
+
+    \b
+    Example:
+      custody web --port 8420
+    """
+    import uvicorn
+
+    from custody.web.app import WebConfig, create_app, load_secret
+
+    socket_path = session.api_socket()
+    try:
+        served = api.call(socket_path, "web_config", timeout=10)
+    except api.ApiError as exc:
+        raise UsageError(reason=f"the daemon will not serve this web service: {exc.message}") from None
+    config = WebConfig(socket_path, served["session_minutes"], secure_cookies=bool(tls_certificate))
+    app = create_app(config, load_secret(secret_file))
+    host, listen_port = bind or served["bind"], port or served["port"]
+    scheme = "https" if tls_certificate else "http"
+    _say(f"custody web at {scheme}://{host}:{listen_port}/ (daemon {socket_path})")
+    uvicorn.run(
+        app, host=host, port=listen_port, log_level="warning", proxy_headers=False,
+        ssl_certfile=str(tls_certificate) if tls_certificate else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+    )  # fmt: skip

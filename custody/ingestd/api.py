@@ -335,8 +335,11 @@ class ApiServer:
         max_requests_per_second: float = 50.0,
         max_connections_per_user: int = 16,
         max_connections: int = 128,
+        delegate: Callable[[Caller, object], Caller] | None = None,
     ) -> None:
         self.path = path
+        # Who a request "on behalf of" someone is served as (custody.ingestd.delegation).
+        self.delegate = delegate
         self.handlers = handlers
         self.role_map = role_map
         self.owner_uid = owner_uid
@@ -510,6 +513,13 @@ class ApiServer:
         handler = self.handlers.get(request["op"])
         if handler is None:
             return _error(f"unknown request {request['op']!r}", 2)
+        if "on_behalf_of" in request:
+            if self.delegate is None:
+                return _error("this daemon serves no one on behalf of another", 13)
+            try:
+                caller = self.delegate(caller, request["on_behalf_of"])
+            except CustodyError as exc:
+                return _error(exc.message, exc.exit_code)
         progress = _PROGRESS.set(_ProgressLines(connection) if request.get("progress") is True else None)
         try:
             result = handler(caller, args)
@@ -590,16 +600,20 @@ def call(
     args: dict | None = None,
     timeout: float | None = 600.0,
     on_progress: Callable[[dict], None] | None = None,
+    on_behalf_of: str | None = None,
 ) -> object:
     """Send one request to the daemon at ``path``; return its result. With ``on_progress``, ask
-    for progress and hand it each progress line's object as it comes.
+    for progress and hand it each progress line's object as it comes. ``on_behalf_of``: the
+    person signed in to the web platform (only its service user may name one).
 
     Raise ApiUnavailable when nothing serves there or the caller may not
     connect, ApiError (with the daemon's message and exit code) on a refusal.
     """
     connection = _connect(path, timeout)
-    request = {"v": PROTOCOL_VERSION, "op": op, "args": args or {}} | (
-        {"progress": True} if on_progress else {}
+    request = (
+        {"v": PROTOCOL_VERSION, "op": op, "args": args or {}}
+        | ({"progress": True} if on_progress else {})
+        | ({"on_behalf_of": on_behalf_of} if on_behalf_of is not None else {})
     )
     try:
         connection.sendall(_line(request))

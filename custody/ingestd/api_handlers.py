@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from custody.config import Settings
-from custody.ingestd import upload
+from custody.ingestd import delegation, upload
 from custody.ingestd.api import (
     STREAM_CHUNK,
     ApiError,
@@ -33,7 +33,9 @@ from custody.ingestd.pipeline import IngestSource
 from custody.vault import Vault
 from custody.vault.access import Caller
 
-NAMES = ("whoami", "stream", "ingest", "export", "verify_image", "burn_failed", "fetch")
+NAMES = (
+    "whoami", "stream", "ingest", "export", "verify_image", "burn_failed", "fetch", "web_sign_in", "web_config",
+)  # fmt: skip
 
 
 def api_handlers(settings: Settings) -> dict:
@@ -52,6 +54,28 @@ class _Streams:
 
     def whoami(self, caller: Caller, args: dict) -> dict:
         return {**caller.as_dict(), "via": "daemon", "vault": str(self.settings.home)}
+
+    def web_sign_in(self, caller: Caller, args: dict) -> dict:
+        """Check a person's password for the web platform (only its service user may ask); answer
+        who they are and their roles. Audited either way (custody.vault.accounts)."""
+        login, password = args.get("login"), args.get("password")
+        with Vault(self.settings, caller.actor, caller=caller) as vault:
+            if not delegation.is_web_service(self.settings, caller):
+                vault.refuse("web-sign-in", "", "only the web platform's service user may check passwords")
+            if not isinstance(login, str) or not isinstance(password, str) or len(password) > 1024:
+                raise ApiError(message='web_sign_in needs "login" and "password" (text)')
+            vault.accounts.sign_in(login, password, via=caller.name)
+        person = delegation.delegate(self.settings, caller, login)
+        return {"login": person.name, "roles": list(person.roles)}
+
+    def web_config(self, caller: Caller, args: dict) -> dict:
+        """The [web] settings, for the web service (it cannot read the vault's config)."""
+        if not delegation.is_web_service(self.settings, caller):
+            with Vault(self.settings, caller.actor, caller=caller) as vault:
+                vault.refuse("web-config", "", "only the web platform's service user may ask")
+        web = self.settings.web
+        return {"session_minutes": web.session_minutes, "bind": web.bind, "port": web.port,
+                "tls": bool(web.tls_certificate)}  # fmt: skip
 
     def stream(self, caller: Caller, args: dict) -> Stream:
         ref, role, to = args.get("ref"), args.get("role"), args.get("to")

@@ -34,6 +34,7 @@ from custody.devices.events import (
 from custody.devices.mounts import Mount, Mounter, MountFailed, helper_pids
 from custody.devices.profiles import choose_profile
 from custody.errors import CustodyError
+from custody.ingestd import delegation
 from custody.ingestd.api import ApiServer
 from custody.ingestd.api_handlers import api_handlers
 from custody.ingestd.dock import DockSession
@@ -169,6 +170,7 @@ class Daemon:
                 max_requests_per_second=self.settings.access.max_requests_per_second,
                 max_connections_per_user=self.settings.access.max_connections_per_user,
                 max_connections=self.settings.access.max_connections,
+                delegate=lambda caller, login: delegation.delegate(self.settings, caller, login),
             )
             self._api.start()
             # Serving from now on: say so at once, so that `status` through this daemon never

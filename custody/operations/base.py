@@ -96,7 +96,7 @@ def perform(
         request = decode(found.request, request, name)
     elif not isinstance(request, found.request):
         raise TypeError(f"operation {name} takes a {found.request.__name__}")
-    with Vault(settings, actor or (caller.name if caller else ""), caller=caller) as vault:
+    with Vault(settings, actor or (caller.actor if caller else ""), caller=caller) as vault:
         needed = found.needs(request)
         if not vault.caller.may(needed):
             vault.authorize(needed)  # records the refusal and raises AccessDenied

@@ -142,3 +142,24 @@ def status(vault: Vault, request: NoRequest, context: Context) -> dict:
         # for those who may see cases.
         "cases": case_reports.attention(vault) if vault.caller.may("ls") else None,
     }
+
+
+@dataclass(frozen=True)
+class SetPassword:
+    login: str
+    password: str
+    new: bool = False  # add the account (else change its password)
+
+
+@operation("account_set", SetPassword, "accounts")
+def account_set(vault: Vault, request: SetPassword, context: Context) -> dict:
+    """Add one of custody's own accounts (for the web platform) or change its password; audited
+    without the password, kept only as its Argon2 hash."""
+    vault.accounts.set_password(request.login.strip(), request.password, request.new)
+    return {"login": request.login.strip(), "added": request.new}
+
+
+@operation("account_ls", NoRequest, "accounts")
+def account_ls(vault: Vault, request: NoRequest, context: Context) -> list[dict]:
+    """custody's own accounts: login, when added, when its password last changed."""
+    return vault.accounts.listed()

@@ -51,6 +51,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "casework": frozenset({CLERK}),
     # The signing key: the service account's own (in-process only; no command reaches it by socket).
     "keys": frozenset({ADMIN}),
+    # custody's own accounts (people who sign in to the web platform without a login here).
+    "accounts": frozenset({ADMIN}),
 }
 # Allowed reads that make no audit event of their own: a person's are recorded as "access" events.
 READS = frozenset({"ls", "show", "log", "report", "status"})
@@ -74,6 +76,14 @@ class Caller:
     groups: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     owner: bool = False  # runs as the vault's own user (in-process, or the daemon itself)
+    # The service that asked for this person (the web platform's user): the person signed in
+    # there, and only that service's uid may assert them (custody.ingestd.delegation).
+    via: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """The name audit events carry: the person, and the service they came through."""
+        return f"{self.name} via {self.via}" if self.via else self.name
 
     def may(self, action: str) -> bool:
         """Whether the roles allow ``action`` (the vault's own user may do everything)."""
@@ -93,6 +103,7 @@ class Caller:
             "groups": list(self.groups),
             "roles": list(self.roles),
             "vault_owner": self.owner,
+            "on_behalf_via": self.via,
         }
 
 

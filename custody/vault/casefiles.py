@@ -175,7 +175,7 @@ class CaseFiles(CaseArchiving, VaultService):
                 raise CaseNotFound(case=case)
             if not self.may_see(found):
                 with contextlib.suppress(vault.AccessDenied):
-                    vault._deny("see", f"case {case}", "not visible to this caller")
+                    vault.refuse("see", f"case {case}", "not visible to this caller")
                 raise CaseNotFound(case=case)
             return found
 

@@ -450,4 +450,16 @@ MIGRATIONS: list[str] = [
     INSERT INTO case_stages (case_name, stage, moved_at, moved_by, reason, audit_seq)
         SELECT case_name, 'initiation', opened_at, 'migration', 'a case number used as a tag', 0 FROM cases
     """,
+    # 11: custody's own accounts for the web platform (people without a login on this machine):
+    # the Argon2 hash of each password, never the password
+    """
+    CREATE TABLE accounts (
+        login TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        changed_at TEXT NOT NULL,
+        changed_by TEXT NOT NULL
+    )
+    """,
 ]

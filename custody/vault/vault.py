@@ -21,6 +21,7 @@ from custody.config import Settings, default_config_text
 from custody.errors import CustodyError
 from custody.vault import (
     access,
+    accounts,
     case_access,
     casefiles,
     derivatives,
@@ -200,6 +201,7 @@ class Vault:
         self.disposals = disposals.Disposals(self)
         self.intake = intake.Intake(self)
         self.casefiles = casefiles.CaseFiles(self)
+        self.accounts = accounts.Accounts(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()
@@ -480,7 +482,7 @@ class Vault:
         why = f"needs the role {' or '.join(needed)}" if needed else "no role may"
         if not self.caller.roles:
             why = "you have no role in this vault (ask the custodian); you may only run 'custody whoami'"
-        self._deny(action, target, why, item)
+        self.refuse(action, target, why, item)
 
     def _record_read(self, action: str, target: str) -> None:
         with self._lock:
@@ -488,26 +490,23 @@ class Vault:
                 return
             self._reads_recorded.add((action, target))
             self.audit.append(
-                self.caller.name,
+                self.caller.actor,
                 "access",
                 None,
                 {"uid": self.caller.uid, "pid": self.caller.pid, "action": action, "target": target},
             )
 
-    def _deny(self, action: str, target: str, why: str, item: Item | None = None) -> None:
+    def refuse(self, action: str, target: str, why: str, item: Item | None = None) -> None:
+        """Record a ``denied`` event for this attempt, and raise AccessDenied."""
+        details = {
+            "uid": self.caller.uid,
+            "pid": self.caller.pid,
+            "action": action,
+            "target": target,
+            "why": why,
+        }
         with self._lock:
-            self.audit.append(
-                self.caller.name,
-                "denied",
-                item.number if item else None,
-                {
-                    "uid": self.caller.uid,
-                    "pid": self.caller.pid,
-                    "action": action,
-                    "target": target,
-                    "why": why,
-                },
-            )
+            self.audit.append(self.caller.actor, "denied", item.number if item else None, details)
         raise Vault.AccessDenied(
             user=self.caller.name, action=action, target=f" {target}" if target else "", why=why
         )
@@ -517,7 +516,7 @@ class Vault:
         if self.caller.owner or self.cases.sight().item(item):
             return item
         with contextlib.suppress(Vault.AccessDenied):
-            self._deny("see", ref, "not visible to this caller", item)
+            self.refuse("see", ref, "not visible to this caller", item)
         raise Vault.ItemNotFound(ref=ref)
 
     @_serialized

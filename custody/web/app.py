@@ -1,0 +1,263 @@
+"""The web platform: pages for officers, clerks, custodians, auditors and leaders.
+
+It runs as its own unprivileged user ([web] service_user), which cannot read the vault. Every
+page asks the daemon through its socket *as the signed-in person* ("on behalf of": only this
+service's uid may name one), so roles, confidentiality and the audit chain are the daemon's,
+exactly as for the command line; every page a person opens is an ``access`` event there.
+
+Sign-in checks custody's own accounts through the daemon (Argon2 hashes; wrong passwords slowed
+and audited there). The session is a signed cookie (HttpOnly, SameSite=Lax, Secure under TLS)
+holding the login, a CSRF token and the time of the last request: a session idle longer than
+``[web] session_minutes`` is over. Every change (a form POST) carries the session's CSRF token.
+Pages are Simplified Chinese by default, English by a switch or the browser's Accept-Language.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from custody.ingestd import api
+from custody.vault.items import shown_text
+from custody.vault.timestamps import local_display
+from custody.web import i18n
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """What the web service needs to know: the daemon's socket and the [web] settings it serves."""
+
+    socket: Path
+    session_minutes: int = 30
+    secure_cookies: bool = False  # under TLS
+
+
+class Daemon:
+    """The daemon's socket, asked as the web service or on behalf of a signed-in person."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+
+    def ask(self, login: str, op: str, args: dict | None = None) -> object:
+        return api.call(self.socket, op, args or {}, timeout=60, on_behalf_of=login)
+
+    def sign_in(self, login: str, password: str) -> dict:
+        return api.call(self.socket, "web_sign_in", {"login": login, "password": password}, timeout=30)
+
+
+def create_app(config: WebConfig, secret: bytes) -> Starlette:
+    """The ASGI application; ``secret`` signs the session cookies."""
+    daemon = Daemon(config.socket)
+    pages = Pages(daemon, config)
+    routes = [
+        Route("/", pages.today),
+        Route("/sign-in", pages.sign_in_form, methods=["GET"]),
+        Route("/sign-in", pages.sign_in, methods=["POST"]),
+        Route("/sign-out", pages.sign_out, methods=["POST"]),
+        Route("/footage", pages.footage),
+        Route("/footage/tag", pages.tag, methods=["POST"]),
+        Route("/items/{item}", pages.item),
+        Route("/language/{code}", pages.language),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=secret.hex(),
+            session_cookie="custody_session",
+            max_age=None,  # a browser session; idleness is checked on every request
+            same_site="lax",
+            https_only=config.secure_cookies,
+        )
+    ]
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={api.ApiError: pages.refused})
+
+
+class SignInNeeded(Exception):
+    pass
+
+
+class Pages:
+    """The pages, each as the signed-in person (see the module's docstring)."""
+
+    def __init__(self, daemon: Daemon, config: WebConfig) -> None:
+        self.daemon = daemon
+        self.config = config
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def person(self, request: Request) -> str | None:
+        """The signed-in login, or None (no session, or idle past its time: then it is cleared)."""
+        session = request.session
+        login, seen = session.get("login"), session.get("seen", 0)
+        if not login:
+            return None
+        if time.time() - seen > self.config.session_minutes * 60:
+            session.clear()
+            return None
+        session["seen"] = int(time.time())
+        return login
+
+    def check_csrf(self, request: Request, form) -> bool:
+        expected = request.session.get("csrf", "")
+        given = str(form.get("csrf", ""))
+        return bool(expected) and hmac.compare_digest(expected, given)
+
+    def render(self, request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+        language = i18n.language_of(request)
+        env = i18n.environment(language)
+        context.update(
+            request=request,
+            language=language,
+            login=request.session.get("login"),
+            roles=request.session.get("roles", []),
+            csrf=request.session.get("csrf", ""),
+            when=local_display,
+            shown=shown_text,
+        )
+        html = env.get_template(template).render(**context)
+        response = HTMLResponse(html, status_code=status)
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; media-src 'self'; object-src 'none'"
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
+    def to_sign_in(self) -> RedirectResponse:
+        return RedirectResponse("/sign-in", status_code=303)
+
+    async def refused(self, request: Request, exc: api.ApiError) -> HTMLResponse:
+        """The daemon's refusal (a role, a confidentiality level, a bad value), said on a page."""
+        status = {13: 403, 5: 404, 3: 404}.get(exc.exit_code, 400)
+        return self.render(request, "refused.html", status=status, message=exc.message)
+
+    # -- signing in and out --------------------------------------------------------------------
+
+    async def sign_in_form(self, request: Request) -> Response:
+        return self.render(request, "sign_in.html")
+
+    async def sign_in(self, request: Request) -> Response:
+        form = await request.form()
+        login, password = str(form.get("login", "")).strip(), str(form.get("password", ""))
+        try:
+            person = self.daemon.sign_in(login, password)
+        except api.ApiError as exc:
+            return self.render(request, "sign_in.html", status=401, message=exc.message, login_tried=login)
+        request.session.clear()
+        request.session.update(
+            login=person["login"],
+            roles=person["roles"],
+            csrf=secrets.token_urlsafe(32),
+            seen=int(time.time()),
+        )
+        return RedirectResponse("/", status_code=303)
+
+    async def sign_out(self, request: Request) -> Response:
+        form = await request.form()
+        if self.check_csrf(request, form):
+            request.session.clear()
+        return self.to_sign_in()
+
+    async def language(self, request: Request) -> Response:
+        code = request.path_params["code"]
+        response = RedirectResponse(request.headers.get("referer") or "/", status_code=303)
+        if code in i18n.LANGUAGES:
+            response.set_cookie("lang", code, max_age=365 * 86400, samesite="lax", httponly=True)
+        return response
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    async def today(self, request: Request) -> Response:
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        roles = set(request.session.get("roles", []))
+        mine = self.daemon.ask(login, "ls") if roles & {"officer", "clerk", "custodian", "auditor"} else []
+        status = (
+            self.daemon.ask(login, "status") if roles & {"clerk", "custodian", "auditor", "admin"} else None
+        )
+        cases = self.daemon.ask(login, "report_cases") if roles & {"clerk", "custodian", "auditor"} else None
+        late = [item for item in mine if item.get("late")]
+        untagged = [
+            item for item in mine if not all(item["tags"].get(n) for n in ("case", "party", "officer"))
+        ]
+        return self.render(
+            request, "today.html", items=mine[-10:], count=len(mine), late=late, untagged=untagged,
+            status=status, cases=cases,
+        )  # fmt: skip
+
+    async def footage(self, request: Request) -> Response:
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        query = request.query_params
+        filters = {
+            "case_prefix": query.get("case") or None,
+            "officer": query.get("officer") or None,
+            "party_contains": query.get("party") or None,
+            "untagged": query.get("untagged") == "1",
+            "late": query.get("late") == "1",
+        }
+        found = self.daemon.ask(login, "ls", {k: v for k, v in filters.items() if v})
+        page = max(1, int(query.get("page", "1") or 1)) if query.get("page", "1").isdigit() else 1
+        shown = found[::-1][(page - 1) * PAGE_SIZE : page * PAGE_SIZE]  # newest first
+        return self.render(
+            request, "footage.html", items=shown, total=len(found), page=page,
+            pages=max(1, -(-len(found) // PAGE_SIZE)), filters=query, message=request.session.pop("said", None),
+        )  # fmt: skip
+
+    async def tag(self, request: Request) -> Response:
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        form = await request.form()
+        if not self.check_csrf(request, form):
+            return self.render(request, "refused.html", status=403, message=i18n.refusal_csrf(request))
+        items = [str(value) for value in form.getlist("items")]
+        values = {name: str(form.get(name, "")).strip() for name in ("case", "party", "officer")}
+        request_args = {"items": items} | {name: value for name, value in values.items() if value}
+        changed = self.daemon.ask(login, "tag", request_args)
+        request.session["said"] = {"tagged": len(changed)}
+        return RedirectResponse("/footage", status_code=303)
+
+    async def item(self, request: Request) -> Response:
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        found = self.daemon.ask(login, "show", {"item": request.path_params["item"]})
+        return self.render(request, "item.html", item=found)
+
+
+def load_secret(path: Path) -> bytes:
+    """The key that signs session cookies: read from ``path``, made there (0600) the first time."""
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret = secrets.token_bytes(32)
+    fd = os_open_private(path)
+    with open(fd, "w") as out:
+        out.write(secret.hex())
+    return secret
+
+
+def os_open_private(path: Path) -> int:
+    import os
+
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

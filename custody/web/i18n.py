@@ -1,0 +1,58 @@
+"""The web platform's languages: Simplified Chinese by default, English by a switch (a cookie) or
+the browser's Accept-Language; every string through the gettext catalogs in ``locale/`` (Babel).
+The messages are written in English; ``locale/zh_CN`` translates them."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from babel.support import NullTranslations, Translations
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+
+HERE = Path(__file__).parent
+LOCALE = HERE / "locale"
+DOMAIN = "messages"
+DEFAULT = "zh_CN"
+LANGUAGES = {"zh_CN": "中文", "en": "English"}
+
+
+def language_of(request: Request) -> str:
+    """The page's language: the switch's cookie, else the browser's first known one, else Chinese."""
+    chosen = request.cookies.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    for part in request.headers.get("accept-language", "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        if tag.startswith("zh"):
+            return "zh_CN"
+        if tag.startswith("en"):
+            return "en"
+    return DEFAULT
+
+
+@functools.cache
+def translations(language: str) -> NullTranslations:
+    if language == "en":
+        return NullTranslations()
+    return Translations.load(LOCALE, [language], domain=DOMAIN)
+
+
+@functools.cache
+def environment(language: str) -> Environment:
+    """Templates in ``language``, every value escaped as HTML (text from outside is data)."""
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)
+    return env
+
+
+def refusal_csrf(request: Request) -> str:
+    """The refusal of a change without this session's CSRF token, in the page's language."""
+    return translations(language_of(request)).gettext(
+        "This form has expired or did not come from this site: open the page again."
+    )
