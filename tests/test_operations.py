@@ -42,7 +42,17 @@ EXPECTED_ROLES = {
     "report_cases": "report", "report_compliance": "report",
     "account_set": "accounts", "account_ls": "accounts",
 }  # fmt: skip
-STREAMS = {"whoami", "stream", "ingest", "export", "verify_image", "fetch", "burn_failed", "web_sign_in", "web_config"}
+STREAMS = {
+    "whoami",
+    "stream",
+    "ingest",
+    "export",
+    "verify_image",
+    "fetch",
+    "burn_failed",
+    "web_sign_in",
+    "web_config",
+}
 
 
 def test_the_socket_serves_the_named_operations_and_the_streams_each_with_its_declared_role(settings):

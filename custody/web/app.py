@@ -117,7 +117,7 @@ class Pages:
         given = str(form.get("csrf", ""))
         return bool(expected) and hmac.compare_digest(expected, given)
 
-    def render(self, request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+    def render(self, request: Request, template: str, http_status: int = 200, **context) -> HTMLResponse:
         language = i18n.language_of(request)
         env = i18n.environment(language)
         context.update(
@@ -130,7 +130,7 @@ class Pages:
             shown=shown_text,
         )
         html = env.get_template(template).render(**context)
-        response = HTMLResponse(html, status_code=status)
+        response = HTMLResponse(html, status_code=http_status)
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; media-src 'self'; object-src 'none'"
         )
@@ -144,7 +144,7 @@ class Pages:
     async def refused(self, request: Request, exc: api.ApiError) -> HTMLResponse:
         """The daemon's refusal (a role, a confidentiality level, a bad value), said on a page."""
         status = {13: 403, 5: 404, 3: 404}.get(exc.exit_code, 400)
-        return self.render(request, "refused.html", status=status, message=exc.message)
+        return self.render(request, "refused.html", http_status=status, message=exc.message)
 
     # -- signing in and out --------------------------------------------------------------------
 
@@ -157,7 +157,9 @@ class Pages:
         try:
             person = self.daemon.sign_in(login, password)
         except api.ApiError as exc:
-            return self.render(request, "sign_in.html", status=401, message=exc.message, login_tried=login)
+            return self.render(
+                request, "sign_in.html", http_status=401, message=exc.message, login_tried=login
+            )
         request.session.clear()
         request.session.update(
             login=person["login"],
@@ -227,7 +229,7 @@ class Pages:
             return self.to_sign_in()
         form = await request.form()
         if not self.check_csrf(request, form):
-            return self.render(request, "refused.html", status=403, message=i18n.refusal_csrf(request))
+            return self.render(request, "refused.html", http_status=403, message=i18n.refusal_csrf(request))
         items = [str(value) for value in form.getlist("items")]
         values = {name: str(form.get(name, "")).strip() for name in ("case", "party", "officer")}
         request_args = {"items": items} | {name: value for name, value in values.items() if value}

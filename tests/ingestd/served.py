@@ -24,7 +24,8 @@ CLERK, CLERK2, OFFICER, AUDITOR, NO_ROLE, OUTSIDER = (
 )  # fmt: skip
 IN_GROUP = (CLERK, CLERK2, OFFICER, AUDITOR, NO_ROLE)
 CUSTODIAN, CUSTODIAN2, ADMIN = "cst-custodian1", "cst-custodian2", "cst-admin"
-STAFF = (CUSTODIAN, CUSTODIAN2, ADMIN)  # in the group too; not among the load test's clients
+WEB = "cst-web"  # the web platform's service user ([web] service_user where a test sets it)
+STAFF = (CUSTODIAN, CUSTODIAN2, ADMIN, WEB)  # in the group too; not among the load test's clients
 BADGE, OTHER_BADGE = "031245", "099999"
 RESTRICTED_CASE = "2026-SECRET"
 

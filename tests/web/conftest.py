@@ -1,0 +1,1 @@
+from tests.ingestd.served import extra_config, served_vault, users  # noqa: F401

@@ -1,0 +1,195 @@
+"""The web platform end to end: a real daemon, `custody web` running as its own service user
+(cst-web) through the system's python, real local users signing in with custody accounts, real
+HTTP over loopback. (The browser suite with Chromium is still to come: see issue 20.)"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from itsdangerous import TimestampSigner
+
+from custody.ingestd import api
+from tests.ingestd.served import CLERK, CLERK2, OFFICER, WEB
+from tests.localusers import SYSTEM_PYTHON, pythonpath_for_others, run_as
+
+pytestmark = pytest.mark.slow
+
+WEB_CONFIG = '[web]\nservice_user = "cst-web"\nsession_minutes = 5\nmax_failed_sign_ins = 3\n'
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def web(served_vault, custody, tmp_path):
+    """custody web as cst-web on a free loopback port; accounts for two clerks and the officer."""
+    home, socket_path, outbox, _daemon = served_vault
+    for login in (CLERK, CLERK2, OFFICER):  # (the vault's own user adds them, through the socket)
+        api.call(socket_path, "account_set", {"login": login, "password": PASSWORD, "new": True})
+    state = Path(outbox.parent) / "web-state"
+    state.mkdir()
+    os.chown(state, *_ids(WEB))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD",)}
+    env.update(PYTHONPATH=pythonpath_for_others(), HOME="/", CUSTODY_SOCKET=str(socket_path))
+    log = open(tmp_path / "web.log", "wb")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        ["setpriv", f"--reuid={WEB}", f"--regid={WEB}", "--init-groups", SYSTEM_PYTHON, "-m", "custody", "web",
+         "--port", str(port), "--secret-file", str(state / "session.key")],
+        env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{base}/sign-in", timeout=1)
+            break
+        except httpx.TransportError:
+            assert process.poll() is None, (tmp_path / "web.log").read_text()
+            time.sleep(0.2)
+    yield {"base": base, "home": home, "socket": socket_path, "secret": state / "session.key"}
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+
+
+def _ids(user: str) -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+def signed_in(web, login: str) -> httpx.Client:
+    client = httpx.Client(base_url=web["base"], follow_redirects=True, timeout=30)
+    page = client.post("/sign-in", data={"login": login, "password": PASSWORD})
+    assert page.status_code == 200 and "退出" in page.text, page.text[:500]
+    return client
+
+
+def csrf_of(page: httpx.Response) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def events(custody) -> list[dict]:
+    return json.loads(custody("log", "--json").stdout)
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_a_clerk_signs_in_sees_footage_in_chinese_and_bulk_tags_as_themselves(web, custody):
+    clerk = signed_in(web, CLERK)
+    today = clerk.get("/")
+    assert "今日" in today.text and "需要关注的案件" in today.text
+    footage = clerk.get("/footage")
+    for item in ("EV-000001", "EV-000002", "EV-000003", "EV-000004"):
+        assert item in footage.text
+    tagged = clerk.post(
+        "/footage/tag",
+        data={
+            "csrf": csrf_of(footage),
+            "items": ["EV-000001", "EV-000004"],
+            "case": "2026-WEB",
+            "party": "王五",
+        },
+    )
+    assert tagged.status_code == 200 and "已标注 2 条" in tagged.text
+    tag_events = [
+        e
+        for e in events(custody)
+        if e["action"] == "tag" and e["details"].get("case", {}).get("to") == "2026-WEB"
+    ]
+    assert {e["actor"] for e in tag_events} == {f"{CLERK} via {WEB}"} and len(tag_events) == 2
+    item = clerk.get("/items/EV-000001")
+    assert "2026-WEB" in item.text and "王五" in item.text
+    # Every page a person opens is an access event of theirs, through the web service.
+    readers = {e["actor"] for e in events(custody) if e["action"] == "access"}
+    assert f"{CLERK} via {WEB}" in readers
+    # English by the switch.
+    english = clerk.get("/language/en")
+    assert "Today" in english.text and "今日" not in english.text
+    signed_out = clerk.post("/sign-out", data={"csrf": csrf_of(clerk.get("/"))})
+    assert "/sign-in" in str(signed_out.url)
+    assert "/sign-in" in str(clerk.get("/footage").url)
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_roles_and_confidentiality_are_the_daemons_in_the_browser_too(web, custody):
+    other = signed_in(web, CLERK2)  # not named on the restricted case
+    assert "EV-000003" not in other.get("/footage").text
+    hidden = other.get("/items/EV-000003")
+    assert hidden.status_code == 404 and "no item EV-000003" in hidden.text
+    officer = signed_in(web, OFFICER)
+    listed = officer.get("/footage").text
+    assert "EV-000001" in listed and "EV-000004" not in listed  # only their own footage
+    assert 'id="tag-submit"' not in listed  # no tagging form for an officer
+    refused = officer.post("/footage/tag", data={"csrf": csrf_of(officer.get("/footage")), "items": ["EV-000001"],
+                                                  "case": "X"})  # fmt: skip
+    assert refused.status_code == 403
+    denied = [e for e in events(custody) if e["action"] == "denied" and e["actor"] == f"{OFFICER} via {WEB}"]
+    assert denied and denied[-1]["details"]["action"] == "tag"
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_the_web_platforms_security(web, custody):
+    home, socket_path = web["home"], web["socket"]
+    # Text from outside is data: a party named like a script renders escaped.
+    custody("tag", "EV-000002", "--party", '<script>alert("x")</script>')
+    clerk = signed_in(web, CLERK)
+    page = clerk.get("/footage").text
+    assert "&lt;script&gt;alert(" in page and '<script>alert("x")' not in page
+    # A change without this session's CSRF token is refused, and changes nothing.
+    before = len(events(custody))
+    forged = clerk.post("/footage/tag", data={"items": ["EV-000001"], "case": "FORGED"})
+    assert forged.status_code == 403 and "此表单已过期" in forged.text
+    assert not [e for e in events(custody)[before:] if e["action"] == "tag"]
+    # A session idle past [web] session_minutes is over (its cookie re-signed an hour older).
+    signer = TimestampSigner(bytes.fromhex(web["secret"].read_text().strip()).hex())
+    cookie = clerk.cookies["custody_session"]
+    data = json.loads(base64.b64decode(signer.unsign(cookie.encode())))
+    data["seen"] -= 3600
+    stale = signer.sign(base64.b64encode(json.dumps(data).encode())).decode()
+    old = httpx.Client(base_url=web["base"], cookies={"custody_session": stale}, follow_redirects=True)
+    assert "/sign-in" in str(old.get("/footage").url)
+    # Wrong passwords: refused in the same words for an unknown login, audited, then locked out.
+    anonymous = httpx.Client(base_url=web["base"], follow_redirects=True)
+    for _ in range(3):
+        wrong = anonymous.post("/sign-in", data={"login": CLERK2, "password": "wrong password!"})
+        assert wrong.status_code == 401 and "wrong login or password" in wrong.text
+    unknown = anonymous.post("/sign-in", data={"login": "nobody-here", "password": "wrong password!"})
+    assert unknown.status_code == 401 and "wrong login or password" in unknown.text
+    locked = anonymous.post("/sign-in", data={"login": CLERK2, "password": PASSWORD})
+    assert locked.status_code == 401 and "too many wrong passwords" in locked.text
+    actions = [e["action"] for e in events(custody)]
+    assert actions.count("sign-in-failed") == 4 and "sign-in-refused" in actions
+    # The web service's user cannot open the vault's files.
+    opened = run_as(WEB, "cat", str(home / "catalog.db"))
+    assert opened.returncode != 0 and "Permission denied" in opened.stderr
+    # Only the web service may ask on behalf of someone: a clerk forging it is refused, audited.
+    forge = (
+        "import sys; from custody.ingestd import api\n"
+        "try:\n api.call(__import__('pathlib').Path(sys.argv[1]), 'ls', {}, on_behalf_of='cst-clerk1')\n"
+        "except api.ApiError as e:\n print(e.exit_code, e.message)\n"
+    )
+    result = run_as(CLERK2, SYSTEM_PYTHON, "-c", forge, str(socket_path))
+    assert result.stdout.startswith("13 ") and "only the web platform's service user" in result.stdout
+    refusals = [
+        e for e in events(custody) if e["action"] == "denied" and e["details"]["action"] == "on-behalf"
+    ]
+    assert refusals and refusals[-1]["actor"] == CLERK2
+    # Nor may anyone but the web service check passwords.
+    with pytest.raises(api.ApiError) as refused:
+        api.call(socket_path, "web_sign_in", {"login": CLERK, "password": PASSWORD})
+    assert refused.value.exit_code == 13
