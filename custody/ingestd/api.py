@@ -687,7 +687,12 @@ def upload(
 
 
 def call_stream(
-    path: Path, op: str, args: dict, write: Callable[[bytes], object], timeout: float = 600.0
+    path: Path,
+    op: str,
+    args: dict,
+    write: Callable[[bytes], object],
+    timeout: float = 600.0,
+    on_behalf_of: str | None = None,
 ) -> object:
     """Send a request whose answer is a stream; pass each chunk to ``write``; return the final result.
 
@@ -696,7 +701,10 @@ def call_stream(
     """
     connection = _connect(path, timeout)
     try:
-        connection.sendall(_line({"v": PROTOCOL_VERSION, "op": op, "args": args}))
+        request = {"v": PROTOCOL_VERSION, "op": op, "args": args}
+        if on_behalf_of is not None:
+            request["on_behalf_of"] = on_behalf_of
+        connection.sendall(_line(request))
         reader = connection.makefile("rb")
         header = _result(path, reader.readline(64 * 1024))
         if not header.get("stream"):

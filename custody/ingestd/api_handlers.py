@@ -83,12 +83,19 @@ class _Streams:
             raise ApiError(
                 message='stream needs "ref" (an item) and an optional "role" (playable or thumbnail)'
             )
+        first, last = args.get("first"), args.get("last")
+        byte_range = None
+        if first is not None or last is not None:
+            if type(first) is not int or type(last) is not int or not 0 <= first <= last:
+                raise ApiError(message='stream "first" and "last" are byte positions, first <= last')
+            byte_range = (first, last)
 
         def produce(write) -> dict:
-            with Vault(self.settings, caller.name, caller=caller) as vault:
+            with Vault(self.settings, caller.actor, caller=caller) as vault:
                 item = vault.originals.stream(
-                    ref, _Sink(write), destination=str(to or "stdout"), role=role, to_file=bool(to)
-                )
+                    ref, _Sink(write), destination=str(to or "stdout"), role=role, to_file=bool(to),
+                    byte_range=byte_range,
+                )  # fmt: skip
                 written = vault.originals.derivative_of(item, role) if role else item
             sha256, size = written.sha256, written.size
             return {"item": item.item_id, "sha256": sha256, "size": size, "role": role}
@@ -100,12 +107,12 @@ class _Streams:
         officer, recorder = args.get("officer"), args.get("recorder")
         if not all(value is None or isinstance(value, str) for value in (officer, recorder)):
             raise ApiError(message='ingest "officer" and "recorder" must be strings')
-        with Vault(self.settings, caller.name, caller=caller) as vault:
+        with Vault(self.settings, caller.actor, caller=caller) as vault:
             vault.authorize("ingest")
         source = IngestSource(paths=[], source=upload.SOURCE, officer=officer, recorder=recorder)
 
         def receive(channel: Channel) -> dict:
-            with Vault(self.settings, caller.name, caller=caller) as vault:
+            with Vault(self.settings, caller.actor, caller=caller) as vault:
                 return upload.UploadSession(
                     vault,
                     source,
@@ -140,7 +147,7 @@ class _Streams:
         folder = self.outbox.new(caller.uid)
         send = progress_sender()
         try:
-            with Vault(self.settings, caller.name, caller=caller) as vault:
+            with Vault(self.settings, caller.actor, caller=caller) as vault:
                 # The client hears each step as an in-process export says it; an image is named
                 # as in the outbox, the client says where it writes it.
                 on_step = (lambda text: send({"step": text.replace(f"{folder}/", "")})) if send else None
@@ -176,7 +183,7 @@ class _Streams:
         if not isinstance(name, str) or not name:
             raise ApiError(message='verify_image needs "name" (the image or drive, as the client knows it)')
         described = f"{name} (sent by uid {caller.uid})"
-        with Vault(self.settings, caller.name, caller=caller) as vault:
+        with Vault(self.settings, caller.actor, caller=caller) as vault:
             vault.authorize("export", described)
 
         def receive(channel: Channel) -> dict:
@@ -195,7 +202,7 @@ class _Streams:
                     ) from exc
                 except StreamAbandoned as exc:
                     raise ApiError(message=f"{name} not verified: {exc.reason}", exit_code=1) from exc
-                with Vault(self.settings, caller.name, caller=caller) as vault:
+                with Vault(self.settings, caller.actor, caller=caller) as vault:
                     return DiscExporter(vault).verify(str(image), described_as=described).as_dict()
             finally:
                 self.outbox.remove(folder.name)
@@ -209,7 +216,7 @@ class _Streams:
         export, disc, target, error = (args.get(k) for k in ("export", "disc", "target", "error"))
         if not (isinstance(export, str) and isinstance(disc, int) and isinstance(target, str)):
             raise ApiError(message='burn_failed needs "export", "disc" (a number), "target" and "error"')
-        with Vault(self.settings, caller.name, caller=caller) as vault:
+        with Vault(self.settings, caller.actor, caller=caller) as vault:
             DiscExporter(vault).record_burn_failure(export, disc, f"{target} (uid {caller.uid})", str(error))
         return {"recorded": True}
 

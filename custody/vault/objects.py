@@ -28,7 +28,15 @@ from typing import BinaryIO
 
 from custody.errors import CustodyError
 from custody.vault.keys import MasterKey
-from custody.vault.sealing import ObjectDamaged, ProgressCallback, SealedStream, seal, sealed_size, unseal
+from custody.vault.sealing import (
+    ObjectDamaged,
+    ProgressCallback,
+    SealedStream,
+    seal,
+    sealed_size,
+    unseal,
+    unseal_range,
+)
 
 _HEX = frozenset("0123456789abcdef")
 # The read-back reads the object from disk in blocks of this size, each once
@@ -312,6 +320,12 @@ class ObjectStore:
             if evict_cache:
                 os.posix_fadvise(source.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             yield from unseal(source, self.master, sha256)
+
+    def read_range(self, sha256: str, start: int, end: int) -> Iterator[bytes]:
+        """Yield plaintext bytes ``start`` to ``end`` (inclusive) of an object, authenticated segment
+        by segment (see sealing.unseal_range). Raise FileNotFoundError, ObjectDamaged."""
+        with open(self.path_for(sha256), "rb", buffering=0) as source:
+            yield from unseal_range(source, self.master, sha256, start, end)
 
     def sweep_staging(self) -> int:
         """Remove staging files left by an interrupted write; return how many."""

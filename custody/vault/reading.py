@@ -127,13 +127,16 @@ class Originals(VaultService):
         destination: str = "stdout",
         role: str | None = None,
         to_file: bool = False,
+        byte_range: tuple[int, int] | None = None,
     ) -> Item:
         """Write the decrypted original (or its ``role`` derivative) to ``sink``, verified as it goes.
 
         Audited as a view, or as an extract when ``to_file`` (a client writing
         ``destination`` on its side of the API socket). Bytes already written
         stay written if the object turns out damaged part way:
-        ItemDamaged is raised and the failure audited.
+        ItemDamaged is raised and the failure audited. With ``byte_range``
+        (first, last: a player seeking), only those bytes, each segment
+        authenticated (the whole is re-hashed by ``verify``); the view's event names the range.
         """
         action = "extract" if to_file else "cat"
         self.vault.authorize(action, ref)
@@ -141,12 +144,21 @@ class Originals(VaultService):
         sha256 = self.derivative_of(item, role).sha256 if role else item.sha256
         event = "extract" if to_file else "view"
         try:
-            self._copy_verified(item, sink, sha256=sha256)
+            if byte_range is None:
+                self._copy_verified(item, sink, sha256=sha256)
+            else:
+                for chunk in self.vault.objects.read_range(sha256, *byte_range):
+                    sink.write(chunk)
             sink.flush()
+        except ObjectDamaged as exc:
+            self.vault.record_failure(event, {"to": destination, "reason": exc.message}, item)
+            raise ItemDamaged(item=item.item_id, problem=exc.message) from exc
         except ItemDamaged as exc:
             self.vault.record_failure(event, {"to": destination, "reason": exc.message}, item)
             raise
         details = {"to": destination, "sha256": sha256}
+        if byte_range is not None:
+            details["range"] = list(byte_range)
         if role:
             details["derivative"] = role
         with self.vault.change() as change:

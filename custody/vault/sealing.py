@@ -197,22 +197,7 @@ def unseal(
     """
     name = sha256 if isinstance(sha256, str) else "(being written)"
     header = _read_full(source, HEADER_SIZE, None)  # (a read may return fewer bytes than asked)
-    if len(header) < HEADER_SIZE:
-        raise ObjectDamaged(sha256=name, problem="the file is shorter than its header")
-    magic, key_id, object_nonce, segment_size, wrap_nonce, wrapped = _HEADER.unpack(header)
-    if magic != MAGIC:
-        raise ObjectDamaged(sha256=name, problem="the file is not a custody object (bad magic)")
-    if key_id != master.key_id.encode("ascii"):
-        raise ObjectDamaged(
-            sha256=name,
-            problem=f"sealed with master key {key_id.decode('ascii', 'replace')}, "
-            f"but the vault's key is {master.key_id}",
-        )
-    try:
-        data_key = AESGCM(master.key).decrypt(wrap_nonce, wrapped, _wrap_context(key_id, object_nonce))
-    except InvalidTag:
-        raise ObjectDamaged(sha256=name, problem="its wrapped data key fails authentication") from None
-    cipher = AESGCM(data_key)
+    cipher, object_nonce, segment_size = _open_header(header, master, name)
     segments = _read_segments(source, segment_size + TAG_SIZE)
     if prefetch:
         segments = _prefetch(segments)
@@ -231,6 +216,55 @@ def unseal(
     except ValueError:
         raise ObjectDamaged(sha256=name, problem="its name is not a SHA-256") from None
     yield _open_segment(cipher, object_nonce, counter, True, pending, header + identity, name)
+
+
+def unseal_range(source: BinaryIO, master: MasterKey, sha256: str, start: int, end: int) -> Iterator[bytes]:
+    """Yield the plaintext bytes ``start`` to ``end`` (inclusive; clipped to the object) of the
+    object in ``source`` (a seekable file), decrypting and authenticating only the segments that
+    hold them: seeking in a long recording costs one segment, not the recording.
+
+    Each segment is authenticated with its counter and last-segment flag, so a segment moved,
+    dropped or cut off fails as it does in ``unseal``; the object's name is checked with its last
+    segment only (a range that stops short of it cannot be re-hashed whole: ``verify`` does
+    that). Raise ObjectDamaged as ``unseal`` does.
+    """
+    header = _read_full(source, HEADER_SIZE, None)
+    cipher, object_nonce, segment_size = _open_header(header, master, sha256)
+    stored = os.fstat(source.fileno()).st_size - HEADER_SIZE
+    sealed_segment = segment_size + TAG_SIZE
+    segments = max(1, -(-stored // sealed_segment))
+    plaintext = stored - segments * TAG_SIZE
+    if plaintext < 0:
+        raise ObjectDamaged(sha256=sha256, problem="it has no segments (truncated after the header)")
+    end = min(end, plaintext - 1)
+    for counter in range(start // segment_size, end // segment_size + 1 if start <= end else 0):
+        last = counter == segments - 1
+        source.seek(HEADER_SIZE + counter * sealed_segment)
+        sealed = _read_full(source, sealed_segment, None)
+        associated = header + bytes.fromhex(sha256) if last else header
+        opened = _open_segment(cipher, object_nonce, counter, last, sealed, associated, sha256)
+        offset = counter * segment_size
+        yield opened[max(0, start - offset) : end - offset + 1]
+
+
+def _open_header(header: bytes, master: MasterKey, name: str):
+    """The cipher, object nonce and segment size of an object's header; raise ObjectDamaged."""
+    if len(header) < HEADER_SIZE:
+        raise ObjectDamaged(sha256=name, problem="the file is shorter than its header")
+    magic, key_id, object_nonce, segment_size, wrap_nonce, wrapped = _HEADER.unpack(header)
+    if magic != MAGIC:
+        raise ObjectDamaged(sha256=name, problem="the file is not a custody object (bad magic)")
+    if key_id != master.key_id.encode("ascii"):
+        raise ObjectDamaged(
+            sha256=name,
+            problem=f"sealed with master key {key_id.decode('ascii', 'replace')}, "
+            f"but the vault's key is {master.key_id}",
+        )
+    try:
+        data_key = AESGCM(master.key).decrypt(wrap_nonce, wrapped, _wrap_context(key_id, object_nonce))
+    except InvalidTag:
+        raise ObjectDamaged(sha256=name, problem="its wrapped data key fails authentication") from None
+    return AESGCM(data_key), object_nonce, segment_size
 
 
 def _open_segment(cipher, object_nonce, counter, last, segment, associated, sha256) -> bytes:

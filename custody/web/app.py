@@ -14,9 +14,13 @@ Pages are Simplified Chinese by default, English by a switch or the browser's Ac
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import queue
 import secrets
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -58,6 +62,47 @@ class Daemon:
     def sign_in(self, login: str, password: str) -> dict:
         return api.call(self.socket, "web_sign_in", {"login": login, "password": password}, timeout=30)
 
+    def stream(self, login: str, args: dict) -> Iterator[bytes]:
+        """The bytes of a ``stream`` request as they come (the daemon's socket is read in a thread
+        of its own); stopping early (the browser went away) closes the request."""
+        chunks: queue.Queue = queue.Queue(maxsize=8)
+        stop = threading.Event()
+
+        def put(value: object) -> None:
+            while not stop.is_set():
+                try:
+                    chunks.put(value, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+            raise _Stopped
+
+        def run() -> None:
+            try:
+                api.call_stream(self.socket, "stream", args, put, timeout=60, on_behalf_of=login)
+                put(_END)
+            except _Stopped:
+                pass
+            except Exception as exc:  # said to the reader, in its thread
+                with contextlib.suppress(_Stopped):
+                    put(exc)
+
+        threading.Thread(target=run, name="web-stream", daemon=True).start()
+        try:
+            while (chunk := chunks.get()) is not _END:
+                if isinstance(chunk, Exception):
+                    raise chunk
+                yield chunk
+        finally:
+            stop.set()
+
+
+_END = object()
+
+
+class _Stopped(Exception):
+    """The browser stopped reading: the daemon's stream is closed."""
+
 
 def create_app(config: WebConfig, secret: bytes) -> Starlette:
     """The ASGI application; ``secret`` signs the session cookies."""
@@ -71,6 +116,7 @@ def create_app(config: WebConfig, secret: bytes) -> Starlette:
         Route("/footage", pages.footage),
         Route("/footage/tag", pages.tag, methods=["POST"]),
         Route("/items/{item}", pages.item),
+        Route("/items/{item}/playable", pages.playable),
         Route("/language/{code}", pages.language),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -242,7 +288,62 @@ class Pages:
         if login is None:
             return self.to_sign_in()
         found = self.daemon.ask(login, "show", {"item": request.path_params["item"]})
-        return self.render(request, "item.html", item=found)
+        playable = next((d for d in found["derivatives"] if d["role"] == "playable"), None)
+        may_play = bool(set(request.session.get("roles", [])) & PLAYERS)
+        return self.render(request, "item.html", item=found, playable=playable if may_play else None)
+
+    async def playable(self, request: Request) -> Response:
+        """The item's playable copy for the browser's own player, with HTTP range requests: only
+        the segments holding the bytes asked for are decrypted (a seek costs a segment)."""
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        if not set(request.session.get("roles", [])) & PLAYERS:
+            return self.render(request, "refused.html", http_status=403, message=i18n.refusal_role(request))
+        found = self.daemon.ask(login, "show", {"item": request.path_params["item"]})
+        copy = next((d for d in found["derivatives"] if d["role"] == "playable"), None)
+        if copy is None or copy["size"] == 0:
+            return self.render(request, "refused.html", http_status=404, message=i18n.no_playable(request))
+        size = copy["size"]
+        asked = byte_range(request.headers.get("range"), size)
+        if asked is False:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        first, last = asked or (0, size - 1)
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Content-Length": str(last - first + 1),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if asked:
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        args = {"ref": found["id"], "role": "playable"}
+        if asked:  # (the whole copy is re-hashed as it goes; a range is authenticated segment by segment)
+            args |= {"first": first, "last": last}
+        return StreamingResponse(
+            self.daemon.stream(login, args), status_code=206 if asked else 200, headers=headers,
+            media_type="video/mp4",
+        )  # fmt: skip
+
+
+PLAYERS = {"officer", "clerk"}  # who may view footage itself (access.ALLOWED["cat"])
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
+    """The one byte range an HTTP Range header asks of ``size`` bytes: (first, last); None when
+    there is no (usable) header (the whole is sent); False when it is unsatisfiable (416)."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first_text, _, last_text = header[6:].strip().partition("-")
+    try:
+        if not first_text:  # the last N bytes
+            count = int(last_text)
+            return (max(0, size - count), size - 1) if count > 0 else False
+        first = int(first_text)
+        last = min(int(last_text), size - 1) if last_text else size - 1
+    except ValueError:
+        return None
+    return (first, last) if 0 <= first <= last and first < size else False
 
 
 def load_secret(path: Path) -> bytes:

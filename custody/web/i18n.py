@@ -51,6 +51,14 @@ def environment(language: str) -> Environment:
     return env
 
 
+def refusal_role(request: Request) -> str:
+    return translations(language_of(request)).gettext("Your role may not view footage itself.")
+
+
+def no_playable(request: Request) -> str:
+    return translations(language_of(request)).gettext("This item has no playable copy (yet).")
+
+
 def refusal_csrf(request: Request) -> str:
     """The refusal of a change without this session's CSRF token, in the page's language."""
     return translations(language_of(request)).gettext(

@@ -9,7 +9,15 @@ import os
 import pytest
 
 from custody.vault.keys import MasterKey
-from custody.vault.sealing import HEADER_SIZE, SEGMENT_SIZE, TAG_SIZE, ObjectDamaged, seal, unseal
+from custody.vault.sealing import (
+    HEADER_SIZE,
+    SEGMENT_SIZE,
+    TAG_SIZE,
+    ObjectDamaged,
+    seal,
+    unseal,
+    unseal_range,
+)
 
 KEY = MasterKey(key=bytes(range(32)), source="test")
 OTHER_KEY = MasterKey(key=bytes(32), source="test")
@@ -144,3 +152,40 @@ def test_an_object_read_in_short_reads_unseals_whole():
     result = seal(_ShortReads(data), sealed, KEY, len(data))
     assert result.size == len(data)
     assert b"".join(unseal(_ShortReads(sealed.getvalue()), KEY, result.sha256)) == data
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, SEGMENT_SIZE, SEGMENT_SIZE + 1, 3 * SEGMENT_SIZE + 17, 4 * SEGMENT_SIZE]
+)
+def test_a_range_is_read_by_decrypting_only_its_segments(tmp_path, size):
+    data = os.urandom(size)
+    blob, sha256 = sealed(data)
+    path = tmp_path / "object"
+    path.write_bytes(blob)
+    edges = sorted(
+        {0, 1, SEGMENT_SIZE - 1, SEGMENT_SIZE, SEGMENT_SIZE + 1, size // 2, max(0, size - 1), size}
+    )
+    for first in edges:
+        for last in edges:
+            if first > last:
+                continue
+            with open(path, "rb") as source:
+                got = b"".join(unseal_range(source, KEY, sha256, first, last))
+            assert got == data[first : last + 1], (first, last)
+
+
+def test_a_range_from_a_tampered_or_cut_object_is_an_error(tmp_path):
+    data = os.urandom(3 * SEGMENT_SIZE + 5)
+    blob, sha256 = sealed(data)
+    path = tmp_path / "object"
+    flipped = bytearray(blob)
+    flipped[HEADER_SIZE + SEGMENT_SIZE + TAG_SIZE + 10] ^= 1  # in segment 1
+    path.write_bytes(bytes(flipped))
+    with open(path, "rb") as source:  # a range in segment 0 alone is still whole and sound
+        assert b"".join(unseal_range(source, KEY, sha256, 0, 99)) == data[:100]
+    with open(path, "rb") as source, pytest.raises(ObjectDamaged, match="segment 1 fails authentication"):
+        b"".join(unseal_range(source, KEY, sha256, SEGMENT_SIZE, SEGMENT_SIZE + 10))
+    # Cut after two whole segments: the new "last" one was not sealed as last.
+    path.write_bytes(blob[: HEADER_SIZE + 2 * (SEGMENT_SIZE + TAG_SIZE)])
+    with open(path, "rb") as source, pytest.raises(ObjectDamaged, match="segment 1 fails authentication"):
+        b"".join(unseal_range(source, KEY, sha256, SEGMENT_SIZE, SEGMENT_SIZE + 10))

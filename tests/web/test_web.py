@@ -193,3 +193,29 @@ def test_the_web_platforms_security(web, custody):
     with pytest.raises(api.ApiError) as refused:
         api.call(socket_path, "web_sign_in", {"login": CLERK, "password": PASSWORD})
     assert refused.value.exit_code == 13
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_the_player_gets_ranges_of_the_playable_copy_and_each_view_is_audited(web, custody, tmp_path):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the daemon makes the playable copies after the ingest
+        jobs = json.loads(custody("status", "--json").stdout)["media_jobs"]
+        if not jobs.get("queued") and not jobs.get("running"):
+            break
+        time.sleep(0.5)
+    whole = tmp_path / "playable.mp4"
+    custody("extract", "EV-000001", "--playable", "--out", str(whole))
+    copy = whole.read_bytes()
+    clerk = signed_in(web, CLERK)
+    assert '<video id="player"' in clerk.get("/items/EV-000001").text
+    start = clerk.get("/items/EV-000001/playable", headers={"Range": "bytes=0-99"})
+    assert start.status_code == 206 and start.content == copy[:100]
+    assert start.headers["content-range"] == f"bytes 0-99/{len(copy)}"
+    seek = int(len(copy) * 0.9)
+    tail = clerk.get("/items/EV-000001/playable", headers={"Range": f"bytes={seek}-"})
+    assert tail.status_code == 206 and tail.content == copy[seek:]
+    assert clerk.get("/items/EV-000001/playable").content == copy  # no Range: the whole copy
+    beyond = clerk.get("/items/EV-000001/playable", headers={"Range": f"bytes={len(copy)}-"})
+    assert beyond.status_code == 416
+    views = [e for e in events(custody) if e["action"] == "view" and e["actor"] == f"{CLERK} via {WEB}"]
+    assert [v["details"].get("range") for v in views] == [[0, 99], [seek, len(copy) - 1], None]
