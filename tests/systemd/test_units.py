@@ -144,3 +144,23 @@ def test_the_readme_stands_alone_and_says_why_the_unit_allows_the_network():
     outside = re.findall(r"(?:^|[\s(`\[])\.\./[\w.-]+", readme)
     assert outside == [], f"the README points outside the repository: {outside}"
     assert "AF_INET/AF_INET6 (only for the off-site replicas" in readme
+
+
+def test_the_web_platform_unit_verifies_and_runs_unprivileged_away_from_the_vault(tmp_path):
+    unit = installed_copy(UNITS / "custody-web.service", tmp_path)
+    daemon = installed_copy(UNITS / "custody-ingestd.service", tmp_path)
+    socket_unit = tmp_path / "custody-api.socket"
+    socket_unit.write_text((UNITS / "custody-api.socket").read_text())
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit), str(daemon), str(socket_unit)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    service = unit_parser("custody-web.service")["Service"]
+    assert service["User"] == "custody-web" and service["CapabilityBoundingSet"] == ""
+    assert service["InaccessiblePaths"] == "-/var/lib/custody"  # the vault: not even by mistake
+    for option in ("NoNewPrivileges", "ProtectHome", "PrivateDevices", "PrivateTmp"):
+        assert service[option] == "yes", option
+    assert service["ProtectSystem"] == "strict" and service["StateDirectory"] == "custody-web"
+    assert "--secret-file /var/lib/custody-web/session.key" in service["ExecStart"]
