@@ -1,17 +1,13 @@
 """The web platform end to end: a real daemon, `custody web` running as its own service user
 (cst-web) through the system's python, real local users signing in with custody accounts, real
-HTTP over loopback. (The browser suite with Chromium is still to come: see issue 20.)"""
+HTTP over loopback (the browser itself: test_browser.py)."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import socket
-import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,58 +15,10 @@ from itsdangerous import TimestampSigner
 
 from custody.ingestd import api
 from tests.ingestd.served import CLERK, CLERK2, OFFICER, WEB
-from tests.localusers import SYSTEM_PYTHON, pythonpath_for_others, run_as
+from tests.localusers import SYSTEM_PYTHON, run_as
+from tests.web.platform import PASSWORD, WEB_CONFIG
 
 pytestmark = pytest.mark.slow
-
-WEB_CONFIG = '[web]\nservice_user = "cst-web"\nsession_minutes = 5\nmax_failed_sign_ins = 3\n'
-PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def web(served_vault, custody, tmp_path):
-    """custody web as cst-web on a free loopback port; accounts for two clerks and the officer."""
-    home, socket_path, outbox, _daemon = served_vault
-    for login in (CLERK, CLERK2, OFFICER):  # (the vault's own user adds them, through the socket)
-        api.call(socket_path, "account_set", {"login": login, "password": PASSWORD, "new": True})
-    state = Path(outbox.parent) / "web-state"
-    state.mkdir()
-    os.chown(state, *_ids(WEB))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD",)}
-    env.update(PYTHONPATH=pythonpath_for_others(), HOME="/", CUSTODY_SOCKET=str(socket_path))
-    log = open(tmp_path / "web.log", "wb")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        ["setpriv", f"--reuid={WEB}", f"--regid={WEB}", "--init-groups", SYSTEM_PYTHON, "-m", "custody", "web",
-         "--port", str(port), "--secret-file", str(state / "session.key")],
-        env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{base}/sign-in", timeout=1)
-            break
-        except httpx.TransportError:
-            assert process.poll() is None, (tmp_path / "web.log").read_text()
-            time.sleep(0.2)
-    yield {"base": base, "home": home, "socket": socket_path, "secret": state / "session.key"}
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
-
-
-def _ids(user: str) -> tuple[int, int]:
-    import pwd
-
-    entry = pwd.getpwnam(user)
-    return entry.pw_uid, entry.pw_gid
 
 
 def signed_in(web, login: str) -> httpx.Client:
