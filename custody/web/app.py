@@ -117,6 +117,11 @@ def create_app(config: WebConfig, secret: bytes) -> Starlette:
         Route("/footage/tag", pages.tag, methods=["POST"]),
         Route("/items/{item}", pages.item),
         Route("/items/{item}/playable", pages.playable),
+        Route("/cases", pages.cases),
+        Route("/cases/{case}", pages.case),
+        Route("/findings", pages.findings),
+        Route("/findings/explain", pages.explain, methods=["POST"]),
+        Route("/audit", pages.audit),
         Route("/language/{code}", pages.language),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -292,6 +297,58 @@ class Pages:
         may_play = bool(set(request.session.get("roles", [])) & PLAYERS)
         return self.render(request, "item.html", item=found, playable=playable if may_play else None)
 
+    async def cases(self, request: Request) -> Response:
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        return self.render(request, "cases.html", cases=self.daemon.ask(login, "case_ls"))
+
+    async def case(self, request: Request) -> Response:
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        found = self.daemon.ask(login, "case_show", {"case": request.path_params["case"]})
+        return self.render(request, "case.html", case=found)
+
+    async def findings(self, request: Request) -> Response:
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        gaps = self.daemon.ask(login, "report_gaps", {"open_only": request.query_params.get("all") != "1"})
+        missing = self.daemon.ask(login, "report_cases", {"archived": True})
+        return self.render(
+            request,
+            "findings.html",
+            gaps=gaps,
+            missing=missing["cases"],
+            message=request.session.pop("said", None),
+        )
+
+    async def explain(self, request: Request) -> Response:
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        form = await request.form()
+        if not self.check_csrf(request, form):
+            return self.render(request, "refused.html", http_status=403, message=i18n.refusal_csrf(request))
+        finding, reason = str(form.get("finding", "")), str(form.get("reason", ""))
+        self.daemon.ask(login, "explain", {"finding": finding, "reason": reason})
+        request.session["said"] = {"explained": finding}
+        return RedirectResponse("/findings", status_code=303)
+
+    async def audit(self, request: Request) -> Response:
+        """The audit chain, newest first, filtered by action or actor (auditors)."""
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        chain = self.daemon.ask(login, "log")
+        action, actor = request.query_params.get("action", ""), request.query_params.get("actor", "")
+        shown = [
+            e for e in reversed(chain)
+            if (not action or e["action"] == action) and (not actor or actor in e["actor"])
+        ][:AUDIT_PAGE]  # fmt: skip
+        return self.render(request, "audit.html", events=shown, total=len(chain), action=action, actor=actor)
+
     async def playable(self, request: Request) -> Response:
         """The item's playable copy for the browser's own player, with HTTP range requests: only
         the segments holding the bytes asked for are decrypted (a seek costs a segment)."""
@@ -344,6 +401,9 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     except ValueError:
         return None
     return (first, last) if 0 <= first <= last and first < size else False
+
+
+AUDIT_PAGE = 200  # events per page of the audit chain, newest first
 
 
 def load_secret(path: Path) -> bytes:

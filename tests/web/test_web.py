@@ -14,7 +14,7 @@ import pytest
 from itsdangerous import TimestampSigner
 
 from custody.ingestd import api
-from tests.ingestd.served import CLERK, CLERK2, OFFICER, WEB
+from tests.ingestd.served import AUDITOR, CLERK, CLERK2, OFFICER, WEB
 from tests.localusers import SYSTEM_PYTHON, run_as
 from tests.web.platform import PASSWORD, WEB_CONFIG
 
@@ -167,3 +167,35 @@ def test_the_player_gets_ranges_of_the_playable_copy_and_each_view_is_audited(we
     assert beyond.status_code == 416
     views = [e for e in events(custody) if e["action"] == "view" and e["actor"] == f"{CLERK} via {WEB}"]
     assert [v["details"].get("range") for v in views] == [[0, 99], [seek, len(copy) - 1], None]
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_cases_findings_and_the_audit_page(web, custody, tmp_path):
+    custody("case", "open", "2026-0001", "--cause", "占道经营", "--party", "Li Si", "--handler", "031245")
+    scan = tmp_path / "inquiry.pdf"
+    scan.write_bytes(b"%PDF-1.4 inquiry")
+    custody("case", "file", "2026-0001", str(scan), "--type", "询问笔录")
+    custody("case", "close", "2026-0001", "--ended", "2026-11-01")
+    archived = json.loads(
+        custody("case", "archive", "2026-0001", "--force", "--reason", "test", "--json").stdout
+    )
+    clerk = signed_in(web, CLERK)
+    cases = clerk.get("/cases").text
+    assert "2026-0001" in cases and "缺少 1 份音像记录" in cases and "逾期" in cases
+    case = clerk.get("/cases/2026-0001").text
+    assert (
+        "占道经营" in case and "询问笔录" in case and archived["record"] in case and archived["pdf"] in case
+    )
+    findings = clerk.get("/findings").text
+    assert "案件文书缺少的音像记录" in findings and "2026-0001" in findings
+    assert "/audit" not in clerk.get("/").text  # the audit page is the auditors'
+    assert clerk.get("/audit").status_code == 403
+    tagged = clerk.post(
+        "/footage/tag",
+        data={"csrf": csrf_of(clerk.get("/footage")), "items": ["EV-000002"], "party": "李四"},
+    )
+    assert tagged.status_code == 200 and "已标注 1 条" in tagged.text
+    auditor = signed_in(web, AUDITOR)
+    audit = auditor.get("/audit", params={"action": "tag", "actor": CLERK}).text
+    assert f"{CLERK} via {WEB}" in audit and "EV-000002" in audit
+    assert "case-archived" in auditor.get("/audit").text
