@@ -185,6 +185,10 @@ def main() -> None:
     print(f"Its written description: {iso.with_name(iso.stem + '.description.pdf')} (and .txt beside it)")
     print("Check the disc without custody: extract it, then python3 -I verify.py (see README.txt on it)")
     print(f"The archived case file (cover and index, PDF): CUSTODY_HOME={home} custody case show 2026-0412")
+    print(
+        "The platform in a browser (custody web, as its own user, through a daemon serving this vault): "
+        "README, 'The platform in a browser'"
+    )
     print(f"When you are done with it: rm -rf {work}")
 
 
