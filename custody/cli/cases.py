@@ -481,3 +481,54 @@ def report_compliance(session: Session, since: str, until: str, as_csv: bool, as
             str(row["cases_not_archived_overdue"]), str(row["filing_approvals_late"]),
         )  # fmt: skip
     show_listing(table)
+
+
+OFFICER_COLUMNS = (
+    "officer", "month", "recordings", "hours", "stored_in_time", "stored_late", "stored_in_time_percent",
+    "interruptions_found", "interruptions_explained", "cases_archived_on_time", "cases_archived_late",
+)  # fmt: skip
+
+
+@report.command("officers")
+@click.option("--from", "since", required=True, help="From this date (YYYY-MM-DD).")
+@click.option("--until", required=True, help="Until this date (YYYY-MM-DD, the whole day).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per officer and month).")
+@wide_option
+@json_option
+@pass_session
+def report_officers(session: Session, since: str, until: str, as_csv: bool, as_json: bool) -> None:
+    """Per officer and month, for leaders: recordings and hours, the share stored within the
+    24-hour window, interruptions found and explained, case files archived on time and late.
+
+    \b
+    Example:
+      custody report officers --from 2026-11-01 --until 2026-11-30 --csv > november.csv
+    """
+    rows = session.perform(
+        "report_officers",
+        cases.ReportOfficers(
+            parse_user_time(since, "--from"), parse_user_time(until, "--until", end_of_day=True)
+        ),
+    )
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(OFFICER_COLUMNS)
+        for row in rows:
+            writer.writerow(["" if row[c] is None else row[c] for c in OFFICER_COLUMNS])
+        return
+    table = Listing(
+        Column("officer", KEY), Column("month"), Column("recordings", justify="right"),
+        Column("hours", justify="right", drop=2), Column("in 24 h", justify="right"),
+        Column("gaps found", justify="right", drop=1), Column("explained", justify="right", drop=1),
+        Column("archived late", justify="right", drop=3), title="officers by month",
+    )  # fmt: skip
+    for row in rows:
+        percent = "-" if row["stored_in_time_percent"] is None else f"{row['stored_in_time_percent']:.1f} %"
+        table.add_row(
+            row["officer"], row["month"], str(row["recordings"]), f"{row['hours']:.1f}", percent,
+            str(row["interruptions_found"]), str(row["interruptions_explained"]), str(row["cases_archived_late"]),
+        )  # fmt: skip
+    show_listing(table)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from custody.errors import UsageError
 from custody.operations.base import Context, NoRequest, operation
 from custody.rules import STAGES
-from custody.vault import Vault, case_reports, casefiles
+from custody.vault import Vault, case_reports, casefiles, leader_reports
 from custody.vault.casefiles import DocumentFacts, parse_day
 from custody.vault.timestamps import parse_user_time, to_text, utc_now
 
@@ -242,6 +242,21 @@ def report_compliance(vault: Vault, request: ReportCompliance, context: Context)
     if request.since > request.until:
         raise UsageError(reason="--from is after --until")
     return case_reports.compliance(vault, request.since, request.until)
+
+
+@dataclass(frozen=True)
+class ReportOfficers:
+    since: str  # stored UTC text
+    until: str
+
+
+@operation("report_officers", ReportOfficers, "report")
+def report_officers(vault: Vault, request: ReportOfficers, context: Context) -> list[dict]:
+    """Per officer and month: recordings and hours, stored within the 24-hour window (%),
+    interruptions found and explained, case files archived on time and late (for leaders)."""
+    if request.since > request.until:
+        raise UsageError(reason="--from is after --until")
+    return leader_reports.officer_months(vault, request.since, request.until)
 
 
 def _stored_time(value: str, option: str) -> str:

@@ -15,13 +15,16 @@ Pages are Simplified Chinese by default, English by a switch or the browser's Ac
 from __future__ import annotations
 
 import contextlib
+import csv
 import hmac
+import io
 import queue
 import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -32,9 +35,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from custody.errors import CustodyError
 from custody.ingestd import api
 from custody.vault.items import shown_text
-from custody.vault.timestamps import local_display
+from custody.vault.timestamps import local_display, parse_user_time
 from custody.web import i18n
 
 HERE = Path(__file__).parent
@@ -122,6 +126,9 @@ def create_app(config: WebConfig, secret: bytes) -> Starlette:
         Route("/findings", pages.findings),
         Route("/findings/explain", pages.explain, methods=["POST"]),
         Route("/audit", pages.audit),
+        Route("/reports", pages.reports),
+        Route("/reports.csv", pages.reports_csv),
+        Route("/registry", pages.registry),
         Route("/language/{code}", pages.language),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -135,7 +142,9 @@ def create_app(config: WebConfig, secret: bytes) -> Starlette:
             https_only=config.secure_cookies,
         )
     ]
-    return Starlette(routes=routes, middleware=middleware, exception_handlers={api.ApiError: pages.refused})
+    # The daemon's refusals, a daemon not serving, a bad value typed in a form: each a page that says
+    # it in one line (CustodyError is the base of them all), never a traceback.
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={CustodyError: pages.refused})
 
 
 class SignInNeeded(Exception):
@@ -192,9 +201,12 @@ class Pages:
     def to_sign_in(self) -> RedirectResponse:
         return RedirectResponse("/sign-in", status_code=303)
 
-    async def refused(self, request: Request, exc: api.ApiError) -> HTMLResponse:
-        """The daemon's refusal (a role, a confidentiality level, a bad value), said on a page."""
-        status = {13: 403, 5: 404, 3: 404}.get(exc.exit_code, 400)
+    async def refused(self, request: Request, exc: CustodyError) -> HTMLResponse:
+        """The daemon's refusal (a role, a confidentiality level, a bad value), or the daemon not
+        serving (503), said on a page."""
+        status = (
+            503 if isinstance(exc, api.ApiUnavailable) else {13: 403, 5: 404, 3: 404}.get(exc.exit_code, 400)
+        )
         return self.render(request, "refused.html", http_status=status, message=exc.message)
 
     # -- signing in and out --------------------------------------------------------------------
@@ -336,6 +348,65 @@ class Pages:
         request.session["said"] = {"explained": finding}
         return RedirectResponse("/findings", status_code=303)
 
+    def _officer_months(self, request: Request, login: str) -> tuple[list[dict], str, str]:
+        """The leaders' report for the asked period (default: this month so far)."""
+        first_of_month = datetime.now().date().replace(day=1).isoformat()
+        since = request.query_params.get("from") or first_of_month
+        until = request.query_params.get("until") or datetime.now().date().isoformat()
+        rows = self.daemon.ask(
+            login,
+            "report_officers",
+            {
+                "since": parse_user_time(since, "from"),
+                "until": parse_user_time(until, "until", end_of_day=True),
+            },
+        )
+        return rows, since, until
+
+    async def reports(self, request: Request) -> Response:
+        """Per officer and month, with a chart of each officer's recordings and the share stored
+        within 24 hours (drawn as SVG on the server: no script)."""
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        rows, since, until = self._officer_months(request, login)
+        totals: dict[str, list[int]] = {}
+        for row in rows:
+            counts = totals.setdefault(row["officer"], [0, 0])
+            counts[0] += row["recordings"]
+            counts[1] += row["stored_in_time"]
+        bars = [
+            {"officer": officer, "recordings": n, "in_time": (100 * ok / n) if n else 0.0}
+            for officer, (n, ok) in sorted(totals.items())
+        ]
+        most = max((bar["recordings"] for bar in bars), default=0) or 1
+        return self.render(request, "reports.html", rows=rows, bars=bars, most=most, since=since, until=until)
+
+    async def reports_csv(self, request: Request) -> Response:
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        rows, since, until = self._officer_months(request, login)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(REPORT_COLUMNS)
+        for row in rows:
+            writer.writerow(["" if row[c] is None else row[c] for c in REPORT_COLUMNS])
+        return Response(
+            "\ufeff" + out.getvalue(),  # (a BOM: spreadsheet programs then read the Chinese right)
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="custody-officers-{since}-{until}.csv"'},
+        )
+
+    async def registry(self, request: Request) -> Response:
+        """Officers and recorders with their assignments (changes stay the custodians' commands)."""
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        officers = self.daemon.ask(login, "officer_ls")
+        recorders = self.daemon.ask(login, "recorder_ls")
+        return self.render(request, "registry.html", officers=officers, recorders=recorders)
+
     async def audit(self, request: Request) -> Response:
         """The audit chain, newest first, filtered by action or actor (auditors)."""
         login = self.person(request)
@@ -404,6 +475,10 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
 
 
 AUDIT_PAGE = 200  # events per page of the audit chain, newest first
+REPORT_COLUMNS = (
+    "officer", "month", "recordings", "hours", "stored_in_time", "stored_late", "stored_in_time_percent",
+    "interruptions_found", "interruptions_explained", "cases_archived_on_time", "cases_archived_late",
+)  # fmt: skip
 
 
 def load_secret(path: Path) -> bytes:

@@ -386,6 +386,11 @@ ROLE_MATRIX = [
     (("case_archive", {"case": "MATRIX-CASE"}), {CLK}, 4),  # (not complete)
     (("report_cases", {}), {CLK, CUS, AUD}, 0),
     (
+        ("report_officers", {"since": "2026-01-01T00:00:00.000000Z", "until": "2027-01-01T00:00:00.000000Z"}),
+        {CLK, CUS, AUD},
+        0,
+    ),
+    (
         (
             "report_compliance",
             {"since": "2026-01-01T00:00:00.000000Z", "until": "2027-01-01T00:00:00.000000Z"},

@@ -13,7 +13,17 @@ import httpx
 import pytest
 
 from custody.ingestd import api
-from tests.ingestd.served import AUDITOR, CLERK, CLERK2, OFFICER, WEB, extra_config, served_vault, users  # noqa: F401  (fixtures)
+from tests.ingestd.served import (
+    AUDITOR,
+    CLERK,
+    CLERK2,
+    CUSTODIAN,
+    OFFICER,
+    WEB,
+    extra_config,  # noqa: F401  (a fixture)
+    served_vault,  # noqa: F401  (a fixture)
+    users,  # noqa: F401  (a fixture)
+)
 from tests.localusers import SYSTEM_PYTHON, pythonpath_for_others
 from tests.web.platform import PASSWORD
 
@@ -28,7 +38,13 @@ def free_port() -> int:
 def web(served_vault, custody, tmp_path):  # noqa: F811  (the fixture imported above)
     """custody web as cst-web on a free loopback port; accounts for two clerks, the officer and an auditor."""
     home, socket_path, outbox, _daemon = served_vault
-    for login in (CLERK, CLERK2, OFFICER, AUDITOR):  # (the vault's own user adds them, through the socket)
+    for login in (
+        CLERK,
+        CLERK2,
+        OFFICER,
+        AUDITOR,
+        CUSTODIAN,
+    ):  # (the vault's own user adds them, through the socket)
         api.call(socket_path, "account_set", {"login": login, "password": PASSWORD, "new": True})
     state = Path(outbox.parent) / "web-state"
     state.mkdir()

@@ -14,7 +14,7 @@ import pytest
 from itsdangerous import TimestampSigner
 
 from custody.ingestd import api
-from tests.ingestd.served import AUDITOR, CLERK, CLERK2, OFFICER, WEB
+from tests.ingestd.served import AUDITOR, CLERK, CLERK2, CUSTODIAN, OFFICER, WEB
 from tests.localusers import SYSTEM_PYTHON, run_as
 from tests.web.platform import PASSWORD, WEB_CONFIG
 
@@ -199,3 +199,36 @@ def test_cases_findings_and_the_audit_page(web, custody, tmp_path):
     audit = auditor.get("/audit", params={"action": "tag", "actor": CLERK}).text
     assert f"{CLERK} via {WEB}" in audit and "EV-000002" in audit
     assert "case-archived" in auditor.get("/audit").text
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_the_leaders_report_per_officer_and_month_with_its_chart_and_csv(web, custody):
+    month = time.strftime("%Y-%m")
+    rows = json.loads(
+        custody("report", "officers", "--from", "2026-01-01", "--until", "2099-12-31", "--json").stdout
+    )
+    counts = {(row["officer"], row["month"]): row["recordings"] for row in rows}
+    assert counts == {("031245", month): 3, ("099999", month): 1}
+    clerk = signed_in(web, CLERK)
+    page = clerk.get("/reports", params={"from": "2026-01-01", "until": "2099-12-31"}).text
+    assert '<svg class="chart"' in page and "各民警的音视频" in page
+    assert re.search(r">031245</text>\s*<rect [^>]*width=\"460", page)  # the longest bar: 3 of 3
+    download = clerk.get("/reports.csv", params={"from": "2026-01-01", "until": "2099-12-31"})
+    assert download.headers["content-type"].startswith("text/csv")
+    lines = download.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("officer,month,recordings,hours") and f"031245,{month},3," in lines[1]
+    officer = signed_in(web, OFFICER)
+    assert officer.get("/reports").status_code == 403  # reports are for clerks, custodians, auditors
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_the_registry_page_and_a_daemon_that_stopped_serving(web, served_vault):
+    custodian = signed_in(web, CUSTODIAN)
+    assert 'href="/registry"' in custodian.get("/").text
+    registry = custodian.get("/registry").text
+    assert "031245" in registry and "Wang Li" in registry
+    _home, _socket, _outbox, daemon = served_vault
+    daemon.stop()
+    down = custodian.get("/footage")
+    assert down.status_code == 503 and "cannot reach the custody daemon" in down.text
+    assert "Traceback" not in down.text
