@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -240,7 +241,11 @@ class Pages:
 
     async def language(self, request: Request) -> Response:
         code = request.path_params["code"]
-        response = RedirectResponse(request.headers.get("referer") or "/", status_code=303)
+        # Back to the page the switch was on: only a path of this site (never another site's URL).
+        back = urlsplit(request.headers.get("referer") or "")
+        same_site = back.netloc == request.url.netloc and back.path.startswith("/")
+        target = (back.path + (f"?{back.query}" if back.query else "")) if same_site else "/"
+        response = RedirectResponse(target if not target.startswith("/language/") else "/", status_code=303)
         if code in i18n.LANGUAGES:
             response.set_cookie("lang", code, max_age=365 * 86400, samesite="lax", httponly=True)
         return response

@@ -232,3 +232,16 @@ def test_the_registry_page_and_a_daemon_that_stopped_serving(web, served_vault):
     down = custodian.get("/footage")
     assert down.status_code == 503 and "cannot reach the custody daemon" in down.text
     assert "Traceback" not in down.text
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_the_language_switch_goes_back_only_to_a_page_of_this_site(web):
+    clerk = signed_in(web, CLERK)
+    away = clerk.get(
+        "/language/en", headers={"Referer": "https://evil.example/phish"}, follow_redirects=False
+    )
+    assert away.status_code == 303 and away.headers["location"] == "/"
+    back = clerk.get(
+        "/language/zh_CN", headers={"Referer": f"{web['base']}/footage?late=1"}, follow_redirects=False
+    )
+    assert back.headers["location"] == "/footage?late=1"
