@@ -554,7 +554,9 @@ def web(session: Session, bind, port, secret_file: Path, tls_certificate, tls_ke
         served = api.call(socket_path, "web_config", timeout=10)
     except api.ApiError as exc:
         raise UsageError(reason=f"the daemon will not serve this web service: {exc.message}") from None
-    config = WebConfig(socket_path, served["session_minutes"], secure_cookies=bool(tls_certificate))
+    config = WebConfig(
+        socket_path, served["session_minutes"], secure_cookies=bool(tls_certificate), state=secret_file.parent
+    )
     app = create_app(config, load_secret(secret_file))
     host, listen_port = bind or served["bind"], port or served["port"]
     scheme = "https" if tls_certificate else "http"

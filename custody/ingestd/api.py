@@ -734,7 +734,9 @@ def is_served(path: Path) -> bool:
         return False
 
 
-def fetch_to_file(path: Path, args: dict, out: Path, op: str = "stream") -> dict:
+def fetch_to_file(
+    path: Path, args: dict, out: Path, op: str = "stream", on_behalf_of: str | None = None
+) -> dict:
     """Stream an item (``args``: ref, role) from the daemon into a new file ``out``, as the caller.
 
     The file is written by the caller's own process, with the caller's own
@@ -746,7 +748,9 @@ def fetch_to_file(path: Path, args: dict, out: Path, op: str = "stream") -> dict
     partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
     try:
         with open(partial, "xb") as sink:
-            result = call_stream(path, op, {**args, "to": str(out.resolve())}, sink.write)
+            result = call_stream(
+                path, op, {**args, "to": str(out.resolve())}, sink.write, on_behalf_of=on_behalf_of
+            )
             sink.flush()
             os.fsync(sink.fileno())
         os.link(partial, out)

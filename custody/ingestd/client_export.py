@@ -31,6 +31,7 @@ def export_through_daemon(
     request: ExportRequest,
     on_step: Callable[[str], None],
     on_next_disc: Callable[[int, int, str], None] | None,
+    on_behalf_of: str | None = None,
 ) -> dict:
     """Have the daemon make the export, then write or burn (and verify) each disc here; return the
     export's record (ExportRecord.as_dict) as this caller sees it: each disc's target is its image
@@ -39,7 +40,8 @@ def export_through_daemon(
     Raise UsageError for a missing or unwritable --iso folder, an existing
     file, or several discs for a real drive without an operator; api.ApiError
     with the daemon's refusal; optical.DiscToolFailed when burning fails (the
-    daemon records the failure first).
+    daemon records the failure first). ``on_behalf_of``: the person signed in to the web platform
+    (the web service writes the images into its own folder for them; ``--iso`` only).
     """
     if bool(request.iso) == bool(request.burn):
         raise UsageError(reason="give exactly one of --iso OUT.iso and --burn DEVICE")
@@ -56,15 +58,16 @@ def export_through_daemon(
         },
         timeout=None,
         on_progress=lambda progress: on_step(progress["step"]) if "step" in progress else None,
+        on_behalf_of=on_behalf_of,
     )  # fmt: skip
     token, record = made["token"], made["record"]
     try:
         if request.iso:
-            _fetch_beside(socket_path, token, made["files"], record, request.iso, on_step)
+            _fetch_beside(socket_path, token, made["files"], record, request.iso, on_step, on_behalf_of)
         elif record["state"] == "verified":
             _burn_each(socket_path, token, record, request.burn, on_step, on_next_disc)
     finally:
-        api.call(socket_path, "fetch", {"token": token, "done": True})
+        api.call(socket_path, "fetch", {"token": token, "done": True}, on_behalf_of=on_behalf_of)
     return record
 
 
@@ -78,13 +81,23 @@ def _check_destination(out: Path) -> None:
         raise UsageError(reason=f"cannot write {out}: folder {folder} is missing or not writable by you")
 
 
-def _fetch_beside(socket_path: Path, token: str, files: list[str], record: dict, out: Path, on_step) -> None:
+def _fetch_beside(
+    socket_path: Path,
+    token: str,
+    files: list[str],
+    record: dict,
+    out: Path,
+    on_step,
+    on_behalf_of: str | None,
+) -> None:
     """The images and their descriptions, named after ``out`` (one image is ``out`` itself); each
     disc's target becomes its image here."""
     discs = record["discs"]
     for name in files:
         local = out if name == "export.iso" else out.parent / name.replace("export", out.stem, 1)
-        api.fetch_to_file(socket_path, {"token": token, "name": name}, local, op="fetch")
+        api.fetch_to_file(
+            socket_path, {"token": token, "name": name}, local, op="fetch", on_behalf_of=on_behalf_of
+        )
         on_step(f"wrote {local}")
     for disc in discs:
         disc["target"] = str(

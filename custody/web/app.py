@@ -20,6 +20,7 @@ import hmac
 import io
 import queue
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -29,10 +30,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -53,6 +55,9 @@ class WebConfig:
     socket: Path
     session_minutes: int = 30
     secure_cookies: bool = False  # under TLS
+    # The web service's own folder (0700): disc images and descriptions made for a person wait
+    # here, each in a folder only their session knows, until downloaded.
+    state: Path | None = None
 
 
 class Daemon:
@@ -124,6 +129,8 @@ def create_app(config: WebConfig, secret: bytes) -> Starlette:
         Route("/items/{item}/playable", pages.playable),
         Route("/cases", pages.cases),
         Route("/cases/{case}", pages.case),
+        Route("/cases/{case}/export", pages.export, methods=["POST"]),
+        Route("/exports/{token}/{name}", pages.download),
         Route("/findings", pages.findings),
         Route("/findings/explain", pages.explain, methods=["POST"]),
         Route("/audit", pages.audit),
@@ -326,6 +333,51 @@ class Pages:
             return self.to_sign_in()
         found = self.daemon.ask(login, "case_show", {"case": request.path_params["case"]})
         return self.render(request, "case.html", case=found)
+
+    async def export(self, request: Request) -> Response:
+        """Make an evidence disc of the case as the person (the daemon makes and verifies it); its
+        image and written description wait in this service's folder for their session only."""
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        form = await request.form()
+        if not self.check_csrf(request, form) or self.config.state is None:
+            return self.render(request, "refused.html", http_status=403, message=i18n.refusal_csrf(request))
+        from custody.ingestd.client_export import export_through_daemon
+        from custody.vault.disc.export import ExportRequest
+
+        case = request.path_params["case"]
+        token = secrets.token_urlsafe(16)
+        folder = self.config.state / "exports" / token
+        folder.mkdir(parents=True, mode=0o700)
+        disc = ExportRequest(
+            case=case, maker=str(form.get("maker", "")).strip(), extractor=str(form.get("extractor", "")).strip(),
+            iso=folder / "case.iso", with_documents=form.get("with_documents") == "1",
+        )  # fmt: skip
+        try:
+            record = await run_in_threadpool(
+                export_through_daemon, self.config.socket, disc, lambda _step: None, None, on_behalf_of=login
+            )
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # (nothing half-made is left to download)
+            raise
+        request.session["exports"] = [*request.session.get("exports", [])[-9:], token]
+        files = sorted(path.name for path in folder.iterdir())
+        return self.render(request, "exported.html", record=record, token=token, files=files, case=case)
+
+    async def download(self, request: Request) -> Response:
+        """A file of an export this session made (the image, its description)."""
+        login = self.person(request)
+        if login is None:
+            return self.to_sign_in()
+        token, name = request.path_params["token"], request.path_params["name"]
+        if token not in request.session.get("exports", []) or self.config.state is None:
+            return self.render(request, "refused.html", http_status=404, message=i18n.no_export(request))
+        folder = self.config.state / "exports" / token
+        path = folder / name
+        if path.parent != folder or not path.is_file():
+            return self.render(request, "refused.html", http_status=404, message=i18n.no_export(request))
+        return FileResponse(path, filename=name)
 
     async def findings(self, request: Request) -> Response:
         login = self.person(request)

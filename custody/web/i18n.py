@@ -59,6 +59,10 @@ def no_playable(request: Request) -> str:
     return translations(language_of(request)).gettext("This item has no playable copy (yet).")
 
 
+def no_export(request: Request) -> str:
+    return translations(language_of(request)).gettext("No such export for this session.")
+
+
 def refusal_csrf(request: Request) -> str:
     """The refusal of a change without this session's CSRF token, in the page's language."""
     return translations(language_of(request)).gettext(

@@ -245,3 +245,26 @@ def test_the_language_switch_goes_back_only_to_a_page_of_this_site(web):
         "/language/zh_CN", headers={"Referer": f"{web['base']}/footage?late=1"}, follow_redirects=False
     )
     assert back.headers["location"] == "/footage?late=1"
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_a_disc_is_made_from_the_case_page_and_only_its_session_downloads_it(web, custody):
+    clerk = signed_in(web, CLERK)
+    case = clerk.get("/cases/2026-0001")
+    assert 'id="export"' in case.text
+    made = clerk.post(
+        "/cases/2026-0001/export",
+        data={"csrf": csrf_of(case), "maker": "王五 (officer)", "extractor": "赵六 (clerk)"},
+    )
+    assert made.status_code == 200 and "verified" in made.text, made.text[-800:]
+    links = re.findall(r'href="(/exports/[^"]+)"', made.text)
+    names = sorted(link.rsplit("/", 1)[1] for link in links)
+    assert names == ["case.description.pdf", "case.description.txt", "case.iso"]
+    description = clerk.get(next(link for link in links if link.endswith(".pdf")))
+    assert description.status_code == 200 and description.content.startswith(b"%PDF")
+    text = clerk.get(next(link for link in links if link.endswith(".txt"))).content.decode()
+    assert "王五 (officer)" in text and "EV-000001" in text
+    other = signed_in(web, CLERK2)
+    assert other.get(links[0]).status_code == 404  # another session: not there
+    exports = json.loads(custody("export", "ls", "--json").stdout)
+    assert exports[-1]["state"] == "verified" and exports[-1]["case"] == "2026-0001"
