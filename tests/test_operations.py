@@ -125,3 +125,32 @@ def test_an_operation_in_process_gives_the_records_the_command_line_prints(tmp_p
         perform(settings, "run", {"argv": ["ls"]})
     with pytest.raises(TypeError):
         perform(settings, "ls", TagItems(("EV-000001",)))
+
+
+def test_ls_pages_through_what_the_caller_may_see_newest_first(custody, home, tmp_path, monkeypatch):
+    """A page is counted among the items the caller may see (a hidden one neither fills a page nor
+    shows), read from the catalog in chunks; the vault's own user pages in SQL alone."""
+    from custody.vault import case_access
+
+    monkeypatch.setattr(case_access, "LIST_CHUNK", 2)  # (several chunks for a few items)
+    custody("init")
+    for number in range(1, 8):
+        (tmp_path / f"file{number}.txt").write_bytes(f"item {number}".encode())
+    custody("ingest", *(str(tmp_path / f"file{n}.txt") for n in range(1, 8)))
+    custody("tag", "EV-000003", "EV-000006", "--confidentiality", "restricted")
+    settings = load_settings(home)
+    clerk = access.Caller(uid=4242, gid=4242, pid=None, name="pager", roles=("clerk",))
+
+    def page(caller, **paging) -> list[str]:
+        return [
+            item["id"] for item in perform(settings, "ls", {"newest_first": True, **paging}, caller=caller)
+        ]
+
+    assert page(clerk) == ["EV-000007", "EV-000005", "EV-000004", "EV-000002", "EV-000001"]
+    assert page(clerk, limit=2) == ["EV-000007", "EV-000005"]
+    assert page(clerk, limit=2, offset=2) == ["EV-000004", "EV-000002"]
+    assert page(clerk, limit=2, offset=4) == ["EV-000001"]
+    assert page(clerk, limit=2, offset=6) == []
+    assert page(None, limit=3, offset=1) == ["EV-000006", "EV-000005", "EV-000004"]  # the owner: all
+    with pytest.raises(UsageError, match="limit must be 1 to 10000"):
+        page(clerk, limit=0)

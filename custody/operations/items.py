@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from custody.errors import UsageError
 from custody.operations.base import Context, operation
 from custody.retention.plan import decide_one
 from custody.vault import ItemFilter, Vault
@@ -26,11 +27,19 @@ class ListItems:
     damaged: bool = False
     since: str | None = None
     until: str | None = None
+    limit: int | None = None  # a page: at most this many (1 to 10000)
+    offset: int = 0  # after skipping this many
+    newest_first: bool = False
 
 
 @operation("ls", ListItems, "ls")
 def list_items(vault: Vault, request: ListItems, context: Context) -> list[dict]:
-    """The items matching the request that the caller may see, oldest first, with their tags."""
+    """The items matching the request that the caller may see, oldest first (or newest first),
+    with their tags; a page of them with ``limit`` and ``offset``."""
+    if request.limit is not None and not 1 <= request.limit <= 10_000:
+        raise UsageError(reason="limit must be 1 to 10000")
+    if request.offset < 0:
+        raise UsageError(reason="offset must not be negative")
     where = ItemFilter(**dataclasses.asdict(request))  # (the filter's fields a client may set)
     return [item.as_dict() for item in vault.list_items(where)]
 

@@ -9,16 +9,18 @@ The functions below it are the tables' SQL.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from custody.errors import UsageError
 from custody.vault import access
-from custody.vault.catalog import Catalog, Item
+from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.registry import OfficerNotFound, check_registry_text, officer
 
 _Record = TypeVar("_Record")
+LIST_CHUNK = 2000  # items read at a time for a page of what a caller may see
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,23 @@ class CaseAccess:
             for record, items, case in named
             if (case is None or sight.case(case)) and all(sight.item(found[n]) for n in items if n in found)
         ]
+
+    def visible_items(self, where: ItemFilter) -> list[Item]:
+        """The items matching ``where`` that the caller may see; with a limit, that page of them,
+        read from the catalog a chunk at a time (the vault's lock is held by the caller)."""
+        sees = self.sight().item
+        if where.limit is None:
+            return [item for item in self.vault.catalog.list_items(where) if sees(item)]
+        wanted, seen, skipped = where.offset + where.limit, [], 0
+        while len(seen) < wanted:
+            chunk = self.vault.catalog.list_items(
+                dataclasses.replace(where, limit=LIST_CHUNK, offset=skipped)
+            )
+            seen += [item for item in chunk if sees(item)]
+            skipped += len(chunk)
+            if len(chunk) < LIST_CHUNK:
+                break
+        return seen[where.offset : wanted]
 
     def _read_sight(self) -> Sight:
         levels = self.vault.settings.access.confidentiality_levels

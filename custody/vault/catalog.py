@@ -147,6 +147,8 @@ class ItemFilter:
     since: str | None = None
     until: str | None = None
     limit: int | None = None
+    offset: int = 0  # (with limit) the matching items to skip first
+    newest_first: bool = False
 
 
 class Catalog:
@@ -275,7 +277,8 @@ class Catalog:
         )
 
     def list_items(self, where: ItemFilter) -> list[Item]:
-        """Return the items matching ``where``, in id order."""
+        """Return the items matching ``where``, in id order (newest first when it says so), a page of
+        them when it has a limit."""
         clauses: list[str] = []
         params: dict[str, object] = {}
         for name, value in (("case", where.case), ("officer", where.officer), ("party", where.party)):
@@ -321,9 +324,9 @@ class Catalog:
         sql = _ITEM_SELECT
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY items.id"
+        sql += " ORDER BY items.id DESC" if where.newest_first else " ORDER BY items.id"
         if where.limit is not None:
-            sql += f" LIMIT {int(where.limit)}"
+            sql += f" LIMIT {int(where.limit)} OFFSET {int(where.offset)}"
         return self._items(sql, params)
 
     def item_count(self) -> int:

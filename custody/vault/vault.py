@@ -449,13 +449,10 @@ class Vault:
 
     @_serialized
     def list_items(self, where: ItemFilter) -> list[Item]:
-        """The items matching ``where`` that the caller may see (others are not even counted)."""
+        """The items matching ``where`` that the caller may see (others are not even counted); with
+        a limit, that page of what the caller may see, read from the catalog in chunks."""
         self.authorize("ls")
-        found = self.catalog.list_items(where)
-        if self.caller.owner:
-            return found
-        sees = self.cases.sight().item
-        return [item for item in found if sees(item)]
+        return self.catalog.list_items(where) if self.caller.owner else self.cases.visible_items(where)
 
     # -- access -----------------------------------------------------------
 

@@ -290,12 +290,13 @@ class Pages:
             "untagged": query.get("untagged") == "1",
             "late": query.get("late") == "1",
         }
-        found = self.daemon.ask(login, "ls", {k: v for k, v in filters.items() if v})
-        page = max(1, int(query.get("page", "1") or 1)) if query.get("page", "1").isdigit() else 1
-        shown = found[::-1][(page - 1) * PAGE_SIZE : page * PAGE_SIZE]  # newest first
+        page = int(query["page"]) if query.get("page", "").isdigit() and int(query["page"]) > 0 else 1
+        paging = {"limit": PAGE_SIZE + 1, "offset": (page - 1) * PAGE_SIZE, "newest_first": True}
+        found = self.daemon.ask(login, "ls", {k: v for k, v in filters.items() if v} | paging)
+        kept = {k: v for k, v in query.items() if k != "page"}  # (the filters, for the page links)
         return self.render(
-            request, "footage.html", items=shown, total=len(found), page=page,
-            pages=max(1, -(-len(found) // PAGE_SIZE)), filters=query, message=request.session.pop("said", None),
+            request, "footage.html", items=found[:PAGE_SIZE], page=page, more=len(found) > PAGE_SIZE,
+            filters=query, kept=kept, message=request.session.pop("said", None),
         )  # fmt: skip
 
     async def tag(self, request: Request) -> Response:
