@@ -166,6 +166,11 @@ class Pages:
         self.daemon = daemon
         self.config = config
 
+    async def ask(self, login: str, op: str, args: dict | None = None) -> object:
+        """The daemon's answer to ``op`` as ``login``, asked from a worker thread: a slow answer
+        never holds up the other people's pages."""
+        return await run_in_threadpool(self.daemon.ask, login, op, args)
+
     # -- sessions ------------------------------------------------------------------------------
 
     def person(self, request: Request) -> str | None:
@@ -226,7 +231,7 @@ class Pages:
         form = await request.form()
         login, password = str(form.get("login", "")).strip(), str(form.get("password", ""))
         try:
-            person = self.daemon.sign_in(login, password)
+            person = await run_in_threadpool(self.daemon.sign_in, login, password)
         except api.ApiError as exc:
             return self.render(
                 request, "sign_in.html", http_status=401, message=exc.message, login_tried=login
@@ -264,11 +269,11 @@ class Pages:
         if login is None:
             return self.to_sign_in()
         roles = set(request.session.get("roles", []))
-        mine = self.daemon.ask(login, "ls") if roles & {"officer", "clerk", "custodian", "auditor"} else []
+        mine = await self.ask(login, "ls") if roles & {"officer", "clerk", "custodian", "auditor"} else []
         status = (
-            self.daemon.ask(login, "status") if roles & {"clerk", "custodian", "auditor", "admin"} else None
+            await self.ask(login, "status") if roles & {"clerk", "custodian", "auditor", "admin"} else None
         )
-        cases = self.daemon.ask(login, "report_cases") if roles & {"clerk", "custodian", "auditor"} else None
+        cases = await self.ask(login, "report_cases") if roles & {"clerk", "custodian", "auditor"} else None
         late = [item for item in mine if item.get("late")]
         untagged = [
             item for item in mine if not all(item["tags"].get(n) for n in ("case", "party", "officer"))
@@ -292,7 +297,7 @@ class Pages:
         }
         page = int(query["page"]) if query.get("page", "").isdigit() and int(query["page"]) > 0 else 1
         paging = {"limit": PAGE_SIZE + 1, "offset": (page - 1) * PAGE_SIZE, "newest_first": True}
-        found = self.daemon.ask(login, "ls", {k: v for k, v in filters.items() if v} | paging)
+        found = await self.ask(login, "ls", {k: v for k, v in filters.items() if v} | paging)
         kept = {k: v for k, v in query.items() if k != "page"}  # (the filters, for the page links)
         return self.render(
             request, "footage.html", items=found[:PAGE_SIZE], page=page, more=len(found) > PAGE_SIZE,
@@ -309,7 +314,7 @@ class Pages:
         items = [str(value) for value in form.getlist("items")]
         values = {name: str(form.get(name, "")).strip() for name in ("case", "party", "officer")}
         request_args = {"items": items} | {name: value for name, value in values.items() if value}
-        changed = self.daemon.ask(login, "tag", request_args)
+        changed = await self.ask(login, "tag", request_args)
         request.session["said"] = {"tagged": len(changed)}
         return RedirectResponse("/footage", status_code=303)
 
@@ -317,7 +322,7 @@ class Pages:
         login = self.person(request)
         if login is None:
             return self.to_sign_in()
-        found = self.daemon.ask(login, "show", {"item": request.path_params["item"]})
+        found = await self.ask(login, "show", {"item": request.path_params["item"]})
         playable = next((d for d in found["derivatives"] if d["role"] == "playable"), None)
         may_play = bool(set(request.session.get("roles", [])) & PLAYERS)
         return self.render(request, "item.html", item=found, playable=playable if may_play else None)
@@ -326,13 +331,13 @@ class Pages:
         login = self.person(request)
         if login is None:
             return self.to_sign_in()
-        return self.render(request, "cases.html", cases=self.daemon.ask(login, "case_ls"))
+        return self.render(request, "cases.html", cases=await self.ask(login, "case_ls"))
 
     async def case(self, request: Request) -> Response:
         login = self.person(request)
         if login is None:
             return self.to_sign_in()
-        found = self.daemon.ask(login, "case_show", {"case": request.path_params["case"]})
+        found = await self.ask(login, "case_show", {"case": request.path_params["case"]})
         return self.render(request, "case.html", case=found)
 
     async def export(self, request: Request) -> Response:
@@ -384,8 +389,8 @@ class Pages:
         login = self.person(request)
         if login is None:
             return self.to_sign_in()
-        gaps = self.daemon.ask(login, "report_gaps", {"open_only": request.query_params.get("all") != "1"})
-        missing = self.daemon.ask(login, "report_cases", {"archived": True})
+        gaps = await self.ask(login, "report_gaps", {"open_only": request.query_params.get("all") != "1"})
+        missing = await self.ask(login, "report_cases", {"archived": True})
         return self.render(
             request,
             "findings.html",
@@ -402,16 +407,16 @@ class Pages:
         if not self.check_csrf(request, form):
             return self.render(request, "refused.html", http_status=403, message=i18n.refusal_csrf(request))
         finding, reason = str(form.get("finding", "")), str(form.get("reason", ""))
-        self.daemon.ask(login, "explain", {"finding": finding, "reason": reason})
+        await self.ask(login, "explain", {"finding": finding, "reason": reason})
         request.session["said"] = {"explained": finding}
         return RedirectResponse("/findings", status_code=303)
 
-    def _officer_months(self, request: Request, login: str) -> tuple[list[dict], str, str]:
+    async def _officer_months(self, request: Request, login: str) -> tuple[list[dict], str, str]:
         """The leaders' report for the asked period (default: this month so far)."""
         first_of_month = datetime.now().date().replace(day=1).isoformat()
         since = request.query_params.get("from") or first_of_month
         until = request.query_params.get("until") or datetime.now().date().isoformat()
-        rows = self.daemon.ask(
+        rows = await self.ask(
             login,
             "report_officers",
             {
@@ -427,7 +432,7 @@ class Pages:
         login = self.person(request)
         if login is None:
             return self.to_sign_in()
-        rows, since, until = self._officer_months(request, login)
+        rows, since, until = await self._officer_months(request, login)
         totals: dict[str, list[int]] = {}
         for row in rows:
             counts = totals.setdefault(row["officer"], [0, 0])
@@ -444,7 +449,7 @@ class Pages:
         login = self.person(request)
         if login is None:
             return self.to_sign_in()
-        rows, since, until = self._officer_months(request, login)
+        rows, since, until = await self._officer_months(request, login)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(REPORT_COLUMNS)
@@ -461,8 +466,8 @@ class Pages:
         login = self.person(request)
         if login is None:
             return self.to_sign_in()
-        officers = self.daemon.ask(login, "officer_ls")
-        recorders = self.daemon.ask(login, "recorder_ls")
+        officers = await self.ask(login, "officer_ls")
+        recorders = await self.ask(login, "recorder_ls")
         return self.render(request, "registry.html", officers=officers, recorders=recorders)
 
     async def audit(self, request: Request) -> Response:
@@ -470,7 +475,7 @@ class Pages:
         login = self.person(request)
         if login is None:
             return self.to_sign_in()
-        chain = self.daemon.ask(login, "log")
+        chain = await self.ask(login, "log")
         action, actor = request.query_params.get("action", ""), request.query_params.get("actor", "")
         shown = [
             e for e in reversed(chain)
@@ -486,7 +491,7 @@ class Pages:
             return self.to_sign_in()
         if not set(request.session.get("roles", [])) & PLAYERS:
             return self.render(request, "refused.html", http_status=403, message=i18n.refusal_role(request))
-        found = self.daemon.ask(login, "show", {"item": request.path_params["item"]})
+        found = await self.ask(login, "show", {"item": request.path_params["item"]})
         copy = next((d for d in found["derivatives"] if d["role"] == "playable"), None)
         if copy is None or copy["size"] == 0:
             return self.render(request, "refused.html", http_status=404, message=i18n.no_playable(request))
