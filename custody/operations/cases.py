@@ -66,7 +66,14 @@ def case_show(vault: Vault, request: CaseRef, context: Context) -> dict:
     return {
         "case": case.as_dict(),
         "stages": stages,
-        "documents": [d.as_dict() for d in files.documents(request.case)],
+        # (a record the caller may not see, e.g. one marked more confidential than its case, is left out)
+        "documents": [
+            d.as_dict()
+            for d in vault.cases.visible_records(
+                files.documents(request.case),
+                lambda d: ([d.item], None),  # (the case: seen above)
+            )
+        ],
         "footage": [
             {
                 "id": i.item_id,

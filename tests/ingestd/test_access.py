@@ -524,6 +524,19 @@ def test_case_files_obey_roles_and_confidentiality_as_footage_does(served_vault,
     assert f"no case {RESTRICTED_CASE}" in refused.stderr
     as_user(CLERK2, "show", hidden["id"], expect=5)
     as_user(CLERK2, "case", "link", hidden["id"], "EV-000002", expect=5)
+    # A record marked more confidential than its (normal) case is left out of the case for them.
+    other = outbox / "restricted-inquiry.pdf"
+    other.write_bytes(b"%PDF-1.4 a restricted record " * 40)
+    other.chmod(0o644)
+    restricted_record = json.loads(
+        as_user(CLERK, "case", "file", "2026-0001", str(other), "--type", "调查笔录", "--json").stdout
+    )["documents"][0]["id"]
+    custody("tag", restricted_record, "--confidentiality", "restricted")
+    listed_records = [
+        d["id"]
+        for d in json.loads(as_user(CLERK2, "case", "show", "2026-0001", "--json").stdout)["documents"]
+    ]
+    assert listed_records == [record["id"]]
     reported = json.loads(as_user(CLERK2, "report", "cases", "--json").stdout)
     assert [row["case"] for row in reported["cases"]] == ["2026-0001"]
     # The officer sees their case's record and its recording, and the record's content.
