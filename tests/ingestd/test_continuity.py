@@ -201,3 +201,51 @@ def test_findings_do_not_depend_on_the_order_media_jobs_end(tmp_path, home, cust
     assert [
         e for e in json.loads(custody("log", "--json").stdout) if e["action"].startswith("continuity")
     ] == []
+
+
+def test_an_interruption_in_a_cases_footage_is_listed_on_it_and_holds_its_archive_until_explained(
+    tmp_path, home, custody
+):
+    """Art. 14: a continuous recording of an on-site act, interrupted, must be explained before
+    the case file is archived. Real docked segments with a hole, linked to the inspection record."""
+    custody("init")
+    custody("officer", "add", "031245", "--name", "Wang Li")
+    custody("recorder", "add", "BWC7", "--officer", "031245", "--from", "2020-01-01")
+    dcim = tmp_path / "card" / "DCIM"
+    dcim.mkdir(parents=True)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    recording_segment(dcim / "FILE0001.MP4", start, 4, 440)
+    recording_segment(dcim / "FILE0002.MP4", start + timedelta(seconds=4 + 20), 4, 550)
+    dock(home, tmp_path / "card", "BWC7", "dcim")
+    custody("media", "run", "--once")
+    [gap] = json.loads(custody("report", "gaps", "--open", "--json").stdout)
+
+    case = "2026-0501"
+    custody("case", "open", case, "--cause", "占道经营", "--party", "李四", "--handler", "031245",
+            "--procedure", "simple")  # fmt: skip
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("inspection.pdf", "decision.pdf", "return.pdf"):
+        (scans / name).write_bytes(b"%PDF-1.4 " + name.encode() * 40)
+    filed = custody("case", "file", case, str(scans / "inspection.pdf"), "--type", "现场检查笔录", "--json")
+    [inspection] = json.loads(filed.stdout)["documents"]
+    custody("case", "link", inspection["id"], "EV-000001", "EV-000002")
+    custody("tag", "EV-000001", "EV-000002", "--case", case, "--party", "李四")
+    custody("case", "file", case, str(scans / "decision.pdf"), "--type", "行政处罚决定书")
+    custody("case", "file", case, str(scans / "return.pdf"), "--type", "送达回证")
+    custody("case", "close", case, "--ended", (datetime.now(UTC) - timedelta(days=1)).date().isoformat())
+
+    shown = json.loads(custody("case", "show", case, "--json").stdout)
+    assert [(g["id"], g["state"]) for g in shown["interruptions"]] == [(gap["id"], "open")]
+    assert f"interruption {gap['id']} not explained" in custody("case", "show", case).stdout
+    refused = custody("case", "archive", case, expect=4)
+    assert f"interruption {gap['id']} is not explained" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert json.loads(custody("case", "show", case, "--json").stdout)["archives"] == []
+
+    custody("explain", gap["id"], "--reason", "the party blocked the lens; see the inspection record")
+    archived = json.loads(custody("case", "archive", case, "--json").stdout)
+    assert archived["version"] == 1 and archived["gaps"] == []
+    assert (
+        json.loads(custody("case", "show", case, "--json").stdout)["interruptions"][0]["state"] == "explained"
+    )
