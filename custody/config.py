@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from custody.config_cases import CaseSettings, build_cases
+from custody.config_supervision import SupervisionSettings, build_supervision
 from custody.errors import ConfigError
 from custody.rules import DEFAULT_CATEGORIES, PERMANENT, STAGE_KEYS, PeriodError, parse_period
 
 CONFIG_NAME = "custody.toml"
 # The roles [access.roles] may give (what each may do: custody.vault.access).
-ROLE_NAMES = ("officer", "clerk", "custodian", "auditor", "admin")
+ROLE_NAMES = ("officer", "clerk", "custodian", "auditor", "admin", "supervisor")
 # Optical media an export can be written for (their capacities: custody.vault.disc.optical).
 EXPORT_MEDIA = ("cd", "dvd", "dvd-dl", "bd", "bd-dl")
 
@@ -376,6 +377,7 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     cases: CaseSettings = field(default_factory=CaseSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
 
     @property
     def api_socket(self) -> Path:
@@ -402,6 +404,12 @@ _SECTIONS: dict[str, type] = {
     "export": ExportSettings,
     "web": WebSettings,
 }
+
+
+def _built_sections() -> dict:
+    """The sections with tables of tables, each read by its own builder."""
+    built = {"profiles": _build_profiles, "targets": _build_targets, "retention": _build_retention}
+    return {**built, "access": _build_access, "cases": build_cases, "supervision": build_supervision}
 
 
 def default_home() -> Path:
@@ -443,25 +451,14 @@ def load_settings(home: Path) -> Settings:
 def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAME) -> Settings:
     """Return Settings built from a parsed TOML document; raise ConfigError on any bad key."""
     sections: dict[str, object] = {}
+    built = _built_sections()
     for section_name, section_value in document.items():
-        if section_name == "profiles":
-            sections["profiles"] = _build_profiles(section_value, path)
-            continue
-        if section_name == "targets":
-            sections["targets"] = _build_targets(section_value, path)
-            continue
-        if section_name == "retention":
-            sections["retention"] = _build_retention(section_value, path)
-            continue
-        if section_name == "access":
-            sections["access"] = _build_access(section_value, path)
-            continue
-        if section_name == "cases":
-            sections["cases"] = build_cases(section_value, path)
+        if section_name in built:
+            sections[section_name] = built[section_name](section_value, path)
             continue
         section_class = _SECTIONS.get(section_name)
         if section_class is None:
-            known = ", ".join(sorted([*_SECTIONS, "profiles", "targets", "retention", "access", "cases"]))
+            known = ", ".join(sorted([*_SECTIONS, *built]))
             raise ConfigError(path=path, key=section_name, problem=f"unknown section (known: {known})")
         if not isinstance(section_value, dict):
             raise ConfigError(
@@ -776,6 +773,7 @@ def default_config_text(organisation: str = "") -> str:
         "# [access.roles]  (users by login name, groups as @name; no role: only 'custody whoami')",
         '# clerk = ["chenjing", "@evidence-clerks"]',
         '# auditor = ["@audit"]',
+        '# supervisor = ["wangju"]  (with [supervision.scopes] wangju = ["一中队"], or ["*"] for all units)',
     ]
     lines += [
         "",

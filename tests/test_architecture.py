@@ -19,8 +19,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "custody"
 ALLOWED = {
     "errors": set(),
     "rules": set(),
-    "config": {"config_cases", "errors", "rules"},
+    "config": {"config_cases", "config_supervision", "errors", "rules"},
     "config_cases": {"errors", "rules"},  # [cases] of the config, in a file of its own
+    "config_supervision": {"errors"},  # [supervision] likewise
     "devices": {"config", "errors", "rules"},
     "vault": {"config", "errors", "rules"},
     "retention": {"vault", "config", "errors", "rules"},
@@ -48,7 +49,7 @@ ALLOWED = {
 }
 for _layer, _uses in ALLOWED.items():  # whoever may use the config may use all of it
     if "config" in _uses:
-        _uses.add("config_cases")
+        _uses.update({"config_cases", "config_supervision"})
 
 
 def modules() -> dict[str, Path]:

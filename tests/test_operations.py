@@ -40,7 +40,9 @@ EXPECTED_ROLES = {
     "case_file": "casework", "case_link": "casework", "case_close": "casework", "case_archive": "casework",
     "case_explain_missing": "explain", "case_ls": "ls", "case_show": "show", "case_types": "ls",
     "report_cases": "report", "report_compliance": "report",
-    "account_set": "accounts", "account_ls": "accounts", "report_officers": "report",
+    "account_set": "accounts", "account_ls": "accounts", "report_officers": "leaders-report",
+    "supervise_draw": "supervise", "supervise_rate": "supervise", "supervise_ls": "reviews",
+    "supervise_show": "reviews", "supervise_results": "reviews",
 }  # fmt: skip
 STREAMS = {
     "whoami",

@@ -10,7 +10,7 @@ in-process or through the daemon's socket); everything printed goes through
 from __future__ import annotations
 
 # Importing the command modules registers their commands on the group.
-from custody.cli import cases, casework, exports, integrity, items, replicas, station  # noqa: F401
+from custody.cli import cases, casework, exports, integrity, items, replicas, station, supervision  # noqa: F401
 from custody.cli.base import cli
 from custody.cli.remote import main
 

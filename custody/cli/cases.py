@@ -486,6 +486,7 @@ def report_compliance(session: Session, since: str, until: str, as_csv: bool, as
 OFFICER_COLUMNS = (
     "officer", "month", "recordings", "hours", "stored_in_time", "stored_late", "stored_in_time_percent",
     "interruptions_found", "interruptions_explained", "cases_archived_on_time", "cases_archived_late",
+    "reviewed", "rated_excellent", "rated_pass", "rated_fail",
 )  # fmt: skip
 
 
@@ -498,7 +499,8 @@ OFFICER_COLUMNS = (
 @pass_session
 def report_officers(session: Session, since: str, until: str, as_csv: bool, as_json: bool) -> None:
     """Per officer and month, for leaders: recordings and hours, the share stored within the
-    24-hour window, interruptions found and explained, case files archived on time and late.
+    24-hour window, interruptions found and explained, case files archived on time and late,
+    supervision reviews and their ratings (clerks, custodians, auditors, supervisors).
 
     \b
     Example:
@@ -523,12 +525,14 @@ def report_officers(session: Session, since: str, until: str, as_csv: bool, as_j
         Column("officer", KEY), Column("month"), Column("recordings", justify="right"),
         Column("hours", justify="right", drop=2), Column("in 24 h", justify="right"),
         Column("gaps found", justify="right", drop=1), Column("explained", justify="right", drop=1),
-        Column("archived late", justify="right", drop=3), title="officers by month",
+        Column("archived late", justify="right", drop=3), Column("reviewed", justify="right", drop=4),
+        Column("failed", justify="right", drop=4), title="officers by month",
     )  # fmt: skip
     for row in rows:
         percent = "-" if row["stored_in_time_percent"] is None else f"{row['stored_in_time_percent']:.1f} %"
         table.add_row(
             row["officer"], row["month"], str(row["recordings"]), f"{row['hours']:.1f}", percent,
             str(row["interruptions_found"]), str(row["interruptions_explained"]), str(row["cases_archived_late"]),
+            str(row["reviewed"]), str(row["rated_fail"]),
         )  # fmt: skip
     show_listing(table)

@@ -309,6 +309,7 @@ def _item_fields(found: dict) -> list[tuple[str, str]]:
                 f"{finding['before_item']} and {finding['after_item']} ({state})",
             )
         )
+    fields += _review_fields(found.get("reviews", []))
     fields += [(f"tag {name}", value) for name, value in found["tags"].items()]
     kept = found["retention"]
     until = kept["retain_until"]
@@ -318,6 +319,19 @@ def _item_fields(found: dict) -> list[tuple[str, str]]:
     missing = [name for name in REQUIRED_TAGS if not found["tags"].get(name)]
     if missing:
         fields.append(("missing tags", ", ".join(missing)))
+    return fields
+
+
+def _review_fields(reviews: list[dict]) -> list[tuple[str, str]]:
+    """The supervision ratings of an item (what its officer sees of them)."""
+    fields = []
+    for review in reviews:
+        failed = ", ".join(key for key, ok in review["checks"].items() if not ok)
+        said = f"{review['rating']} by {review['reviewed_by']} ({local_display(review['reviewed_at'])})"
+        said += (f"; failed: {failed}" if failed else "") + (
+            f"; {review['problems']}" if review["problems"] else ""
+        )
+        fields.append((f"supervision {review['sample']}", said))
     return fields
 
 

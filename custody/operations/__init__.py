@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from custody.config import Settings
-from custody.operations import cases, casework, exports, integrity, items, station
+from custody.operations import cases, casework, exports, integrity, items, station, supervision
 from custody.operations.base import OPERATIONS, Context, NoRequest, Operation, decode, perform, request_fields
 from custody.vault.access import Caller
 
@@ -31,6 +31,7 @@ __all__ = [
     "request_fields",
     "served",
     "station",
+    "supervision",
 ]
 
 

@@ -257,10 +257,11 @@ class ReportOfficers:
     until: str
 
 
-@operation("report_officers", ReportOfficers, "report")
+@operation("report_officers", ReportOfficers, "leaders-report")
 def report_officers(vault: Vault, request: ReportOfficers, context: Context) -> list[dict]:
     """Per officer and month: recordings and hours, stored within the 24-hour window (%),
-    interruptions found and explained, case files archived on time and late (for leaders)."""
+    interruptions found and explained, case files archived on time and late, supervision reviews
+    and their ratings (for leaders)."""
     if request.since > request.until:
         raise UsageError(reason="--from is after --until")
     return leader_reports.officer_months(vault, request.since, request.until)

@@ -68,6 +68,7 @@ def show(vault: Vault, request: ItemRef, context: Context) -> dict:
     detail["continuity"] = [f.as_dict() for f in findings]
     document = vault.casefiles.document_of(found)
     detail["document"] = document.as_dict() if document else None  # a case's written record
+    detail["reviews"] = [review.as_dict() for review in vault.supervision.reviews_of(found)]
     detail["tag_history"] = history
     detail["events"] = [event.as_dict() for event in events]
     return detail

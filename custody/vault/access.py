@@ -21,19 +21,21 @@ from dataclasses import dataclass, field
 from custody.config import ROLE_NAMES, Settings
 from custody.errors import CustodyError
 
-OFFICER, CLERK, CUSTODIAN, AUDITOR, ADMIN = ROLE_NAMES
+OFFICER, CLERK, CUSTODIAN, AUDITOR, ADMIN, SUPERVISOR = ROLE_NAMES
 
 # Action -> the roles that may take it. "whoami" is everyone's, roles or not.
 # (An admin's config, keys and daemon are the service account's files and
 # units, changed outside requests.)
 ALLOWED: dict[str, frozenset[str]] = {
     "whoami": frozenset(),
-    # Seeing the catalog: an officer only their own items (filtered by the service).
-    "ls": frozenset({OFFICER, CLERK, CUSTODIAN, AUDITOR}),
-    "show": frozenset({OFFICER, CLERK, CUSTODIAN, AUDITOR}),
+    # Seeing the catalog: an officer only their own items, a supervisor the items of the officers
+    # of their units (filtered by the service).
+    "ls": frozenset({OFFICER, CLERK, CUSTODIAN, AUDITOR, SUPERVISOR}),
+    "show": frozenset({OFFICER, CLERK, CUSTODIAN, AUDITOR, SUPERVISOR}),
     # Footage itself leaves the vault only for clerks (and officers, their own).
     "extract": frozenset({OFFICER, CLERK}),
-    "cat": frozenset({OFFICER, CLERK}),
+    # Watching it (a supervisor in the player, reviewing a sample).
+    "cat": frozenset({OFFICER, CLERK, SUPERVISOR}),
     "tag": frozenset({CLERK}),
     "ingest": frozenset({CLERK}),
     "export": frozenset({CLERK}),
@@ -51,11 +53,17 @@ ALLOWED: dict[str, frozenset[str]] = {
     "casework": frozenset({CLERK}),
     # The signing key: the service account's own (in-process only; no command reaches it by socket).
     "keys": frozenset({ADMIN}),
+    # Supervision (抽查考评): drawing samples and rating them (changes no footage and no tags);
+    # reading the results: an officer those of their own footage.
+    "supervise": frozenset({SUPERVISOR}),
+    "reviews": frozenset({OFFICER, SUPERVISOR, AUDITOR, CUSTODIAN}),
+    # The leaders' report per officer and month.
+    "leaders-report": frozenset({CLERK, CUSTODIAN, AUDITOR, SUPERVISOR}),
     # custody's own accounts (people who sign in to the web platform without a login here).
     "accounts": frozenset({ADMIN}),
 }
 # Allowed reads that make no audit event of their own: a person's are recorded as "access" events.
-READS = frozenset({"ls", "show", "log", "report", "status"})
+READS = frozenset({"ls", "show", "log", "report", "status", "reviews", "leaders-report"})
 NORMAL = "normal"
 
 
@@ -175,7 +183,8 @@ def can_see(caller: Caller, item: ItemAccess, case_staff: set[str], badges: set[
 
     Auditors read everything; above ``normal`` only clerks and custodians
     named on the item's case (``case_staff``) see it; clerks and custodians
-    see normal items; an officer sees the items credited to their own badges.
+    see normal items; an officer sees the items credited to their own badges,
+    a supervisor those of the officers of their units (both in ``badges``).
     """
     if caller.owner:
         return True
@@ -186,4 +195,4 @@ def can_see(caller: Caller, item: ItemAccess, case_staff: set[str], badges: set[
         return bool(roles & {CLERK, CUSTODIAN}) and caller.name in case_staff
     if roles & {CLERK, CUSTODIAN}:
         return True
-    return OFFICER in roles and item.officer in badges
+    return bool(roles & {OFFICER, SUPERVISOR}) and item.officer in badges

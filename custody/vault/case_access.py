@@ -18,6 +18,7 @@ from custody.errors import UsageError
 from custody.vault import access
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.registry import OfficerNotFound, check_registry_text, officer
+from custody.vault.supervision import supervised_badges
 
 _Record = TypeVar("_Record")
 LIST_CHUNK = 2000  # items read at a time for a page of what a caller may see
@@ -106,7 +107,9 @@ class CaseAccess:
             levels_of_items = item_levels(self.vault.catalog)
             levels_of_cases = case_levels(self.vault.catalog)
             staff = case_staff(self.vault.catalog)
-            badges = badges_of(self.vault.catalog, self.vault.caller.name)
+            badges = badges_of(self.vault.catalog, self.vault.caller.name) | supervised_badges(
+                self.vault.catalog, self.vault.settings, self.vault.caller
+            )
 
         def sees(item: Item) -> bool:
             case = item.tags.get("case")

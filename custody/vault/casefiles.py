@@ -65,6 +65,7 @@ from custody.vault.case_tables import (  # noqa: F401  (the records and errors o
 from custody.vault.catalog import Catalog, Item
 from custody.vault.items import checked_reason
 from custody.vault.service import VaultService
+from custody.vault.supervision import supervised_badges
 from custody.vault.timestamps import utc_now
 
 if TYPE_CHECKING:
@@ -186,13 +187,15 @@ class CaseFiles(CaseArchiving, VaultService):
         return found
 
     def may_see(self, case: CaseRecord) -> bool:
-        """Whether the caller may see the case: as its footage (confidentiality, named staff), or as
-        one of its handlers."""
+        """Whether the caller may see the case: as its footage (confidentiality, named staff), as
+        one of its handlers, or as the supervisor of one of their units."""
         vault = self.vault
         if vault.caller.owner or vault.cases.sight().case(case.case_name):
             return True
-        if access.OFFICER in vault.caller.roles:
-            badges = case_access.badges_of(vault.catalog, vault.caller.name)
+        if {access.OFFICER, access.SUPERVISOR} & set(vault.caller.roles):
+            badges = case_access.badges_of(vault.catalog, vault.caller.name) | supervised_badges(
+                vault.catalog, vault.settings, vault.caller
+            )
             level = case_access.case_levels(vault.catalog).get(case.case_name, access.NORMAL)
             return level == access.NORMAL and bool(badges & set(case.handlers))
         return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from custody.vault import findings, supervision
 from custody.vault.case_tables import local_date, today
 from custody.vault.catalog import ItemFilter
 from custody.vault.timestamps import from_text
@@ -23,7 +24,8 @@ UNKNOWN_OFFICER = "-"
 def officer_months(vault: Vault, since: str, until: str) -> list[dict]:
     """Rows of (officer, month) between ``since`` and ``until`` (stored UTC text), sorted: the
     recordings, their hours, how many were stored within their window (and the share), the
-    interruptions found and explained, the case files archived on time and late."""
+    interruptions found and explained, the case files archived on time and late, and the
+    supervision reviews made in the period with their ratings (by the month of the review)."""
     rows: dict[tuple[str, str], dict] = {}
 
     def row(officer: str, month: str) -> dict:
@@ -40,6 +42,10 @@ def officer_months(vault: Vault, since: str, until: str) -> list[dict]:
                 "interruptions_explained": 0,
                 "cases_archived_on_time": 0,
                 "cases_archived_late": 0,
+                "reviewed": 0,
+                "rated_excellent": 0,
+                "rated_pass": 0,
+                "rated_fail": 0,
             },
         )
 
@@ -52,7 +58,7 @@ def officer_months(vault: Vault, since: str, until: str) -> list[dict]:
             seconds = (from_text(item.recorded_end) - from_text(item.recorded_start)).total_seconds()
             counts["hours"] += max(0.0, seconds) / 3600
         counts["stored_late" if item.late else "stored_in_time"] += 1
-    for finding in vault.continuity.findings():
+    for finding in _findings(vault):
         if not since <= finding.found_at <= until:
             continue
         counts = row(finding.officer or UNKNOWN_OFFICER, local_date(finding.found_at).strftime("%Y-%m"))
@@ -66,6 +72,10 @@ def officer_months(vault: Vault, since: str, until: str) -> list[dict]:
         for badge in case.handlers:
             counts = row(badge, local_date(case.archived_at).strftime("%Y-%m"))
             counts["cases_archived_late" if late else "cases_archived_on_time"] += 1
+    for review in _reviews(vault, since, until):
+        counts = row(review.officer or UNKNOWN_OFFICER, local_date(review.reviewed_at).strftime("%Y-%m"))
+        counts["reviewed"] += 1
+        counts[f"rated_{review.rating}"] += 1
     found = [rows[key] for key in sorted(rows)]
     for counts in found:
         counts["hours"] = round(counts["hours"], 2)
@@ -74,3 +84,21 @@ def officer_months(vault: Vault, since: str, until: str) -> list[dict]:
             round(100 * counts["stored_in_time"] / stored, 1) if stored else None
         )
     return found
+
+
+def _reviews(vault: Vault, since: str, until: str) -> list[supervision.Review]:
+    """The ratings made between ``since`` and ``until`` of footage the caller may see."""
+    with vault.serialized():
+        rated = supervision.reviews_where(
+            vault.catalog, "rating IS NOT NULL AND reviewed_at BETWEEN ? AND ?", [since, until]
+        )
+        sees = vault.cases.sight().item
+        visible = {item.number for item in vault.catalog.items_by_ids([r.item for r in rated]) if sees(item)}
+    return [review for review in rated if review.item in visible]
+
+
+def _findings(vault: Vault) -> list[findings.ContinuityFinding]:
+    """The continuity findings touching footage the caller may see (a leader's report needs no
+    right to the findings report itself)."""
+    with vault.serialized():
+        return vault.cases.visible_records(findings.findings(vault.catalog), findings.finding_items)

@@ -462,4 +462,35 @@ MIGRATIONS: list[str] = [
         changed_by TEXT NOT NULL
     )
     """,
+    # 12: supervision (抽查考评): reproducible random samples of footage (the seed recorded) and the
+    # review of each sampled item against the checklist; no foreign key to items: a review stays
+    # a record of the supervision after its footage is disposed of
+    """
+    CREATE TABLE supervision_samples (
+        id INTEGER PRIMARY KEY,
+        officer TEXT,
+        unit TEXT,
+        since TEXT NOT NULL,
+        until TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        seed INTEGER NOT NULL,
+        candidates INTEGER NOT NULL,
+        drawn_at TEXT NOT NULL,
+        drawn_by TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL
+    );
+    CREATE TABLE supervision_reviews (
+        sample INTEGER NOT NULL REFERENCES supervision_samples (id),
+        item INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        rating TEXT,
+        checks TEXT NOT NULL DEFAULT '{}',
+        problems TEXT NOT NULL DEFAULT '',
+        reviewed_at TEXT,
+        reviewed_by TEXT,
+        audit_seq INTEGER,
+        PRIMARY KEY (sample, item)
+    );
+    CREATE INDEX supervision_reviews_item ON supervision_reviews (item);
+    """,
 ]

@@ -36,6 +36,7 @@ from custody.vault import (
     reading,
     registry,
     retention_records,
+    supervision,
     tagging,
 )
 from custody.vault.audit import AuditChain, AuditEvent
@@ -202,6 +203,7 @@ class Vault:
         self.intake = intake.Intake(self)
         self.casefiles = casefiles.CaseFiles(self)
         self.accounts = accounts.Accounts(self)
+        self.supervision = supervision.Supervision(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()

@@ -24,8 +24,10 @@ CLERK, CLERK2, OFFICER, AUDITOR, NO_ROLE, OUTSIDER = (
 )  # fmt: skip
 IN_GROUP = (CLERK, CLERK2, OFFICER, AUDITOR, NO_ROLE)
 CUSTODIAN, CUSTODIAN2, ADMIN = "cst-custodian1", "cst-custodian2", "cst-admin"
+SUPERVISOR = "cst-supervisor"  # supervises unit UNIT (officer BADGE's)
+UNIT = "一中队"
 WEB = "cst-web"  # the web platform's service user ([web] service_user where a test sets it)
-STAFF = (CUSTODIAN, CUSTODIAN2, ADMIN, WEB)  # in the group too; not among the load test's clients
+STAFF = (CUSTODIAN, CUSTODIAN2, ADMIN, WEB, SUPERVISOR)  # in the group too; not among the load test's clients
 BADGE, OTHER_BADGE = "031245", "099999"
 RESTRICTED_CASE = "2026-SECRET"
 
@@ -60,6 +62,7 @@ def served_vault(home, custody, footage, testbed, tmp_path, users, extra_config)
         "auditor": [f"@{GROUP}-auditors", AUDITOR],
         "custodian": [CUSTODIAN, CUSTODIAN2],
         "admin": [ADMIN],
+        "supervisor": [SUPERVISOR],
     }
     (home / "custody.toml").write_text(  # the extra config's first lines are still [access]'s
         f'[access]\nsocket = "{folder}/api.sock"\nsocket_group = "{GROUP}"\n'
@@ -67,8 +70,9 @@ def served_vault(home, custody, footage, testbed, tmp_path, users, extra_config)
         + "[access.roles]\n"
         + "".join(f"{role} = {json.dumps(members)}\n" for role, members in roles.items())
         + '[station]\norganisation = "Test County Public Security Bureau"\n'
+        + f'[supervision.scopes]\n"{SUPERVISOR}" = ["{UNIT}"]\n'
     )
-    custody("officer", "add", BADGE, "--name", "Wang Li")
+    custody("officer", "add", BADGE, "--name", "Wang Li", "--unit", UNIT)
     custody("officer", "login", BADGE, OFFICER)
     clips = sorted(footage.glob("CLIP*.MP4"))
     custody("ingest", *map(str, clips), "--officer", BADGE)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ from tests.ingestd.served import (
     OUTSIDER,
     RESTRICTED_CASE,
     STAFF,
+    SUPERVISOR,
 )
 from tests.localusers import SYSTEM_PYTHON, custody_as, run_as
 
@@ -339,15 +341,16 @@ print(json.dumps(codes))
 # nothing; admin: config, keys, daemon). Written out here, not read from the code's table.
 # Each request's exit code when allowed (EV-000002 is not due: a custodian's request for it is
 # refused for that, exit 5); refused by role is 13.
-OFF, CLK, CUS, AUD, ADM = "officer", "clerk", "custodian", "auditor", "admin"
+OFF, CLK, CUS, AUD, ADM, SUP = "officer", "clerk", "custodian", "auditor", "admin", "supervisor"
+PERIOD = {"since": "2026-01-01T00:00:00.000000Z", "until": "2027-01-01T00:00:00.000000Z"}
 ROLE_MATRIX = [
-    (("whoami", {}), {OFF, CLK, CUS, AUD, ADM, None}, 0),
-    (("ls", {}), {OFF, CLK, CUS, AUD}, 0),
-    (("show", {"item": "EV-000001"}), {OFF, CLK, CUS, AUD}, 0),  # the officer's own
-    (("stream", {"ref": "EV-000001"}), {OFF, CLK}, 0),
+    (("whoami", {}), {OFF, CLK, CUS, AUD, ADM, SUP, None}, 0),
+    (("ls", {}), {OFF, CLK, CUS, AUD, SUP}, 0),
+    (("show", {"item": "EV-000001"}), {OFF, CLK, CUS, AUD, SUP}, 0),  # the officer's own; their unit's
+    (("stream", {"ref": "EV-000001"}), {OFF, CLK, SUP}, 0),
     (("tag", {"items": ["EV-000002"], "note": "matrix"}), {CLK}, 0),
     (("log", {}), {AUD}, 0),  # the whole chain names restricted items too
-    (("log", {"item": "EV-000001"}), {OFF, CLK, CUS, AUD}, 0),  # its own
+    (("log", {"item": "EV-000001"}), {OFF, CLK, CUS, AUD, SUP}, 0),  # its own
     (("verify", {}), {CUS, AUD, ADM}, 0),
     (("anchor", {}), {CUS, AUD, ADM}, 0),
     (("status", {}), {CLK, CUS, AUD, ADM}, 0),
@@ -374,8 +377,8 @@ ROLE_MATRIX = [
     (("case_staff", {"case": "2026-0001", "logins": [CLERK2]}), {CUS}, 0),
     (("case_confidentiality", {"case": "2026-0001", "level": "normal"}), {CUS}, 0),
     (("export_ls", {}), {CLK, CUS, AUD}, 0),
-    (("case_ls", {}), {OFF, CLK, CUS, AUD}, 0),
-    (("case_types", {}), {OFF, CLK, CUS, AUD}, 0),
+    (("case_ls", {}), {OFF, CLK, CUS, AUD, SUP}, 0),
+    (("case_types", {}), {OFF, CLK, CUS, AUD, SUP}, 0),
     (("case_open", {"case": "MATRIX-CASE", "cause": "c", "party": "p", "handlers": [BADGE]}), {CLK}, 0),
     (("case_stage", {"case": "MATRIX-CASE", "stage": "investigation"}), {CLK}, 0),
     (("case_approve_filing", {"case": "MATRIX-CASE", "by": "leader"}), {CLK}, 0),
@@ -385,11 +388,11 @@ ROLE_MATRIX = [
     (("case_close", {"case": "MATRIX-CASE", "ended": "2026-01-01"}), {CLK}, 0),
     (("case_archive", {"case": "MATRIX-CASE"}), {CLK}, 4),  # (not complete)
     (("report_cases", {}), {CLK, CUS, AUD}, 0),
-    (
-        ("report_officers", {"since": "2026-01-01T00:00:00.000000Z", "until": "2027-01-01T00:00:00.000000Z"}),
-        {CLK, CUS, AUD},
-        0,
-    ),
+    (("report_officers", PERIOD), {CLK, CUS, AUD, SUP}, 0),
+    (("supervise_draw", {**PERIOD, "size": 1}), {SUP}, 0),
+    (("supervise_rate", {"sample": "SMP-999999", "item": "EV-000001", "rating": "pass"}), {SUP}, 5),
+    (("supervise_ls", {}), {OFF, CUS, AUD, SUP}, 0),
+    (("supervise_results", {}), {OFF, CUS, AUD, SUP}, 0),
     (
         (
             "report_compliance",
@@ -407,7 +410,7 @@ def test_every_role_may_do_what_the_issue_gives_it_and_is_refused_the_rest(serve
     requests = json.dumps([request for request, _allowed, _code in ROLE_MATRIX])
     found = {}
     for user, role in ((OFFICER, OFF), (CLERK, CLK), (CUSTODIAN, CUS), (AUDITOR, AUD), (ADMIN, ADM),
-                       (NO_ROLE, None)):  # fmt: skip
+                       (SUPERVISOR, SUP), (NO_ROLE, None)):  # fmt: skip
         asked = subprocess.run(
             ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
              SYSTEM_PYTHON, "-I", "-c", MATRIX_CLIENT, str(socket_path), requests],
@@ -752,3 +755,32 @@ def test_fifty_clients_of_mixed_roles_while_the_daemon_ingests(
     assert rss_after - warmed < 20 * 1024, (rss_before, warmed, rss_at_end, rss_after)
     assert max(samples) < 250 * 1024, max(samples)
     shutil.rmtree(drop)
+
+
+def test_a_supervisor_sees_samples_and_rates_only_their_units_footage_and_changes_none(served_vault, custody):
+    """Supervision through the socket as real local users: the supervisor of officer 031245's unit
+    sees EV-1 and EV-2 (not the restricted EV-3, not another unit's EV-4), draws and rates; the
+    officer reads the rating on their own footage; tagging is refused to the supervisor."""
+    home, socket_path, _outbox, _daemon = served_vault
+    assert listed(custody_as(SUPERVISOR, home, socket_path, "ls", "--json")) == ["EV-000001", "EV-000002"]
+    drawn = custody_as(
+        SUPERVISOR, home, socket_path, "supervise", "draw", "--from", "2026-01-01", "--until",
+        datetime.now(UTC).date().isoformat(), "--size", "1", "--json",
+    )  # fmt: skip
+    assert drawn.returncode == 0, drawn.stderr
+    sample = json.loads(drawn.stdout)
+    [picked] = [review["item"] for review in sample["reviews"]]
+    assert picked in ("EV-000001", "EV-000002") and sample["candidates"] == 2
+    rated = custody_as(
+        SUPERVISOR, home, socket_path, "supervise", "rate", sample["id"], picked, "--rating", "pass",
+        "--passed", "arrival", "--passed", "identity",
+    )  # fmt: skip
+    assert rated.returncode == 0 and "合格 pass" in rated.stdout, rated.stderr
+    refused = custody_as(SUPERVISOR, home, socket_path, "tag", picked, "--case", "2026-9999")
+    assert refused.returncode == 13 and "needs the role clerk" in refused.stderr
+    shown = custody_as(OFFICER, home, socket_path, "show", picked)
+    assert shown.returncode == 0 and f"supervision {sample['id']}" in shown.stdout, shown.stderr
+    assert f"pass by {SUPERVISOR}" in shown.stdout
+    events = json.loads(custody("log", "--json").stdout)
+    assert [e["actor"] for e in events if e["action"] == "supervision-reviewed"] == [SUPERVISOR]
+    assert (SUPERVISOR, "tag") in {(e["actor"], e["details"]["action"]) for e in denied_events(custody)}

@@ -76,6 +76,9 @@ REGISTRY_TABLES = {
     "case_links": "1",
     "recording_exemptions": "1",
     "case_archives": "1",
+    # Supervision: samples before their reviews.
+    "supervision_samples": "1",
+    "supervision_reviews": "1",
 }
 
 
