@@ -59,6 +59,10 @@ def no_playable(request: Request) -> str:
     return translations(language_of(request)).gettext("This item has no playable copy (yet).")
 
 
+def no_preview(request: Request) -> str:
+    return translations(language_of(request)).gettext("This kind of file is not shown here: download it.")
+
+
 def no_export(request: Request) -> str:
     return translations(language_of(request)).gettext("No such export for this session.")
 
@@ -68,3 +72,13 @@ def refusal_csrf(request: Request) -> str:
     return translations(language_of(request)).gettext(
         "This form has expired or did not come from this site: open the page again."
     )
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogs where it is translated later (``text``)."""
+    return message
+
+
+def text(request: Request, message: str) -> str:
+    """``message`` (marked with ``N_``) in the page's language."""
+    return translations(language_of(request)).gettext(message)

@@ -19,6 +19,7 @@ from tests.ingestd.served import (
     CLERK2,
     CUSTODIAN,
     OFFICER,
+    SUPERVISOR,
     WEB,
     extra_config,  # noqa: F401  (a fixture)
     served_vault,  # noqa: F401  (a fixture)
@@ -36,7 +37,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def web(served_vault, custody, tmp_path):  # noqa: F811  (the fixture imported above)
-    """custody web as cst-web on a free loopback port; accounts for two clerks, the officer and an auditor."""
+    """custody web as cst-web on a free loopback port; accounts for two clerks, the officer, an auditor,
+    a custodian and a supervisor."""
     home, socket_path, outbox, _daemon = served_vault
     for login in (
         CLERK,
@@ -44,6 +46,7 @@ def web(served_vault, custody, tmp_path):  # noqa: F811  (the fixture imported a
         OFFICER,
         AUDITOR,
         CUSTODIAN,
+        SUPERVISOR,
     ):  # (the vault's own user adds them, through the socket)
         api.call(socket_path, "account_set", {"login": login, "password": PASSWORD, "new": True})
     state = Path(outbox.parent) / "web-state"

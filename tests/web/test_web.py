@@ -5,16 +5,18 @@ HTTP over loopback (the browser itself: test_browser.py)."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import time
 
 import httpx
+import openpyxl
 import pytest
 from itsdangerous import TimestampSigner
 
 from custody.ingestd import api
-from tests.ingestd.served import AUDITOR, CLERK, CLERK2, CUSTODIAN, OFFICER, WEB
+from tests.ingestd.served import AUDITOR, CLERK, CLERK2, CUSTODIAN, OFFICER, SUPERVISOR, WEB
 from tests.localusers import SYSTEM_PYTHON, run_as
 from tests.web.platform import PASSWORD, WEB_CONFIG
 
@@ -268,3 +270,98 @@ def test_a_disc_is_made_from_the_case_page_and_only_its_session_downloads_it(web
     assert other.get(links[0]).status_code == 404  # another session: not there
     exports = json.loads(custody("export", "ls", "--json").stdout)
     assert exports[-1]["state"] == "verified" and exports[-1]["case"] == "2026-0001"
+
+
+def wait_for_media(custody) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the daemon makes the playable copies after the ingest
+        jobs = json.loads(custody("status", "--json").stdout)["media_jobs"]
+        if not jobs.get("queued") and not jobs.get("running"):
+            return
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_a_supervisor_draws_watches_and_rates_and_the_officer_and_leaders_see_it(web, custody):
+    wait_for_media(custody)
+    lead = signed_in(web, SUPERVISOR)
+    page = lead.get("/supervision")
+    assert "随机抽取样本" in page.text
+    today = time.strftime("%Y-%m-%d")
+    sample_page = lead.post(
+        "/supervision/draw", data={"csrf": csrf_of(page), "from": "2026-01-01", "until": today, "size": "1"}
+    )
+    assert sample_page.status_code == 200 and "SMP-000001" in sample_page.text, sample_page.text[-600:]
+    [item] = re.findall(r'id="review-(EV-\d+)"', sample_page.text)
+    assert item in ("EV-000001", "EV-000002")  # the unit's normal footage only
+    viewer = lead.get(f"/items/{item}", params={"sample": "SMP-000001"})
+    assert (
+        '<video id="player"' in viewer.text
+        and 'id="review"' in viewer.text
+        and "到达现场即开始记录" in viewer.text
+    )
+    rated = lead.post(
+        "/supervision/SMP-000001/rate",
+        data={"csrf": csrf_of(viewer), "item": item, "keys": "arrival complete", "check-arrival": "yes",
+              "check-complete": "no", "rating": "fail", "problems": "<b>未记录到结束</b>"},
+    )  # fmt: skip
+    assert rated.status_code == 200 and f"{item} 已评定" in rated.text and "不合格" in rated.text
+    assert "&lt;b&gt;未记录到结束&lt;/b&gt;" in rated.text  # the note is data, not markup
+    refused = lead.post("/footage/tag", data={"csrf": csrf_of(rated), "items": [item], "case": "X-1"})
+    assert refused.status_code == 403 and "clerk" in refused.text
+
+    report = lead.get("/reports", params={"from": "2026-01-01", "until": today})
+    assert "1 已考评" in report.text
+    sheet = lead.get("/reports.xlsx", params={"from": "2026-01-01", "until": today})
+    assert sheet.headers["content-type"].startswith("application/vnd.openxmlformats")
+    rows = list(openpyxl.load_workbook(io.BytesIO(sheet.content)).active.iter_rows(values_only=True))
+    headings = rows[0]
+    assert headings[0] == "民警" and "已考评" in headings and "不合格" in headings
+    [mine] = [row for row in rows[1:] if row[0] == "031245"]
+    assert mine[headings.index("已考评")] == 1 and mine[headings.index("不合格")] == 1
+    assert all(row[0] != "099999" for row in rows[1:])  # another unit's officer: not this leader's
+
+    officer = signed_in(web, OFFICER)
+    assert "您的音像记录的考评结果" in officer.get("/").text and "不合格" in officer.get("/").text
+    assert "未记录到结束" in officer.get(f"/items/{item}").text
+    reviewed = [e for e in events(custody) if e["action"] == "supervision-reviewed"]
+    assert [e["actor"] for e in reviewed] == [f"{SUPERVISOR} via {WEB}"]
+
+
+@pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
+def test_downloads_previews_and_archiving_from_the_case_page(web, custody, tmp_path):
+    wait_for_media(custody)
+    original = tmp_path / "original"
+    custody("extract", "EV-000001", "--out", str(original))
+    clerk = signed_in(web, CLERK)
+    item = clerk.get("/items/EV-000001")
+    assert 'id="download-original"' in item.text and 'id="download-playable"' in item.text
+    download = clerk.get("/items/EV-000001/download")
+    assert download.content == original.read_bytes()
+    assert download.headers["content-disposition"].startswith('attachment; filename="EV-000001-CLIP0001.MP4"')
+    extracts = [e for e in events(custody) if e["action"] == "extract" and e["actor"] == f"{CLERK} via {WEB}"]
+    assert len(extracts) == 1 and "web platform" in extracts[0]["details"]["to"]
+    auditor = signed_in(web, AUDITOR)
+    assert 'id="download-original"' not in auditor.get("/items/EV-000001").text
+    assert auditor.get("/items/EV-000001/download").status_code == 403
+
+    case = "2026-0777"
+    custody("case", "open", case, "--cause", "占道经营", "--party", "Li Si", "--handler", "031245",
+            "--procedure", "simple")  # fmt: skip
+    for name, kind in (("decision.pdf", "行政处罚决定书"), ("return.pdf", "送达回证")):
+        (tmp_path / name).write_bytes(b"%PDF-1.4 " + name.encode() * 20)
+        custody("case", "file", case, str(tmp_path / name), "--type", kind)
+    refused = clerk.post(f"/cases/{case}/archive", data={"csrf": csrf_of(clerk.get(f"/cases/{case}"))})
+    assert refused.status_code == 400 and "not closed" in refused.text
+    custody("case", "close", case, "--ended", time.strftime("%Y-%m-%d"))
+    page = clerk.get(f"/cases/{case}")
+    [decision] = re.findall(r'href="/items/(EV-\d+)/preview"', page.text)[:1]
+    preview = clerk.get(f"/items/{decision}/preview")
+    assert preview.headers["content-type"] == "application/pdf" and preview.content.startswith(
+        b"%PDF-1.4 decision"
+    )
+    archived = clerk.post(f"/cases/{case}/archive", data={"csrf": csrf_of(page)})
+    assert archived.status_code == 200 and "已归档为第 1 版" in archived.text
+    index = archived.text[archived.text.index('id="archive-index"') :]
+    assert "行政处罚决定书" in index and "送达回证" in index and 'id="archive-submit"' not in archived.text
+    assert [e["actor"] for e in events(custody) if e["action"] == "case-archived"] == [f"{CLERK} via {WEB}"]
