@@ -133,12 +133,14 @@ def _print_ingest_summary(summary: IngestSummary, as_json: bool) -> int:
 @click.option(
     "--damaged", is_flag=True, help="Only items whose integrity check found them damaged (kept as evidence)."
 )
+@click.option("--important", is_flag=True, help="Only items the officer marked important on the recorder.")
 @wide_option
 @json_option
 @pass_session
 def list_items(
-    session: Session, case, officer, party, name, untagged, since, until, recorder, late, damaged, as_json
-) -> None:
+    session: Session, case, officer, party, name, untagged, since, until, recorder, late, damaged, important,
+    as_json,
+) -> None:  # fmt: skip
     """List items, newest last, with their current tags.
 
     \b
@@ -158,6 +160,7 @@ def list_items(
         recorder=recorder,
         late=late,
         damaged=damaged,
+        important=important,
         since=parse_user_time(since, "--since") if since else None,
         until=parse_user_time(until, "--until", end_of_day=True) if until else None,
     )

@@ -25,6 +25,7 @@ class ListItems:
     recorder: str | None = None
     late: bool = False
     damaged: bool = False
+    important: bool = False
     since: str | None = None
     until: str | None = None
     limit: int | None = None  # a page: at most this many (1 to 10000)

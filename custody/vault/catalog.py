@@ -144,6 +144,7 @@ class ItemFilter:
     recorder: str | None = None
     late: bool = False
     damaged: bool = False
+    important: bool = False  # marked important on the recorder
     since: str | None = None
     until: str | None = None
     limit: int | None = None
@@ -315,6 +316,8 @@ class Catalog:
             clauses.append(
                 "items.id IN (SELECT item FROM media WHERE json_extract(facts, '$.integrity.result') = 'damaged')"
             )
+        if where.important:
+            clauses.append("items.important = 1")
         if where.since:
             clauses.append("coalesce(recorded_start, ingested_at) >= :since")
             params["since"] = where.since

@@ -14,6 +14,7 @@ Pages are Simplified Chinese by default, English by a switch or the browser's Ac
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import time
@@ -32,10 +33,11 @@ from starlette.staticfiles import StaticFiles
 
 from custody.errors import CustodyError
 from custody.ingestd import api
-from custody.vault.timestamps import to_text
+from custody.vault.timestamps import parse_user_time, to_text
 from custody.web import i18n
 from custody.web.base import Daemon, WebConfig, form_change, signed_in
 from custody.web.casework import CasePages
+from custody.web.i18n import N_
 from custody.web.leaders import LeaderPages
 
 HERE = Path(__file__).parent
@@ -64,6 +66,7 @@ def create_app(config: WebConfig, secret: bytes) -> Starlette:
         Route("/items/{item}/playable", pages.playable),
         Route("/items/{item}/download", pages.download_item),
         Route("/items/{item}/preview", pages.preview),
+        Route("/items/{item}/thumbnail", pages.thumbnail),
         Route("/cases", pages.cases),
         Route("/cases/{case}", pages.case),
         Route("/cases/{case}/export", pages.export, methods=["POST"]),
@@ -175,8 +178,19 @@ class Pages(CasePages, LeaderPages):
             "case_prefix": query.get("case") or None,
             "officer": query.get("officer") or None,
             "party_contains": query.get("party") or None,
+            "recorder": query.get("recorder") or None,
             "untagged": query.get("untagged") == "1",
             "late": query.get("late") == "1",
+            "damaged": query.get("damaged") == "1",
+            "important": query.get("important") == "1",
+            "since": parse_user_time(query["from"], i18n.text(request, N_("From")))
+            if query.get("from")
+            else None,
+            "until": (
+                parse_user_time(query["until"], i18n.text(request, N_("Until")), end_of_day=True)
+                if query.get("until")
+                else None
+            ),
         }
         page = int(query["page"]) if query.get("page", "").isdigit() and int(query["page"]) > 0 else 1
         paging = {"limit": PAGE_SIZE + 1, "offset": (page - 1) * PAGE_SIZE, "newest_first": True}
@@ -211,6 +225,22 @@ class Pages(CasePages, LeaderPages):
         return self.render(
             request, "item.html", item=found, playable=playable if roles & PLAYERS else None, sample=sample,
             may_download=bool(roles & DOWNLOADERS), message=request.session.pop("said", None),
+        )  # fmt: skip
+
+    @signed_in
+    async def thumbnail(self, request: Request, login: str) -> Response:
+        """An item's thumbnail (a frame, JPEG) for the footage table; 404 when it has none. Each is a
+        ``view`` in the audit chain, as any look at footage is."""
+        if not set(request.session.get("roles", [])) & PLAYERS:
+            return Response(status_code=403)
+        chunks = self.daemon.stream(login, {"ref": request.path_params["item"], "role": "thumbnail"})
+        try:  # (the first bytes before the answer: a missing thumbnail is a 404, not a broken image)
+            first = await run_in_threadpool(next, chunks, b"")
+        except CustodyError:
+            return Response(status_code=404)
+        return StreamingResponse(
+            itertools.chain([first], chunks), media_type="image/jpeg",
+            headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
         )  # fmt: skip
 
     @signed_in

@@ -13,7 +13,6 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from custody.web import i18n
 from custody.web.base import PageBase, form_change, signed_in
 
-
 MAX_RECORD_BYTES = 16 << 20  # an archived case file's cover and index (JSON) read for its page
 
 

@@ -341,6 +341,20 @@ def test_downloads_previews_and_archiving_from_the_case_page(web, custody, tmp_p
     assert download.headers["content-disposition"].startswith('attachment; filename="EV-000001-CLIP0001.MP4"')
     extracts = [e for e in events(custody) if e["action"] == "extract" and e["actor"] == f"{CLERK} via {WEB}"]
     assert len(extracts) == 1 and "web platform" in extracts[0]["details"]["to"]
+    footage = clerk.get("/footage").text
+    assert 'src="/items/EV-000001/thumbnail"' in footage
+    thumbnail = clerk.get("/items/EV-000001/thumbnail")
+    assert thumbnail.headers["content-type"] == "image/jpeg" and thumbnail.content[:2] == b"\xff\xd8"
+    assert clerk.get("/items/EV-000004/thumbnail").status_code == 404  # not media: no frame to show
+    for asked, shown in (
+        ({"recorder": "NO-SUCH"}, []),
+        ({"from": "2099-01-01"}, []),
+        ({"until": "2099-01-01", "officer": "099999"}, ["EV-000004"]),
+        ({"important": "1"}, []),
+        ({"damaged": "1"}, []),
+    ):
+        listed = re.findall(r'<a href="/items/(EV-\d+)">', clerk.get("/footage", params=asked).text)
+        assert listed == shown, asked
     auditor = signed_in(web, AUDITOR)
     assert 'id="download-original"' not in auditor.get("/items/EV-000001").text
     assert auditor.get("/items/EV-000001/download").status_code == 403
