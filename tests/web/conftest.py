@@ -70,7 +70,13 @@ def web(served_vault, custody, tmp_path):  # noqa: F811  (the fixture imported a
         except httpx.TransportError:
             assert process.poll() is None, (tmp_path / "web.log").read_text()
             time.sleep(0.2)
-    yield {"base": base, "home": home, "socket": socket_path, "secret": state / "session.key"}
+    yield {
+        "base": base,
+        "home": home,
+        "socket": socket_path,
+        "secret": state / "session.key",
+        "outbox": outbox,
+    }
     process.terminate()
     process.wait(timeout=10)
     log.close()

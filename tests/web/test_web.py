@@ -17,7 +17,7 @@ from itsdangerous import TimestampSigner
 
 from custody.ingestd import api
 from tests.ingestd.served import AUDITOR, CLERK, CLERK2, CUSTODIAN, OFFICER, SUPERVISOR, WEB
-from tests.localusers import SYSTEM_PYTHON, run_as
+from tests.localusers import SYSTEM_PYTHON, custody_as, run_as
 from tests.web.platform import PASSWORD, WEB_CONFIG
 
 pytestmark = pytest.mark.slow
@@ -97,9 +97,15 @@ def test_the_web_platforms_security(web, custody):
     home, socket_path = web["home"], web["socket"]
     # Text from outside is data: a party named like a script renders escaped.
     custody("tag", "EV-000002", "--party", '<script>alert("x")</script>')
+    hostile = web["outbox"] / '<img src=x onerror="alert(1)">.MP4'
+    hostile.write_bytes(b"not media" * 100)
+    hostile.chmod(0o644)
+    ingested = custody_as(CLERK, home, socket_path, "ingest", str(hostile), "--officer", "031245")
+    assert ingested.returncode == 0, ingested.stderr
     clerk = signed_in(web, CLERK)
     page = clerk.get("/footage").text
     assert "&lt;script&gt;alert(" in page and '<script>alert("x")' not in page
+    assert "&lt;img src=x onerror=" in page and "<img src=x" not in page
     # A change without this session's CSRF token is refused, and changes nothing.
     before = len(events(custody))
     forged = clerk.post("/footage/tag", data={"items": ["EV-000001"], "case": "FORGED"})
@@ -214,7 +220,7 @@ def test_the_leaders_report_per_officer_and_month_with_its_chart_and_csv(web, cu
     clerk = signed_in(web, CLERK)
     page = clerk.get("/reports", params={"from": "2026-01-01", "until": "2099-12-31"}).text
     assert '<svg class="chart"' in page and "各民警的音视频" in page
-    assert re.search(r">031245</text>\s*<rect [^>]*width=\"460", page)  # the longest bar: 3 of 3
+    assert re.search(r">031245</text>\s*<rect [^>]*width=\"420", page)  # the longest bar: 3 of 3
     download = clerk.get("/reports.csv", params={"from": "2026-01-01", "until": "2099-12-31"})
     assert download.headers["content-type"].startswith("text/csv")
     lines = download.content.decode("utf-8-sig").splitlines()
