@@ -10,6 +10,7 @@
     python -m bench retention     # retention plan over 1,000,000 items vs SELECT count(*)
     python -m bench disc          # a 2 GiB case exported to ISO vs xorriso on the plaintext
     python -m bench access        # ls of 10,000 items, a 1 GiB extract and ingest: API socket vs in-process
+    python -m bench web           # the player's stream and seek vs a plaintext server; the footage page at 1M items
 
 BENCH_DIR (default: the current directory) must be on the disk the vault
 would use; BENCH_INGEST_MIB changes the file size (default 2048),
@@ -186,6 +187,7 @@ def main(argv: list[str]) -> int:
         "retention",
         "disc",
         "access",
+        "web",
     ]
     base = Path(os.environ.get("BENCH_DIR", "."))
     results = []
@@ -224,6 +226,10 @@ def main(argv: list[str]) -> int:
             from bench.access import bench_access  # needs PyGObject and umockdev (the daemon)
 
             results.append(bench_access(workdir))
+        if "web" in which:
+            from bench.web import bench_web  # needs PyGObject and umockdev (the daemon)
+
+            results.append(bench_web(workdir))
     print("all goals met" if all(results) else "some goals MISSED")
     return 0
 

@@ -134,14 +134,17 @@ def _print_ingest_summary(summary: IngestSummary, as_json: bool) -> int:
     "--damaged", is_flag=True, help="Only items whose integrity check found them damaged (kept as evidence)."
 )
 @click.option("--important", is_flag=True, help="Only items the officer marked important on the recorder.")
+@click.option("--limit", type=click.IntRange(1, 10_000), help="At most this many (a page of them).")
+@click.option("--offset", type=click.IntRange(0), default=0, help="With --limit: skip this many first.")
+@click.option("--newest-first", is_flag=True, help="Newest first (the web platform's footage page order).")
 @wide_option
 @json_option
 @pass_session
 def list_items(
     session: Session, case, officer, party, name, untagged, since, until, recorder, late, damaged, important,
-    as_json,
+    limit, offset, newest_first, as_json,
 ) -> None:  # fmt: skip
-    """List items, newest last, with their current tags.
+    """List items (oldest first, or --newest-first), with their current tags.
 
     \b
     Example:
@@ -150,6 +153,7 @@ def list_items(
       custody ls --untagged --json
       custody ls --recorder BWC0042 --late
       custody ls --damaged
+      custody ls --newest-first --limit 50 --offset 50 --json
     """
     request = ListItems(
         case_prefix=case or None,
@@ -161,6 +165,9 @@ def list_items(
         late=late,
         damaged=damaged,
         important=important,
+        limit=limit,
+        offset=offset if limit else 0,
+        newest_first=newest_first,
         since=parse_user_time(since, "--since") if since else None,
         until=parse_user_time(until, "--until", end_of_day=True) if until else None,
     )

@@ -14,6 +14,7 @@ Pages are Simplified Chinese by default, English by a switch or the browser's Ac
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import secrets
@@ -101,8 +102,33 @@ def create_app(config: WebConfig, secret: bytes) -> Starlette:
     return Starlette(routes=routes, middleware=middleware, exception_handlers={CustodyError: pages.refused})
 
 
+class SizeCache:
+    """The sizes of playable copies a person's player asked for (a copy never changes), the most
+    recent ``capacity`` of them."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._sizes: collections.OrderedDict = collections.OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> tuple[str, int] | None:
+        found = self._sizes.get(key)
+        if found is not None:
+            self._sizes.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[str, str], value: tuple[str, int]) -> tuple[str, int]:
+        self._sizes[key] = value
+        while len(self._sizes) > self.capacity:
+            self._sizes.popitem(last=False)
+        return value
+
+
 class Pages(CasePages, LeaderPages):
     """The pages, each as the signed-in person (see the module's docstring)."""
+
+    def __init__(self, daemon: Daemon, config: WebConfig) -> None:
+        super().__init__(daemon, config)
+        self.playable_sizes = SizeCache()
 
     async def sign_in_form(self, request: Request) -> Response:
         return self.render(request, "sign_in.html")
@@ -284,11 +310,16 @@ class Pages(CasePages, LeaderPages):
         the segments holding the bytes asked for are decrypted (a seek costs a segment)."""
         if not set(request.session.get("roles", [])) & PLAYERS:
             return self.render(request, "refused.html", http_status=403, message=i18n.refusal_role(request))
-        found = await self.ask(login, "show", {"item": request.path_params["item"]})
-        copy = next((d for d in found["derivatives"] if d["role"] == "playable"), None)
-        if copy is None or copy["size"] == 0:
-            return self.render(request, "refused.html", http_status=404, message=i18n.no_playable(request))
-        size = copy["size"]
+        known = self.playable_sizes.get((login, request.path_params["item"]))
+        if known is None:  # (a player asks range after range: the copy's size is asked for once)
+            found = await self.ask(login, "show", {"item": request.path_params["item"]})
+            copy = next((d for d in found["derivatives"] if d["role"] == "playable"), None)
+            if copy is None or copy["size"] == 0:
+                return self.render(
+                    request, "refused.html", http_status=404, message=i18n.no_playable(request)
+                )
+            known = self.playable_sizes.put((login, request.path_params["item"]), (found["id"], copy["size"]))
+        item_id, size = known
         asked = byte_range(request.headers.get("range"), size)
         if asked is False:
             return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
@@ -301,7 +332,7 @@ class Pages(CasePages, LeaderPages):
         }
         if asked:
             headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-        args = {"ref": found["id"], "role": "playable"}
+        args = {"ref": item_id, "role": "playable"}  # (the daemon authorizes every range it sends)
         if asked:  # (the whole copy is re-hashed as it goes; a range is authenticated segment by segment)
             args |= {"first": first, "last": last}
         return StreamingResponse(
