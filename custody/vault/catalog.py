@@ -145,6 +145,9 @@ class ItemFilter:
     late: bool = False
     damaged: bool = False
     important: bool = False  # marked important on the recorder
+    # Only items credited to (else tagged with) one of these officers: what an officer or a
+    # supervisor may see at most, narrowed in SQL before each item is checked (not a client's field).
+    officer_any: tuple[str, ...] | None = None
     since: str | None = None
     until: str | None = None
     limit: int | None = None
@@ -318,6 +321,12 @@ class Catalog:
             )
         if where.important:
             clauses.append("items.important = 1")
+        if where.officer_any is not None:
+            names = [f":officer_any_{n}" for n in range(len(where.officer_any))] or ["NULL"]
+            clauses.append(
+                f"coalesce(nullif(items.credited_officer, ''), {_current_tag_sql('officer')}) IN ({', '.join(names)})"
+            )
+            params.update({f"officer_any_{n}": badge for n, badge in enumerate(where.officer_any)})
         if where.since:
             clauses.append("coalesce(recorded_start, ingested_at) >= :since")
             params["since"] = where.since

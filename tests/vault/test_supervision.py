@@ -152,3 +152,22 @@ def test_supervision_settings_are_checked_with_one_line_naming_the_key(custody, 
         config.write('\n[supervision.checklist]\n"bad key" = "x"\n')
     result = custody("status", expect=3)
     assert "supervision.checklist.bad key" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_officer_lists_exactly_their_own_footage_paged_or_whole(station, custody, footage, tmp_path):
+    """What an officer may see is narrowed in SQL (credited officer, else the officer tag) before
+    each item is checked: the same items as can_see decides, paged or not."""
+    extra = tmp_path / "EXTRA.MP4"
+    extra.write_bytes((footage / "CLIP0001.MP4").read_bytes() + b"\0")
+    custody("ingest", str(extra))  # EV-000005, credited to no one
+    custody("tag", "EV-000005", "--officer", "031245")
+    wang = caller("wang", "officer")
+    whole = [item["id"] for item in perform(station, "ls", items.ListItems(), wang)]
+    assert whole == ["EV-000001", "EV-000002", "EV-000003", "EV-000005"]
+    paged = [
+        item["id"]
+        for offset in (0, 2)
+        for item in perform(station, "ls", items.ListItems(limit=2, offset=offset, newest_first=True), wang)
+    ]
+    assert paged == ["EV-000005", "EV-000003", "EV-000002", "EV-000001"]
+    assert perform(station, "ls", items.ListItems(), caller("nobody-linked", "officer")) == []

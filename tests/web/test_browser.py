@@ -168,7 +168,9 @@ def test_each_role_works_its_day_in_the_browser(web, custody, browser, tmp_path)
         )
         os.chmod(segments[-1], 0o644)
     custody("recorder", "add", "BWC-GAP", "--officer", BADGE, "--from", "2020-01-01")
-    ingested = custody_as(CLERK, web["home"], web["socket"], "ingest", *segments, "--recorder", "BWC-GAP", "--officer", BADGE)
+    ingested = custody_as(
+        CLERK, web["home"], web["socket"], "ingest", *segments, "--recorder", "BWC-GAP", "--officer", BADGE
+    )
     assert ingested.returncode == 0, ingested.stderr
     case = "2026-0888"
     custody("case", "open", case, "--cause", "占道经营", "--party", "钱七", "--handler", BADGE,
