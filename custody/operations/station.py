@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from custody.operations.base import Context, NoRequest, operation
 from custody.vault import Vault, case_reports
-from custody.vault.timestamps import utc_now
+from custody.vault.timestamps import to_text, utc_now
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,12 @@ def status(vault: Vault, request: NoRequest, context: Context) -> dict:
     failed_jobs = vault.media.failed(limit=10)
     open_findings, oldest_finding = vault.continuity.open_summary()
     disk = vault.disk_space()
+    window = vault.settings.dock.window_hours
+    overdue = (
+        vault.registry.silent_recorders(to_text(datetime.now(UTC) - timedelta(hours=window)))
+        if vault.caller.may("report")
+        else None
+    )
     return {
         "daemon": live,
         "sessions": [s.as_dict() for s in sessions],
@@ -141,7 +148,34 @@ def status(vault: Vault, request: NoRequest, context: Context) -> dict:
         # Cases needing attention (urgent filings unapproved after 24 hours, archive deadlines),
         # for those who may see cases.
         "cases": case_reports.attention(vault) if vault.caller.may("ls") else None,
+        # Assigned recorders not docked within the window, and replicas failing or waiting
+        # (for those who may read reports).
+        "recorders_overdue": overdue,
+        "replicas": replica_summary(vault) if overdue is not None else None,
     }
+
+
+def replica_summary(vault: Vault) -> list[dict]:
+    """Per configured target: copies failing (with the newest error) and waiting, and since when
+    the oldest has waited; read from the catalog alone (the store is not asked)."""
+    found = []
+    with vault.serialized():
+        for target in vault.settings.targets:
+            failing, waiting, oldest = vault.catalog.db.execute(
+                "SELECT count(*) FILTER (WHERE last_error IS NOT NULL), count(*), min(queued_at) "
+                "FROM replicas WHERE target = ? AND state != 'verified'",
+                [target],
+            ).fetchone()
+            error = vault.catalog.db.execute(
+                "SELECT last_error FROM replicas WHERE target = ? AND last_error IS NOT NULL "
+                "ORDER BY next_attempt DESC LIMIT 1",
+                [target],
+            ).fetchone()
+            found.append(
+                {"target": target, "failing": failing, "waiting": waiting, "oldest_waiting_since": oldest,
+                 "last_error": error[0] if error else None}
+            )  # fmt: skip
+    return found
 
 
 @dataclass(frozen=True)

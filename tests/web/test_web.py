@@ -40,9 +40,11 @@ def events(custody) -> list[dict]:
 
 @pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
 def test_a_clerk_signs_in_sees_footage_in_chinese_and_bulk_tags_as_themselves(web, custody):
+    custody("recorder", "add", "BWC-OLD", "--officer", "031245", "--from", "2026-01-01")  # never docked
     clerk = signed_in(web, CLERK)
     today = clerk.get("/")
     assert "今日" in today.text and "需要关注的案件" in today.text
+    assert "未按时接入的执法记录仪" in today.text and "BWC-OLD · 031245" in today.text
     footage = clerk.get("/footage")
     for item in ("EV-000001", "EV-000002", "EV-000003", "EV-000004"):
         assert item in footage.text
