@@ -186,8 +186,7 @@ def main() -> None:
     print("Check the disc without custody: extract it, then python3 -I verify.py (see README.txt on it)")
     print(f"The archived case file (cover and index, PDF): CUSTODY_HOME={home} custody case show 2026-0412")
     print(
-        "The platform in a browser (custody web, as its own user, through a daemon serving this vault): "
-        "README, 'The platform in a browser'"
+        f"The platform in a browser on this vault: sudo scripts/demo-web {home}  (then http://127.0.0.1:8420/)"
     )
     print(f"When you are done with it: rm -rf {work}")
 
