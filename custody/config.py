@@ -18,10 +18,12 @@ import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from custody.config_alerts import AlertSettings, build_alerts
 from custody.config_cases import CaseSettings, build_cases
 from custody.config_supervision import SupervisionSettings, build_supervision
+from custody.config_toml import case_and_alert_comments, toml_value
 from custody.errors import ConfigError
-from custody.rules import DEFAULT_CATEGORIES, PERMANENT, STAGE_KEYS, PeriodError, parse_period
+from custody.rules import DEFAULT_CATEGORIES, PERMANENT, PeriodError, parse_period
 
 CONFIG_NAME = "custody.toml"
 # The roles [access.roles] may give (what each may do: custody.vault.access).
@@ -378,6 +380,7 @@ class Settings:
     cases: CaseSettings = field(default_factory=CaseSettings)
     web: WebSettings = field(default_factory=WebSettings)
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def api_socket(self) -> Path:
@@ -409,7 +412,8 @@ _SECTIONS: dict[str, type] = {
 def _built_sections() -> dict:
     """The sections with tables of tables, each read by its own builder."""
     built = {"profiles": _build_profiles, "targets": _build_targets, "retention": _build_retention}
-    return {**built, "access": _build_access, "cases": build_cases, "supervision": build_supervision}
+    return {**built, "access": _build_access, "cases": build_cases, "supervision": build_supervision,
+            "alerts": build_alerts}  # fmt: skip
 
 
 def default_home() -> Path:
@@ -733,9 +737,9 @@ def default_config_text(organisation: str = "") -> str:
         for f in dataclasses.fields(section_class):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             if live and f.name == "organisation":
-                lines.append(f"organisation = {_toml_value(organisation)}")
+                lines.append(f"organisation = {toml_value(organisation)}")
             else:
-                lines.append(f"# {f.name} = {_toml_value(default)}")
+                lines.append(f"# {f.name} = {toml_value(default)}")
     lines += [
         "",
         "# Recorder profiles: match rules on the device, where the footage is, how file",
@@ -746,7 +750,7 @@ def default_config_text(organisation: str = "") -> str:
         lines.append(f"# [profiles.{name}]")
         for f in dataclasses.fields(RecorderProfile):
             value = getattr(profile, f.name)
-            lines.append(f"# {f.name} = {_toml_value(value)}")
+            lines.append(f"# {f.name} = {toml_value(value)}")
         lines.append("#")
     lines += [
         "",
@@ -755,20 +759,13 @@ def default_config_text(organisation: str = "") -> str:
         f"# upcoming_days = {RetentionSettings.upcoming_days}",
         '# [retention.categories]  (shipped; add yours, e.g. traffic = "5y")',
     ]
-    lines += [f"# {name} = {_toml_value(period)}" for name, period in DEFAULT_CATEGORIES.items()]
-    lines += [
-        "",
-        f"# {CaseSettings.__doc__}",
-        '# [cases.document_types."现场笔录"]  (adds a type, or changes a shipped one)',
-        '# english = "on-site record"',
-        '# stage = "investigation"  # one of ' + ", ".join(STAGE_KEYS),
-        "# recording = true  # an audio-visual record of the act must be linked with it",
-    ]
+    lines += [f"# {name} = {toml_value(period)}" for name, period in DEFAULT_CATEGORIES.items()]
+    lines += case_and_alert_comments()
     lines += ["", f"# {AccessSettings.__doc__}", "# [access]"]
     for f in dataclasses.fields(AccessSettings):
         if f.name != "roles":
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            lines.append(f"# {f.name} = {_toml_value(default)}")
+            lines.append(f"# {f.name} = {toml_value(default)}")
     lines += [
         "# [access.roles]  (users by login name, groups as @name; no role: only 'custody whoami')",
         '# clerk = ["chenjing", "@evidence-clerks"]',
@@ -781,18 +778,5 @@ def default_config_text(organisation: str = "") -> str:
         "# [targets.offsite]",
     ]
     for f in dataclasses.fields(TargetSettings):
-        lines.append(f"# {f.name} = {_toml_value(f.default)}")
+        lines.append(f"# {f.name} = {toml_value(f.default)}")
     return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")

@@ -19,7 +19,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "custody"
 ALLOWED = {
     "errors": set(),
     "rules": set(),
-    "config": {"config_cases", "config_supervision", "errors", "rules"},
+    "config": {"config_alerts", "config_cases", "config_supervision", "config_toml", "errors", "rules"},
+    "config_alerts": {"errors"},  # [alerts] likewise
+    "config_toml": {"config_alerts", "config_cases", "rules"},  # the generated custody.toml's text
     "config_cases": {"errors", "rules"},  # [cases] of the config, in a file of its own
     "config_supervision": {"errors"},  # [supervision] likewise
     "devices": {"config", "errors", "rules"},
@@ -49,7 +51,7 @@ ALLOWED = {
 }
 for _layer, _uses in ALLOWED.items():  # whoever may use the config may use all of it
     if "config" in _uses:
-        _uses.update({"config_cases", "config_supervision"})
+        _uses.update({"config_alerts", "config_cases", "config_supervision"})
 
 
 def modules() -> dict[str, Path]:

@@ -43,6 +43,7 @@ EXPECTED_ROLES = {
     "account_set": "accounts", "account_ls": "accounts", "report_officers": "leaders-report",
     "supervise_draw": "supervise", "supervise_rate": "supervise", "supervise_ls": "reviews",
     "supervise_show": "reviews", "supervise_results": "reviews",
+    "alerts_ls": "report", "alerts_test": "alerts",
 }  # fmt: skip
 STREAMS = {
     "whoami",

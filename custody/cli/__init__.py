@@ -10,7 +10,17 @@ in-process or through the daemon's socket); everything printed goes through
 from __future__ import annotations
 
 # Importing the command modules registers their commands on the group.
-from custody.cli import cases, casework, exports, integrity, items, replicas, station, supervision  # noqa: F401
+from custody.cli import (  # noqa: F401
+    alerts,
+    cases,
+    casework,
+    exports,
+    integrity,
+    items,
+    replicas,
+    station,
+    supervision,
+)
 from custody.cli.base import cli
 from custody.cli.remote import main
 

@@ -25,6 +25,10 @@ def supervise_group() -> None:
     Supervisors ([access.roles] supervisor) draw from the units [supervision.scopes] gives them;
     they watch and rate footage but change none of it, nor its tags. Every draw and rating is
     audited; an officer sees the ratings of their own footage ('custody supervise results').
+
+    \b
+    Example:
+      custody supervise draw --from 2026-11-01 --until 2026-11-30 --officer 031245
     """
 
 
@@ -96,7 +100,12 @@ def supervise_rate(
 @json_option
 @pass_session
 def supervise_ls(session: Session, as_json: bool) -> None:
-    """The samples drawn (a supervisor: of their units), newest first, and how many are rated."""
+    """The samples drawn (a supervisor: of their units), newest first, and how many are rated.
+
+    \b
+    Example:
+      custody supervise ls --json
+    """
     found = session.perform("supervise_ls", NoRequest())
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=1))
@@ -121,7 +130,12 @@ def supervise_ls(session: Session, as_json: bool) -> None:
 @json_option
 @pass_session
 def supervise_show(session: Session, sample: str, as_json: bool) -> None:
-    """One sample: what was asked, its seed, its items and their ratings."""
+    """One sample: what was asked, its seed, its items and their ratings.
+
+    \b
+    Example:
+      custody supervise show SMP-000001
+    """
     found = session.perform("supervise_show", supervision.SampleRef(sample))
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=1))
@@ -138,7 +152,12 @@ def supervise_show(session: Session, sample: str, as_json: bool) -> None:
 @json_option
 @pass_session
 def supervise_results(session: Session, as_json: bool) -> None:
-    """The ratings of the footage you may see, newest first (an officer: their own footage)."""
+    """The ratings of the footage you may see, newest first (an officer: their own footage).
+
+    \b
+    Example:
+      custody supervise results
+    """
     found = session.perform("supervise_results", NoRequest())
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=1))

@@ -35,6 +35,7 @@ from custody.devices.mounts import Mount, Mounter, MountFailed, helper_pids
 from custody.devices.profiles import choose_profile
 from custody.errors import CustodyError
 from custody.ingestd import delegation
+from custody.ingestd.alerting import AlertWorker
 from custody.ingestd.api import ApiServer
 from custody.ingestd.api_handlers import api_handlers
 from custody.ingestd.dock import DockSession
@@ -209,6 +210,8 @@ class Daemon:
             )
             self._media.start()
             self._replication = self._start_replication()
+            self._alerts = AlertWorker(self.vault, self._stop)
+            self._alerts.start()
             for event in watcher.present():
                 self._handle(event)
             notify("READY=1")
@@ -292,6 +295,9 @@ class Daemon:
         media = getattr(self, "_media", None)
         if media is not None:
             media.join(timeout=120)  # the job in hand finishes or is requeued at the next start
+        alerts = getattr(self, "_alerts", None)
+        if alerts is not None:
+            alerts.join(timeout=30)  # a message being sent ends within its channel's timeout
         replication = getattr(self, "_replication", None)
         if replication is not None:
             replication.join(timeout=120)  # an upload cut off is aborted and sent again at the next start

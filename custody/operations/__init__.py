@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from custody.config import Settings
-from custody.operations import cases, casework, exports, integrity, items, station, supervision
+from custody.operations import alerts, cases, casework, exports, integrity, items, station, supervision
 from custody.operations.base import OPERATIONS, Context, NoRequest, Operation, decode, perform, request_fields
 from custody.vault.access import Caller
 
@@ -21,6 +21,7 @@ __all__ = [
     "Context",
     "NoRequest",
     "Operation",
+    "alerts",
     "cases",
     "casework",
     "decode",

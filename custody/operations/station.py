@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from custody.operations.base import Context, NoRequest, operation
 from custody.vault import Vault, case_reports
+from custody.vault.alerts import replica_health
 from custody.vault.timestamps import to_text, utc_now
 
 
@@ -151,31 +152,8 @@ def status(vault: Vault, request: NoRequest, context: Context) -> dict:
         # Assigned recorders not docked within the window, and replicas failing or waiting
         # (for those who may read reports).
         "recorders_overdue": overdue,
-        "replicas": replica_summary(vault) if overdue is not None else None,
+        "replicas": replica_health(vault) if overdue is not None else None,
     }
-
-
-def replica_summary(vault: Vault) -> list[dict]:
-    """Per configured target: copies failing (with the newest error) and waiting, and since when
-    the oldest has waited; read from the catalog alone (the store is not asked)."""
-    found = []
-    with vault.serialized():
-        for target in vault.settings.targets:
-            failing, waiting, oldest = vault.catalog.db.execute(
-                "SELECT count(*) FILTER (WHERE last_error IS NOT NULL), count(*), min(queued_at) "
-                "FROM replicas WHERE target = ? AND state != 'verified'",
-                [target],
-            ).fetchone()
-            error = vault.catalog.db.execute(
-                "SELECT last_error FROM replicas WHERE target = ? AND last_error IS NOT NULL "
-                "ORDER BY next_attempt DESC LIMIT 1",
-                [target],
-            ).fetchone()
-            found.append(
-                {"target": target, "failing": failing, "waiting": waiting, "oldest_waiting_since": oldest,
-                 "last_error": error[0] if error else None}
-            )  # fmt: skip
-    return found
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "reviews": frozenset({OFFICER, SUPERVISOR, AUDITOR, CUSTODIAN}),
     # The leaders' report per officer and month.
     "leaders-report": frozenset({CLERK, CUSTODIAN, AUDITOR, SUPERVISOR}),
+    # Alerts: the conditions in force are a report; a test message goes out through a channel.
+    "alerts": frozenset({CUSTODIAN, ADMIN}),
     # custody's own accounts (people who sign in to the web platform without a login here).
     "accounts": frozenset({ADMIN}),
 }

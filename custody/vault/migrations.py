@@ -493,4 +493,31 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX supervision_reviews_item ON supervision_reviews (item);
     """,
+    # 13: alerts: the conditions in force as last evaluated (and when each was said), and the
+    # outbox of messages per channel until sent (retried with backoff)
+    """
+    CREATE TABLE alert_conditions (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        text TEXT NOT NULL,
+        fired_at TEXT NOT NULL,
+        last_said_at TEXT NOT NULL,
+        resolved_at TEXT
+    );
+    CREATE TABLE alert_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT NOT NULL,
+        sent_at TEXT,
+        last_error TEXT
+    );
+    CREATE INDEX alert_outbox_due ON alert_outbox (channel, sent_at, next_attempt);
+    """,
 ]

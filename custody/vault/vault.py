@@ -22,6 +22,7 @@ from custody.errors import CustodyError
 from custody.vault import (
     access,
     accounts,
+    alerts,
     case_access,
     casefiles,
     derivatives,
@@ -204,6 +205,7 @@ class Vault:
         self.casefiles = casefiles.CaseFiles(self)
         self.accounts = accounts.Accounts(self)
         self.supervision = supervision.Supervision(self)
+        self.alerts = alerts.Alerts(self)
         self._lock_fd: int | None = None
         try:
             got_lock = self._try_lock()

@@ -393,6 +393,8 @@ ROLE_MATRIX = [
     (("supervise_rate", {"sample": "SMP-999999", "item": "EV-000001", "rating": "pass"}), {SUP}, 5),
     (("supervise_ls", {}), {OFF, CUS, AUD, SUP}, 0),
     (("supervise_results", {}), {OFF, CUS, AUD, SUP}, 0),
+    (("alerts_ls", {}), {CLK, CUS, AUD}, 0),
+    (("alerts_test", {"channel": "no-such"}), {CUS, ADM}, 2),
     (
         (
             "report_compliance",
