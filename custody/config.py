@@ -40,6 +40,8 @@ class StationSettings:
     # The agency's full name: it heads the written description filed with each evidence disc
     # (exports are refused without it).
     organisation: str = ""
+    # What the command line speaks when the environment names no language (LANG=C): zh_CN or en.
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -486,6 +488,8 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
             key="continuity.gap_tolerance_seconds",
             problem="must be at least 0 and less than continuity.run_break_seconds",
         )
+    if settings.station.language not in ("", "zh_CN", "en"):
+        raise ConfigError(path=path, key="station.language", problem='must be "zh_CN", "en" or ""')
     if settings.export.media not in EXPORT_MEDIA:
         raise ConfigError(path=path, key="export.media", problem=f"must be one of {', '.join(EXPORT_MEDIA)}")
     if settings.dock.watch_profile not in settings.profiles:

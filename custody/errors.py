@@ -17,8 +17,19 @@ class CustodyError(Exception):
 
     @property
     def message(self) -> str:
-        template = (self.__doc__ or "{reason}").strip().splitlines()[0]
-        return template.format(**self.fields)
+        """The message in English: what records, logs and the socket carry."""
+        return self._template().format(**self.fields)
+
+    @property
+    def localized(self) -> str:
+        """The message in the person's language, for the command line to print (the fields, text
+        from the code or from outside, stay as given)."""
+        from custody.i18n import _
+
+        return _(self._template()).format(**self.fields)
+
+    def _template(self) -> str:
+        return (self.__doc__ or "{reason}").strip().splitlines()[0]
 
 
 class ConfigError(CustodyError):

@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "custody"
 
 # Which layers each layer may import (besides itself).
 ALLOWED = {
-    "errors": set(),
+    "i18n": set(),  # the catalogs (Babel), at the bottom: any layer may speak the person's language
+    "errors": {"i18n"},
     "rules": set(),
     "config": {"config_alerts", "config_cases", "config_supervision", "config_toml", "errors", "rules"},
     "config_alerts": {"errors"},  # [alerts] likewise
@@ -50,6 +51,8 @@ ALLOWED = {
     "custody": set(),  # the package's __init__
 }
 for _layer, _uses in ALLOWED.items():  # whoever may use the config may use all of it
+    if _layer != "i18n":
+        _uses.add("i18n")
     if "config" in _uses:
         _uses.update({"config_alerts", "config_cases", "config_supervision"})
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from custody import __version__, operations
+from custody import __version__, i18n, operations
 from custody.cli.render import _echo
+from custody.cli.translated import TranslatedGroup
 from custody.config import Settings, load_settings, resolve_home
 from custody.errors import CannotWrite, CustodyError, UsageError
 from custody.ingestd import api
@@ -21,8 +22,13 @@ from custody.vault import Vault
 from custody.vault.timestamps import show_utc
 
 
-class CustodyGroup(click.Group):
-    """Turns every CustodyError into one line on stderr and its exit code."""
+class CustodyGroup(TranslatedGroup):
+    """Turns every CustodyError into one line on stderr and its exit code; speaks the person's
+    language (the environment's, else [station] language) for the whole command."""
+
+    def main(self, *args, **kwargs):
+        with i18n.speaking(i18n.from_environment(station_language(resolve_home(None)))):
+            return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -30,7 +36,7 @@ class CustodyGroup(click.Group):
         except CustodyError as exc:
             if ctx.obj and ctx.obj.debug:
                 raise
-            _echo(f"custody: {exc.message}", err=True)
+            _echo(f"custody: {exc.localized}", err=True)  # (in the person's language)
             ctx.exit(exc.exit_code)
         except OSError as exc:  # an ordinary OS error is one line too, never a traceback
             if ctx.obj and ctx.obj.debug:
@@ -159,6 +165,21 @@ def cli(ctx: click.Context, home: str | None, debug: bool, utc: bool) -> None:
     """
     show_utc.set(utc)
     ctx.obj = Session(home, debug)
+    if home is not None:  # (the named vault's [station] language, unless the environment names one)
+        i18n.use(i18n.from_environment(station_language(ctx.obj.home)))
+
+
+def station_language(home: Path) -> str:
+    """``[station] language`` of the vault at ``home`` ("" when unset or unreadable: a broken
+    config is reported by the command that needs it, not by the choice of language)."""
+    import tomllib
+
+    try:
+        station = tomllib.loads((home / "custody.toml").read_text(encoding="utf-8")).get("station", {})
+    except (OSError, ValueError):
+        return ""
+    language = station.get("language", "") if isinstance(station, dict) else ""
+    return language if isinstance(language, str) else ""
 
 
 def _login_name() -> str:

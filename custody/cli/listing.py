@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from custody.i18n import _
 from custody.vault.items import shown_text
 
 KEY = "key"  # an id people type: never cut, never left out
@@ -67,8 +68,11 @@ class Listing:
     def show(self, console: Console, at_terminal: bool, wide: bool = False) -> list[str]:
         """Print the listing; return the headers of the columns left out to fit (none when piped or wide)."""
         if not at_terminal:
-            self._print_separated(console)
+            self._print_separated(console)  # (English headings: the layout scripts read)
             return []
+        # At a terminal, in the person's language (a CJK heading is measured two columns a character).
+        self.columns = [replace(column, header=_(column.header)) for column in self.columns]
+        self.title = _(self.title) if self.title else self.title
         headers = [column.header for column in self.columns]
         self._zones_to_headers()
         # Each column's widest line, measured once: the fitting below asks for it again and again.

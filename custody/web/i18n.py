@@ -1,5 +1,5 @@
 """The web platform's languages: Simplified Chinese by default, English by a switch (a cookie) or
-the browser's Accept-Language; every string through the gettext catalogs in ``locale/`` (Babel).
+the browser's Accept-Language; every string through the gettext catalogs in ``custody/locale`` (Babel, shared with the command line).
 The messages are written in English; ``locale/zh_CN`` translates them."""
 
 from __future__ import annotations
@@ -7,15 +7,13 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from babel.support import NullTranslations, Translations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 
+from custody.i18n import LANGUAGES, translations
+
 HERE = Path(__file__).parent
-LOCALE = HERE / "locale"
-DOMAIN = "messages"
 DEFAULT = "zh_CN"
-LANGUAGES = {"zh_CN": "中文", "en": "English"}
 
 
 def language_of(request: Request) -> str:
@@ -30,13 +28,6 @@ def language_of(request: Request) -> str:
         if tag.startswith("en"):
             return "en"
     return DEFAULT
-
-
-@functools.cache
-def translations(language: str) -> NullTranslations:
-    if language == "en":
-        return NullTranslations()
-    return Translations.load(LOCALE, [language], domain=DOMAIN)
 
 
 @functools.cache
