@@ -15,11 +15,13 @@ from custody.cli.render import (
     _say,
     _size,
     console,
+    show_fields,
     show_listing,
     wide_option,
 )
 from custody.config import Settings
 from custody.errors import CustodyError
+from custody.i18n import N_, _
 from custody.ingestd import api
 from custody.operations import NoRequest, integrity
 from custody.operations.items import ReadLog
@@ -118,14 +120,20 @@ def verify(session: Session, items: tuple[str, ...], against, anchor_texts, as_j
             _say(f"ANCHOR   {problem['anchor']}: {problem['problem']}")
         for problem in report["archive_problems"]:
             _say(f"ARCHIVE  {problem}")
-        anchored = f"; against {len(report['anchors'])} anchor(s)" if report["anchors"] else ""
-        _say(
-            f"checked {report['objects_checked']} object(s), {_size(report['bytes_checked'])}; "
-            f"audit chain {report['audit_events']} event(s), {report['audit_checkpoints']} checkpoint(s){anchored}"
-            + (f"; {report['archives_checked']} archived case file(s)" if report["archives_checked"] else "")
-            + ": "
-            + ("OK" if report["ok"] else "FAILED")
+        anchored = (
+            _("; against {count} anchor(s)").format(count=len(report["anchors"])) if report["anchors"] else ""
         )
+        archives = report["archives_checked"]
+        _say(
+            _("checked {objects} object(s), {size}; audit chain {events} event(s), {checkpoints} checkpoint(s)").format(
+                objects=report["objects_checked"], size=_size(report["bytes_checked"]),
+                events=report["audit_events"], checkpoints=report["audit_checkpoints"],
+            )
+            + anchored
+            + (_("; {count} archived case file(s)").format(count=archives) if archives else "")
+            + ": "
+            + (_("OK") if report["ok"] else _("FAILED"))
+        )  # fmt: skip
     if not report["ok"]:
         sys.exit(1)
 
@@ -198,14 +206,14 @@ def anchor(session: Session, as_json: bool) -> None:
         return
     head = point["head_hash"]
     grouped = " ".join(head[i : i + 8] for i in range(0, 64, 8))
-    _say(f"vault       {point['vault']}")
-    _say(
-        f"checkpoint  event {point['seq']}, signed {local_display(point['signed_at'])} (UTC {point['signed_at']})"
+    signed = _("event {seq}, signed {when} (UTC {utc})").format(
+        seq=point["seq"], when=local_display(point["signed_at"]), utc=point["signed_at"]
     )
-    _say(f"head hash   {grouped}")
-    _say(f"signed by   key {point['key_fingerprint']}")
-    _say(f"for paper   {point['seq']}/{head[:16]}")
-    _say(f"token       {point['token']}")
+    show_fields([
+        (N_("vault"), point["vault"]), (N_("checkpoint"), signed), (N_("head hash"), grouped),
+        (N_("signed by"), _("key {fingerprint}").format(fingerprint=point["key_fingerprint"])),
+        (N_("for paper"), f"{point['seq']}/{head[:16]}"), (N_("token"), point["token"]),
+    ])  # fmt: skip
 
 
 @cli.group("keys")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.cells import cell_len
 from rich.progress import (
     Progress,
 )
@@ -27,6 +28,7 @@ from custody.cli.render import (
     wide_option,
 )
 from custody.errors import UsageError
+from custody.i18n import N_, _
 from custody.ingestd.pipeline import FileTask, IngestSession, IngestSource, IngestSummary, Skipped
 from custody.operations.items import ItemRef, ListItems, TagItems
 from custody.vault import Vault
@@ -63,12 +65,16 @@ def init(session: Session, organisation: str | None) -> None:
     if "\n" in organisation or any(ord(char) < 32 for char in organisation):
         raise UsageError(reason="--organisation must be one line of text")
     with Vault.init(session.settings(), session.actor, organisation) as vault:
-        click.echo(f"created vault {vault.audit.vault_id} at {home}")
-        click.echo(f"master key id {vault.master.key_id} ({vault.master.source})")
-        click.echo("Back up the keys folder now: without the master key no footage can be read.")
+        click.echo(_("created vault {vault} at {home}").format(vault=vault.audit.vault_id, home=home))
+        click.echo(
+            _("master key id {key} ({source})").format(key=vault.master.key_id, source=vault.master.source)
+        )
+        click.echo(_("Back up the keys folder now: without the master key no footage can be read."))
         if not organisation:
             click.echo(
-                "Set [station] organisation in custody.toml (the agency's name) before exporting evidence discs."
+                _(
+                    "Set [station] organisation in custody.toml (the agency's name) before exporting evidence discs."
+                )
             )
 
 
@@ -113,11 +119,16 @@ def _print_ingest_summary(summary: IngestSummary, as_json: bool) -> int:
         click.echo(json.dumps({"summary": summary.as_dict()}))
     else:
         click.echo(
-            f"{summary.new} new ({_size(summary.bytes_new)}), {summary.duplicate} duplicate, "
-            f"{summary.failed} failed; skipped {summary.hidden_skipped} hidden, "
-            f"{summary.other_skipped} other"
-        )
+            _("{new} new ({size}), {duplicate} duplicate, {failed} failed; skipped {hidden} hidden, {other} other").format(
+                new=summary.new, size=_size(summary.bytes_new), duplicate=summary.duplicate, failed=summary.failed,
+                hidden=summary.hidden_skipped, other=summary.other_skipped,
+            )
+        )  # fmt: skip
     return 0 if summary.ok else 1
+
+
+# An ingested file's outcome, as its line starts (the words ingest prints).
+OUTCOMES = {"new": N_("new"), "duplicate": N_("duplicate"), "known": N_("known")}
 
 
 @cli.command("ls")
@@ -256,37 +267,26 @@ def _print_item(found: dict, long: bool) -> None:
 def _item_fields(found: dict) -> list[tuple[str, str]]:
     size = found["size"]
     fields = [
-        ("id", found["id"]),
-        ("name", found["name"]),
+        (N_("id"), found["id"]),
+        (N_("name"), found["name"]),
         ("sha256", found["sha256"]),
-        ("size", f"{size} bytes ({_size(size)})"),
-        ("source", found["source"]),
-        ("source path", found["source_path"]),
-        ("file modified", local_display(found["source_mtime"])),
-        ("recorded", f"{local_display(found['recorded_start'])} to {local_display(found['recorded_end'])}"),
-        ("ingested", f"{local_display(found['ingested_at'])} by {found['ingested_by']}"),
-        ("sealed with key", found["key_id"]),
+        (N_("size"), _("{bytes} bytes ({size})").format(bytes=size, size=_size(size))),
+        (N_("source"), found["source"]),
+        (N_("source path"), found["source_path"]),
+        (N_("file modified"), local_display(found["source_mtime"])),
+        (
+            N_("recorded"),
+            _("{start} to {end}").format(
+                start=local_display(found["recorded_start"]), end=local_display(found["recorded_end"])
+            ),
+        ),
+        (
+            N_("ingested"),
+            _("{when} by {who}").format(when=local_display(found["ingested_at"]), who=found["ingested_by"]),
+        ),
+        (N_("sealed with key"), found["key_id"]),
     ]
-    if found["recorder"] or found["docked_at"]:
-        flags = [
-            name
-            for name, on in (
-                ("LATE", found["late"]),
-                ("recorder clock suspect", found["clock_suspect"]),
-                ("important", found["important"]),
-            )
-            if on
-        ]
-        fields += [
-            ("recorder", found["recorder"] or "-"),
-            ("credited officer", found["credited_officer"] or "(none assigned)"),
-            ("recording time from", found["recorded_source"] or "-"),
-            ("docked", local_display(found["docked_at"])),
-            ("deadline", local_display(found["deadline"])),
-            ("flags", ", ".join(flags) or "-"),
-        ]
-        if found["previous_item"]:
-            fields.append(("replaces", found["previous_item"]))
+    fields += _dock_fields(found)
     document = found.get("document")
     if document:
         pages = f", {document['pages']} page(s)" if document["pages"] else ""
@@ -296,9 +296,9 @@ def _item_fields(found: dict) -> list[tuple[str, str]]:
             else "none"
         )
         fields += [
-            ("written record", f"{document['type']} of case {document['case']}, {document['stage']}, "
+            (N_("written record"), f"{document['type']} of case {document['case']}, {document['stage']}, "
                                f"{document['date']}{pages}"),
-            ("its recordings", recordings),
+            (N_("its recordings"), recordings),
         ]  # fmt: skip
     if found["media"] is not None and not (document and found["media"].get("unreadable")):
         fields += _media_fields(found["media"])
@@ -323,12 +323,38 @@ def _item_fields(found: dict) -> list[tuple[str, str]]:
     fields += [(f"tag {name}", value) for name, value in found["tags"].items()]
     kept = found["retention"]
     until = kept["retain_until"]
-    fields.append(("kept until", f"{'for ever' if until is None else until[:10]} ({kept['rule']})"))
+    fields.append((N_("kept until"), f"{_('for ever') if until is None else until[:10]} ({kept['rule']})"))
     if kept["categories"]:
-        fields.append(("retention categories", ", ".join(kept["categories"])))
+        fields.append((N_("retention categories"), ", ".join(kept["categories"])))
     missing = [name for name in REQUIRED_TAGS if not found["tags"].get(name)]
     if missing:
-        fields.append(("missing tags", ", ".join(missing)))
+        fields.append((N_("missing tags"), ", ".join(missing)))
+    return fields
+
+
+def _dock_fields(found: dict) -> list[tuple[str, str]]:
+    """What a docked item's recorder and dock say: the credited officer, its deadline and flags."""
+    fields: list[tuple[str, str]] = []
+    if found["recorder"] or found["docked_at"]:
+        flags = [
+            name
+            for name, on in (
+                (N_("LATE"), found["late"]),
+                (N_("recorder clock suspect"), found["clock_suspect"]),
+                (N_("important"), found["important"]),
+            )
+            if on
+        ]
+        fields += [
+            (N_("recorder"), found["recorder"] or "-"),
+            (N_("credited officer"), found["credited_officer"] or "(none assigned)"),
+            (N_("recording time from"), found["recorded_source"] or "-"),
+            (N_("docked"), local_display(found["docked_at"])),
+            (N_("deadline"), local_display(found["deadline"])),
+            (N_("flags"), ", ".join(_(flag) for flag in flags) or "-"),
+        ]
+        if found["previous_item"]:
+            fields.append((N_("replaces"), found["previous_item"]))
     return fields
 
 
@@ -420,7 +446,11 @@ def tag(
             for name, moved in change["changed"].items()
         )
         _say(f"{change['id']}: {described}")
-    _say(f"tagged {len(changes)} item(s); {len(set(items)) - len(changes)} already had these tags")
+    _say(
+        _("tagged {count} item(s); {unchanged} already had these tags").format(
+            count=len(changes), unchanged=len(set(items)) - len(changes)
+        )
+    )
 
 
 @cli.command()
@@ -462,8 +492,14 @@ def _extract_role(playable: bool, thumbnail: bool) -> str | None:
 
 
 def _say_extracted(role: str | None, item_id: str, out: Path, size: int, sha256: str) -> None:
-    what = f"{role} copy of " if role else ""
-    _say(f"wrote {what}{item_id} to {out} ({_size(size)}, sha256 {sha256} verified)")
+    what = (
+        {"playable": N_("playable copy of "), "thumbnail": N_("thumbnail of ")}.get(role, "") if role else ""
+    )
+    _say(
+        _("wrote {what}{item} to {out} ({size}, sha256 {sha256} verified)").format(
+            what=_(what) if what else "", item=item_id, out=out, size=_size(size), sha256=sha256
+        )
+    )
 
 
 @cli.command()
@@ -518,4 +554,8 @@ class _IngestPrinter:
             _say_error(f"failed: {task.message}", self.display)
         else:
             note = f"  ({task.warning})" if task.warning else ""
-            _say(f"{task.outcome:<9} {task.item_id}  {task.display_path}{note}", self.display)
+            outcome = _(OUTCOMES.get(task.outcome, task.outcome))
+            _say(
+                f"{outcome}{' ' * max(1, 10 - cell_len(outcome))}{task.item_id}  {task.display_path}{note}",
+                self.display,
+            )

@@ -209,7 +209,9 @@ def field_lines(fields: list[tuple[str, str]], width: int | None) -> list[str]:
     label_width = min(19, max((cell_len(label) for label, _ in fields), default=0))
     lines = []
     for label, value in fields:
-        prefix = f"{label:>{label_width}}: "
+        prefix = (
+            " " * max(0, label_width - cell_len(label)) + f"{label}: "
+        )  # (a CJK label: two columns a character)
         value_lines = value.split("\n")
         if width is None:
             lines.append(prefix + value_lines[0])

@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.text import Text
 
 from custody.cli.listing import KEY, LINE, TEXT, Column, Listing, field_lines, wrap_words
+from custody.i18n import _
 from custody.vault.items import shown_text
 from custody.vault.timestamps import local_display, to_text
 
@@ -108,7 +109,7 @@ PAGED_COMMANDS = {("ls",), ("log",), ("show",), ("report", "gaps"), ("report", "
 def show_fields(fields: list[tuple[str, str]]) -> None:
     """Print ``label: value`` lines, wrapped at spaces to fit a terminal, never cutting a word."""
     width = console.size.width if at_terminal() else None
-    for line in field_lines([(label, shown_text(value)) for label, value in fields], width):
+    for line in field_lines([(_(label), shown_text(value)) for label, value in fields], width):
         console.file.write(line + "\n")
 
 

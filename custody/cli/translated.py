@@ -125,7 +125,10 @@ class TranslatedCommand(click.Command):
         if records and current() == CHINESE:  # (wrapped here by display width: click counts characters)
             first = min(max(display_width(r[0]) for r in records), 30) + 2
             width = max(formatter.width - first - formatter.current_indent - 2, 20)
-            records = [(term, "\b\n" + "\n".join(wrap_display(text, width)) if text else text) for term, text in records]
+            records = [
+                (term, "\b\n" + "\n".join(wrap_display(text, width)) if text else text)
+                for term, text in records
+            ]
         if records:
             with formatter.section(_("Options")):
                 formatter.write_dl(records)
