@@ -18,7 +18,7 @@ class CustodyError(Exception):
     @property
     def message(self) -> str:
         """The message in English: what records, logs and the socket carry."""
-        return self._template().format(**self.fields)
+        return self.template.format(**self.fields)
 
     @property
     def localized(self) -> str:
@@ -26,9 +26,10 @@ class CustodyError(Exception):
         from the code or from outside, stay as given)."""
         from custody.i18n import _
 
-        return _(self._template()).format(**self.fields)
+        return _(self.template).format(**self.fields)
 
-    def _template(self) -> str:
+    @property
+    def template(self) -> str:
         return (self.__doc__ or "{reason}").strip().splitlines()[0]
 
 

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from custody.errors import CustodyError, cannot_write, is_write_problem
+from custody.i18n import _
 from custody.vault import Vault
 from custody.vault.access import Caller, RoleMap, identify
 
@@ -230,9 +231,20 @@ class ApiError(CustodyError):
 
     exit_code = 2
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
+    def __init__(self, message: str, exit_code: int = 2, said: tuple[str, dict] | None = None) -> None:
         super().__init__(message=message)
         self.exit_code = exit_code
+        self.said = said  # the daemon's template and fields, to say it in this process's language
+
+    @property
+    def localized(self) -> str:
+        if self.said is None:
+            return self.message
+        template, fields = self.said
+        try:
+            return _(template).format(**fields)
+        except (KeyError, IndexError, ValueError):  # (a template this custody does not know as sent)
+            return self.message
 
 
 class _RateLimit:
@@ -451,7 +463,7 @@ class ApiServer:
             log.warning("upload by %s ended: %s", caller.name, exc)
             final = _error(f"upload ended: {exc}", 2)
         except CustodyError as exc:
-            final = _error(exc.message, exc.exit_code)
+            final = _refusal(exc)
         except OSError:
             raise
         except Exception as exc:
@@ -477,7 +489,7 @@ class ApiServer:
         try:
             final = {"ok": True, "result": stream.produce(write)}
         except CustodyError as exc:
-            final = _error(exc.message, exc.exit_code)
+            final = _refusal(exc)
         except OSError:
             raise
         except Exception as exc:
@@ -519,13 +531,13 @@ class ApiServer:
             try:
                 caller = self.delegate(caller, request["on_behalf_of"])
             except CustodyError as exc:
-                return _error(exc.message, exc.exit_code)
+                return _refusal(exc)
         progress = _PROGRESS.set(_ProgressLines(connection) if request.get("progress") is True else None)
         try:
             result = handler(caller, args)
             return result if isinstance(result, (Stream, Upload)) else {"ok": True, "result": result}
         except CustodyError as exc:
-            return _error(exc.message, exc.exit_code)
+            return _refusal(exc)
         except Exception as exc:  # one request's bug must not stop the daemon serving others
             log.exception("API request %s by %s failed", request["op"], caller.name)
             return _error(f"internal error: {type(exc).__name__}", 1)
@@ -546,6 +558,18 @@ def systemd_listen_fd() -> int | None:
 
 def _error(message: str, exit_code: int) -> dict:
     return {"ok": False, "error": message, "exit_code": exit_code}
+
+
+def _refusal(exc: CustodyError) -> dict:
+    """A CustodyError's answer: its English message, and its template and fields so that the
+    caller's own custody says it in the caller's language."""
+    reply = _error(exc.message, exc.exit_code)
+    if not isinstance(exc, ApiError):
+        reply["template"] = exc.template
+        reply["fields"] = {name: str(value) for name, value in exc.fields.items()}
+    elif exc.said is not None:
+        reply["template"], reply["fields"] = exc.said
+    return reply
 
 
 def _read_line(reader, limit: int) -> bytes | None:
@@ -590,7 +614,9 @@ def _result(path: Path, line: bytes | None) -> dict:
     except ValueError as exc:
         raise ApiUnavailable(path=path, why="the daemon closed the connection without an answer") from exc
     if not reply.get("ok"):
-        raise ApiError(reply.get("error", "refused"), int(reply.get("exit_code", 2)))
+        said = reply.get("template"), reply.get("fields")
+        known = isinstance(said[0], str) and isinstance(said[1], dict)
+        raise ApiError(reply.get("error", "refused"), int(reply.get("exit_code", 2)), said if known else None)
     return reply
 
 

@@ -30,7 +30,10 @@ will be another. Both get the same records, checked against the same roles.
 - One answer: `{{"ok": true, "result": RECORDS}}`, or
   `{{"ok": false, "error": "one line for a person", "exit_code": N}}` (the exit
   code `custody` exits with: 2 bad request, 5 not found or not allowed now,
-  7 busy or unreachable, 13 not your role; see `custody/errors.py`).
+  7 busy or unreachable, 13 not your role; see `custody/errors.py`). A refusal
+  the code names also carries `"template"` and `"fields"` (the error's English
+  template and its values as text), so a client says it in its person's
+  language from the same catalogs (`custody/locale`).
 - With `"progress": true`, lines `{{"progress": {{"bar": LABEL, "done": BYTES,
   "total": BYTES}}}}` or `{{"progress": {{"step": TEXT}}}}` may come first.
 - `"v"` is this page's version. A daemon answers a request of another

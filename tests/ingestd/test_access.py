@@ -786,3 +786,17 @@ def test_a_supervisor_sees_samples_and_rates_only_their_units_footage_and_change
     events = json.loads(custody("log", "--json").stdout)
     assert [e["actor"] for e in events if e["action"] == "supervision-reviewed"] == [SUPERVISOR]
     assert (SUPERVISOR, "tag") in {(e["actor"], e["details"]["action"]) for e in denied_events(custody)}
+
+
+def test_a_refusal_through_the_socket_is_said_in_the_callers_language(served_vault, monkeypatch):
+    """The daemon answers with its English message and the template and fields: the caller's own
+    custody says it in the caller's language (the daemon's own LANG is C)."""
+    home, socket_path, _outbox, _daemon = served_vault
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    hidden = custody_as(CLERK2, home, socket_path, "show", "EV-000003")
+    assert hidden.returncode == 5 and "本证据库中没有文件 EV-000003" in hidden.stderr, hidden.stderr
+    refused = custody_as(OFFICER, home, socket_path, "log")
+    assert refused.returncode == 13 and f"{OFFICER} 无权执行 log" in refused.stderr, refused.stderr
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    english = custody_as(CLERK2, home, socket_path, "show", "EV-000003")
+    assert "no item EV-000003 in this vault" in english.stderr
