@@ -15,8 +15,9 @@ from custody.cli.base import Session, json_option, pass_session
 from custody.cli.casework import case_group, report
 from custody.cli.items import _IngestPrinter
 from custody.cli.listing import KEY, TEXT, Column, Listing
-from custody.cli.render import _say, show_listing, wide_option
+from custody.cli.render import _say, show_fields, show_listing, wide_option
 from custody.errors import UsageError
+from custody.i18n import N_, _
 from custody.ingestd.pipeline import IngestSession, IngestSource, SilentObserver
 from custody.operations import NoRequest, cases
 from custody.rules import PARTY_KINDS, PROCEDURES, STAGE_KEYS, STAGES
@@ -74,10 +75,16 @@ def case_open(
         click.echo(json.dumps(opened, ensure_ascii=False))
         return
     _say(
-        f"case {shown_text(opened['case_name'])} open: {shown_text(opened['cause'])}, party {shown_text(opened['party'])}"
+        _("case {case} open: {cause}, party {party}").format(
+            case=shown_text(opened["case_name"]),
+            cause=shown_text(opened["cause"]),
+            party=shown_text(opened["party"]),
+        )
     )
     if opened["filing_due"]:
-        _say(f"urgent: its filing approval is due by {local_display(opened['filing_due'])}")
+        _say(
+            _("urgent: its filing approval is due by {when}").format(when=local_display(opened["filing_due"]))
+        )
 
 
 @case_group.command("ls")
@@ -144,23 +151,23 @@ def case_show(session: Session, case: str, as_json: bool) -> None:
         click.echo(json.dumps(found, ensure_ascii=False, indent=1))
         return
     c = found["case"]
-    lines = [
-        f"case        {shown_text(c['case_name'])}",
-        f"cause       {shown_text(c['cause']) or '-'}",
-        f"party       {shown_text(c['party']) or '-'} ({c['party_kind']})",
-        f"handlers    {', '.join(c['handlers']) or '-'}",
-        f"procedure   {c['procedure']}{', urgent' if c['urgent'] else ''}",
-        f"stage       {STAGE_NAMES.get(c['stage'], c['stage'])}",
-        f"started     {local_display(c['started_at'])}",
-        "filing      "
-        + (f"approved by {shown_text(c['filing_approved_by'])} {local_display(c['filing_approved_at'])}"
-           if c["filing_approved_at"] else "not approved"
-           + (f" (due {local_display(c['filing_due'])})" if c["filing_due"] else "")),
-        f"ended       {c['ended_on'] or '-'}" + (f"; archive due {c['archive_due']}" if c["archive_due"] else ""),
-        f"archived    {local_display(c['archived_at'])}",
-    ]  # fmt: skip
-    for line in lines:
-        _say(line)
+    filing = (
+        _("approved by {who} {when}").format(
+            who=shown_text(c["filing_approved_by"]), when=local_display(c["filing_approved_at"])
+        )
+        if c["filing_approved_at"]
+        else _("not approved")
+        + (_(" (due {when})").format(when=local_display(c["filing_due"])) if c["filing_due"] else "")
+    )
+    show_fields([
+        (N_("case"), c["case_name"]), (N_("cause"), c["cause"] or "-"),
+        (N_("party"), f"{c['party'] or '-'} ({c['party_kind']})"), (N_("handlers"), ", ".join(c["handlers"]) or "-"),
+        (N_("procedure"), c["procedure"] + (_(", urgent") if c["urgent"] else "")),
+        (N_("stage"), STAGE_NAMES.get(c["stage"], c["stage"])), (N_("started"), local_display(c["started_at"])),
+        (N_("filing"), filing),
+        (N_("ended"), (c["ended_on"] or "-") + (_("; archive due {day}").format(day=c["archive_due"]) if c["archive_due"] else "")),
+        (N_("archived"), local_display(c["archived_at"])),
+    ])  # fmt: skip
     table = Listing(
         Column("id", KEY), Column("type", TEXT, narrowest=8), Column("stage", drop=2), Column("date"),
         Column("recordings", TEXT, narrowest=8), title="written records",
@@ -177,17 +184,23 @@ def case_show(session: Session, case: str, as_json: bool) -> None:
     show_listing(table)
     for missing in found["recordings_missing"]:
         if missing["state"] == "open":
-            _say(f"recording missing: {missing['document']} ({missing['type']}): link one or explain why")
+            _say(
+                _("recording missing: {document} ({type}): link one or explain why").format(
+                    document=missing["document"], type=missing["type"]
+                )
+            )
     for gap in found["interruptions"]:
         if gap["state"] == "open":
-            _say(f"interruption {gap['id']} not explained")
+            _say(_("interruption {finding} not explained").format(finding=gap["id"]))
     for archive in found["archives"]:
         _say(
-            f"archived version {archive['version']} {local_display(archive['archived_at'])}: "
-            f"record {archive['record']}, PDF {archive['pdf']}"
-        )
+            _("archived version {version} {when}: record {record}, PDF {pdf}").format(
+                version=archive["version"], when=local_display(archive["archived_at"]), record=archive["record"],
+                pdf=archive["pdf"],
+            )
+        )  # fmt: skip
     if found["gaps"]:
-        _say("not ready to archive:\n  " + "\n  ".join(shown_text(g) for g in found["gaps"]))
+        _say(_("not ready to archive:") + "\n  " + "\n  ".join(shown_text(g) for g in found["gaps"]))
 
 
 @case_group.command("stage")
@@ -205,7 +218,11 @@ def case_stage(session: Session, case: str, stage: str, reason: str | None) -> N
       custody case stage 2026-0412 investigation
     """
     moved = session.perform("case_stage", cases.MoveCase(case, stage, reason))
-    _say(f"case {shown_text(moved['case_name'])}: {STAGE_NAMES[moved['stage']]}")
+    _say(
+        _("case {case}: {stage}").format(
+            case=shown_text(moved["case_name"]), stage=STAGE_NAMES[moved["stage"]]
+        )
+    )
 
 
 @case_group.command("approve-filing")
@@ -225,9 +242,12 @@ def case_approve_filing(session: Session, case: str, by: str, at: str | None) ->
     )
     late = approved["filing_due"] and approved["filing_approved_at"] > approved["filing_due"]
     _say(
-        f"case {shown_text(approved['case_name'])}: filing approved by {shown_text(approved['filing_approved_by'])} "
-        f"{local_display(approved['filing_approved_at'])}" + (" (after its 24 hours)" if late else "")
-    )
+        _("case {case}: filing approved by {who} {when}").format(
+            case=shown_text(approved["case_name"]), who=shown_text(approved["filing_approved_by"]),
+            when=local_display(approved["filing_approved_at"]),
+        )
+        + (_(" (after its 24 hours)") if late else "")
+    )  # fmt: skip
 
 
 @case_group.command("file")
@@ -284,8 +304,13 @@ def case_file(
         click.echo(json.dumps({**filed, "ingest": summary.as_dict()}, ensure_ascii=False))
         return
     for document in filed["documents"]:
-        supplement = " (supplement)" if document["supplement_to_version"] else ""
-        _say(f"{document['id']}: {document['type']} filed with case {shown_text(case)}{supplement}")
+        supplement = _(" (supplement)") if document["supplement_to_version"] else ""
+        _say(
+            _("{document}: {type} filed with case {case}").format(
+                document=document["id"], type=document["type"], case=shown_text(case)
+            )
+            + supplement
+        )
 
 
 @case_group.command("link")
@@ -300,7 +325,11 @@ def case_link(session: Session, document: str, footage: tuple[str, ...]) -> None
       custody case link EV-000130 EV-000123 EV-000124
     """
     linked = session.perform("case_link", cases.LinkRecording(document, tuple(footage)))
-    _say(f"{linked['id']} ({linked['type']}): recordings {', '.join(linked['recordings'])}")
+    _say(
+        _("{document} ({type}): recordings {recordings}").format(
+            document=linked["id"], type=linked["type"], recordings=", ".join(linked["recordings"])
+        )
+    )
 
 
 @case_group.command("explain-missing")
@@ -317,7 +346,7 @@ def case_explain_missing(session: Session, document: str, reason: str) -> None:
       custody case explain-missing EV-000131 --reason "涉及国家秘密，依法不录像"
     """
     explained = session.perform("case_explain_missing", cases.ExplainMissing(document, reason))
-    _say(f"{explained['id']}: missing recording explained")
+    _say(_("{document}: missing recording explained").format(document=explained["id"]))
 
 
 @case_group.command("close")
@@ -332,7 +361,11 @@ def case_close(session: Session, case: str, ended: str) -> None:
       custody case close 2026-0412 --ended 2026-12-03
     """
     closed = session.perform("case_close", cases.CloseCase(case, ended))
-    _say(f"case {shown_text(closed['case_name'])} closed: archive it by {closed['archive_due']}")
+    _say(
+        _("case {case} closed: archive it by {day}").format(
+            case=shown_text(closed["case_name"]), day=closed["archive_due"]
+        )
+    )
 
 
 @case_group.command("archive")
@@ -357,9 +390,10 @@ def case_archive(session: Session, case: str, force: bool, reason: str | None, a
         click.echo(json.dumps({k: v for k, v in archived.items() if k != "content"}, ensure_ascii=False))
         return
     _say(
-        f"case {shown_text(case)} archived, version {archived['version']}: cover and index {archived['record']} "
-        f"(JSON), {archived['pdf']} (PDF)"
-        + (f"; {len(archived['gaps'])} gap(s) recorded" if archived["gaps"] else "")
+        _("case {case} archived, version {version}: cover and index {record} (JSON), {pdf} (PDF)").format(
+            case=shown_text(case), version=archived["version"], record=archived["record"], pdf=archived["pdf"]
+        )
+        + (_("; {count} gap(s) recorded").format(count=len(archived["gaps"])) if archived["gaps"] else "")
     )
 
 
@@ -406,10 +440,10 @@ def report_cases(session: Session, show_all: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=1))
         return
-    for label, key in (("filing approval overdue", "filing_overdue"), ("archive overdue", "archive_overdue"),
-                       ("archive due within 7 days", "archive_near")):  # fmt: skip
+    for label, key in ((N_("filing approval overdue"), "filing_overdue"), (N_("archive overdue"), "archive_overdue"),
+                       (N_("archive due within 7 days"), "archive_near")):  # fmt: skip
         if found[key]:
-            _say(f"{label}: {', '.join(shown_text(c) for c in found[key])}")
+            _say(f"{_(label)}: {', '.join(shown_text(c) for c in found[key])}")
     table = Listing(
         Column("case", KEY), Column("stage", drop=2), Column("archive"), Column("attention", TEXT, narrowest=8),
         title="cases",

@@ -14,6 +14,7 @@ from custody.cli.base import Session, _configure_logging, cli, json_option, pass
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, _say_error, _size, console, show_listing, wide_option
 from custody.errors import UsageError
+from custody.i18n import N_, _
 from custody.ingestd import api
 from custody.operations import NoRequest, station
 from custody.vault import Vault
@@ -51,7 +52,7 @@ def officer_add(session: Session, badge: str, name: str, unit: str, as_json: boo
         click.echo(json.dumps(added))
     else:
         _say(
-            f"registered officer {added['badge']} {added['name']}"
+            _("registered officer {badge} {name}").format(badge=added["badge"], name=added["name"])
             + (f" ({added['unit']})" if added["unit"] else "")
         )
 
@@ -68,7 +69,7 @@ def officer_login(session: Session, badge: str, login: str) -> None:
       custody officer login 031245 wangli
     """
     session.perform("officer_login", station.OfficerLogin(badge, login))
-    _say(f"officer {badge} is login {login}")
+    _say(_("officer {badge} is login {login}").format(badge=badge, login=login))
 
 
 @officer.command("ls")
@@ -137,15 +138,19 @@ def recorder_add(session: Session, serial, profile, badge, valid_from, vendor, m
     if as_json:
         click.echo(json.dumps(added))
     else:
-        _say(
-            f"registered recorder {added['serial']}"
-            + (f", assigned to {added['current_officer']}" if added["current_officer"] else ", not assigned")
-            + (
-                f" (assigned to {added['upcoming_officer']} from {local_display(added['upcoming_from'])})"
-                if added["upcoming_officer"]
-                else ""
-            )
+        assigned = (
+            _(", assigned to {officer}").format(officer=added["current_officer"])
+            if added["current_officer"]
+            else _(", not assigned")
         )
+        upcoming = (
+            _(" (assigned to {officer} from {when})").format(
+                officer=added["upcoming_officer"], when=local_display(added["upcoming_from"])
+            )
+            if added["upcoming_officer"]
+            else ""
+        )
+        _say(_("registered recorder {serial}").format(serial=added["serial"]) + assigned + upcoming)
 
 
 @recorder.command("assign")
@@ -168,10 +173,16 @@ def recorder_assign(session: Session, serial: str, badge: str, valid_from: str |
         return
     ended = done["ended"]
     if done["later"]:  # a later assignment: the one in force stays until then
-        until = f" ({ended['badge']} until then)" if ended else ""
-        _say(f"recorder {serial} assigned to {badge} from {local_display(start)}{until}")
+        until = _(" ({officer} until then)").format(officer=ended["badge"]) if ended else ""
+        _say(
+            _("recorder {serial} assigned to {badge} from {when}").format(
+                serial=serial, badge=badge, when=local_display(start)
+            )
+            + until
+        )
         return
-    _say(f"recorder {serial} assigned to {badge}" + (f" (was {ended['badge']})" if ended else ""))
+    was = _(" (was {officer})").format(officer=ended["badge"]) if ended else ""
+    _say(_("recorder {serial} assigned to {badge}").format(serial=serial, badge=badge) + was)
 
 
 @recorder.command("ls")
@@ -228,7 +239,7 @@ def recorder_retire(session: Session, serial: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(retired))
         return
-    _say(f"recorder {retired['serial']} retired")
+    _say(_("recorder {serial} retired").format(serial=retired["serial"]))
 
 
 @cli.command()
@@ -284,16 +295,24 @@ def _print_status(station_now: dict, oldest_finding: str | None) -> None:
     live, disk = station_now["daemon"], station_now["vault_disk"]
     if disk["full"]:
         _say(
-            f"vault disk full: {_size(disk['free_bytes'])} free, {_size(disk['reserve_bytes'])} kept in "
-            "reserve ([vault] min_free_mb); pulls wait and uploads are refused until space is freed"
+            _(
+                "vault disk full: {free} free, {reserve} kept in reserve ([vault] min_free_mb); pulls wait "
+                "and uploads are refused until space is freed"
+            ).format(free=_size(disk["free_bytes"]), reserve=_size(disk["reserve_bytes"]))
         )
     if live is None:
-        _say("daemon: not running")
+        _say(_("daemon: not running"))
     else:
-        _say(f"daemon: running (pid {live['pid']}, since {local_display(live['started_at'])})")
+        _say(
+            _("daemon: running (pid {pid}, since {since})").format(
+                pid=live["pid"], since=local_display(live["started_at"])
+            )
+        )
         show_listing(_docked_table(live["docked"]))
         for error in live.get("errors", []):
-            _say(f"error {local_display(error['at'])}: {error['message']}")
+            _say(
+                _("error {when}: {message}").format(when=local_display(error["at"]), message=error["message"])
+            )
     table = Listing(
         Column("session", KEY, justify="right"),
         Column("recorder", KEY),
@@ -322,21 +341,20 @@ def _print_status(station_now: dict, oldest_finding: str | None) -> None:
         )
     show_listing(table)
     job_counts = station_now["media_jobs"]
-    _say(
-        "media jobs: "
-        + ", ".join(
-            f"{job_counts.get(state, 0)} {state}" for state in ("queued", "running", "done", "failed")
-        )
-    )
+    _say(_("media jobs: ") + ", ".join(f"{job_counts.get(state, 0)} {_(state)}" for state in JOB_STATES))
     for job in station_now["failed_media_jobs"]:
         _say(
-            f"  failed: job {job['id']} {job['kind']} of {format_item_id(job['item'])} after {job['attempts']} tries: {job['last_error']}"
-        )
+            _("  failed: job {job} {kind} of {item} after {tries} tries: {error}").format(
+                job=job["id"], kind=job["kind"], item=format_item_id(job["item"]), tries=job["attempts"],
+                error=job["last_error"],
+            )
+        )  # fmt: skip
     open_findings = station_now["open_continuity_findings"]
     if open_findings:
         _say(
-            f"continuity: {open_findings} finding(s) to explain, oldest {oldest_finding}: "
-            "see 'custody report gaps --open'"
+            _(
+                "continuity: {count} finding(s) to explain, oldest {oldest}: see 'custody report gaps --open'"
+            ).format(count=open_findings, oldest=oldest_finding)
         )
     _print_case_attention(station_now.get("cases") or {})
     unknown = station_now["unknown_devices"]
@@ -430,23 +448,32 @@ def media_run(session: Session, once: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
     else:
-        _say(f"media jobs: {summary.done} done, {summary.retried} to retry, {summary.failed} failed")
+        _say(
+            _("media jobs: {done} done, {retried} to retry, {failed} failed").format(
+                done=summary.done, retried=summary.retried, failed=summary.failed
+            )
+        )
         for error in summary.errors:
             _say_error(error)
     if summary.failed:
         sys.exit(1)
 
 
+JOB_STATES = (N_("queued"), N_("running"), N_("done"), N_("failed"))
+
+
 def _print_case_attention(cases: dict) -> None:
     """Status lines for cases needing attention (urgent filings, archive deadlines)."""
     for key, label in (
-        ("filing_overdue", "filing approval overdue (urgent, over 24 hours)"),
-        ("archive_overdue", "case file past its 30-day archive deadline"),
-        ("archive_near", "case file due within 7 days"),
+        ("filing_overdue", N_("filing approval overdue (urgent, over 24 hours)")),
+        ("archive_overdue", N_("case file past its 30-day archive deadline")),
+        ("archive_near", N_("case file due within 7 days")),
     ):
         if cases.get(key):
             _say(
-                f"cases: {label}: {', '.join(shown_text(c) for c in cases[key])}: see 'custody report cases'"
+                _("cases: {what}: {cases}: see 'custody report cases'").format(
+                    what=_(label), cases=", ".join(shown_text(c) for c in cases[key])
+                )
             )
 
 
@@ -482,7 +509,7 @@ def user_add(session: Session, login: str, password_stdin: bool) -> None:
       custody user add chenjing
     """
     session.perform("account_set", station.SetPassword(login, _read_password(password_stdin), new=True))
-    _say(f"account {login} added; give it a role in [access.roles]")
+    _say(_("account {login} added; give it a role in [access.roles]").format(login=login))
 
 
 @user.command("passwd")
@@ -497,7 +524,7 @@ def user_passwd(session: Session, login: str, password_stdin: bool) -> None:
       custody user passwd chenjing
     """
     session.perform("account_set", station.SetPassword(login, _read_password(password_stdin), new=False))
-    _say(f"account {login}: password changed")
+    _say(_("account {login}: password changed").format(login=login))
 
 
 @user.command("ls")
@@ -560,7 +587,11 @@ def web(session: Session, bind, port, secret_file: Path, tls_certificate, tls_ke
     app = create_app(config, load_secret(secret_file))
     host, listen_port = bind or served["bind"], port or served["port"]
     scheme = "https" if tls_certificate else "http"
-    _say(f"custody web at {scheme}://{host}:{listen_port}/ (daemon {socket_path})")
+    _say(
+        _("custody web at {address} (daemon {socket})").format(
+            address=f"{scheme}://{host}:{listen_port}/", socket=socket_path
+        )
+    )
     uvicorn.run(
         app, host=host, port=listen_port, log_level="warning", proxy_headers=False,
         ssl_certfile=str(tls_certificate) if tls_certificate else None,
