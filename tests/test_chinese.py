@@ -9,13 +9,14 @@ import json
 import re
 
 import pytest
+from babel.messages.pofile import read_po
 from click.testing import CliRunner
 from rich.cells import cell_len
 
 from custody.cli import cli
 from custody.cli.catalog import cli_messages, command_messages
 from custody.cli.translated import help_messages
-from custody.i18n import CHINESE, has_translation, translations
+from custody.i18n import CHINESE, LOCALE, has_translation, translations
 from tests.terminal import run_at_terminal
 from tests.test_cli import COMMANDS
 
@@ -27,6 +28,15 @@ def test_every_message_the_command_line_shows_has_its_chinese():
     messages = cli_messages()
     assert len(messages) > 400 and "Show this message and exit." in messages
     assert [m for m in messages if not has_translation(m)] == [], "run scripts/catalog and translate"
+
+
+def test_every_message_in_the_catalog_template_has_its_chinese():
+    """Everything scripts/catalog extracted (the code's marked messages too) is translated."""
+    with open(LOCALE / "messages.pot", "rb") as source:
+        template = read_po(source)
+    ids = [message.id for message in template if message.id]
+    assert len(ids) > 600
+    assert [m for m in ids if not has_translation(m if isinstance(m, str) else m[0])] == []
 
 
 def _folded(text: str) -> str:

@@ -11,6 +11,7 @@ from custody.cli.base import Session, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, show_listing, wide_option
 from custody.errors import UsageError
+from custody.i18n import _
 from custody.operations import NoRequest, casework
 from custody.vault.timestamps import local_display, parse_user_time
 
@@ -45,8 +46,8 @@ def hold_add(session: Session, item: str | None, case: str | None, reason: str, 
     if as_json:
         click.echo(json.dumps(placed))
         return
-    what = f"case {placed['case_name']}" if placed["case_name"] else placed["item"]
-    _say(f"{placed['id']}: {what} held: {placed['reason']}")
+    what = _("case {case}").format(case=placed["case_name"]) if placed["case_name"] else placed["item"]
+    _say(_("{hold}: {what} held: {reason}").format(hold=placed["id"], what=what, reason=placed["reason"]))
 
 
 @hold.command("release")
@@ -65,7 +66,7 @@ def hold_release(session: Session, hold_id: str, reason: str, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(released))
         return
-    _say(f"{released['id']} released: {released['release_reason']}")
+    _say(_("{hold} released: {reason}").format(hold=released["id"], reason=released["release_reason"]))
 
 
 @hold.command("ls")
@@ -148,13 +149,13 @@ def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> 
     report = session.perform("retention_plan", NoRequest())
     if report_dir is not None:
         written = write_report(report, report_dir)
-        _say(f"wrote {written}")
+        _say(_("wrote {path}").format(path=written))
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
     for title, rows in (
-        ("eligible for disposition now", report["eligible"]),
-        (f"eligible within {report['upcoming_days']} days", report["upcoming"]),
+        (_("eligible for disposition now"), report["eligible"]),
+        (_("eligible within {days} days").format(days=report["upcoming_days"]), report["upcoming"]),
     ):
         table = Listing(
             Column("id", KEY),
@@ -169,14 +170,16 @@ def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> 
                 row["id"],
                 row["case"] or "-",
                 ", ".join(row["categories"]) or "-",
-                row["retain_until"][:10] if row["retain_until"] else "permanent",
+                row["retain_until"][:10] if row["retain_until"] else _("permanent"),
                 row["rule"],
             )
         show_listing(table)
     _say(
-        f"{report['items']} item(s): {len(report['eligible'])} eligible, {len(report['upcoming'])} soon, "
-        f"{report['permanent']} permanent, {report['held']} held; nothing was deleted"
-    )
+        _("{items} item(s): {eligible} eligible, {soon} soon, {permanent} permanent, {held} held; nothing was deleted").format(
+            items=report["items"], eligible=len(report["eligible"]), soon=len(report["upcoming"]),
+            permanent=report["permanent"], held=report["held"],
+        )
+    )  # fmt: skip
 
 
 @retention.command("request")
@@ -213,7 +216,9 @@ def retention_request(
         click.echo(json.dumps(made))
         return
     _say(
-        f"{made['id']}: {len(made['items'])} item(s) requested by {made['requested_by']}; a second person approves it"
+        _("{request}: {count} item(s) requested by {who}; a second person approves it").format(
+            request=made["id"], count=len(made["items"]), who=made["requested_by"]
+        )
     )
 
 
@@ -232,7 +237,11 @@ def retention_approve(session: Session, request_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(approved))
         return
-    _say(f"{approved['id']} approved by {approved['approved_by']} (requested by {approved['requested_by']})")
+    _say(
+        _("{request} approved by {approver} (requested by {requester})").format(
+            request=approved["id"], approver=approved["approved_by"], requester=approved["requested_by"]
+        )
+    )
 
 
 @retention.command("execute")
@@ -255,11 +264,19 @@ def retention_execute(session: Session, request_id: str, as_json: bool) -> None:
         click.echo(json.dumps(done))
         return
     if done["kind"] == "remove-category":
-        _say(f"{done['id']}: category {done['category']} taken off {len(result.get('items', []))} item(s)")
+        _say(
+            _("{request}: category {category} taken off {count} item(s)").format(
+                request=done["id"], category=done["category"], count=len(result.get("items", []))
+            )
+        )
         return
-    _say(f"{done['id']}: disposed of {len(result.get('deleted', []))} item(s)")
+    _say(
+        _("{request}: disposed of {count} item(s)").format(
+            request=done["id"], count=len(result.get("deleted", []))
+        )
+    )
     for item, why in result.get("refused", {}).items():
-        _say(f"  kept {item}: {why}")
+        _say(_("  kept {item}: {why}").format(item=item, why=why))
 
 
 @retention.command("requests")
@@ -305,7 +322,9 @@ def retention_category(session: Session, case: str, categories: tuple[str, ...])
       custody retention category --case 2026-0412 major_case
     """
     added = session.perform("retention_category", casework.CaseCategories(case, tuple(categories)))["added"]
-    _say(f"case {case}: {', '.join(added) if added else 'already had these categories'}")
+    _say(
+        f"{_('case {case}').format(case=case)}: {', '.join(added) if added else _('already had these categories')}"
+    )
 
 
 @cli.command()
@@ -324,7 +343,7 @@ def explain(session: Session, finding: str, reason: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(closed, indent=1))
         return
-    _say(f"{closed['id']} explained: {closed['reason']}")
+    _say(_("{finding} explained: {reason}").format(finding=closed["id"], reason=closed["reason"]))
 
 
 @cli.group()
@@ -386,7 +405,11 @@ def report_gaps(session: Session, open_only: bool, as_json: bool) -> None:
             state,
         )
     show_listing(table)
-    _say(f"{sum(f['state'] == 'open' for f in findings)} open of {len(findings)} shown")
+    _say(
+        _("{open} open of {count} shown").format(
+            open=sum(f["state"] == "open" for f in findings), count=len(findings)
+        )
+    )
 
 
 @report.command("retention")
@@ -425,9 +448,10 @@ def report_retention(session: Session, days: int, as_json: bool) -> None:
         )
     show_listing(table)
     _say(
-        f"{len(report['eligible'])} eligible now, {len(report['upcoming'])} within {days} days; "
-        "disposition needs a request and a second person's approval"
-    )
+        _("{eligible} eligible now, {soon} within {days} days; disposition needs a request and a second person's approval").format(
+            eligible=len(report["eligible"]), soon=len(report["upcoming"]), days=days
+        )
+    )  # fmt: skip
 
 
 @report.command("window")
@@ -514,7 +538,7 @@ def case_staff(session: Session, case: str, logins: tuple[str, ...]) -> None:
       custody case staff 2026-0412 chenjing
     """
     added = session.perform("case_staff", casework.CaseStaff(case, tuple(logins)))["named"]
-    _say(f"case {case}: named {', '.join(added) or 'no one new'}")
+    _say(_("case {case}: named {logins}").format(case=case, logins=", ".join(added) or _("no one new")))
 
 
 @case_group.command("confidentiality")
@@ -529,4 +553,4 @@ def case_confidentiality(session: Session, case: str, level: str) -> None:
       custody case confidentiality 2026-0412 restricted
     """
     session.perform("case_confidentiality", casework.CaseConfidentiality(case, level))
-    _say(f"case {case}: {level}")
+    _say(_("case {case}: {level}").format(case=case, level=level))

@@ -11,6 +11,7 @@ import click
 from custody.cli.base import Session, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, _size, errors, show_listing, wide_option
+from custody.i18n import _
 from custody.operations.exports import ListExports
 from custody.vault.timestamps import local_display
 
@@ -123,17 +124,27 @@ def _print_export(record: dict, as_json: bool) -> int:
         return 0 if record["state"] == "verified" else 1
     discs = record["discs"]
     for disc in discs:
-        verdict = "verified" if disc["verification"]["ok"] else "FAILED"
+        verdict = _("verified") if disc["verification"]["ok"] else _("FAILED")
         _say(
-            f"{record['id']} disc {disc['disc']} of {len(discs)}: {disc['target']}  "
-            f"{disc['files']} file(s), {_size(disc['bytes'])}, image sha256 {disc['image_sha256']}  {verdict}"
-        )
+            _("{export} disc {disc} of {discs}: {target}  {files} file(s), {size}, image sha256 {sha256}  {verdict}").format(
+                export=record["id"], disc=disc["disc"], discs=len(discs), target=disc["target"], files=disc["files"],
+                size=_size(disc["bytes"]), sha256=disc["image_sha256"], verdict=verdict,
+            )
+        )  # fmt: skip
         for problem in disc["verification"]["problems"]:
             _say(f"  {problem}")
         if "burn:" not in (record["destination"] or ""):  # an image file, with its description beside it
             image = Path(disc["target"])
-            _say(f"  description: {image.with_name(image.stem + '.description.pdf')} (and .txt)")
-    _say(f"{record['id']}: case {record['case']}, {len(record['items'])} item(s): {record['state']}")
+            _say(
+                _("  description: {path} (and .txt)").format(
+                    path=image.with_name(image.stem + ".description.pdf")
+                )
+            )
+    _say(
+        _("{export}: case {case}, {count} item(s): {state}").format(
+            export=record["id"], case=record["case"], count=len(record["items"]), state=_(record["state"])
+        )
+    )
     return 0 if record["state"] == "verified" else 1
 
 
@@ -227,9 +238,11 @@ def _print_disc_check(check: dict, as_json: bool) -> int:
         for fact in check["facts"]:
             _say(fact)
         for problem in check["problems"]:
-            _say(f"FAILED: {problem}")
+            _say(_("FAILED: {problem}").format(problem=problem))
         _say(
-            f"{check['target']}: {check['files_checked']} file(s), {_size(check['bytes_checked'])} checked: "
-            + ("OK" if check["ok"] else "FAILED")
+            _("{target}: {files} file(s), {size} checked: ").format(
+                target=check["target"], files=check["files_checked"], size=_size(check["bytes_checked"])
+            )
+            + (_("OK") if check["ok"] else _("FAILED"))
         )
     return 0 if check["ok"] else 1

@@ -313,33 +313,7 @@ def _print_status(station_now: dict, oldest_finding: str | None) -> None:
             _say(
                 _("error {when}: {message}").format(when=local_display(error["at"]), message=error["message"])
             )
-    table = Listing(
-        Column("session", KEY, justify="right"),
-        Column("recorder", KEY),
-        Column("officer", drop=2),
-        Column("docked", drop=3, time=True),
-        Column("state"),
-        Column("found", justify="right"),
-        Column("new", justify="right"),
-        Column("dup", drop=1, justify="right"),
-        Column("known", drop=1, justify="right"),
-        Column("failed", justify="right"),
-        title="sessions",
-    )
-    for s in station_now["sessions"]:
-        table.add_row(
-            str(s["id"]),
-            s["serial"],
-            s["officer"] or "-",
-            local_display(s["docked_at"]),
-            s["state"],
-            str(s["files_found"]),
-            str(s["files_new"]),
-            str(s["files_duplicate"]),
-            str(s["files_known"]),
-            str(s["files_failed"]),
-        )
-    show_listing(table)
+    show_listing(_sessions_table(station_now["sessions"]))
     job_counts = station_now["media_jobs"]
     _say(_("media jobs: ") + ", ".join(f"{job_counts.get(state, 0)} {_(state)}" for state in JOB_STATES))
     for job in station_now["failed_media_jobs"]:
@@ -357,6 +331,20 @@ def _print_status(station_now: dict, oldest_finding: str | None) -> None:
             ).format(count=open_findings, oldest=oldest_finding)
         )
     _print_case_attention(station_now.get("cases") or {})
+    for recorder in station_now.get("recorders_overdue") or []:
+        _say(
+            _("recorder {serial} (officer {officer}) not docked within the window; last docked {when}").format(
+                serial=recorder["serial"], officer=recorder["officer"],
+                when=local_display(recorder["last_docked"]) if recorder["last_docked"] else _("never"),
+            )
+        )  # fmt: skip
+    for replica in station_now.get("replicas") or []:
+        if replica["failing"]:
+            _say(
+                _("replica {target}: {failing} copies failing; last error: {error}").format(
+                    target=replica["target"], failing=replica["failing"], error=replica["last_error"]
+                )
+            )
     unknown = station_now["unknown_devices"]
     if unknown:
         table = Listing(
@@ -371,6 +359,37 @@ def _print_status(station_now: dict, oldest_finding: str | None) -> None:
                 u["key"], u["identity"].get("reason", "-"), local_display(u["last_seen"]), str(u["times"])
             )
         show_listing(table)
+
+
+def _sessions_table(sessions: list[dict]) -> Listing:
+    """The recent dock sessions and what each found."""
+    table = Listing(
+        Column("session", KEY, justify="right"),
+        Column("recorder", KEY),
+        Column("officer", drop=2),
+        Column("docked", drop=3, time=True),
+        Column("state"),
+        Column("found", justify="right"),
+        Column("new", justify="right"),
+        Column("dup", drop=1, justify="right"),
+        Column("known", drop=1, justify="right"),
+        Column("failed", justify="right"),
+        title="sessions",
+    )
+    for s in sessions:
+        table.add_row(
+            str(s["id"]),
+            s["serial"],
+            s["officer"] or "-",
+            local_display(s["docked_at"]),
+            s["state"],
+            str(s["files_found"]),
+            str(s["files_new"]),
+            str(s["files_duplicate"]),
+            str(s["files_known"]),
+            str(s["files_failed"]),
+        )
+    return table
 
 
 def _docked_table(docked_now: list[dict]) -> Listing:
