@@ -9,6 +9,7 @@ import click
 from custody.cli.base import Session, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, show_listing, wide_option
+from custody.i18n import _
 from custody.operations import NoRequest, alerts
 from custody.vault.timestamps import local_display
 
@@ -51,7 +52,7 @@ def alerts_ls(session: Session, as_json: bool) -> None:
         table.add_row(row["key"], local_display(row["since"]), local_display(row["last_said"]), row["text"])
     show_listing(table)
     for channel, count in sorted(found["waiting"].items()):
-        _say(f"{channel}: {count} message(s) waiting to be sent")
+        _say(_("{channel}: {count} message(s) waiting to be sent").format(channel=channel, count=count))
 
 
 @alerts_group.command("test")
@@ -69,4 +70,4 @@ def alerts_test(session: Session, channel: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(sent, indent=1))
         return
-    _say(f"test message sent through {sent['channel']} ({sent['kind']})")
+    _say(_("test message sent through {channel} ({kind})").format(channel=sent["channel"], kind=sent["kind"]))

@@ -245,7 +245,11 @@ def keys_rotate_signing(session: Session, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"old": rotated.old_fingerprint, "new": rotated.new_fingerprint}))
         return
-    _say(f"signing key {rotated.old_fingerprint} handed over to {rotated.new_fingerprint}")
+    _say(
+        _("signing key {old} handed over to {new}").format(
+            old=rotated.old_fingerprint, new=rotated.new_fingerprint
+        )
+    )
 
 
 @cli.command()
@@ -301,7 +305,14 @@ def whoami(session: Session, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
-    roles_text = ", ".join(result["roles"]) or "none (you may only run 'custody whoami')"
-    _say(f"{result['user']} (uid {result['uid']}, groups {', '.join(result['groups'])})")
-    _say(f"roles: {roles_text}" + ("; the vault's own user" if result["vault_owner"] else ""))
-    _say(f"via: {result['via']} ({result['vault']})")
+    roles_text = ", ".join(result["roles"]) or _("none (you may only run 'custody whoami')")
+    _say(
+        _("{user} (uid {uid}, groups {groups})").format(
+            user=result["user"], uid=result["uid"], groups=", ".join(result["groups"])
+        )
+    )
+    _say(
+        _("roles: {roles}").format(roles=roles_text)
+        + (_("; the vault's own user") if result["vault_owner"] else "")
+    )
+    _say(_("via: {via} ({vault})").format(via=result["via"], vault=result["vault"]))

@@ -541,7 +541,12 @@ class _IngestPrinter:
 
     def skipped(self, skipped: Skipped) -> None:
         if not skipped.hidden:
-            _say_error(f"skipped {printable_name(skipped.path)}: {skipped.reason}", self.display)
+            _say_error(
+                _("skipped {path}: {reason}").format(
+                    path=printable_name(skipped.path), reason=skipped.reason
+                ),
+                self.display,
+            )
 
     def progress(self, nbytes: int) -> None:
         if self.display and self.bar is not None:
@@ -551,7 +556,7 @@ class _IngestPrinter:
         if self.as_json:
             click.echo(json.dumps(task.as_dict()))
         elif task.outcome == "error":
-            _say_error(f"failed: {task.message}", self.display)
+            _say_error(_("failed: {why}").format(why=task.message), self.display)
         else:
             note = f"  ({task.warning})" if task.warning else ""
             outcome = _(OUTCOMES.get(task.outcome, task.outcome))

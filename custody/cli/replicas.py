@@ -13,6 +13,7 @@ from custody.cli.base import Session, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _echo, _say, _say_error, _size, show_listing, wide_option
 from custody.errors import UsageError
+from custody.i18n import _
 from custody.vault import Vault
 
 
@@ -75,8 +76,14 @@ def replicate_run(session: Session, once: bool, repair: bool, target: str | None
         click.echo(json.dumps(summary.as_dict()))
     else:
         _say(
-            f"replicas: {summary.uploaded} uploaded, {summary.verified} verified, {summary.resent} sent again, "
-            f"{summary.failed} failed"
+            _(
+                "replicas: {uploaded} uploaded, {verified} verified, {resent} sent again, {failed} failed"
+            ).format(
+                uploaded=summary.uploaded,
+                verified=summary.verified,
+                resent=summary.resent,
+                failed=summary.failed,
+            )
         )
         for error in summary.errors:
             _say_error(error)
@@ -125,9 +132,9 @@ def replicate_status(session: Session, target: str | None, as_json: bool) -> Non
         )
     show_listing(table)
     for row in report:
-        _say(f"{row['target']}: Object Lock {row['object_lock']}")
+        _say(_("{target}: Object Lock {state}").format(target=row["target"], state=row["object_lock"]))
         if row["last_error"]:
-            _say(f"{row['target']}: last error: {row['last_error']}")
+            _say(_("{target}: last error: {error}").format(target=row["target"], error=row["last_error"]))
 
 
 @replicate.command("check")
@@ -193,6 +200,13 @@ def restore(session: Session, target: str, master_key: Path, as_json: bool) -> N
     for problem in report.problems:
         _say(problem)
     _say(
-        f"restored {report.items} item(s), {report.objects} object(s), {report.audit_events} audit event(s) "
-        f"from {target} into {session.home}"
+        _(
+            "restored {items} item(s), {objects} object(s), {events} audit event(s) from {target} into {home}"
+        ).format(
+            items=report.items,
+            objects=report.objects,
+            events=report.audit_events,
+            target=target,
+            home=session.home,
+        )
     )

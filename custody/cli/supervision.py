@@ -10,6 +10,7 @@ import click
 from custody.cli.base import Session, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, show_listing, wide_option
+from custody.i18n import _
 from custody.operations import NoRequest, supervision
 from custody.vault.items import shown_text
 from custody.vault.supervision import RATINGS
@@ -61,9 +62,11 @@ def supervise_draw(
         return
     items = ", ".join(review["item"] for review in sample["reviews"])
     _say(
-        f"sample {sample['id']}: {len(sample['reviews'])} of {sample['candidates']} item(s), "
-        f"seed {sample['seed']}: {items}"
-    )
+        _("sample {sample}: {count} of {candidates} item(s), seed {seed}: {items}").format(
+            sample=sample["id"], count=len(sample["reviews"]), candidates=sample["candidates"], seed=sample["seed"],
+            items=items,
+        )
+    )  # fmt: skip
 
 
 @supervise_group.command("rate")
@@ -92,7 +95,11 @@ def supervise_rate(
     if as_json:
         click.echo(json.dumps(review, ensure_ascii=False, indent=1))
         return
-    _say(f"{review['item']} in {review['sample']}: {RATING_NAMES[review['rating']]}")
+    _say(
+        _("{item} in {sample}: {rating}").format(
+            item=review["item"], sample=review["sample"], rating=RATING_NAMES[review["rating"]]
+        )
+    )
 
 
 @supervise_group.command("ls")
@@ -141,9 +148,11 @@ def supervise_show(session: Session, sample: str, as_json: bool) -> None:
         click.echo(json.dumps(found, ensure_ascii=False, indent=1))
         return
     _say(
-        f"sample {found['id']}, drawn {local_display(found['drawn_at'])} by {shown_text(found['drawn_by'])}, "
-        f"seed {found['seed']}, {len(found['reviews'])} of {found['candidates']} item(s)"
-    )
+        _("sample {sample}, drawn {when} by {who}, seed {seed}, {count} of {candidates} item(s)").format(
+            sample=found["id"], when=local_display(found["drawn_at"]), who=shown_text(found["drawn_by"]),
+            seed=found["seed"], count=len(found["reviews"]), candidates=found["candidates"],
+        )
+    )  # fmt: skip
     _reviews_table(found["reviews"], "items")
 
 
