@@ -102,3 +102,40 @@ def test_a_table_of_chinese_names_fits_80_columns_with_its_ids_whole(custody, fo
         assert item in shown, shown
     status, english = run_at_terminal(home, "ls", columns=80, env={"LANG": "C.UTF-8"})
     assert status == 0 and "party" in english and "当事人" not in english
+
+
+def _english_fragments() -> list[str]:
+    """The catalog's messages as they would appear untranslated: their fixed parts of two words
+    or more (placeholders cut out)."""
+    with open(LOCALE / "messages.pot", "rb") as source:
+        template = read_po(source)
+    fragments = set()
+    for message in template:
+        text = message.id if isinstance(message.id, str) else (message.id or [""])[0]
+        for part in re.split(r"\{[^}]*\}|%\([^)]*\)s", text or ""):
+            part = part.strip(" :;,.()")
+            if (
+                len(part.split()) >= 2
+                and re.search(r"[a-z]{3}", part)
+                and not part.startswith(("custody ", "--"))
+            ):
+                fragments.add(part)
+    return sorted(fragments)
+
+
+def test_the_readme_walkthrough_speaks_chinese(custody, footage, home, tmp_path):
+    """Every command of the README's walkthrough under LANG=zh_CN.UTF-8, at a real terminal where
+    it lays out tables: none of its own messages is left in English."""
+    zh = {"LANG": "zh_CN.UTF-8"}
+    said = []
+    for args in (["init", "--organisation", "某县综合行政执法局"], ["ingest", str(footage), "--officer", "031245"],
+                 ["ingest", str(footage)], ["tag", "EV-000001", "EV-000002", "--case", "2026-0412", "--party", "王力"],
+                 ["ls"], ["show", "EV-000001"], ["extract", "EV-000001", "--out", str(tmp_path / "out.mp4")],
+                 ["verify"], ["log"], ["anchor"]):  # fmt: skip
+        status, shown = run_at_terminal(home, *args, columns=100, env=zh)
+        assert status == 0, (args, shown)
+        said.append(shown)
+    text = "\n".join(said)
+    assert "新增" in text and "已标注 2 个文件" in text and "已检查" in text and "令牌" in text
+    left = [fragment for fragment in _english_fragments() if fragment in text]
+    assert left == [], left
