@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,27 +20,44 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.ingestd.served import AUDITOR, BADGE, CLERK, CLERK2, CUSTODIAN, OFFICER, SUPERVISOR, WEB
 from tests.ingestd.test_continuity import recording_segment
 from tests.localusers import custody_as
-from tests.web.platform import PASSWORD, WEB_CONFIG
+from tests.web.platform import PASSWORD, WEB_CONFIG, wait_for_media
 
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = Path(os.environ.get("CUSTODY_TEST_ARTIFACTS", "/tmp/custody-test-artifacts")) / "web"
 
 
-@pytest.fixture
-def browser():
+def start_chromium() -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     # (No GPU here: software compositing from the start. Pages are ready at DOMContentLoaded: the
-    # tests wait for what they need, and a renderer slow to report "load" on this busy machine
-    # timed out navigations twice in eight runs.)
+    # tests wait for what they need.)
     options.page_load_strategy = "eager"
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--window-size=1366,768", "--autoplay-policy=no-user-gesture-required", "--lang=zh-CN"):  # fmt: skip
         options.add_argument(argument)
     options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})  # an office PC's
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(120)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture
+def browser(web):
+    """Chromium, known to load the platform's first page before the test starts. Headless
+    Chromium's renderer has, about once in ten runs on this busy machine, hung on the first page
+    for good ("Timed out receiving message from renderer"; loading it again in the same browser
+    hung too, once in a full run): such a browser is thrown away and a fresh one started, up to
+    three times."""
+    for attempt in range(3):
+        driver = start_chromium()
+        try:
+            driver.get(f"{web['base']}/sign-in")
+            break
+        except TimeoutException:
+            driver.quit()
+            if attempt == 2:
+                raise
     yield driver
     driver.quit()
 
@@ -52,24 +68,11 @@ def shot(driver, name: str) -> None:
 
 
 def sign_in(driver, base: str, login: str) -> None:
-    try:
-        driver.get(f"{base}/sign-in")
-    except TimeoutException:  # headless Chromium's renderer, once, on a saturated machine: again
-        driver.get(f"{base}/sign-in")
+    driver.get(f"{base}/sign-in")
     driver.find_element(By.ID, "login").send_keys(login)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.ID, "submit").click()
     WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "sign-out"))
-
-
-def wait_for_media(custody) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the daemon makes the playable copies after the ingest
-        jobs = json.loads(custody("status", "--json").stdout)["media_jobs"]
-        if not jobs.get("queued") and not jobs.get("running"):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"media work still running: {jobs}")
 
 
 @pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)

@@ -4,6 +4,7 @@ session cookie is Secure (never sent over plain HTTP), HttpOnly and SameSite."""
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import time
 
@@ -39,7 +40,8 @@ def test_with_a_certificate_the_platform_speaks_https_and_its_cookie_is_secure(s
              "--tls-certificate", str(cert), "--tls-key", str(key)],
             env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    client = httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=str(cert), timeout=30)
+    trusted = ssl.create_default_context(cafile=str(cert))
+    client = httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=trusted, timeout=30)
     try:
         deadline = time.monotonic() + 30
         while True:

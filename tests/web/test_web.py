@@ -18,7 +18,7 @@ from itsdangerous import TimestampSigner
 from custody.ingestd import api
 from tests.ingestd.served import AUDITOR, CLERK, CLERK2, CUSTODIAN, OFFICER, SUPERVISOR, WEB
 from tests.localusers import SYSTEM_PYTHON, custody_as, run_as
-from tests.web.platform import PASSWORD, WEB_CONFIG
+from tests.web.platform import PASSWORD, WEB_CONFIG, wait_for_media
 
 pytestmark = pytest.mark.slow
 
@@ -155,12 +155,7 @@ def test_the_web_platforms_security(web, custody):
 
 @pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
 def test_the_player_gets_ranges_of_the_playable_copy_and_each_view_is_audited(web, custody, tmp_path):
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the daemon makes the playable copies after the ingest
-        jobs = json.loads(custody("status", "--json").stdout)["media_jobs"]
-        if not jobs.get("queued") and not jobs.get("running"):
-            break
-        time.sleep(0.5)
+    wait_for_media(custody)
     whole = tmp_path / "playable.mp4"
     custody("extract", "EV-000001", "--playable", "--out", str(whole))
     copy = whole.read_bytes()
@@ -278,15 +273,6 @@ def test_a_disc_is_made_from_the_case_page_and_only_its_session_downloads_it(web
     assert other.get(links[0]).status_code == 404  # another session: not there
     exports = json.loads(custody("export", "ls", "--json").stdout)
     assert exports[-1]["state"] == "verified" and exports[-1]["case"] == "2026-0001"
-
-
-def wait_for_media(custody) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the daemon makes the playable copies after the ingest
-        jobs = json.loads(custody("status", "--json").stdout)["media_jobs"]
-        if not jobs.get("queued") and not jobs.get("running"):
-            return
-        time.sleep(0.5)
 
 
 @pytest.mark.parametrize("extra_config", [WEB_CONFIG], indirect=True)
