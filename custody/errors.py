@@ -5,6 +5,40 @@ docstring, filled with the keyword arguments given when raising it) and the
 exit code the command ends with. Library code raises; only the command line (``custody/cli/``) prints.
 """
 
+from __future__ import annotations
+
+# Fields that hold the code's own words (a reason, a why): said in the person's language too.
+CODE_WORDS = frozenset({"reason", "why", "problem", "what"})
+
+
+class Said(str):
+    """Words composed in the code, with values in them: the English text (it is a str, for records
+    and logs), and the template and values to say them in another language (``localized``).
+    ``Said("--size must be 1-{most}", most=1000)``; the template is a catalog message."""
+
+    def __new__(cls, template: str, **fields: object) -> Said:
+        said = super().__new__(cls, template.format(**fields))
+        said.template, said.fields = template, fields
+        return said
+
+    def localized(self) -> str:
+        from custody.i18n import _
+
+        fields = {name: localized_field(name, value) for name, value in self.fields.items()}
+        return _(self.template).format(**fields)
+
+
+def localized_field(name: str, value: object) -> object:
+    """A field of an error as the person reads it: Said words and the code's own constant words
+    translated; anything else (ids, names, text from outside) as it is."""
+    if isinstance(value, Said):
+        return value.localized()
+    if name in CODE_WORDS and isinstance(value, str):
+        from custody.i18n import _
+
+        return _(value)
+    return value
+
 
 class CustodyError(Exception):
     """Error: {reason}"""

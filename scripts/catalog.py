@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     pot = LOCALE / "messages.pot"
     subprocess.run(
         [BIN / "pybabel", "extract", "-F", REPO / "custody/babel.cfg", "-o", pot, "--no-location",
-         "--omit-header", "-k", "N_", REPO],
+         "--omit-header", "-k", "N_", "-k", "Said", REPO],
         check=True, cwd=REPO,
     )  # fmt: skip
     with open(pot, "rb") as source:

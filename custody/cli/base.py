@@ -16,7 +16,7 @@ from custody import __version__, i18n, operations
 from custody.cli.render import _echo
 from custody.cli.translated import TranslatedGroup
 from custody.config import Settings, load_settings, resolve_home
-from custody.errors import CannotWrite, CustodyError, UsageError
+from custody.errors import CannotWrite, CustodyError, Said, UsageError
 from custody.ingestd import api
 from custody.vault import Vault
 from custody.vault.timestamps import show_utc
@@ -62,7 +62,9 @@ class Session:
         if not self._ours() and api.is_served(self.api_socket()):
             ctx = click.get_current_context(silent=True)
             command = ctx.command_path if ctx else "this command"
-            raise UsageError(reason=f"'{command}' cannot be run through the daemon for another user")
+            raise UsageError(
+                reason=Said("'{command}' cannot be run through the daemon for another user", command=command)
+            )
         return load_settings(self.home)
 
     def _ours(self) -> bool:

@@ -49,6 +49,19 @@ def column_headings() -> list[str]:
     ]
 
 
+_CODE_WORDS = re.compile(r'\b(?:reason|why|problem|what)="((?:[^"\\]|\\.)+)"')
+
+
+def code_words() -> list[str]:
+    """The code's own constant words given to an error (``reason="..."``): said translated."""
+    root = Path(custody.__file__).parent
+    return [
+        m
+        for path in sorted(root.rglob("*.py"))
+        for m in _CODE_WORDS.findall(path.read_text(encoding="utf-8"))
+    ]
+
+
 def error_templates() -> list[str]:
     """The first docstring line of every CustodyError class in custody (all modules imported)."""
     for module in pkgutil.walk_packages(custody.__path__, "custody."):
@@ -68,7 +81,13 @@ def cli_messages() -> list[str]:
     from custody.cli import cli
 
     seen: dict[str, None] = {}
-    for message in [*command_messages(cli), *column_headings(), *error_templates(), *CLICK_MESSAGES]:
+    for message in [
+        *command_messages(cli),
+        *column_headings(),
+        *error_templates(),
+        *code_words(),
+        *CLICK_MESSAGES,
+    ]:
         if message.strip():
             seen.setdefault(message, None)
     return list(seen)

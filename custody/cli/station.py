@@ -13,7 +13,7 @@ from custody import operations
 from custody.cli.base import Session, _configure_logging, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, _say_error, _size, console, show_listing, wide_option
-from custody.errors import UsageError
+from custody.errors import Said, UsageError
 from custody.i18n import N_, _
 from custody.ingestd import api
 from custody.operations import NoRequest, station
@@ -599,7 +599,9 @@ def web(session: Session, bind, port, secret_file: Path, tls_certificate, tls_ke
     try:
         served = api.call(socket_path, "web_config", timeout=10)
     except api.ApiError as exc:
-        raise UsageError(reason=f"the daemon will not serve this web service: {exc.message}") from None
+        raise UsageError(
+            reason=Said("the daemon will not serve this web service: {message}", message=exc.message)
+        ) from None
     config = WebConfig(
         socket_path, served["session_minutes"], secure_cookies=bool(tls_certificate), state=secret_file.parent
     )

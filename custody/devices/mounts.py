@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from custody.devices.events import DeviceIdentity
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +103,14 @@ class Mounter:
                 raise MountFailed(
                     device=device,
                     mountpoint=mountpoint,
-                    reason=f"filesystem {fs_type or 'unknown'!r} is not supported",
+                    reason=Said("filesystem {value2!r} is not supported", value2=fs_type or "unknown"),
                 )
             missing = set(options.split(",")) - mount_options(mountpoint)
             if missing:
                 raise MountFailed(
-                    device=device, mountpoint=mountpoint, reason=f"mount lacks {', '.join(sorted(missing))}"
+                    device=device,
+                    mountpoint=mountpoint,
+                    reason=Said("mount lacks {known}", known=", ".join(sorted(missing))),
                 )
         except BaseException:
             self.unmount(mountpoint)
@@ -233,18 +235,25 @@ def _run(command: list[str]) -> None:
         )
     except FileNotFoundError:
         raise MountFailed(
-            device=command[-2], mountpoint=command[-1], reason=f"{command[0]} is not installed"
+            device=command[-2],
+            mountpoint=command[-1],
+            reason=Said("{value2} is not installed", value2=command[0]),
         ) from None
     except subprocess.TimeoutExpired:
         raise MountFailed(
-            device=command[-2], mountpoint=command[-1], reason=f"{command[0]} timed out"
+            device=command[-2], mountpoint=command[-1], reason=Said("{value2} timed out", value2=command[0])
         ) from None
     if result.returncode != 0:
         message = (result.stderr or result.stdout).strip().splitlines()
         raise MountFailed(
             device=command[-2],
             mountpoint=command[-1],
-            reason=f"{command[0]} exited {result.returncode}: {message[-1] if message else 'no message'}",
+            reason=Said(
+                "{value2} exited {returncode}: {value3}",
+                value2=command[0],
+                returncode=result.returncode,
+                value3=message[-1] if message else "no message",
+            ),
         )
 
 

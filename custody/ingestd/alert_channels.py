@@ -21,7 +21,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from custody.config_alerts import ChannelSettings
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 from custody.vault.alerts import Message
 
 log = logging.getLogger("custody.alerts")
@@ -45,7 +45,9 @@ def send(channel: ChannelSettings, message: Message, station: str) -> None:
     except SendFailed:
         raise
     except (OSError, smtplib.SMTPException, ValueError) as exc:
-        raise SendFailed(channel=channel.name, why=f"{type(exc).__name__}: {exc}") from exc
+        raise SendFailed(
+            channel=channel.name, why=Said("{value2}: {exc}", value2=type(exc).__name__, exc=exc)
+        ) from exc
 
 
 def webhook_body(kind: str, message: Message, station: str) -> dict:
@@ -68,7 +70,8 @@ def _secret(channel: ChannelSettings, credential: str, file: str) -> str:
         return Path(file).read_text().strip()
     if credential:
         raise SendFailed(
-            channel=channel.name, why=f"no systemd credential {credential} ($CREDENTIALS_DIRECTORY)"
+            channel=channel.name,
+            why=Said("no systemd credential {credential} ($CREDENTIALS_DIRECTORY)", credential=credential),
         )
     return ""
 
@@ -105,11 +108,15 @@ def _post(channel: ChannelSettings, body: dict) -> None:
         with urllib.request.urlopen(request, timeout=channel.timeout_seconds) as answer:
             said = answer.read(4096)
     except urllib.error.HTTPError as exc:
-        raise SendFailed(channel=channel.name, why=f"the receiver answered HTTP {exc.code}") from exc
+        raise SendFailed(
+            channel=channel.name, why=Said("the receiver answered HTTP {code}", code=exc.code)
+        ) from exc
     if channel.kind in ("wecom", "dingtalk"):  # these answer 200 with an error code in the body
         try:
             code = json.loads(said or b"{}").get("errcode", 0)
         except ValueError:
             code = 0
         if code:
-            raise SendFailed(channel=channel.name, why=f"the robot refused the message (errcode {code})")
+            raise SendFailed(
+                channel=channel.name, why=Said("the robot refused the message (errcode {code})", code=code)
+            )

@@ -43,8 +43,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from custody.errors import CustodyError, cannot_write, is_write_problem
-from custody.i18n import _
+from custody.errors import CustodyError, Said, cannot_write, is_write_problem
+from custody.ingestd.api_errors import ApiError, error_reply, refusal
 from custody.vault import Vault
 from custody.vault.access import Caller, RoleMap, identify
 
@@ -226,27 +226,6 @@ class ApiUnavailable(CustodyError):
     exit_code = 7
 
 
-class ApiError(CustodyError):
-    """{message}"""
-
-    exit_code = 2
-
-    def __init__(self, message: str, exit_code: int = 2, said: tuple[str, dict] | None = None) -> None:
-        super().__init__(message=message)
-        self.exit_code = exit_code
-        self.said = said  # the daemon's template and fields, to say it in this process's language
-
-    @property
-    def localized(self) -> str:
-        if self.said is None:
-            return self.message
-        template, fields = self.said
-        try:
-            return _(template).format(**fields)
-        except (KeyError, IndexError, ValueError):  # (a template this custody does not know as sent)
-            return self.message
-
-
 class _RateLimit:
     """A token bucket per uid: ``rate`` requests a second, bursts of twice that."""
 
@@ -316,7 +295,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             log.warning("refused a connection from uid %d: too many open connections", uid)
             with contextlib.suppress(OSError):
                 request.settimeout(1.0)
-                request.sendall(_line(_error("too many connections open: close some and try again", 7)))
+                request.sendall(_line(error_reply("too many connections open: close some and try again", 7)))
             self.shutdown_request(request)
             return
         try:
@@ -414,7 +393,8 @@ class ApiServer:
                 gid = grp.getgrnam(self.group).gr_gid
             except KeyError as exc:
                 raise ApiUnavailable(
-                    path=self.path, why=f"no group {self.group!r} ([access] socket_group): create it first"
+                    path=self.path,
+                    why=Said("no group {group!r} ([access] socket_group): create it first", group=self.group),
                 ) from exc
         old_umask = os.umask(0o177)  # the socket is born 0600; opened to its group below
         try:
@@ -444,7 +424,7 @@ class ApiServer:
         try:
             reply = self._answer(caller, reader, connection)
         except TimeoutError:
-            reply = _error(f"no whole request within {self.request_timeout:g} s", 2)
+            reply = error_reply(f"no whole request within {self.request_timeout:g} s", 2)
         except OSError:
             return  # the client went away
         with contextlib.suppress(OSError):  # the client went away
@@ -461,14 +441,14 @@ class ApiServer:
             final = {"ok": True, "result": upload.receive(Channel(reader, connection))}
         except UploadBroken as exc:
             log.warning("upload by %s ended: %s", caller.name, exc)
-            final = _error(f"upload ended: {exc}", 2)
+            final = error_reply(f"upload ended: {exc}", 2)
         except CustodyError as exc:
-            final = _refusal(exc)
+            final = refusal(exc)
         except OSError:
             raise
         except Exception as exc:
             log.exception("API upload by %s failed", caller.name)
-            final = _error(f"internal error: {type(exc).__name__}", 1)
+            final = error_reply(f"internal error: {type(exc).__name__}", 1)
         connection.sendall(_line(final))
 
     def _send_stream(self, connection: socket.socket, stream: Stream) -> None:
@@ -489,58 +469,58 @@ class ApiServer:
         try:
             final = {"ok": True, "result": stream.produce(write)}
         except CustodyError as exc:
-            final = _refusal(exc)
+            final = refusal(exc)
         except OSError:
             raise
         except Exception as exc:
             log.exception("API stream failed")
-            final = _error(f"internal error: {type(exc).__name__}", 1)
+            final = error_reply(f"internal error: {type(exc).__name__}", 1)
         connection.sendall(_FRAME.pack(0))
         connection.sendall(_line(final))
 
     def _answer(self, caller: Caller, reader, connection: socket.socket) -> dict | Stream | Upload:
         line = _read_line(reader, MAX_REQUEST_BYTES)
         if line is None:
-            return _error(f"request larger than {MAX_REQUEST_BYTES} bytes", 2)
+            return error_reply(f"request larger than {MAX_REQUEST_BYTES} bytes", 2)
         if not line.endswith(b"\n"):
-            return _error("request cut off before its end of line", 2)
+            return error_reply("request cut off before its end of line", 2)
         if not self._limit.allow(caller.uid):
-            return _error("too many requests: slow down and try again", 7)
+            return error_reply("too many requests: slow down and try again", 7)
         try:
             request = json.loads(line)
         except ValueError:
-            return _error("request is not JSON", 2)
+            return error_reply("request is not JSON", 2)
         if not isinstance(request, dict) or not isinstance(request.get("op"), str):
-            return _error('request must be a JSON object with an "op"', 2)
+            return error_reply('request must be a JSON object with an "op"', 2)
         version = request.get("v", PROTOCOL_VERSION)
         if version != PROTOCOL_VERSION:
-            return _error(
+            return error_reply(
                 f"this daemon speaks protocol {PROTOCOL_VERSION}, the request protocol {version!r}: "
                 "use the custody command of the same version as the daemon",
                 2,
             )
         args = request.get("args", {})
         if not isinstance(args, dict):
-            return _error('"args" must be a JSON object', 2)
+            return error_reply('"args" must be a JSON object', 2)
         handler = self.handlers.get(request["op"])
         if handler is None:
-            return _error(f"unknown request {request['op']!r}", 2)
+            return error_reply(f"unknown request {request['op']!r}", 2)
         if "on_behalf_of" in request:
             if self.delegate is None:
-                return _error("this daemon serves no one on behalf of another", 13)
+                return error_reply("this daemon serves no one on behalf of another", 13)
             try:
                 caller = self.delegate(caller, request["on_behalf_of"])
             except CustodyError as exc:
-                return _refusal(exc)
+                return refusal(exc)
         progress = _PROGRESS.set(_ProgressLines(connection) if request.get("progress") is True else None)
         try:
             result = handler(caller, args)
             return result if isinstance(result, (Stream, Upload)) else {"ok": True, "result": result}
         except CustodyError as exc:
-            return _refusal(exc)
+            return refusal(exc)
         except Exception as exc:  # one request's bug must not stop the daemon serving others
             log.exception("API request %s by %s failed", request["op"], caller.name)
-            return _error(f"internal error: {type(exc).__name__}", 1)
+            return error_reply(f"internal error: {type(exc).__name__}", 1)
         finally:
             _PROGRESS.reset(progress)
 
@@ -554,22 +534,6 @@ def systemd_listen_fd() -> int | None:
     if os.environ.get("LISTEN_PID") != str(os.getpid()) or os.environ.get("LISTEN_FDS") != "1":
         return None
     return 3
-
-
-def _error(message: str, exit_code: int) -> dict:
-    return {"ok": False, "error": message, "exit_code": exit_code}
-
-
-def _refusal(exc: CustodyError) -> dict:
-    """A CustodyError's answer: its English message, and its template and fields so that the
-    caller's own custody says it in the caller's language."""
-    reply = _error(exc.message, exc.exit_code)
-    if not isinstance(exc, ApiError):
-        reply["template"] = exc.template
-        reply["fields"] = {name: str(value) for name, value in exc.fields.items()}
-    elif exc.said is not None:
-        reply["template"], reply["fields"] = exc.said
-    return reply
 
 
 def _read_line(reader, limit: int) -> bytes | None:

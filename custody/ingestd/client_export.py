@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from custody.config import ExportSettings
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError, Said, UsageError
 from custody.ingestd import api
 from custody.ingestd.upload import send_image
 
@@ -75,10 +75,18 @@ def _check_destination(out: Path) -> None:
     folder = out.parent if str(out.parent) else Path(".")
     if out.exists() or out.is_symlink():
         raise UsageError(
-            reason=f"{out} already exists: custody never overwrites a file; choose another --iso"
+            reason=Said(
+                "{out} already exists: custody never overwrites a file; choose another --iso", out=out
+            )
         )
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(reason=f"cannot write {out}: folder {folder} is missing or not writable by you")
+        raise UsageError(
+            reason=Said(
+                "cannot write {out}: folder {folder} is missing or not writable by you",
+                out=out,
+                folder=folder,
+            )
+        )
 
 
 def _fetch_beside(

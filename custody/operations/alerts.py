@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from custody.errors import UsageError
+from custody.errors import Said, UsageError
 from custody.ingestd.alert_channels import SendFailed, send
 from custody.operations.base import Context, NoRequest, operation
 from custody.vault import Vault
@@ -32,7 +32,9 @@ def alerts_test(vault: Vault, request: TestChannel, context: Context) -> dict:
         known = (
             ", ".join(vault.settings.alerts.channels) or "none: add [alerts.channels.NAME] to custody.toml"
         )
-        raise UsageError(reason=f"no alert channel {request.channel} (known: {known})")
+        raise UsageError(
+            reason=Said("no alert channel {channel} (known: {known})", channel=request.channel, known=known)
+        )
     now = datetime.now(UTC)
     number = vault.alerts.queue_test(channel.name, now)
     [message] = [m for m in vault.alerts.due(channel.name, now) if m.id == number]

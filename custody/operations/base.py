@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from custody.config import Settings
-from custody.errors import UsageError
+from custody.errors import Said, UsageError
 from custody.vault import Vault, access
 
 Progress = Callable[[dict], None]
@@ -91,7 +91,7 @@ def perform(
     """
     found = OPERATIONS.get(name)
     if found is None:
-        raise UsageError(reason=f"no operation {name!r}")
+        raise UsageError(reason=Said("no operation {name!r}", name=name))
     if isinstance(request, dict):
         request = decode(found.request, request, name)
     elif not isinstance(request, found.request):
@@ -112,16 +112,29 @@ def decode(request_type: type, data: dict, name: str = "") -> object:
     fields = {f.name: f for f in dataclasses.fields(request_type)}
     for key in data:
         if key not in fields:
-            raise UsageError(reason=f"{name or request_type.__name__}: no field {key!r} in the request")
+            raise UsageError(
+                reason=Said(
+                    "{value2}: no field {key!r} in the request", value2=name or request_type.__name__, key=key
+                )
+            )
     values = {}
     for key, spec in fields.items():
         if key not in data:
             if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise UsageError(reason=f"{name or request_type.__name__}: the request needs {key!r}")
+                raise UsageError(
+                    reason=Said(
+                        "{value2}: the request needs {key!r}", value2=name or request_type.__name__, key=key
+                    )
+                )
             continue
         if not _fits(data[key], hints[key]):
             raise UsageError(
-                reason=f"{name or request_type.__name__}: {key!r} must be {_describe(hints[key])}"
+                reason=Said(
+                    "{value2}: {key!r} must be {value3}",
+                    value2=name or request_type.__name__,
+                    key=key,
+                    value3=_describe(hints[key]),
+                )
             )
         values[key] = tuple(data[key]) if isinstance(data[key], list) else data[key]
     return request_type(**values)

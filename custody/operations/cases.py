@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from custody.errors import UsageError
+from custody.errors import Said, UsageError
 from custody.operations.base import Context, NoRequest, operation
 from custody.rules import STAGES
 from custody.vault import Vault, case_reports, casefiles, leader_reports
@@ -275,5 +275,5 @@ def _stored_time(value: str, option: str) -> str:
     except ValueError:
         value = parse_user_time(value, option)
     if value > to_text(datetime.now(UTC)):
-        raise UsageError(reason=f"{option} is in the future")
+        raise UsageError(reason=Said("{option} is in the future", option=option))
     return value

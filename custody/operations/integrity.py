@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from custody.errors import UsageError
+from custody.errors import Said, UsageError
 from custody.operations.base import ByteProgress, Context, NoRequest, operation
 from custody.vault import Vault, anchors
 
@@ -53,9 +53,15 @@ def _anchor(vault: Vault, text: str) -> list[anchors.PublishedChain]:
             return [anchors.from_disc_record(disc["record"], disc["public_key"], str(disc["source"]))]
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(
-                reason=f"verify: a disc anchor must be JSON with source, record, public_key ({exc})"
+                reason=Said(
+                    "verify: a disc anchor must be JSON with source, record, public_key ({exc})", exc=exc
+                )
             ) from exc
-    raise UsageError(reason=f"verify: {text[:40]!r} is not offsite, offsite:NAME, anchor:TEXT or disc:JSON")
+    raise UsageError(
+        reason=Said(
+            "verify: {value2!r} is not offsite, offsite:NAME, anchor:TEXT or disc:JSON", value2=text[:40]
+        )
+    )
 
 
 def _offsite_anchors(vault: Vault, name: str | None) -> list[anchors.PublishedChain]:
@@ -66,7 +72,11 @@ def _offsite_anchors(vault: Vault, name: str | None) -> list[anchors.PublishedCh
     settings = vault.settings
     if name is not None and name not in settings.targets:
         raise UsageError(
-            reason=f"no [targets.{name}] in custody.toml: use one of {', '.join(settings.targets) or '(none)'}"
+            reason=Said(
+                "no [targets.{name}] in custody.toml: use one of {known}",
+                name=name,
+                known=", ".join(settings.targets) or "(none)",
+            )
         )
     names = [name] if name else list(settings.targets)
     if not names:

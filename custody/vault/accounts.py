@@ -15,7 +15,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError, Said, UsageError
 from custody.vault import registry
 from custody.vault.service import VaultService, locked
 from custody.vault.timestamps import from_text, to_text, utc_now
@@ -44,12 +44,21 @@ class Accounts(VaultService):
         vault.authorize("accounts", f"account {login}")
         registry.check_registry_text("login", login, required=True)
         if len(password) < MIN_PASSWORD_LENGTH:
-            raise UsageError(reason=f"the password is shorter than {MIN_PASSWORD_LENGTH} characters")
+            raise UsageError(
+                reason=Said(
+                    "the password is shorter than {min_password_length} characters",
+                    min_password_length=MIN_PASSWORD_LENGTH,
+                )
+            )
         exists = vault.catalog.db.execute("SELECT 1 FROM accounts WHERE login = ?", [login]).fetchone()
         if new and exists:
-            raise UsageError(reason=f"account {login} exists: change its password with 'custody user passwd'")
+            raise UsageError(
+                reason=Said(
+                    "account {login} exists: change its password with 'custody user passwd'", login=login
+                )
+            )
         if not new and not exists:
-            raise UsageError(reason=f"no account {login}: add it with 'custody user add'")
+            raise UsageError(reason=Said("no account {login}: add it with 'custody user add'", login=login))
         hashed = _HASHER.hash(password)
         with vault.change() as change:
             change.record("account-added" if new else "account-password-changed", None, {"login": login})
@@ -90,7 +99,11 @@ class Accounts(VaultService):
             if failures >= web.max_failed_sign_ins:
                 vault.audit.append(via, "sign-in-refused", None, {"login": login, "why": "locked out"})
                 raise SignInRefused(
-                    why=f"too many wrong passwords for {login}: try again in {web.lockout_minutes} minutes"
+                    why=Said(
+                        "too many wrong passwords for {login}: try again in {lockout_minutes} minutes",
+                        login=login,
+                        lockout_minutes=web.lockout_minutes,
+                    )
                 )
             row = vault.catalog.db.execute(
                 "SELECT password_hash FROM accounts WHERE login = ?", [login]

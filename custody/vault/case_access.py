@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from custody.errors import UsageError
+from custody.errors import Said, UsageError
 from custody.vault import access
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.registry import OfficerNotFound, check_registry_text, officer
@@ -148,7 +148,13 @@ class CaseAccess:
             vault.authorize("case", f"case {case}")
             levels = vault.settings.access.confidentiality_levels
             if level not in levels:
-                raise UsageError(reason=f"no confidentiality level {level!r}: use one of {', '.join(levels)}")
+                raise UsageError(
+                    reason=Said(
+                        "no confidentiality level {level!r}: use one of {known}",
+                        level=level,
+                        known=", ".join(levels),
+                    )
+                )
             with vault.change() as change:
                 seq = change.record("confidentiality", None, {"case": case, "level": level})
                 set_case_level(change.catalog, case, level, change.at, vault.actor, seq)

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError, Said, UsageError
 from custody.rules import FILING_APPROVAL_HOURS, STAGE_KEYS
 from custody.vault import registry
 from custody.vault.catalog import Catalog, Item
@@ -163,7 +163,9 @@ def parse_day(value: str, option: str) -> str:
     try:
         return date.fromisoformat(value.strip()).isoformat()
     except ValueError:
-        raise UsageError(reason=f"{option} {value!r} is not a date: use YYYY-MM-DD") from None
+        raise UsageError(
+            reason=Said("{option} {value!r} is not a date: use YYYY-MM-DD", option=option, value=value)
+        ) from None
 
 
 # -- the tables ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from custody.config_cases import DocumentType
-from custody.errors import UsageError
+from custody.errors import Said, UsageError
 from custody.rules import (
     ARCHIVE_DAYS,
     PARTY_KINDS,
@@ -125,9 +125,13 @@ class CaseFiles(CaseArchiving, VaultService):
             registry.check_registry_text("--party", party, required=True)
             tagging.check_tag_value("party", party)
             if party_kind not in PARTY_KINDS:
-                raise UsageError(reason=f"--party-kind must be one of {', '.join(PARTY_KINDS)}")
+                raise UsageError(
+                    reason=Said("--party-kind must be one of {known}", known=", ".join(PARTY_KINDS))
+                )
             if procedure not in PROCEDURES:
-                raise UsageError(reason=f"--procedure must be one of {', '.join(PROCEDURES)}")
+                raise UsageError(
+                    reason=Said("--procedure must be one of {known}", known=", ".join(PROCEDURES))
+                )
             if not handlers:
                 raise UsageError(reason="name at least one --handler (the officers handling the case)")
             for badge in handlers:
@@ -219,11 +223,15 @@ class CaseFiles(CaseArchiving, VaultService):
             vault.authorize("casework", f"case {case}")
             found = self.case(case)
             if stage not in STAGE_KEYS:
-                raise UsageError(reason=f"no stage {stage!r}: use one of {', '.join(STAGE_KEYS)}")
+                raise UsageError(
+                    reason=Said(
+                        "no stage {stage!r}: use one of {known}", stage=stage, known=", ".join(STAGE_KEYS)
+                    )
+                )
             if found.archived_at:
                 raise CaseArchived(case=case, what="its stage no longer moves")
             if stage == found.stage:
-                raise UsageError(reason=f"case {case} is at {stage} already")
+                raise UsageError(reason=Said("case {case} is at {stage} already", case=case, stage=stage))
             back = STAGE_KEYS.index(stage) < STAGE_KEYS.index(found.stage)
             if back:
                 reason = checked_reason(reason or "", "why the case moves back")
@@ -246,7 +254,11 @@ class CaseFiles(CaseArchiving, VaultService):
             registry.check_registry_text("--by", by, required=True)
             if found.filing_approved_at:
                 raise UsageError(
-                    reason=f"case {case}'s filing was approved already, by {found.filing_approved_by}"
+                    reason=Said(
+                        "case {case}'s filing was approved already, by {filing_approved_by}",
+                        case=case,
+                        filing_approved_by=found.filing_approved_by,
+                    )
                 )
             if at > utc_now():
                 raise UsageError(reason="--at is in the future")
@@ -297,7 +309,10 @@ class CaseFiles(CaseArchiving, VaultService):
         types = self.vault.settings.cases.document_types
         if name not in types:
             raise UsageError(
-                reason=f"no document type {name!r}: see 'custody case types' (or add it under [cases.document_types])"
+                reason=Said(
+                    "no document type {name!r}: see 'custody case types' (or add it under [cases.document_types])",
+                    name=name,
+                )
             )
         return types[name]
 
@@ -308,7 +323,11 @@ class CaseFiles(CaseArchiving, VaultService):
         self.case(case)
         kind = self.document_type(facts.doc_type)
         if facts.stage is not None and facts.stage not in STAGE_KEYS:
-            raise UsageError(reason=f"no stage {facts.stage!r}: use one of {', '.join(STAGE_KEYS)}")
+            raise UsageError(
+                reason=Said(
+                    "no stage {stage!r}: use one of {known}", stage=facts.stage, known=", ".join(STAGE_KEYS)
+                )
+            )
         if facts.dated is not None:
             parse_day(facts.dated, "--date")
         if facts.pages is not None and not 1 <= facts.pages <= 100_000:
@@ -337,7 +356,12 @@ class CaseFiles(CaseArchiving, VaultService):
                 other = document_row(vault.catalog, item.number)
                 if other is not None:
                     raise UsageError(
-                        reason=f"{item.item_id} is already a {other.doc_type} of case {other.case_name}"
+                        reason=Said(
+                            "{item_id} is already a {doc_type} of case {case_name}",
+                            item_id=item.item_id,
+                            doc_type=other.doc_type,
+                            case_name=other.case_name,
+                        )
                     )
                 self._check_case_tag(item, case)
             archive = latest_archive(vault.catalog, case)
@@ -369,14 +393,23 @@ class CaseFiles(CaseArchiving, VaultService):
                     )  # fmt: skip
                     self._join_case(change, item, found)
                 if kind.name == PENALTY_DECISION:
-                    self._footage_becomes_evidence(change, found, reason=f"{PENALTY_DECISION} filed")
+                    self._footage_becomes_evidence(
+                        change,
+                        found,
+                        reason=Said("{penalty_decision} filed", penalty_decision=PENALTY_DECISION),
+                    )
             return [self._document(item.number) for item in items]
 
     def _check_case_tag(self, item: Item, case: str) -> None:
         tagged = item.tags.get("case")
         if tagged and tagged != case:
             raise UsageError(
-                reason=f"{item.item_id} is tagged with case {tagged}, not {case}: retag it first"
+                reason=Said(
+                    "{item_id} is tagged with case {tagged}, not {case}: retag it first",
+                    item_id=item.item_id,
+                    tagged=tagged,
+                    case=case,
+                )
             )
 
     def _join_case(self, change: Change, item: Item, case: CaseRecord) -> None:
@@ -399,7 +432,11 @@ class CaseFiles(CaseArchiving, VaultService):
             footage = vault.resolve_all(footage_refs)
             for item in footage:
                 if item.number == document.item or document_row(vault.catalog, item.number):
-                    raise UsageError(reason=f"{item.item_id} is a written record: link footage to a record")
+                    raise UsageError(
+                        reason=Said(
+                            "{item_id} is a written record: link footage to a record", item_id=item.item_id
+                        )
+                    )
                 self._check_case_tag(item, found.case_name)
             with vault.change() as change:
                 for item in footage:
@@ -427,7 +464,11 @@ class CaseFiles(CaseArchiving, VaultService):
                 if document_row(change.catalog, document.item) and self._has_penalty_decision(
                     change.catalog, found
                 ):
-                    self._footage_becomes_evidence(change, found, reason=f"{PENALTY_DECISION} filed")
+                    self._footage_becomes_evidence(
+                        change,
+                        found,
+                        reason=Said("{penalty_decision} filed", penalty_decision=PENALTY_DECISION),
+                    )
             return self._document(document.item)
 
     def explain_missing(self, document_ref: str, reason: str) -> DocumentRecord:
@@ -439,9 +480,16 @@ class CaseFiles(CaseArchiving, VaultService):
             vault.authorize("explain", document_ref)
             document, _case = self._resolve_document(document_ref)
             if not self._needs_recording(document):
-                raise UsageError(reason=f"a {document.doc_type} needs no audio-visual record")
+                raise UsageError(
+                    reason=Said("a {doc_type} needs no audio-visual record", doc_type=document.doc_type)
+                )
             if document.exemption:
-                raise UsageError(reason=f"{document.document_id}'s missing recording was explained already")
+                raise UsageError(
+                    reason=Said(
+                        "{document_id}'s missing recording was explained already",
+                        document_id=document.document_id,
+                    )
+                )
             reason = checked_reason(reason, "why there is no audio-visual record of the act")
             with vault.change() as change:
                 seq = change.record(

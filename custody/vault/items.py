@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from custody.errors import UsageError
+from custody.errors import Said, UsageError
 
 ITEM_PREFIX = "EV-"
 _ITEM_ID = re.compile(r"^EV-?(\d{1,12})$", re.IGNORECASE)
@@ -82,7 +82,12 @@ def checked_reason(text: str, what: str) -> str:
     """A reason kept in the audit chain: not empty, not longer than MAX_REASON_LENGTH; raise UsageError."""
     reason = text.strip()
     if not reason:
-        raise UsageError(reason=f"--reason is empty: say {what}")
+        raise UsageError(reason=Said("--reason is empty: say {what}", what=what))
     if len(reason) > MAX_REASON_LENGTH:
-        raise UsageError(reason=f"--reason is longer than {MAX_REASON_LENGTH} characters: shorten it")
+        raise UsageError(
+            reason=Said(
+                "--reason is longer than {max_reason_length} characters: shorten it",
+                max_reason_length=MAX_REASON_LENGTH,
+            )
+        )
     return reason

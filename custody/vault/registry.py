@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError, Said, UsageError
 from custody.vault.catalog import Catalog, Item
 from custody.vault.items import is_hidden_character
 from custody.vault.timestamps import utc_now
@@ -161,11 +161,13 @@ def _locked(method: Callable) -> Callable:
 def check_registry_text(label: str, value: str, required: bool) -> None:
     """Refuse an empty (when ``required``), hidden-character or over-long badge, name or serial."""
     if required and not value.strip():
-        raise UsageError(reason=f"{label} must not be empty")
+        raise UsageError(reason=Said("{label} must not be empty", label=label))
     if any(is_hidden_character(char) for char in value):
-        raise UsageError(reason=f"{label} contains a line break, a control character or a bidi override")
+        raise UsageError(
+            reason=Said("{label} contains a line break, a control character or a bidi override", label=label)
+        )
     if len(value) > 200:
-        raise UsageError(reason=f"{label} is longer than 200 characters")
+        raise UsageError(reason=Said("{label} is longer than 200 characters", label=label))
 
 
 class Registry:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from custody.config import Settings
 from custody.config_supervision import ALL_UNITS
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError, Said, UsageError
 from custody.vault import access
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.items import MAX_REASON_LENGTH, format_item_id
@@ -112,11 +112,13 @@ class Supervision:
             vault.authorize("supervise")
             size = vault.settings.supervision.sample_size if size is None else size
             if not 1 <= size <= MAX_SAMPLE:
-                raise UsageError(reason=f"--size must be 1-{MAX_SAMPLE}")
+                raise UsageError(reason=Said("--size must be 1-{max_sample}", max_sample=MAX_SAMPLE))
             if since > until:
                 raise UsageError(reason="--from is after --until")
             if seed is not None and not 0 <= seed < _SEED_LIMIT:
-                raise UsageError(reason=f"--seed must be a whole number 0-{_SEED_LIMIT - 1}")
+                raise UsageError(
+                    reason=Said("--seed must be a whole number 0-{value2}", value2=_SEED_LIMIT - 1)
+                )
             badges = self._badges_asked(officer, unit)
             candidates = self._candidates(badges, since, until)
             if not candidates:
@@ -153,15 +155,24 @@ class Supervision:
             if item.number not in {r.item for r in sample.reviews}:
                 raise NotInSample(item=item.item_id, sample=sample.sample_id)
             if rating not in RATINGS:
-                raise UsageError(reason=f"--rating must be one of {', '.join(RATINGS)}")
+                raise UsageError(reason=Said("--rating must be one of {known}", known=", ".join(RATINGS)))
             checklist = vault.settings.supervision.checklist
             unknown = sorted(set(checks) - set(checklist))
             if unknown:
-                raise UsageError(reason=f"no checklist entry {unknown[0]!r} (known: {', '.join(checklist)})")
+                raise UsageError(
+                    reason=Said(
+                        "no checklist entry {value2!r} (known: {known})",
+                        value2=unknown[0],
+                        known=", ".join(checklist),
+                    )
+                )
             problems = problems.strip()
             if len(problems) > MAX_REASON_LENGTH:
                 raise UsageError(
-                    reason=f"--problems is longer than {MAX_REASON_LENGTH} characters: shorten it"
+                    reason=Said(
+                        "--problems is longer than {max_reason_length} characters: shorten it",
+                        max_reason_length=MAX_REASON_LENGTH,
+                    )
                 )
             if rating == "fail" and not problems:
                 raise UsageError(reason="a failing rating needs --problems: say what was wrong")
@@ -241,17 +252,31 @@ class Supervision:
         if officer is not None:
             row = catalog.db.execute("SELECT unit FROM officers WHERE badge = ?", [officer]).fetchone()
             if row is None:
-                raise UsageError(reason=f"no officer {officer}: see 'custody officer ls'")
+                raise UsageError(
+                    reason=Said("no officer {officer}: see 'custody officer ls'", officer=officer)
+                )
             if units is not None and row[0] not in units:
                 raise UsageError(
-                    reason=f"officer {officer} is not in a unit you supervise ({', '.join(sorted(units))})"
+                    reason=Said(
+                        "officer {officer} is not in a unit you supervise ({known})",
+                        officer=officer,
+                        known=", ".join(sorted(units)),
+                    )
                 )
             if unit is not None and row[0] != unit:
-                raise UsageError(reason=f"officer {officer} is not in unit {unit}")
+                raise UsageError(
+                    reason=Said("officer {officer} is not in unit {unit}", officer=officer, unit=unit)
+                )
             return {officer}
         if unit is not None:
             if units is not None and unit not in units:
-                raise UsageError(reason=f"unit {unit} is not one you supervise ({', '.join(sorted(units))})")
+                raise UsageError(
+                    reason=Said(
+                        "unit {unit} is not one you supervise ({known})",
+                        unit=unit,
+                        known=", ".join(sorted(units)),
+                    )
+                )
             return badges_in_units(catalog, {unit})
         return badges_in_units(catalog, units)
 

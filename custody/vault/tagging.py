@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError, Said, UsageError
 from custody.vault import access, case_access, case_tables, holdings, registry
 from custody.vault.catalog import Item
 from custody.vault.items import REQUIRED_TAGS, TAG_NAMES, is_hidden_character
@@ -95,7 +95,11 @@ class Tags(VaultService):
         levels = self.vault.settings.access.confidentiality_levels
         if confidentiality is not None and confidentiality not in levels:
             raise UsageError(
-                reason=f"no confidentiality level {confidentiality!r}: use one of {', '.join(levels)}"
+                reason=Said(
+                    "no confidentiality level {confidentiality!r}: use one of {known}",
+                    confidentiality=confidentiality,
+                    known=", ".join(levels),
+                )
             )
         for name, value in values.items():
             check_tag_value(name, value)
@@ -165,10 +169,21 @@ class Tags(VaultService):
 def check_tag_value(name: str, value: str) -> None:
     """Refuse (UsageError) a tag name we do not know, or a value with hidden characters or too long."""
     if name not in TAG_NAMES:
-        raise UsageError(reason=f"unknown tag {name!r}: use one of {', '.join(TAG_NAMES)}")
+        raise UsageError(
+            reason=Said("unknown tag {name!r}: use one of {known}", name=name, known=", ".join(TAG_NAMES))
+        )
     if any(is_hidden_character(char) for char in value):
         raise UsageError(
-            reason=f"--{name} value contains a line break, a control character or a bidi override: type it plainly"
+            reason=Said(
+                "--{name} value contains a line break, a control character or a bidi override: type it plainly",
+                name=name,
+            )
         )
     if len(value) > MAX_TAG_LENGTH:
-        raise UsageError(reason=f"--{name} value is longer than {MAX_TAG_LENGTH} characters")
+        raise UsageError(
+            reason=Said(
+                "--{name} value is longer than {max_tag_length} characters",
+                name=name,
+                max_tag_length=MAX_TAG_LENGTH,
+            )
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 from datetime import UTC, datetime, time
 
-from custody.errors import UsageError
+from custody.errors import Said, UsageError
 
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -55,7 +55,11 @@ def parse_user_time(value: str, option: str, end_of_day: bool = False) -> str:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(
-            reason=f"{option} {value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+            reason=Said(
+                "{option} {value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM",
+                option=option,
+                value=value,
+            )
         ) from None
     if len(value) == 10 and end_of_day:
         moment = datetime.combine(moment.date(), time.max)

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError, Said, UsageError
 from custody.ingestd import api
 from custody.vault.items import shown_text
 from custody.vault.timestamps import local_display
@@ -141,7 +141,13 @@ class PageBase:
         for chunk in self.daemon.stream(login, {"ref": ref}):
             size += len(chunk)
             if size > limit:
-                raise UsageError(reason=f"{ref} is larger than {limit} bytes: open it with 'custody extract'")
+                raise UsageError(
+                    reason=Said(
+                        "{ref} is larger than {limit} bytes: open it with 'custody extract'",
+                        ref=ref,
+                        limit=limit,
+                    )
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -797,6 +797,17 @@ def test_a_refusal_through_the_socket_is_said_in_the_callers_language(served_vau
     assert hidden.returncode == 5 and "本证据库中没有文件 EV-000003" in hidden.stderr, hidden.stderr
     refused = custody_as(OFFICER, home, socket_path, "log")
     assert refused.returncode == 13 and f"{OFFICER} 无权执行 log" in refused.stderr, refused.stderr
+    # The code's own words, constant and composed, raised in the daemon: said in Chinese too.
+    backwards = custody_as(
+        CLERK, home, socket_path, "report", "officers", "--from", "2026-02-01", "--until", "2026-01-01"
+    )
+    assert backwards.returncode == 2 and "--from 晚于 --until" in backwards.stderr, backwards.stderr
+    too_many = custody_as(SUPERVISOR, home, socket_path, "supervise", "draw", "--from", "2026-01-01", "--until",
+                          "2026-12-01", "--size", "5000")  # fmt: skip
+    assert too_many.returncode == 2 and "--size 必须为 1-1000" in too_many.stderr, too_many.stderr
     monkeypatch.setenv("LANG", "C.UTF-8")
     english = custody_as(CLERK2, home, socket_path, "show", "EV-000003")
     assert "no item EV-000003 in this vault" in english.stderr
+    again = custody_as(SUPERVISOR, home, socket_path, "supervise", "draw", "--from", "2026-01-01", "--until",
+                       "2026-12-01", "--size", "5000")  # fmt: skip
+    assert "--size must be 1-1000" in again.stderr

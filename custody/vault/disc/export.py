@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError, Said, UsageError
 from custody.vault import casefiles, derivatives, keys
 from custody.vault.catalog import ItemFilter
 from custody.vault.disc import optical, records, verifier
@@ -263,9 +263,11 @@ class DiscExporter:
                 raise OutputUnusable(path=path, why="it already exists; custody never overwrites a file")
         folder = out.parent if str(out.parent) else Path(".")
         if not folder.is_dir():
-            raise OutputUnusable(path=out, why=f"folder {folder} does not exist")
+            raise OutputUnusable(path=out, why=Said("folder {folder} does not exist", folder=folder))
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise OutputUnusable(path=out, why=f"folder {folder} is not writable by this user")
+            raise OutputUnusable(
+                path=out, why=Said("folder {folder} is not writable by this user", folder=folder)
+            )
         return paths
 
     def _staging_folder(self) -> Path:
@@ -278,7 +280,9 @@ class DiscExporter:
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise OutputUnusable(path=folder, why=f"{exc.strerror}; set [export] staging_dir") from exc
+            raise OutputUnusable(
+                path=folder, why=Said("{strerror}; set [export] staging_dir", strerror=exc.strerror)
+            ) from exc
         return folder
 
     def _register(
@@ -590,10 +594,15 @@ def _check_request(request: ExportRequest) -> None:
     if bool(request.iso) == bool(request.burn):
         raise UsageError(reason="give exactly one of --iso OUT.iso and --burn DEVICE")
     if request.media not in optical.MEDIA_CAPACITY:
-        raise UsageError(reason=f"--media must be one of {', '.join(optical.MEDIA_CAPACITY)}")
+        raise UsageError(
+            reason=Said("--media must be one of {known}", known=", ".join(optical.MEDIA_CAPACITY))
+        )
     if request.capacity is not None and request.capacity <= DISC_RESERVE + ITEM_RESERVE:
         raise UsageError(
-            reason=f"--capacity-mb must leave room for files (more than {DISC_RESERVE // 2**20 + 1} MB)"
+            reason=Said(
+                "--capacity-mb must leave room for files (more than {value2} MB)",
+                value2=DISC_RESERVE // 2**20 + 1,
+            )
         )
 
 
