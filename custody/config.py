@@ -12,6 +12,7 @@ import dataclasses
 import os
 import re
 import socket
+import textwrap
 import tomllib
 import typing
 import zoneinfo
@@ -21,8 +22,9 @@ from pathlib import Path
 from custody.config_alerts import AlertSettings, build_alerts
 from custody.config_cases import CaseSettings, build_cases
 from custody.config_supervision import SupervisionSettings, build_supervision
-from custody.config_toml import case_and_alert_comments, toml_value
+from custody.config_toml import case_and_alert_comments, settings_doc, toml_value
 from custody.errors import ConfigError
+from custody.i18n import _
 from custody.rules import DEFAULT_CATEGORIES, PERMANENT, PeriodError, parse_period
 
 CONFIG_NAME = "custody.toml"
@@ -719,21 +721,24 @@ def _type_problem(expected: object, value: object) -> str | None:
     raise TypeError(f"config schema has an unsupported type {expected!r}")
 
 
+CONFIG_HEADER = (
+    "custody configuration. Every key is shown with its default, commented out;\n"
+    "uncomment and change what you need, with its [section] line (no table but\n"
+    "[station] is live here, so a table appended below is never declared twice).\n"
+    "Unknown keys are refused at start-up."
+)
+
+
 def default_config_text(organisation: str = "") -> str:
     """Return a custody.toml that documents every key with its default, all commented out.
 
     With ``organisation`` (the agency's name, asked by ``custody init``), the
     [station] table is live and holds it: the only live table.
     """
-    lines = [
-        "# custody configuration. Every key is shown with its default, commented out;",
-        "# uncomment and change what you need, with its [section] line (no table but",
-        "# [station] is live here, so a table appended below is never declared twice).",
-        "# Unknown keys are refused at start-up.",
-    ]
+    lines = [f"# {line}" for line in _(CONFIG_HEADER).splitlines()]
     for section_name, section_class in _SECTIONS.items():
         lines.append("")
-        doc = (section_class.__doc__ or "").strip()
+        doc = settings_doc(section_class)
         if doc:
             lines.append(f"# {doc}")
         live = section_name == "station" and organisation
@@ -746,10 +751,13 @@ def default_config_text(organisation: str = "") -> str:
                 lines.append(f"# {f.name} = {toml_value(default)}")
     lines += [
         "",
-        "# Recorder profiles: match rules on the device, where the footage is, how file",
-        "# names give the recording time. A [profiles.NAME] table adds a profile or",
-        "# replaces the shipped one of that name. Shipped profiles:",
     ]
+    profiles_said = _(
+        "Recorder profiles: match rules on the device, where the footage is, how file names give the "
+        "recording time. A [profiles.NAME] table adds a profile or replaces the shipped one of that name. "
+        "Shipped profiles:"
+    )
+    lines += [f"# {line}" for line in textwrap.wrap(profiles_said, 88)]
     for name, profile in default_profiles().items():
         lines.append(f"# [profiles.{name}]")
         for f in dataclasses.fields(RecorderProfile):
@@ -758,14 +766,14 @@ def default_config_text(organisation: str = "") -> str:
         lines.append("#")
     lines += [
         "",
-        f"# {RetentionSettings.__doc__}",
+        f"# {settings_doc(RetentionSettings)}",
         "# [retention]",
         f"# upcoming_days = {RetentionSettings.upcoming_days}",
         '# [retention.categories]  (shipped; add yours, e.g. traffic = "5y")',
     ]
     lines += [f"# {name} = {toml_value(period)}" for name, period in DEFAULT_CATEGORIES.items()]
     lines += case_and_alert_comments()
-    lines += ["", f"# {AccessSettings.__doc__}", "# [access]"]
+    lines += ["", f"# {settings_doc(AccessSettings)}", "# [access]"]
     for f in dataclasses.fields(AccessSettings):
         if f.name != "roles":
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default

@@ -9,6 +9,14 @@ from custody.config_cases import CaseSettings
 from custody.rules import STAGE_KEYS
 
 
+def settings_doc(settings_class: type) -> str:
+    """A settings class's docstring, folded to one line, in the person's language (a comment of
+    the generated custody.toml)."""
+    from custody.i18n import _
+
+    return _(" ".join((settings_class.__doc__ or "").split()))
+
+
 def toml_value(value: object) -> str:
     """``value`` (bool, number, text or a list of them) as TOML; raise TypeError for anything else."""
     if isinstance(value, bool):
@@ -28,7 +36,7 @@ def case_and_alert_comments() -> list[str]:
     lines: list[str] = []
     lines += [
         "",
-        f"# {CaseSettings.__doc__}",
+        f"# {settings_doc(CaseSettings)}",
         '# [cases.document_types."现场笔录"]  (adds a type, or changes a shipped one)',
         '# english = "on-site record"',
         '# stage = "investigation"  # one of ' + ", ".join(STAGE_KEYS),

@@ -139,3 +139,20 @@ def test_the_readme_walkthrough_speaks_chinese(custody, footage, home, tmp_path)
     assert "新增" in text and "已标注 2 个文件" in text and "已检查" in text and "令牌" in text
     left = [fragment for fragment in _english_fragments() if fragment in text]
     assert left == [], left
+
+
+def test_the_generated_config_is_commented_in_the_persons_language(tmp_path):
+    import tomllib
+
+    for env, header, section in (
+        (ZH, "# custody 配置。", "# 本接入采集站的身份"),
+        (EN, "# custody configuration.", "# Who this"),
+    ):
+        home = tmp_path / env["LANG"]
+        result = CliRunner(env=env).invoke(
+            cli, ["--home", str(home), "init", "--organisation", "某县综合行政执法局"]
+        )
+        assert result.exit_code == 0, result.output
+        text = (home / "custody.toml").read_text(encoding="utf-8")
+        assert text.startswith(header) and section in text
+        assert tomllib.loads(text)["station"]["organisation"] == "某县综合行政执法局"

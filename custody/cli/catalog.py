@@ -13,6 +13,7 @@ import click
 
 import custody
 from custody.cli.translated import help_messages
+from custody.config import CONFIG_HEADER
 from custody.errors import CustodyError
 
 # click's own words that a person sees (its usage line, sections, built-in options, errors).
@@ -76,6 +77,24 @@ def error_templates() -> list[str]:
     return found
 
 
+def settings_docs() -> list[str]:
+    """The settings classes' docstrings: the generated custody.toml's section comments."""
+    import dataclasses
+
+    from custody import config, config_alerts, config_cases, config_supervision
+
+    found = []
+    for module in (config, config_alerts, config_cases, config_supervision):
+        for value in vars(module).values():
+            if (
+                dataclasses.is_dataclass(value)
+                and isinstance(value, type)
+                and value.__module__ == module.__name__
+            ):
+                found.append(" ".join((value.__doc__ or "").split()))
+    return found
+
+
 def cli_messages() -> list[str]:
     """Every message above, once each, in a stable order."""
     from custody.cli import cli
@@ -86,6 +105,8 @@ def cli_messages() -> list[str]:
         *column_headings(),
         *error_templates(),
         *code_words(),
+        *settings_docs(),
+        CONFIG_HEADER,
         *CLICK_MESSAGES,
     ]:
         if message.strip():
