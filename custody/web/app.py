@@ -232,6 +232,9 @@ class Pages(CasePages, LeaderPages):
         items = [str(value) for value in form.getlist("items")]
         values = {name: str(form.get(name, "")).strip() for name in ("case", "party", "officer")}
         request_args = {"items": items} | {name: value for name, value in values.items() if value}
+        category = str(form.get("category", "")).strip()
+        if category:  # (a retention category such as penalty_evidence: the daemon checks it exists)
+            request_args["categories"] = [category]
         changed = await self.ask(login, "tag", request_args)
         request.session["said"] = {"tagged": len(changed)}
         back = f"/items/{items[0]}" if form.get("back") == "item" and len(items) == 1 else "/footage"

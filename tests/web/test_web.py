@@ -55,6 +55,7 @@ def test_a_clerk_signs_in_sees_footage_in_chinese_and_bulk_tags_as_themselves(we
             "items": ["EV-000001", "EV-000004"],
             "case": "2026-WEB",
             "party": "王五",
+            "category": "penalty_evidence",
         },
     )
     assert tagged.status_code == 200 and "已标注 2 条" in tagged.text
@@ -66,6 +67,8 @@ def test_a_clerk_signs_in_sees_footage_in_chinese_and_bulk_tags_as_themselves(we
     assert {e["actor"] for e in tag_events} == {f"{CLERK} via {WEB}"} and len(tag_events) == 2
     item = clerk.get("/items/EV-000001")
     assert "2026-WEB" in item.text and "王五" in item.text
+    kept = json.loads(custody("show", "EV-000004", "--json").stdout)["retention"]
+    assert kept["categories"] == ["penalty_evidence"] and kept["retain_until"] is None  # kept for ever
     # Every page a person opens is an access event of theirs, through the web service.
     readers = {e["actor"] for e in events(custody) if e["action"] == "access"}
     assert f"{CLERK} via {WEB}" in readers
