@@ -163,7 +163,9 @@ def test_the_player_gets_ranges_of_the_playable_copy_and_each_view_is_audited(we
     custody("extract", "EV-000001", "--playable", "--out", str(whole))
     copy = whole.read_bytes()
     clerk = signed_in(web, CLERK)
-    assert '<video id="player"' in clerk.get("/items/EV-000001").text
+    page = clerk.get("/items/EV-000001").text
+    assert '<video id="player"' in page and 'id="derivatives"' in page and "playable" in page
+    assert re.search(r'id="integrity">(ok|damaged)', page)  # the decode check's verdict
     start = clerk.get("/items/EV-000001/playable", headers={"Range": "bytes=0-99"})
     assert start.status_code == 206 and start.content == copy[:100]
     assert start.headers["content-range"] == f"bytes 0-99/{len(copy)}"
