@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import datetime
 
 import xlsxwriter
@@ -176,7 +177,20 @@ class LeaderPages(PageBase):
             e for e in reversed(chain)
             if (not action or e["action"] == action) and (not actor or actor in e["actor"])
         ][:AUDIT_PAGE]  # fmt: skip
-        return self.render(request, "audit.html", events=shown, total=len(chain), action=action, actor=actor)
+        verified = next((e for e in reversed(chain) if e["action"] == "verify"), None)
+        # Details as people read them (Chinese names as written; escaped as HTML like any text).
+        shown = [
+            {**e, "details_text": json.dumps(e["details"], ensure_ascii=False, sort_keys=True)} for e in shown
+        ]
+        return self.render(
+            request,
+            "audit.html",
+            events=shown,
+            total=len(chain),
+            action=action,
+            actor=actor,
+            verified=verified,
+        )
 
 
 # The spreadsheet's headings (English msgids; translated in the page's language).

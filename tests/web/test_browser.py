@@ -220,6 +220,11 @@ def test_each_role_works_its_day_in_the_browser(web, custody, browser, tmp_path)
     )
     assert "王力 (执法民警)" in description and case in description
     open_page(browser, f"{base}/footage", "16-footage-thumbnails")
+    for item in ("EV-000001", "EV-000002"):  # bulk-tag two items; the auditor finds the events below
+        browser.find_element(By.CSS_SELECTOR, f'input[name="items"][value="{item}"]').click()
+    browser.find_element(By.ID, "tag-party").send_keys("孙八")
+    browser.find_element(By.ID, "tag-submit").click()
+    WebDriverWait(browser, 20).until(lambda d: "已标注 2 条" in d.page_source)
     sign_out(browser)
 
     # The supervisor: draws one item of the officer's, watches it, rates it, reads the report.
@@ -266,9 +271,16 @@ def test_each_role_works_its_day_in_the_browser(web, custody, browser, tmp_path)
     open_page(browser, f"{base}/registry", "40-registry")
     assert "BWC-GAP" in browser.page_source
     sign_out(browser)
+    custody("verify")
     sign_in(browser, base, AUDITOR)
     open_page(browser, f"{base}/audit?action=supervision-reviewed", "50-audit")
+    assert "最近一次核验" in browser.find_element(By.ID, "last-verify").text
+    assert "全部通过" in browser.find_element(By.ID, "last-verify").text
     assert f"{SUPERVISOR} via {WEB}" in browser.page_source
+    open_page(browser, f"{base}/audit?action=tag&actor={CLERK}", "51-audit-tags")
+    tag_rows = browser.find_element(By.TAG_NAME, "main").text
+    assert f"{CLERK} via {WEB}" in tag_rows and "EV-000001" in tag_rows and "EV-000002" in tag_rows
+    assert '"to": "孙八"' in tag_rows  # names as written, not \u escapes
     explained = [
         e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "continuity-explained"
     ]
