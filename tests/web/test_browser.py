@@ -5,6 +5,7 @@ each page at 1366x768 are written to $CUSTODY_TEST_ARTIFACTS/web (default
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -45,18 +46,22 @@ def start_chromium() -> webdriver.Chrome:
 @pytest.fixture
 def browser(web):
     """Chromium, known to load the platform's first page before the test starts. Headless
-    Chromium's renderer has, about once in ten runs on this busy machine, hung on the first page
-    for good ("Timed out receiving message from renderer"; loading it again in the same browser
-    hung too, once in a full run): such a browser is thrown away and a fresh one started, up to
-    three times."""
-    for attempt in range(3):
-        driver = start_chromium()
+    Chromium on this busy machine has, about once in ten runs, hung its renderer on the first
+    page for good ("Timed out receiving message from renderer"), and once in a CI run failed to
+    start at all (chromedriver's stack trace, no session): any such browser is thrown away and a
+    fresh one started, up to four times, and what went wrong is printed for the log."""
+    for attempt in range(4):
+        driver = None
         try:
+            driver = start_chromium()
             driver.get(f"{web['base']}/sign-in")
             break
-        except TimeoutException:
-            driver.quit()
-            if attempt == 2:
+        except WebDriverException as failure:
+            print(f"Chromium attempt {attempt + 1} failed: {failure.msg}")
+            if driver is not None:
+                with contextlib.suppress(WebDriverException):
+                    driver.quit()
+            if attempt == 3:
                 raise
     yield driver
     driver.quit()
