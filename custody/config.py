@@ -34,6 +34,9 @@ ROLE_NAMES = ("officer", "clerk", "custodian", "auditor", "admin", "supervisor")
 EXPORT_MEDIA = ("cd", "dvd", "dvd-dl", "bd", "bd-dl")
 
 
+DOCUMENT_LANGUAGES = ("both", "zh", "en")  # [station] documents (custody.vault.wording)
+
+
 @dataclass(frozen=True)
 class StationSettings:
     """Who this docking station is, as written in the audit chain and on exports."""
@@ -44,6 +47,9 @@ class StationSettings:
     organisation: str = ""
     # What the command line speaks when the environment names no language (LANG=C): zh_CN or en.
     language: str = ""
+    # The documents written for a case file and for leaders (disc descriptions, case file covers,
+    # compliance reports): "both" (Chinese with English beside it), "zh" or "en".
+    documents: str = "both"
 
 
 @dataclass(frozen=True)
@@ -492,6 +498,8 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
         )
     if settings.station.language not in ("", "zh_CN", "en"):
         raise ConfigError(path=path, key="station.language", problem='must be "zh_CN", "en" or ""')
+    if settings.station.documents not in DOCUMENT_LANGUAGES:
+        raise ConfigError(path=path, key="station.documents", problem='must be "both", "zh" or "en"')
     if settings.export.media not in EXPORT_MEDIA:
         raise ConfigError(path=path, key="export.media", problem=f"must be one of {', '.join(EXPORT_MEDIA)}")
     if settings.dock.watch_profile not in settings.profiles:
@@ -749,9 +757,7 @@ def default_config_text(organisation: str = "") -> str:
                 lines.append(f"organisation = {toml_value(organisation)}")
             else:
                 lines.append(f"# {f.name} = {toml_value(default)}")
-    lines += [
-        "",
-    ]
+    lines.append("")
     profiles_said = _(
         "Recorder profiles: match rules on the device, where the footage is, how file names give the "
         "recording time. A [profiles.NAME] table adds a profile or replaces the shipped one of that name. "

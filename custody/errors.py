@@ -7,6 +7,8 @@ exit code the command ends with. Library code raises; only the command line (``c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Fields that hold the code's own words (a reason, a why): said in the person's language too.
 CODE_WORDS = frozenset({"reason", "why", "problem", "what"})
 
@@ -101,6 +103,16 @@ _WRITE_ADVICE = {
 def is_write_problem(exc: OSError) -> bool:
     """Whether ``exc`` is one of the ordinary reasons a file cannot be written (see _WRITE_ADVICE)."""
     return exc.errno in _WRITE_ADVICE
+
+
+def output_taken(out: Path) -> bool:
+    """Whether a file (or a dangling link) is already at ``out``, where custody is about to write a
+    new file; raise CannotWrite saying what to do when its folder cannot even be looked into (a
+    folder of someone else's: Path.exists raises PermissionError there, not False)."""
+    try:
+        return out.exists() or out.is_symlink()
+    except OSError as exc:
+        raise cannot_write(out, exc) from exc
 
 
 def cannot_write(path: object, exc: OSError) -> CannotWrite:

@@ -20,6 +20,7 @@ from custody.errors import CannotWrite, CustodyError, Said, UsageError
 from custody.ingestd import api
 from custody.vault import Vault
 from custody.vault.timestamps import show_utc
+from custody.vault.wording import station_documents
 
 
 class CustodyGroup(TranslatedGroup):
@@ -118,6 +119,15 @@ class Session:
         return api.call(  # (no timeout: a verify takes its time)
             socket_path, name, dataclasses.asdict(request), timeout=None, on_progress=progress
         )
+
+    def station(self) -> dict:
+        """The station's name, agency, documents' language and PDF font (for a report written
+        here as a document): the daemon's when one serves (a clerk cannot read the config), else
+        the config's. See custody.vault.wording.station_documents."""
+        socket_path = self.daemon_socket()
+        if socket_path is None:
+            return station_documents(self.settings())
+        return api.call(socket_path, "whoami", timeout=30)["station"]
 
     def api_socket(self) -> Path:
         """Where the daemon serves this home: $CUSTODY_SOCKET, else the config's (when readable), else /run."""

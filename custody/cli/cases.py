@@ -4,9 +4,8 @@ archive|types, and the reports on cases and compliance."""
 from __future__ import annotations
 
 import contextlib
-import csv
+import functools
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -21,9 +20,11 @@ from custody.i18n import N_, _
 from custody.ingestd.pipeline import IngestSession, IngestSource, SilentObserver
 from custody.operations import NoRequest, cases
 from custody.rules import PARTY_KINDS, PROCEDURES, STAGE_KEYS, STAGES
-from custody.vault import Vault
+from custody.vault import Vault, report_documents
 from custody.vault.items import shown_text
+from custody.vault.report_documents import write_new_file
 from custody.vault.timestamps import local_display, parse_user_time
+from custody.vault.wording import Wording
 
 STAGE_NAMES = {key: f"{chinese} {english}" for key, chinese, english, _articles in STAGES}
 ARCHIVE_STATES = {
@@ -455,20 +456,58 @@ def report_cases(session: Session, show_all: bool, as_json: bool) -> None:
     show_listing(table)
 
 
+def document_options(function):
+    """--csv, --xlsx FILE and --pdf FILE: a report written as a document, headings in the
+    station's documents' language ([station] documents: Chinese with English by default)."""
+    function = click.option("--pdf", "pdf", type=click.Path(dir_okay=False, path_type=Path),
+                            help="Write the report as a PDF to this new file.")(function)  # fmt: skip
+    function = click.option("--xlsx", "xlsx", type=click.Path(dir_okay=False, path_type=Path),
+                            help="Write the report as a spreadsheet (XLSX) to this new file.")(function)  # fmt: skip
+    return click.option("--csv", "as_csv", is_flag=True, help="Print the report as CSV.")(function)
+
+
+def _write_report(session: Session, make_table, period: str, as_csv: bool, xlsx: Path | None,
+                  pdf: Path | None) -> bool:  # fmt: skip
+    """Write the report's documents asked for (``make_table(wording)`` lays it out); False when
+    none was asked. Files are written whole or not at all, never over an existing one."""
+    if not (as_csv or xlsx or pdf):
+        return False
+    station = session.station()
+    wording = Wording(station["documents"])
+    table = make_table(wording)
+    if xlsx:
+        write_new_file(xlsx, report_documents.xlsx_bytes(table))
+        _say(_("wrote {what} to {out}").format(what=table.title, out=xlsx))
+    if pdf:
+        data = report_documents.pdf_bytes(
+            table, station["pdf_font"], period, station["organisation"], wording
+        )
+        write_new_file(pdf, data)
+        _say(_("wrote {what} to {out}").format(what=table.title, out=pdf))
+    if as_csv:
+        click.echo(report_documents.csv_text(table), nl=False)
+    return True
+
+
 @report.command("compliance")
 @click.option("--from", "since", required=True, help="From this date (YYYY-MM-DD).")
 @click.option("--until", required=True, help="Until this date (YYYY-MM-DD, the whole day).")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per case, then per officer).")
+@document_options
 @json_option
 @pass_session
-def report_compliance(session: Session, since: str, until: str, as_csv: bool, as_json: bool) -> None:
+def report_compliance(session: Session, since: str, until: str, as_csv: bool, xlsx: Path | None, pdf: Path | None,
+                      as_json: bool) -> None:  # fmt: skip
     """Compliance per case and per officer (art. 27): recordings required but missing, footage
     stored after its window, interruptions unexplained, cases archived late or not yet, filing
     approvals late.
 
+    As CSV, XLSX or PDF: one row per case, then per officer, headed in
+    Chinese with English ([station] documents = "zh" or "en" for one).
+
     \b
     Example:
       custody report compliance --from 2026-11-01 --until 2026-11-30 --csv > november.csv
+      custody report compliance --from 2026-11-01 --until 2026-11-30 --pdf november.pdf
     """
     found = session.perform(
         "report_compliance",
@@ -479,19 +518,8 @@ def report_compliance(session: Session, since: str, until: str, as_csv: bool, as
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=1))
         return
-    if as_csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(["kind", "case_or_officer", "recordings_missing", "footage_late", "interruptions_unexplained",
-                         "archive", "filing_approval_late"])  # fmt: skip
-        for row in found["cases"]:
-            writer.writerow(["case", row["case"], len(row["recordings_missing"]), len(row["footage_late"]),
-                             len(row["interruptions_unexplained"]), row["archive_state"],
-                             int(row["filing_approval_late"])])  # fmt: skip
-        for row in found["officers"]:
-            writer.writerow(["officer", row["officer"], row["recordings_missing"], row["footage_late"],
-                             row["interruptions_unexplained"],
-                             f"late {row['cases_archived_late']}, overdue {row['cases_not_archived_overdue']}",
-                             row["filing_approvals_late"]])  # fmt: skip
+    table_of = functools.partial(report_documents.compliance_table, found)
+    if _write_report(session, table_of, f"{since} – {until}", as_csv, xlsx, pdf):
         return
     table = Listing(
         Column("case", KEY), Column("missing"), Column("late"), Column("gaps"), Column("archive"), Column("filing"),
@@ -517,28 +545,26 @@ def report_compliance(session: Session, since: str, until: str, as_csv: bool, as
     show_listing(table)
 
 
-OFFICER_COLUMNS = (
-    "officer", "month", "recordings", "hours", "stored_in_time", "stored_late", "stored_in_time_percent",
-    "interruptions_found", "interruptions_explained", "cases_archived_on_time", "cases_archived_late",
-    "reviewed", "rated_excellent", "rated_pass", "rated_fail",
-)  # fmt: skip
-
-
 @report.command("officers")
 @click.option("--from", "since", required=True, help="From this date (YYYY-MM-DD).")
 @click.option("--until", required=True, help="Until this date (YYYY-MM-DD, the whole day).")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per officer and month).")
+@document_options
 @wide_option
 @json_option
 @pass_session
-def report_officers(session: Session, since: str, until: str, as_csv: bool, as_json: bool) -> None:
+def report_officers(session: Session, since: str, until: str, as_csv: bool, xlsx: Path | None, pdf: Path | None,
+                    as_json: bool) -> None:  # fmt: skip
     """Per officer and month, for leaders: recordings and hours, the share stored within the
     24-hour window, interruptions found and explained, case files archived on time and late,
     supervision reviews and their ratings (clerks, custodians, auditors, supervisors).
 
+    As CSV, XLSX or PDF: one row per officer and month, headed in Chinese
+    with English ([station] documents = "zh" or "en" for one).
+
     \b
     Example:
       custody report officers --from 2026-11-01 --until 2026-11-30 --csv > november.csv
+      custody report officers --from 2026-11-01 --until 2026-11-30 --xlsx november.xlsx
     """
     rows = session.perform(
         "report_officers",
@@ -549,11 +575,8 @@ def report_officers(session: Session, since: str, until: str, as_csv: bool, as_j
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
-    if as_csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(OFFICER_COLUMNS)
-        for row in rows:
-            writer.writerow(["" if row[c] is None else row[c] for c in OFFICER_COLUMNS])
+    table_of = functools.partial(report_documents.officer_table, rows)
+    if _write_report(session, table_of, f"{since} – {until}", as_csv, xlsx, pdf):
         return
     table = Listing(
         Column("officer", KEY), Column("month"), Column("recordings", justify="right"),

@@ -28,6 +28,7 @@ from custody.operations.items import ReadLog
 from custody.vault import access
 from custody.vault.proof import CatalogDifference
 from custody.vault.timestamps import local_display
+from custody.vault.wording import station_documents
 
 
 class AnchorSource(click.ParamType):
@@ -301,7 +302,12 @@ def whoami(session: Session, as_json: bool) -> None:
         except (OSError, CustodyError):  # an unreadable config gives no roles
             settings = Settings(home=session.home)
         caller = access.process_caller(settings)
-        result = {**caller.as_dict(), "via": "in-process", "vault": str(session.home)}
+        result = {
+            **caller.as_dict(),
+            "via": "in-process",
+            "vault": str(session.home),
+            "station": station_documents(settings),
+        }
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

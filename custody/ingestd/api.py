@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from custody.errors import CustodyError, Said, cannot_write, is_write_problem
+from custody.errors import CustodyError, Said, cannot_write, is_write_problem, output_taken
 from custody.ingestd.api_errors import ApiError, error_reply, refusal
 from custody.vault import Vault
 from custody.vault.access import Caller, RoleMap, identify
@@ -733,7 +733,7 @@ def fetch_to_file(
     rights; never overwritten (raise Vault.OutputExists); nothing is left
     behind on failure. Return the daemon's result (item, sha256, size).
     """
-    if out.exists() or out.is_symlink():
+    if output_taken(out):
         raise Vault.OutputExists(path=out)
     partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
     try:

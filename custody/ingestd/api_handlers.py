@@ -32,6 +32,7 @@ from custody.ingestd.api import (
 from custody.ingestd.pipeline import IngestSource
 from custody.vault import Vault
 from custody.vault.access import Caller
+from custody.vault.wording import station_documents
 
 NAMES = (
     "whoami", "stream", "ingest", "export", "verify_image", "burn_failed", "fetch", "web_sign_in", "web_config",
@@ -53,7 +54,12 @@ class _Streams:
         self.outbox = _Outbox(settings.home / "run" / "outbox")
 
     def whoami(self, caller: Caller, args: dict) -> dict:
-        return {**caller.as_dict(), "via": "daemon", "vault": str(self.settings.home)}
+        return {
+            **caller.as_dict(),
+            "via": "daemon",
+            "vault": str(self.settings.home),
+            "station": station_documents(self.settings),
+        }
 
     def web_sign_in(self, caller: Caller, args: dict) -> dict:
         """Check a person's password for the web platform (only its service user may ask); answer

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from custody.config import ExportSettings
-from custody.errors import CustodyError, Said, UsageError
+from custody.errors import CustodyError, Said, UsageError, output_taken
 from custody.ingestd import api
 from custody.ingestd.upload import send_image
 
@@ -73,7 +73,7 @@ def export_through_daemon(
 
 def _check_destination(out: Path) -> None:
     folder = out.parent if str(out.parent) else Path(".")
-    if out.exists() or out.is_symlink():
+    if output_taken(out):
         raise UsageError(
             reason=Said(
                 "{out} already exists: custody never overwrites a file; choose another --iso", out=out

@@ -51,7 +51,7 @@ will be another. Both get the same records, checked against the same roles.
 
 | op | role | what |
 |---|---|---|
-| `whoami` | anyone | who the daemon takes the caller for: user, uid, groups, roles |
+| `whoami` | anyone | who the daemon takes the caller for: user, uid, groups, roles; the station's name, agency, documents' language and PDF font |
 | `stream` | officer (own), clerk | `{{"ref", "role"?}}`: an item's original (or `playable`, `thumbnail`) as a stream: `{{"ok": true, "stream": true}}`, then chunks (4-byte big-endian length, bytes), a zero length, then the final answer line |
 | `ingest` | clerk | the caller's own files, sent by the caller's process: an upload conversation (see `custody/ingestd/upload.py`) |
 | `export` | clerk | an evidence disc made as the caller into a private outbox; `fetch` then streams its files to the caller's process, `burn_failed` reports a failed burn |

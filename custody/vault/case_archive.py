@@ -40,6 +40,7 @@ class CaseArchiving:
         signed JSON and as a PDF, into the vault; a case archived before gets a new version linked
         to the one before. Return the archive's record."""
         from custody.vault.casefile_pdf import render_case_file
+        from custody.vault.wording import Wording
 
         vault = self.vault
         vault.authorize("casework", f"case {case}")
@@ -58,7 +59,9 @@ class CaseArchiving:
                 )
             record = self._record(found, previous, gaps, reason)
         data = json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode()
-        pdf = render_case_file(record, vault.settings.export.pdf_font)
+        pdf = render_case_file(
+            record, vault.settings.export.pdf_font, Wording(vault.settings.station.documents)
+        )
         version = record["version"]
         tags = {"case": case, "party": found.party}
         if found.handlers:

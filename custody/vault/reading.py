@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from custody.errors import CustodyError, cannot_write
+from custody.errors import CustodyError, cannot_write, output_taken
 from custody.vault import (
     derivatives,
 )
@@ -31,7 +31,7 @@ class ItemDamaged(CustodyError):
 
 
 class OutputExists(CustodyError):
-    """{path} already exists: custody never overwrites a file; choose another --out"""
+    """{path} already exists: custody never overwrites a file; choose another name"""
 
     exit_code = 5
 
@@ -42,7 +42,7 @@ class NoDerivative(CustodyError):
     exit_code = 5
 
 
-def _link_without_overwrite(source: Path, target: Path) -> None:
+def link_without_overwrite(source: Path, target: Path) -> None:
     """Give ``source`` the name ``target`` unless ``target`` exists (raise Vault.OutputExists)."""
     try:
         os.link(source, target)
@@ -73,7 +73,7 @@ class Originals(VaultService):
         if role is not None:
             sha256 = self.derivative_of(item, role).sha256
         out = Path(out)
-        if out.exists() or out.is_symlink():
+        if output_taken(out):
             self.vault.record_failure("extract", {"out": str(out), "reason": "output exists"}, item)
             raise OutputExists(path=out)
         partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
@@ -82,7 +82,7 @@ class Originals(VaultService):
                 self._copy_verified(item, sink, sha256=sha256)
                 sink.flush()
                 os.fsync(sink.fileno())
-            _link_without_overwrite(partial, out)
+            link_without_overwrite(partial, out)
         except OutputExists:
             self.vault.record_failure("extract", {"out": str(out), "reason": "output exists"}, item)
             raise

@@ -4,26 +4,19 @@ registry and the audit chain."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import datetime
 
-import xlsxwriter
 from starlette.responses import RedirectResponse, Response
 
+from custody.vault import report_documents
 from custody.vault.timestamps import parse_user_time
+from custody.vault.wording import Wording
 from custody.web import i18n
 from custody.web.base import PageBase, form_change, signed_in
 from custody.web.i18n import N_
 
 AUDIT_PAGE = 200  # events per page of the audit chain, newest first
-REPORT_COLUMNS = (
-    "officer", "month", "recordings", "hours", "stored_in_time", "stored_late", "stored_in_time_percent",
-    "interruptions_found", "interruptions_explained", "cases_archived_on_time", "cases_archived_late",
-    "reviewed", "rated_excellent", "rated_pass", "rated_fail",
-)  # fmt: skip
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class LeaderPages(PageBase):
@@ -63,45 +56,30 @@ class LeaderPages(PageBase):
         most = max((bar["recordings"] for bar in bars), default=0) or 1
         return self.render(request, "reports.html", rows=rows, bars=bars, most=most, since=since, until=until)
 
+    async def _report_table(self, request, login: str):
+        """The leaders' report laid out as a document in the station's documents' language
+        ([station] documents), and its period."""
+        rows, since, until = await self._officer_months(request, login)
+        station = (await self.ask(login, "whoami"))["station"]
+        return report_documents.officer_table(rows, Wording(station["documents"])), since, until
+
     @signed_in
     async def reports_csv(self, request, login: str) -> Response:
-        rows, since, until = await self._officer_months(request, login)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(REPORT_COLUMNS)
-        for row in rows:
-            writer.writerow(["" if row[c] is None else row[c] for c in REPORT_COLUMNS])
+        table, since, until = await self._report_table(request, login)
         return Response(
-            "\ufeff" + out.getvalue(),  # (a BOM: spreadsheet programs then read the Chinese right)
+            "\ufeff"
+            + report_documents.csv_text(table),  # (a BOM: spreadsheet programs read the Chinese right)
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="custody-officers-{since}-{until}.csv"'},
         )
 
     @signed_in
     async def reports_xlsx(self, request, login: str) -> Response:
-        """The same report as a spreadsheet: headings in the page's language, numbers as numbers,
-        every text cell written as text (a party's "=..." is never a formula)."""
-        rows, since, until = await self._officer_months(request, login)
-        out = io.BytesIO()
-        book = xlsxwriter.Workbook(
-            out, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
-        )
-        sheet = book.add_worksheet(i18n.text(request, N_("By officer and month"))[:31])
-        bold = book.add_format({"bold": True})
-        for column, name in enumerate(REPORT_COLUMNS):
-            sheet.write_string(0, column, i18n.text(request, REPORT_HEADINGS[name]), bold)
-        for number, row in enumerate(rows, start=1):
-            for column, name in enumerate(REPORT_COLUMNS):
-                value = row[name]
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    sheet.write_number(number, column, value)
-                elif value is not None:
-                    sheet.write_string(number, column, str(value))
-        sheet.set_column(0, len(REPORT_COLUMNS) - 1, 14)
-        book.close()
+        """The same report as a spreadsheet (custody.vault.report_documents.xlsx_bytes)."""
+        table, since, until = await self._report_table(request, login)
         return Response(
-            out.getvalue(),
-            media_type=XLSX,
+            report_documents.xlsx_bytes(table),
+            media_type=report_documents.XLSX_MEDIA_TYPE,
             headers={"Content-Disposition": f'attachment; filename="custody-officers-{since}-{until}.xlsx"'},
         )
 
@@ -191,14 +169,3 @@ class LeaderPages(PageBase):
             actor=actor,
             verified=verified,
         )
-
-
-# The spreadsheet's headings (English msgids; translated in the page's language).
-REPORT_HEADINGS = {
-    "officer": N_("Officer"), "month": N_("Month"), "recordings": N_("Recordings"), "hours": N_("Hours"),
-    "stored_in_time": N_("Stored within 24 h"), "stored_late": N_("Stored late"),
-    "stored_in_time_percent": N_("Stored within 24 h (%)"), "interruptions_found": N_("Interruptions found"),
-    "interruptions_explained": N_("Explained"), "cases_archived_on_time": N_("Cases archived on time"),
-    "cases_archived_late": N_("Archived late"), "reviewed": N_("Reviewed"), "rated_excellent": N_("Excellent"),
-    "rated_pass": N_("Pass"), "rated_fail": N_("Fail"),
-}  # fmt: skip

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -759,7 +760,9 @@ def test_fifty_clients_of_mixed_roles_while_the_daemon_ingests(
     shutil.rmtree(drop)
 
 
-def test_a_supervisor_sees_samples_and_rates_only_their_units_footage_and_changes_none(served_vault, custody):
+def test_a_supervisor_sees_samples_and_rates_only_their_units_footage_and_changes_none(
+    served_vault, custody, tmp_path
+):
     """Supervision through the socket as real local users: the supervisor of officer 031245's unit
     sees EV-1 and EV-2 (not the restricted EV-3, not another unit's EV-4), draws and rates; the
     officer reads the rating on their own footage; tagging is refused to the supervisor."""
@@ -786,6 +789,26 @@ def test_a_supervisor_sees_samples_and_rates_only_their_units_footage_and_change
     events = json.loads(custody("log", "--json").stdout)
     assert [e["actor"] for e in events if e["action"] == "supervision-reviewed"] == [SUPERVISOR]
     assert (SUPERVISOR, "tag") in {(e["actor"], e["details"]["action"]) for e in denied_events(custody)}
+    # The leaders' report as a spreadsheet, written by the supervisor's own custody with the
+    # station's agency and documents' language (asked of the daemon: the config is not theirs).
+    until = datetime.now(UTC).date().isoformat()
+    hidden = tmp_path / "report.pdf"  # (pytest's folders are root's alone: not even looked into)
+    refused = custody_as(SUPERVISOR, home, socket_path, "report", "officers", "--from", "2026-01-01", "--until",
+                         until, "--pdf", str(hidden))  # fmt: skip
+    assert refused.returncode == 5 and "choose a folder you may write to" in refused.stderr, refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    folder = Path(tempfile.mkdtemp(prefix="custody-leader-"))
+    folder.chmod(0o777)
+    sheet = custody_as(SUPERVISOR, home, socket_path, "report", "officers", "--from", "2026-01-01", "--until",
+                       until, "--pdf", str(folder / "report.pdf"))  # fmt: skip
+    assert sheet.returncode == 0, sheet.stderr
+    text = subprocess.run(
+        ["pdftotext", str(folder / "report.pdf"), "-"], capture_output=True, text=True
+    ).stdout
+    assert "民警月度统计 / By officer and month" in text and "031245" in text
+    assert "Test County Public Security Bureau" in text
+    assert "099999" not in text  # another unit's officer: not this supervisor's
+    shutil.rmtree(folder)
 
 
 def test_a_refusal_through_the_socket_is_said_in_the_callers_language(served_vault, monkeypatch):

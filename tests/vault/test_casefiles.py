@@ -4,6 +4,7 @@ a real vault, real SQLite, real ffmpeg clips, the PDF rendered by poppler."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from datetime import UTC, date, datetime, timedelta
@@ -239,7 +240,67 @@ def test_closing_sets_the_30_day_deadline_and_archiving_on_day_31_is_late(custod
     csv_text = custody(
         "report", "compliance", "--from", "2026-01-01", "--until", today.isoformat(), "--csv"
     ).stdout
-    assert "case,2026-LATE,0,0,0,archived-late,0" in csv_text.splitlines()
+    assert "案件 / case,2026-LATE,0,0,0,逾期归档 / archived late,按时 / on time" in csv_text.splitlines()
+
+
+def pdf_text(pdf: Path) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_reports_and_case_files_are_documents_in_the_stations_language(custody, station, home, tmp_path):
+    """Compliance and leaders' reports as CSV, XLSX and PDF, and a case file's cover: Chinese with
+    English headings by default; English only (or Chinese only) when [station] documents says so.
+    Files are written whole and never over an existing one."""
+    import openpyxl
+
+    today = date.today()
+    archive_simple_case(custody, station, "2026-LATE", today - timedelta(days=31))
+    period = ("--from", "2026-01-01", "--until", today.isoformat())
+    sheet, pdf = tmp_path / "compliance.xlsx", tmp_path / "compliance.pdf"
+    custody("report", "compliance", *period, "--xlsx", str(sheet), "--pdf", str(pdf))
+    rows = list(openpyxl.load_workbook(sheet).active.iter_rows(values_only=True))
+    assert rows[0][:3] == ("类别 / Kind", "案件或民警 / Case or officer", "应录未录 / Recordings missing")
+    assert ("案件 / case", "2026-LATE", 0, 0, 0, "逾期归档 / archived late", "按时 / on time") in rows
+    text = pdf_text(pdf)
+    assert "执法全过程记录合规情况 / Compliance with the full-process recording rule" in text
+    assert "某县综合行政执法局" in text and "2026-LATE" in text and f"2026-01-01 – {today}" in text
+    officers = tmp_path / "officers.pdf"
+    custody("report", "officers", *period, "--pdf", str(officers))
+    assert "民警月度统计 / By officer and month" in pdf_text(officers) and BADGE in pdf_text(officers)
+
+    # Never over an existing file, nor half-written where the folder is missing: one line each.
+    before = sheet.read_bytes()
+    refused = custody("report", "compliance", *period, "--xlsx", str(sheet), expect=5)
+    assert sheet.read_bytes() == before and "already exists" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    nowhere = tmp_path / "missing-folder" / "r.xlsx"
+    refused = custody("report", "compliance", *period, "--xlsx", str(nowhere), expect=5)
+    assert "no such folder" in refused.stderr and not nowhere.parent.exists()
+    assert not [p for p in tmp_path.iterdir() if "custody-partial" in p.name]
+
+    config = home / "custody.toml"
+    config.write_text(config.read_text().replace("[station]\n", '[station]\ndocuments = "en"\n', 1))
+    csv_lines = custody("report", "compliance", *period, "--csv").stdout.splitlines()
+    assert csv_lines[0].startswith("Kind,Case or officer,Recordings missing,Footage stored late")
+    assert "case,2026-LATE,0,0,0,archived late,on time" in csv_lines
+    archived = archive_simple_case(custody, station, "2026-EN", today)
+    cover = tmp_path / "cover-en.pdf"
+    custody("extract", archived["pdf"], "--out", str(cover))
+    text = pdf_text(cover)
+    assert "Case file cover" in text and "Case number" in text and "Index of the file" in text
+    assert not re.search("案卷封面|卷内目录|案号", text) and "page 1 of 2" in text
+
+    config.write_text(config.read_text().replace('documents = "en"', 'documents = "zh"'))
+    headings = custody("report", "officers", *period, "--csv").stdout.splitlines()[0]
+    assert headings.startswith("民警,月份,音像记录") and not re.search("[A-Za-z]", headings)
+    archived = archive_simple_case(custody, station, "2026-ZH", today)
+    cover = tmp_path / "cover-zh.pdf"
+    custody("extract", archived["pdf"], "--out", str(cover))
+    text = pdf_text(cover)
+    assert "案卷封面" in text and "卷内目录" in text
+    assert not re.search("Case file cover|Case number|Index of the file|page 1 of", text)
 
 
 def test_an_archived_case_takes_supplements_as_new_versions_and_loses_nothing(custody, station):

@@ -8,6 +8,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -481,11 +482,61 @@ def test_description_names_interruptions_their_explanations_important_items_and_
     important = next(item for name, item in shown.items() if name.endswith("_IMP.MP4"))
     photo = next(item for name, item in shown.items() if name.endswith(".JPG"))
     assert f"{gap['id']}: 中断 interruption, 30.0 s" in text
-    assert "已说明 explained by" in text and "电池更换 battery changed during the stop" in text
+    assert "已说明" in text and "explained by" in text and "电池更换 battery changed during the stop" in text
     assert f"标记为重要的文件 / Items flagged important: {important}" in text
     assert f"{important}  【重要 / flagged important】" in text
     photo_block = text[text.index(f"证据编号 / Item: {photo}") :].split("\n\n")[0]
     assert "可播放副本 / Playable copy: 无 / none: 照片，原件即可查看 / a photo" in photo_block
+
+    # In one language when the station says so ([station] documents): every label, title, state
+    # and footer in it; only the data (names, the reason given) as written.
+    config = home / "custody.toml"
+    for language in ("zh", "en"):
+        config.write_text(
+            config.read_text().replace("[station]\n", f'[station]\ndocuments = "{language}"\n', 1)
+        )
+        image = tmp_path / f"gap-{language}.iso"
+        run(
+            "export",
+            "disc",
+            "--case",
+            "2026-0500",
+            "--maker",
+            MAKER,
+            "--extractor",
+            EXTRACTOR,
+            "--iso",
+            str(image),
+        )
+        text = (tmp_path / f"gap-{language}.description.txt").read_text(encoding="utf-8")
+        labels = [line.split(": ")[0].strip() for line in text.splitlines() if ": " in line]
+        labels = [label for label in labels if not re.match(r"[A-Z]+-\d", label)]  # (a finding's id)
+        assert len(labels) > 20
+        pages = "\n".join(pdf_pages(tmp_path / f"gap-{language}.description.pdf"))
+        if language == "zh":
+            assert "执法音视频证据光盘文字说明" in text and "Written description" not in text
+            assert all(not re.search("[A-Za-z]", label.replace("SHA-256", "")) for label in labels), labels
+            assert "可播放副本: 无: 照片，原件即可查看" in text and f"{important}  【重要】" in text
+            assert "已说明（" in text and "explained by" not in text
+            assert (
+                re.search(r"第\s*1\s*页\s*共", pages) and "page 1 of" not in pages
+            )  # (pdftotext drops CJK spaces)
+        else:
+            assert "Written description of audio-visual evidence on disc" in text and "执法音视频" not in text
+            assert all(not re.search("[\u4e00-\u9fff]", label) for label in labels), labels
+            assert "Playable copy: none: a photo: the original is viewed as it is" in text
+            assert "explained by" in text and "已说明" not in text and "中断" not in text
+            assert "page 1 of" in pages and not re.search(r"第\s*1\s*页", pages)
+        config.write_text(config.read_text().replace(f'documents = "{language}"\n', ""))
+    config.write_text(config.read_text().replace("[station]\n", '[station]\ndocuments = "fr"\n', 1))
+    refused = subprocess.run(
+        [sys.executable, "-m", "custody", "--home", str(home), "ls"], capture_output=True, text=True
+    )
+    assert (
+        refused.returncode != 0
+        and "station.documents" in refused.stderr
+        and '"both", "zh" or "en"' in refused.stderr
+    )
 
 
 def custody_in(home: Path, *args: str) -> str:

@@ -226,7 +226,9 @@ def test_the_leaders_report_per_officer_and_month_with_its_chart_and_csv(web, cu
     download = clerk.get("/reports.csv", params={"from": "2026-01-01", "until": "2099-12-31"})
     assert download.headers["content-type"].startswith("text/csv")
     lines = download.content.decode("utf-8-sig").splitlines()
-    assert lines[0].startswith("officer,month,recordings,hours") and f"031245,{month},3," in lines[1]
+    # (headings as the station's documents are written: Chinese with English, [station] documents)
+    assert lines[0].startswith("民警 / Officer,月份 / Month,音像记录 / Recordings,时长（小时） / Hours")
+    assert f"031245,{month},3," in lines[1]
     officer = signed_in(web, OFFICER)
     assert officer.get("/reports").status_code == 403  # reports are for clerks, custodians, auditors
 
@@ -315,9 +317,9 @@ def test_a_supervisor_draws_watches_and_rates_and_the_officer_and_leaders_see_it
     assert sheet.headers["content-type"].startswith("application/vnd.openxmlformats")
     rows = list(openpyxl.load_workbook(io.BytesIO(sheet.content)).active.iter_rows(values_only=True))
     headings = rows[0]
-    assert headings[0] == "民警" and "已考评" in headings and "不合格" in headings
+    assert headings[0] == "民警 / Officer" and "已考评 / Reviewed" in headings and "不合格 / Fail" in headings
     [mine] = [row for row in rows[1:] if row[0] == "031245"]
-    assert mine[headings.index("已考评")] == 1 and mine[headings.index("不合格")] == 1
+    assert mine[headings.index("已考评 / Reviewed")] == 1 and mine[headings.index("不合格 / Fail")] == 1
     assert all(row[0] != "099999" for row in rows[1:])  # another unit's officer: not this leader's
 
     officer = signed_in(web, OFFICER)

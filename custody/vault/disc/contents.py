@@ -12,11 +12,12 @@ from custody.vault.disc import bag, description, verifier
 from custody.vault.disc.plan import ExportRequest, PlannedItem
 from custody.vault.items import format_item_id
 from custody.vault.timestamps import local_display
+from custody.vault.wording import Wording
 
 RECORD_FORMAT = "custody-disc-record/1"
 
-README = """Evidence disc / 证据光盘
-=======================
+README_ENGLISH = """Evidence disc
+=============
 
 This disc holds footage exported from a custody evidence vault, as a BagIt bag
 (RFC 8493): the files are under data/ (originals/ exactly as the recorder wrote
@@ -35,6 +36,15 @@ and prints OK, or FAILED with each problem named. Compare the signing key
 fingerprint it prints with the one on the paper description in the case file.
 Any BagIt validator (for example the Library of Congress "bagit" tool) can
 check the bag's hashes too.
+"""
+
+README_CHINESE = """证据光盘
+========
+
+本光盘为从 custody 证据库导出的执法音视频，按 BagIt 格式（RFC 8493）存放：文件在 data/ 下
+（originals/ 为执法记录仪写入的原始文件，playable/ 为供播放的副本），其 SHA-256 值在
+manifest-sha256.txt，文字说明为 description.txt 和 description.pdf。custody/record.json
+为证据库对这些文件的审计记录，已用证据库的密钥签名（custody/public-key.pem）。
 
 核验方法：在任意装有 Python 3 的计算机上，于光盘根目录运行
     python3 -I verify.py
@@ -51,6 +61,7 @@ class DiscContents:
     ) -> None:
         self.vault = vault
         self.station = vault.settings.station
+        self.wording = Wording(self.station.documents)
         self.pdf_font = Path(vault.settings.export.pdf_font)
         self.request = request
         self.export_id = export_id
@@ -73,7 +84,7 @@ class DiscContents:
         )
         (custody_folder / "public-key.pem").write_bytes(keys.public_key_pem(self.public_key))
         shutil.copyfile(verifier.__file__, root / "verify.py")
-        (root / "README.txt").write_text(README, encoding="utf-8")
+        (root / "README.txt").write_text(disc_readme(self.wording), encoding="utf-8")
         (root / "case-index.txt").write_text(self.case_index(), encoding="utf-8")
         described = self.describe(disc, disc_items)
         (root / "description.txt").write_text(description.render_text(described), encoding="utf-8")
@@ -144,14 +155,17 @@ class DiscContents:
 
     def case_index(self) -> str:
         """Every disc of the export and the files on it, for the case file."""
+        w = self.wording
         lines = [
-            f"案件 / Case: {self.request.case}",
-            f"导出 / Export: {self.export_id}",
-            f"光盘数 / Discs: {len(self.discs)}",
+            f"{w('案件', 'Case')}: {self.request.case}",
+            f"{w('导出', 'Export')}: {self.export_id}",
+            f"{w('光盘数', 'Discs')}: {len(self.discs)}",
             "",
         ]
         for index, disc_items in enumerate(self.discs, start=1):
-            lines.append(f"光盘 / Disc {index} of {len(self.discs)}:")
+            lines.append(
+                w(f"第 {index} 张光盘（共 {len(self.discs)} 张）", f"Disc {index} of {len(self.discs)}") + ":"
+            )
             for entry in disc_items:
                 for f in entry.files:
                     lines.append(f"  {entry.item.item_id}  {f.role:<8}  {f.sha256}  {f.path}")
@@ -189,15 +203,19 @@ class DiscContents:
             recorders=sorted({i.recorder_serial for i in items if i.recorder_serial}),
             items=[self._described_item(entry, officer_text) for entry in disc_items],
             interruptions=self._interruptions(disc_items),
+            language=self.wording.language,
         )
 
     def _described_item(self, entry: PlannedItem, officer_text) -> description.DescribedItem:
-        item = entry.item
+        item, w = entry.item, self.wording
         facts = self.vault.media.facts(item) or {}
         duration = facts.get("duration")
         integrity = facts.get("integrity") or {}
+        level = integrity.get("level")
         integrity_text = (
-            f"{integrity.get('result')} ({integrity.get('level')} check)" if integrity else "not checked yet"
+            f"{integrity.get('result')} ({w(f'{level} 检查', f'{level} check', joiner=' ')})"
+            if integrity
+            else w("尚未检查", "not checked yet")
         )
         if integrity.get("errors"):
             integrity_text += f": {integrity['errors'][0]}"
@@ -210,7 +228,7 @@ class DiscContents:
                 size=made.size,
                 made_how=(
                     f"{made.method}, {made.tool}, {local_display(made.finished_at, seconds=True)}; "
-                    f"arguments: {' '.join(made.arguments)}"
+                    f"{w('参数', 'arguments')}: {' '.join(made.arguments)}"
                 ),
             )
         return description.DescribedItem(
@@ -224,7 +242,7 @@ class DiscContents:
             integrity=integrity_text,
             original=description.DescribedFile(original.path, original.sha256, original.size),
             playable=playable,
-            no_playable_because="" if playable else why_no_playable(self.request, facts),
+            no_playable_because="" if playable else why_no_playable(self.request, facts, w),
             important=item.important,
             document=self._document_text(item),
         )
@@ -234,29 +252,34 @@ class DiscContents:
         from custody.rules import STAGES
         from custody.vault import casefiles
 
+        w = self.wording
         if item.source == casefiles.ARCHIVE_SOURCE:
-            return "案卷封面及卷内目录 / case file cover and index"
+            return w("案卷封面及卷内目录", "case file cover and index")
         with self.vault.serialized():
             document = casefiles.document_row(self.vault.catalog, item.number)
         if document is None:
             return ""
         kind = self.vault.settings.cases.document_types.get(document.doc_type)
-        stage = next((f"{zh} {en}" for key, zh, en, _ in STAGES if key == document.stage), document.stage)
-        pages = f", {document.pages} 页 / pages" if document.pages else ""
-        return f"{document.doc_type} {kind.english if kind else ''}; {stage}; {document.dated}{pages}"
+        stage = next(
+            (w(zh, en, joiner=" ") for key, zh, en, _ in STAGES if key == document.stage), document.stage
+        )
+        pages = f", {document.pages} {w('页', 'pages')}" if document.pages else ""
+        doc_type = w(document.doc_type, kind.english, joiner=" ") if kind else document.doc_type
+        return f"{doc_type}; {stage}; {document.dated}{pages}"
 
     def _interruptions(self, disc_items: list[PlannedItem]) -> list[description.DescribedInterruption]:
         """Interruptions between two recordings both on this disc, with how each was explained."""
-        exported = {entry.item.number for entry in disc_items}
+        exported, w = {entry.item.number for entry in disc_items}, self.wording
         found: dict[str, description.DescribedInterruption] = {}
         for entry in disc_items:
             for finding in self.vault.continuity.findings(item=entry.item):
                 if finding.before_item in exported and finding.after_item in exported:
                     state = finding.state
                     if finding.state == "explained":
-                        state = f"已说明 explained by {finding.closed_by}: {finding.reason}"
+                        state = w(f"已说明（{finding.closed_by}）", f"explained by {finding.closed_by}",
+                                  joiner=" ") + f": {finding.reason}"  # fmt: skip
                     elif finding.state == "open":
-                        state = "未说明 not explained yet"
+                        state = w("未说明", "not explained yet", joiner=" ")
                     found[finding.finding_id] = description.DescribedInterruption(
                         finding_id=finding.finding_id,
                         kind=finding.kind,
@@ -268,19 +291,24 @@ class DiscContents:
         return [found[key] for key in sorted(found)]
 
 
-def why_no_playable(request: ExportRequest, facts: dict) -> str:
+def why_no_playable(request: ExportRequest, facts: dict, w: Wording) -> str:
     """Why an exported item has no playable copy on the disc, in words for the case file."""
     if not request.playable:
-        return "导出时选择仅原始文件 / exported with originals only (--no-playable)"
+        return w("导出时选择仅原始文件", "exported with originals only (--no-playable)")
     if facts.get("photo"):
-        return "照片，原件即可查看 / a photo: the original is viewed as it is"
+        return w("照片，原件即可查看", "a photo: the original is viewed as it is")
     if "unreadable" in facts:
-        return f"非可识别的音视频文件 / not media ffmpeg can read: {facts['unreadable']}"
+        return f"{w('非可识别的音视频文件', 'not media ffmpeg can read')}: {facts['unreadable']}"
     error = (facts.get("playable") or {}).get("error")
     if error:
-        return f"无法制作 / could not be made: {error}"
+        return f"{w('无法制作', 'could not be made')}: {error}"
     if not facts:
-        return "媒体检查尚未完成 / the media check has not run yet"
+        return w("媒体检查尚未完成", "the media check has not run yet")
     if not (facts.get("video_codec") or facts.get("audio_codec")):
-        return "无音视频内容 / no audio or video to play"
-    return "可播放副本尚未制作 / the playable copy has not been made yet"
+        return w("无音视频内容", "no audio or video to play")
+    return w("可播放副本尚未制作", "the playable copy has not been made yet")
+
+
+def disc_readme(w: Wording) -> str:
+    """The disc's README.txt: Chinese then English, or one of them."""
+    return w(README_CHINESE, README_ENGLISH, joiner="\n")

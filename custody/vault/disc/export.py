@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from custody.errors import CustodyError, Said, UsageError
+from custody.errors import CustodyError, Said, UsageError, output_taken
 from custody.vault import casefiles, derivatives, keys
 from custody.vault.catalog import ItemFilter
 from custody.vault.disc import optical, records, verifier
@@ -259,7 +259,7 @@ class DiscExporter:
                 out.with_name(f"{out.stem}-{n}of{count}{out.suffix or '.iso'}") for n in range(1, count + 1)
             ]
         for path in paths:
-            if path.exists() or path.is_symlink():
+            if output_taken(path):
                 raise OutputUnusable(path=path, why="it already exists; custody never overwrites a file")
         folder = out.parent if str(out.parent) else Path(".")
         if not folder.is_dir():
