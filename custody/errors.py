@@ -42,6 +42,42 @@ def localized_field(name: str, value: object) -> object:
     return value
 
 
+def said_as_data(value: object) -> str | dict:
+    """Words as the socket carries them: text, or Said words as their template and values (which
+    the other side rebuilds with said_from_data, to say them in its person's language)."""
+    if isinstance(value, Said):
+        return {
+            "template": value.template,
+            "fields": {name: said_as_data(v) for name, v in value.fields.items()},
+        }
+    return str(value)
+
+
+def said_from_data(value: object) -> object:
+    """What said_as_data made, back as Said words (text stays text)."""
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("template"), str)
+        and isinstance(value.get("fields"), dict)
+    ):
+        fields = {name: said_from_data(v) for name, v in value["fields"].items()}
+        try:
+            return Said(value["template"], **fields)
+        except (KeyError, IndexError, ValueError):  # (a template as not known here)
+            return value["template"]
+    return value
+
+
+def localized_text(value: object) -> str:
+    """Words in the person's language: Said words translated, anything else as it is."""
+    if isinstance(value, Said):
+        try:
+            return value.localized()
+        except (KeyError, IndexError, ValueError):  # (a translation that lost a placeholder)
+            return str(value)
+    return str(value)
+
+
 class CustodyError(Exception):
     """Error: {reason}"""
 

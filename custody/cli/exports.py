@@ -11,6 +11,7 @@ import click
 from custody.cli.base import Session, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, _size, errors, show_listing, wide_option
+from custody.errors import localized_text
 from custody.i18n import _
 from custody.operations.exports import ListExports
 from custody.vault.timestamps import local_display
@@ -109,7 +110,9 @@ def export_disc(
         )
         exporter = DiscExporter(
             vault,
-            on_step=None if as_json else lambda text: errors.print(text, style="dim"),
+            on_step=None
+            if as_json
+            else lambda text: errors.print(localized_text(text), style="dim", markup=False),
             on_next_disc=_ask_for_next_disc if sys.stdin.isatty() else None,
         )
         record = exporter.export(request)

@@ -524,7 +524,7 @@ class _IngestPrinter:
         self.display: Progress | None = None
         self.bar = None
         if not as_json and console.is_terminal:
-            self.display = _byte_progress("ingest")
+            self.display = _byte_progress(_("ingest"))
 
     def __enter__(self):
         if self.display:

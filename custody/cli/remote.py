@@ -14,11 +14,13 @@ from pathlib import Path
 
 import click
 
-from custody.cli.base import Session, cli
+from custody import i18n
+from custody.cli.base import Session, cli, station_language
 from custody.cli.exports import _ask_for_next_disc, _print_disc_check, _print_export, export_group
 from custody.cli.items import _extract_role, _IngestPrinter, _print_ingest_summary, _say_extracted
 from custody.cli.render import PAGED_COMMANDS, _echo, errors, paged
-from custody.errors import CustodyError, cannot_write
+from custody.config import resolve_home
+from custody.errors import CustodyError, cannot_write, localized_text
 from custody.ingestd import api, upload
 from custody.ingestd.client_export import export_through_daemon
 from custody.ingestd.pipeline import IngestSource
@@ -40,7 +42,25 @@ _STREAMED_COMMANDS = {("extract",), ("cat",), ("ingest",), ("export", "disc"), (
 
 def _through_daemon(argv: list[str]) -> int | None:
     """Stream a command that moves bytes through the daemon when one serves the vault (see
-    ``Session.daemon_socket``); None: run it here (every other command, and these in-process)."""
+    ``Session.daemon_socket``); None: run it here (every other command, and these in-process).
+    Said in the person's language, as every command is (CustodyGroup.main)."""
+    with i18n.speaking(i18n.from_environment(station_language(resolve_home(_named_home(argv))))):
+        return _streamed(argv)
+
+
+def _named_home(argv: list[str]) -> str | None:
+    """The --home given before the command, if any."""
+    for index, word in enumerate(argv):
+        if not word.startswith("-"):
+            return None
+        if word == "--home" and index + 1 < len(argv):
+            return argv[index + 1]
+        if word.startswith("--home="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def _streamed(argv: list[str]) -> int | None:
     rest, home, utc = list(argv), None, False
     while rest and rest[0].startswith("-"):
         word = rest.pop(0)
@@ -68,11 +88,11 @@ def _through_daemon(argv: list[str]) -> int | None:
             return _export_for_client(rest[2:], socket_path)
         return _verify_for_client(rest[2:], socket_path)
     except CustodyError as exc:
-        _echo(f"custody: {exc.message}", err=True)
+        _echo(f"custody: {exc.localized}", err=True)
         return exc.exit_code
     except OSError as exc:  # writing the caller's own file (extract --out, export --iso)
         failure = cannot_write(exc.filename or "a file", exc)
-        _echo(f"custody: {failure.message}", err=True)
+        _echo(f"custody: {failure.localized}", err=True)
         return failure.exit_code
     except click.ClickException as exc:  # the command line, parsed here for what runs here
         exc.show()
@@ -125,7 +145,9 @@ def _export_for_client(args: list[str], socket_path: Path) -> int:
     record = export_through_daemon(
         socket_path,
         request,
-        on_step=(lambda text: None) if as_json else lambda text: errors.print(text, style="dim"),
+        on_step=(lambda text: None)
+        if as_json
+        else lambda text: errors.print(localized_text(text), style="dim", markup=False),
         on_next_disc=_ask_for_next_disc if sys.stdin.isatty() else None,
     )
     return _print_export(record, as_json)

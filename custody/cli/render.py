@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.text import Text
 
 from custody.cli.listing import KEY, LINE, TEXT, Column, Listing, field_lines, wrap_words
+from custody.errors import localized_text, said_from_data
 from custody.i18n import _
 from custody.vault.items import shown_text
 from custody.vault.timestamps import local_display, to_text
@@ -207,16 +208,17 @@ class _ProgressFromDaemon:
 
     def __call__(self, progress: dict) -> None:
         if isinstance(progress.get("step"), str):
-            errors.print(progress["step"], style="dim")
+            said = said_from_data(progress.get("said", progress["step"]))
+            errors.print(localized_text(said), style="dim", markup=False)
             return
         label, done, total = progress.get("bar"), progress.get("done"), progress.get("total")
         if not isinstance(label, str) or not isinstance(done, int):
             return  # (something newer than this client draws)
         if self.display is None:
-            self.display = _byte_progress(label)
+            self.display = _byte_progress(_(label))  # (the label is the operation's: ingest, verify)
             self.display.start()
         if label not in self.bars:
-            self.bars[label] = self.display.add_task(label, total=total)
+            self.bars[label] = self.display.add_task(_(label), total=total)
         self.display.update(self.bars[label], completed=done, total=total)
 
 

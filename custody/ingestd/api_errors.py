@@ -4,7 +4,7 @@ person's language."""
 
 from __future__ import annotations
 
-from custody.errors import CustodyError, Said, localized_field
+from custody.errors import CustodyError, Said, localized_field, said_as_data
 from custody.i18n import _
 
 
@@ -51,14 +51,7 @@ def refusal(exc: CustodyError) -> dict:
     reply = error_reply(exc.message, exc.exit_code)
     if not isinstance(exc, ApiError):
         reply["template"] = exc.template
-        reply["fields"] = {name: _field(value) for name, value in exc.fields.items()}
+        reply["fields"] = {name: said_as_data(value) for name, value in exc.fields.items()}
     elif exc.said is not None:
         reply["template"], reply["fields"] = exc.said
     return reply
-
-
-def _field(value: object) -> str | dict:
-    """A field as the caller rebuilds it: text, or Said words as their template and values."""
-    if isinstance(value, Said):
-        return {"template": value.template, "fields": {name: str(v) for name, v in value.fields.items()}}
-    return str(value)

@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 from custody.config import Settings
+from custody.errors import said_as_data
 from custody.ingestd import delegation, upload
 from custody.ingestd.api import (
     STREAM_CHUNK,
@@ -156,7 +157,7 @@ class _Streams:
             with Vault(self.settings, caller.actor, caller=caller) as vault:
                 # The client hears each step as an in-process export says it; an image is named
                 # as in the outbox, the client says where it writes it.
-                on_step = (lambda text: send({"step": text.replace(f"{folder}/", "")})) if send else None
+                on_step = (lambda text: send(_step(text, f"{folder}/"))) if send else None
                 record = DiscExporter(vault, on_step=on_step).export(
                     ExportRequest(
                         case=fields["case"],
@@ -286,3 +287,15 @@ class _Sink:
 
     def flush(self) -> None:
         pass
+
+
+def _step(text: str, hidden: str) -> dict:
+    """An export's step as the client hears it: the English text, and the words as data (to say
+    in the client's language), with the outbox folder ``hidden`` left out of both."""
+    said = said_as_data(text)
+    if isinstance(said, dict):
+        said["fields"] = {
+            name: value.replace(hidden, "") if isinstance(value, str) else value
+            for name, value in said["fields"].items()
+        }
+    return {"step": text.replace(hidden, ""), "said": said}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from custody.config import ExportSettings
-from custody.errors import CustodyError, Said, UsageError, output_taken
+from custody.errors import CustodyError, Said, UsageError, output_taken, said_from_data
 from custody.ingestd import api
 from custody.ingestd.upload import send_image
 
@@ -57,7 +57,9 @@ def export_through_daemon(
             "out": str(request.iso.resolve()) if request.iso else f"burn:{request.burn}",
         },
         timeout=None,
-        on_progress=lambda progress: on_step(progress["step"]) if "step" in progress else None,
+        on_progress=lambda progress: on_step(said_from_data(progress.get("said", progress["step"])))
+        if "step" in progress
+        else None,
         on_behalf_of=on_behalf_of,
     )  # fmt: skip
     token, record = made["token"], made["record"]
@@ -106,7 +108,7 @@ def _fetch_beside(
         api.fetch_to_file(
             socket_path, {"token": token, "name": name}, local, op="fetch", on_behalf_of=on_behalf_of
         )
-        on_step(f"wrote {local}")
+        on_step(Said("wrote {out}", out=local))
     for disc in discs:
         disc["target"] = str(
             out if len(discs) == 1 else out.with_name(f"{out.stem}-{disc['disc']}of{len(discs)}.iso")
@@ -133,7 +135,14 @@ def _burn_each(socket_path: Path, token: str, record: dict, device: str, on_step
             target = disc_target(device, disc["disc"], len(discs))
             if disc["disc"] > 1 and not target.startswith("stdio:"):
                 on_next_disc(disc["disc"], len(discs), target)
-            on_step(f"burning disc {disc['disc']} of {len(discs)} to {target}")
+            on_step(
+                Said(
+                    "burning disc {disc} of {discs} to {target}",
+                    disc=disc["disc"],
+                    discs=len(discs),
+                    target=target,
+                )
+            )
             try:
                 optical.burn(ExportSettings().xorriso, image, target)
             except CustodyError as exc:
@@ -144,9 +153,8 @@ def _burn_each(socket_path: Path, token: str, record: dict, device: str, on_step
                 )
                 raise
             image.unlink()
-            on_step(
-                f"verifying disc {disc['disc']} of {len(discs)}: {target} (read back, checked by the daemon)"
-            )
+            on_step(Said("verifying disc {disc} of {discs}: {target} (read back, checked by the daemon)",
+                         disc=disc["disc"], discs=len(discs), target=target))  # fmt: skip
             check = send_image(socket_path, target, length=disc["image_bytes"])
             problems = list(check["problems"])
             if check["image_sha256"] != disc["image_sha256"]:

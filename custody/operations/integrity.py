@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from custody.errors import Said, UsageError
+from custody.i18n import N_
 from custody.operations.base import ByteProgress, Context, NoRequest, operation
 from custody.vault import Vault, anchors
 
@@ -34,7 +35,7 @@ def verify(vault: Vault, request: Verify, context: Context) -> dict:
     items = list(request.items)
     if context.progress is None:
         return vault.integrity.verify(items, against=published).as_dict()
-    bar = ByteProgress("verify", context.progress)
+    bar = ByteProgress(N_("verify"), context.progress)  # (said in the client's language)
     bar.start(vault.integrity.bytes_to_verify(items))
     try:
         return vault.integrity.verify(items, bar.advance, against=published).as_dict()

@@ -35,7 +35,9 @@ will be another. Both get the same records, checked against the same roles.
   template and its values as text), so a client says it in its person's
   language from the same catalogs (`custody/locale`).
 - With `"progress": true`, lines `{{"progress": {{"bar": LABEL, "done": BYTES,
-  "total": BYTES}}}}` or `{{"progress": {{"step": TEXT}}}}` may come first.
+  "total": BYTES}}}}` or `{{"progress": {{"step": TEXT, "said": WORDS}}}}` may come first
+  (WORDS: the step's English template and values, `{{"template": ..., "fields": {{...}}}}`, to
+  say it in the client's language; or TEXT again).
 - `"v"` is this page's version. A daemon answers a request of another
   version with an error naming both (a request without `"v"` is taken as this
   version). Version 1 had a `run` operation that replayed a command line in

@@ -56,7 +56,9 @@ def denied_events(custody) -> list[dict]:
     return [e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "denied"]
 
 
-def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(served_vault, custody):
+def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(
+    served_vault, custody, monkeypatch
+):
     home, socket_path, outbox, _daemon = served_vault
 
     # A clerk tags and extracts (the file is written by the clerk's own process).
@@ -166,12 +168,23 @@ def test_each_role_does_its_job_and_nothing_else_and_every_refusal_is_audited(se
     )
     assert not list((home / "run" / "outbox").iterdir())
     # A burn that fails on the clerk's side (a drive they may not write) is recorded too.
+    # (Heard in Chinese this time: the daemon's steps come with their words, said by the clerk's
+    # own custody in the clerk's language.)
     locked_out = f"stdio:{home}/drive.img"  # inside the vault's 0700 home: not the clerk's to write
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
     unburned = custody_as(
         CLERK, home, socket_path, "export", "disc", "--case", "2026-0001", "--maker", "Wang Li",
         "--extractor", CLERK, "--burn", locked_out,
     )  # fmt: skip
-    assert unburned.returncode == 8 and "xorriso failed" in unburned.stderr, unburned.stderr
+    monkeypatch.delenv("LANG")
+    assert unburned.returncode == 8 and "xorriso" in unburned.stderr, unburned.stderr
+    assert re.search(r"^正在准备 1/\d+：data/originals/EV-00000[12]_", unburned.stderr, re.M), unburned.stderr
+    assert "正在写入第 1 张光盘（共 1 张）：export.iso\n" in unburned.stderr
+    assert "正在刻录第 1 张光盘（共 1 张）到 stdio:" in unburned.stderr, unburned.stderr
+    assert (
+        not re.search(r"staging|writing disc|burning disc", unburned.stderr)
+        and str(home) not in unburned.stderr
+    )
     assert not (home / "drive.img").exists()
     [burn_failure] = [
         e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "export-burn-failed"

@@ -62,7 +62,7 @@ class DiscExporter:
         on_step: Callable[[str], None] | None = None,
         on_next_disc: Callable[[int, int, str], None] | None = None,
     ) -> None:
-        """``on_step(text)`` hears what is being done; ``on_next_disc(n, m, device)``
+        """``on_step(text)`` hears what is being done (Said words: custody.errors.localized_text); ``on_next_disc(n, m, device)``
         is called before burning disc n (>1) of m to a real drive (the operator
         changes the disc)."""
         self.vault = vault
@@ -341,7 +341,9 @@ class DiscExporter:
             for entry in disc_items:
                 for disc_file in entry.files:
                     done += 1
-                    self.on_step(f"staging {done}/{total}: {disc_file.path}")
+                    self.on_step(
+                        Said("staging {done}/{total}: {path}", done=done, total=total, path=disc_file.path)
+                    )
                     path = root / disc_file.path
                     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                     with open(path, "xb") as sink:
@@ -389,7 +391,7 @@ class DiscExporter:
             image = images[disc - 1]
             partial = image.with_name(f".{image.name}.custody-partial-{os.getpid()}")
             written.append(partial)
-            self.on_step(f"writing disc {disc} of {discs}: {image}")
+            self.on_step(Said("writing disc {disc} of {discs}: {image}", disc=disc, discs=discs, image=image))
             optical.make_iso(xorriso, root, partial, volume)
             self._check_size(partial, disc, capacity)
             os.link(partial, image)  # never replaces a file that appeared meanwhile
@@ -408,9 +410,13 @@ class DiscExporter:
             target = disc_target(request.burn, disc, discs)
             if disc > 1 and not target.startswith("stdio:"):
                 self.on_next_disc(disc, discs, target)
-            self.on_step(f"burning disc {disc} of {discs} to {target}")
+            self.on_step(
+                Said("burning disc {disc} of {discs} to {target}", disc=disc, discs=discs, target=target)
+            )
             optical.burn(xorriso, image, target)
-        self.on_step(f"verifying disc {disc} of {discs}: {target}")
+        self.on_step(
+            Said("verifying disc {disc} of {discs}: {target}", disc=disc, discs=discs, target=target)
+        )
         # A fresh image is read back file by file against the vault's hashes
         # and hashed whole; xorriso's MD5 pass (as slow as writing the image)
         # adds nothing to that here. Burned media get it, and so does

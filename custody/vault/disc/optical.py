@@ -19,7 +19,7 @@ from pathlib import Path
 import pycdlib
 import pycdlib.pycdlibexception
 
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 
 CHUNK = 1 << 20
 SECTOR = 2048
@@ -107,13 +107,17 @@ def make_iso(xorriso: str, root: Path, out: Path, volume: str) -> None:
             str(out),
             str(root),
         ],
-        f"writing {out}",
+        Said("writing {out}", out=out),
     )
 
 
 def burn(xorriso: str, image: Path, device: str) -> None:
     """Write an ISO image onto the medium in ``device`` (or a stdio: drive); raise DiscToolFailed."""
-    _run(xorriso, ["-as", "cdrecord", "-v", f"dev={device}", str(image)], f"burning to {device}")
+    _run(
+        xorriso,
+        ["-as", "cdrecord", "-v", f"dev={device}", str(image)],
+        Said("burning to {device}", device=device),
+    )
 
 
 def check_md5(xorriso: str, target: str) -> None:
@@ -128,7 +132,7 @@ def check_md5(xorriso: str, target: str) -> None:
             "-abort_on", "FAILURE", "-md5", "on", "-indev", drive_spec(target),
             "-check_md5", "FAILURE", "--", "-check_md5_r", "FAILURE", "/", "--",
         ],
-        f"checking the MD5 tags of {target}",
+        Said("checking the MD5 tags of {target}", target=target),
     )  # fmt: skip
 
 
