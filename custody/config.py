@@ -15,15 +15,15 @@ import socket
 import textwrap
 import tomllib
 import typing
-import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from custody.config_alerts import AlertSettings, build_alerts
 from custody.config_cases import CaseSettings, build_cases
+from custody.config_profiles import RecorderProfile, check_profile, default_profiles
 from custody.config_supervision import SupervisionSettings, build_supervision
 from custody.config_toml import case_and_alert_comments, settings_doc, toml_value
-from custody.errors import ConfigError
+from custody.errors import ConfigError, Said
 from custody.i18n import _
 from custody.rules import DEFAULT_CATEGORIES, PERMANENT, PeriodError, parse_period
 
@@ -270,106 +270,6 @@ class TargetSettings:
 
 
 @dataclass(frozen=True)
-class RecorderProfile:
-    """How to recognise one kind of recorder and read its files."""
-
-    description: str = ""
-    # Match rules on the device (udev properties); empty means "any". The
-    # patterns are shell-style (fnmatch), ids are 4 hex digits.
-    usb_vendor_id: str = ""
-    usb_product_id: str = ""
-    serial_pattern: str = ""
-    volume_label: str = ""
-    filesystems: list[str] = field(default_factory=lambda: ["vfat", "exfat"])
-    # Folders (relative to the volume root) holding footage, and the extensions pulled.
-    media_folders: list[str] = field(default_factory=lambda: ["DCIM"])
-    extensions: list[str] = field(
-        default_factory=lambda: [
-            ".mp4",
-            ".mov",
-            ".avi",
-            ".mkv",
-            ".ts",
-            ".jpg",
-            ".jpeg",
-            ".wav",
-            ".mp3",
-            ".m4a",
-        ]
-    )
-    # A regular expression matched against the file name. Named groups:
-    # start (required, read with start_format), and optionally recorder,
-    # officer and important (any non-empty text marks the file important).
-    filename_pattern: str = ""
-    start_format: str = "%Y%m%d%H%M%S"
-    # The recorder clock's zone (IANA name): recorders write local time without one.
-    clock_timezone: str = "UTC"
-    # Delete files from the recorder after ingest: "never", or "after_vault"
-    # (once the session is over, each file whose vault copy re-hashes right is
-    # deleted from the recorder, mounted read-write for that alone; each
-    # deletion audited), or "after_replica" (the same, and only once the copy
-    # is also verified on every [targets.NAME]: usually at the next dock).
-    wipe: str = "never"
-
-
-def default_profiles() -> dict[str, RecorderProfile]:
-    """Return the profiles shipped with custody (a config file may add or replace any)."""
-    return {
-        "dcim": RecorderProfile(
-            description="Generic USB mass-storage recorder or camera with a DCIM folder",
-        ),
-        "timestamped": RecorderProfile(
-            description="Recorder naming files by local start time, e.g. 20261126_143005_0001.MP4",
-            filename_pattern=r"^(?P<start>\d{8}_\d{6})",
-            start_format="%Y%m%d_%H%M%S",
-            clock_timezone="Asia/Shanghai",
-        ),
-        "phone-card": RecorderProfile(
-            description=(
-                "A phone's or camera's memory card: photos, videos, voice notes and documents in any "
-                "folder, phone-style names (IMG_/VID_/PXL_/AUD_20261126_143005...) read in local time"
-            ),
-            media_folders=[],  # every folder (DCIM, Pictures, Movies, Recordings, Documents, ...)
-            extensions=[
-                *(
-                    ".jpg",
-                    ".jpeg",
-                    ".heic",
-                    ".heif",
-                    ".png",
-                    ".dng",
-                    ".webp",
-                    ".gif",
-                    ".bmp",
-                    ".tif",
-                    ".tiff",
-                ),
-                *(".mp4", ".mov", ".avi", ".mkv", ".ts", ".mts", ".m2ts", ".3gp", ".m4v", ".webm"),
-                *(".wav", ".mp3", ".m4a", ".aac", ".amr", ".ogg", ".opus", ".flac", ".3gpp"),
-                *(".pdf", ".doc", ".docx", ".odt", ".txt", ".rtf"),
-            ],
-            filename_pattern=r"^(?:IMG|VID|PXL|MVIMG|AUD|REC|Screenshot)_(?P<start>\d{8}_\d{6})",
-            start_format="%Y%m%d_%H%M%S",
-            clock_timezone="Asia/Shanghai",
-        ),
-        "bwc-badge": RecorderProfile(
-            description=(
-                "Law-enforcement recorder naming files RECORDER_OFFICER_START[_IMP], "
-                "e.g. BWC0042_031245_20261126143005_IMP.MP4"
-            ),
-            filename_pattern=(
-                r"^(?P<recorder>[A-Za-z0-9]+)_(?P<officer>[A-Za-z0-9]+)_(?P<start>\d{14})(?P<important>_IMP)?"
-            ),
-            start_format="%Y%m%d%H%M%S",
-            clock_timezone="Asia/Shanghai",
-        ),
-    }
-
-
-WIPE_MODES = ("never", "after_vault", "after_replica")
-
-
-@dataclass(frozen=True)
 class Settings:
     """Every package's settings, read from one file."""
 
@@ -454,7 +354,9 @@ def load_settings(home: Path) -> Settings:
     except FileNotFoundError:
         return Settings(home=home)
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path=path, key="(file)", problem=f"cannot be read: {exc}") from exc
+        raise ConfigError(
+            path=path, key="(file)", problem=Said("cannot be read: {error}", error=exc)
+        ) from exc
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -473,12 +375,18 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
         section_class = _SECTIONS.get(section_name)
         if section_class is None:
             known = ", ".join(sorted([*_SECTIONS, *built]))
-            raise ConfigError(path=path, key=section_name, problem=f"unknown section (known: {known})")
+            raise ConfigError(
+                path=path, key=section_name, problem=Said("unknown section (known: {known})", known=known)
+            )
         if not isinstance(section_value, dict):
             raise ConfigError(
                 path=path,
                 key=section_name,
-                problem=f"must be a table [{section_name}], got {section_value!r}",
+                problem=Said(
+                    "must be a table [{section_name}], got {section_value!r}",
+                    section_name=section_name,
+                    section_value=section_value,
+                ),
             )
         sections[section_name] = _build_section(section_class, section_name, section_value, path)
     settings = Settings(home=home, **sections)
@@ -501,12 +409,20 @@ def settings_from_dict(document: dict, home: Path, path: Path | str = CONFIG_NAM
     if settings.station.documents not in DOCUMENT_LANGUAGES:
         raise ConfigError(path=path, key="station.documents", problem='must be "both", "zh" or "en"')
     if settings.export.media not in EXPORT_MEDIA:
-        raise ConfigError(path=path, key="export.media", problem=f"must be one of {', '.join(EXPORT_MEDIA)}")
+        raise ConfigError(
+            path=path,
+            key="export.media",
+            problem=Said("must be one of {media}", media=", ".join(EXPORT_MEDIA)),
+        )
     if settings.dock.watch_profile not in settings.profiles:
         raise ConfigError(
             path=path,
             key="dock.watch_profile",
-            problem=f"no profile {settings.dock.watch_profile!r} (known: {', '.join(sorted(settings.profiles))})",
+            problem=Said(
+                "no profile {watch_profile!r} (known: {profiles})",
+                watch_profile=settings.dock.watch_profile,
+                profiles=", ".join(sorted(settings.profiles)),
+            ),
         )
     return settings
 
@@ -519,10 +435,14 @@ def _build_profiles(value: object, path) -> dict[str, RecorderProfile]:
     for name, table in value.items():
         dotted = f"profiles.{name}"
         if not isinstance(table, dict):
-            raise ConfigError(path=path, key=dotted, problem=f"must be a table [{dotted}], got {table!r}")
+            raise ConfigError(
+                path=path,
+                key=dotted,
+                problem=Said("must be a table [{dotted}], got {table!r}", dotted=dotted, table=table),
+            )
         profile = _build_section(RecorderProfile, dotted, table, path)
         assert isinstance(profile, RecorderProfile)
-        _check_profile(profile, dotted, path)
+        check_profile(profile, dotted, path)
         profiles[name] = profile
     return profiles
 
@@ -556,7 +476,7 @@ def _build_retention(value: object, path) -> RetentionSettings:
             raise ConfigError(
                 path=path,
                 key=key,
-                problem=f"{name} is kept permanently by regulation and cannot be shortened",
+                problem=Said("{name} is kept permanently by regulation and cannot be shortened", name=name),
             )
         categories[name] = period
     if base.upcoming_days < 1:
@@ -577,7 +497,9 @@ def _build_access(value: object, path) -> AccessSettings:
     for role, members in roles.items():
         key = f"access.roles.{role}"
         if role not in ROLE_NAMES:
-            raise ConfigError(path=path, key=key, problem=f"no such role (known: {', '.join(ROLE_NAMES)})")
+            raise ConfigError(
+                path=path, key=key, problem=Said("no such role (known: {roles})", roles=", ".join(ROLE_NAMES))
+            )
         if not isinstance(members, list) or not all(isinstance(m, str) and m.strip("@") for m in members):
             raise ConfigError(path=path, key=key, problem='must be a list of login names and "@group"s')
     base = _build_section(AccessSettings, "access", table, path)
@@ -602,7 +524,11 @@ def _build_targets(value: object, path) -> dict[str, TargetSettings]:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}", name):
             raise ConfigError(path=path, key=dotted, problem="a target name is letters, digits, - and _")
         if not isinstance(table, dict):
-            raise ConfigError(path=path, key=dotted, problem=f"must be a table [{dotted}], got {table!r}")
+            raise ConfigError(
+                path=path,
+                key=dotted,
+                problem=Said("must be a table [{dotted}], got {table!r}", dotted=dotted, table=table),
+            )
         target = _build_section(TargetSettings, dotted, table, path)
         assert isinstance(target, TargetSettings)
         checks = [
@@ -632,34 +558,6 @@ def _build_targets(value: object, path) -> dict[str, TargetSettings]:
     return targets
 
 
-def _check_profile(profile: RecorderProfile, dotted: str, path) -> None:
-    try:
-        zoneinfo.ZoneInfo(profile.clock_timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            path=path,
-            key=f"{dotted}.clock_timezone",
-            problem=f"unknown time zone {profile.clock_timezone!r} (use an IANA name such as Asia/Shanghai or UTC)",
-        ) from None
-    if profile.filename_pattern:
-        try:
-            pattern = re.compile(profile.filename_pattern)
-        except re.error as exc:
-            raise ConfigError(
-                path=path, key=f"{dotted}.filename_pattern", problem=f"not a regular expression: {exc}"
-            ) from None
-        if "start" not in pattern.groupindex:
-            raise ConfigError(
-                path=path, key=f"{dotted}.filename_pattern", problem="needs a named group (?P<start>...)"
-            )
-    if profile.wipe not in WIPE_MODES:
-        raise ConfigError(
-            path=path,
-            key=f"{dotted}.wipe",
-            problem=f"must be one of {', '.join(WIPE_MODES)}, got {profile.wipe!r}",
-        )
-
-
 def _build_section(section_class: type, section_name: str, values: dict, path) -> object:
     hints = typing.get_type_hints(section_class)
     known = {f.name for f in dataclasses.fields(section_class)}
@@ -669,17 +567,27 @@ def _build_section(section_class: type, section_name: str, values: dict, path) -
             raise ConfigError(
                 path=path,
                 key=dotted,
-                problem=f"unknown key (known in [{section_name}]: {', '.join(sorted(known))})",
+                problem=Said(
+                    "unknown key (known in [{section_name}]: {known})",
+                    section_name=section_name,
+                    known=", ".join(sorted(known)),
+                ),
             )
         problem = _type_problem(hints[key], value)
         if problem:
-            raise ConfigError(path=path, key=dotted, problem=f"{problem}, got {value!r}")
+            raise ConfigError(
+                path=path, key=dotted, problem=Said("{problem}, got {value!r}", problem=problem, value=value)
+            )
     converted = {key: float(value) if hints[key] is float else value for key, value in values.items()}
     for key, value in converted.items():
         if hints[key] in (int, float):
             problem = _range_problem(f"{section_name}.{key}", key, value)
             if problem:
-                raise ConfigError(path=path, key=f"{section_name}.{key}", problem=f"{problem}, got {value!r}")
+                raise ConfigError(
+                    path=path,
+                    key=f"{section_name}.{key}",
+                    problem=Said("{problem}, got {value!r}", problem=problem, value=value),
+                )
     return section_class(**converted)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from custody.errors import ConfigError
+from custody.errors import ConfigError, Said
 
 CONDITIONS = (
     "recorder_overdue",  # assigned, not docked within the window
@@ -86,14 +86,20 @@ def build_alerts(value: object, path) -> AlertSettings:
     unknown = sorted(set(value) - known)
     if unknown:
         raise ConfigError(
-            path=path, key=f"alerts.{unknown[0]}", problem=f"unknown key (known: {', '.join(sorted(known))})"
+            path=path,
+            key=f"alerts.{unknown[0]}",
+            problem=Said("unknown key (known: {known})", known=", ".join(sorted(known))),
         )
     settings: dict = {}
     for key, kind in _SCALARS.items():
         if key in value:
             given = value[key]
             if not isinstance(given, kind) or (kind is int and isinstance(given, bool)):
-                raise ConfigError(path=path, key=f"alerts.{key}", problem=f"has the wrong type ({given!r})")
+                raise ConfigError(
+                    path=path,
+                    key=f"alerts.{key}",
+                    problem=Said("has the wrong type ({given!r})", given=given),
+                )
             settings[key] = given
     if settings.get("check_seconds", 60) < 1:
         raise ConfigError(path=path, key="alerts.check_seconds", problem="must be at least 1")
@@ -104,7 +110,9 @@ def build_alerts(value: object, path) -> AlertSettings:
         conditions = value["conditions"]
         if not isinstance(conditions, list) or any(c not in CONDITIONS for c in conditions):
             raise ConfigError(
-                path=path, key="alerts.conditions", problem=f"a list of: {', '.join(CONDITIONS)}"
+                path=path,
+                key="alerts.conditions",
+                problem=Said("a list of: {conditions}", conditions=", ".join(CONDITIONS)),
             )
         settings["conditions"] = tuple(conditions)
     channels = value.get("channels", {})
@@ -123,7 +131,11 @@ def _channel(name: str, spec: object, path) -> ChannelSettings:
         raise ConfigError(path=path, key=f"{key}.{unknown[0]}", problem="unknown key")
     kind = spec.get("kind")
     if kind not in CHANNEL_KINDS:
-        raise ConfigError(path=path, key=f"{key}.kind", problem=f"must be one of {', '.join(CHANNEL_KINDS)}")
+        raise ConfigError(
+            path=path,
+            key=f"{key}.kind",
+            problem=Said("must be one of {kinds}", kinds=", ".join(CHANNEL_KINDS)),
+        )
     values = dict(spec)
     for field_name, default in _CHANNEL_DEFAULTS.items():
         given = values.get(field_name, default)
@@ -137,14 +149,22 @@ def _channel(name: str, spec: object, path) -> ChannelSettings:
         if not fits or (
             isinstance(default, int) and isinstance(given, bool) and not isinstance(default, bool)
         ):
-            raise ConfigError(path=path, key=f"{key}.{field_name}", problem=f"has the wrong type ({given!r})")
+            raise ConfigError(
+                path=path,
+                key=f"{key}.{field_name}",
+                problem=Said("has the wrong type ({given!r})", given=given),
+            )
     for listed in ("conditions", "recipients"):
         if listed in values:
             if not isinstance(values[listed], list) or not all(isinstance(v, str) for v in values[listed]):
                 raise ConfigError(path=path, key=f"{key}.{listed}", problem="must be a list of text")
             values[listed] = tuple(values[listed])
     if any(c not in CONDITIONS for c in values.get("conditions", ())):
-        raise ConfigError(path=path, key=f"{key}.conditions", problem=f"a list of: {', '.join(CONDITIONS)}")
+        raise ConfigError(
+            path=path,
+            key=f"{key}.conditions",
+            problem=Said("a list of: {conditions}", conditions=", ".join(CONDITIONS)),
+        )
     if kind == "smtp" and not (values.get("host") and values.get("sender") and values.get("recipients")):
         raise ConfigError(path=path, key=key, problem="an smtp channel needs host, sender and recipients")
     if kind in ("webhook", "wecom", "dingtalk") and not str(values.get("url", "")).startswith(

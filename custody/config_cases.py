@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from custody.errors import ConfigError
+from custody.errors import ConfigError, Said
 from custody.rules import DOCUMENT_TYPES, STAGE_KEYS
 
 
@@ -59,7 +59,9 @@ def build_cases(value: object, path) -> CaseSettings:
             raise ConfigError(path=path, key=f"{key}.english", problem="must be the type's English name")
         if stage not in STAGE_KEYS:
             raise ConfigError(
-                path=path, key=f"{key}.stage", problem=f"must be one of {', '.join(STAGE_KEYS)}"
+                path=path,
+                key=f"{key}.stage",
+                problem=Said("must be one of {stages}", stages=", ".join(STAGE_KEYS)),
             )
         if not isinstance(recording, bool):
             raise ConfigError(path=path, key=f"{key}.recording", problem="must be true or false")

@@ -94,11 +94,16 @@ class CustodyError(Exception):
 
     @property
     def localized(self) -> str:
-        """The message in the person's language, for the command line to print (the fields, text
-        from the code or from outside, stay as given)."""
+        """The message in the person's language, for the command line to print: the code's own
+        words in its fields (Said words, constant reasons) said in it too; text from outside stays
+        as given."""
         from custody.i18n import _
 
-        return _(self.template).format(**self.fields)
+        fields = {name: localized_field(name, value) for name, value in self.fields.items()}
+        try:
+            return _(self.template).format(**fields)
+        except (KeyError, IndexError, ValueError):  # (a translation that lost a placeholder)
+            return self.message
 
     @property
     def template(self) -> str:

@@ -20,11 +20,20 @@ ALLOWED = {
     "i18n": set(),  # the catalogs (Babel), at the bottom: any layer may speak the person's language
     "errors": {"i18n"},
     "rules": set(),
-    "config": {"config_alerts", "config_cases", "config_supervision", "config_toml", "errors", "rules"},
+    "config": {
+        "config_alerts",
+        "config_cases",
+        "config_profiles",
+        "config_supervision",
+        "config_toml",
+        "errors",
+        "rules",
+    },
     "config_alerts": {"errors"},  # [alerts] likewise
     "config_toml": {"config_alerts", "config_cases", "rules"},  # the generated custody.toml's text
     "config_cases": {"errors", "rules"},  # [cases] of the config, in a file of its own
     "config_supervision": {"errors"},  # [supervision] likewise
+    "config_profiles": {"errors"},  # [profiles.NAME] likewise
     "devices": {"config", "errors", "rules"},
     "vault": {"config", "errors", "rules"},
     "retention": {"vault", "config", "errors", "rules"},
@@ -54,7 +63,7 @@ for _layer, _uses in ALLOWED.items():  # whoever may use the config may use all 
     if _layer != "i18n":
         _uses.add("i18n")
     if "config" in _uses:
-        _uses.update({"config_alerts", "config_cases", "config_supervision"})
+        _uses.update({"config_alerts", "config_cases", "config_profiles", "config_supervision"})
 
 
 def modules() -> dict[str, Path]:

@@ -78,6 +78,16 @@ def test_json_is_the_same_in_either_language_and_errors_are_said_in_chinese(cust
     assert "本证据库中没有文件 EV-000099" in missing.stderr and "Traceback" not in missing.stderr
     english = CliRunner(env=EN).invoke(cli, ["--home", str(home), "show", "EV-000099"])
     assert "no item EV-000099 in this vault" in english.stderr
+    # Words composed in the code (Said) inside an error's fields: said in Chinese in-process too,
+    # as through the socket.
+    backwards = ["--home", str(home), "report", "officers", "--from", "2026-02-01", "--until", "2026-01-01"]
+    said = CliRunner(env=ZH).invoke(cli, backwards)
+    assert said.exit_code == 2 and "--from 晚于 --until" in said.stderr, said.stderr
+    assert "is after" in CliRunner(env=EN).invoke(cli, backwards).stderr
+    config = home / "custody.toml"
+    config.write_text(config.read_text() + '\n[export]\nmedia = "tape"\n')
+    wrong = CliRunner(env=ZH).invoke(cli, ["--home", str(home), "ls"])
+    assert wrong.exit_code == 3 and "export.media：必须是以下之一：cd, dvd" in wrong.stderr, wrong.stderr
 
 
 def test_a_table_of_chinese_names_fits_80_columns_with_its_ids_whole(custody, footage, home):

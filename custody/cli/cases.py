@@ -15,7 +15,7 @@ from custody.cli.casework import case_group, report
 from custody.cli.items import _IngestPrinter
 from custody.cli.listing import KEY, TEXT, Column, Listing
 from custody.cli.render import _say, show_fields, show_listing, wide_option
-from custody.errors import UsageError
+from custody.errors import Said, UsageError
 from custody.i18n import N_, _
 from custody.ingestd.pipeline import IngestSession, IngestSource, SilentObserver
 from custody.operations import NoRequest, cases
@@ -296,8 +296,11 @@ def case_file(
     if not summary.ok or not summary.tasks:
         failed = [t.display_path for t in summary.tasks if t.item_id is None]
         raise UsageError(
-            reason=f"nothing filed with case {case}: {', '.join(failed) or 'no file'} could not be sealed; "
-            "the rest are in the vault, recognised when you run this again"
+            reason=Said(
+                "nothing filed with case {case}: {failed} could not be sealed; the rest are in the vault, recognised when you run this again",
+                case=case,
+                failed=", ".join(failed) or "no file",
+            )
         )
     items = tuple(dict.fromkeys(task.item_id for task in summary.tasks))
     filed = session.perform("case_file", cases.FileDocuments(case, doc_type, items, **facts))

@@ -112,7 +112,7 @@ def export_disc(
             vault,
             on_step=None
             if as_json
-            else lambda text: errors.print(localized_text(text), style="dim", markup=False),
+            else lambda text: errors.print(localized_text(text), style="dim", markup=False, soft_wrap=True),
             on_next_disc=_ask_for_next_disc if sys.stdin.isatty() else None,
         )
         record = exporter.export(request)

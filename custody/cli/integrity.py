@@ -20,7 +20,7 @@ from custody.cli.render import (
     wide_option,
 )
 from custody.config import Settings
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 from custody.i18n import N_, _
 from custody.ingestd import api
 from custody.operations import NoRequest, integrity
@@ -179,7 +179,7 @@ def _disc_record(target: str) -> tuple[str, str]:
             exc.message if isinstance(exc, CustodyError) else (getattr(exc, "strerror", None) or str(exc))
         )
         raise anchors.AnchorUnreadable(
-            source=target, problem=f"no custody record readable there ({problem})"
+            source=target, problem=Said("no custody record readable there ({problem})", problem=problem)
         ) from exc
     return record, public_key
 

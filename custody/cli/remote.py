@@ -147,7 +147,7 @@ def _export_for_client(args: list[str], socket_path: Path) -> int:
         request,
         on_step=(lambda text: None)
         if as_json
-        else lambda text: errors.print(localized_text(text), style="dim", markup=False),
+        else lambda text: errors.print(localized_text(text), style="dim", markup=False, soft_wrap=True),
         on_next_disc=_ask_for_next_disc if sys.stdin.isatty() else None,
     )
     return _print_export(record, as_json)

@@ -209,7 +209,7 @@ class _ProgressFromDaemon:
     def __call__(self, progress: dict) -> None:
         if isinstance(progress.get("step"), str):
             said = said_from_data(progress.get("said", progress["step"]))
-            errors.print(localized_text(said), style="dim", markup=False)
+            errors.print(localized_text(said), style="dim", markup=False, soft_wrap=True)
             return
         label, done, total = progress.get("bar"), progress.get("done"), progress.get("total")
         if not isinstance(label, str) or not isinstance(done, int):

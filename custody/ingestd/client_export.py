@@ -118,14 +118,11 @@ def _fetch_beside(
 def _burn_each(socket_path: Path, token: str, record: dict, device: str, on_step, on_next_disc) -> None:
     """Burn each disc's image to ``device`` from a private folder, read it back, have the daemon check it."""
     from custody.vault.disc import optical
-    from custody.vault.disc.export import disc_target
+    from custody.vault.disc.export import NEEDS_AN_OPERATOR, disc_target
 
     discs = record["discs"]
     if len(discs) > 1 and not device.startswith("stdio:") and on_next_disc is None:
-        raise UsageError(
-            reason=f"case {record['case']} needs {len(discs)} discs and changing discs needs an operator: "
-            "run at a terminal, or export with --iso and burn each image"
-        )
+        raise UsageError(reason=Said(NEEDS_AN_OPERATOR, case=record["case"], count=len(discs)))
     private = Path(tempfile.mkdtemp(prefix="custody-burn-"))  # 0700: the footage is the caller's to guard
     try:
         for disc in discs:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 from custody.vault.audit import AuditChain, checkpoint_message, load_public_pem
 from custody.vault.keys import public_key_fingerprint, signature_is_valid
 
@@ -117,7 +117,10 @@ def parse_token(text: str) -> PublishedChain:
     if paper is None:
         raise AnchorUnreadable(
             source=published.source,
-            problem=f"expected '{TOKEN_PREFIX}...' (from custody anchor) or 'SEQ/HASH' from the paper register",
+            problem=Said(
+                "expected '{prefix}...' (from custody anchor) or 'SEQ/HASH' from the paper register",
+                prefix=TOKEN_PREFIX,
+            ),
         )
     published.add_checkpoint(Checkpoint("", int(paper.group(1)), paper.group(2).lower()))
     return published
@@ -136,7 +139,9 @@ def from_disc_record(record_text: str, public_key_pem: str, source: str) -> Publ
         )
         events = {int(event["seq"]): event["hash"] for event in record.get("events", [])}
     except (ValueError, KeyError, TypeError) as exc:
-        raise AnchorUnreadable(source=source, problem=f"its custody record is not readable ({exc})") from exc
+        raise AnchorUnreadable(
+            source=source, problem=Said("its custody record is not readable ({error})", error=exc)
+        ) from exc
     published = PublishedChain(source=source, events=events)
     key = load_public_pem(public_key_pem)
     if key is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 from custody.rules import PENALTY_CATEGORY, PENALTY_DECISION, STAGE_KEYS
 from custody.vault import disposal_records, holdings
 from custody.vault.audit import canonical_json
@@ -54,14 +54,12 @@ class CaseArchiving:
                 reason = checked_reason(reason or "", "why the case is archived with gaps")
             previous = latest_archive(vault.catalog, case)
             if previous is not None and not self._changed_since(case, previous):
-                raise CaseArchived(
-                    case=case, what=f"version {previous['version']} holds every record already"
-                )
+                holds_all = Said("version {version} holds every record already", version=previous["version"])
+                raise CaseArchived(case=case, what=holds_all)
             record = self._record(found, previous, gaps, reason)
         data = json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode()
-        pdf = render_case_file(
-            record, vault.settings.export.pdf_font, Wording(vault.settings.station.documents)
-        )
+        settings = vault.settings
+        pdf = render_case_file(record, settings.export.pdf_font, Wording(settings.station.documents))
         version = record["version"]
         tags = {"case": case, "party": found.party}
         if found.handlers:

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 
 MASTER_KEY_BYTES = 32
 
@@ -165,7 +165,7 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except ValueError as exc:
-        raise KeyFileInvalid(path=path, problem=f"not a PEM private key ({exc})") from exc
+        raise KeyFileInvalid(path=path, problem=Said("not a PEM private key ({error})", error=exc)) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileInvalid(path=path, problem="not an Ed25519 key")
     return key
@@ -196,7 +196,11 @@ def _check_private(path: Path) -> None:
     if stat.S_IMODE(mode) & 0o077:
         raise KeyFileInvalid(
             path=path,
-            problem=f"mode {stat.S_IMODE(mode):04o} lets others read it; run: chmod 600 {path}",
+            problem=Said(
+                "mode {mode:04o} lets others read it; run: chmod 600 {path}",
+                mode=stat.S_IMODE(mode),
+                path=path,
+            ),
         )
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 from custody.vault.keys import MasterKey
 from custody.vault.sealing import (
     ObjectDamaged,
@@ -437,7 +437,9 @@ def verify_plaintext(
             on_progress(len(chunk))
     name = sha256 if isinstance(sha256, str) else sha256()
     if hasher.hexdigest() != name:
-        raise ObjectDamaged(sha256=name, problem=f"its plaintext hashes to {hasher.hexdigest()}")
+        raise ObjectDamaged(
+            sha256=name, problem=Said("its plaintext hashes to {digest}", digest=hasher.hexdigest())
+        )
     return size
 
 
@@ -677,7 +679,8 @@ class _ReadBehindWriter(io.RawIOBase):
     def raise_problem(self, sha256: str) -> None:
         if isinstance(self._problem, ObjectDamaged):
             raise ObjectDamaged(
-                sha256=sha256, problem=f"read back from disk, {self._problem.fields['problem']}"
+                sha256=sha256,
+                problem=Said("read back from disk, {problem}", problem=self._problem.fields["problem"]),
             )
         if self._problem is not None:
             raise self._problem

@@ -37,7 +37,7 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 from custody.vault.keys import MasterKey
 
 MAGIC = b"CUSTODY-OBJECT\x00\x01"
@@ -257,8 +257,11 @@ def _open_header(header: bytes, master: MasterKey, name: str):
     if key_id != master.key_id.encode("ascii"):
         raise ObjectDamaged(
             sha256=name,
-            problem=f"sealed with master key {key_id.decode('ascii', 'replace')}, "
-            f"but the vault's key is {master.key_id}",
+            problem=Said(
+                "sealed with master key {key_id}, but the vault's key is {vault_key_id}",
+                key_id=key_id.decode("ascii", "replace"),
+                vault_key_id=master.key_id,
+            ),
         )
     try:
         data_key = AESGCM(master.key).decrypt(wrap_nonce, wrapped, _wrap_context(key_id, object_nonce))
@@ -274,8 +277,11 @@ def _open_segment(cipher, object_nonce, counter, last, segment, associated, sha2
         where = "last segment" if last else "segment"
         raise ObjectDamaged(
             sha256=sha256,
-            problem=f"{where} {counter} fails authentication "
-            "(altered, reordered, truncated or swapped bytes)",
+            problem=Said(
+                "{where} {counter} fails authentication (altered, reordered, truncated or swapped bytes)",
+                where=where,
+                counter=counter,
+            ),
         ) from None
 
 

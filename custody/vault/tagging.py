@@ -73,7 +73,8 @@ class Tags(VaultService):
                 archived = case_tables.archived_case_of(vault.catalog, item.number, item.tags.get("case"))
                 if archived is not None and values["case"] != item.tags.get("case"):
                     raise case_tables.CaseArchived(
-                        case=archived, what=f"{item.item_id} is part of its file and cannot leave it"
+                        case=archived,
+                        what=Said("{item_id} is part of its file and cannot leave it", item_id=item.item_id),
                     )
         changes: list[TagChange] = []
         with vault.change() as change:
@@ -105,7 +106,10 @@ class Tags(VaultService):
             check_tag_value(name, value)
             if value == "" and name in REQUIRED_TAGS and not clear:
                 raise UsageError(
-                    reason=f'--{name} "" would take the {name} tag off: add --clear if that is what you mean'
+                    reason=Said(
+                        '--{name} "" would take the {name} tag off: add --clear if that is what you mean',
+                        name=name,
+                    )
                 )
         officer = values.get("officer")
         if officer and not unregistered_officer and registry.officer(self.vault.catalog, officer) is None:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from custody.errors import CustodyError, Said, UsageError, output_taken
+from custody.i18n import N_
 from custody.vault import casefiles, derivatives, keys
 from custody.vault.catalog import ItemFilter
 from custody.vault.disc import optical, records, verifier
@@ -51,6 +52,12 @@ from custody.vault.disc.plan import (
 from custody.vault.disc.records import FAILED, VERIFIED, ExportRecord, format_export_id
 from custody.vault.items import format_item_id
 from custody.vault.timestamps import utc_now
+
+# (A message of its own: an export through the daemon burns on the client, which says it too.)
+NEEDS_AN_OPERATOR = N_(
+    "case {case} needs {count} discs and changing discs needs an operator: run at a terminal, or "
+    "export with --iso and burn each image"
+)
 
 
 class DiscExporter:
@@ -142,10 +149,7 @@ class DiscExporter:
             and not request.burn.startswith("stdio:")
             and not self.on_next_disc
         ):
-            raise UsageError(
-                reason=f"case {request.case} needs {len(discs)} discs and changing discs needs an operator: "
-                "run at a terminal, or export with --iso and burn each image"
-            )
+            raise UsageError(reason=Said(NEEDS_AN_OPERATOR, case=request.case, count=len(discs)))
         payload_bytes = sum(f.size for entry in planned for f in entry.files)
         staging_parent = self._staging_parent()
         # Refuse early what cannot fit; the last few kilobytes (tag files, ISO

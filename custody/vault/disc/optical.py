@@ -240,7 +240,10 @@ def image_sha256(target: str, length: int) -> str:
         while remaining > 0:
             chunk = stream.read(min(CHUNK, remaining))
             if not chunk:
-                raise NotReadable(target=target, detail=f"ends {remaining} bytes before the image's end")
+                raise NotReadable(
+                    target=target,
+                    detail=Said("ends {remaining} bytes before the image's end", remaining=remaining),
+                )
             digest.update(chunk)
             remaining -= len(chunk)
     return digest.hexdigest()

@@ -30,7 +30,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from custody.config import Settings
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 from custody.vault import keys
 from custody.vault.anchors import Checkpoint as AnchorCheckpoint
 from custody.vault.anchors import PublishedChain
@@ -123,11 +123,13 @@ def signed_document(envelope: dict, public_key, what: str) -> dict:
         signature = bytes.fromhex(envelope["signature"])
         document = envelope["document"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise RestoreFailed(target="replica", problem=f"{what} is not a signed document") from exc
+        raise RestoreFailed(
+            target="replica", problem=Said("{what} is not a signed document", what=what)
+        ) from exc
     if isinstance(public_key, dict):
         public_key = public_key.get(envelope.get("key_fingerprint"))
     if public_key is None or not keys.signature_is_valid(public_key, signature, canonical_json(document)):
-        raise RestoreFailed(target="replica", problem=f"{what} fails its signature")
+        raise RestoreFailed(target="replica", problem=Said("{what} fails its signature", what=what))
     return document
 
 
@@ -374,12 +376,17 @@ def restore(settings: Settings, target_name: str, master_key_file: Path, actor: 
     if target_name not in settings.targets:
         raise RestoreFailed(
             target=target_name,
-            problem=f"no [targets.{target_name}] in {settings.config_path}: put the target's table there first",
+            problem=Said(
+                "no [targets.{target_name}] in {config_path}: put the target's table there first",
+                target_name=target_name,
+                config_path=settings.config_path,
+            ),
         )
     home = settings.home
     if (home / CATALOG_NAME).exists():
         raise RestoreFailed(
-            target=target_name, problem=f"{home} already holds a vault: restore into a new home"
+            target=target_name,
+            problem=Said("{home} already holds a vault: restore into a new home", home=home),
         )
     target = S3Target(target_name, settings.targets[target_name])
     master = keys.read_master_key_file(master_key_file)
@@ -394,7 +401,9 @@ def restore(settings: Settings, target_name: str, master_key_file: Path, actor: 
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         public_key = _restore_keys(settings, master, identity)
         if not settings.config_path.exists():
-            raise RestoreFailed(target=target_name, problem=f"{settings.config_path} is missing")
+            raise RestoreFailed(
+                target=target_name, problem=Said("{config_path} is missing", config_path=settings.config_path)
+            )
         ObjectStore.create_layout(home / "objects")
         numbers, objects = _restore_catalog(settings, target, master, identity, public_key, report)
         store = ObjectStore(home / "objects", master, direct_io=settings.vault.direct_io)
@@ -461,7 +470,8 @@ def _open_restored(
         chain = vault.audit.verify()
         if chain.problems:
             raise RestoreFailed(
-                target=target.name, problem=f"the audit chain does not hold: {chain.problems[0]}"
+                target=target.name,
+                problem=Said("the audit chain does not hold: {problem}", problem=chain.problems[0]),
             )
         _mark_replicated(vault, target, objects)
         vault.record(
@@ -531,7 +541,8 @@ def _newest_document(
     )
     if not found:
         raise RestoreFailed(
-            target=target.name, problem=f"{what} is not in the bucket (nothing was replicated?)"
+            target=target.name,
+            problem=Said("{what} is not in the bucket (nothing was replicated?)", what=what),
         )
     return _document_at(target, found[-1], master, what, report)
 
@@ -567,11 +578,18 @@ def _document_at(
     problem = str(newest.fields.get("problem", ""))
     if problem.startswith("sealed with master key"):
         raise RestoreFailed(
-            target=target.name, problem=f"this master key is not the replicated vault's ({problem})"
+            target=target.name,
+            problem=Said("this master key is not the replicated vault's ({problem})", problem=problem),
         ) from newest
     raise RestoreFailed(
         target=target.name,
-        problem=f"{what} ({key}) fails its check in every version ({len(failures)}): {newest.message}",
+        problem=Said(
+            "{what} ({key}) fails its check in every version ({count}): {message}",
+            what=what,
+            key=key,
+            count=len(failures),
+            message=newest.message,
+        ),
     ) from newest
 
 
@@ -596,7 +614,8 @@ def _restore_audit(catalog: Catalog, target: S3Target, master, report: RestoreRe
         for event in segment["events"]:
             if event["seq"] != expected:
                 raise RestoreFailed(
-                    target=target.name, problem=f"audit event {expected} is missing from the replica"
+                    target=target.name,
+                    problem=Said("audit event {expected} is missing from the replica", expected=expected),
                 )
             catalog.db["audit"].insert(event)
             expected += 1
@@ -689,7 +708,11 @@ def _restore_object(
             return
         raise RestoreFailed(
             target=target.name,
-            problem=f"object {sha256} fails its check in every version: {'; '.join(failures)}",
+            problem=Said(
+                "object {sha256} fails its check in every version: {failures}",
+                sha256=sha256,
+                failures="; ".join(failures),
+            ),
         )
     finally:
         staging.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from custody.config import Settings
+from custody.errors import Said
 from custody.rules import FLOOR_MONTHS, add_months
 from custody.vault.items import format_item_id
 from custody.vault.offsite.published import describe, publish_audit
@@ -120,7 +121,10 @@ class Replicator:
         if unknown:
             raise ReplicaUnavailable(
                 target=unknown[0],
-                problem=f"no such target in custody.toml (configured: {', '.join(settings.targets) or 'none'})",
+                problem=Said(
+                    "no such target in custody.toml (configured: {targets})",
+                    targets=", ".join(settings.targets) or "none",
+                ),
             )
         self.targets = {name: S3Target(name, settings.targets[name]) for name in names}
         self.summary = ReplicationSummary()

@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from s3transfer.utils import ChunksizeAdjuster
 
 from custody.config import TargetSettings
-from custody.errors import CustodyError
+from custody.errors import CustodyError, Said
 from custody.vault.keys import MasterKey
 from custody.vault.objects import ObjectStore, verify_plaintext
 from custody.vault.sealing import ObjectDamaged, unseal
@@ -347,7 +347,9 @@ class S3Target:
             )
             if self.get_blob(key) == data:
                 return
-        raise ReplicaUnavailable(target=self.name, problem=f"{key} does not read back as it was sent")
+        raise ReplicaUnavailable(
+            target=self.name, problem=Said("{key} does not read back as it was sent", key=key)
+        )
 
     def get_blob(self, key: str, version_id: str | None = None) -> bytes:
         """The bytes stored under ``key`` (below the prefix): its newest version, or ``version_id``."""
@@ -528,18 +530,24 @@ def _credential(target: str, name: str, credentials_dir: Path | None) -> dict:
     )
     if directory is None:
         raise ReplicaUnavailable(
-            target=target, problem=f"credential {name!r} is configured but $CREDENTIALS_DIRECTORY is not set"
+            target=target,
+            problem=Said(
+                "credential {name!r} is configured but $CREDENTIALS_DIRECTORY is not set", name=name
+            ),
         )
     try:
         lines = [line.strip() for line in (directory / name).read_text().splitlines() if line.strip()]
     except OSError as exc:
         raise ReplicaUnavailable(
-            target=target, problem=f"cannot read credential {name!r}: {exc.strerror}"
+            target=target,
+            problem=Said("cannot read credential {name!r}: {strerror}", name=name, strerror=exc.strerror),
         ) from exc
     if len(lines) < 2:
         raise ReplicaUnavailable(
             target=target,
-            problem=f"credential {name!r} must hold the access key id and the secret, one a line",
+            problem=Said(
+                "credential {name!r} must hold the access key id and the secret, one a line", name=name
+            ),
         )
     return {"aws_access_key_id": lines[0], "aws_secret_access_key": lines[1]}
 
