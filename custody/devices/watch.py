@@ -3,11 +3,15 @@
 watchdog follows the folders (inotify; polling for network shares, which send
 no inotify events). A file is handed on only when it is complete: it was
 closed after writing, or its size and mtime have not changed for the settle
-time. Files already there at start are considered too.
+time. Files already there at start are considered too. Files whose name, or the name of a folder
+between the watched folder and them, matches [ingest] skip_names are never handed on: they are
+a copy in progress under a temporary name (rsync writes ".NAME.XXXXXX", then renames it) or a
+hidden folder's, as a walk of the folder would skip them.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import threading
@@ -33,9 +37,12 @@ class _Pending:
 class WatchFolders(FileSystemEventHandler):
     """Follows folders and reports files once they are complete (see :meth:`ready`)."""
 
-    def __init__(self, folders: list[Path], settle_seconds: float, polling: bool = False) -> None:
+    def __init__(
+        self, folders: list[Path], settle_seconds: float, polling: bool = False, skip_names: list[str] = ()
+    ) -> None:
         self.folders = [Path(os.path.realpath(f)) for f in folders]
         self.settle_seconds = settle_seconds
+        self.skip_names = list(skip_names)
         self._pending: dict[Path, _Pending] = {}
         self._handed: dict[Path, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -93,6 +100,8 @@ class WatchFolders(FileSystemEventHandler):
         return done
 
     def _touch(self, path: Path, closed: bool) -> None:
+        if self._skipped(path):
+            return
         try:
             info = os.stat(path, follow_symlinks=False)
         except OSError:
@@ -106,6 +115,15 @@ class WatchFolders(FileSystemEventHandler):
     def _forget(self, path: Path) -> None:
         with self._lock:
             self._pending.pop(path, None)
+
+    def _skipped(self, path: Path) -> bool:
+        """Whether ``path``'s name, or a folder's between its watched folder and it, is to be skipped."""
+        parts = (
+            path.relative_to(self._folder_of(path)).parts
+            if path.is_relative_to(self._folder_of(path))
+            else ()
+        )
+        return any(fnmatch.fnmatchcase(part, pattern) for part in parts for pattern in self.skip_names)
 
     def _folder_of(self, path: Path) -> Path:
         for folder in self.folders:

@@ -194,6 +194,7 @@ class Daemon:
                     [Path(f) for f in self.settings.dock.watch_folders],
                     self.settings.dock.watch_settle_seconds,
                     self.settings.dock.watch_polling,
+                    self.settings.ingest.skip_names,
                 )
                 watch.start()
             workers = [

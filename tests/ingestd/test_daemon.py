@@ -453,13 +453,26 @@ def test_watch_folder_ingests_a_slowly_copied_file_once_and_only_when_complete(
         time.sleep(0.1)
     copier.join()
     pulled = wait_for(lambda: items(custody), "the dropped file to be ingested")
+    # rsync's way: the whole file under a hidden temporary name, then renamed. A hidden folder's
+    # file too. Neither is taken under its hidden name (the soak found the temporary name kept,
+    # with no officer and no recording time from the name): only the renamed file.
+    second = os.urandom(1 << 20)
+    temporary = drop / ".CARD0002.MP4.a1B2c3"
+    temporary.write_bytes(second)
+    time.sleep(2.5)  # (closed and settled under its temporary name)
+    temporary.rename(drop / "CARD0002.MP4")
+    (drop / ".Trash-0").mkdir()
+    (drop / ".Trash-0" / "OLD.MP4").write_bytes(os.urandom(1 << 20))
+    wait_for(lambda: len(items(custody)) >= 2, "the renamed file to be ingested")
     time.sleep(3)  # longer than the settle time: a second ingest would show now
     pulled = items(custody)
     assert daemon.stop() == 0, daemon.log()
     assert set(seen_while_copying) == {0}, "a file was ingested before it was complete"
-    assert len(pulled) == 1
+    assert [(i["name"], i["size"]) for i in pulled] == [
+        ("CARD0001.MP4", len(content)),
+        ("CARD0002.MP4", len(second)),
+    ]
     assert pulled[0]["sha256"] == hashlib.sha256(content).hexdigest()
-    assert pulled[0]["size"] == len(content)
 
 
 def test_media_that_appears_after_an_empty_disk_is_pulled(tmp_path, home, custody, testbed, clip_library):
