@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-quick bench lint system-packages venv clean
+.PHONY: demo test test-quick bench soak lint system-packages venv clean
 
 system-packages:
 	@scripts/ensure-system-packages
@@ -37,6 +37,16 @@ demo: system-packages venv
 
 bench: system-packages venv
 	umockdev-wrapper $(BIN)/python -m bench
+
+# A busy station under random faults (not part of make test): SOAK_MINUTES (default 30),
+# SOAK_SEED to replay a run; the report and plots go to soak-runs/ (README, "Soak").
+SOAK_STAMP := $(VENV)/.soak-installed
+$(SOAK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,soak]'
+	@touch $(SOAK_STAMP)
+
+soak: system-packages venv $(SOAK_STAMP)
+	umockdev-wrapper $(BIN)/python -m soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache

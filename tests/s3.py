@@ -153,6 +153,7 @@ class FaultyProxy:
         self.stall_seconds = stall_seconds
         self.plan: dict[str, list[str]] = {}
         self.injected: list[tuple[str, str]] = []
+        self.down_until = 0.0  # until then (time.monotonic()), every connection is cut at once
         self._lock = threading.Lock()
         self._server = socket.socket()
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -165,6 +166,10 @@ class FaultyProxy:
     def close(self) -> None:
         self._running = False
         self._server.close()
+
+    def down_for(self, seconds: float) -> None:
+        """A partition: every connection for ``seconds`` from now is reset without an answer."""
+        self.down_until = time.monotonic() + seconds
 
     def _accept(self) -> None:
         import threading
@@ -189,6 +194,10 @@ class FaultyProxy:
     def _serve(self, client: socket.socket) -> None:
         # OSError: the client gave up (a time-out it was meant to hit) or the server closed.
         with contextlib.suppress(OSError):
+            if time.monotonic() < self.down_until:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                client.close()  # (a reset: the network is down)
+                return
             self._relay(client)
 
     def _relay(self, client: socket.socket) -> None:

@@ -1,0 +1,188 @@
+"""The invariants checked at the end of a run, against the generator's ground truth (the checks
+made during the run are in soak.load: wiped files already in the vault, extracts identical, killed
+commands leaving nothing, roles enforced)."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+from custody.vault.timestamps import to_text
+from soak.ground import Ledger
+from soak.load import Journal
+from soak.station import Station
+
+# The daemon's memory, descriptors and threads may not grow faster than this over a run of the
+# daemon (one restart to the next), measured after its first minute; runs shorter than
+# MIN_FLAT_SECONDS cannot say.
+SLOPE_LIMITS_PER_HOUR = {"rss_kb": 40 * 1024, "fds": 30, "threads": 10}
+MIN_FLAT_SECONDS = 300
+STATUS_P99_SECONDS = 1.0
+
+INVARIANTS = (
+    "every-file-exactly-once",
+    "nothing-but-what-was-docked",
+    "credited-to-the-right-officer",
+    "right-recording-window",
+    "right-deadline",
+    "wiped-before-durable",
+    "extract-identical",
+    "no-half-written-files",
+    "roles-enforced",
+    "every-denial-audited",
+    "audit-chain-and-catalog-verify",
+    "verify-against-offsite",
+    "replicas-match",
+    "no-orphan-objects-or-uploads",
+    "no-staging-files-or-mounts",
+    "memory-descriptors-threads-flat",
+    "status-p99-within-a-second",
+)
+
+
+def check_items(items: list[dict], ledger: Ledger, journal: Journal) -> None:
+    """Every readable file generated is in the vault exactly once, byte for byte (its SHA-256),
+    credited to its officer, with the recording window its name gives and the deadline that
+    follows; and the vault holds nothing else."""
+    by_sha = collections.Counter(item["sha256"] for item in items)
+    known = ledger.files
+    for sha, count in by_sha.items():
+        if count > 1:
+            journal.violation("every-file-exactly-once", f"{sha[:12]} is in the vault {count} times")
+        if sha not in known:
+            names = [i["name"] for i in items if i["sha256"] == sha]
+            journal.violation("nothing-but-what-was-docked", f"{names} ({sha[:12]}) was never on a recorder")
+    for footage in ledger.expected():
+        if footage.sha256 not in by_sha:
+            journal.violation("every-file-exactly-once", f"{footage.name} from {footage.source} is missing")
+    for item in items:
+        footage = known.get(item["sha256"])
+        if footage is None:
+            continue
+        if item["credited_officer"] != footage.officer and item["tags"].get("officer") != footage.officer:
+            journal.violation(
+                "credited-to-the-right-officer",
+                f"{item['id']} ({footage.name}) credited to {item['credited_officer']}, not {footage.officer}",
+            )
+        if item["recorded_start"] != to_text(footage.recorded_start):
+            journal.violation(
+                "right-recording-window",
+                f"{item['id']} ({footage.name}) recorded from {item['recorded_start']}, "
+                f"not {to_text(footage.recorded_start)}",
+            )
+        if footage.clock_off and not item["clock_suspect"]:
+            journal.violation(
+                "right-deadline", f"{item['id']} ({footage.name}): a clock years off not flagged"
+            )
+        if not footage.clock_off and item["late"]:
+            journal.violation(
+                "right-deadline", f"{item['id']} ({footage.name}) stored in time but marked late"
+            )
+
+
+def check_denials(events: list[dict], journal: Journal) -> None:
+    """Every refusal the people met is in the audit chain (a ``denied`` event per attempt)."""
+    audited = collections.Counter(
+        (e["actor"], e["details"].get("action")) for e in events if e["action"] == "denied"
+    )
+    expected = collections.Counter((d["user"], d["action"]) for d in journal.denied_expected)
+    for key, count in expected.items():
+        if audited[key] < count:
+            journal.violation(
+                "every-denial-audited", f"{key[0]} refused {key[1]} {count} times, audited {audited[key]}"
+            )
+
+
+def check_station(station: Station, journal: Journal) -> None:
+    """verify (chain, catalog, objects), verify against the offsite anchors, the replicas checked
+    by download, nothing left in the bucket that is not the vault's, nothing left half done."""
+    verified = station.custody("verify", "--json", check=False)
+    report = json.loads(verified.stdout or "{}")
+    if verified.returncode != 0 or not report.get("ok"):
+        journal.violation("audit-chain-and-catalog-verify", verified.stdout[-400:] + verified.stderr[-200:])
+    against = station.custody("verify", "--against", "offsite", "--json", check=False)
+    if against.returncode != 0 or not json.loads(against.stdout or "{}").get("ok"):
+        journal.violation("verify-against-offsite", against.stdout[-400:] + against.stderr[-200:])
+    checked = station.custody("replicate", "check", "--download", "--json", check=False)
+    if checked.returncode != 0:
+        journal.violation("replicas-match", checked.stdout[-400:] + checked.stderr[-200:])
+    client = station.s3.client()
+    local = {p.name for p in (station.home / "objects" / "sha256").rglob("*") if p.is_file()}
+    listing = client.get_paginator("list_object_versions").paginate(Bucket=station.bucket)
+    for page in listing:
+        for version in page.get("Versions", []):
+            key = version["Key"]
+            if "/objects/sha256/" in key and key.rsplit("/", 1)[-1] not in local:
+                journal.violation(
+                    "no-orphan-objects-or-uploads", f"s3://{station.bucket}/{key} is not the vault's"
+                )
+    uploads = client.list_multipart_uploads(Bucket=station.bucket).get("Uploads", [])
+    if uploads:
+        journal.violation("no-orphan-objects-or-uploads", f"{len(uploads)} multipart uploads left open")
+
+
+def check_left_behind(station: Station, journal: Journal) -> None:
+    """After the daemon's clean stop (before anything opens the vault again and sweeps): no staging
+    file, no mount, no decrypted copy left."""
+    staging = list((station.home / "objects" / "staging").iterdir())
+    if staging:
+        journal.violation("no-staging-files-or-mounts", f"staging holds {[p.name for p in staging][:5]}")
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+              if line.split()[4].startswith(str(station.home))]  # fmt: skip
+    if mounts:
+        journal.violation("no-staging-files-or-mounts", f"mounts left: {mounts}")
+    decrypted = (
+        list((station.home / "run" / "media").glob("*")) if (station.home / "run" / "media").exists() else []
+    )
+    if decrypted:
+        journal.violation(
+            "no-staging-files-or-mounts", f"decrypted copies left: {[p.name for p in decrypted][:5]}"
+        )
+
+
+def slope_per_hour(points: list[tuple[float, float]]) -> float:
+    """The least-squares slope of (seconds, value) points, per hour."""
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    if spread == 0:
+        return 0.0
+    return 3600 * sum((t - mean_t) * (v - mean_v) for t, v in points) / spread
+
+
+def check_flat(samples: list[dict], journal: Journal) -> list[str]:
+    """The daemon's memory, descriptors and threads, per run of the daemon long enough to say;
+    return what was checked."""
+    by_pid: dict[int, list[dict]] = collections.defaultdict(list)
+    for sample in samples:
+        if "pid" in sample and "rss_kb" in sample:
+            by_pid[sample["pid"]].append(sample)
+    checked = []
+    for pid, run in by_pid.items():
+        if run[-1]["t"] - run[0]["t"] < MIN_FLAT_SECONDS:
+            continue
+        settled = [s for s in run if s["t"] - run[0]["t"] >= 60]
+        for measure, limit in SLOPE_LIMITS_PER_HOUR.items():
+            slope = slope_per_hour([(s["t"], s[measure]) for s in settled])
+            checked.append(f"{measure} of daemon {pid}: {slope:+.0f}/h (limit {limit}/h)")
+            if slope > limit:
+                journal.violation(
+                    "memory-descriptors-threads-flat", f"daemon {pid}'s {measure} grew {slope:.0f} per hour"
+                )
+    return checked
+
+
+def status_p99(samples: list[dict]) -> float | None:
+    times = sorted(s["status_seconds"] for s in samples if "status_seconds" in s)
+    if not times:
+        return None
+    return times[min(len(times) - 1, int(0.99 * len(times)))]
+
+
+def check_status(samples: list[dict], journal: Journal) -> float | None:
+    p99 = status_p99(samples)
+    if p99 is not None and p99 > STATUS_P99_SECONDS:
+        journal.violation("status-p99-within-a-second", f"status took {p99:.2f} s at the 99th percentile")
+    return p99

@@ -1,0 +1,80 @@
+"""The faults, struck at random moments drawn from the seed: the daemon killed (and restarted
+after systemd's delay), a clerk's command killed, ffmpeg killed, a recorder pulled out part way,
+the S3 proxy failing requests or down for minutes, a corrupted file on a card. (A recorder whose
+clock is years off docks throughout: recorder BWC1004.)"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import threading
+
+from soak.load import Dock, Journal, People
+from soak.station import RECORDERS, Station
+
+KINDS = (
+    "kill-daemon",
+    "kill-client",
+    "kill-ffmpeg",
+    "unplug-mid-pull",
+    "s3-errors",
+    "s3-down",
+    "corrupt-card",
+)
+
+
+class Faults:
+    """Strikes one fault every ``mean_seconds`` on average (exponential gaps), kind by the seed."""
+
+    def __init__(self, station: Station, dock: Dock, people: People, journal: Journal, rng: random.Random,
+                 mean_seconds: float) -> None:  # fmt: skip
+        self.station, self.dock, self.people, self.journal, self.rng = station, dock, people, journal, rng
+        self.mean_seconds = mean_seconds
+        self.down_until = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.rng.expovariate(1 / self.mean_seconds)):
+            kind = self.rng.choice(KINDS)
+            getattr(self, kind.replace("-", "_"))()
+
+    def kill_daemon(self) -> None:
+        self.journal.fault("kill-daemon")
+        self.station.kill_daemon()
+
+    def kill_client(self) -> None:
+        running = self.people.running
+        if running is not None and running.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                running.send_signal(signal.SIGKILL)
+                self.journal.fault("kill-client")
+
+    def kill_ffmpeg(self) -> None:
+        pid = self.station.daemon_pid()
+        if pid is None:
+            return
+        children = subprocess.run(
+            ["pgrep", "-P", str(pid), "-x", "ffmpeg|ffprobe"], capture_output=True, text=True
+        )
+        for child in children.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGKILL)
+                self.journal.fault("kill-ffmpeg", pid=int(child))
+
+    def unplug_mid_pull(self) -> None:
+        self.dock.unplug_mid.add(self.rng.choice(RECORDERS).serial)
+
+    def corrupt_card(self) -> None:
+        self.dock.corrupt_next.add(self.rng.choice([r for r in RECORDERS if r.filesystem == "vfat"]).serial)
+
+    def s3_errors(self) -> None:
+        faults = [self.rng.choice(("500", "503", "drop", "stall")) for _ in range(self.rng.randrange(2, 8))]
+        self.station.proxy.plan.setdefault("any", []).extend(faults)
+        self.journal.fault("s3-errors", faults=faults)
+
+    def s3_down(self) -> None:
+        seconds = self.rng.uniform(20, 120)
+        self.station.proxy.down_for(seconds)
+        self.journal.fault("s3-down", seconds=round(seconds))

@@ -1,0 +1,319 @@
+"""The station's work: recorders docked and undocked on a schedule (each card refilled with new
+footage between docks), files dropped in the watch folder, and people at work through the socket.
+Each records what it did in the run's events and the ledger."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from soak.ground import SHANGHAI, Footage, Ledger, make_clip, recorder_batch, sha256_of
+from soak.station import AUDITOR, CLERK, CUSTODIAN, DROP_SERIAL, OFFICERS, Recorder, Station
+from tests.docking import HOST_ENV, FakeRecorder, corrupt_fat_cluster, exfat_image, fat_image, host
+
+DCIM = Path("DCIM") / "100BWC"
+
+
+@dataclass
+class Journal:
+    """What happened when (for the report's plots and the invariants): events, faults, samples."""
+
+    started: float = field(default_factory=time.monotonic)
+    events: list[dict] = field(default_factory=list)
+    faults: list[dict] = field(default_factory=list)
+    violations: list[dict] = field(default_factory=list)
+    denied_expected: list[dict] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.started, 2)
+
+    def event(self, kind: str, **details) -> None:
+        with self._lock:
+            self.events.append({"t": self.now(), "kind": kind, **details})
+
+    def fault(self, kind: str, **details) -> None:
+        with self._lock:
+            self.faults.append({"t": self.now(), "kind": kind, **details})
+
+    def violation(self, invariant: str, detail: str) -> None:
+        with self._lock:
+            self.violations.append({"t": self.now(), "invariant": invariant, "detail": detail[:500]})
+
+
+class Dock:
+    """The recorders' docking cycle, in one thread (umockdev's testbed is not shared between
+    threads): refill a card, plug it, let it be pulled (or pull it out part way when a fault asks),
+    unplug, and check what a wiping profile took off the card is already in the vault."""
+
+    def __init__(self, station: Station, recorders: tuple[Recorder, ...], ledger: Ledger, journal: Journal,
+                 rng: random.Random) -> None:  # fmt: skip
+        self.station, self.ledger, self.journal, self.rng = station, ledger, journal, rng
+        self.recorders = recorders
+        self.trees = {r.serial: station.work / "cards" / r.serial for r in recorders}
+        self.images = {r.serial: station.work / "cards" / f"{r.serial}.img" for r in recorders}
+        self.on_card: dict[str, dict[str, Footage]] = {r.serial: {} for r in recorders}
+        self.unplug_mid: set[str] = set()  # faults ask for these
+        self.corrupt_next: set[str] = set()
+        self.docks = 0
+
+    def cycle(self, stop: threading.Event, final: bool = False) -> None:
+        """Dock every recorder in turn until ``stop``; ``final``: once each, to the end of its pull."""
+        while not stop.is_set():
+            for recorder in self.recorders:
+                if stop.is_set() and not final:
+                    return
+                self.dock_once(recorder, new_files=0 if final else self.rng.randrange(2, 6), final=final)
+            if final:
+                return
+            stop.wait(self.rng.uniform(1, 5))
+
+    def dock_once(self, recorder: Recorder, new_files: int, final: bool) -> None:
+        serial = recorder.serial
+        tree = self.trees[serial] / DCIM
+        tree.mkdir(parents=True, exist_ok=True)
+        if new_files:
+            with tempfile.TemporaryDirectory(dir=self.station.work) as scratch:
+                for footage in recorder_batch(Path(scratch), serial, recorder.officer, self.rng, new_files,
+                                              recorder.clock_off):  # fmt: skip
+                    if footage.name in self.on_card[serial]:
+                        continue  # (the same second again: keep the card's)
+                    shutil.move(str(Path(scratch) / footage.name), tree / footage.name)
+                    self.on_card[serial][footage.name] = footage
+                    self.ledger.add(footage)
+        for footage in self.on_card[serial].values():
+            footage.readable = True  # a rebuilt card reads whole again
+        image = self.images[serial]
+        image.unlink(missing_ok=True)
+        build = fat_image if recorder.filesystem == "vfat" else exfat_image
+        build(image, self.trees[serial], zone="Asia/Shanghai")
+        corrupted = None
+        if (
+            serial in self.corrupt_next
+            and recorder.filesystem == "vfat"
+            and self.on_card[serial]
+            and not final
+        ):
+            self.corrupt_next.discard(serial)
+            corrupted = self.rng.choice(sorted(self.on_card[serial]))
+            corrupt_fat_cluster(image, f"/{DCIM}/{corrupted}", 1)
+            self.on_card[serial][corrupted].readable = False
+            self.journal.fault("corrupt-card", recorder=serial, file=corrupted)
+        writable = recorder.profile == "soak-wipe"
+        device = host("losetup", "--find", "--show", *([] if writable else ["--read-only"]), image).strip()
+        try:
+            self._plugged(recorder, device, final)
+        finally:
+            for _attempt in range(100):
+                if (
+                    subprocess.run(["losetup", "-d", device], env=HOST_ENV, capture_output=True).returncode
+                    == 0
+                ):
+                    break
+                time.sleep(0.1)
+        self.docks += 1
+        if writable:
+            self._check_wiped(recorder)
+        self._clear_pulled(recorder)
+
+    def _plugged(self, recorder: Recorder, device: str, final: bool) -> None:
+        fake = FakeRecorder(recorder.serial, device, recorder.filesystem)
+        fake.plug(self.station.testbed)
+        plugged_at = time.monotonic()
+        cut = recorder.serial in self.unplug_mid and not final
+        self.journal.event("docked", recorder=recorder.serial, files=len(self.on_card[recorder.serial]))
+        try:
+            while time.monotonic() - plugged_at < (600 if final else 180):
+                entry = self._entry(recorder.serial)
+                if cut and entry and entry.get("bytes_done", 0) > 0:
+                    self.unplug_mid.discard(recorder.serial)
+                    self.journal.fault("unplug-mid-pull", recorder=recorder.serial)
+                    return
+                if entry and entry.get("state") == "done" and time.monotonic() - plugged_at > 1.0:
+                    time.sleep(1.0 if recorder.profile == "soak-wipe" else 0.2)  # (the wipe follows)
+                    return
+                time.sleep(0.1)
+            self.journal.event("dock-timeout", recorder=recorder.serial)
+        finally:
+            fake.unplug(self.station.testbed)
+            self.journal.event("undocked", recorder=recorder.serial)
+            time.sleep(0.5)  # (the daemon unmounts)
+
+    def _entry(self, serial: str) -> dict | None:
+        status = self.station.status_file() or {}
+        return next((d for d in status.get("docked", []) if d.get("serial") == serial), None)
+
+    def _card_names(self, recorder: Recorder) -> set[str]:
+        listing = host("mdir", "-b", "-i", self.images[recorder.serial], f"::/{DCIM}")
+        return {line.rsplit("/", 1)[-1] for line in listing.splitlines() if line.strip()}
+
+    def _check_wiped(self, recorder: Recorder) -> None:
+        """Invariant: what custody wiped off a card was already in the vault, whole."""
+        left = self._card_names(recorder)
+        gone = [f for name, f in self.on_card[recorder.serial].items() if name not in left]
+        if not gone:
+            return
+        held = self.station.vault_hashes()
+        for footage in gone:
+            footage.on_card = False
+            if footage.sha256 not in held:
+                self.journal.violation(
+                    "wiped-before-durable",
+                    f"{footage.name} left {recorder.serial}'s card but is not in the vault",
+                )
+            del self.on_card[recorder.serial][footage.name]
+            (self.trees[recorder.serial] / DCIM / footage.name).unlink(missing_ok=True)
+        self.journal.event("wiped", recorder=recorder.serial, files=len(gone))
+
+    def _clear_pulled(self, recorder: Recorder) -> None:
+        """The officer clears what the station shows as stored (a card that never wipes fills up)."""
+        if recorder.profile == "soak-wipe" or len(self.on_card[recorder.serial]) < 12:
+            return
+        held = self.station.vault_hashes()
+        for name, footage in list(self.on_card[recorder.serial].items()):
+            if footage.sha256 in held:
+                footage.on_card = False
+                del self.on_card[recorder.serial][name]
+                (self.trees[recorder.serial] / DCIM / name).unlink(missing_ok=True)
+
+
+class Drops:
+    """Files dropped in the watch folder by a card reader, now and then one dropped twice."""
+
+    def __init__(self, station: Station, ledger: Ledger, journal: Journal, rng: random.Random) -> None:
+        self.station, self.ledger, self.journal, self.rng = station, ledger, journal, rng
+        self.dropped: list[Path] = []
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.rng.uniform(5, 15)):
+            self.drop_once()
+
+    def drop_once(self) -> None:
+        folder = self.station.drops
+        if self.dropped and self.rng.random() < 0.2:  # the same file again, under another name
+            again = self.rng.choice(self.dropped)
+            copy = folder / f"again-{self.rng.getrandbits(32):08x}-{again.name}"
+            shutil.copy(again, folder / f".{copy.name}")
+            (folder / f".{copy.name}").rename(copy)
+            self.journal.event("dropped-again", file=copy.name)
+            return
+        officer = self.rng.choice(OFFICERS)
+        from datetime import UTC, datetime, timedelta
+
+        at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=self.rng.randrange(5, 300))
+        name = f"{DROP_SERIAL}_{officer}_{at.astimezone(SHANGHAI):%Y%m%d%H%M%S}.MP4"
+        hidden = folder / f".{name}"  # (ingest skips hidden names: the drop appears whole)
+        make_clip(hidden, self.rng.choice((1, 2)), self.rng)
+        footage = Footage(name=name, sha256=sha256_of(hidden), size=hidden.stat().st_size, officer=officer,
+                          recorded_start=at, source="drop")  # fmt: skip
+        if (folder / name).exists():
+            hidden.unlink()
+            return
+        self.ledger.add(footage)
+        hidden.rename(folder / name)
+        self.dropped.append(folder / name)
+        self.journal.event("dropped", file=name)
+
+
+class People:
+    """Clerks, custodians and auditors at work through the socket as real local users: reading,
+    tagging, extracting (each extract checked against the ground truth), retention, holds, and
+    now and then something their role may not do (each such refusal must be audited)."""
+
+    def __init__(self, station: Station, ledger: Ledger, journal: Journal, rng: random.Random) -> None:
+        self.station, self.ledger, self.journal, self.rng = station, ledger, journal, rng
+        self.outbox = Path(tempfile.mkdtemp(prefix="custody-soak-out-", dir="/tmp"))
+        self.outbox.chmod(0o1777)
+        self.running: subprocess.Popen | None = None  # a long command a fault may kill
+        self.done = 0
+
+    def run(self, stop: threading.Event) -> None:
+        actions = [self.look, self.look, self.tag, self.extract, self.retention, self.denied, self.hold]
+        while not stop.wait(self.rng.uniform(0.5, 2.5)):
+            action = self.rng.choice(actions)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                action()
+            self.done += 1
+
+    def _items(self) -> list[dict]:
+        import json
+
+        listed = self.station.as_user(CLERK, "ls", "--json")
+        return json.loads(listed.stdout) if listed.returncode == 0 else []
+
+    def look(self) -> None:
+        user = self.rng.choice((CLERK, CUSTODIAN, AUDITOR))
+        result = self.station.as_user(user, "ls", "--json")
+        self.journal.event("ls", user=user, ok=result.returncode == 0)
+
+    def tag(self) -> None:
+        items = self._items()
+        if items:
+            item = self.rng.choice(items)["id"]
+            case = f"SOAK-{self.rng.randrange(1, 20):04d}"
+            result = self.station.as_user(CLERK, "tag", item, "--case", case, "--party", "测试当事人")
+            self.journal.event("tag", item=item, ok=result.returncode == 0)
+
+    def extract(self) -> None:
+        """Extract an item and compare it with the ground truth (a killed extract leaves nothing)."""
+        items = [i for i in self._items() if i["sha256"] in self.ledger.files]
+        if not items:
+            return
+        item = self.rng.choice(items)
+        out = self.outbox / f"{item['id']}-{self.rng.getrandbits(32):08x}"
+        from tests.localusers import pythonpath_for_others
+
+        env = {**HOST_ENV, "PYTHONPATH": pythonpath_for_others(), "HOME": "/",
+               "CUSTODY_SOCKET": str(self.station.run / "api.sock")}  # fmt: skip
+        self.running = subprocess.Popen(
+            ["setpriv", f"--reuid={CLERK}", f"--regid={CLERK}", "--init-groups", "/usr/bin/python3", "-m",
+             "custody", "--home", str(self.station.home), "extract", item["id"], "--out", str(out)],
+            env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            self.running.communicate(timeout=300)
+        finally:
+            code, self.running = self.running.returncode, None
+        if code == 0:
+            if sha256_of(out) != item["sha256"]:
+                self.journal.violation(
+                    "extract-identical", f"{item['id']} extracted differs from what was docked"
+                )
+            out.unlink()
+        elif code in (-9, 137):
+            leftovers = [p.name for p in self.outbox.iterdir() if p.name.startswith(f".{out.name}")]
+            if out.exists() or leftovers:
+                self.journal.violation(
+                    "no-half-written-files", f"a killed extract left {out.name} {leftovers}"
+                )
+        self.journal.event("extract", item=item["id"], code=code)
+
+    def retention(self) -> None:
+        result = self.station.as_user(CUSTODIAN, "retention", "plan", "--json")
+        self.journal.event("retention-plan", ok=result.returncode == 0)
+
+    def hold(self) -> None:
+        case = f"SOAK-{self.rng.randrange(1, 20):04d}"
+        result = self.station.as_user(CUSTODIAN, "hold", "add", "--case", case, "--reason", "复议期间 soak")
+        self.journal.event("hold", case=case, ok=result.returncode == 0)
+
+    def denied(self) -> None:
+        """Something the role may not do: refused (exit 13) and audited."""
+        user, args = self.rng.choice(
+            ((AUDITOR, ("tag", "EV-000001", "--case", "X-1")), (CUSTODIAN, ("log",)),
+             (AUDITOR, ("hold", "add", "--case", "X-1", "--reason", "no")))
+        )  # fmt: skip
+        result = self.station.as_user(user, *args)
+        if result.returncode == 13:
+            self.journal.denied_expected.append({"user": user, "action": args[0]})
+        elif result.returncode == 0:
+            self.journal.violation("roles-enforced", f"{user} was let {' '.join(args)}")
+        else:  # (the daemon restarting: exit 7, not served; nothing to audit)
+            self.journal.event("denied-unserved", user=user, code=result.returncode)

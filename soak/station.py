@@ -1,0 +1,207 @@
+"""The station under test: a vault, its daemon (restarted as systemd would after a kill), real local
+users with roles, and an S3 server on loopback behind a fault-injecting proxy."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.localusers import local_users, pythonpath_for_others, run_as
+from tests.s3 import FaultyProxy, S3Server, local_s3_server
+
+GROUP = "cst-soak"
+CLERK, CUSTODIAN, AUDITOR = "cst-soak-clerk", "cst-soak-custodian", "cst-soak-auditor"
+USERS = (CLERK, CUSTODIAN, AUDITOR)
+RESTART_DELAY_SECONDS = 2.0  # custody-daemon.service: RestartSec=2
+OFFICERS = ("031245", "031246", "031247", "031248")
+ORGANISATION = "Soak County Public Security Bureau"
+
+
+@dataclass(frozen=True)
+class Recorder:
+    serial: str
+    officer: str
+    filesystem: str  # vfat or exfat
+    profile: str  # soak-keep or soak-wipe
+    clock_off: bool = False
+
+
+RECORDERS = (
+    Recorder("BWC1001", OFFICERS[0], "vfat", "soak-wipe"),
+    Recorder("BWC1002", OFFICERS[1], "exfat", "soak-keep"),
+    Recorder("BWC1003", OFFICERS[2], "vfat", "soak-keep"),
+    Recorder("BWC1004", OFFICERS[3], "vfat", "soak-keep", clock_off=True),
+)
+DROP_SERIAL = "DROP01"  # in dropped files' names; not a registered recorder: the name credits the officer
+
+
+def config_text(run: Path, drops: Path, s3: S3Server, proxy: FaultyProxy, bucket: str) -> str:
+    profile = (
+        'filename_pattern = "^(?P<recorder>[A-Za-z0-9]+)_(?P<officer>[A-Za-z0-9]+)_(?P<start>\\\\d{14})"\n'
+        'start_format = "%Y%m%d%H%M%S"\nclock_timezone = "Asia/Shanghai"\n'
+    )
+    return (
+        f'[access]\nsocket = "{run}/api.sock"\nsocket_group = "{GROUP}"\n'
+        "max_requests_per_second = 200.0\n"
+        f'[access.roles]\nclerk = ["{CLERK}"]\ncustodian = ["{CUSTODIAN}"]\nauditor = ["{AUDITOR}"]\n'
+        f'[station]\norganisation = "{ORGANISATION}"\n'
+        f'[dock]\nwatch_folders = ["{drops}"]\nwatch_settle_seconds = 1.0\nwatch_profile = "soak-keep"\n'
+        f"[profiles.soak-keep]\n{profile}"
+        f'[profiles.soak-wipe]\n{profile}wipe = "after_vault"\n'
+        "[media]\nworkers = 1\n"
+        + s3.target_toml(bucket, verify="download").replace(s3.endpoint, proxy.endpoint)
+        + "timeout_seconds = 10.0\npart_size_mb = 5\n"
+    )
+
+
+class Station:
+    """The vault home, the S3 server and proxy, and the daemon; ``custody(...)`` runs the real
+    command as root, ``as_user(user, ...)`` as a local user through the socket."""
+
+    def __init__(self, work: Path, testbed, python_path: str | None) -> None:
+        self.work = work
+        self.home = work / "vault"
+        self.run = work / "run"
+        self.drops = work / "drops"
+        self.testbed = testbed
+        self.python_path = python_path  # a broken build's copy of custody, first on the path
+        self.daemon: subprocess.Popen | None = None
+        self.daemon_starts: list[float] = []
+        self.restarting = threading.Lock()
+        self._stack = contextlib.ExitStack()
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Station:
+        for folder in (self.run, self.drops):
+            folder.mkdir(parents=True)
+            folder.chmod(0o755)
+        self._stack.enter_context(local_users(GROUP, USERS))
+        endpoint = self._stack.enter_context(local_s3_server())
+        self.s3 = S3Server(endpoint, "test", "test")
+        self.proxy = FaultyProxy(endpoint, stall_seconds=12.0)
+        self._stack.callback(self.proxy.close)
+        self.bucket = self.s3.new_bucket(object_lock=True)
+        self.custody("init")
+        (self.home / "custody.toml").write_text(
+            config_text(self.run, self.drops, self.s3, self.proxy, self.bucket), encoding="utf-8"
+        )
+        for badge in OFFICERS:
+            self.custody("officer", "add", badge, "--name", f"Officer {badge}")
+        for recorder in RECORDERS:
+            self.custody("recorder", "add", recorder.serial, "--officer", recorder.officer, "--from", "2015-01-01",
+                         "--profile", recorder.profile)  # fmt: skip
+        self.start_daemon()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_daemon()
+        self._stack.close()
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env["UMOCKDEV_DIR"] = self.testbed.get_root_dir()
+        env["CUSTODY_SOCKET"] = str(self.run / "api.sock")
+        env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_CONFIG_FILE="/nonexistent",
+                   AWS_SHARED_CREDENTIALS_FILE="/nonexistent")  # fmt: skip
+        env.pop("AWS_PROFILE", None)
+        if self.python_path:
+            env["PYTHONPATH"] = self.python_path
+        return env
+
+    def custody(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        """The real command as root (through the daemon when it serves)."""
+        result = subprocess.run(
+            [sys.executable, "-m", "custody", "--home", str(self.home), *args],
+            capture_output=True, text=True, env=self.env(), cwd=self.work, timeout=timeout,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"custody {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}"
+            )
+        return result
+
+    def custody_json(self, *args: str) -> object:
+        return json.loads(self.custody(*args, "--json").stdout)
+
+    def items(self) -> list[dict]:
+        """Every item in the vault (``ls --json`` as root)."""
+        return self.custody_json("ls")  # type: ignore[return-value]
+
+    def vault_hashes(self) -> set[str]:
+        return {item["sha256"] for item in self.items()}
+
+    def as_user(self, user: str, *args: str) -> subprocess.CompletedProcess:
+        """The real command as a local user, through the socket (the broken build's code when one
+        is tested: a client's own code is not what the soak checks)."""
+        return run_as(user, "/usr/bin/python3", "-m", "custody", "--home", str(self.home), *args,
+                      socket_path=self.run / "api.sock")  # fmt: skip
+
+    # -- the daemon -----------------------------------------------------------------------------
+
+    def start_daemon(self) -> None:
+        log = open(self.work / "daemon.log", "ab")  # noqa: SIM115 (the daemon's own, for its life)
+        self.daemon = subprocess.Popen(
+            [sys.executable, "-m", "custody", "--home", str(self.home), "daemon"],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.work,
+        )  # fmt: skip
+        log.close()
+        self.daemon_starts.append(time.monotonic())
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.daemon.poll() is not None:
+                raise RuntimeError(f"the daemon exited {self.daemon.returncode} at start; see daemon.log")
+            status = self.status_file()
+            if status and status.get("pid") == self.daemon.pid and status.get("running"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the daemon did not start within 120 s")
+
+    def kill_daemon(self) -> None:
+        """SIGKILL, then start again after systemd's restart delay."""
+        with self.restarting:
+            if self.daemon is not None and self.daemon.poll() is None:
+                self.daemon.send_signal(signal.SIGKILL)
+                self.daemon.wait()
+            time.sleep(RESTART_DELAY_SECONDS)
+            self.start_daemon()
+
+    def stop_daemon(self) -> None:
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+
+    def status_file(self) -> dict | None:
+        try:
+            return json.loads((self.home / "run" / "status.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def daemon_pid(self) -> int | None:
+        return self.daemon.pid if self.daemon is not None and self.daemon.poll() is None else None
+
+
+def readable_copy_of_custody(source: Path, into: Path) -> str:
+    """PYTHONPATH for a copy of ``source`` (a custody package) that every user may read."""
+    shutil.copytree(source, into / "custody", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder, _dirs, files in os.walk(into):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+    others = pythonpath_for_others().split(":")
+    return ":".join([str(into), *others[1:]])

@@ -1,0 +1,125 @@
+"""The soak (make soak) can fail: its checks find each kind of violation in made-up observations,
+and a short soak of a deliberately broken build fails naming exactly the invariants it breaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from custody.vault.timestamps import to_text
+from soak import breaks, checks
+from soak.ground import Footage, Ledger
+from soak.load import Journal
+
+REPO = Path(__file__).resolve().parents[1]
+START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def ledger_of(*footage: Footage) -> Ledger:
+    ledger = Ledger()
+    for f in footage:
+        ledger.add(f)
+    return ledger
+
+
+def footage(n: int, officer: str = "031245", clock_off: bool = False, readable: bool = True) -> Footage:
+    return Footage(name=f"BWC_{n}.MP4", sha256=f"{n:064x}", size=100, officer=officer,
+                   recorded_start=START + timedelta(minutes=n), source="BWC", clock_off=clock_off,
+                   readable=readable)  # fmt: skip
+
+
+def item(f: Footage, **changes) -> dict:
+    found = {"id": f"EV-{f.size:06d}", "name": f.name, "sha256": f.sha256, "credited_officer": f.officer,
+             "tags": {"officer": f.officer}, "recorded_start": to_text(f.recorded_start), "late": False,
+             "clock_suspect": f.clock_off}  # fmt: skip
+    found.update(changes)
+    return found
+
+
+def failed(journal: Journal) -> set[str]:
+    return {v["invariant"] for v in journal.violations}
+
+
+def test_the_items_check_holds_for_a_vault_that_matches_its_ground_truth():
+    one, two, lost_to_corruption = footage(1), footage(2, clock_off=True), footage(3, readable=False)
+    journal = Journal()
+    checks.check_items([item(one), item(two)], ledger_of(one, two, lost_to_corruption), journal)
+    assert journal.violations == []
+
+
+@pytest.mark.parametrize(
+    ("vault", "invariant"),
+    [
+        (lambda one, two: [item(one)], "every-file-exactly-once"),  # two is missing
+        (lambda one, two: [item(one), item(two), item(two)], "every-file-exactly-once"),
+        (lambda one, two: [item(one), item(two), item(footage(9))], "nothing-but-what-was-docked"),
+        (lambda one, two: [item(one, credited_officer=None, tags={}), item(two)], "credited-to-the-right-officer"),
+        (lambda one, two: [item(one, recorded_start="2026-12-01T08:01:05.000000Z"), item(two)],
+         "right-recording-window"),
+        (lambda one, two: [item(one, late=True), item(two)], "right-deadline"),
+        (lambda one, two: [item(one), item(two, clock_suspect=False)], "right-deadline"),
+    ],
+)  # fmt: skip
+def test_the_items_check_names_each_kind_of_wrong_vault(vault, invariant):
+    one, two = footage(1), footage(2, clock_off=True)
+    journal = Journal()
+    checks.check_items(vault(one, two), ledger_of(one, two), journal)
+    assert failed(journal) == {invariant}, journal.violations
+
+
+def test_a_refusal_missing_from_the_audit_chain_is_named():
+    journal = Journal()
+    journal.denied_expected += [{"user": "a", "action": "tag"}, {"user": "a", "action": "tag"}]
+    events = [{"action": "denied", "actor": "a", "details": {"action": "tag"}}]
+    checks.check_denials(events, journal)
+    assert failed(journal) == {"every-denial-audited"}
+    journal = Journal()
+    journal.denied_expected.append({"user": "a", "action": "tag"})
+    checks.check_denials(events, journal)
+    assert journal.violations == []
+
+
+def test_growth_and_slow_answers_are_named_and_short_runs_are_not_judged():
+    steady = [{"t": t, "pid": 1, "rss_kb": 100_000 + (t % 7), "fds": 20, "threads": 12} for t in range(600)]
+    journal = Journal()
+    assert len(checks.check_flat(steady, journal)) == 3 and journal.violations == []
+    leaking = [{**s, "rss_kb": 100_000 + 50 * s["t"]} for s in steady]  # 180 MB an hour
+    checks.check_flat(leaking, journal)
+    assert failed(journal) == {"memory-descriptors-threads-flat"}
+    assert checks.check_flat(leaking[:200], Journal()) == []  # under 5 minutes: not judged
+    slow = [{"t": t, "status_seconds": 0.05} for t in range(98)] + [{"t": 99, "status_seconds": 2.0}] * 2
+    journal = Journal()
+    assert checks.check_status(slow, journal) == 2.0 and failed(journal) == {"status-p99-within-a-second"}
+
+
+def test_every_break_still_matches_the_code_it_breaks(tmp_path):
+    import shutil
+
+    shutil.copytree(REPO / "custody", tmp_path / "custody")
+    expected = breaks.apply(tmp_path / "custody", sorted(breaks.BREAKS))
+    assert set(expected) <= set(checks.INVARIANTS)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_short_soak_of_a_broken_build_fails_naming_exactly_what_it_broke(tmp_path):
+    """Three mistakes at once (no officer credited, refusals not audited, staging files left
+    behind) in a 1-minute soak with faults: the soak exits 1 naming those three invariants, and
+    only those (everything else held through the faults)."""
+    out = tmp_path / "report"
+    names = ["credit-nobody", "forget-denials", "leak-staging"]
+    command = [sys.executable, "-m", "soak", "--minutes", "1", "--seed", "20261205", "--out", str(out),
+               "--fault-every", "15", *[f"--break={name}" for name in names]]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=1800)
+    summary = json.loads((out / "summary.json").read_text())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert summary["failed_invariants"] == sorted(breaks.BREAKS[n][3] for n in names), summary["violations"]
+    assert summary["files_generated"] > 0 and summary["items_in_vault"] > 0 and sum(summary["faults"].values()) > 0
+    for invariant in summary["failed_invariants"]:
+        assert f"VIOLATION {invariant}:" in result.stdout
