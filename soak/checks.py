@@ -28,6 +28,7 @@ INVARIANTS = (
     "right-deadline",
     "wiped-before-durable",
     "extract-identical",
+    "exports-verify",
     "no-half-written-files",
     "roles-enforced",
     "every-denial-audited",

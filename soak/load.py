@@ -235,7 +235,8 @@ class People:
         self.done = 0
 
     def run(self, stop: threading.Event) -> None:
-        actions = [self.look, self.look, self.tag, self.extract, self.retention, self.denied, self.hold]
+        actions = [self.look, self.look, self.tag, self.tag, self.extract, self.retention, self.denied, self.hold,
+                   self.explain, self.export]  # fmt: skip
         while not stop.wait(self.rng.uniform(0.5, 2.5)):
             action = self.rng.choice(actions)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -294,6 +295,32 @@ class People:
                     "no-half-written-files", f"a killed extract left {out.name} {leftovers}"
                 )
         self.journal.event("extract", item=item["id"], code=code)
+
+    def explain(self) -> None:
+        """A clerk explains an interruption the station found."""
+        import json
+
+        listed = self.station.as_user(CLERK, "report", "gaps", "--open", "--json")
+        found = json.loads(listed.stdout) if listed.returncode == 0 else []
+        if found:
+            finding = self.rng.choice(found)["id"]
+            result = self.station.as_user(CLERK, "explain", finding, "--reason", "电池更换 battery changed")
+            self.journal.event("explain", finding=finding, ok=result.returncode == 0)
+
+    def export(self) -> None:
+        """A clerk exports a case to an evidence disc image; an image that fails its own read-back
+        check (exit 1) is a violation."""
+        case = f"SOAK-{self.rng.randrange(1, 20):04d}"
+        image = self.outbox / f"{case}-{self.rng.getrandbits(32):08x}.iso"
+        result = self.station.as_user(CLERK, "export", "disc", "--case", case, "--maker", "李警官", "--extractor",
+                                      CLERK, "--iso", str(image))  # fmt: skip
+        if result.returncode == 1:
+            self.journal.violation(
+                "exports-verify", f"the disc of {case} failed its check: {result.stdout[-300:]}"
+            )
+        for made in self.outbox.glob(f"{image.stem}*"):
+            made.unlink()
+        self.journal.event("export", case=case, code=result.returncode)
 
     def retention(self) -> None:
         result = self.station.as_user(CUSTODIAN, "retention", "plan", "--json")

@@ -121,6 +121,7 @@ def _drive(station: Station, rng: random.Random, minutes: float, journal: Journa
         "drops": sum(e["kind"] in ("dropped", "dropped-again") for e in journal.events),
         "files_wiped_by_custody": sum(e.get("files", 0) for e in journal.events if e["kind"] == "wiped"),
         "people_actions": people.done,
+        "activity": _activity(journal.events),
         "denials_expected_and_audited": len(journal.denied_expected),
         "daemon_starts": len(station.daemon_starts),
         "faults": report.fault_counts(journal.faults),
@@ -168,3 +169,15 @@ def _settle(station: Station, journal: Journal) -> float:
         "replicas-match", f"the station did not catch up within {SETTLE_SECONDS} s of the faults"
     )
     return round(time.monotonic() - started, 1)
+
+
+def _activity(events: list[dict]) -> dict[str, dict[str, int]]:
+    """What was done, by kind, and how it ended (ok, or the command's exit code)."""
+    counts: dict[str, dict[str, int]] = {}
+    for event in events:
+        outcome = "ok" if event.get("ok") or event.get("code") == 0 else str(event.get("code", "done"))
+        if event.get("ok") is False:
+            outcome = "refused or failed"
+        by_outcome = counts.setdefault(event["kind"], {})
+        by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
+    return dict(sorted(counts.items()))
