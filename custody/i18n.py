@@ -99,4 +99,5 @@ def N_(message: str) -> str:
 def has_translation(message: str, language: str = CHINESE) -> bool:
     """Whether the catalog of ``language`` translates ``message`` (the coverage checks; a
     translation may be the message itself, "{reason}" or "sha256")."""
-    return bool(getattr(translations(language), "_catalog", {}).get(message))
+    catalog = getattr(translations(language), "_catalog", {})
+    return bool(catalog.get(message) or catalog.get((message, 0)))  # (a plural's first form)

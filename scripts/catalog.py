@@ -18,7 +18,7 @@ from babel.messages.pofile import read_po, write_po
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from custody.cli.catalog import cli_messages  # noqa: E402
+from custody.cli.catalog import CLICK_PLURALS, cli_messages  # noqa: E402
 from custody.i18n import LOCALE  # noqa: E402
 
 BIN = REPO / ".venv/bin"
@@ -42,6 +42,9 @@ def main(argv: list[str]) -> int:
     for message in cli_messages():
         if message not in template:
             template.add(message)
+    for plural in CLICK_PLURALS:
+        if plural[0] not in template:
+            template.add(plural)
     with open(pot, "wb") as sink:
         write_po(sink, template, omit_header=True, no_location=True)
     subprocess.run([BIN / "pybabel", "update", "-i", pot, "-d", LOCALE, "-D", "messages", "--no-fuzzy-matching"],

@@ -9,7 +9,7 @@ import click
 
 from custody.cli.base import Session, cli, json_option, pass_session
 from custody.cli.listing import KEY, TEXT, Column, Listing
-from custody.cli.render import _say, show_listing, wide_option
+from custody.cli.render import _say, said_text, show_listing, wide_option
 from custody.errors import UsageError
 from custody.i18n import _
 from custody.operations import NoRequest, casework
@@ -171,7 +171,7 @@ def retention_plan(session: Session, report_dir: Path | None, as_json: bool) -> 
                 row["case"] or "-",
                 ", ".join(row["categories"]) or "-",
                 row["retain_until"][:10] if row["retain_until"] else _("permanent"),
-                row["rule"],
+                said_text(row, "rule"),
             )
         show_listing(table)
     _say(
@@ -444,7 +444,7 @@ def report_retention(session: Session, days: int, as_json: bool) -> None:
             row["case"] or "-",
             ", ".join(row["categories"]) or "-",
             row["retain_until"][:10],
-            row["rule"],
+            said_text(row, "rule"),
         )
     show_listing(table)
     _say(

@@ -25,6 +25,8 @@ CLICK_MESSAGES = (
     "Invalid value for {param_hint}: {message}", "Invalid value: {message}", "Missing command.",
     "{name} option requires an argument.", "Got unexpected extra argument ({args})",
 )  # fmt: skip
+# click's words with a plural (ngettext): singular and plural msgids.
+CLICK_PLURALS = (("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)"),)
 _COLUMN = re.compile(r'Column\(\s*"([^"]+)"|title="([^"]+)"')
 
 

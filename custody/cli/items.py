@@ -23,6 +23,7 @@ from custody.cli.render import (
     _say_error,
     _size,
     console,
+    said_text,
     show_fields,
     show_listing,
     wide_option,
@@ -34,6 +35,15 @@ from custody.operations.items import ItemRef, ListItems, TagItems
 from custody.vault import Vault
 from custody.vault.items import REQUIRED_TAGS, printable_name
 from custody.vault.timestamps import local_display, parse_user_time
+
+# The words of a finding and of a copy, as the catalog says them (translated where shown).
+FINDING_KINDS = {
+    "interruption": N_("interruption"),
+    "overlap": N_("overlap"),
+    "out-of-order": N_("out of order"),
+}
+FINDING_STATES = {"open": N_("open"), "withdrawn": N_("withdrawn")}
+DERIVATIVE_ROLES = {"playable": N_("playable copy"), "thumbnail": N_("thumbnail")}
 
 
 @cli.command()
@@ -212,7 +222,8 @@ def list_items(
     show_listing(table)
     unknown = sum(1 for item in items if not item["recorded_start"])
     console.print(
-        f"{len(items)} item(s)" + ("; * recording time unknown, ingest time shown" if unknown else "")
+        _("{count} item(s)").format(count=len(items))
+        + (_("; * recording time unknown, ingest time shown") if unknown else "")
     )
 
 
@@ -305,30 +316,34 @@ def _item_fields(found: dict) -> list[tuple[str, str]]:
     for derivative in found["derivatives"]:
         fields.append(
             (
-                derivative["role"],
+                _(DERIVATIVE_ROLES.get(derivative["role"], derivative["role"])),
                 f"{derivative['method']}, {_size(derivative['size'])}, sha256 {derivative['sha256']} "
                 f"({derivative['tool']}, {local_display(derivative['finished_at'])})",
             )
         )
     for finding in found["continuity"]:
-        state = finding["state"] if finding["state"] != "explained" else f"explained: {finding['reason']}"
-        fields.append(
-            (
-                finding["id"],
-                f"{finding['kind']} of {finding['seconds']:.1f} s between "
-                f"{finding['before_item']} and {finding['after_item']} ({state})",
-            )
+        state = (
+            _("explained: {reason}").format(reason=finding["reason"])
+            if finding["state"] == "explained"
+            else _(FINDING_STATES.get(finding["state"], finding["state"]))
         )
+        said = _("{kind} of {seconds} s between {before} and {after} ({state})")
+        fields.append((finding["id"], said.format(
+            kind=_(FINDING_KINDS.get(finding["kind"], finding["kind"])), seconds=f"{finding['seconds']:.1f}",
+            before=finding["before_item"], after=finding["after_item"], state=state,
+        )))  # fmt: skip
     fields += _review_fields(found.get("reviews", []))
-    fields += [(f"tag {name}", value) for name, value in found["tags"].items()]
+    fields += [(_("tag {name}").format(name=_(name)), value) for name, value in found["tags"].items()]
     kept = found["retention"]
     until = kept["retain_until"]
-    fields.append((N_("kept until"), f"{_('for ever') if until is None else until[:10]} ({kept['rule']})"))
+    fields.append(
+        (N_("kept until"), f"{_('for ever') if until is None else until[:10]} ({said_text(kept, 'rule')})")
+    )
     if kept["categories"]:
         fields.append((N_("retention categories"), ", ".join(kept["categories"])))
     missing = [name for name in REQUIRED_TAGS if not found["tags"].get(name)]
     if missing:
-        fields.append((N_("missing tags"), ", ".join(missing)))
+        fields.append((N_("missing tags"), ", ".join(_(name) for name in missing)))
     return fields
 
 
@@ -442,7 +457,7 @@ def tag(
         return
     for change in changes:
         described = ", ".join(
-            f"{name} {moved['from'] or '-'} -> {moved['to'] or '(cleared)'}"
+            f"{_(name)} {moved['from'] or '-'} -> {moved['to'] or _('(cleared)')}"
             for name, moved in change["changed"].items()
         )
         _say(f"{change['id']}: {described}")

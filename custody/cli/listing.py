@@ -127,11 +127,8 @@ class Listing:
             headers[i] for i in sorted(set(range(len(self.columns))) - set(kept), key=self._drop_order)
         ]
         if left_out:
-            console.print(
-                f"(left out to fit {width} columns: {', '.join(left_out)}; --wide shows every column, "
-                "--json every field)",
-                style="dim",
-            )
+            said = _("(left out to fit {width} columns: {columns}; --wide shows every column, --json every field)")
+            console.print(said.format(width=width, columns=", ".join(left_out)), style="dim")
         return left_out
 
     def _drop_order(self, index: int) -> tuple[int, int]:

@@ -107,6 +107,12 @@ def show_listing(listing: Listing) -> None:
 PAGED_COMMANDS = {("ls",), ("log",), ("show",), ("report", "gaps"), ("report", "window"), ("export", "ls")}
 
 
+def said_text(row: dict, key: str) -> str:
+    """``row[key]`` in the person's language: said from its words (``row[key + "_words"]``, the
+    English template and values a service sends beside the text) when there are any."""
+    return localized_text(said_from_data(row.get(f"{key}_words", row[key])))
+
+
 def show_fields(fields: list[tuple[str, str]]) -> None:
     """Print ``label: value`` lines, wrapped at spaces to fit a terminal, never cutting a word."""
     width = console.size.width if at_terminal() else None

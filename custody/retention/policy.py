@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from custody.errors import Said, said_as_data
 from custody.rules import (  # (the regulation's numbers; re-exported: policy users import them here)
     DEFAULT_CATEGORIES,
     FLOOR_MONTHS,
@@ -83,10 +84,10 @@ class ItemFacts:
         whose clock was reset to an old date is not offered for disposal at once.
         """
         if self.recorded is None:
-            return self.ingested, "ingest (recording time unknown)"
+            return self.ingested, Said("ingest (recording time unknown)")
         if self.clock_suspect and self.ingested > self.recorded:
-            return self.ingested, "ingest (recorder clock suspect: its recording time is not trusted)"
-        return self.recorded, "recording"
+            return self.ingested, Said("ingest (recorder clock suspect: its recording time is not trusted)")
+        return self.recorded, Said("recording")
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class RetentionDecision:
     permanent: bool
     held: bool
     eligible: bool  # may be disposed of now (still needs a request, an approval, an execution)
-    rule: str  # why, in words
+    rule: str  # why, in words (Said: said in the reader's language; "rule" stays English)
 
     def as_dict(self) -> dict:
         return {
@@ -114,7 +115,8 @@ class RetentionDecision:
             "permanent": self.permanent,
             "held": self.held,
             "eligible": self.eligible,
-            "rule": self.rule,
+            "rule": str(self.rule),
+            "rule_words": said_as_data(self.rule),
         }
 
 
@@ -148,22 +150,27 @@ def evaluate(
         start, since = item.retention_start()
         hold = by_item.get(item.number) or (by_case.get(item.case) if item.case else None)
         permanent = sorted(c for c in categories if policy.is_permanent(c))
-        months, reason = FLOOR_MONTHS, "the 2-year floor"
+        months, reason = FLOOR_MONTHS, Said("the 2-year floor")
         for category in sorted(categories):
             period = policy.periods.get(category, FLOOR_MONTHS)
             if period is not None and period > months:
-                months, reason = period, f"category {category}"
+                months, reason = period, Said("category {category}", category=category)
         if not categories:
-            reason = "the 2-year floor (no category)"
+            reason = Said("the 2-year floor (no category)")
         retain_until = None if permanent else add_months(start, months)
         if hold is not None:
-            where = "the item" if hold.item == item.number else f"case {item.case}"
-            rule = f"held: hold HOLD-{hold.id:06d} on {where}"
+            where = Said("the item") if hold.item == item.number else Said("case {case}", case=item.case)
+            hold_id = f"HOLD-{hold.id:06d}"
+            rule = Said("held: hold {hold} on {where}", hold=hold_id, where=where)
         elif permanent:
-            rule = f"permanent: category {', '.join(permanent)}"
+            rule = Said("permanent: category {categories}", categories=", ".join(permanent))
         else:
-            years = f"{months // 12} years" if months % 12 == 0 else f"{months} months"
-            rule = f"{reason}: {years} from {since}"
+            years = (
+                Said("{count} years", count=months // 12)
+                if months % 12 == 0
+                else Said("{count} months", count=months)
+            )
+            rule = Said("{reason}: {period} from {since}", reason=reason, period=years, since=since)
         eligible = hold is None and retain_until is not None and now >= retain_until
         decisions.append(
             RetentionDecision(item.number, retain_until, bool(permanent), hold is not None, eligible, rule)
