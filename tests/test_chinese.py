@@ -87,9 +87,12 @@ def test_json_is_the_same_in_either_language_and_errors_are_said_in_chinese(cust
     # The retention rule (words composed in the policy): Chinese when shown, English in --json.
     shown = CliRunner(env=ZH).invoke(cli, ["--home", str(home), "show", "EV-000001"]).stdout
     assert "两年最低保存期（无类别）：自" in shown and "2-year floor" not in shown, shown
-    assert "the 2-year floor (no category): 2 years from" in json.loads(
-        CliRunner(env=ZH).invoke(cli, ["--home", str(home), "show", "EV-000001", "--json"]).stdout
-    )["retention"]["rule"]
+    assert (
+        "the 2-year floor (no category): 2 years from"
+        in json.loads(
+            CliRunner(env=ZH).invoke(cli, ["--home", str(home), "show", "EV-000001", "--json"]).stdout
+        )["retention"]["rule"]
+    )
     # click's own plural words (ngettext) too.
     typo = CliRunner(env=ZH).invoke(cli, ["--home", str(home), "holds"])
     assert typo.exit_code == 2 and "您是否要使用 'hold'？" in typo.stderr, typo.stderr

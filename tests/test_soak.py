@@ -116,10 +116,16 @@ def test_a_short_soak_of_a_broken_build_fails_naming_exactly_what_it_broke(tmp_p
     names = ["credit-nobody", "forget-denials", "leak-staging"]
     command = [sys.executable, "-m", "soak", "--minutes", "1", "--seed", "20261205", "--out", str(out),
                "--fault-every", "15", *[f"--break={name}" for name in names]]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=1800)
+    result = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=1800
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert result.returncode == 1, result.stdout + result.stderr
     assert summary["failed_invariants"] == sorted(breaks.BREAKS[n][3] for n in names), summary["violations"]
-    assert summary["files_generated"] > 0 and summary["items_in_vault"] > 0 and sum(summary["faults"].values()) > 0
+    assert (
+        summary["files_generated"] > 0
+        and summary["items_in_vault"] > 0
+        and sum(summary["faults"].values()) > 0
+    )
     for invariant in summary["failed_invariants"]:
         assert f"VIOLATION {invariant}:" in result.stdout

@@ -127,7 +127,9 @@ class Listing:
             headers[i] for i in sorted(set(range(len(self.columns))) - set(kept), key=self._drop_order)
         ]
         if left_out:
-            said = _("(left out to fit {width} columns: {columns}; --wide shows every column, --json every field)")
+            said = _(
+                "(left out to fit {width} columns: {columns}; --wide shows every column, --json every field)"
+            )
             console.print(said.format(width=width, columns=", ".join(left_out)), style="dim")
         return left_out
 
