@@ -103,7 +103,9 @@ class Mounter:
                 raise MountFailed(
                     device=device,
                     mountpoint=mountpoint,
-                    reason=Said("filesystem {value2!r} is not supported", value2=fs_type or "unknown"),
+                    reason=Said(
+                        "filesystem {filesystem!r} is not supported", filesystem=fs_type or "unknown"
+                    ),
                 )
             missing = set(options.split(",")) - mount_options(mountpoint)
             if missing:
@@ -237,11 +239,11 @@ def _run(command: list[str]) -> None:
         raise MountFailed(
             device=command[-2],
             mountpoint=command[-1],
-            reason=Said("{value2} is not installed", value2=command[0]),
+            reason=Said("{tool} is not installed", tool=command[0]),
         ) from None
     except subprocess.TimeoutExpired:
         raise MountFailed(
-            device=command[-2], mountpoint=command[-1], reason=Said("{value2} timed out", value2=command[0])
+            device=command[-2], mountpoint=command[-1], reason=Said("{tool} timed out", tool=command[0])
         ) from None
     if result.returncode != 0:
         message = (result.stderr or result.stdout).strip().splitlines()
@@ -249,10 +251,10 @@ def _run(command: list[str]) -> None:
             device=command[-2],
             mountpoint=command[-1],
             reason=Said(
-                "{value2} exited {returncode}: {value3}",
-                value2=command[0],
+                "{tool} exited {returncode}: {message}",
+                tool=command[0],
                 returncode=result.returncode,
-                value3=message[-1] if message else "no message",
+                message=message[-1] if message else "no message",
             ),
         )
 

@@ -46,7 +46,7 @@ def send(channel: ChannelSettings, message: Message, station: str) -> None:
         raise
     except (OSError, smtplib.SMTPException, ValueError) as exc:
         raise SendFailed(
-            channel=channel.name, why=Said("{value2}: {exc}", value2=type(exc).__name__, exc=exc)
+            channel=channel.name, why=Said("{kind}: {exc}", kind=type(exc).__name__, exc=exc)
         ) from exc
 
 

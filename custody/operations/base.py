@@ -114,7 +114,9 @@ def decode(request_type: type, data: dict, name: str = "") -> object:
         if key not in fields:
             raise UsageError(
                 reason=Said(
-                    "{value2}: no field {key!r} in the request", value2=name or request_type.__name__, key=key
+                    "{operation}: no field {key!r} in the request",
+                    operation=name or request_type.__name__,
+                    key=key,
                 )
             )
     values = {}
@@ -123,17 +125,19 @@ def decode(request_type: type, data: dict, name: str = "") -> object:
             if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
                 raise UsageError(
                     reason=Said(
-                        "{value2}: the request needs {key!r}", value2=name or request_type.__name__, key=key
+                        "{operation}: the request needs {key!r}",
+                        operation=name or request_type.__name__,
+                        key=key,
                     )
                 )
             continue
         if not _fits(data[key], hints[key]):
             raise UsageError(
                 reason=Said(
-                    "{value2}: {key!r} must be {value3}",
-                    value2=name or request_type.__name__,
+                    "{operation}: {key!r} must be {expected}",
+                    operation=name or request_type.__name__,
                     key=key,
-                    value3=_describe(hints[key]),
+                    expected=_describe(hints[key]),
                 )
             )
         values[key] = tuple(data[key]) if isinstance(data[key], list) else data[key]

@@ -60,7 +60,7 @@ def _anchor(vault: Vault, text: str) -> list[anchors.PublishedChain]:
             ) from exc
     raise UsageError(
         reason=Said(
-            "verify: {value2!r} is not offsite, offsite:NAME, anchor:TEXT or disc:JSON", value2=text[:40]
+            "verify: {given!r} is not offsite, offsite:NAME, anchor:TEXT or disc:JSON", given=text[:40]
         )
     )
 

@@ -44,7 +44,7 @@ def supervise_rate(vault: Vault, request: RateItem, context: Context) -> dict:
     """Rate one sampled item against the checklist and note its problems (audited)."""
     both = sorted(set(request.passed) & set(request.failed))
     if both:
-        raise UsageError(reason=Said("checklist entry {value2!r} is both passed and failed", value2=both[0]))
+        raise UsageError(reason=Said("checklist entry {entry!r} is both passed and failed", entry=both[0]))
     checks = {key: True for key in request.passed} | {key: False for key in request.failed}
     return vault.supervision.review(
         request.sample, request.item, request.rating, checks, request.problems

@@ -116,9 +116,7 @@ class Supervision:
             if since > until:
                 raise UsageError(reason="--from is after --until")
             if seed is not None and not 0 <= seed < _SEED_LIMIT:
-                raise UsageError(
-                    reason=Said("--seed must be a whole number 0-{value2}", value2=_SEED_LIMIT - 1)
-                )
+                raise UsageError(reason=Said("--seed must be a whole number 0-{most}", most=_SEED_LIMIT - 1))
             badges = self._badges_asked(officer, unit)
             candidates = self._candidates(badges, since, until)
             if not candidates:
@@ -161,8 +159,8 @@ class Supervision:
             if unknown:
                 raise UsageError(
                     reason=Said(
-                        "no checklist entry {value2!r} (known: {known})",
-                        value2=unknown[0],
+                        "no checklist entry {entry!r} (known: {known})",
+                        entry=unknown[0],
                         known=", ".join(checklist),
                     )
                 )

@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from custody.errors import CustodyError
 from custody.ingestd import api
+from custody.vault.access import ALLOWED
 from custody.vault.timestamps import parse_user_time, to_text
 from custody.web import i18n
 from custody.web.base import Daemon, WebConfig, form_change, signed_in
@@ -43,9 +44,9 @@ from custody.web.leaders import LeaderPages
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
-PLAYERS = {"officer", "clerk", "supervisor"}  # who may view footage itself (access.ALLOWED["cat"])
-VIEWERS = {"officer", "clerk", "custodian", "auditor", "supervisor"}  # who may list footage ("ls")
-DOWNLOADERS = {"officer", "clerk"}  # who may take footage out (access.ALLOWED["extract"])
+# Who may watch footage itself, list it, take it out: the daemon's own table (it decides; the pages
+# only leave out what would be refused).
+PLAYERS, VIEWERS, DOWNLOADERS = set(ALLOWED["cat"]), set(ALLOWED["ls"]), set(ALLOWED["extract"])
 PREVIEWED = {".pdf": "application/pdf", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 TODAY_LIMIT = 100  # the Today page counts late and untagged footage up to this ("100+")
 

@@ -610,8 +610,8 @@ def _check_request(request: ExportRequest) -> None:
     if request.capacity is not None and request.capacity <= DISC_RESERVE + ITEM_RESERVE:
         raise UsageError(
             reason=Said(
-                "--capacity-mb must leave room for files (more than {value2} MB)",
-                value2=DISC_RESERVE // 2**20 + 1,
+                "--capacity-mb must leave room for files (more than {reserve_mb} MB)",
+                reserve_mb=DISC_RESERVE // 2**20 + 1,
             )
         )
 
