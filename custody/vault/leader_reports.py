@@ -89,12 +89,9 @@ def officer_months(vault: Vault, since: str, until: str) -> list[dict]:
 def _reviews(vault: Vault, since: str, until: str) -> list[supervision.Review]:
     """The ratings made between ``since`` and ``until`` of footage the caller may see."""
     with vault.serialized():
-        rated = supervision.reviews_where(
-            vault.catalog, "rating IS NOT NULL AND reviewed_at BETWEEN ? AND ?", [since, until]
+        return supervision.visible_reviews(
+            vault, "rating IS NOT NULL AND reviewed_at BETWEEN ? AND ?", [since, until]
         )
-        sees = vault.cases.sight().item
-        visible = {item.number for item in vault.catalog.items_by_ids([r.item for r in rated]) if sees(item)}
-    return [review for review in rated if review.item in visible]
 
 
 def _findings(vault: Vault) -> list[findings.ContinuityFinding]:

@@ -226,10 +226,7 @@ class Supervision:
         vault = self.vault
         with vault.serialized():
             vault.authorize("reviews")
-            rated = reviews_where(vault.catalog, "rating IS NOT NULL ORDER BY reviewed_at DESC", [])
-            sees = vault.cases.sight().item
-            visible = {i.number for i in vault.catalog.items_by_ids([r.item for r in rated]) if sees(i)}
-            return [r for r in rated if r.item in visible]
+            return visible_reviews(vault, "rating IS NOT NULL ORDER BY reviewed_at DESC", [])
 
     # -- scope ------------------------------------------------------------
 
@@ -318,6 +315,15 @@ class Supervision:
 def draw_from(candidates: list[int], size: int, seed: int) -> list[int]:
     """The items a seed draws from the candidates (in item order): the same every time."""
     return sorted(random.Random(seed).sample(candidates, min(size, len(candidates))))
+
+
+def visible_reviews(vault, where: str, params: list) -> list[Review]:
+    """The reviews matching ``where`` (SQL on supervision_reviews, with ``params``) of footage the
+    caller may see (the caller holds the vault's lock)."""
+    rated = reviews_where(vault.catalog, where, params)
+    sees = vault.cases.sight().item
+    visible = {item.number for item in vault.catalog.items_by_ids([r.item for r in rated]) if sees(item)}
+    return [review for review in rated if review.item in visible]
 
 
 def supervised_units(settings: Settings, login: str) -> set[str] | None:
