@@ -13,11 +13,15 @@ from soak.ground import Ledger
 from soak.load import Journal
 from soak.station import Station
 
-# The daemon's memory, descriptors and threads may not grow faster than this over a run of the
-# daemon (one restart to the next), measured after its first minute; runs shorter than
-# MIN_FLAT_SECONDS cannot say.
-SLOPE_LIMITS_PER_HOUR = {"rss_kb": 40 * 1024, "fds": 30, "threads": 10}
+# The daemon's memory, descriptors and threads may not grow over a run of the daemon (one restart
+# to the next) of MIN_FLAT_SECONDS or more, judged after its first WARM_UP_SECONDS on the lowest
+# value of each minute (memory saws up and down with the work in hand; a leak raises the floor):
+# growth fails when the floor's slope is above the limit per hour AND the floor rose by more than
+# the absolute amount (a short run's noise is not a trend).
+SLOPE_LIMITS_PER_HOUR = {"rss_kb": 64 * 1024, "fds": 30, "threads": 10}
+RISE_LIMITS = {"rss_kb": 16 * 1024, "fds": 10, "threads": 4}
 MIN_FLAT_SECONDS = 300
+WARM_UP_SECONDS = 120
 STATUS_P99_SECONDS = 1.0
 
 INVARIANTS = (
@@ -29,6 +33,7 @@ INVARIANTS = (
     "wiped-before-durable",
     "extract-identical",
     "exports-verify",
+    "web-download-identical",
     "no-half-written-files",
     "roles-enforced",
     "every-denial-audited",
@@ -164,15 +169,32 @@ def check_flat(samples: list[dict], journal: Journal) -> list[str]:
     for pid, run in by_pid.items():
         if run[-1]["t"] - run[0]["t"] < MIN_FLAT_SECONDS:
             continue
-        settled = [s for s in run if s["t"] - run[0]["t"] >= 60]
         for measure, limit in SLOPE_LIMITS_PER_HOUR.items():
-            slope = slope_per_hour([(s["t"], s[measure]) for s in settled])
-            checked.append(f"{measure} of daemon {pid}: {slope:+.0f}/h (limit {limit}/h)")
-            if slope > limit:
+            floors = minute_floors(run, measure, run[0]["t"] + WARM_UP_SECONDS)
+            if len(floors) < 3:
+                continue
+            slope = slope_per_hour(floors)
+            rise = max(v for _, v in floors[-2:]) - min(v for _, v in floors[:2])
+            checked.append(
+                f"{measure} of daemon {pid} over {len(floors)} min: floor {slope:+.0f}/h, rose {rise:+.0f}"
+            )
+            if slope > limit and rise > RISE_LIMITS[measure]:
                 journal.violation(
-                    "memory-descriptors-threads-flat", f"daemon {pid}'s {measure} grew {slope:.0f} per hour"
+                    "memory-descriptors-threads-flat",
+                    f"daemon {pid}'s {measure} floor grew {slope:.0f} per hour ({rise:+.0f} over the run)",
                 )
     return checked
+
+
+def minute_floors(run: list[dict], measure: str, since: float) -> list[tuple[float, float]]:
+    """(minute's start, lowest value in it) for each whole minute of ``run`` from ``since``."""
+    floors: dict[int, float] = {}
+    for sample in run:
+        if sample["t"] >= since and measure in sample:
+            minute = int((sample["t"] - since) // 60)
+            floors[minute] = min(floors.get(minute, sample[measure]), sample[measure])
+    last = int((run[-1]["t"] - since) // 60)
+    return [(since + 60 * m, v) for m, v in sorted(floors.items()) if m < last]  # (whole minutes only)
 
 
 def status_p99(samples: list[dict]) -> float | None:

@@ -16,14 +16,9 @@ from soak.load import Dock, Journal, People
 from soak.station import RECORDERS, Station
 
 KINDS = (
-    "kill-daemon",
-    "kill-client",
-    "kill-ffmpeg",
-    "unplug-mid-pull",
-    "s3-errors",
-    "s3-down",
-    "corrupt-card",
-)
+    "kill-daemon", "kill-client", "kill-ffmpeg", "unplug-mid-pull", "s3-errors", "s3-down", "corrupt-card",
+    "disk-at-reserve",
+)  # fmt: skip
 
 
 class Faults:
@@ -73,6 +68,15 @@ class Faults:
         faults = [self.rng.choice(("500", "503", "drop", "stall")) for _ in range(self.rng.randrange(2, 8))]
         self.station.proxy.plan.setdefault("any", []).extend(faults)
         self.journal.fault("s3-errors", faults=faults)
+
+    def disk_at_reserve(self) -> None:
+        """The vault's disk filled past its reserve for a while, then freed (pulls must wait)."""
+        if (self.station.disk / "ballast").exists():
+            return
+        seconds = self.rng.uniform(15, 60)
+        ballast = self.station.fill_disk(below_reserve_mb=self.rng.randrange(1, 200))
+        self.journal.fault("disk-at-reserve", seconds=round(seconds))
+        threading.Timer(seconds, lambda: ballast.unlink(missing_ok=True)).start()
 
     def s3_down(self) -> None:
         seconds = self.rng.uniform(20, 120)

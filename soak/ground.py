@@ -3,7 +3,6 @@ watch folder, with what custody must record of it. Never read from custody."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 import subprocess
 import threading
@@ -11,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from tests.docking import sha256_file as sha256_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the recorders' clocks (profile clock_timezone)
 
@@ -49,14 +50,6 @@ class Ledger:
     def count(self) -> int:
         with self._lock:
             return len(self.files)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def make_clip(path: Path, seconds: float, rng: random.Random) -> None:

@@ -344,3 +344,89 @@ class People:
             self.journal.violation("roles-enforced", f"{user} was let {' '.join(args)}")
         else:  # (the daemon restarting: exit 7, not served; nothing to audit)
             self.journal.event("denied-unserved", user=user, code=result.returncode)
+
+
+class Browser:
+    """A clerk in the browser (custody web, over HTTP): Today, the footage list, an item's page,
+    the original downloaded (checked against the ground truth), a range of the playable copy, a
+    tag set from the footage page. A daemon that is down answers with an error page: counted,
+    not judged; a download cut short is not judged either (only a whole one that differs is)."""
+
+    def __init__(self, station: Station, ledger: Ledger, journal: Journal, rng: random.Random) -> None:
+        self.station, self.ledger, self.journal, self.rng = station, ledger, journal, rng
+
+    def run(self, stop: threading.Event) -> None:
+        import httpx
+
+        client = None
+        while not stop.wait(self.rng.uniform(1, 4)):
+            try:
+                client = client or self._sign_in()
+                if client is not None:
+                    self.rng.choice(
+                        (self.today, self.footage, self.item, self.download, self.download, self.tag)
+                    )(client)
+            except httpx.HTTPError as exc:
+                self.journal.event("web-unserved", error=type(exc).__name__)
+                client = None
+
+    def _sign_in(self):
+        import httpx
+
+        from soak.station import WEB_PASSWORD
+
+        client = httpx.Client(base_url=self.station.web_base, follow_redirects=True, timeout=60)
+        page = client.post("/sign-in", data={"login": CLERK, "password": WEB_PASSWORD})
+        self.journal.event("web-sign-in", ok=page.status_code == 200 and 'id="sign-out"' in page.text)
+        return client if page.status_code == 200 and 'id="sign-out"' in page.text else None
+
+    def _pick(self) -> dict | None:
+        items = [i for i in self.station.items() if i["sha256"] in self.ledger.files]
+        return self.rng.choice(items) if items else None
+
+    def today(self, client) -> None:
+        self.journal.event("web-today", code=_ok(client.get("/").status_code))
+
+    def footage(self, client) -> None:
+        self.journal.event("web-footage", code=_ok(client.get("/footage").status_code))
+
+    def item(self, client) -> None:
+        found = self._pick()
+        if found:
+            self.journal.event("web-item", code=_ok(client.get(f"/items/{found['id']}").status_code))
+            ranged = client.get(f"/items/{found['id']}/playable", headers={"Range": "bytes=0-1023"})
+            self.journal.event("web-play-range", code=_ok(ranged.status_code, 206))
+
+    def download(self, client) -> None:
+        import hashlib
+
+        found = self._pick()
+        if not found:
+            return
+        answer = client.get(f"/items/{found['id']}/download")
+        truth = self.ledger.files[found["sha256"]]
+        whole = answer.status_code == 200 and len(answer.content) == truth.size
+        if whole and hashlib.sha256(answer.content).hexdigest() != truth.sha256:
+            self.journal.violation(
+                "web-download-identical", f"{found['id']} downloaded differs from {truth.name}"
+            )
+        self.journal.event("web-download", code=_ok(answer.status_code))
+
+    def tag(self, client) -> None:
+        import re
+
+        found = self._pick()
+        page = client.get("/footage")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        if not found or not token:
+            return
+        case = f"SOAK-{self.rng.randrange(1, 20):04d}"
+        answer = client.post(
+            "/footage/tag", data={"csrf": token.group(1), "items": [found["id"]], "case": case}
+        )
+        self.journal.event("web-tag", code=_ok(answer.status_code))
+
+
+def _ok(status: int, good: int = 200) -> int:
+    """An HTTP status as the summary counts it: 0 when it is the one wanted."""
+    return 0 if status == good else status

@@ -9,7 +9,7 @@ from pathlib import Path
 
 FAULT_COLOURS = {
     "kill-daemon": "red", "kill-client": "orange", "kill-ffmpeg": "purple", "unplug-mid-pull": "brown",
-    "s3-errors": "grey", "s3-down": "black", "corrupt-card": "green",
+    "s3-errors": "grey", "s3-down": "black", "corrupt-card": "green", "disk-at-reserve": "blue",
 }  # fmt: skip
 
 
@@ -60,7 +60,7 @@ def write_plots(
             )
     axes[-1].set_xlabel("seconds into the run")
     handles = [plt.Line2D([], [], color=colour, label=kind) for kind, colour in FAULT_COLOURS.items()]
-    figure.legend(handles=handles, loc="lower center", ncol=7, fontsize=8, title="faults")
+    figure.legend(handles=handles, loc="lower center", ncol=8, fontsize=8, title="faults")
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     path = folder / "soak.png"
     figure.savefig(path, dpi=90)
@@ -75,3 +75,15 @@ def _line(axis, points: list[tuple[float, float]], label: str | None) -> None:
 
 def fault_counts(faults: list[dict]) -> dict[str, int]:
     return dict(sorted(collections.Counter(f["kind"] for f in faults).items()))
+
+
+def write_samples(folder: Path, samples: list[dict], faults: list[dict]) -> None:
+    """Every sample (samples.csv) and every fault (faults.json), for a closer look than the plots."""
+    import csv
+
+    columns = ("t", "pid", "rss_kb", "fds", "threads", "status_seconds", "media_queued", "replica_waiting")
+    with open(folder / "samples.csv", "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows([sample.get(c, "") for c in columns] for sample in samples)
+    (folder / "faults.json").write_text(json.dumps(faults, indent=1) + "\n", encoding="utf-8")

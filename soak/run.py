@@ -17,7 +17,7 @@ from pathlib import Path
 from soak import breaks, checks, report
 from soak.faults import Faults
 from soak.ground import Ledger
-from soak.load import Dock, Drops, Journal, People
+from soak.load import Browser, Dock, Drops, Journal, People
 from soak.monitor import Monitor, replica_waiting
 from soak.station import RECORDERS, Station, readable_copy_of_custody
 
@@ -58,9 +58,9 @@ def run(minutes: float, seed: int, out: Path, broken: list[str], fault_every: fl
         else:
             shutil.rmtree(work, ignore_errors=True)
     summary.update(seed=seed, minutes=minutes, broken=broken, must_fail=must_fail)
-    summary["plots"] = report.write_plots(
-        out, summary.pop("_samples"), journal.faults, summary.pop("_stored")
-    )
+    samples = summary.pop("_samples")
+    summary["plots"] = report.write_plots(out, samples, journal.faults, summary.pop("_stored"))
+    report.write_samples(out, samples, journal.faults)
     report.write_summary(out, summary)
     return summary
 
@@ -70,6 +70,7 @@ def _drive(station: Station, rng: random.Random, minutes: float, journal: Journa
     dock = Dock(station, RECORDERS, ledger, journal, random.Random(rng.getrandbits(64)))
     drops = Drops(station, ledger, journal, random.Random(rng.getrandbits(64)))
     people = People(station, ledger, journal, random.Random(rng.getrandbits(64)))
+    browser = Browser(station, ledger, journal, random.Random(rng.getrandbits(64)))
     faults = Faults(station, dock, people, journal, random.Random(rng.getrandbits(64)), fault_every)
     monitor = Monitor(station, journal)
     stored: list[tuple[float, int]] = []
@@ -78,6 +79,7 @@ def _drive(station: Station, rng: random.Random, minutes: float, journal: Journa
         threading.Thread(target=dock.cycle, args=(stop_load,), name="dock"),
         threading.Thread(target=drops.run, args=(stop_load,), name="drops"),
         threading.Thread(target=people.run, args=(stop_load,), name="people"),
+        threading.Thread(target=browser.run, args=(stop_load,), name="browser"),
         threading.Thread(target=faults.run, args=(stop_load,), name="faults"),
     ]
     watchers = [
@@ -93,6 +95,7 @@ def _drive(station: Station, rng: random.Random, minutes: float, journal: Journa
     journal.event("load-stopped")
     station.proxy.plan.clear()
     station.proxy.down_until = 0.0
+    (station.disk / "ballast").unlink(missing_ok=True)  # (a disk the last fault filled is freed now)
     if station.daemon_pid() is None:
         station.start_daemon()
     dock.cycle(threading.Event(), final=True)  # every card docked once more, to the end

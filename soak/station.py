@@ -15,14 +15,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.docking import host
 from tests.localusers import local_users, pythonpath_for_others, run_as
 from tests.s3 import FaultyProxy, S3Server, local_s3_server
 
 GROUP = "cst-soak"
 CLERK, CUSTODIAN, AUDITOR = "cst-soak-clerk", "cst-soak-custodian", "cst-soak-auditor"
-USERS = (CLERK, CUSTODIAN, AUDITOR)
+WEB = "cst-soak-web"  # custody web's service user
+USERS = (CLERK, CUSTODIAN, AUDITOR, WEB)
+WEB_PASSWORD = "soak horse battery staple"
 RESTART_DELAY_SECONDS = 2.0  # custody-daemon.service: RestartSec=2
 OFFICERS = ("031245", "031246", "031247", "031248")
+VAULT_DISK_MB = 4096
+RESERVE_MB = 256  # [vault] min_free_mb's default
 ORGANISATION = "Soak County Public Security Bureau"
 
 
@@ -54,6 +59,7 @@ def config_text(run: Path, drops: Path, s3: S3Server, proxy: FaultyProxy, bucket
         "max_requests_per_second = 200.0\n"
         f'[access.roles]\nclerk = ["{CLERK}"]\ncustodian = ["{CUSTODIAN}"]\nauditor = ["{AUDITOR}"]\n'
         f'[station]\norganisation = "{ORGANISATION}"\n'
+        f'[web]\nservice_user = "{WEB}"\nsession_minutes = 120\n'
         f'[dock]\nwatch_folders = ["{drops}"]\nwatch_settle_seconds = 1.0\nwatch_profile = "soak-keep"\n'
         f"[profiles.soak-keep]\n{profile}"
         f'[profiles.soak-wipe]\n{profile}wipe = "after_vault"\n'
@@ -69,7 +75,8 @@ class Station:
 
     def __init__(self, work: Path, testbed, python_path: str | None) -> None:
         self.work = work
-        self.home = work / "vault"
+        self.disk = work / "vault-disk"  # the vault's own filesystem (an ext4 image), to fill up
+        self.home = self.disk / "vault"
         self.run = work / "run"
         self.drops = work / "drops"
         self.testbed = testbed
@@ -82,9 +89,14 @@ class Station:
     # -- set-up ---------------------------------------------------------------------------------
 
     def __enter__(self) -> Station:
-        for folder in (self.run, self.drops):
+        for folder in (self.run, self.drops, self.disk):
             folder.mkdir(parents=True)
             folder.chmod(0o755)
+        image = self.work / "vault-disk.img"
+        host("truncate", "-s", f"{VAULT_DISK_MB}M", image)
+        host("mkfs.ext4", "-q", image)
+        host("mount", "-o", "loop", image, self.disk)
+        self._stack.callback(lambda: host("umount", "-l", self.disk))
         self._stack.enter_context(local_users(GROUP, USERS))
         endpoint = self._stack.enter_context(local_s3_server())
         self.s3 = S3Server(endpoint, "test", "test")
@@ -101,6 +113,7 @@ class Station:
             self.custody("recorder", "add", recorder.serial, "--officer", recorder.officer, "--from", "2015-01-01",
                          "--profile", recorder.profile)  # fmt: skip
         self.start_daemon()
+        self._start_web()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -177,6 +190,47 @@ class Station:
             time.sleep(RESTART_DELAY_SECONDS)
             self.start_daemon()
 
+    def _start_web(self) -> None:
+        """custody web as its own service user on a free loopback port, a clerk's account on it."""
+        import pwd
+        import socket
+
+        from custody.ingestd import api
+
+        api.call(
+            self.run / "api.sock", "account_set", {"login": CLERK, "password": WEB_PASSWORD, "new": True}
+        )
+        state = self.work / "web-state"
+        state.mkdir(mode=0o700)
+        user = pwd.getpwnam(WEB)
+        os.chown(state, user.pw_uid, user.pw_gid)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        env.update(PYTHONPATH=pythonpath_for_others(), HOME="/", CUSTODY_SOCKET=str(self.run / "api.sock"))
+        log = open(self.work / "web.log", "ab")  # noqa: SIM115 (the web service's own, for its life)
+        self.web = subprocess.Popen(
+            ["setpriv", f"--reuid={WEB}", f"--regid={WEB}", "--init-groups", "/usr/bin/python3", "-m", "custody",
+             "web", "--port", str(port), "--secret-file", str(state / "session.key")],
+            env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        self._stack.callback(self.web.terminate)
+        self.web_base = f"http://127.0.0.1:{port}"
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.web_base}/sign-in", timeout=2)
+                return
+            except httpx.TransportError:
+                if self.web.poll() is not None:
+                    raise RuntimeError("custody web exited at start; see web.log") from None
+                time.sleep(0.2)
+        raise RuntimeError("custody web did not start within 60 s")
+
     def stop_daemon(self) -> None:
         if self.daemon is not None and self.daemon.poll() is None:
             self.daemon.send_signal(signal.SIGTERM)
@@ -185,6 +239,16 @@ class Station:
             except subprocess.TimeoutExpired:
                 self.daemon.kill()
                 self.daemon.wait()
+
+    def fill_disk(self, below_reserve_mb: int) -> Path:
+        """Fill the vault's disk to ``below_reserve_mb`` under its reserve ([vault] min_free_mb)
+        with a ballast file beside the vault; return it (deleting it frees the disk again)."""
+        facts = os.statvfs(self.disk)
+        free = facts.f_bavail * facts.f_frsize
+        ballast = self.disk / "ballast"
+        size = max(free - (RESERVE_MB - below_reserve_mb) * 2**20, 0)
+        host("fallocate", "-l", str(size), ballast)
+        return ballast
 
     def status_file(self) -> dict | None:
         try:

@@ -86,13 +86,19 @@ def test_a_refusal_missing_from_the_audit_chain_is_named():
 
 
 def test_growth_and_slow_answers_are_named_and_short_runs_are_not_judged():
-    steady = [{"t": t, "pid": 1, "rss_kb": 100_000 + (t % 7), "fds": 20, "threads": 12} for t in range(600)]
+    # Memory that saws up and down with the work (up to 80 MB above its floor), after a warm-up
+    # step: flat. The same with a floor rising 180 MB an hour: a leak.
+    sawing = [
+        {"t": t, "pid": 1, "rss_kb": (100_000 if t < 90 else 180_000) + (t * 7919) % 80_000, "fds": 20,
+         "threads": 12}
+        for t in range(900)
+    ]  # fmt: skip
     journal = Journal()
-    assert len(checks.check_flat(steady, journal)) == 3 and journal.violations == []
-    leaking = [{**s, "rss_kb": 100_000 + 50 * s["t"]} for s in steady]  # 180 MB an hour
+    assert len(checks.check_flat(sawing, journal)) == 3 and journal.violations == [], journal.violations
+    leaking = [{**s, "rss_kb": s["rss_kb"] + 50 * s["t"]} for s in sawing]
     checks.check_flat(leaking, journal)
     assert failed(journal) == {"memory-descriptors-threads-flat"}
-    assert checks.check_flat(leaking[:200], Journal()) == []  # under 5 minutes: not judged
+    assert checks.check_flat(leaking[:280], Journal()) == []  # under 5 minutes: not judged
     slow = [{"t": t, "status_seconds": 0.05} for t in range(98)] + [{"t": 99, "status_seconds": 2.0}] * 2
     journal = Journal()
     assert checks.check_status(slow, journal) == 2.0 and failed(journal) == {"status-p99-within-a-second"}
