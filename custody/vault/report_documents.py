@@ -111,8 +111,18 @@ def csv_text(table: ReportTable) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(table.headings)
-    writer.writerows([["" if value is None else value for value in row] for row in table.rows])
+    writer.writerows([[_csv_cell(value) for value in row] for row in table.rows])
     return out.getvalue()
+
+
+def _csv_cell(value: object) -> object:
+    """A cell as data when a spreadsheet program opens the CSV: text from outside that starts as
+    a formula would (``=``, ``+``, ``-``, ``@``, a tab or a return) is kept with a leading ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def xlsx_bytes(table: ReportTable) -> bytes:

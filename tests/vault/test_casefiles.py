@@ -479,3 +479,16 @@ def test_a_case_file_edited_behind_the_vaults_back_is_named_by_verify(custody, s
     assert len(problems) == 5, problems
     printed = custody("verify", expect=1).stdout
     assert "CATALOG  cases: case 2026-TAMPER archive_due" in printed
+
+
+def test_text_from_outside_is_never_a_formula_in_a_reports_csv():
+    """A case number or badge written "=HYPERLINK(...)" opens as text in a spreadsheet program."""
+    from custody.vault import report_documents
+
+    table = report_documents.ReportTable(
+        "t", ["case", "count"], [['=HYPERLINK("http://x")', 3], ["@SUM(A1)", -1], ["2026-0001", 0]]
+    )
+    import csv
+
+    rows = list(csv.reader(report_documents.csv_text(table).splitlines()))
+    assert rows[1:] == [['\'=HYPERLINK("http://x")', "3"], ["'@SUM(A1)", "-1"], ["2026-0001", "0"]]
