@@ -43,10 +43,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from custody.errors import CustodyError, Said, cannot_write, is_write_problem, output_taken
+from custody.errors import CustodyError, Said, cannot_write, is_write_problem
 from custody.ingestd.api_errors import ApiError, error_reply, refusal
-from custody.vault import Vault
 from custody.vault.access import Caller, RoleMap, identify
+from custody.vault.new_files import new_file
 
 log = logging.getLogger(__name__)
 
@@ -733,23 +733,13 @@ def fetch_to_file(
     rights; never overwritten (raise Vault.OutputExists); nothing is left
     behind on failure. Return the daemon's result (item, sha256, size).
     """
-    if output_taken(out):
-        raise Vault.OutputExists(path=out)
-    partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
     try:
-        with open(partial, "xb") as sink:
+        with new_file(out) as sink:
             result = call_stream(
                 path, op, {**args, "to": str(out.resolve())}, sink.write, on_behalf_of=on_behalf_of
             )
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.link(partial, out)
-    except FileExistsError as exc:
-        raise Vault.OutputExists(path=out) from exc
     except OSError as exc:  # the caller's folder: missing, not theirs to write, full, read-only
         if not is_write_problem(exc):
             raise  # (the connection's errors are the caller's too, said as such below)
         raise cannot_write(out, exc) from exc
-    finally:
-        partial.unlink(missing_ok=True)
     return result

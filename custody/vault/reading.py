@@ -4,8 +4,6 @@ a private plaintext copy for media tools, a re-check from the disk; each verifie
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from custody.vault.derivatives import Derivative
 from custody.vault.items import (
     format_item_id,
 )
+from custody.vault.new_files import OutputExists, new_file
 from custody.vault.sealing import ObjectDamaged
 from custody.vault.service import VaultService
 
@@ -30,31 +29,10 @@ class ItemDamaged(CustodyError):
     exit_code = 6
 
 
-class OutputExists(CustodyError):
-    """{path} already exists: custody never overwrites a file; choose another name"""
-
-    exit_code = 5
-
-
 class NoDerivative(CustodyError):
     """{item} has no {role} copy: {why}"""
 
     exit_code = 5
-
-
-def link_without_overwrite(source: Path, target: Path) -> None:
-    """Give ``source`` the name ``target`` unless ``target`` exists (raise Vault.OutputExists)."""
-    try:
-        os.link(source, target)
-    except FileExistsError:
-        raise OutputExists(path=target) from None
-    except OSError as exc:
-        # Filesystems without hard links (FAT on a USB stick): rename after a check.
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-        if target.exists():
-            raise OutputExists(path=target) from None
-        os.rename(source, target)
 
 
 class Originals(VaultService):
@@ -76,13 +54,9 @@ class Originals(VaultService):
         if output_taken(out):
             self.vault.record_failure("extract", {"out": str(out), "reason": "output exists"}, item)
             raise OutputExists(path=out)
-        partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
         try:
-            with open(partial, "xb") as sink:
+            with new_file(out) as sink:
                 self._copy_verified(item, sink, sha256=sha256)
-                sink.flush()
-                os.fsync(sink.fileno())
-            link_without_overwrite(partial, out)
         except OutputExists:
             self.vault.record_failure("extract", {"out": str(out), "reason": "output exists"}, item)
             raise
@@ -93,8 +67,6 @@ class Originals(VaultService):
             failure = cannot_write(out, exc)
             self.vault.record_failure("extract", {"out": str(out), "reason": failure.message}, item)
             raise failure from exc
-        finally:
-            partial.unlink(missing_ok=True)
         details = {"out": str(out.resolve()), "sha256": sha256}
         if role is not None:
             details["derivative"] = role

@@ -11,14 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from custody.errors import cannot_write, output_taken
+from custody.errors import cannot_write
 from custody.vault.items import shown_text
-from custody.vault.reading import OutputExists, link_without_overwrite
+from custody.vault.new_files import new_file
 from custody.vault.wording import Wording
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -196,19 +195,9 @@ def _cell_text(value: object) -> str:
 
 
 def write_new_file(out: Path, data: bytes) -> None:
-    """Write ``data`` to ``out``, whole or not at all (a hidden partial file, synced, then given
-    its name); never overwrites. Raise OutputExists, or CannotWrite saying what to do."""
-    out = Path(out)
-    if output_taken(out):
-        raise OutputExists(path=out)
-    partial = out.with_name(f".{out.name}.custody-partial-{os.getpid()}")
+    """Write ``data`` to ``out``, whole or not at all (``new_files.new_file``); never overwrites. Raise OutputExists, or CannotWrite saying what to do."""
     try:
-        with open(partial, "xb") as sink:
+        with new_file(Path(out)) as sink:
             sink.write(data)
-            sink.flush()
-            os.fsync(sink.fileno())
-        link_without_overwrite(partial, out)
     except OSError as exc:
-        raise cannot_write(out, exc) from exc
-    finally:
-        partial.unlink(missing_ok=True)
+        raise cannot_write(Path(out), exc) from exc
