@@ -1,7 +1,8 @@
 """python -m soak: a busy station under random faults (see soak/__init__.py and README, "Soak").
 
     SOAK_MINUTES (default 30), SOAK_SEED (default: a new one, printed), SOAK_OUT (default
-    soak-runs/<UTC time>-seed<SEED>); --break NAME (repeatable) runs a deliberately broken build.
+    soak-runs/<UTC time>-seed<SEED>); --break NAME (repeatable) runs a deliberately broken build;
+    --faults KIND,... strikes only those kinds.
 Exits 1 when an invariant was violated (each named), 0 when none was.
 """
 
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from soak.breaks import BREAKS
+from soak.faults import KINDS
 from soak.run import run
 
 
@@ -29,13 +31,21 @@ def main() -> int:
     )
     parser.add_argument("--break", dest="broken", action="append", default=[], choices=sorted(BREAKS))
     parser.add_argument("--fault-every", type=float, default=45.0, help="mean seconds between faults")
+    parser.add_argument(
+        "--faults",
+        default=",".join(KINDS),
+        help=f"the kinds struck, comma-separated (default: all: {','.join(KINDS)})",
+    )
     args = parser.parse_args()
+    kinds = [k for k in args.faults.split(",") if k]
+    if not kinds or set(kinds) - set(KINDS):
+        parser.error(f"--faults: kinds among {', '.join(KINDS)}")
     if os.geteuid() != 0:
         print("soak: run as root (loop devices, mounts, local users): make soak", file=sys.stderr)
         return 2
     out = args.out or Path("soak-runs") / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-seed{args.seed}"
     print(f"soak: seed {args.seed}, {args.minutes:g} minutes, report in {out}", flush=True)
-    summary = run(args.minutes, args.seed, out, args.broken, args.fault_every)
+    summary = run(args.minutes, args.seed, out, args.broken, args.fault_every, kinds)
     print(
         f"soak: {summary['files_generated']} files generated, {summary['items_in_vault']} items, "
         f"{summary['docks']} docks, faults {summary['faults']}, status p99 {summary['status_p99_seconds']} s"

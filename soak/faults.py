@@ -25,14 +25,21 @@ class Faults:
     """Strikes one fault every ``mean_seconds`` on average (exponential gaps), kind by the seed."""
 
     def __init__(self, station: Station, dock: Dock, people: People, journal: Journal, rng: random.Random,
-                 mean_seconds: float) -> None:  # fmt: skip
+                 mean_seconds: float, kinds: list[str]) -> None:  # fmt: skip
         self.station, self.dock, self.people, self.journal, self.rng = station, dock, people, journal, rng
         self.mean_seconds = mean_seconds
+        self.kinds = kinds
         self.down_until = 0.0
 
     def run(self, stop: threading.Event) -> None:
+        """Faults in rounds: each kind once a round, in an order drawn from the seed (so a short
+        run meets every kind, and a long one meets them evenly)."""
+        deck: list[str] = []
         while not stop.wait(self.rng.expovariate(1 / self.mean_seconds)):
-            kind = self.rng.choice(KINDS)
+            if not deck:
+                deck = list(self.kinds)
+                self.rng.shuffle(deck)
+            kind = deck.pop()
             getattr(self, kind.replace("-", "_"))()
 
     def kill_daemon(self) -> None:
@@ -40,11 +47,8 @@ class Faults:
         self.station.kill_daemon()
 
     def kill_client(self) -> None:
-        running = self.people.running
-        if running is not None and running.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                running.send_signal(signal.SIGKILL)
-                self.journal.fault("kill-client")
+        """A clerk's extract killed while it writes its file (the next one: see People.extract)."""
+        self.people.kill_next_write = True
 
     def kill_ffmpeg(self) -> None:
         pid = self.station.daemon_pid()
@@ -65,9 +69,13 @@ class Faults:
         self.dock.corrupt_next.add(self.rng.choice([r for r in RECORDERS if r.filesystem == "vfat"]).serial)
 
     def s3_errors(self) -> None:
+        """A burst of failed requests, and the next object sent corrupted on the way: one byte
+        flipped (moto, unlike S3, does not check the checksum sent with it, so only the daemon's
+        read-back can find it)."""
         faults = [self.rng.choice(("500", "503", "drop", "stall")) for _ in range(self.rng.randrange(2, 8))]
         self.station.proxy.plan.setdefault("any", []).extend(faults)
-        self.journal.fault("s3-errors", faults=faults)
+        self.station.proxy.plan.setdefault("object", []).append("corrupt")
+        self.journal.fault("s3-errors", faults=[*faults, "corrupt"])
 
     def disk_at_reserve(self) -> None:
         """The vault's disk filled past its reserve for a while, then freed (pulls must wait)."""

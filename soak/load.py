@@ -106,7 +106,7 @@ class Dock:
             corrupt_fat_cluster(image, f"/{DCIM}/{corrupted}", 1)
             self.on_card[serial][corrupted].readable = False
             self.journal.fault("corrupt-card", recorder=serial, file=corrupted)
-        writable = recorder.profile == "soak-wipe"
+        writable = recorder.wipes
         device = host("losetup", "--find", "--show", *([] if writable else ["--read-only"]), image).strip()
         try:
             self._plugged(recorder, device, final)
@@ -137,7 +137,7 @@ class Dock:
                     self.journal.fault("unplug-mid-pull", recorder=recorder.serial)
                     return
                 if entry and entry.get("state") == "done" and time.monotonic() - plugged_at > 1.0:
-                    time.sleep(1.0 if recorder.profile == "soak-wipe" else 0.2)  # (the wipe follows)
+                    time.sleep(1.0 if recorder.wipes else 0.2)  # (the wipe follows)
                     return
                 time.sleep(0.1)
             self.journal.event("dock-timeout", recorder=recorder.serial)
@@ -155,12 +155,14 @@ class Dock:
         return {line.rsplit("/", 1)[-1] for line in listing.splitlines() if line.strip()}
 
     def _check_wiped(self, recorder: Recorder) -> None:
-        """Invariant: what custody wiped off a card was already in the vault, whole."""
+        """Invariant: what custody wiped off a card was already in the vault, whole (and in the
+        off-site bucket, for a profile that wipes only after the replica)."""
         left = self._card_names(recorder)
         gone = [f for name, f in self.on_card[recorder.serial].items() if name not in left]
         if not gone:
             return
         held = self.station.vault_hashes()
+        replicated = self.station.bucket_hashes() if recorder.profile == "soak-wipe-replica" else set()
         for footage in gone:
             footage.on_card = False
             if footage.sha256 not in held:
@@ -168,13 +170,18 @@ class Dock:
                     "wiped-before-durable",
                     f"{footage.name} left {recorder.serial}'s card but is not in the vault",
                 )
+            elif recorder.profile == "soak-wipe-replica" and footage.sha256 not in replicated:
+                self.journal.violation(
+                    "wiped-before-durable",
+                    f"{footage.name} left {recorder.serial}'s card (wipe after_replica) but is not off-site",
+                )
             del self.on_card[recorder.serial][footage.name]
             (self.trees[recorder.serial] / DCIM / footage.name).unlink(missing_ok=True)
         self.journal.event("wiped", recorder=recorder.serial, files=len(gone))
 
     def _clear_pulled(self, recorder: Recorder) -> None:
         """The officer clears what the station shows as stored (a card that never wipes fills up)."""
-        if recorder.profile == "soak-wipe" or len(self.on_card[recorder.serial]) < 12:
+        if recorder.wipes or len(self.on_card[recorder.serial]) < 12:
             return
         held = self.station.vault_hashes()
         for name, footage in list(self.on_card[recorder.serial].items()):
@@ -217,9 +224,17 @@ class Drops:
             hidden.unlink()
             return
         self.ledger.add(footage)
+        if not self.dropped or self.rng.random() < 0.1:
+            self.apple_double(name)
         hidden.rename(folder / name)
         self.dropped.append(folder / name)
         self.journal.event("dropped", file=name)
+
+    def apple_double(self, name: str) -> None:
+        """The resource fork a Mac writes beside a file it copies (``._NAME``, AppleDouble):
+        never footage, although its name ends in .MP4 ([ingest] skip_names keeps it out)."""
+        (self.station.drops / f"._{name}").write_bytes(b"\x00\x05\x16\x07" + self.rng.randbytes(4096))
+        self.journal.event("apple-double", file=f"._{name}")
 
 
 class People:
@@ -231,16 +246,27 @@ class People:
         self.station, self.ledger, self.journal, self.rng = station, ledger, journal, rng
         self.outbox = Path(tempfile.mkdtemp(prefix="custody-soak-out-", dir="/tmp"))
         self.outbox.chmod(0o1777)
-        self.running: subprocess.Popen | None = None  # a long command a fault may kill
+        self.kill_next_write = False  # a fault asks: the next extract is killed as it writes
+        self.cases: list[str] = []  # cases a clerk has tagged footage to (what they export)
+        self.denials_tried = 0
         self.done = 0
 
     def run(self, stop: threading.Event) -> None:
+        """One of each kind of work first (each as soon as there is something to do it on), so a
+        short run does them all; then at random."""
         actions = [self.look, self.look, self.tag, self.tag, self.extract, self.retention, self.denied, self.hold,
                    self.explain, self.export]  # fmt: skip
+        first = [self.tag, self.extract, self.denied, self.export, self.denied, self.denied, self.hold, self.retention,
+                 self.look]  # fmt: skip
         while not stop.wait(self.rng.uniform(0.5, 2.5)):
-            action = self.rng.choice(actions)
+            action = first[0] if first else self.rng.choice(actions)
+            if self.kill_next_write:  # (a fault waits for an extract to kill: one comes next)
+                action = self.extract
+            did = None
             with contextlib.suppress(subprocess.TimeoutExpired):
-                action()
+                did = action()
+            if first and action == first[0] and did is not False:
+                first.pop(0)
             self.done += 1
 
     def _items(self) -> list[dict]:
@@ -254,24 +280,28 @@ class People:
         result = self.station.as_user(user, "ls", "--json")
         self.journal.event("ls", user=user, ok=result.returncode == 0)
 
-    def tag(self) -> None:
+    def tag(self) -> bool:
         items = self._items()
-        if items:
-            item = self.rng.choice(items)["id"]
-            case = f"SOAK-{self.rng.randrange(1, 20):04d}"
-            result = self.station.as_user(CLERK, "tag", item, "--case", case, "--party", "测试当事人")
-            self.journal.event("tag", item=item, ok=result.returncode == 0)
+        if not items:
+            return False
+        item = self.rng.choice(items)["id"]
+        case = f"SOAK-{self.rng.randrange(1, 20):04d}"
+        result = self.station.as_user(CLERK, "tag", item, "--case", case, "--party", "测试当事人")
+        self.journal.event("tag", item=item, ok=result.returncode == 0)
+        if result.returncode == 0 and case not in self.cases:
+            self.cases.append(case)
+        return result.returncode == 0
 
-    def extract(self) -> None:
-        """Extract an item and compare it with the ground truth (a killed extract leaves nothing)."""
+    def extract(self) -> bool:
+        """Extract an item and compare it with the ground truth; one a fault kills as it writes
+        must leave nothing, or the whole file."""
         items = [i for i in self._items() if i["sha256"] in self.ledger.files]
         if not items:
-            return
+            return False
         item = self.rng.choice(items)
         out = self.outbox / f"{item['id']}-{self.rng.getrandbits(32):08x}"
-        from tests.localusers import pythonpath_for_others
 
-        env = {**HOST_ENV, "PYTHONPATH": pythonpath_for_others(), "HOME": "/",
+        env = {**HOST_ENV, "PYTHONPATH": self.station.others_path(), "HOME": "/",
                "CUSTODY_SOCKET": str(self.station.run / "api.sock")}  # fmt: skip
         self.running = subprocess.Popen(
             ["setpriv", f"--reuid={CLERK}", f"--regid={CLERK}", "--init-groups", "/usr/bin/python3", "-m",
@@ -279,6 +309,9 @@ class People:
             env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         try:
+            if self.kill_next_write and _kill_when_writing(self.running, self.outbox):
+                self.kill_next_write = False
+                self.journal.fault("kill-client", command="extract", item=item["id"])
             self.running.communicate(timeout=300)
         finally:
             code, self.running = self.running.returncode, None
@@ -290,11 +323,15 @@ class People:
             out.unlink()
         elif code in (-9, 137):
             leftovers = [p.name for p in self.outbox.iterdir() if p.name.startswith(f".{out.name}")]
-            if out.exists() or leftovers:
+            half = out.exists() and sha256_of(out) != item["sha256"]
+            if half or leftovers:
                 self.journal.violation(
-                    "no-half-written-files", f"a killed extract left {out.name} {leftovers}"
+                    "no-half-written-files",
+                    f"a killed extract left {[out.name] if half else []} {leftovers}",
                 )
+            out.unlink(missing_ok=True)
         self.journal.event("extract", item=item["id"], code=code)
+        return True
 
     def explain(self) -> None:
         """A clerk explains an interruption the station found."""
@@ -302,15 +339,19 @@ class People:
 
         listed = self.station.as_user(CLERK, "report", "gaps", "--open", "--json")
         found = json.loads(listed.stdout) if listed.returncode == 0 else []
-        if found:
-            finding = self.rng.choice(found)["id"]
-            result = self.station.as_user(CLERK, "explain", finding, "--reason", "电池更换 battery changed")
-            self.journal.event("explain", finding=finding, ok=result.returncode == 0)
+        if not found:
+            return False
+        finding = self.rng.choice(found)["id"]
+        result = self.station.as_user(CLERK, "explain", finding, "--reason", "电池更换 battery changed")
+        self.journal.event("explain", finding=finding, ok=result.returncode == 0)
+        return True
 
-    def export(self) -> None:
-        """A clerk exports a case to an evidence disc image; an image that fails its own read-back
-        check (exit 1) is a violation."""
-        case = f"SOAK-{self.rng.randrange(1, 20):04d}"
+    def export(self) -> bool:
+        """A clerk exports a case they have tagged footage to, to an evidence disc image; an image
+        that fails its own read-back check (exit 1) is a violation."""
+        if not self.cases:
+            return False
+        case = self.rng.choice(self.cases)
         image = self.outbox / f"{case}-{self.rng.getrandbits(32):08x}.iso"
         result = self.station.as_user(CLERK, "export", "disc", "--case", case, "--maker", "李警官", "--extractor",
                                       CLERK, "--iso", str(image))  # fmt: skip
@@ -321,6 +362,7 @@ class People:
         for made in self.outbox.glob(f"{image.stem}*"):
             made.unlink()
         self.journal.event("export", case=case, code=result.returncode)
+        return True
 
     def retention(self) -> None:
         result = self.station.as_user(CUSTODIAN, "retention", "plan", "--json")
@@ -333,10 +375,14 @@ class People:
 
     def denied(self) -> None:
         """Something the role may not do: refused (exit 13) and audited."""
-        user, args = self.rng.choice(
-            ((AUDITOR, ("tag", "EV-000001", "--case", "X-1")), (CUSTODIAN, ("log",)),
-             (AUDITOR, ("hold", "add", "--case", "X-1", "--reason", "no")))
-        )  # fmt: skip
+        attempts = ((AUDITOR, ("tag", "EV-000001", "--case", "X-1")), (CUSTODIAN, ("log",)),
+                    (AUDITOR, ("hold", "add", "--case", "X-1", "--reason", "no")))  # fmt: skip
+        self.denials_tried += 1  # (each once first, in turn; then at random)
+        user, args = (
+            attempts[self.denials_tried - 1]
+            if self.denials_tried <= len(attempts)
+            else self.rng.choice(attempts)
+        )
         result = self.station.as_user(user, *args)
         if result.returncode == 13:
             self.journal.denied_expected.append({"user": user, "action": args[0]})
@@ -359,13 +405,20 @@ class Browser:
         import httpx
 
         client = None
+        first = [self.download, self.tag, self.item, self.today, self.footage]  # (one of each first)
         while not stop.wait(self.rng.uniform(1, 4)):
             try:
                 client = client or self._sign_in()
                 if client is not None:
-                    self.rng.choice(
-                        (self.today, self.footage, self.item, self.download, self.download, self.tag)
-                    )(client)
+                    action = (
+                        first[0]
+                        if first
+                        else self.rng.choice(
+                            (self.today, self.footage, self.item, self.download, self.download, self.tag)
+                        )
+                    )
+                    if action(client) is not False and first and action == first[0]:
+                        first.pop(0)
             except httpx.HTTPError as exc:
                 self.journal.event("web-unserved", error=type(exc).__name__)
                 client = None
@@ -390,19 +443,21 @@ class Browser:
     def footage(self, client) -> None:
         self.journal.event("web-footage", code=_ok(client.get("/footage").status_code))
 
-    def item(self, client) -> None:
+    def item(self, client) -> bool:
         found = self._pick()
-        if found:
-            self.journal.event("web-item", code=_ok(client.get(f"/items/{found['id']}").status_code))
-            ranged = client.get(f"/items/{found['id']}/playable", headers={"Range": "bytes=0-1023"})
-            self.journal.event("web-play-range", code=_ok(ranged.status_code, 206))
+        if not found:
+            return False
+        self.journal.event("web-item", code=_ok(client.get(f"/items/{found['id']}").status_code))
+        ranged = client.get(f"/items/{found['id']}/playable", headers={"Range": "bytes=0-1023"})
+        self.journal.event("web-play-range", code=_ok(ranged.status_code, 206))
+        return True
 
-    def download(self, client) -> None:
+    def download(self, client) -> bool | None:
         import hashlib
 
         found = self._pick()
         if not found:
-            return
+            return False
         answer = client.get(f"/items/{found['id']}/download")
         truth = self.ledger.files[found["sha256"]]
         whole = answer.status_code == 200 and len(answer.content) == truth.size
@@ -412,19 +467,36 @@ class Browser:
             )
         self.journal.event("web-download", code=_ok(answer.status_code))
 
-    def tag(self, client) -> None:
+    def tag(self, client) -> bool | None:
         import re
 
         found = self._pick()
         page = client.get("/footage")
         token = re.search(r'name="csrf" value="([^"]+)"', page.text)
         if not found or not token:
-            return
+            return False
         case = f"SOAK-{self.rng.randrange(1, 20):04d}"
         answer = client.post(
             "/footage/tag", data={"csrf": token.group(1), "items": [found["id"]], "case": case}
         )
         self.journal.event("web-tag", code=_ok(answer.status_code))
+
+
+def _kill_when_writing(process: subprocess.Popen, folder: Path) -> bool:
+    """SIGKILL ``process`` as soon as it holds a file open in ``folder`` (named or not); return
+    whether it was killed so (False: it ended first)."""
+    import os
+    import signal
+
+    prefix = f"{folder}/"
+    while process.poll() is None:
+        with contextlib.suppress(OSError):  # (descriptors come and go while they are looked at)
+            for fd in os.listdir(f"/proc/{process.pid}/fd"):
+                if os.readlink(f"/proc/{process.pid}/fd/{fd}").startswith(prefix):
+                    process.send_signal(signal.SIGKILL)
+                    return True
+        time.sleep(0.0005)
+    return False
 
 
 def _ok(status: int, good: int = 200) -> int:

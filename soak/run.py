@@ -3,6 +3,7 @@ check the invariants, write the report. Return the summary."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import random
@@ -36,7 +37,9 @@ def testbed():
     return UMockdev.Testbed.new()
 
 
-def run(minutes: float, seed: int, out: Path, broken: list[str], fault_every: float) -> dict:
+def run(
+    minutes: float, seed: int, out: Path, broken: list[str], fault_every: float, kinds: list[str]
+) -> dict:
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="custody-soak-", dir="/tmp"))
     work.chmod(0o755)
@@ -49,7 +52,7 @@ def run(minutes: float, seed: int, out: Path, broken: list[str], fault_every: fl
     out.mkdir(parents=True, exist_ok=True)
     try:
         with Station(work, bed, python_path) as station:
-            summary = _drive(station, rng, minutes, journal, ledger, fault_every)
+            summary = _drive(station, rng, minutes, journal, ledger, fault_every, kinds)
     finally:
         if (work / "daemon.log").exists():
             shutil.copy(work / "daemon.log", out / "daemon.log")
@@ -57,7 +60,13 @@ def run(minutes: float, seed: int, out: Path, broken: list[str], fault_every: fl
             print(f"soak: violations: the station is kept in {work} to look at", flush=True)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    summary.update(seed=seed, minutes=minutes, broken=broken, must_fail=must_fail)
+    summary.update(
+        seed=seed,
+        minutes=minutes,
+        broken=broken,
+        must_fail=must_fail,
+        may_fail=sorted(breaks.may_fail(broken)),
+    )
     samples = summary.pop("_samples")
     summary["plots"] = report.write_plots(out, samples, journal.faults, summary.pop("_stored"))
     report.write_samples(out, samples, journal.faults)
@@ -66,12 +75,12 @@ def run(minutes: float, seed: int, out: Path, broken: list[str], fault_every: fl
 
 
 def _drive(station: Station, rng: random.Random, minutes: float, journal: Journal, ledger: Ledger,
-           fault_every: float) -> dict:  # fmt: skip
+           fault_every: float, kinds: list[str]) -> dict:  # fmt: skip
     dock = Dock(station, RECORDERS, ledger, journal, random.Random(rng.getrandbits(64)))
     drops = Drops(station, ledger, journal, random.Random(rng.getrandbits(64)))
     people = People(station, ledger, journal, random.Random(rng.getrandbits(64)))
     browser = Browser(station, ledger, journal, random.Random(rng.getrandbits(64)))
-    faults = Faults(station, dock, people, journal, random.Random(rng.getrandbits(64)), fault_every)
+    faults = Faults(station, dock, people, journal, random.Random(rng.getrandbits(64)), fault_every, kinds)
     monitor = Monitor(station, journal)
     stored: list[tuple[float, int]] = []
     stop_load, stop_watch = threading.Event(), threading.Event()
@@ -110,7 +119,8 @@ def _drive(station: Station, rng: random.Random, minutes: float, journal: Journa
     events = json.loads(station.custody("log", "--json").stdout)
     checks.check_denials(events, journal)
     checks.check_station(station, journal)
-    flat = checks.check_flat(monitor.samples, journal)
+    flatness = checks.FINE if minutes * 60 >= checks.FINE.min_run else checks.GROSS
+    flat = checks.check_flat(monitor.samples, journal, flatness)
     p99 = checks.check_status(monitor.samples, journal)
     failed = sorted({v["invariant"] for v in journal.violations})
     return {
@@ -128,8 +138,13 @@ def _drive(station: Station, rng: random.Random, minutes: float, journal: Journa
         "denials_expected_and_audited": len(journal.denied_expected),
         "daemon_starts": len(station.daemon_starts),
         "faults": report.fault_counts(journal.faults),
+        "fault_kinds": kinds,
+        "s3_faults_met": dict(
+            sorted(collections.Counter(f"{kind} {fault}" for kind, fault in station.proxy.injected).items())
+        ),
         "invariants": list(checks.INVARIANTS),
         "flatness_checked": flat,
+        "flatness_judged": flatness.name,
         "status_p99_seconds": p99,
         "status_samples": sum("status_seconds" in s for s in monitor.samples),
         "violations": journal.violations,

@@ -36,14 +36,18 @@ class Recorder:
     serial: str
     officer: str
     filesystem: str  # vfat or exfat
-    profile: str  # soak-keep or soak-wipe
+    profile: str  # soak-keep, soak-wipe (after_vault) or soak-wipe-replica (after_replica)
     clock_off: bool = False
+
+    @property
+    def wipes(self) -> bool:
+        return self.profile.startswith("soak-wipe")
 
 
 RECORDERS = (
     Recorder("BWC1001", OFFICERS[0], "vfat", "soak-wipe"),
     Recorder("BWC1002", OFFICERS[1], "exfat", "soak-keep"),
-    Recorder("BWC1003", OFFICERS[2], "vfat", "soak-keep"),
+    Recorder("BWC1003", OFFICERS[2], "vfat", "soak-wipe-replica"),
     Recorder("BWC1004", OFFICERS[3], "vfat", "soak-keep", clock_off=True),
 )
 DROP_SERIAL = "DROP01"  # in dropped files' names; not a registered recorder: the name credits the officer
@@ -63,6 +67,7 @@ def config_text(run: Path, drops: Path, s3: S3Server, proxy: FaultyProxy, bucket
         f'[dock]\nwatch_folders = ["{drops}"]\nwatch_settle_seconds = 1.0\nwatch_profile = "soak-keep"\n'
         f"[profiles.soak-keep]\n{profile}"
         f'[profiles.soak-wipe]\n{profile}wipe = "after_vault"\n'
+        f'[profiles.soak-wipe-replica]\n{profile}wipe = "after_replica"\n'
         "[media]\nworkers = 1\n"
         + s3.target_toml(bucket, verify="download").replace(s3.endpoint, proxy.endpoint)
         + "timeout_seconds = 10.0\npart_size_mb = 5\n"
@@ -155,11 +160,27 @@ class Station:
     def vault_hashes(self) -> set[str]:
         return {item["sha256"] for item in self.items()}
 
+    def others_path(self) -> str:
+        """PYTHONPATH for custody run by the people and the web service: the broken build's copy
+        when one is tested (what a person's own process does, writing a file, is the build's too)."""
+        return self.python_path or pythonpath_for_others()
+
+    def bucket_hashes(self) -> set[str]:
+        """The objects the off-site bucket holds (their names: the originals' SHA-256), read from
+        the S3 server itself, not through the proxy."""
+        names = set()
+        for page in self.s3.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            names.update(
+                o["Key"].rsplit("/", 1)[-1]
+                for o in page.get("Contents", [])
+                if "/objects/sha256/" in o["Key"]
+            )
+        return names
+
     def as_user(self, user: str, *args: str) -> subprocess.CompletedProcess:
-        """The real command as a local user, through the socket (the broken build's code when one
-        is tested: a client's own code is not what the soak checks)."""
+        """The real command as a local user, through the socket."""
         return run_as(user, "/usr/bin/python3", "-m", "custody", "--home", str(self.home), *args,
-                      socket_path=self.run / "api.sock")  # fmt: skip
+                      socket_path=self.run / "api.sock", python_path=self.others_path())  # fmt: skip
 
     # -- the daemon -----------------------------------------------------------------------------
 
@@ -208,7 +229,7 @@ class Station:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-        env.update(PYTHONPATH=pythonpath_for_others(), HOME="/", CUSTODY_SOCKET=str(self.run / "api.sock"))
+        env.update(PYTHONPATH=self.others_path(), HOME="/", CUSTODY_SOCKET=str(self.run / "api.sock"))
         log = open(self.work / "web.log", "ab")  # noqa: SIM115 (the web service's own, for its life)
         self.web = subprocess.Popen(
             ["setpriv", f"--reuid={WEB}", f"--regid={WEB}", "--init-groups", "/usr/bin/python3", "-m", "custody",

@@ -86,10 +86,13 @@ def local_users(group: str, members: tuple[str, ...], outsiders: tuple[str, ...]
         remove()
 
 
-def run_as(user: str, *command: str, socket_path: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``command`` as ``user`` with their own groups (CUSTODY_SOCKET set when given)."""
+def run_as(
+    user: str, *command: str, socket_path: Path | None = None, python_path: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``command`` as ``user`` with their own groups (CUSTODY_SOCKET set when given), with this
+    checkout's custody or the one on ``python_path``."""
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "CUSTODY_SOCKET")}
-    env.update(PYTHONPATH=pythonpath_for_others(), HOME="/")
+    env.update(PYTHONPATH=python_path or pythonpath_for_others(), HOME="/")
     if socket_path is not None:
         env["CUSTODY_SOCKET"] = str(socket_path)
     return subprocess.run(

@@ -139,6 +139,7 @@ class FaultyProxy:
 
     ``plan`` maps a request kind to the faults to inject, one per matching
     request, in order: "put" (a whole-object PUT), "part" (an UploadPart),
+    "object" (a whole-object PUT of a vault object, not an audit segment),
     "any". Faults: "500", "503", "drop" (close the connection half-way
     through the body), "stall" (wait ``stall_seconds`` before forwarding),
     "corrupt" (flip one byte of the body and forward it). Each request goes
@@ -183,8 +184,13 @@ class FaultyProxy:
 
     def _fault_for(self, method: str, path: str) -> str | None:
         kind = "part" if method == "PUT" and "partNumber=" in path else "put" if method == "PUT" else "other"
+        whole_object = (
+            method == "PUT"
+            and "/objects/sha256/" in path
+            and not any(q in path for q in ("?retention", "?legal-hold"))
+        ) and "partNumber=" not in path  # (an object's bytes, not its lock settings)
         with self._lock:
-            for key in (kind, "any"):
+            for key in (kind, "object" if whole_object else "", "any"):
                 if self.plan.get(key):
                     fault = self.plan[key].pop(0)
                     self.injected.append((kind, fault))
