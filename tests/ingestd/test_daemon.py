@@ -558,3 +558,50 @@ def test_wipe_after_vault_deletes_only_files_safe_in_the_vault_each_audited(
     assert sorted(e["details"]["path"] for e in wiped) == ["DCIM/CLIP0001.MP4", "DCIM/CLIP0002.MP4"]
     assert json.loads(custody("verify", "--json").stdout)["ok"]
     assert mounts_under(home) == []
+
+
+def test_footage_recorded_over_two_years_before_it_is_docked_replicates_without_a_date_s3_refuses(
+    tmp_path, home, custody, testbed, s3, clip_library
+):
+    """A card found in a drawer, at a station that trusts recorder clocks up to 1,000 days back:
+    footage recorded 800 days ago, its two years already over when it comes in. S3 refuses an
+    Object Lock retain-until date that is not in the future (InvalidArgument; moto takes one),
+    so its replica goes undated, or under a legal hold when held: never with a past date. (The
+    soak's old drops met this.)"""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    custody("init")
+    bucket = s3.new_bucket(object_lock=True)
+    (home / "custody.toml").write_text(
+        f'[dock]\nwatch_folders = ["{drop}"]\nwatch_settle_seconds = 1.0\nwatch_profile = "drawer"\n'
+        "suspect_past_days = 1000\n"
+        '[profiles.drawer]\nfilename_pattern = "^(?P<recorder>[A-Z0-9]+)_(?P<officer>[0-9]+)_(?P<start>\\\\d{14})"\n'
+        'start_format = "%Y%m%d%H%M%S"\nclock_timezone = "Asia/Shanghai"\n' + s3.target_toml(bucket)
+    )  # fmt: skip
+    recorded = datetime.now(UTC) - timedelta(days=800)
+    clip = next(p for p in sorted(clip_library.iterdir()) if p.suffix == ".MP4")
+    daemon = DaemonProcess(home, testbed, tmp_path / "daemon.log")
+    for n in (1, 2):
+        shutil.copy(clip, drop / f".{n}.part")
+        with open(drop / f".{n}.part", "ab") as extra:
+            extra.write(os.urandom(64))  # (two distinct files)
+        name = f"DRAWER1_{BADGE}_{(recorded + timedelta(minutes=n)).astimezone(SHANGHAI):%Y%m%d%H%M%S}.MP4"
+        (drop / f".{n}.part").rename(drop / name)
+    wait_for(lambda: len(items(custody)) == 2, "the two old files to be ingested")
+    assert daemon.stop() == 0, daemon.log()
+    old, held = items(custody)
+    assert old["recorded_start"].startswith(f"{recorded:%Y-%m-%d}") and not old["clock_suspect"]
+    custody("hold", "add", held["id"], "--reason", "court order")
+    summary = json.loads(custody("replicate", "run", "--once", "--json").stdout)
+    assert (summary["verified"], summary["failed"]) == (2, 0), summary
+    client = s3.client()
+    heads = [
+        client.head_object(Bucket=bucket, Key=f"custody/objects/sha256/{i['sha256'][:2]}/{i['sha256'][2:4]}/{i['sha256']}")
+        for i in (old, held)
+    ]  # fmt: skip
+    for head in heads:
+        assert "ObjectLockRetainUntilDate" not in head or head["ObjectLockRetainUntilDate"] > datetime.now(
+            UTC
+        )
+    assert heads[0].get("ObjectLockLegalHoldStatus") in (None, "OFF")
+    assert heads[1]["ObjectLockLegalHoldStatus"] == "ON"

@@ -43,6 +43,17 @@ class ReplicaUnavailable(CustodyError):
     exit_code = 8
 
 
+# S3 refuses a retain-until date that is not in the future (InvalidArgument), as footage recorded
+# more than two years before it was docked has: its retention is over, so nothing is dated. A
+# date less than this far ahead could have passed by the time the server reads it.
+LOCK_MARGIN = timedelta(minutes=5)
+
+
+def still_ahead(retain_until: datetime | None) -> bool:
+    """Whether ``retain_until`` is a date S3 will take (far enough in the future)."""
+    return retain_until is not None and retain_until > datetime.now(UTC) + LOCK_MARGIN
+
+
 @dataclass(frozen=True)
 class Uploaded:
     checksum: str  # base64 SHA-256 (of the parts' SHA-256s, "-N", when sent in N parts)
@@ -177,8 +188,9 @@ class S3Target:
         extra = {"ChecksumAlgorithm": "SHA256"}
         if self.settings.storage_class and self.settings.storage_class != "STANDARD":
             extra["StorageClass"] = self.settings.storage_class
-        locked = retain_until is not None and self.object_lock()
-        if locked:
+        dated = still_ahead(retain_until)
+        locked = (dated or legal_hold) and self.object_lock()
+        if locked and dated:
             extra.update(ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=retain_until)
         try:
             self._call(
@@ -198,9 +210,10 @@ class S3Target:
         return Uploaded(local["checksum"], remote.version_id if remote else None, remote)
 
     def set_lock(self, sha256: str, retain_until: datetime | None, legal_hold: bool) -> None:
-        """COMPLIANCE retention until ``retain_until`` and the legal hold, on the current version."""
+        """COMPLIANCE retention until ``retain_until`` (unless that date has passed) and the legal
+        hold, on the current version."""
         key = self.key_for(sha256)
-        if retain_until is not None:
+        if still_ahead(retain_until):
             self._call(
                 self.client.put_object_retention,
                 Bucket=self.settings.bucket,
