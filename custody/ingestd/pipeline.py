@@ -438,10 +438,26 @@ class IngestSession:
             self.flush()  # the same content waits to be stored: it is an item once stored
         existing = self.vault.item_by_sha256(task.staged.sha256)
         if existing is None:
+            self.refuse_disposed(task)
             return
         self.vault.intake.discard(task.staged)
         task.staged = None
         self.duplicate_found(task, existing)
+
+    def refuse_disposed(self, task: FileTask) -> None:
+        """Content disposed of by an approved request is not taken in again (a copy under another
+        name, a card never wiped): the disposal would be undone without anyone deciding it. The
+        file is left where it is and reported failed, naming the disposal."""
+        assert task.staged is not None
+        disposed = self.vault.disposals.tombstone_of_content(task.staged.sha256)
+        if disposed is None:
+            return
+        self.vault.intake.discard(task.staged)
+        task.staged = None
+        task.drop(
+            f"{task.display_path} not stored: its content was disposed of as {disposed['item']} on "
+            f"{disposed['executed_at'][:10]} ({disposed['request']}); content disposed of is not taken in again"
+        )
 
     def duplicate_found(self, task: FileTask, existing: Item) -> None:
         """The file's content is item ``existing``: audit the offer, store nothing new."""

@@ -162,6 +162,15 @@ def tombstone(catalog: Catalog, item: int) -> dict | None:
     }
 
 
+def tombstone_of_content(catalog: Catalog, sha256: str) -> dict | None:
+    """The tombstone of an item whose original had this SHA-256 (the latest), or None."""
+    row = catalog.db.execute(
+        "SELECT item FROM tombstones WHERE json_extract(record, '$.sha256') = ? ORDER BY item DESC LIMIT 1",
+        [sha256],
+    ).fetchone()
+    return tombstone(catalog, row[0]) if row else None
+
+
 def tombstones(catalog: Catalog, state: str | None = None) -> list[dict]:
     where, params = ("WHERE state = ?", [state]) if state else ("", [])
     numbers = [

@@ -134,6 +134,11 @@ class Disposals(VaultService):
         return found
 
     @locked
+    def tombstone_of_content(self, sha256: str) -> dict | None:
+        """The tombstone of a disposed item whose original had this SHA-256, or None."""
+        with self.vault.serialized():
+            return disposal_records.tombstone_of_content(self.vault.catalog, sha256)
+
     def dispose_item(
         self, number: int, request: DispositionRequest, permanent_categories: Iterable[str] = ()
     ) -> dict:

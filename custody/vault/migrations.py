@@ -520,4 +520,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX alert_outbox_due ON alert_outbox (channel, sent_at, next_attempt);
     """,
+    # 14: the content a tombstone names, found at ingest (content disposed of is not taken in again)
+    """
+    CREATE INDEX tombstones_sha256 ON tombstones (json_extract(record, '$.sha256'));
+    """,
 ]

@@ -359,3 +359,26 @@ def test_verify_while_a_disposal_runs_reports_no_false_missing_or_orphan_object(
     assert "disposed of 20 item(s)" in disposal.stdout
     assert report.objects_checked == 20 and report.ok, [p.as_dict() for p in report.object_problems]
     assert json.loads(custody("verify", "--json").stdout)["objects_checked"] == 0
+
+
+def test_content_disposed_of_is_not_taken_in_again_under_another_name(tmp_path, home, custody):
+    """The soak found a disposal undone: a copy of disposed footage dropped under another name was
+    stored again as a new item (without the facts its first name gave), silently. Content a
+    tombstone names is now refused, naming the disposal, and left where it is."""
+    import shutil
+
+    custody("init")
+    ids = old_footage(tmp_path, home, custody, {"old1": 3 * 365, "new": 3})
+    request = json.loads(custody("retention", "request", ids["old1"], "--reason", "routine", "--json").stdout)
+    approve_as(home, "custodian2", request["id"])
+    custody("retention", "execute", request["id"])
+    [card_file] = [p for p in (tmp_path / "card" / "DCIM").iterdir() if "old1" in p.name]
+    again = tmp_path / "copy" / "again-CLIP.MP4"
+    again.parent.mkdir()
+    shutil.copy(card_file, again)
+    refused = custody("ingest", str(again.parent), "--json", expect=1)
+    line = json.loads(refused.stdout.splitlines()[0])
+    assert line["status"] == "error", line
+    assert f"disposed of as {ids['old1']}" in line["message"] and request["id"] in line["message"]
+    assert [i["id"] for i in json.loads(custody("ls", "--json").stdout)] == [ids["new"]]
+    assert again.exists() and json.loads(custody("verify", "--json").stdout)["ok"]
