@@ -4,7 +4,7 @@ through a misbehaving proxy, while faults chosen by a seed strike at random mome
 are checked against ground truth the generator keeps (never custody's own records), during the
 run and at its end, and a report with plots is written.
 
-    python -m soak [--minutes 30] [--seed N] [--out DIR]
+    python -m soak [--minutes 30] [--seed N] [--out DIR] [--faults KIND,...] [--break NAME]
 
 Runs as root under umockdev-wrapper (``make soak`` does both). See README, "Soak".
 """

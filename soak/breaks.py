@@ -21,10 +21,10 @@ class Break:
 
 
 BREAKS: dict[str, Break] = {
-    # A daemon that silently skips some footage: every file in the vault exactly once.
+    # A daemon that silently skips one recorder's footage: every file in the vault exactly once.
     "lose-files": Break(
         "config.py",
-        (('            "Thumbs.db",\n', '            "Thumbs.db",\n            "*3.MP4",\n'),),
+        (('            "Thumbs.db",\n', '            "Thumbs.db",\n            "BWC1002_*",\n'),),
         "every-file-exactly-once",
     ),
     # A daemon that takes in hidden files (a Mac's ._NAME.MP4 beside each copy; and a copy in
@@ -127,6 +127,12 @@ BREAKS: dict[str, Break] = {
         "vault/access.py",
         (('    "log": frozenset({AUDITOR}),\n', '    "log": frozenset({AUDITOR, CUSTODIAN}),\n'),),
         "roles-enforced",
+    ),
+    # A retention floor of one year instead of two: footage 13-22 months old is disposed of.
+    "one-year-floor": Break(
+        "rules.py",
+        (("FLOOR_MONTHS = 24 ", "FLOOR_MONTHS = 12 "),),
+        "disposed-only-when-due",
     ),
     "forget-denials": Break(
         "vault/vault.py",

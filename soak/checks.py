@@ -54,6 +54,7 @@ INVARIANTS = (
     "web-download-identical",
     "no-half-written-files",
     "roles-enforced",
+    "disposed-only-when-due",
     "every-denial-audited",
     "audit-chain-and-catalog-verify",
     "verify-against-offsite",
@@ -99,9 +100,16 @@ def check_items(items: list[dict], ledger: Ledger, journal: Journal) -> None:
             journal.violation(
                 "right-deadline", f"{item['id']} ({footage.name}): a clock years off not flagged"
             )
-        if not footage.clock_off and item["late"]:
+        if not footage.clock_off and item["late"] != (footage.age != "new"):
             journal.violation(
-                "right-deadline", f"{item['id']} ({footage.name}) stored in time but marked late"
+                "right-deadline",
+                f"{item['id']} ({footage.name}, recorded {footage.age}) "
+                + ("stored in time but marked late" if item["late"] else "stored late but not marked late"),
+            )
+        if footage.disposed:
+            journal.violation(
+                "disposed-only-when-due",
+                f"{item['id']} ({footage.name}) was disposed of but is still in the vault",
             )
 
 

@@ -29,6 +29,10 @@ class Footage:
     readable: bool = True  # False: a corrupted card made it unreadable (not expected in the vault)
     on_card: bool = True  # False once the recorder's card no longer holds it (wiped by custody)
     clock_off: bool = False
+    # "new" (recorded hours ago); "kept" (13-22 months ago: stored late, still within its two
+    # years); "due" (over two years ago: stored late, and may be disposed of).
+    age: str = "new"
+    disposed: bool = False  # an approved disposition took it out of the vault
 
 
 @dataclass
@@ -45,7 +49,7 @@ class Ledger:
     def expected(self) -> list[Footage]:
         """The files the vault must hold exactly once at the end."""
         with self._lock:
-            return [f for f in self.files.values() if f.readable]
+            return [f for f in self.files.values() if f.readable and not f.disposed]
 
     def count(self) -> int:
         with self._lock:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from soak.ground import SHANGHAI, Footage, Ledger, make_clip, recorder_batch, sha256_of
-from soak.station import AUDITOR, CLERK, CUSTODIAN, DROP_SERIAL, OFFICERS, Recorder, Station
+from soak.station import AUDITOR, CLERK, CUSTODIAN, CUSTODIAN2, DROP_SERIAL, OFFICERS, Recorder, Station
 from tests.docking import HOST_ENV, FakeRecorder, corrupt_fat_cluster, exfat_image, fat_image, host
 
 DCIM = Path("DCIM") / "100BWC"
@@ -214,12 +214,19 @@ class Drops:
         officer = self.rng.choice(OFFICERS)
         from datetime import UTC, datetime, timedelta
 
-        at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=self.rng.randrange(5, 300))
+        # Now and then an old card's footage (first of all: one kept, then one due for disposal).
+        age = ("kept", "due")[len(self.dropped)] if len(self.dropped) < 2 else "new"
+        if age == "new" and self.rng.random() < 0.1:
+            age = self.rng.choice(("kept", "due"))
+        ago = {"new": timedelta(minutes=self.rng.randrange(5, 300)),
+               "kept": timedelta(days=self.rng.randrange(400, 670)),
+               "due": timedelta(days=self.rng.randrange(760, 960))}[age]  # fmt: skip
+        at = datetime.now(UTC).replace(microsecond=0) - ago
         name = f"{DROP_SERIAL}_{officer}_{at.astimezone(SHANGHAI):%Y%m%d%H%M%S}.MP4"
         hidden = folder / f".{name}"  # (ingest skips hidden names: the drop appears whole)
         make_clip(hidden, self.rng.choice((1, 2)), self.rng)
         footage = Footage(name=name, sha256=sha256_of(hidden), size=hidden.stat().st_size, officer=officer,
-                          recorded_start=at, source="drop")  # fmt: skip
+                          recorded_start=at, source="drop", age=age)  # fmt: skip
         if (folder / name).exists():
             hidden.unlink()
             return
@@ -257,16 +264,22 @@ class People:
         actions = [self.look, self.look, self.tag, self.tag, self.extract, self.retention, self.denied, self.hold,
                    self.explain, self.export]  # fmt: skip
         first = [self.tag, self.extract, self.denied, self.export, self.denied, self.denied, self.hold, self.retention,
-                 self.look]  # fmt: skip
+                 self.look, self.dispose]  # fmt: skip
+        actions.append(self.dispose)
+        later = False  # the first-round action had nothing to work on yet: something else now
         while not stop.wait(self.rng.uniform(0.5, 2.5)):
-            action = first[0] if first else self.rng.choice(actions)
+            action = first[0] if first and not later else self.rng.choice(actions)
             if self.kill_next_write:  # (a fault waits for an extract to kill: one comes next)
                 action = self.extract
             did = None
             with contextlib.suppress(subprocess.TimeoutExpired):
                 did = action()
-            if first and action == first[0] and did is not False:
-                first.pop(0)
+            later = False
+            if first and action == first[0]:
+                if did is False:
+                    later = True
+                else:
+                    first.pop(0)
             self.done += 1
 
     def _items(self) -> list[dict]:
@@ -367,6 +380,37 @@ class People:
     def retention(self) -> None:
         result = self.station.as_user(CUSTODIAN, "retention", "plan", "--json")
         self.journal.event("retention-plan", ok=result.returncode == 0)
+
+    def dispose(self) -> bool:
+        """A custodian requests the disposition of what the plan says is due, a second custodian
+        approves, the first executes. What went must have been due by the ground truth (recorded
+        over two years ago); from then on the vault (and the bucket) must not hold it."""
+        import json
+
+        requested = self.station.as_user(CUSTODIAN, "retention", "request", "--plan", "--reason",
+                                         "超过保存期限 past its period (soak)", "--json")  # fmt: skip
+        if requested.returncode != 0:
+            self.journal.event("dispose-request", code=requested.returncode)
+            return False
+        request = json.loads(requested.stdout)["id"]
+        approved = self.station.as_user(CUSTODIAN2, "retention", "approve", request, "--json")
+        if approved.returncode != 0:
+            self.journal.event("dispose-approve", code=approved.returncode)
+            return True
+        shas = {i["id"]: i["sha256"] for i in self.station.items()}
+        done = self.station.as_user(CUSTODIAN, "retention", "execute", request, "--json")
+        deleted = json.loads(done.stdout)["result"]["deleted"] if done.returncode == 0 else []
+        for item in deleted:
+            footage = self.ledger.files.get(shas.get(item, ""))
+            if footage is None or footage.age != "due":
+                self.journal.violation(
+                    "disposed-only-when-due",
+                    f"{item} ({footage.name if footage else 'unknown'}, {footage.age if footage else '?'}) was disposed of",
+                )
+            if footage is not None:
+                footage.disposed = True
+        self.journal.event("dispose", code=done.returncode, files=len(deleted))
+        return True
 
     def hold(self) -> None:
         case = f"SOAK-{self.rng.randrange(1, 20):04d}"

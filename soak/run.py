@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from custody.vault.timestamps import to_text
 from soak import breaks, checks, report
 from soak.faults import Faults
 from soak.ground import Ledger
@@ -178,7 +179,7 @@ def _settle(station: Station, journal: Journal) -> float:
             continue
         jobs = status.get("media_jobs") or {}
         busy = sum(n for state, n in jobs.items() if state in ("queued", "running"))
-        waiting = replica_waiting(status)
+        waiting = replica_waiting(status) + _deletions_due(station)
         quiet = quiet + 1 if busy == 0 and waiting == 0 else 0
         if quiet >= 3:
             return round(time.monotonic() - started, 1)
@@ -187,6 +188,18 @@ def _settle(station: Station, journal: Journal) -> float:
         "replicas-match", f"the station did not catch up within {SETTLE_SECONDS} s of the faults"
     )
     return round(time.monotonic() - started, 1)
+
+
+def _deletions_due(station: Station) -> int:
+    """Replica deletions of disposed objects the daemon has still to make (read-only, beside it)."""
+    try:
+        with sqlite3.connect(f"file:{station.home / 'catalog.db'}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute(
+                "SELECT count(*) FROM replica_deletions WHERE state != 'done' AND not_before <= ?",
+                [to_text(datetime.now(UTC))],
+            ).fetchone()[0]
+    except sqlite3.Error:
+        return 1  # (not known yet: not settled)
 
 
 def _activity(events: list[dict]) -> dict[str, dict[str, int]]:

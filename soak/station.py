@@ -21,8 +21,9 @@ from tests.s3 import FaultyProxy, S3Server, local_s3_server
 
 GROUP = "cst-soak"
 CLERK, CUSTODIAN, AUDITOR = "cst-soak-clerk", "cst-soak-custodian", "cst-soak-auditor"
+CUSTODIAN2 = "cst-soak-custodian2"  # a disposition's second person
 WEB = "cst-soak-web"  # custody web's service user
-USERS = (CLERK, CUSTODIAN, AUDITOR, WEB)
+USERS = (CLERK, CUSTODIAN, CUSTODIAN2, AUDITOR, WEB)
 WEB_PASSWORD = "soak horse battery staple"
 RESTART_DELAY_SECONDS = 2.0  # custody-daemon.service: RestartSec=2
 OFFICERS = ("031245", "031246", "031247", "031248")
@@ -61,10 +62,14 @@ def config_text(run: Path, drops: Path, s3: S3Server, proxy: FaultyProxy, bucket
     return (
         f'[access]\nsocket = "{run}/api.sock"\nsocket_group = "{GROUP}"\n'
         "max_requests_per_second = 200.0\n"
-        f'[access.roles]\nclerk = ["{CLERK}"]\ncustodian = ["{CUSTODIAN}"]\nauditor = ["{AUDITOR}"]\n'
+        f'[access.roles]\nclerk = ["{CLERK}"]\ncustodian = ["{CUSTODIAN}", "{CUSTODIAN2}"]\nauditor = ["{AUDITOR}"]\n'
         f'[station]\norganisation = "{ORGANISATION}"\n'
         f'[web]\nservice_user = "{WEB}"\nsession_minutes = 120\n'
         f'[dock]\nwatch_folders = ["{drops}"]\nwatch_settle_seconds = 1.0\nwatch_profile = "soak-keep"\n'
+        # Recorder clocks trusted 1,000 days back: old footage found in a drawer (up to ~2.7 years)
+        # keeps its recording time, so some of it is past its two years; a clock 3+ years off is
+        # still suspect.
+        "suspect_past_days = 1000\n"
         f"[profiles.soak-keep]\n{profile}"
         f'[profiles.soak-wipe]\n{profile}wipe = "after_vault"\n'
         f'[profiles.soak-wipe-replica]\n{profile}wipe = "after_replica"\n'
