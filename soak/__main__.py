@@ -45,7 +45,11 @@ def main() -> int:
         return 2
     out = args.out or Path("soak-runs") / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-seed{args.seed}"
     print(f"soak: seed {args.seed}, {args.minutes:g} minutes, report in {out}", flush=True)
-    summary = run(args.minutes, args.seed, out, args.broken, args.fault_every, kinds)
+    try:
+        summary = run(args.minutes, args.seed, out, args.broken, args.fault_every, kinds)
+    except KeyboardInterrupt:
+        print("soak: interrupted: the station is taken down, nothing is judged", file=sys.stderr, flush=True)
+        os._exit(130)  # (a thread still waiting on a recorder's pull is not waited for)
     print(
         f"soak: {summary['files_generated']} files generated, {summary['items_in_vault']} items, "
         f"{summary['docks']} docks, faults {summary['faults']}, status p99 {summary['status_p99_seconds']} s"

@@ -289,9 +289,17 @@ class People:
         return json.loads(listed.stdout) if listed.returncode == 0 else []
 
     def look(self) -> None:
+        """Someone lists the footage, or a clerk looks at one item (show)."""
         user = self.rng.choice((CLERK, CUSTODIAN, AUDITOR))
         result = self.station.as_user(user, "ls", "--json")
         self.journal.event("ls", user=user, ok=result.returncode == 0)
+        if user == CLERK and result.returncode == 0:
+            import json
+
+            listed = json.loads(result.stdout)
+            if listed:
+                shown = self.station.as_user(CLERK, "show", self.rng.choice(listed)["id"], "--json")
+                self.journal.event("show", ok=shown.returncode == 0)
 
     def tag(self) -> bool:
         items = self._items()

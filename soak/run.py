@@ -98,7 +98,14 @@ def _drive(station: Station, rng: random.Random, minutes: float, journal: Journa
     ]
     for thread in threads + watchers:
         thread.start()
-    time.sleep(minutes * 60)
+    try:
+        time.sleep(minutes * 60)
+    except KeyboardInterrupt:  # (Ctrl-C: the threads are asked to stop, then the station is taken down)
+        stop_load.set()
+        stop_watch.set()
+        for thread in threads + watchers:
+            thread.join(timeout=30)
+        raise
     stop_load.set()
     for thread in threads:
         thread.join()
@@ -115,6 +122,7 @@ def _drive(station: Station, rng: random.Random, minutes: float, journal: Journa
         thread.join()
     items = station.items()
     station.stop_daemon()
+    shutil.rmtree(people.outbox, ignore_errors=True)  # (the people's extracts and discs, checked)
     checks.check_left_behind(station, journal)
     checks.check_items(items, ledger, journal)
     events = json.loads(station.custody("log", "--json").stdout)

@@ -139,8 +139,9 @@ class Station:
         env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_CONFIG_FILE="/nonexistent",
                    AWS_SHARED_CREDENTIALS_FILE="/nonexistent")  # fmt: skip
         env.pop("AWS_PROFILE", None)
-        if self.python_path:
-            env["PYTHONPATH"] = self.python_path
+        # The daemon and root's commands run the checkout the soak runs from (or the broken build),
+        # never a custody installed elsewhere in the interpreter's path.
+        env["PYTHONPATH"] = self.python_path or str(Path(__file__).resolve().parents[1])
         return env
 
     def custody(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -194,6 +195,7 @@ class Station:
         self.daemon = subprocess.Popen(
             [sys.executable, "-m", "custody", "--home", str(self.home), "daemon"],
             env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.work,
+            start_new_session=True,  # (a Ctrl-C at the terminal is the soak's to handle, not the daemon's)
         )  # fmt: skip
         log.close()
         self.daemon_starts.append(time.monotonic())
@@ -239,7 +241,7 @@ class Station:
         self.web = subprocess.Popen(
             ["setpriv", f"--reuid={WEB}", f"--regid={WEB}", "--init-groups", "/usr/bin/python3", "-m", "custody",
              "web", "--port", str(port), "--secret-file", str(state / "session.key")],
-            env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT,
+            env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         log.close()
         self._stack.callback(self.web.terminate)
