@@ -33,11 +33,14 @@ class Faults:
 
     def run(self, stop: threading.Event) -> None:
         """Faults in rounds: each kind once a round, in an order drawn from the seed (so a short
-        run meets every kind, and a long one meets them evenly)."""
+        run meets every kind, and a long one meets them evenly); the daemon's kill every second
+        round only, so that some of its runs last long enough to judge its memory."""
         deck: list[str] = []
+        rounds = 0
         while not stop.wait(self.rng.expovariate(1 / self.mean_seconds)):
             if not deck:
-                deck = list(self.kinds)
+                rounds += 1
+                deck = [k for k in self.kinds if k != "kill-daemon" or rounds % 2 == 0]
                 self.rng.shuffle(deck)
             kind = deck.pop()
             getattr(self, kind.replace("-", "_"))()

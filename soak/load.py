@@ -324,18 +324,18 @@ class People:
 
         env = {**HOST_ENV, "PYTHONPATH": self.station.others_path(), "HOME": "/",
                "CUSTODY_SOCKET": str(self.station.run / "api.sock")}  # fmt: skip
-        self.running = subprocess.Popen(
+        process = subprocess.Popen(
             ["setpriv", f"--reuid={CLERK}", f"--regid={CLERK}", "--init-groups", "/usr/bin/python3", "-m",
              "custody", "--home", str(self.station.home), "extract", item["id"], "--out", str(out)],
             env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         try:
-            if self.kill_next_write and _kill_when_writing(self.running, self.outbox):
+            if self.kill_next_write and _kill_when_writing(process, self.outbox):
                 self.kill_next_write = False
                 self.journal.fault("kill-client", command="extract", item=item["id"])
-            self.running.communicate(timeout=300)
+            process.communicate(timeout=300)
         finally:
-            code, self.running = self.running.returncode, None
+            code = process.returncode
         if code == 0:
             if sha256_of(out) != item["sha256"]:
                 self.journal.violation(
@@ -354,7 +354,7 @@ class People:
         self.journal.event("extract", item=item["id"], code=code)
         return True
 
-    def explain(self) -> None:
+    def explain(self) -> bool:
         """A clerk explains an interruption the station found."""
         import json
 
