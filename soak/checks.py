@@ -31,10 +31,10 @@ class Flatness:
     rise_limits: dict
 
 
-# Runs of 10 minutes or more: fine limits on minute floors after a 5-minute warm-up (the daemon's
-# memory climbs for its first 3-5 minutes as media work, replication and the people's requests
-# start, then holds at about 185-190 MiB: the 30-minute soak of stop 30).
-FINE = Flatness("fine", warm_up=300, min_run=600, window=60,
+# Runs of 8 minutes or more (three whole minutes after the warm-up): fine limits on minute floors
+# after a 5-minute warm-up (the daemon's memory climbs for its first 3-5 minutes as media work,
+# replication and the people's requests start, then holds at about 170-190 MiB: stop 30's soaks).
+FINE = Flatness("fine", warm_up=300, min_run=480, window=60,
                 rise_limits={"rss_kb": 16 * 1024, "fds": 10, "threads": 4})  # fmt: skip
 # A short run (the broken builds' minute) can show only gross growth: 10-second floors after a
 # 20-second warm-up, limits above a daemon's own warm-up (its memory grows ~90 MiB as media work
