@@ -254,8 +254,8 @@ class People:
         self.outbox = Path(tempfile.mkdtemp(prefix="custody-soak-out-", dir="/tmp"))
         self.outbox.chmod(0o1777)
         self.kill_next_write = False  # a fault asks: the next extract is killed as it writes
-        self.cases: list[str] = []  # cases a clerk has tagged footage to (what they export)
         self.denials_tried = 0
+        self.whole_extracts = 0
         self.done = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -269,7 +269,7 @@ class People:
         later = False  # the first-round action had nothing to work on yet: something else now
         while not stop.wait(self.rng.uniform(0.5, 2.5)):
             action = first[0] if first and not later else self.rng.choice(actions)
-            if self.kill_next_write:  # (a fault waits for an extract to kill: one comes next)
+            if self.kill_next_write and self.whole_extracts:  # (a fault waits for an extract to kill)
                 action = self.extract
             did = None
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -302,15 +302,15 @@ class People:
                 self.journal.event("show", ok=shown.returncode == 0)
 
     def tag(self) -> bool:
-        items = self._items()
+        """A clerk tags a recording to a case (footage the generator made: a broken build may also
+        hold files that are no recording, which no disc could carry a playable copy of)."""
+        items = [i for i in self._items() if i["sha256"] in self.ledger.files]
         if not items:
             return False
         item = self.rng.choice(items)["id"]
         case = f"SOAK-{self.rng.randrange(1, 20):04d}"
         result = self.station.as_user(CLERK, "tag", item, "--case", case, "--party", "测试当事人")
         self.journal.event("tag", item=item, ok=result.returncode == 0)
-        if result.returncode == 0 and case not in self.cases:
-            self.cases.append(case)
         return result.returncode == 0
 
     def extract(self) -> bool:
@@ -330,13 +330,15 @@ class People:
             env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         try:
-            if self.kill_next_write and _kill_when_writing(process, self.outbox):
+            # (never the first: a whole extract is judged first, whatever the faults)
+            if self.kill_next_write and self.whole_extracts and _kill_when_writing(process, self.outbox):
                 self.kill_next_write = False
                 self.journal.fault("kill-client", command="extract", item=item["id"])
             process.communicate(timeout=300)
         finally:
             code = process.returncode
         if code == 0:
+            self.whole_extracts += 1
             if sha256_of(out) != item["sha256"]:
                 self.journal.violation(
                     "extract-identical", f"{item['id']} extracted differs from what was docked"
@@ -352,7 +354,7 @@ class People:
                 )
             out.unlink(missing_ok=True)
         self.journal.event("extract", item=item["id"], code=code)
-        return True
+        return code == 0  # (in the first round, until one whole extract is judged)
 
     def explain(self) -> bool:
         """A clerk explains an interruption the station found."""
@@ -368,11 +370,14 @@ class People:
         return True
 
     def export(self) -> bool:
-        """A clerk exports a case they have tagged footage to, to an evidence disc image; an image
-        that fails its own read-back check (exit 1) is a violation."""
-        if not self.cases:
+        """A clerk exports a case that has footage tagged to it now, to an evidence disc image; an
+        image that fails its own read-back check (exit 1) is a violation."""
+        cases = sorted(
+            {i["tags"].get("case") for i in self._items() if i["tags"].get("case", "").startswith("SOAK-")}
+        )
+        if not cases:  # (none yet, or their footage was retagged or disposed of)
             return False
-        case = self.rng.choice(self.cases)
+        case = self.rng.choice(cases)
         image = self.outbox / f"{case}-{self.rng.getrandbits(32):08x}.iso"
         result = self.station.as_user(CLERK, "export", "disc", "--case", case, "--maker", "李警官", "--extractor",
                                       CLERK, "--iso", str(image))  # fmt: skip
@@ -382,8 +387,8 @@ class People:
             )
         for made in self.outbox.glob(f"{image.stem}*"):
             made.unlink()
-        self.journal.event("export", case=case, code=result.returncode)
-        return True
+        self.journal.event("export", case=case, code=result.returncode, said=result.stderr.strip()[-200:])
+        return result.returncode in (0, 1)  # (in the first round, until one disc is judged)
 
     def retention(self) -> None:
         result = self.station.as_user(CUSTODIAN, "retention", "plan", "--json")

@@ -156,6 +156,9 @@ def _drive(station: Station, rng: random.Random, minutes: float, journal: Journa
         "flatness_judged": flatness.name,
         "status_p99_seconds": p99,
         "status_samples": sum("status_seconds" in s for s in monitor.samples),
+        "exports_not_made": [
+            e.get("said", "") for e in journal.events if e["kind"] == "export" and e.get("code") not in (0, 1)
+        ][:5],
         "violations": journal.violations,
         "failed_invariants": failed,
         "_samples": monitor.samples,
