@@ -188,3 +188,61 @@ def test_no_module_nor_function_grows_past_what_one_person_reads_at_once():
                 if length > 80:
                     too_long.append(f"{module}.{node.name}: {length} lines (at most 80)")
     assert too_long == [], "\n".join(too_long)
+
+
+# What holds the vault's lock (an RLock the daemon's workers share with its one catalog
+# connection): the services' decorators, and the blocks that take it.
+LOCKING_DECORATORS = {"locked", "_locked"}
+LOCKING_BLOCKS = (".serialized()", ".change()")
+SERVICE_VAULT = ("self.vault", "vault")  # (``vault = self.vault`` in many methods)
+
+
+def catalog_reads_outside_the_lock(source: str) -> list[str]:
+    """Public methods of the vault's services that touch ``self.vault.catalog`` (or ``vault.catalog``)
+    without its lock:
+    neither decorated ``@locked`` nor inside ``with self.vault.serialized()`` / ``change()``."""
+
+    def unguarded(node: ast.AST, guarded: bool) -> list[int]:
+        if isinstance(node, ast.With) and any(
+            ast.unparse(item.context_expr).endswith(LOCKING_BLOCKS) for item in node.items
+        ):
+            guarded = True
+        found = []
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "catalog"
+            and ast.unparse(node.value) in SERVICE_VAULT
+        ):
+            found = [] if guarded else [node.lineno]
+        return found + [line for child in ast.iter_child_nodes(node) for line in unguarded(child, guarded)]
+
+    found = []
+    for cls in [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ClassDef)]:
+        for method in cls.body:
+            if not isinstance(method, ast.FunctionDef) or method.name.startswith("_"):
+                continue
+            if {ast.unparse(d) for d in method.decorator_list} & LOCKING_DECORATORS:
+                continue
+            if lines := unguarded(method, False):
+                found.append(f"{cls.name}.{method.name} reads the catalog unlocked at lines {lines}")
+    return found
+
+
+def test_every_service_method_holds_the_vaults_lock_while_it_reads_the_catalog():
+    """The daemon's workers share one catalog connection: a service method that reads it without
+    the lock can see another thread's transaction half done, or break its cursor. (Inserting a
+    method above ``dispose_item`` once took its ``@locked`` away, unnoticed.)"""
+    found = []
+    for module, path in sorted(modules().items()):
+        if module.startswith("custody.vault."):
+            found += [f"{module}: {line}" for line in catalog_reads_outside_the_lock(path.read_text())]
+    assert found == [], "\n".join(found)
+
+
+def test_the_lock_check_catches_a_method_that_lost_its_decorator():
+    locked = "class S:\n    @locked\n    def f(self):\n        return self.vault.catalog.item(1)\n"
+    blocked = "class S:\n    def f(self):\n        with self.vault.serialized():\n            self.vault.catalog.x()\n"
+    lost = "class S:\n    def f(self):\n        return self.vault.catalog.item(1)\n"
+    assert catalog_reads_outside_the_lock(locked) == []
+    assert catalog_reads_outside_the_lock(blocked) == []
+    assert catalog_reads_outside_the_lock(lost) == ["S.f reads the catalog unlocked at lines [3]"]

@@ -18,6 +18,7 @@ from custody.errors import Said, UsageError
 from custody.vault import access
 from custody.vault.catalog import Catalog, Item, ItemFilter
 from custody.vault.registry import OfficerNotFound, check_registry_text, officer
+from custody.vault.service import locked
 from custody.vault.supervision import supervised_badges
 
 _Record = TypeVar("_Record")
@@ -83,9 +84,10 @@ class CaseAccess:
             if (case is None or sight.case(case)) and all(sight.item(found[n]) for n in items if n in found)
         ]
 
+    @locked
     def visible_items(self, where: ItemFilter) -> list[Item]:
         """The items matching ``where`` that the caller may see; with a limit, that page of them,
-        read from the catalog a chunk at a time (the vault's lock is held by the caller)."""
+        read from the catalog a chunk at a time."""
         sees = self.sight().item
         caller = self.vault.caller
         if not set(caller.roles) & {access.CLERK, access.CUSTODIAN, access.AUDITOR}:

@@ -64,7 +64,7 @@ from custody.vault.case_tables import (  # noqa: F401  (the records and errors o
 )
 from custody.vault.catalog import Catalog, Item
 from custody.vault.items import checked_reason
-from custody.vault.service import VaultService
+from custody.vault.service import VaultService, locked
 from custody.vault.supervision import supervised_badges
 from custody.vault.timestamps import utc_now
 
@@ -190,6 +190,7 @@ class CaseFiles(CaseArchiving, VaultService):
             raise CaseNotFound(case=case)
         return found
 
+    @locked
     def may_see(self, case: CaseRecord) -> bool:
         """Whether the caller may see the case: as its footage (confidentiality, named staff), as
         one of its handlers, or as the supervisor of one of their units."""

@@ -136,9 +136,9 @@ class Disposals(VaultService):
     @locked
     def tombstone_of_content(self, sha256: str) -> dict | None:
         """The tombstone of a disposed item whose original had this SHA-256, or None."""
-        with self.vault.serialized():
-            return disposal_records.tombstone_of_content(self.vault.catalog, sha256)
+        return disposal_records.tombstone_of_content(self.vault.catalog, sha256)
 
+    @locked
     def dispose_item(
         self, number: int, request: DispositionRequest, permanent_categories: Iterable[str] = ()
     ) -> dict:
@@ -209,6 +209,7 @@ class Disposals(VaultService):
         assert gone is not None
         return gone
 
+    @locked
     def finish_disposal(self, number: int) -> None:
         """Rows, then object files, then the tombstone is done: each step safe to repeat after a crash."""
         gone = disposal_records.tombstone(self.vault.catalog, number)

@@ -184,6 +184,7 @@ class Integrity(VaultService):
             keys.install_signing_key(pending, signing_path, self.vault.home / keys.PUBLIC_KEY_NAME)
             return keys.RotatedKey(old_fingerprint, keys.public_key_fingerprint(new_key.public_key()))
 
+    @locked
     def bytes_to_verify(self, refs: list[str] | None = None) -> int:
         """Return how many plaintext bytes verify(refs) will read (originals and derivatives)."""
         chosen = {item.number for item in self.vault.resolve_all(refs)} if refs else None

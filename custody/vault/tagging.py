@@ -165,6 +165,7 @@ class Tags(VaultService):
             self.vault.cases.forget()
         return changed
 
+    @locked
     def history(self, item: Item) -> list[dict]:
         """Every value each tag of ``item`` has had: name, value, set_at, set_by, audit_seq."""
         return self.vault.catalog.tag_history(item.number)
