@@ -22,14 +22,33 @@ from soak.run import run
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m soak", description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", "30")))
     parser.add_argument(
-        "--seed", type=int, default=int(os.environ.get("SOAK_SEED") or random.randrange(1 << 31))
+        "--minutes",
+        type=float,
+        default=float(os.environ.get("SOAK_MINUTES", "30")),
+        help="how long the load and the faults last (SOAK_MINUTES; default 30)",
     )
     parser.add_argument(
-        "--out", type=Path, default=Path(os.environ["SOAK_OUT"]) if os.environ.get("SOAK_OUT") else None
+        "--seed",
+        type=int,
+        default=int(os.environ.get("SOAK_SEED") or random.randrange(1 << 31)),
+        help="replays a run: the same load and faults in the same order (SOAK_SEED; default a new one)",
     )
-    parser.add_argument("--break", dest="broken", action="append", default=[], choices=sorted(BREAKS))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(os.environ["SOAK_OUT"]) if os.environ.get("SOAK_OUT") else None,
+        help="the report's folder (SOAK_OUT; default soak-runs/<UTC time>-seed<SEED>)",
+    )
+    parser.add_argument(
+        "--break",
+        dest="broken",
+        action="append",
+        default=[],
+        choices=sorted(BREAKS),
+        metavar="NAME",
+        help=f"soak a deliberately broken build (repeatable): {', '.join(sorted(BREAKS))}",
+    )
     parser.add_argument("--fault-every", type=float, default=45.0, help="mean seconds between faults")
     parser.add_argument(
         "--faults",
