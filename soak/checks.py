@@ -128,6 +128,16 @@ def check_denials(events: list[dict], journal: Journal) -> None:
             )
 
 
+def _lines_not_same(report: str) -> str:
+    """The lines of ``replicate check --json`` that are not "=" (what made it fail), as JSON;
+    the report's tail when it is not such a list."""
+    try:
+        lines = json.loads(report)
+        return json.dumps([line for line in lines if line.get("mark") != "="])[:4000]
+    except (ValueError, AttributeError, TypeError):
+        return report[-400:]
+
+
 def check_station(station: Station, journal: Journal) -> None:
     """verify (chain, catalog, objects), verify against the offsite anchors, the replicas checked
     by download, nothing left in the bucket that is not the vault's, nothing left half done."""
@@ -139,8 +149,9 @@ def check_station(station: Station, journal: Journal) -> None:
     if against.returncode != 0 or not json.loads(against.stdout or "{}").get("ok"):
         journal.violation("verify-against-offsite", against.stdout[-400:] + against.stderr[-200:])
     checked = station.custody("replicate", "check", "--download", "--json", check=False)
+    (station.work / "replicate-check.json").write_text(checked.stdout)  # (kept with a failed run)
     if checked.returncode != 0:
-        journal.violation("replicas-match", checked.stdout[-400:] + checked.stderr[-200:])
+        journal.violation("replicas-match", _lines_not_same(checked.stdout) + checked.stderr[-400:])
     client = station.s3.client()
     local = {p.name for p in (station.home / "objects" / "sha256").rglob("*") if p.is_file()}
     listing = client.get_paginator("list_object_versions").paginate(Bucket=station.bucket)
