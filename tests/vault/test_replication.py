@@ -478,6 +478,32 @@ def test_two_targets_one_with_keys_from_a_systemd_credential(tmp_path, home, cus
     assert {line["mark"] for line in check(custody, "--target", "second")} == {"="}
 
 
+def test_no_write_to_the_bucket_carries_a_retain_until_date_in_the_past(s3, tmp_path):
+    """S3 refuses a retain-until date that is not in the future (InvalidArgument). Footage recorded
+    more than two years before it was docked has such a date: every write that locks (an object,
+    its lock set again, a small object, a version put back on top) goes undated for it, instead of
+    failing for ever. (The upload was fixed at stop 30; put_version_on_top and put_blob still sent
+    the date.)"""
+    from custody.config import TargetSettings
+    from custody.vault.offsite.target import S3Target
+
+    bucket = s3.new_bucket(object_lock=True)
+    target = S3Target(
+        "offsite", TargetSettings(endpoint_url=s3.endpoint, bucket=bucket, addressing_style="path")
+    )
+    past = datetime.now(UTC) - timedelta(days=30)
+    sealed = tmp_path / ("b" * 64)
+    sealed.write_bytes(b"sealed bytes" * 1000)
+    target.upload(sealed, "b" * 64, past, legal_hold=False)
+    first = target.head("b" * 64)
+    target.set_lock("b" * 64, past, legal_hold=False)
+    again = target.put_version_on_top(target.object_key("b" * 64), first.version_id, past)
+    target.put_blob("audit/000000000001-000000000001-" + "c" * 64, b"segment", past)
+    assert again is not None and again != first.version_id
+    assert target.head("b" * 64).retain_until is None
+    assert target.versions(target.object_key("b" * 64)) == [again, first.version_id]
+
+
 def test_a_legal_hold_set_on_a_replica_keeps_it_whatever_its_retention(s3, tmp_path):
     """The mechanism permanent and held items will use once retention lands (issue 6)."""
     from custody.config import TargetSettings

@@ -347,7 +347,7 @@ class S3Target:
         then ReplicaUnavailable is raised.
         """
         extra = {}
-        if retain_until is not None and self.object_lock():
+        if still_ahead(retain_until) and self.object_lock():
             extra = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": retain_until}
         for _attempt in range(3):
             self._call(
@@ -414,7 +414,7 @@ class S3Target:
         with the given lock; return the new version id. Nothing is deleted."""
         extra: dict = {}
         if self.object_lock():
-            if retain_until is not None:
+            if still_ahead(retain_until):  # (a version put back for footage whose time is over: undated)
                 extra.update(ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=retain_until)
             if legal_hold:
                 extra["ObjectLockLegalHoldStatus"] = "ON"
