@@ -32,6 +32,7 @@ class Monitor:
         from custody.ingestd import api
 
         while not stop.wait(1.0):
+            self.station.restart_if_died()
             sample: dict = {"t": self.journal.now()}
             pid = self.station.daemon_pid()
             if pid is not None:

@@ -146,6 +146,7 @@ def _drive(station: Station, rng: random.Random, minutes: float, journal: Journa
         "activity": _activity(journal.events),
         "denials_expected_and_audited": len(journal.denied_expected),
         "daemon_starts": len(station.daemon_starts),
+        "daemon_exits_unbidden": station.unbidden_exits,  # (restarted as systemd would)
         "faults": report.fault_counts(journal.faults),
         "fault_kinds": kinds,
         "s3_faults_met": dict(

@@ -94,6 +94,8 @@ class Station:
         self.daemon: subprocess.Popen | None = None
         self.daemon_starts: list[float] = []
         self.restarting = threading.Lock()
+        self.stopping = False  # (the end: a daemon stopped is not restarted)
+        self.unbidden_exits: list[int] = []  # exit codes of daemons that died by themselves
         self._stack = contextlib.ExitStack()
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -209,6 +211,22 @@ class Station:
             time.sleep(0.1)
         raise RuntimeError("the daemon did not start within 120 s")
 
+    def restart_if_died(self) -> bool:
+        """systemd's Restart=on-failure: a daemon that exited by itself (not killed by a fault, whose
+        restart is the fault's, nor stopped at the end) is started again after the restart delay,
+        and its exit recorded in ``unbidden_exits``; return whether it was."""
+        if self.stopping or not self.restarting.acquire(blocking=False):
+            return False
+        try:
+            if self.daemon is None or self.daemon.poll() is None:
+                return False
+            self.unbidden_exits.append(self.daemon.returncode)
+            time.sleep(RESTART_DELAY_SECONDS)
+            self.start_daemon()
+            return True
+        finally:
+            self.restarting.release()
+
     def kill_daemon(self) -> None:
         """SIGKILL, then start again after systemd's restart delay."""
         with self.restarting:
@@ -260,6 +278,7 @@ class Station:
         raise RuntimeError("custody web did not start within 60 s")
 
     def stop_daemon(self) -> None:
+        self.stopping = True
         if self.daemon is not None and self.daemon.poll() is None:
             self.daemon.send_signal(signal.SIGTERM)
             try:
