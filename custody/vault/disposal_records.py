@@ -203,10 +203,16 @@ def object_in_use(catalog: Catalog, sha256: str) -> bool:
 
 
 def queue_replica_deletion(catalog: Catalog, sha256: str, at: str) -> None:
-    """Every target holding the object deletes it too; its replica rows go."""
+    """Every target holding the object deletes it too; its replica rows go.
+
+    An object deleted before (or whose deletion was dropped because it was in
+    use again) is queued afresh: the same content can be disposed of twice.
+    """
     for (target,) in catalog.db.execute("SELECT target FROM replicas WHERE sha256 = ?", [sha256]).fetchall():
         catalog.db.execute(
-            "INSERT OR IGNORE INTO replica_deletions (sha256, target, state, not_before) VALUES (?, ?, 'queued', ?)",
+            "INSERT INTO replica_deletions (sha256, target, state, not_before) VALUES (?, ?, 'queued', ?) "
+            "ON CONFLICT (sha256, target) DO UPDATE SET state = 'queued', not_before = excluded.not_before, "
+            "last_error = NULL WHERE replica_deletions.state = 'done'",
             [sha256, target, at],
         )
     catalog.db.execute("DELETE FROM replicas WHERE sha256 = ?", [sha256])

@@ -382,3 +382,70 @@ def test_content_disposed_of_is_not_taken_in_again_under_another_name(tmp_path, 
     assert f"disposed of as {ids['old1']}" in line["message"] and request["id"] in line["message"]
     assert [i["id"] for i in json.loads(custody("ls", "--json").stdout)] == [ids["new"]]
     assert again.exists() and json.loads(custody("verify", "--json").stdout)["ok"]
+
+
+def test_a_replica_deletion_waiting_out_a_lock_spares_an_object_that_is_in_use_again(
+    tmp_path, home, custody, s3, clip_library
+):
+    """Two recordings of the same picture have the same thumbnail: disposing of the first queues
+    the thumbnail's deletion, a lock delays it, the second arrives and stores that thumbnail again.
+    The delayed deletion must not take the second item's replica with it (every version goes)."""
+    import shutil
+    import time
+
+    custody("init")
+    bucket = s3.new_bucket(object_lock=True)
+    (home / "custody.toml").write_text(s3.target_toml(bucket))
+    expect_old_footage(home, 4 * 365)
+    custody("recorder", "add", "TS01", "--from", "2000-01-01", "--profile", "timestamped")
+    three_years_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3 * 365)
+
+    def dock_clip(clip: str, suffix: str, days_later: int) -> dict:
+        card = tmp_path / f"card{suffix}" / "DCIM"
+        card.mkdir(parents=True)
+        shutil.copy(
+            clip_library / clip, card / local_name(three_years_ago + timedelta(days=days_later), suffix)
+        )
+        dock(home, card.parent, "TS01", "timestamped")
+        custody("media", "run", "--once")
+        [item] = [
+            i for i in json.loads(custody("ls", "--json").stdout) if i["name"].endswith(f"_{suffix}.MP4")
+        ]
+        return json.loads(custody("show", item["id"], "--json").stdout)
+
+    first = dock_clip("CLIP0001.MP4", "0001", 0)
+    [thumbnail] = [d["sha256"] for d in first["derivatives"] if d["role"] == "thumbnail"]
+    custody("replicate", "run", "--once")
+    # Someone locked the thumbnail's copy a little longer than its retention.
+    lock_ends = datetime.now(UTC) + timedelta(seconds=8)
+    s3.client().put_object_retention(
+        Bucket=bucket, Key=key_of(thumbnail), Retention={"Mode": "COMPLIANCE", "RetainUntilDate": lock_ends}
+    )
+    request = json.loads(custody("retention", "request", first["id"], "--reason", "routine", "--json").stdout)
+    approve_as(home, "custodian2", request["id"])
+    custody("retention", "execute", request["id"])
+    assert json.loads(custody("replicate", "run", "--once", "--json").stdout)["locked"] == 1
+
+    second = dock_clip("CLIP0002.MP4", "0002", 1)  # the same test picture, another tone
+    assert thumbnail in {d["sha256"] for d in second["derivatives"]}  # the premise: one object again
+    custody("replicate", "run", "--once")
+    time.sleep(max(0.0, (lock_ends - datetime.now(UTC)).total_seconds()) + 1)
+    custody("replicate", "run", "--once")
+
+    versions = s3.client().list_object_versions(Bucket=bucket, Prefix=key_of(thumbnail)).get("Versions") or []
+    assert versions, "the second item's thumbnail was deleted from the bucket with the first's"
+    assert {line["mark"] for line in json.loads(custody("replicate", "check", "--json").stdout)} == {"="}
+    [kept] = [
+        e for e in json.loads(custody("log", "--json").stdout) if e["action"] == "replica-deletion-dropped"
+    ]
+    assert kept["details"]["sha256"] == thumbnail and "in use" in kept["details"]["reason"]
+
+    # Disposed of a second time (the second item, now), the thumbnail leaves the bucket too.
+    request = json.loads(
+        custody("retention", "request", second["id"], "--reason", "routine", "--json").stdout
+    )
+    approve_as(home, "custodian2", request["id"])
+    custody("retention", "execute", request["id"])
+    custody("replicate", "run", "--once")
+    listed = s3.client().list_object_versions(Bucket=bucket, Prefix=key_of(thumbnail))
+    assert not listed.get("Versions") and not listed.get("DeleteMarkers")

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from custody.config import Settings
 from custody.errors import Said
 from custody.rules import FLOOR_MONTHS, add_months
+from custody.vault import disposal_records
 from custody.vault.items import format_item_id
 from custody.vault.offsite.published import describe, publish_audit
 from custody.vault.offsite.target import ReplicaUnavailable, S3Target
@@ -300,7 +301,10 @@ class Replicator:
 
         Each deletion is audited (``replica-deleted``); a refusal by Object
         Lock is reported (``replica-delete-locked``) and tried again after
-        the retain-until date. Return how many were deleted.
+        the retain-until date. An object in use again by then (an identical
+        thumbnail of a later item) is kept and the deletion dropped
+        (``replica-deletion-dropped``): every version goes when one goes.
+        Return how many were deleted.
         """
         with self._catalog() as catalog:
             due = [
@@ -312,6 +316,8 @@ class Replicator:
             ]
         deleted = 0
         for sha256 in due:
+            if self._drop_deletion_if_in_use(name, sha256):
+                continue
             locked_until = target.delete_everywhere(sha256)
             with self.vault.change() as change:
                 if locked_until is None:
@@ -334,8 +340,34 @@ class Replicator:
                         {"target": name, "sha256": sha256, "retry_after": until},
                     )
                     self.summary.locked += 1
+            # Stored again while the versions went (ingest does not wait for replication):
+            # its replica row, if any, is sent again.
+            self._requeue_if_in_use(name, sha256)
         self.summary.deleted += deleted
         return deleted
+
+    def _drop_deletion_if_in_use(self, name: str, sha256: str) -> bool:
+        """Keep an object that an item or a derivative uses again; True when its deletion was dropped."""
+        with self.vault.change() as change:
+            if not disposal_records.object_in_use(change.catalog, sha256):
+                return False
+            reason = "in use again by an item, a derivative or an ingest: kept"
+            change.catalog.db.execute(
+                "UPDATE replica_deletions SET state = 'done', last_error = ? WHERE sha256 = ? AND target = ?",
+                [reason, sha256, name],
+            )
+            change.record(
+                "replica-deletion-dropped", None, {"target": name, "sha256": sha256, "reason": reason}
+            )
+        return True
+
+    def _requeue_if_in_use(self, name: str, sha256: str) -> None:
+        with self._catalog() as catalog:
+            sent = catalog.db.execute(
+                "SELECT 1 FROM replicas WHERE sha256 = ? AND target = ? AND state != 'queued'", [sha256, name]
+            ).fetchone()
+        if sent is not None:
+            self._requeue(name, sha256, "deleted from the bucket with a disposed item's copy")
 
     def deep_check(self, name: str, target: S3Target) -> int:
         """Download and re-hash the share of verified replicas due today; queue again what fails.
