@@ -449,3 +449,42 @@ def test_a_replica_deletion_waiting_out_a_lock_spares_an_object_that_is_in_use_a
     custody("replicate", "run", "--once")
     listed = s3.client().list_object_versions(Bucket=bucket, Prefix=key_of(thumbnail))
     assert not listed.get("Versions") and not listed.get("DeleteMarkers")
+
+
+def test_an_item_disposed_of_while_a_replication_run_has_it_listed_is_passed_over_then_deleted(
+    tmp_path, home, custody, s3
+):
+    """The run lists what is due once; a disposition executed meanwhile takes the replica row and
+    the object file away. The run must pass the item over (it stopped the whole run, on a missing
+    row), and the next run deletes whatever copy was sent."""
+    from custody.retention.disposition import execute_disposition
+    from custody.vault.offsite.replicator import Replicator
+
+    custody("init")
+    bucket = s3.new_bucket(object_lock=True)
+    (home / "custody.toml").write_text(s3.target_toml(bucket))
+    ids = old_footage(tmp_path, home, custody, {"old1": 3 * 365, "old2": 3 * 365 + 2, "new": 3})
+    request = json.loads(
+        custody("retention", "request", ids["old1"], ids["old2"], "--reason", "routine", "--json").stdout
+    )
+    approve_as(home, "custodian2", request["id"])
+    settings = load_settings(home)
+    executed = []
+
+    def dispose_when_the_run_has_listed_its_rows() -> bool:
+        if not executed:
+            executed.append(execute_disposition(vault, settings, request["id"], datetime.now(UTC)))
+        return False  # (not a pause: the run goes on with the rows it listed)
+
+    with Vault(settings, "custodian", writer=True) as vault:
+        replicator = Replicator(vault, settings)
+        summary = replicator.run(pause=dispose_when_the_run_has_listed_its_rows)
+        assert executed and (summary.failed, summary.errors) == (0, [])
+        assert summary.verified == 1  # the item that stays
+        Replicator(vault, settings).run()
+    remaining = (
+        s3.client().list_object_versions(Bucket=bucket, Prefix="custody/objects/").get("Versions") or []
+    )
+    [kept] = json.loads(custody("ls", "--json").stdout)
+    assert [v["Key"] for v in remaining] == [key_of(kept["sha256"])]
+    assert {line["mark"] for line in json.loads(custody("replicate", "check", "--json").stdout)} == {"="}

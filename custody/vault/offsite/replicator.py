@@ -269,6 +269,8 @@ class Replicator:
 
     def _replicate(self, name: str, target: S3Target, row: dict) -> None:
         sha256 = row["sha256"]
+        if not self._has_row(name, sha256):
+            return  # disposed of since the run listed it: its deletion is queued instead
         path = self.vault.objects.path_for(sha256)
         if not path.exists():
             self._failed(name, sha256, "the object file is missing here: run 'custody verify'")
@@ -701,6 +703,8 @@ class Replicator:
                 "SELECT version_id, retain_until FROM replicas WHERE sha256 = ? AND target = ?",
                 [sha256, name],
             ).fetchone()
+            if row is None:
+                return  # disposed of while it was sent: the deletion queued with it removes the copy
             change.record(
                 "replica-verified",
                 None,
@@ -717,11 +721,23 @@ class Replicator:
             )
             change.record("replica-resend", None, {"target": name, "sha256": sha256, "reason": reason})
 
+    def _has_row(self, name: str, sha256: str) -> bool:
+        with self._catalog() as catalog:
+            return (
+                catalog.db.execute(
+                    "SELECT 1 FROM replicas WHERE sha256 = ? AND target = ?", [sha256, name]
+                ).fetchone()
+                is not None
+            )
+
     def _failed(self, name: str, sha256: str, error: str) -> None:
         with self.vault.change() as change:
-            attempts = change.catalog.db.execute(
+            row = change.catalog.db.execute(
                 "SELECT attempts FROM replicas WHERE sha256 = ? AND target = ?", [sha256, name]
-            ).fetchone()[0]
+            ).fetchone()
+            if row is None:
+                return  # disposed of while it was being sent: nothing to try again
+            attempts = row[0]
             wait = min(BACKOFF_BASE_SECONDS * 2**attempts, BACKOFF_MAX_SECONDS) * random.uniform(0.5, 1.5)
             change.catalog.db.execute(
                 "UPDATE replicas SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
