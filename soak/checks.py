@@ -151,9 +151,16 @@ def check_station(station: Station, journal: Journal) -> None:
         journal.violation("verify-against-offsite", against.stdout[-400:] + against.stderr[-200:])
     checked = station.custody("replicate", "check", "--download", "--json", check=False)
     (station.work / "replicate-check.json").write_text(checked.stdout)  # (kept with a failed run)
+    client = station.s3.client()
     if checked.returncode != 0:
         journal.violation("replicas-match", _lines_not_same(checked.stdout) + checked.stderr[-400:])
-    client = station.s3.client()
+        # The bucket goes with the run: every version and delete marker is kept with the station.
+        pages = list(client.get_paginator("list_object_versions").paginate(Bucket=station.bucket))
+        kept = {
+            group: [v for page in pages for v in page.get(group) or []]
+            for group in ("Versions", "DeleteMarkers")
+        }
+        (station.work / "bucket-versions.json").write_text(json.dumps(kept, default=str, indent=1))
     local = {p.name for p in (station.home / "objects" / "sha256").rglob("*") if p.is_file()}
     listing = client.get_paginator("list_object_versions").paginate(Bucket=station.bucket)
     for page in listing:
