@@ -9,6 +9,7 @@ from typing import BinaryIO
 from custody.vault import (
     media_queue,
     registry,
+    replica_queue,
 )
 from custody.vault.catalog import DOCK_COLUMNS, Item
 from custody.vault.items import (
@@ -196,6 +197,14 @@ class Intake(VaultService):
                 registry.remember_file(change.catalog, serial, path, size, mtime_ns, number, session)
             # Media work (metadata first) is queued in the same transaction: no item is ever missed.
             media_queue.enqueue(change.catalog, media_queue.MEDIA, number, record["ingested_at"])
+            # And its copies off-site, so that status counts them as waiting from now on.
+            replica_queue.queue_object(
+                change.catalog,
+                self.vault.settings.targets,
+                record["sha256"],
+                record["size"],
+                record["ingested_at"],
+            )
             change.catalog.remove_intent(record["sha256"])
         return number
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from custody.vault import derivatives
+from custody.vault import derivatives, replica_queue
 from custody.vault.catalog import Catalog, Item
 from custody.vault.derivatives import Derivative, MadeCopy
 from custody.vault.items import format_item_id
@@ -121,6 +121,9 @@ class MediaQueue:
                             "made_by": vault.actor,
                         }
                         derivatives.insert(change.catalog, job.item, copy.role, record)
+                        replica_queue.queue_object(
+                            change.catalog, vault.settings.targets, obj.sha256, obj.size, change.at
+                        )
                         provenance = {k: v for k, v in record.items() if k not in ("key_id", "made_by")}
                         change.record("derivative-made", job.item, {"role": copy.role, **provenance})
                     earlier = (facts_of(change.catalog, job.item) or {}).get("integrity") or {}

@@ -664,3 +664,31 @@ def test_a_version_put_over_a_locked_replica_is_an_alarm_restore_reads_past_it_a
     versions = client.list_object_versions(Bucket=bucket, Prefix=key_of(first))["Versions"]
     assert len(versions) == 3
     assert client.get_object(Bucket=bucket, Key=key_of(first))["Body"].read().startswith(MAGIC)
+
+
+def test_status_counts_every_stored_object_as_waiting_until_its_copy_is_verified(
+    tmp_path, home, custody, s3, footage
+):
+    """status (and the lag alert) read the replication queue: an object stored but not yet
+    queued by a replication run was not counted, so a station whose replication had not run
+    since (paused by pulls, no daemon) said nothing was waiting. Found by the soak: it judged
+    the station caught up seconds before the last playable copies were queued."""
+    custody("init")
+    configure(home, s3.target_toml(s3.new_bucket()))
+
+    def waiting() -> int:
+        [target] = json.loads(custody("status", "--json").stdout)["replicas"]
+        return target["waiting"]
+
+    custody("ingest", str(footage))
+    assert waiting() == len(items(custody)) == 4
+    custody("media", "run", "--once")
+    made = {
+        d["sha256"]
+        for item in items(custody)
+        for d in json.loads(custody("show", item["id"], "--json").stdout)["derivatives"]
+    }
+    assert made and waiting() == 4 + len(made)
+    custody("replicate", "run", "--once")
+    assert waiting() == 0
+    assert len(check(custody)) == 4 + len(made)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from custody.config import Settings
 from custody.errors import Said
 from custody.rules import FLOOR_MONTHS, add_months
-from custody.vault import disposal_records
+from custody.vault import disposal_records, replica_queue
 from custody.vault.items import format_item_id
 from custody.vault.offsite.published import describe, publish_audit
 from custody.vault.offsite.target import ReplicaUnavailable, S3Target
@@ -158,13 +158,8 @@ class Replicator:
                 catalog.db.execute("SELECT coalesce(max(id), 0) FROM derivatives").fetchone()[0],
             )
             with catalog.transaction():
-                for name in self.targets:
-                    for sha256, size in objects:
-                        added += catalog.db.execute(
-                            "INSERT OR IGNORE INTO replicas (sha256, target, state, size, next_attempt, queued_at) "
-                            "VALUES (?, ?, 'queued', ?, ?, ?)",
-                            [sha256, name, sealed_size(size), now, now],
-                        ).rowcount
+                for sha256, size in objects:
+                    added += replica_queue.queue_object(catalog, self.targets, sha256, size, now)
         return added
 
     def run(
