@@ -449,7 +449,9 @@ def media_run(session: Session, once: bool, as_json: bool) -> None:
     Without the daemon, this is how facts, playable copies and thumbnails
     are made. A job whose tool
     crashes or hits its limits is tried again up to [media] max_attempts times,
-    then shown as failed by 'custody status'. Exits 1 when a job failed for good.
+    then shown as failed by 'custody status'; with --once a full vault disk
+    counts as an attempt too (the daemon's job waits for room instead).
+    Exits 1 when a job failed for good.
 
     \b
     Example:

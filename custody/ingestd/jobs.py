@@ -8,7 +8,8 @@ playable copy and the thumbnail (sealed as derivatives), then continuity
 analysis of its recorder's segments around it.
 A job that fails (tool crashed, killed by its limits) is tried again up to
 ``[media] max_attempts`` times; a file the tool reads but does not understand
-is a result ("unreadable"), not a failure.
+is a result ("unreadable"), not a failure, and a full vault disk is the
+station's state: the daemon's job waits for room without losing an attempt.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ from custody.vault import Vault
 from custody.vault.derivatives import MadeCopy
 from custody.vault.items import format_item_id
 from custody.vault.media_queue import DECODE, MEDIA, Job
+from custody.vault.objects import VaultDiskFull
 from custody.vault.timestamps import from_text, to_text
 
 log = logging.getLogger(__name__)
+
+DISK_FULL_WAIT_SECONDS = 10  # how long media work waits after meeting a full vault disk
 
 
 @dataclass
@@ -65,6 +69,8 @@ class MediaJobs:
         self.summary = JobSummary()
         self._lock = threading.Lock()
         self._continuity_lock = threading.Lock()
+        self._until_empty = True
+        self._room_awaited_until = 0.0  # (time.monotonic()) a full vault disk holds media work back
 
     def run(
         self,
@@ -79,6 +85,7 @@ class MediaJobs:
         """
         stop = stop or threading.Event()
         self._pause = pause or (lambda: False)
+        self._until_empty = until_empty
         requeued = self.vault.media.requeue_running()
         if requeued:
             log.warning("%d media jobs were cut off by an earlier stop; queued again", requeued)
@@ -102,7 +109,7 @@ class MediaJobs:
 
     def _work(self, stop: threading.Event, until_empty: bool, kind: str) -> None:
         while not stop.is_set():
-            if self._pause():
+            if self._pause() or time.monotonic() < self._room_awaited_until:
                 stop.wait(0.5)
                 continue
             job = self.vault.media.claim(kind)
@@ -195,6 +202,19 @@ class MediaJobs:
                     for copy in made:
                         copy.path.unlink(missing_ok=True)  # plaintext: sealed in the vault or not kept
         except Exception as exc:
+            if isinstance(exc, VaultDiskFull) and not self._until_empty:
+                # The station's disk, not the job: the daemon's job waits for room without losing
+                # an attempt (three quick tries at a full disk failed it for good). A run told to
+                # empty the queue still counts it, or it would never end.
+                self.vault.media.put_back(job, exc.message)
+                self._room_awaited_until = time.monotonic() + DISK_FULL_WAIT_SECONDS
+                with self._lock:
+                    self.summary.retried += 1
+                log.warning(
+                    "media job %d (%s of item %d): %s; queued again, media work waits %d s",
+                    job.id, job.kind, job.item, exc.message, DISK_FULL_WAIT_SECONDS,
+                )  # fmt: skip
+                return
             # Every failure ends this job alone (a full vault disk, a tool, a bug): before, anything
             # but a tool's or the disk's error killed the worker and left the job "running" for ever.
             if isinstance(exc, CustodyError):

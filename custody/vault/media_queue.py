@@ -157,6 +157,16 @@ class MediaQueue:
             store_facts(change.catalog, job.item, facts, change.at)
             finish(change.catalog, job.id, change.at, seconds)
 
+    def put_back(self, job: Job, error: str) -> None:
+        """Queue a job again without counting its run as an attempt (the vault's disk was full:
+        the station's state, not the job's failure)."""
+        with self.vault.change() as change:
+            change.catalog.db.execute(
+                "UPDATE jobs SET state = 'queued', attempts = max(attempts - 1, 0), last_error = ?, "
+                "finished_at = ? WHERE id = ?",
+                [error[:2000], change.at, job.id],
+            )
+
     def fail(self, job: Job, error: str, max_attempts: int) -> str:
         """Record a failed run; return the job's state (queued again, or failed for good)."""
         with self.vault.change() as change:

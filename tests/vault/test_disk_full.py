@@ -124,6 +124,54 @@ def test_a_media_job_meeting_a_full_disk_fails_alone_and_the_run_ends(tmp_path, 
         assert "vault disk full" in job["last_error"]
 
 
+def test_the_daemons_media_job_waits_for_room_on_a_full_disk_instead_of_failing_for_good(
+    tmp_path, custody_at, clip_library
+):
+    """The daemon's media workers (MediaJobs.run without until_empty, as the daemon runs them)
+    took each meeting with a full disk as an attempt: three quick tries at a disk the soak had
+    filled to its reserve failed a job for good, and the item never got its playable copy. A
+    full disk is the station's state: the job waits for room, its attempts untouched."""
+    import threading
+    import time
+
+    from custody.config import load_settings
+    from custody.ingestd.jobs import MediaJobs
+
+    with small_filesystem(tmp_path / "disk", 48 << 20) as disk:
+        home = disk / "vault"
+        custody = custody_at(home)
+        custody("init")
+        (home / "custody.toml").write_text("[vault]\nmin_free_mb = 8\n\n[media]\nmax_attempts = 1\n")
+        custody("ingest", str(clip_library / "CLIP0001.MP4"))
+        filler = disk / "filler"
+        with open(filler, "wb") as space:  # leave less than the reserve
+            os.posix_fallocate(space.fileno(), 0, free_bytes(disk) - (6 << 20))
+        settings = load_settings(home)
+        stop = threading.Event()
+        with Vault(settings, "custody-daemon", writer=True) as vault:
+            jobs = MediaJobs(vault, settings)
+            runner = threading.Thread(target=jobs.run, kwargs={"stop": stop, "until_empty": False})
+            runner.start()
+            try:
+                until = time.monotonic() + 60
+                while not (jobs.summary.retried or jobs.summary.failed) and time.monotonic() < until:
+                    time.sleep(0.1)
+                assert (jobs.summary.retried, jobs.summary.failed) == (1, 0)  # met the disk, not failed
+                [job] = vault.catalog.db.execute("SELECT state, attempts, last_error FROM jobs").fetchall()
+                assert job[0] in ("queued", "running") and "vault disk full" in job[2]
+                filler.unlink()  # room again: the job is done at its next turn
+                until = time.monotonic() + 60
+                while not jobs.summary.done and time.monotonic() < until:
+                    time.sleep(0.1)
+                assert (jobs.summary.done, jobs.summary.failed) == (1, 0)
+            finally:
+                stop.set()
+                runner.join(timeout=60)
+        roles = {d["role"] for d in json.loads(custody("show", "EV-000001", "--json").stdout)["derivatives"]}
+        assert roles == {"playable", "thumbnail"}
+        assert json.loads(custody("status", "--json").stdout)["failed_media_jobs"] == []
+
+
 def test_a_duplicate_is_recognised_without_writing_even_when_it_would_not_fit(tmp_path, custody_at):
     """Issue 18: a file the vault holds costs no vault writes. On a vault disk with little room, a
     copy of an item bigger than the room left is a duplicate, not a disk-full failure; a new file
