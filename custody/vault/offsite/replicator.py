@@ -337,9 +337,6 @@ class Replicator:
                         {"target": name, "sha256": sha256, "retry_after": until},
                     )
                     self.summary.locked += 1
-            # Stored again while the versions went (ingest does not wait for replication):
-            # its replica row, if any, is sent again.
-            self._requeue_if_in_use(name, sha256)
         self.summary.deleted += deleted
         return deleted
 
@@ -357,14 +354,6 @@ class Replicator:
                 "replica-deletion-dropped", None, {"target": name, "sha256": sha256, "reason": reason}
             )
         return True
-
-    def _requeue_if_in_use(self, name: str, sha256: str) -> None:
-        with self._catalog() as catalog:
-            sent = catalog.db.execute(
-                "SELECT 1 FROM replicas WHERE sha256 = ? AND target = ? AND state != 'queued'", [sha256, name]
-            ).fetchone()
-        if sent is not None:
-            self._requeue(name, sha256, "deleted from the bucket with a disposed item's copy")
 
     def deep_check(self, name: str, target: S3Target) -> int:
         """Download and re-hash the share of verified replicas due today; queue again what fails.
